@@ -1,0 +1,1 @@
+"""Thin typer layer over the library; no logic of its own."""

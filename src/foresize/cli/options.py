@@ -1,0 +1,68 @@
+"""Options shared by many commands: one name and one meaning everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from foresize.cli.output import FORMATS
+
+
+def _complete_format(incomplete: str) -> list[str]:
+    return [name for name in FORMATS.names() if name.startswith(incomplete)]
+
+
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format", "-f",
+        help="Output format: table, json, csv or parquet. Default: from the -o suffix, else table.",
+        autocompletion=_complete_format, rich_help_panel="Output",
+    ),
+]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--output", "-o",
+        help="Write the result to this file (atomically); '-' for stdout.",
+        rich_help_panel="Output", dir_okay=False,
+    ),
+]
+MapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--map",
+        help="Column mapping for generic files: ts=COL,workload=COL[,metric=COL][,value=COL].",
+        rich_help_panel="Input",
+    ),
+]
+MetricOpt = Annotated[
+    str | None,
+    typer.Option("--metric", help="Metric name for a file whose rows carry none.",
+                 rich_help_panel="Input"),
+]
+TsUnitOpt = Annotated[
+    str,
+    typer.Option("--ts-unit", help="Unit of numeric timestamps: s, ms, us or ns.",
+                 rich_help_panel="Input"),
+]
+TsFormatOpt = Annotated[
+    str | None,
+    typer.Option("--ts-format", help="strftime format of text timestamps, e.g. '%Y-%m-%d %H:%M'.",
+                 rich_help_panel="Input"),
+]
+StrictOpt = Annotated[
+    bool,
+    typer.Option("--strict", help="Fail (exit 3) instead of dropping invalid rows with a count.",
+                 rich_help_panel="Input"),
+]
+MirrorOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--mirror", envvar="FORESIZE_DATA_MIRROR",
+        help="Read datasets from this local mirror of the upstream layout instead of downloading.",
+        rich_help_panel="Input", file_okay=False,
+    ),
+]

@@ -1,0 +1,229 @@
+"""Rendering of command results: stdout carries data only, stderr everything else.
+
+Every command builds a ``Result`` (rows as a polars frame plus a JSON document) and
+hands it to ``emit``; the format registry decides how it is written. Files are written
+atomically, so a failed run never leaves a partial output.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from foresize.core.errors import InputError
+from foresize.core.io import atomic_write
+from foresize.core.registry import Registry
+from foresize.core.units import human_bytes, human_duration
+
+
+@dataclass(slots=True)
+class Settings:
+    """Global options set once by the root callback."""
+
+    quiet: bool = False
+    verbose: int = 0
+    debug: bool = False
+    seed: int = 0
+
+
+SETTINGS = Settings()
+stderr = Console(stderr=True, highlight=False)
+
+
+def info(message: str) -> None:
+    """A one-line summary or notice on stderr, unless ``--quiet``."""
+    if not SETTINGS.quiet:
+        stderr.print(message, markup=False, soft_wrap=True)
+
+
+def detail(message: str) -> None:
+    """An info log line on stderr with ``-v``."""
+    if SETTINGS.verbose and not SETTINGS.quiet:
+        stderr.print(message, markup=False, soft_wrap=True, style="dim")
+
+
+@dataclass(slots=True)
+class Result:
+    """What a command produced: rows for tables/CSV/parquet and a document for JSON."""
+
+    frame: pl.DataFrame
+    document: dict[str, Any]
+    title: str | None = None
+    caption: str | None = None
+    summary: str | None = None
+    table: Callable[[Result], Table] | None = field(default=None, repr=False)
+
+
+Writer = Callable[[Result, io.BufferedWriter | Any], None]
+FORMATS: Registry[Writer] = Registry("format")
+SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
+                  ".txt": "table"}
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    msg = f"cannot serialise {type(value).__name__}"
+    raise TypeError(msg)
+
+
+def _clean(value: Any) -> Any:
+    """Replace non-finite floats with ``None`` so the JSON stays valid."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def to_json(document: dict[str, Any]) -> str:
+    """The JSON text of a document: 2-space indent, base units, ``null`` for missing."""
+    return json.dumps(_clean(document), indent=2, default=_json_default) + "\n"
+
+
+@FORMATS.register("table")
+def _write_table(result: Result, handle: Any) -> None:
+    width = int(os.environ.get("COLUMNS", "0")) or None
+    console = Console(file=handle, width=width, highlight=False,
+                      force_terminal=None if handle is sys.stdout else False)
+    table = result.table(result) if result.table else frame_table(result)
+    console.print(table)
+
+
+@FORMATS.register("json")
+def _write_json(result: Result, handle: Any) -> None:
+    handle.write(to_json(result.document))
+
+
+@FORMATS.register("csv")
+def _write_csv(result: Result, handle: Any) -> None:
+    flat = result.frame.select(
+        pl.col(c).cast(pl.String) if isinstance(t, pl.List | pl.Struct | pl.Object) else pl.col(c)
+        for c, t in result.frame.schema.items()
+    )
+    handle.write(flat.write_csv())
+
+
+@FORMATS.register("parquet")
+def _write_parquet(result: Result, handle: Any) -> None:
+    if handle is sys.stdout:
+        if sys.stdout.isatty():
+            raise InputError("refusing to write parquet to a terminal; pass -o FILE or pipe it")
+        buffer = io.BytesIO()
+        result.frame.write_parquet(buffer)
+        sys.stdout.buffer.write(buffer.getvalue())
+        sys.stdout.flush()
+    else:
+        result.frame.write_parquet(handle)
+
+
+def resolve_format(fmt: str | None, output: Path | None) -> str:
+    """An explicit ``--format`` wins; else the output suffix; else ``table``."""
+    if fmt:
+        FORMATS.get(fmt)
+        return fmt
+    if output is not None and str(output) != "-":
+        return SUFFIX_FORMATS.get(output.suffix.lower(), "table")
+    return "table"
+
+
+def emit(result: Result, *, fmt: str | None, output: Path | None) -> None:
+    """Write ``result`` to stdout or atomically to ``output``; then a summary on stderr."""
+    name = resolve_format(fmt, output)
+    writer = FORMATS.get(name)
+    if output is None or str(output) == "-":
+        writer(result, sys.stdout)
+        sys.stdout.flush()
+    else:
+        with atomic_write(output) as tmp:
+            if name == "parquet":
+                writer(result, tmp)
+            else:
+                with tmp.open("w", encoding="utf-8", newline="") as handle:
+                    writer(result, handle)
+        info(f"wrote {output} ({result.frame.height:,} rows, {name})")
+    if result.summary:
+        info(result.summary)
+
+
+def format_cell(column: str, value: Any) -> str:
+    """Humanise one value by the unit its column name carries."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "-"
+        if column.endswith("_bytes"):
+            return human_bytes(value)
+        if column.endswith("_s"):
+            return human_duration(value)
+        if column.endswith(("_pct", "_frac")):
+            scale = 100 if column.endswith("_frac") else 1
+            return f"{value * scale:.1f}%"
+        return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def frame_table(result: Result, *, columns: list[str] | None = None) -> Table:
+    """A rich table of the result's frame with humanised cells."""
+    frame = result.frame if columns is None else result.frame.select(columns)
+    table = Table(title=result.title, caption=result.caption, title_justify="left")
+    for column, dtype in frame.schema.items():
+        table.add_column(column, justify="right" if dtype.is_numeric() else "left",
+                         overflow="fold")
+    for row in frame.iter_rows():
+        table.add_row(*(format_cell(c, v) for c, v in zip(frame.columns, row, strict=True)))
+    return table
+
+
+@contextmanager
+def progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A transient progress bar on stderr when it is a terminal and not ``--quiet``.
+
+    Yields ``advance(n)``. Piped or quiet runs get a no-op, so logs stay clean.
+    """
+    if SETTINGS.quiet or not stderr.is_terminal:
+        yield lambda _n=1: None
+        return
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)

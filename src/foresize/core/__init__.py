@@ -1,0 +1,1 @@
+"""Shared types, errors, schemas and file helpers used by every stage."""

@@ -1,0 +1,52 @@
+"""Human formatting and parsing of quantities whose unit is carried in the name."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from foresize.core.errors import InputError
+
+_BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+_DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
+                   "w": 604800.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d|w)\s*$")
+
+
+def human_bytes(value: float) -> str:
+    """``30064771072`` -> ``'28.0 GiB'``."""
+    if not math.isfinite(value):
+        return str(value)
+    size = abs(value)
+    for unit in _BINARY:
+        if size < 1024 or unit == _BINARY[-1]:
+            return f"{math.copysign(size, value):.1f} {unit}"
+        size /= 1024
+    raise AssertionError  # pragma: no cover - the loop always returns
+
+
+def human_duration(seconds: float) -> str:
+    """``93784`` -> ``'1d 2h'``; sub-minute values keep one decimal."""
+    if not math.isfinite(seconds):
+        return str(seconds)
+    if abs(seconds) < 60:
+        return f"{seconds:.1f}s"
+    parts = []
+    remaining = int(round(abs(seconds)))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{unit}")
+        if len(parts) == 2:
+            break
+    return ("-" if seconds < 0 else "") + " ".join(parts)
+
+
+def parse_duration(text: str) -> float:
+    """``'14d'`` -> ``1209600.0`` seconds. Durations always carry a unit."""
+    match = _DURATION.match(text)
+    if not match:
+        raise InputError(
+            f"duration {text!r} needs a number and a unit (us, ms, s, m, h, d, w), e.g. '90s', '24h'"
+        )
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]

@@ -1,0 +1,1 @@
+"""Readers that map telemetry files and public traces into canonical frames."""

@@ -1,0 +1,208 @@
+"""Generic parquet and CSV telemetry, long or wide, with a column mapping.
+
+``scan_telemetry`` returns a lazy frame with the canonical column names (parsed but not
+yet validated) so files larger than memory can be streamed; ``read_telemetry`` collects
+and canonicalises it, returning the frame and its ``IngestReport``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from foresize.core.errors import InputError, SchemaMismatchError
+from foresize.core.io import sha256_file
+from foresize.core.schemas import TELEMETRY_OPTIONAL, TS_DTYPE
+from foresize.ingest.archive import extracted_csv, is_archive
+from foresize.ingest.report import IngestReport
+from foresize.ingest.validate import canonicalize
+
+TsUnit = Literal["s", "ms", "us", "ns"]
+CANONICAL_KEYS = ("workload", "metric", "ts", "value", *TELEMETRY_OPTIONAL)
+_FACTOR = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}
+
+
+def parse_mapping(text: str | None) -> dict[str, str]:
+    """Parse ``ts=COL,workload=COL[,metric=COL][,value=COL]`` into {canonical: source}."""
+    if not text:
+        return {}
+    mapping: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, column = part.partition("=")
+        key, column = key.strip(), column.strip()
+        if not sep or not key or not column:
+            raise InputError(f"--map: {part!r} is not KEY=COLUMN")
+        if key not in CANONICAL_KEYS:
+            raise InputError(f"--map: unknown key {key!r}; valid: {', '.join(CANONICAL_KEYS)}")
+        mapping[key] = column
+    return mapping
+
+
+def file_format(path: Path) -> Literal["parquet", "csv"]:
+    """The reader a file needs, from its name."""
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz", ".tsv")) or is_archive(path):
+        return "csv"
+    raise InputError(f"{path}: unknown file type; expected .parquet, .csv or .tar.gz")
+
+
+def check_readable(path: Path) -> None:
+    """Raise a one-line ``InputError`` for a missing, unreadable or empty file."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+
+
+def scan_file(path: str | os.PathLike[str]) -> pl.LazyFrame:
+    """Lazily open a parquet, CSV or single-CSV tar.gz, failing early on corrupt files."""
+    path = Path(path)
+    check_readable(path)
+    try:
+        if file_format(path) == "parquet":
+            frame = pl.scan_parquet(path)
+        else:
+            csv = extracted_csv(path) if is_archive(path) else path
+            check_readable(csv)
+            frame = pl.scan_csv(
+                csv,
+                separator="\t" if csv.name.endswith(".tsv") else ",",
+                infer_schema_length=10_000,
+                null_values=["", "NULL", "None", "null", "NaN", "nan"],
+            )
+        frame.collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"{path}: unreadable ({_first_line(exc)})") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: unreadable ({exc.strerror or exc})") from exc
+    return frame
+
+
+def collect_input(frame: pl.LazyFrame, *, source: str) -> pl.DataFrame:
+    """Collect a lazy frame, turning polars' parse and I/O errors into ``InputError``."""
+    try:
+        return frame.collect()
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"{source}: {_first_line(exc)}") from exc
+    except OSError as exc:
+        raise InputError(f"{source}: unreadable ({exc.strerror or exc})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def parse_ts(
+    frame: pl.LazyFrame, *, source: str, ts_unit: TsUnit = "s", ts_format: str | None = None
+) -> pl.LazyFrame:
+    """Parse the ``ts`` column (epoch numbers, strings or datetimes) into UTC microseconds."""
+    dtype = frame.collect_schema()["ts"]
+    ts = pl.col("ts")
+    if isinstance(dtype, pl.Datetime):
+        parsed = ts if dtype.time_zone else ts.dt.replace_time_zone("UTC")
+        parsed = parsed.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    elif dtype == pl.Date:
+        parsed = ts.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    elif dtype.is_numeric():
+        parsed = (ts.cast(pl.Float64) * _FACTOR[ts_unit]).round().cast(pl.Int64).cast(TS_DTYPE)
+    elif dtype == pl.String:
+        parsed = ts.str.to_datetime(format=ts_format, time_unit="us", strict=True)
+        parsed = parsed.dt.replace_time_zone("UTC") if ts_format is None or "%z" not in (
+            ts_format
+        ) else parsed.dt.convert_time_zone("UTC")
+    else:
+        raise SchemaMismatchError(
+            f"{source}: column 'ts' is {dtype}, expected a timestamp, a date or epoch seconds"
+        )
+    return frame.with_columns(parsed.alias("ts"))
+
+
+def to_long(
+    frame: pl.LazyFrame,
+    *,
+    source: str,
+    mapping: Mapping[str, str],
+    metric: str | None = None,
+    workload: str | None = None,
+) -> pl.LazyFrame:
+    """Rename mapped columns and, for wide files, melt every numeric column into a metric."""
+    schema = frame.collect_schema()
+    for key, column in mapping.items():
+        if column not in schema:
+            raise SchemaMismatchError(
+                f"{source}: --map {key}={column}: no column {column!r} "
+                f"(found: {', '.join(schema.names())})"
+            )
+    renamed = {column: key for key, column in mapping.items() if column != key}
+    clashes = [c for c in renamed.values() if c in schema and c not in renamed]
+    frame = frame.drop(clashes).rename(renamed)
+    schema = frame.collect_schema()
+    if "ts" not in schema:
+        raise SchemaMismatchError(
+            f"{source}: missing required column 'ts' (found: {', '.join(schema.names())})",
+            hint="name the time column with --map ts=COLUMN",
+        )
+    if "workload" not in schema:
+        frame = frame.with_columns(workload=pl.lit(workload or Path(source).name.split(".")[0]))
+    if "value" in schema:
+        if "metric" not in schema:
+            frame = frame.with_columns(metric=pl.lit(metric or mapping.get("value", "value")))
+        return frame
+    id_columns = ["workload", "ts", *(c for c in TELEMETRY_OPTIONAL if c in schema)]
+    measures = [c for c, t in schema.items() if c not in id_columns and c != "metric"]
+    numeric = [c for c in measures if schema[c].is_numeric()]
+    if not numeric:
+        raise SchemaMismatchError(
+            f"{source}: no 'value' column and no numeric columns to read as metrics "
+            f"(found: {', '.join(schema.names())})",
+            hint="map the value column with --map value=COLUMN",
+        )
+    return frame.unpivot(
+        on=numeric, index=id_columns, variable_name="metric", value_name="value"
+    )
+
+
+def scan_telemetry(
+    path: str | os.PathLike[str],
+    *,
+    mapping: Mapping[str, str] | None = None,
+    metric: str | None = None,
+    workload: str | None = None,
+    ts_unit: TsUnit = "s",
+    ts_format: str | None = None,
+) -> pl.LazyFrame:
+    """Lazily read a telemetry file into canonical columns (not yet validated)."""
+    source = str(path)
+    frame = scan_file(path)
+    frame = to_long(frame, source=source, mapping=mapping or {}, metric=metric, workload=workload)
+    return parse_ts(frame, source=source, ts_unit=ts_unit, ts_format=ts_format)
+
+
+def read_telemetry(
+    path: str | os.PathLike[str],
+    *,
+    mapping: Mapping[str, str] | None = None,
+    metric: str | None = None,
+    workload: str | None = None,
+    ts_unit: TsUnit = "s",
+    ts_format: str | None = None,
+    strict: bool = False,
+) -> tuple[pl.DataFrame, IngestReport]:
+    """Read and canonicalise a telemetry file; see ``scan_telemetry`` for the options."""
+    source = str(path)
+    lazy = scan_telemetry(
+        path, mapping=mapping, metric=metric, workload=workload, ts_unit=ts_unit,
+        ts_format=ts_format,
+    )
+    frame, report = canonicalize(collect_input(lazy, source=source), source=source, strict=strict)
+    report.sha256 = sha256_file(path)
+    return frame, report
