@@ -48,6 +48,7 @@ class Settings:
 
 
 SETTINGS = Settings()
+PIPE_WIDTH = 200  # tables sent to a pipe or file are not wrapped at 80 columns
 stderr = Console(stderr=True, highlight=False)
 
 
@@ -108,7 +109,8 @@ def to_json(document: dict[str, Any]) -> str:
 
 @FORMATS.register("table")
 def _write_table(result: Result, handle: Any) -> None:
-    width = int(os.environ.get("COLUMNS", "0")) or None
+    to_terminal = handle is sys.stdout and sys.stdout.isatty()
+    width = int(os.environ.get("COLUMNS", "0")) or (None if to_terminal else PIPE_WIDTH)
     console = Console(file=handle, width=width, highlight=False,
                       force_terminal=None if handle is sys.stdout else False)
     table = result.table(result) if result.table else frame_table(result)

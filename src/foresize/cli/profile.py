@@ -1,8 +1,194 @@
-"""``foresize profile``: the telemetry side (placeholder)."""
+"""``foresize profile``: canonicalise telemetry and profile its historic patterns."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import polars as pl
 import typer
+from rich.table import Table
+
+from foresize.cli.common import open_filtered, provenance, read_options
+from foresize.cli.options import (
+    FormatOpt,
+    MapOpt,
+    MirrorOpt,
+    OutputOpt,
+    StrictOpt,
+    TsFormatOpt,
+    TsUnitOpt,
+)
+from foresize.cli.output import Result, emit, format_cell, info, progress
+from foresize.core.schemas import metric_info
+from foresize.core.units import human_bytes, human_duration
+from foresize.ingest.tabular import collect_input
+from foresize.ingest.validate import canonicalize
+from foresize.profile.telemetry import profile_telemetry
 
 app = typer.Typer(help="Telemetry: canonicalise files and traces, profile their patterns.",
                   no_args_is_help=True)
+
+SourcesArg = Annotated[
+    list[str],
+    typer.Argument(help="Telemetry files (parquet, CSV, tar.gz), dataset names or NAME:TABLE.",
+                   show_default=False),
+]
+AsMetricOpt = Annotated[
+    str | None,
+    typer.Option("--as-metric", help="Metric name for a generic file whose rows name none.",
+                 rich_help_panel="Input"),
+]
+WorkloadOpt = Annotated[
+    list[str] | None,
+    typer.Option("--workload", help="Keep workloads matching this glob (repeatable).",
+                 rich_help_panel="Filter"),
+]
+MetricFilterOpt = Annotated[
+    list[str] | None,
+    typer.Option("--metric", help="Keep only this metric (repeatable).", rich_help_panel="Filter"),
+]
+
+TELEMETRY_EPILOG = """\
+Examples:
+
+  foresize profile telemetry gentd26:gpu_duty_cycle
+
+  foresize profile telemetry pod_gpu_duty_cycle_anon.csv --map ts=timestamp_anon,workload=container_ip --as-metric gpu_util_pct -f json
+
+  foresize profile telemetry telemetry.parquet --by-phase -o profile.csv
+"""
+
+INGEST_EPILOG = """\
+Examples:
+
+  foresize profile ingest gentd26:gpu_duty_cycle gentd26:memory_util -o gentd26.parquet
+
+  foresize profile ingest raw.csv --map ts=timestamp,workload=pod --strict -o clean.parquet
+"""
+
+
+def short_id(name: str, width: int = 14) -> str:
+    """Hashed ids (GenTD26 container_ip is an md5) shortened for tables, like git hashes."""
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def _scaled(metric: str, value: float | None) -> str:
+    unit = metric_info(metric).unit
+    if value is None:
+        return "-"
+    if unit == "bytes":
+        return human_bytes(value)
+    if unit == "s":
+        return human_duration(value)
+    suffix = "%" if unit == "%" else ""
+    return f"{value:,.1f}{suffix}" if abs(value) < 1e6 else f"{value:,.3g}{suffix}"
+
+
+def _profile_table(result: Result) -> Table:
+    table = Table(title=result.title, caption=result.caption, title_justify="left")
+    headers = ["workload", "metric", "samples", "span", "step", "gaps", "mean", "p50", "p95",
+               "p99", "max", "idle", "p99/p50", "period", "trend/day"]
+    if "phase" in result.frame.columns:
+        headers.insert(2, "phase")
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("workload", "metric", "phase")
+                         else "right", no_wrap=True)
+    for row in result.frame.iter_rows(named=True):
+        metric = row["metric"]
+        cells = [
+            short_id(row["workload"]), metric,
+            *([row["phase"] or "-"] if "phase" in row else []),
+            f"{row['n_samples']:,}",
+            format_cell("span_s", row["span_s"]),
+            format_cell("interval_s", row["interval_s"]),
+            f"{row['n_gaps']:,}",
+            *(_scaled(metric, row[k]) for k in ("mean", "p50", "p95", "p99", "max")),
+            format_cell("idle_frac", row["idle_frac"]),
+            "-" if row["burstiness"] is None else f"{row['burstiness']:.1f}x",
+            format_cell("period_s", row["period_s"]),
+            _scaled(metric, row["trend_per_day"]),
+        ]
+        table.add_row(*cells)
+    return table
+
+
+@app.command("telemetry", epilog=TELEMETRY_EPILOG)
+def telemetry(
+    sources: SourcesArg,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    mapping: MapOpt = None,
+    as_metric: AsMetricOpt = None,
+    ts_unit: TsUnitOpt = "s",
+    ts_format: TsFormatOpt = None,
+    mirror: MirrorOpt = None,
+    workload: WorkloadOpt = None,
+    metric: MetricFilterOpt = None,
+    by_phase: Annotated[bool, typer.Option("--by-phase", help="One row per phase as well.",
+                                           rich_help_panel="Output")] = False,
+) -> None:
+    """Historic pattern analysis per workload and metric: level, percentiles, idle share,
+    burstiness, gaps, dominant periods and trend."""
+    options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
+                           ts_format=ts_format, mirror=mirror)
+    opened = open_filtered(sources, options, workloads=workload, metrics=metric)
+    with progress("profiling", None) as advance:
+        seen = [0]
+
+        def on_chunk(done: int, total: int) -> None:
+            advance(done - seen[0])
+            seen[0] = done
+
+        profile, report = profile_telemetry(opened.frame, source=opened.label,
+                                            by_phase=by_phase, on_chunk=on_chunk)
+    reports = opened.reports or [report]
+    n_workloads = profile["workload"].n_unique()
+    n_metrics = profile["metric"].n_unique()
+    document = {
+        **provenance(opened.sha256),
+        "ingest": [r.to_dict() for r in reports] + ([report.to_dict()] if opened.reports else []),
+        "profiles": profile.to_dicts(),
+    }
+    emit(
+        Result(
+            profile, document, table=_profile_table,
+            title=f"Telemetry profile of {opened.label}",
+            caption=f"{profile.height:,} series · {n_workloads:,} workloads · {n_metrics} metrics",
+            summary=report.summary() if report.n_dropped or report.reordered else None,
+        ),
+        fmt=fmt, output=output,
+    )
+
+
+@app.command("ingest", epilog=INGEST_EPILOG)
+def ingest(
+    sources: SourcesArg,
+    output: OutputOpt = None,
+    fmt: FormatOpt = None,
+    mapping: MapOpt = None,
+    as_metric: AsMetricOpt = None,
+    ts_unit: TsUnitOpt = "s",
+    ts_format: TsFormatOpt = None,
+    mirror: MirrorOpt = None,
+    strict: StrictOpt = False,
+    workload: WorkloadOpt = None,
+    metric: MetricFilterOpt = None,
+) -> None:
+    """Canonicalise telemetry files and traces into one long-format frame (parquet or CSV);
+    the ingest report (rows read, kept, dropped by reason) goes to stderr."""
+    options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
+                           ts_format=ts_format, mirror=mirror)
+    opened = open_filtered(sources, options, workloads=workload, metrics=metric)
+    raw = collect_input(opened.frame, source=opened.label)
+    frame, report = canonicalize(raw, source=opened.label, strict=strict)
+    for earlier in opened.reports:
+        info(earlier.summary())
+    document = {**provenance(opened.sha256), "ingest": report.to_dict(),
+                "telemetry": frame.to_dicts()}
+    if fmt is None and output is None:
+        raise typer.BadParameter("pass -o FILE (.parquet or .csv) or -f FORMAT",
+                                 param_hint="-o/--output")
+    emit(Result(frame, document, title="Canonical telemetry", summary=report.summary()),
+         fmt=fmt, output=output)
+
+

@@ -1,0 +1,65 @@
+"""Helpers shared by command modules: opening sources and provenance headers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from foresize import __version__
+from foresize.cli.output import SETTINGS
+from foresize.ingest.sources import ReadOptions, Telemetry, open_telemetry
+from foresize.ingest.tabular import TsUnit, parse_mapping
+
+SCHEMA_VERSION = "1.0"
+TS_UNITS: tuple[TsUnit, ...] = ("s", "ms", "us", "ns")
+
+
+def read_options(
+    *, mapping: str | None, as_metric: str | None, ts_unit: str, ts_format: str | None,
+    mirror: Path | None,
+) -> ReadOptions:
+    """Build reader options from the shared CLI flags."""
+    import typer
+
+    if ts_unit not in TS_UNITS:
+        raise typer.BadParameter(f"{ts_unit!r} is not one of {', '.join(TS_UNITS)}",
+                                 param_hint="--ts-unit")
+    unit: TsUnit = ts_unit  # type: ignore[assignment]  # checked just above
+    return ReadOptions(mapping=parse_mapping(mapping), metric=as_metric, ts_unit=unit,
+                       ts_format=ts_format, mirror=mirror)
+
+
+def open_filtered(
+    sources: list[str], options: ReadOptions, *, workloads: list[str] | None,
+    metrics: list[str] | None,
+) -> Telemetry:
+    """Open sources and keep only the workloads (glob) and metrics asked for."""
+    telemetry = open_telemetry(sources, options)
+    frame = telemetry.frame
+    if metrics:
+        frame = frame.filter(pl.col("metric").is_in(metrics))
+    if workloads:
+        patterns = list(workloads)
+        frame = frame.filter(
+            pl.col("workload").map_elements(
+                lambda name: any(fnmatchcase(name, p) for p in patterns),
+                return_dtype=pl.Boolean,
+            )
+        )
+    telemetry.frame = frame
+    return telemetry
+
+
+def provenance(sha256: dict[str, str]) -> dict[str, Any]:
+    """Header every JSON document carries: versions, time, inputs and their hashes."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "foresize_version": __version__,
+        "generated_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "seed": SETTINGS.seed,
+        "inputs": [{"source": s, "sha256": h} for s, h in sha256.items()],
+    }

@@ -1,0 +1,1 @@
+"""Historic pattern analysis of canonical telemetry."""
