@@ -124,10 +124,7 @@ def _write_json(result: Result, handle: Any) -> None:
 
 @FORMATS.register("csv")
 def _write_csv(result: Result, handle: Any) -> None:
-    flat = result.frame.select(
-        pl.col(c).cast(pl.String) if isinstance(t, pl.List | pl.Struct | pl.Object) else pl.col(c)
-        for c, t in result.frame.schema.items()
-    )
+    flat = result.frame.select(_flat(column, dtype) for column, dtype in result.frame.schema.items())
     handle.write(flat.write_csv())
 
 
@@ -142,6 +139,15 @@ def _write_parquet(result: Result, handle: Any) -> None:
         sys.stdout.flush()
     else:
         result.frame.write_parquet(handle)
+
+
+def _flat(column: str, dtype: pl.DataType) -> pl.Expr:
+    """CSV cells are scalars: lists become ';'-joined text, structs JSON."""
+    if isinstance(dtype, pl.List):
+        return pl.col(column).list.eval(pl.element().cast(pl.String)).list.join(";")
+    if isinstance(dtype, pl.Struct):
+        return pl.col(column).struct.json_encode()
+    return pl.col(column)
 
 
 def resolve_format(fmt: str | None, output: Path | None) -> str:

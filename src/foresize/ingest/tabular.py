@@ -19,10 +19,12 @@ from foresize.core.io import sha256_file
 from foresize.core.schemas import TELEMETRY_OPTIONAL, TS_DTYPE
 from foresize.ingest.archive import extracted_csv, is_archive
 from foresize.ingest.report import IngestReport
-from foresize.ingest.validate import canonicalize
+from foresize.ingest.validate import TS_TEXT, canonicalize
 
 TsUnit = Literal["s", "ms", "us", "ns"]
 CANONICAL_KEYS = ("workload", "metric", "ts", "value", *TELEMETRY_OPTIONAL)
+TEXT_TS_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M",
+                   "%Y-%m-%dT%H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S%.f")
 _FACTOR = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}
 
 
@@ -76,7 +78,7 @@ def scan_file(path: str | os.PathLike[str]) -> pl.LazyFrame:
                 csv,
                 separator="\t" if csv.name.endswith(".tsv") else ",",
                 infer_schema_length=10_000,
-                null_values=["", "NULL", "None", "null", "NaN", "nan"],
+                null_values=["", "NULL", "None", "null"],
             )
         frame.collect_schema()
     except pl.exceptions.PolarsError as exc:
@@ -115,15 +117,25 @@ def parse_ts(
     elif dtype.is_numeric():
         parsed = (ts.cast(pl.Float64) * _FACTOR[ts_unit]).round().cast(pl.Int64).cast(TS_DTYPE)
     elif dtype == pl.String:
-        parsed = ts.str.to_datetime(format=ts_format, time_unit="us", strict=True)
-        parsed = parsed.dt.replace_time_zone("UTC") if ts_format is None or "%z" not in (
-            ts_format
-        ) else parsed.dt.convert_time_zone("UTC")
+        return frame.with_columns(
+            _parse_text_ts(ts, ts_format).alias("ts"), ts.alias(TS_TEXT)
+        )
     else:
         raise SchemaMismatchError(
             f"{source}: column 'ts' is {dtype}, expected a timestamp, a date or epoch seconds"
         )
     return frame.with_columns(parsed.alias("ts"))
+
+
+def _parse_text_ts(ts: pl.Expr, ts_format: str | None) -> pl.Expr:
+    """Text timestamps; unparsable ones become null and validation quotes the first."""
+    if ts_format is not None:
+        parsed = ts.str.strptime(pl.Datetime("us"), ts_format, strict=False)
+        if "%z" in ts_format or "%Z" in ts_format:
+            return parsed.dt.convert_time_zone("UTC")
+        return parsed.dt.replace_time_zone("UTC")
+    candidates = [ts.str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in TEXT_TS_FORMATS]
+    return pl.coalesce(candidates).dt.replace_time_zone("UTC")
 
 
 def to_long(

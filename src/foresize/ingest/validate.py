@@ -16,6 +16,7 @@ from foresize.ingest.report import IngestReport
 
 _NONNEGATIVE = [name for name, m in METRICS.items() if m.nonnegative]
 _ROW = "__row"
+TS_TEXT = "__ts_text"  # the raw text of a parsed ts column, kept so a bad value can be quoted
 _REASON = "__reason"
 
 
@@ -28,6 +29,9 @@ def coerce_columns(frame: pl.DataFrame, *, source: str) -> pl.DataFrame:
             f"(found: {', '.join(frame.columns) or 'none'})",
             hint="map your columns with --map ts=COL,workload=COL,metric=COL,value=COL",
         )
+    if TS_TEXT in frame.columns:
+        _check_parsed_ts(frame, source=source)
+        frame = frame.drop(TS_TEXT)
     if frame.schema["ts"] != TS_DTYPE:
         if not isinstance(frame.schema["ts"], pl.Datetime):
             raise SchemaMismatchError(
@@ -54,6 +58,19 @@ def coerce_columns(frame: pl.DataFrame, *, source: str) -> pl.DataFrame:
     return frame.with_columns(**casts) if casts else frame
 
 
+def _check_parsed_ts(frame: pl.DataFrame, *, source: str) -> None:
+    failed = frame.with_row_index(_ROW, offset=1).filter(
+        pl.col("ts").is_null() & pl.col(TS_TEXT).is_not_null()
+    )
+    if failed.height:
+        row, text = failed.row(0, named=True)[_ROW], failed.row(0, named=True)[TS_TEXT]
+        raise InputError(
+            f"{source}: row {row}: column 'ts' value {text!r} is not a timestamp "
+            f"({failed.height:,} such rows)",
+            hint="pass --ts-format (e.g. '%Y-%m-%d %H:%M:%S') or fix the rows",
+        )
+
+
 def _to_utc(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     assert isinstance(dtype, pl.Datetime)
     if dtype.time_zone is None:
@@ -72,8 +89,11 @@ def canonicalize(
     keep = [c for c in (*TELEMETRY, *TELEMETRY_OPTIONAL) if c in frame.columns]
     frame = frame.select(keep).with_row_index(_ROW, offset=1)
     value = pl.col("value")
+    missing_key = pl.any_horizontal(pl.col(k).is_null() for k in (*SERIES_KEYS, "ts"))
+    negative = pl.col("metric").is_in(_NONNEGATIVE) & (value < 0)
+    invalid = missing_key | value.is_null() | value.is_nan() | value.is_infinite() | negative
     reason = (
-        pl.when(pl.any_horizontal(pl.col(k).is_null() for k in (*SERIES_KEYS, "ts")))
+        pl.when(missing_key)
         .then(pl.lit("missing_key"))
         .when(value.is_null())
         .then(pl.lit("missing_value"))
@@ -81,25 +101,16 @@ def canonicalize(
         .then(pl.lit("nan_value"))
         .when(value.is_infinite())
         .then(pl.lit("infinite_value"))
-        .when(pl.col("metric").is_in(_NONNEGATIVE) & (value < 0))
+        .when(negative)
         .then(pl.lit("negative_value"))
         .when(pl.struct(*SERIES_KEYS, "ts").is_first_distinct().not_())
         .then(pl.lit("duplicate_ts"))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
     # duplicates are judged among otherwise valid rows only, so a NaN row never wins
-    valid_first = frame.with_columns(
-        pl.when(
-            pl.any_horizontal(pl.col(k).is_null() for k in (*SERIES_KEYS, "ts"))
-            | value.is_null()
-            | value.is_nan()
-            | value.is_infinite()
-            | (pl.col("metric").is_in(_NONNEGATIVE) & (value < 0))
-        )
-        .then(pl.lit(0))
-        .otherwise(pl.lit(1))
-        .alias("__valid")
-    ).sort("__valid", _ROW, descending=[True, False], maintain_order=True)
+    valid_first = frame.with_columns(invalid.alias("__invalid")).sort(
+        "__invalid", _ROW, maintain_order=True
+    )
     marked = valid_first.with_columns(reason.alias(_REASON)).sort(_ROW)
     counts = (
         marked.filter(pl.col(_REASON).is_not_null())
@@ -111,7 +122,7 @@ def canonicalize(
     reordered = kept.select(
         (pl.col("ts").diff().over(SERIES_KEYS) < pl.duration(microseconds=0)).sum()
     ).item()
-    out = kept.drop(_ROW, _REASON, "__valid").sort(*SERIES_KEYS, "ts", maintain_order=True)
+    out = kept.drop(_ROW, _REASON, "__invalid").sort(*SERIES_KEYS, "ts", maintain_order=True)
     report = IngestReport(
         source=source,
         rows_in=frame.height,
@@ -124,11 +135,11 @@ def canonicalize(
     if report.dropped:
         if strict:
             reason_name, first = min(report.first_row.items(), key=lambda kv: kv[1])
+            counts = ", ".join(f"{k}={v}" for k, v in sorted(report.dropped.items()))
+            plural = "s" if report.n_dropped != 1 else ""
             raise InputError(
                 f"{source}: row {first}: {reason_name.replace('_', ' ')} "
-                f"({report.n_dropped:,} invalid rows in all: "
-                + ", ".join(f"{k}={v}" for k, v in sorted(report.dropped.items()))
-                + ")",
+                f"({report.n_dropped:,} invalid row{plural} in all: {counts})",
                 hint="fix the rows, or drop --strict to skip them with a count",
             )
         warnings.warn(report.summary(), DataDroppedWarning, stacklevel=2)

@@ -17,7 +17,7 @@ from foresize.core.errors import InsufficientDataError
 from foresize.core.schemas import METRICS, metric_info
 from foresize.ingest.report import IngestReport
 from foresize.ingest.validate import canonicalize
-from foresize.profile.periods import dominant_periods
+from foresize.profile.shape import describe_shape
 
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 GAP_FACTOR = 2.0  # a step longer than twice the median interval is a gap
@@ -88,37 +88,36 @@ def summarize_series(frame: pl.DataFrame, *, keys: Sequence[str]) -> pl.DataFram
         *(value.quantile(q, "linear").alias(name) for name, q in QUANTILES.items()),
         value.max().alias("max"),
         pl.col("idle").mean().alias("idle_frac"),
-        (pl.cov("t_s", "value") / pl.col("t_s").var() * 86400).alias("trend_per_day"),
-        (pl.corr("t_s", "value") ** 2).alias("trend_r2"),
     )
     stats = stats.with_columns(
         pl.col("metric").map_elements(lambda m: metric_info(m).unit, return_dtype=pl.String)
         .alias("unit"),
         pl.when(pl.col("p50") > 0).then(pl.col("p99") / pl.col("p50")).alias("burstiness"),
         pl.when(pl.col("mean") > 0).then(pl.col("std") / pl.col("mean")).alias("cv"),
-        pl.col("trend_r2").fill_nan(None),
     )
-    periods = _periods(with_steps, stats, keys=keys)
-    return stats.join(periods, on=list(keys), how="left", maintain_order="left")
+    shapes = _shapes(with_steps, stats, keys=keys)
+    return stats.join(shapes, on=list(keys), how="left", maintain_order="left")
 
 
-def _periods(frame: pl.DataFrame, stats: pl.DataFrame, *, keys: Sequence[str]) -> pl.DataFrame:
-    rows: dict[str, list[object]] = {k: [] for k in (*keys, "period_s", "period_strength",
-                                                     "periods_s")}
+def _shapes(frame: pl.DataFrame, stats: pl.DataFrame, *, keys: Sequence[str]) -> pl.DataFrame:
+    """Periods and trend per series; numpy per series since FFTs do not vectorise across
+    series of different lengths."""
+    columns = (*keys, "period_s", "period_strength", "periods_s", "trend_per_day", "trend_r2")
+    rows: dict[str, list[object]] = {k: [] for k in columns}
     intervals = stats["interval_s"].to_list()
     for (key, group), step in zip(
         frame.group_by(keys, maintain_order=True), intervals, strict=True
     ):
-        found = dominant_periods(
-            group["t_s"].to_numpy(), group["value"].to_numpy(), step or 0.0
-        )
+        shape = describe_shape(group["t_s"].to_numpy(), group["value"].to_numpy(), step or 0.0)
         for name, part in zip(keys, key, strict=True):
             rows[name].append(part)
-        rows["period_s"].append(found.periods_s[0] if found.periods_s else None)
-        rows["period_strength"].append(found.strengths[0] if found.strengths else None)
-        rows["periods_s"].append(list(found.periods_s))
-    schema = {**{k: pl.String for k in keys}, "period_s": pl.Float64,
-              "period_strength": pl.Float64, "periods_s": pl.List(pl.Float64)}
+        rows["period_s"].append(shape.periods_s[0] if shape.periods_s else None)
+        rows["period_strength"].append(shape.strengths[0] if shape.strengths else None)
+        rows["periods_s"].append(list(shape.periods_s))
+        rows["trend_per_day"].append(shape.trend_per_day)
+        rows["trend_r2"].append(shape.trend_r2)
+    schema = {name: PROFILE_SCHEMA[name] for name in columns if name in PROFILE_SCHEMA}
+    schema.update({k: pl.String for k in keys})
     return pl.DataFrame(rows, schema=schema)
 
 

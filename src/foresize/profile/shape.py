@@ -1,0 +1,112 @@
+"""The shape of one series: its dominant periods and its trend.
+
+Telemetry arrives irregularly (jitter, gaps), so samples are first binned onto a grid
+at the series' median sampling interval and empty bins are interpolated. Periods come
+from the periodogram of the linearly detrended grid, searched between three samples
+and half the span (a period must repeat at least twice to be called one). The trend
+is the least-squares slope of the series smoothed over its dominant period, because
+a raw slope over a few daily cycles mostly measures where the cycles start and end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+MAX_GRID = 1 << 15  # coarser bins beyond this keep one series' FFT cheap and bounded
+MIN_POINTS = 16
+SECONDS_PER_DAY = 86400.0
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """Strongest periods (seconds) with the share of detrended variance each explains,
+    and the trend of the deseasonalised series (units per day, with its r²)."""
+
+    periods_s: tuple[float, ...] = ()
+    strengths: tuple[float, ...] = ()
+    trend_per_day: float | None = None
+    trend_r2: float | None = None
+
+
+def regular_grid(t_s: FloatArray, values: FloatArray, step_s: float) -> tuple[FloatArray, float]:
+    """Mean of the samples in each bin from the first sample, gaps interpolated.
+
+    Returns the grid and its bin width, which exceeds ``step_s`` only for very long
+    series (``MAX_GRID`` bins at most).
+    """
+    span = t_s[-1] - t_s[0]
+    step = max(step_s, span / MAX_GRID)
+    index = np.floor((t_s - t_s[0]) / step + 0.5).astype(np.int64)
+    n_bins = int(index[-1]) + 1
+    sums = np.bincount(index, weights=values, minlength=n_bins)
+    counts = np.bincount(index, minlength=n_bins)
+    filled = counts > 0
+    grid = np.empty(n_bins)
+    grid[filled] = sums[filled] / counts[filled]
+    if not filled.all():
+        positions = np.arange(n_bins)
+        grid[~filled] = np.interp(positions[~filled], positions[filled], grid[filled])
+    return grid, step
+
+
+def periodogram_peaks(
+    grid: FloatArray, *, top: int = 3, min_strength: float = 0.10
+) -> tuple[list[float], list[float]]:
+    """Periods in bins of up to ``top`` spectral peaks explaining ≥ ``min_strength``.
+
+    Strength is the peak's share of the detrended signal's total spectral power, so a
+    pure sinusoid scores close to 1 and white noise about 2/N per frequency.
+    """
+    n = grid.size
+    x = np.arange(n, dtype=np.float64)
+    slope, intercept = np.polyfit(x, grid, 1)
+    power = np.abs(np.fft.rfft(grid - (slope * x + intercept))) ** 2
+    power[0] = 0.0
+    if n % 2 == 0:
+        power[-1] /= 2  # the Nyquist bin is not mirrored
+    total = power.sum()
+    if total <= 0:
+        return [], []
+    k = np.arange(power.size)
+    period_bins = n / np.maximum(k, 1)
+    left = np.concatenate(([-np.inf], power[:-1]))
+    right = np.concatenate((power[1:], [-np.inf]))
+    peaks = (power >= left) & (power >= right) & (power > 0) & (k > 0)
+    peaks &= (period_bins >= 3) & (period_bins <= n / 2)
+    candidates = np.flatnonzero(peaks)
+    order = candidates[np.argsort(power[candidates])[::-1]][:top]
+    chosen = [int(i) for i in order if power[i] / total >= min_strength]
+    return [float(period_bins[i]) for i in chosen], [float(power[i] / total) for i in chosen]
+
+
+def _trend(grid: FloatArray, step_s: float, period_bins: float | None) -> tuple[float, float]:
+    smoothed = grid
+    if period_bins is not None:
+        window = max(1, round(period_bins))
+        smoothed = np.convolve(grid, np.ones(window) / window, mode="valid")
+    if smoothed.size < 2:
+        return 0.0, 0.0
+    x = np.arange(smoothed.size, dtype=np.float64) * step_s
+    slope, intercept = np.polyfit(x, smoothed, 1)
+    residual = smoothed - (slope * x + intercept)
+    spread = float(np.sum((smoothed - smoothed.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(residual**2)) / spread if spread > 0 else 0.0
+    return float(slope * SECONDS_PER_DAY), r2
+
+
+def describe_shape(t_s: FloatArray, values: FloatArray, step_s: float) -> Shape:
+    """Periods and trend of one series sampled at times ``t_s`` (seconds, sorted)."""
+    if values.size < 2 or not np.isfinite(step_s) or step_s <= 0:
+        return Shape()
+    grid, step = regular_grid(t_s, values, step_s)
+    periods: list[float] = []
+    strengths: list[float] = []
+    if grid.size >= MIN_POINTS:
+        periods, strengths = periodogram_peaks(grid)
+    trend, r2 = _trend(grid, step, periods[0] if periods else None)
+    return Shape(tuple(p * step for p in periods), tuple(strengths), trend, r2)

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from foresize.cli.main import main
+
+MAP = ["--map", "ts=timestamp_anon,workload=container_ip", "--as-metric", "gpu_util_pct"]
+
+
+@pytest.fixture
+def duty(gentd26_dir: Path) -> str:
+    return str(gentd26_dir / "pod_gpu_duty_cycle_anon.tar.gz")
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_profile_json_on_real_trace(duty: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["profile", "telemetry", duty, *MAP, "-f", "json"], capsys)
+    assert code == 0
+    assert err == ""
+    document = json.loads(out)
+    assert document["schema_version"] == "1.0"
+    assert document["inputs"][0]["sha256"] == (
+        "c4070218189b2811995c30dd9fefb8a793a83a54dccebe7b41cab2d123916855"
+    )
+    assert len(document["profiles"]) == 143
+    assert document["ingest"][0]["rows_in"] == 157417
+    first = document["profiles"][0]
+    assert first["metric"] == "gpu_util_pct"
+    assert first["unit"] == "%"
+
+
+def test_profile_table_and_csv_file(duty: str, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["profile", "telemetry", duty, *MAP, "--workload", "00800b6d*"], capsys)
+    assert code == 0
+    assert "00800b6d2cabe…" in out
+    assert "gpu_util_pct" in out
+    assert "1 series" in out
+    target = tmp_path / "profile.csv"
+    code, out, err = run(["profile", "telemetry", duty, *MAP, "-o", str(target)], capsys)
+    assert code == 0
+    assert out == ""
+    assert f"wrote {target}" in err
+    with target.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 143
+    assert {"workload", "p99", "idle_frac", "period_s"} <= set(rows[0])
+
+
+def test_missing_file_is_one_line_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "out.json"
+    code, out, err = run(["profile", "telemetry", str(tmp_path / "nope.csv"), "-o", str(target)],
+                         capsys)
+    assert code == 3
+    assert out == ""
+    assert err.splitlines()[0] == f"Error: {tmp_path / 'nope.csv'}: no such file"
+    assert "Traceback" not in err
+    assert not target.exists()
+
+
+def _bad_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "workload,metric,ts,value\n"
+        "a,gpu_util_pct,2026-01-01 00:02:00,5\n"
+        "a,gpu_util_pct,2026-01-01 00:00:00,NaN\n"
+        "a,gpu_util_pct,2026-01-01 00:01:00,-3\n"
+        "a,gpu_util_pct,2026-01-01 00:02:00,7\n"
+        "a,gpu_util_pct,2026-01-01 00:00:30,4\n"
+    )
+    return path
+
+
+def test_ingest_reports_drops_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "clean.parquet"
+    code, out, err = run(["profile", "ingest", str(_bad_csv(tmp_path)), "-o", str(target)], capsys)
+    assert code == 0
+    assert out == ""
+    assert "5 rows read, 2 kept; dropped duplicate_ts=1, nan_value=1, negative_value=1" in err
+    assert "1 out-of-order rows sorted" in err
+    frame = pl.read_parquet(target)
+    assert frame["value"].to_list() == [4.0, 5.0]
+
+
+def test_ingest_strict_fails_without_output(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "clean.parquet"
+    code, out, err = run(["profile", "ingest", str(_bad_csv(tmp_path)), "--strict", "-o",
+                          str(target)], capsys)
+    assert code == 3
+    assert "bad.csv: row 2: nan value (3 invalid rows in all" in err
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == [tmp_path / "bad.csv"]
+
+
+def test_usage_errors_exit_2(duty: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["profile", "telemetry", duty, *MAP, "-f", "yamlish"], capsys)
+    assert code == 3
+    assert "unknown format 'yamlish'" in err
+    code, _, err = run(["-q", "-v", "env"], capsys)
+    assert code == 2
+    code, _, err = run(["profile", "telemetry", duty, "--ts-unit", "hours"], capsys)
+    assert code == 2
+    assert "--ts-unit" in err
+
+
+def test_debug_shows_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["--debug", "profile", "telemetry", str(tmp_path / "nope.csv")], capsys)
+    assert code == 3
+    assert "Traceback" in err
+
+
+def test_every_row_invalid_is_insufficient_data(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "nan.csv"
+    path.write_text("workload,metric,ts,value\na,qps,0,NaN\n")
+    code, out, err = run(["profile", "telemetry", str(path)], capsys)
+    assert code == 4
+    assert out == ""
+    assert "every row was invalid" in err

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from foresize.core.errors import InputError, SchemaMismatchError, UnknownNameError
+from foresize.core.io import atomic_write, sha256_file
+from foresize.core.registry import Registry
+from foresize.core.schemas import TELEMETRY, check_telemetry
+from foresize.core.units import human_bytes, human_duration, parse_duration
+
+
+def test_registry_suggests_closest_name() -> None:
+    registry: Registry[int] = Registry("model")
+    registry.add("hybrid_lgbm", 1)
+    registry.add("auto_arima", 2)
+    assert registry.get("auto_arima") == 2
+    with pytest.raises(UnknownNameError) as info:
+        registry.get("hybrid-lgbm")
+    assert "Did you mean 'hybrid_lgbm'?" in str(info.value)
+    assert info.value.exit_code == 3
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.add("auto_arima", 3)
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError), atomic_write(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_write(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_sha256_matches_known_digest(tmp_path: Path) -> None:
+    path = tmp_path / "x"
+    path.write_bytes(b"abc")
+    assert sha256_file(path) == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )
+
+
+def test_units_round_trip() -> None:
+    assert human_bytes(30064771072) == "28.0 GiB"
+    assert human_bytes(512) == "512.0 B"
+    assert human_duration(93784) == "1d 2h"
+    assert human_duration(42.25) == "42.2s"
+    assert parse_duration("14d") == 14 * 86400
+    assert parse_duration("90s") == 90
+    with pytest.raises(InputError, match="needs a number and a unit"):
+        parse_duration("14")
+
+
+def test_check_telemetry_names_the_column() -> None:
+    good = pl.DataFrame(schema=TELEMETRY)
+    check_telemetry(good)
+    with pytest.raises(SchemaMismatchError, match="missing required column 'value'"):
+        check_telemetry(good.drop("value"), source="t.parquet")
+    with pytest.raises(SchemaMismatchError, match=r"t.parquet: column 'value' is String"):
+        check_telemetry(good.with_columns(pl.col("value").cast(pl.String)), source="t.parquet")

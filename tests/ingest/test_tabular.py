@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from foresize.core.errors import InputError
+from foresize.core.schemas import TELEMETRY
+from foresize.ingest.tabular import parse_mapping, read_telemetry, scan_telemetry
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_long_csv_with_epoch_seconds(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "workload,metric,ts,value\nsvc,qps,1767225600,3.5\n"
+                 "svc,qps,1767225660,4\n")
+    frame, report = read_telemetry(path)
+    assert frame.schema == TELEMETRY
+    assert frame["ts"].to_list() == [T0, T0.replace(minute=1)]
+    assert frame["value"].to_list() == [3.5, 4.0]
+    assert report.rows_in == report.rows_out == 2
+    assert report.sha256 is not None
+
+
+def test_wide_csv_melts_numeric_columns(tmp_path: Path) -> None:
+    path = write(tmp_path / "wide.csv", "time,pod,gpu_util_pct,mem_bytes,note\n"
+                 "2026-01-01 00:00:00,p1,50,1024,x\n2026-01-01 00:01:00,p1,60,2048,y\n")
+    frame, _ = read_telemetry(path, mapping=parse_mapping("ts=time,workload=pod"))
+    assert sorted(frame["metric"].unique().to_list()) == ["gpu_util_pct", "mem_bytes"]
+    assert frame.filter(pl.col("metric") == "mem_bytes")["value"].to_list() == [1024.0, 2048.0]
+
+
+def test_value_only_file_takes_metric_and_workload_from_options(tmp_path: Path) -> None:
+    path = write(tmp_path / "gpu.csv", "t,util\n0,1\n60,2\n")
+    frame, _ = read_telemetry(path, mapping=parse_mapping("ts=t,value=util"),
+                              metric="gpu_util_pct", workload="job-1")
+    assert set(frame["metric"]) == {"gpu_util_pct"}
+    assert set(frame["workload"]) == {"job-1"}
+
+
+def test_parquet_round_trip(tmp_path: Path) -> None:
+    source = pl.DataFrame({"workload": ["a", "a"], "metric": ["qps", "qps"],
+                           "ts": [T0, T0.replace(minute=5)], "value": [1.0, 2.0]},
+                          schema=TELEMETRY)
+    path = tmp_path / "t.parquet"
+    source.write_parquet(path)
+    frame, _ = read_telemetry(path)
+    assert frame.equals(source)
+
+
+def test_real_gentd26_csv_with_mapping(gentd26_dir: Path) -> None:
+    lazy = scan_telemetry(gentd26_dir / "queue_size_raw_anon.tar.gz",
+                          mapping=parse_mapping("ts=timestamp_anon,workload=container_ip"),
+                          metric="queue_len")
+    raw = tarfile.open(gentd26_dir / "queue_size_raw_anon.tar.gz")
+    member = raw.extractfile(raw.getmembers()[0])
+    assert member is not None
+    lines = member.read().decode().splitlines()[1:]
+    assert lazy.collect().height == len(lines)
+
+
+@pytest.mark.parametrize(
+    ("content", "mapping", "message"),
+    [
+        ("a,b\n1,2\n", None, r"missing required column 'ts' \(found: a, b\)"),
+        ("ts,workload,metric,value\n1,w,qps,high\n", None, r"column 'value' is String .*'high'"),
+        ("ts,w\n1,2\n", "ts=ts,workload=pod", r"--map workload=pod: no column 'pod'"),
+        ("ts,workload,metric,value\n2026-01-01,w,qps,1\n2026-13-01,w,qps,1\n", None, r"t.csv: row 2: column 'ts' value '2026-13-01' is not a timestamp"),
+    ],
+)
+def test_bad_files_raise_one_line_input_errors(
+    tmp_path: Path, content: str, mapping: str | None, message: str
+) -> None:
+    path = write(tmp_path / "t.csv", content)
+    with pytest.raises(InputError, match=message) as info:
+        read_telemetry(path, mapping=parse_mapping(mapping))
+    assert "\n" not in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_missing_and_empty_files(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        read_telemetry(tmp_path / "nope.csv")
+    with pytest.raises(InputError, match="file is empty"):
+        read_telemetry(write(tmp_path / "empty.csv", ""))
+
+
+def test_corrupt_parquet(tmp_path: Path) -> None:
+    good = tmp_path / "good.parquet"
+    pl.DataFrame({"ts": [1], "value": [1.0]}).write_parquet(good)
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(InputError, match=r"bad.parquet: unreadable"):
+        read_telemetry(bad)
+
+
+def test_truncated_tar_gz(tmp_path: Path) -> None:
+    payload = ("value,timestamp_anon,container_ip\n" + "1.0,1662858720.0,abc\n" * 5000).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("x.csv")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    data = buffer.getvalue()
+    path = tmp_path / "x.tar.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"x.tar.gz: truncated or corrupt tar.gz"):
+        read_telemetry(path)
+    assert gzip.decompress(data)  # the intact archive was valid
+
+
+def test_mapping_syntax_errors() -> None:
+    with pytest.raises(InputError, match="is not KEY=COLUMN"):
+        parse_mapping("ts")
+    with pytest.raises(InputError, match="unknown key 'time'"):
+        parse_mapping("time=t")
