@@ -63,9 +63,9 @@ def periodogram_peaks(
     pure sinusoid scores close to 1 and white noise about 2/N per frequency.
     """
     n = grid.size
-    x = np.arange(n, dtype=np.float64)
-    slope, intercept = np.polyfit(x, grid, 1)
-    power = np.abs(np.fft.rfft(grid - (slope * x + intercept))) ** 2
+    slope, _ = _line(grid)
+    detrended = grid - grid.mean() - slope * (np.arange(n) - (n - 1) / 2)
+    power = np.abs(np.fft.rfft(detrended)) ** 2
     power[0] = 0.0
     if n % 2 == 0:
         power[-1] /= 2  # the Nyquist bin is not mirrored
@@ -84,19 +84,30 @@ def periodogram_peaks(
     return [float(period_bins[i]) for i in chosen], [float(power[i] / total) for i in chosen]
 
 
+def _line(y: FloatArray) -> tuple[float, float]:
+    """Least-squares slope per index step, and r², in closed form (no lstsq per series)."""
+    x = np.arange(y.size, dtype=np.float64) - (y.size - 1) / 2
+    centred = y - y.mean()
+    sxx = float(x @ x)
+    syy = float(centred @ centred)
+    sxy = float(x @ centred)
+    if sxx == 0:
+        return 0.0, 0.0
+    r2 = sxy * sxy / (sxx * syy) if syy > 0 else 0.0
+    return sxy / sxx, r2
+
+
+def _moving_average(y: FloatArray, window: int) -> FloatArray:
+    sums = np.cumsum(np.concatenate(([0.0], y)))
+    return (sums[window:] - sums[:-window]) / window
+
+
 def _trend(grid: FloatArray, step_s: float, period_bins: float | None) -> tuple[float, float]:
-    smoothed = grid
-    if period_bins is not None:
-        window = max(1, round(period_bins))
-        smoothed = np.convolve(grid, np.ones(window) / window, mode="valid")
+    smoothed = grid if period_bins is None else _moving_average(grid, max(1, round(period_bins)))
     if smoothed.size < 2:
         return 0.0, 0.0
-    x = np.arange(smoothed.size, dtype=np.float64) * step_s
-    slope, intercept = np.polyfit(x, smoothed, 1)
-    residual = smoothed - (slope * x + intercept)
-    spread = float(np.sum((smoothed - smoothed.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(residual**2)) / spread if spread > 0 else 0.0
-    return float(slope * SECONDS_PER_DAY), r2
+    slope, r2 = _line(smoothed)
+    return slope / step_s * SECONDS_PER_DAY, r2
 
 
 def describe_shape(t_s: FloatArray, values: FloatArray, step_s: float) -> Shape:

@@ -21,7 +21,7 @@ from foresize.profile.shape import describe_shape
 
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 GAP_FACTOR = 2.0  # a step longer than twice the median interval is a gap
-DEFAULT_MAX_ROWS = 4_000_000
+DEFAULT_MAX_ROWS = 1_000_000  # ~0.6 GiB peak RSS; see benchmarks/bench_profile_large.py
 
 PROFILE_SCHEMA = pl.Schema(
     {
