@@ -57,7 +57,8 @@ def test_profile_table_and_csv_file(duty: str, tmp_path: Path,
     assert {"workload", "p99", "idle_frac", "period_s"} <= set(rows[0])
 
 
-def test_missing_file_is_one_line_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_file_is_one_line_exit_3(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "out.json"
     code, out, err = run(["profile", "telemetry", str(tmp_path / "nope.csv"), "-o", str(target)],
                          capsys)
@@ -95,7 +96,7 @@ def test_ingest_reports_drops_on_stderr(tmp_path: Path, capsys: pytest.CaptureFi
 def test_ingest_strict_fails_without_output(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "clean.parquet"
-    code, out, err = run(["profile", "ingest", str(_bad_csv(tmp_path)), "--strict", "-o",
+    code, _, err = run(["profile", "ingest", str(_bad_csv(tmp_path)), "--strict", "-o",
                           str(target)], capsys)
     assert code == 3
     assert "bad.csv: row 2: nan value (3 invalid rows in all" in err

@@ -27,9 +27,13 @@ def test_registry_suggests_closest_name() -> None:
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
     target = tmp_path / "out.json"
-    with pytest.raises(RuntimeError), atomic_write(target) as tmp:
-        tmp.write_text("half")
-        raise RuntimeError("boom")
+    def fail_midway() -> None:
+        with atomic_write(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_midway()
     assert list(tmp_path.iterdir()) == []
     with atomic_write(target) as tmp:
         tmp.write_text("whole")

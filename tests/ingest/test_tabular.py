@@ -62,10 +62,10 @@ def test_real_gentd26_csv_with_mapping(gentd26_dir: Path) -> None:
     lazy = scan_telemetry(gentd26_dir / "queue_size_raw_anon.tar.gz",
                           mapping=parse_mapping("ts=timestamp_anon,workload=container_ip"),
                           metric="queue_len")
-    raw = tarfile.open(gentd26_dir / "queue_size_raw_anon.tar.gz")
-    member = raw.extractfile(raw.getmembers()[0])
-    assert member is not None
-    lines = member.read().decode().splitlines()[1:]
+    with tarfile.open(gentd26_dir / "queue_size_raw_anon.tar.gz") as raw:
+        member = raw.extractfile(raw.getmembers()[0])
+        assert member is not None
+        lines = member.read().decode().splitlines()[1:]
     assert lazy.collect().height == len(lines)
 
 
@@ -75,7 +75,11 @@ def test_real_gentd26_csv_with_mapping(gentd26_dir: Path) -> None:
         ("a,b\n1,2\n", None, r"missing required column 'ts' \(found: a, b\)"),
         ("ts,workload,metric,value\n1,w,qps,high\n", None, r"column 'value' is String .*'high'"),
         ("ts,w\n1,2\n", "ts=ts,workload=pod", r"--map workload=pod: no column 'pod'"),
-        ("ts,workload,metric,value\n2026-01-01,w,qps,1\n2026-13-01,w,qps,1\n", None, r"t.csv: row 2: column 'ts' value '2026-13-01' is not a timestamp"),
+        (
+            "ts,workload,metric,value\n2026-01-01,w,qps,1\n2026-13-01,w,qps,1\n",
+            None,
+            r"t.csv: row 2: column 'ts' value '2026-13-01' is not a timestamp",
+        ),
     ],
 )
 def test_bad_files_raise_one_line_input_errors(

@@ -74,13 +74,14 @@ def test_unsorted_rows_are_sorted_and_counted() -> None:
 
 def test_strict_names_the_first_bad_row() -> None:
     rows = [("a", "qps", 0, 1.0), ("a", "qps", 1, -1.0), ("a", "qps", 1, 2.0)]
-    with pytest.raises(InputError, match=r"^t.csv: row 2: negative value \(1 invalid row in all: negative_value=1\)$"):
+    message = r"^t.csv: row 2: negative value \(1 invalid row in all: negative_value=1\)$"
+    with pytest.raises(InputError, match=message):
         canonicalize(frame(rows), source="t.csv", strict=True)
 
 
 def test_non_numeric_value_column_is_a_schema_error() -> None:
     bad = frame([("a", "qps", 0, 1.0)]).with_columns(value=pl.lit("high"))
-    with pytest.raises(SchemaMismatchError, match="column 'value' is String .*'high'"):
+    with pytest.raises(SchemaMismatchError, match=r"column 'value' is String .*'high'"):
         canonicalize(bad, source="t.csv")
 
 

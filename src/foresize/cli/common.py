@@ -28,7 +28,7 @@ def read_options(
     if ts_unit not in TS_UNITS:
         raise typer.BadParameter(f"{ts_unit!r} is not one of {', '.join(TS_UNITS)}",
                                  param_hint="--ts-unit")
-    unit: TsUnit = ts_unit  # type: ignore[assignment]  # checked just above
+    unit: TsUnit = ts_unit
     return ReadOptions(mapping=parse_mapping(mapping), metric=as_metric, ts_unit=unit,
                        ts_format=ts_format, mirror=mirror)
 

@@ -124,7 +124,8 @@ def _write_json(result: Result, handle: Any) -> None:
 
 @FORMATS.register("csv")
 def _write_csv(result: Result, handle: Any) -> None:
-    flat = result.frame.select(_flat(column, dtype) for column, dtype in result.frame.schema.items())
+    schema = result.frame.schema
+    flat = result.frame.select(_flat(column, dtype) for column, dtype in schema.items())
     handle.write(flat.write_csv())
 
 
@@ -215,6 +216,10 @@ def frame_table(result: Result, *, columns: list[str] | None = None) -> Table:
     return table
 
 
+def _ignore(_n: int = 1) -> None:
+    """Progress sink for piped or quiet runs."""
+
+
 @contextmanager
 def progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """A transient progress bar on stderr when it is a terminal and not ``--quiet``.
@@ -222,7 +227,7 @@ def progress(description: str, total: int | None) -> Iterator[Callable[[int], No
     Yields ``advance(n)``. Piped or quiet runs get a no-op, so logs stay clean.
     """
     if SETTINGS.quiet or not stderr.is_terminal:
-        yield lambda _n=1: None
+        yield _ignore
         return
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -234,4 +239,8 @@ def progress(description: str, total: int | None) -> Iterator[Callable[[int], No
         transient=True,
     ) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance(n: int = 1) -> None:
+            bar.advance(task, n)
+
+        yield advance

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import polars as pl
 import typer
 from rich.table import Table
 
@@ -53,7 +52,8 @@ Examples:
 
   foresize profile telemetry gentd26:gpu_duty_cycle
 
-  foresize profile telemetry pod_gpu_duty_cycle_anon.csv --map ts=timestamp_anon,workload=container_ip --as-metric gpu_util_pct -f json
+  foresize profile telemetry pod_gpu_duty_cycle_anon.csv -f json \\
+      --map ts=timestamp_anon,workload=container_ip --as-metric gpu_util_pct
 
   foresize profile telemetry telemetry.parquet --by-phase -o profile.csv
 """
@@ -84,7 +84,8 @@ def _scaled(metric: str, value: float | None) -> str:
     return f"{value:,.1f}{suffix}" if abs(value) < 1e6 else f"{value:,.3g}{suffix}"
 
 
-def _profile_table(result: Result) -> Table:
+def profile_table(result: Result) -> Table:
+    """The human view of a profile: one row per series, values in their metric's unit."""
     table = Table(title=result.title, caption=result.caption, title_justify="left")
     headers = ["workload", "metric", "samples", "span", "step", "gaps", "mean", "p50", "p95",
                "p99", "max", "idle", "p99/p50", "period", "trend/day"]
@@ -128,7 +129,8 @@ def telemetry(
                                            rich_help_panel="Output")] = False,
 ) -> None:
     """Historic pattern analysis per workload and metric: level, percentiles, idle share,
-    burstiness, gaps, dominant periods and trend."""
+    burstiness, gaps, dominant periods and trend.
+    """
     options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
                            ts_format=ts_format, mirror=mirror)
     opened = open_filtered(sources, options, workloads=workload, metrics=metric)
@@ -151,7 +153,7 @@ def telemetry(
     }
     emit(
         Result(
-            profile, document, table=_profile_table,
+            profile, document, table=profile_table,
             title=f"Telemetry profile of {opened.label}",
             caption=f"{profile.height:,} series · {n_workloads:,} workloads · {n_metrics} metrics",
             summary=report.summary() if report.n_dropped or report.reordered else None,
@@ -175,7 +177,8 @@ def ingest(
     metric: MetricFilterOpt = None,
 ) -> None:
     """Canonicalise telemetry files and traces into one long-format frame (parquet or CSV);
-    the ingest report (rows read, kept, dropped by reason) goes to stderr."""
+    the ingest report (rows read, kept, dropped by reason) goes to stderr.
+    """
     options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
                            ts_format=ts_format, mirror=mirror)
     opened = open_filtered(sources, options, workloads=workload, metrics=metric)

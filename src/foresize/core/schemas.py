@@ -15,9 +15,10 @@ from foresize.core.errors import SchemaMismatchError
 TS_DTYPE = pl.Datetime("us", "UTC")
 
 TELEMETRY = pl.Schema(
-    {"workload": pl.String, "metric": pl.String, "ts": TS_DTYPE, "value": pl.Float64}
+    [("workload", pl.String()), ("metric", pl.String()), ("ts", TS_DTYPE), ("value", pl.Float64())]
 )
-TELEMETRY_OPTIONAL = pl.Schema({"phase": pl.String, "tenant": pl.String, "node": pl.String})
+TELEMETRY_OPTIONAL = pl.Schema([("phase", pl.String()), ("tenant", pl.String()),
+                                ("node", pl.String())])
 SERIES_KEYS = ("workload", "metric")
 
 

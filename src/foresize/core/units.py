@@ -32,7 +32,7 @@ def human_duration(seconds: float) -> str:
     if abs(seconds) < 60:
         return f"{seconds:.1f}s"
     parts = []
-    remaining = int(round(abs(seconds)))
+    remaining = round(abs(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         count, remaining = divmod(remaining, size)
         if count:
@@ -47,6 +47,7 @@ def parse_duration(text: str) -> float:
     match = _DURATION.match(text)
     if not match:
         raise InputError(
-            f"duration {text!r} needs a number and a unit (us, ms, s, m, h, d, w), e.g. '90s', '24h'"
+            f"duration {text!r} needs a number and a unit (us, ms, s, m, h, d, w), "
+            "e.g. '90s', '24h'"
         )
     return float(match.group(1)) * _DURATION_UNITS[match.group(2)]

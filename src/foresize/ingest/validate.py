@@ -135,11 +135,11 @@ def canonicalize(
     if report.dropped:
         if strict:
             reason_name, first = min(report.first_row.items(), key=lambda kv: kv[1])
-            counts = ", ".join(f"{k}={v}" for k, v in sorted(report.dropped.items()))
+            listed = ", ".join(f"{k}={v}" for k, v in sorted(report.dropped.items()))
             plural = "s" if report.n_dropped != 1 else ""
             raise InputError(
                 f"{source}: row {first}: {reason_name.replace('_', ' ')} "
-                f"({report.n_dropped:,} invalid row{plural} in all: {counts})",
+                f"({report.n_dropped:,} invalid row{plural} in all: {listed})",
                 hint="fix the rows, or drop --strict to skip them with a count",
             )
         warnings.warn(report.summary(), DataDroppedWarning, stacklevel=2)

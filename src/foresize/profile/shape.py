@@ -25,7 +25,8 @@ FloatArray = npt.NDArray[np.float64]
 @dataclass(frozen=True, slots=True)
 class Shape:
     """Strongest periods (seconds) with the share of detrended variance each explains,
-    and the trend of the deseasonalised series (units per day, with its r²)."""
+    and the trend of the deseasonalised series (units per day, with its r²).
+    """
 
     periods_s: tuple[float, ...] = ()
     strengths: tuple[float, ...] = ()
@@ -99,7 +100,8 @@ def _line(y: FloatArray) -> tuple[float, float]:
 
 def _moving_average(y: FloatArray, window: int) -> FloatArray:
     sums = np.cumsum(np.concatenate(([0.0], y)))
-    return (sums[window:] - sums[:-window]) / window
+    averaged: FloatArray = (sums[window:] - sums[:-window]) / window
+    return averaged
 
 
 def _trend(grid: FloatArray, step_s: float, period_bins: float | None) -> tuple[float, float]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import polars as pl
 
 from foresize.core.errors import InsufficientDataError
@@ -24,34 +23,34 @@ GAP_FACTOR = 2.0  # a step longer than twice the median interval is a gap
 DEFAULT_MAX_ROWS = 1_000_000  # ~0.6 GiB peak RSS; see benchmarks/bench_profile_large.py
 
 PROFILE_SCHEMA = pl.Schema(
-    {
-        "workload": pl.String,
-        "metric": pl.String,
-        "unit": pl.String,
-        "n_samples": pl.Int64,
-        "start": pl.Datetime("us", "UTC"),
-        "end": pl.Datetime("us", "UTC"),
-        "span_s": pl.Float64,
-        "interval_s": pl.Float64,
-        "n_gaps": pl.Int64,
-        "gap_s": pl.Float64,
-        "mean": pl.Float64,
-        "std": pl.Float64,
-        "min": pl.Float64,
-        "p50": pl.Float64,
-        "p90": pl.Float64,
-        "p95": pl.Float64,
-        "p99": pl.Float64,
-        "max": pl.Float64,
-        "idle_frac": pl.Float64,
-        "burstiness": pl.Float64,
-        "cv": pl.Float64,
-        "period_s": pl.Float64,
-        "period_strength": pl.Float64,
-        "periods_s": pl.List(pl.Float64),
-        "trend_per_day": pl.Float64,
-        "trend_r2": pl.Float64,
-    }
+    [
+        ("workload", pl.String()),
+        ("metric", pl.String()),
+        ("unit", pl.String()),
+        ("n_samples", pl.Int64()),
+        ("start", pl.Datetime("us", "UTC")),
+        ("end", pl.Datetime("us", "UTC")),
+        ("span_s", pl.Float64()),
+        ("interval_s", pl.Float64()),
+        ("n_gaps", pl.Int64()),
+        ("gap_s", pl.Float64()),
+        ("mean", pl.Float64()),
+        ("std", pl.Float64()),
+        ("min", pl.Float64()),
+        ("p50", pl.Float64()),
+        ("p90", pl.Float64()),
+        ("p95", pl.Float64()),
+        ("p99", pl.Float64()),
+        ("max", pl.Float64()),
+        ("idle_frac", pl.Float64()),
+        ("burstiness", pl.Float64()),
+        ("cv", pl.Float64()),
+        ("period_s", pl.Float64()),
+        ("period_strength", pl.Float64()),
+        ("periods_s", pl.List(pl.Float64())),
+        ("trend_per_day", pl.Float64()),
+        ("trend_r2", pl.Float64()),
+    ]
 )
 
 
@@ -101,7 +100,8 @@ def summarize_series(frame: pl.DataFrame, *, keys: Sequence[str]) -> pl.DataFram
 
 def _shapes(frame: pl.DataFrame, stats: pl.DataFrame, *, keys: Sequence[str]) -> pl.DataFrame:
     """Periods and trend per series; numpy per series since FFTs do not vectorise across
-    series of different lengths."""
+    series of different lengths.
+    """
     columns = (*keys, "period_s", "period_strength", "periods_s", "trend_per_day", "trend_r2")
     rows: dict[str, list[object]] = {k: [] for k in columns}
     intervals = stats["interval_s"].to_list()
@@ -117,7 +117,7 @@ def _shapes(frame: pl.DataFrame, stats: pl.DataFrame, *, keys: Sequence[str]) ->
         rows["trend_per_day"].append(shape.trend_per_day)
         rows["trend_r2"].append(shape.trend_r2)
     schema = {name: PROFILE_SCHEMA[name] for name in columns if name in PROFILE_SCHEMA}
-    schema.update({k: pl.String for k in keys})
+    schema.update(dict.fromkeys(keys, pl.String()))
     return pl.DataFrame(rows, schema=schema)
 
 
