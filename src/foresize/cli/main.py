@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         returned = app(args=args, prog_name="foresize", standalone_mode=False)
         code = returned if isinstance(returned, int) else 0
-    except BaseException as exc:  # noqa: BLE001 - the one place that turns errors into codes
+    except BaseException as exc:
         code = report(exc)
     if argv is None:
         sys.exit(code)
