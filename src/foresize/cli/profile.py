@@ -67,9 +67,9 @@ Examples:
 """
 
 
-def short_id(name: str, width: int = 14) -> str:
+def short_id(name: str, width: int = 14, longest: int = 24) -> str:
     """Hashed ids (GenTD26 container_ip is an md5) shortened for tables, like git hashes."""
-    return name if len(name) <= width else name[: width - 1] + "…"
+    return name if len(name) <= longest else name[: width - 1] + "…"
 
 
 def _scaled(metric: str, value: float | None) -> str:

@@ -56,12 +56,15 @@ def regular_grid(t_s: FloatArray, values: FloatArray, step_s: float) -> tuple[Fl
 
 
 def periodogram_peaks(
-    grid: FloatArray, *, top: int = 3, min_strength: float = 0.10
+    grid: FloatArray, *, top: int = 3, min_strength: float = 0.10, harmonics: int = 4
 ) -> tuple[list[float], list[float]]:
     """Periods in bins of up to ``top`` spectral peaks explaining ≥ ``min_strength``.
 
-    Strength is the peak's share of the detrended signal's total spectral power, so a
-    pure sinusoid scores close to 1 and white noise about 2/N per frequency.
+    A peak is scored with the power of its first ``harmonics`` multiples, because
+    periodic spikes (checkpoints, batch jobs) spread their power over harmonics and
+    the strongest single bin is often the second or third harmonic, not the period.
+    Strength is that harmonic power's share of the detrended signal's total power, so
+    a pure sinusoid scores close to 1 and white noise about 2/N per frequency.
     """
     n = grid.size
     slope, _ = _line(grid)
@@ -74,15 +77,30 @@ def periodogram_peaks(
     if total <= 0:
         return [], []
     k = np.arange(power.size)
+    score = power.copy()
+    for multiple in range(2, harmonics + 1):
+        index = k * multiple
+        inside = index < power.size
+        score[inside] += power[index[inside]]
     period_bins = n / np.maximum(k, 1)
     left = np.concatenate(([-np.inf], power[:-1]))
     right = np.concatenate((power[1:], [-np.inf]))
     peaks = (power >= left) & (power >= right) & (power > 0) & (k > 0)
     peaks &= (period_bins >= 3) & (period_bins <= n / 2)
     candidates = np.flatnonzero(peaks)
-    order = candidates[np.argsort(power[candidates])[::-1]][:top]
-    chosen = [int(i) for i in order if power[i] / total >= min_strength]
-    return [float(period_bins[i]) for i in chosen], [float(power[i] / total) for i in chosen]
+    chosen: list[int] = []
+    for i in candidates[np.argsort(score[candidates])[::-1]]:
+        if score[i] / total < min_strength or len(chosen) == top:
+            break
+        if not any(_is_multiple(int(i), j) for j in chosen):
+            chosen.append(int(i))
+    return [float(period_bins[i]) for i in chosen], [float(score[i] / total) for i in chosen]
+
+
+def _is_multiple(k: int, base: int) -> bool:
+    """Whether frequency bin ``k`` is a harmonic of ``base`` (±1 bin for leakage)."""
+    ratio = round(k / base)
+    return ratio >= 2 and abs(k - ratio * base) <= 1
 
 
 def _line(y: FloatArray) -> tuple[float, float]:
