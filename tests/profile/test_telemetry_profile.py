@@ -130,3 +130,11 @@ def test_real_gentd26_duty_cycle_matches_numpy(gentd26_dir: Path) -> None:
             assert row["std"] == pytest.approx(values.std(ddof=1))
     # the data's known shape: serving containers are idle most of the time
     assert profile["idle_frac"].median() > 0.5
+
+
+def test_spike_train_reports_its_fundamental_period() -> None:
+    minutes = np.arange(2 * 1440, dtype=float)
+    spikes = np.where(minutes % 60 < 4, 100.0, 10.0)  # a 4-minute checkpoint every hour
+    shape = describe_shape(minutes * 60, spikes, 60.0)
+    assert shape.periods_s[0] == pytest.approx(3600.0)
+    assert all(not np.isclose(p, 1800.0) for p in shape.periods_s)
