@@ -129,3 +129,27 @@ def test_every_row_invalid_is_insufficient_data(tmp_path: Path,
     assert code == 4
     assert out == ""
     assert "every row was invalid" in err
+
+
+def test_dataset_tables_profile_through_the_registry(
+    mirror: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FORESIZE_DATA_MIRROR", str(mirror))
+    code, out, err = run(["profile", "telemetry", "gentd26:lora", "-f", "json"], capsys)
+    assert code == 0
+    document = json.loads(out)
+    profiles = {p["workload"]: p for p in document["profiles"]}
+    assert set(profiles) == {"TXT_2_IMG", "IMG_2_IMG", "INPAINTING"}
+    arrivals = sum(p["mean"] * p["n_samples"] for p in profiles.values())
+    assert arrivals == pytest.approx(26823)  # every request of the trace counted once
+    assert profiles["TXT_2_IMG"]["period_s"] == pytest.approx(86400, rel=0.01)
+    code, out, err = run(["profile", "telemetry", "gentd26:memory_util", "-f", "csv"], capsys)
+    assert code == 0
+    assert err.splitlines() == [
+        f"Warning: {mirror}/cluster-trace-v2026-GenAI/pod_memory_util_anon.tar.gz: 214,890 rows "
+        "read, 214,839 kept; dropped duplicate_ts=1, missing_key=49, negative_value=1"
+    ]
+    assert len(out.splitlines()) == 1 + 207
+    code, _, err = run(["profile", "telemetry", "openb:default"], capsys)
+    assert code == 3
+    assert "alibaba-openb:default holds pods, not telemetry" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Annotated
 
 import typer
@@ -11,7 +12,7 @@ import typer
 from foresize import __version__
 from foresize.cli import datasets, demo, environment, profile
 from foresize.cli.errors import report
-from foresize.cli.output import SETTINGS
+from foresize.cli.output import SETTINGS, info
 
 app = typer.Typer(
     name="foresize",
@@ -52,15 +53,26 @@ def root(
     SETTINGS.quiet, SETTINGS.verbose, SETTINGS.debug, SETTINGS.seed = quiet, verbose, debug, seed
 
 
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int,
+    file: object = None, line: str | None = None,
+) -> None:
+    """Warnings reach users as one line on stderr (no source line), silenced by -q."""
+    info(f"Warning: {message}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app and map errors to exit codes."""
     args = sys.argv[1:] if argv is None else argv
     SETTINGS.debug = "--debug" in args or os.environ.get("FORESIZE_DEBUG", "") not in ("", "0")
-    try:
-        returned = app(args=args, prog_name="foresize", standalone_mode=False)
-        code = returned if isinstance(returned, int) else 0
-    except BaseException as exc:
-        code = report(exc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        try:
+            returned = app(args=args, prog_name="foresize", standalone_mode=False)
+            code = returned if isinstance(returned, int) else 0
+        except BaseException as exc:
+            code = report(exc)
     if argv is None:
         sys.exit(code)
     return code

@@ -143,12 +143,15 @@ def telemetry(
 
         profile, report = profile_telemetry(opened.frame, source=opened.label,
                                             by_phase=by_phase, on_chunk=on_chunk)
-    reports = opened.reports or [report]
+    # dataset tables were validated by their readers; the profile pass adds its own
+    # report only where it found something more (e.g. duplicates across stacked files)
+    reports = [*opened.reports, report] if report.n_dropped or not opened.reports else (
+        opened.reports)
     n_workloads = profile["workload"].n_unique()
     n_metrics = profile["metric"].n_unique()
     document = {
         **provenance(opened.sha256),
-        "ingest": [r.to_dict() for r in reports] + ([report.to_dict()] if opened.reports else []),
+        "ingest": [r.to_dict() for r in reports],
         "profiles": profile.to_dicts(),
     }
     emit(
