@@ -99,7 +99,7 @@ def test_ingest_strict_fails_without_output(tmp_path: Path,
     code, _, err = run(["profile", "ingest", str(_bad_csv(tmp_path)), "--strict", "-o",
                           str(target)], capsys)
     assert code == 3
-    assert "bad.csv: row 2: nan value (3 invalid rows in all" in err
+    assert "bad.csv: row 2: field 'value' is NaN (got nan); 3 invalid rows in all" in err
     assert not target.exists()
     assert list(tmp_path.iterdir()) == [tmp_path / "bad.csv"]
 

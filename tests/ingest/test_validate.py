@@ -74,7 +74,8 @@ def test_unsorted_rows_are_sorted_and_counted() -> None:
 
 def test_strict_names_the_first_bad_row() -> None:
     rows = [("a", "qps", 0, 1.0), ("a", "qps", 1, -1.0), ("a", "qps", 1, 2.0)]
-    message = r"^t.csv: row 2: negative value \(1 invalid row in all: negative_value=1\)$"
+    message = (r"^t.csv: row 2: field 'value' is negative for a usage metric \(got -1.0\); "
+               r"1 invalid row in all: negative_value=1$")
     with pytest.raises(InputError, match=message):
         canonicalize(frame(rows), source="t.csv", strict=True)
 

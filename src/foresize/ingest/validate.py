@@ -7,6 +7,8 @@ which duplicate wins, how rows are ordered) so they are the same for every sourc
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -78,69 +80,141 @@ def _to_utc(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return expr.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
 
 
-def canonicalize(
-    frame: pl.DataFrame, *, source: str, strict: bool = False
-) -> tuple[pl.DataFrame, IngestReport]:
-    """Validate, drop invalid rows (counted by reason), dedupe and sort per series.
+@dataclass(frozen=True, slots=True)
+class RowRule:
+    """One reason to drop a row: ``invalid`` is True where the row breaks the rule.
 
-    Under ``strict`` any dropped row is an ``InputError`` naming the first offending row.
+    ``field`` is the upstream column named in strict errors; ``problem`` completes the
+    sentence "field 'x' ..." (e.g. "is negative").
     """
-    frame = coerce_columns(frame, source=source)
-    keep = [c for c in (*TELEMETRY, *TELEMETRY_OPTIONAL) if c in frame.columns]
-    frame = frame.select(keep).with_row_index(_ROW, offset=1)
-    value = pl.col("value")
-    missing_key = pl.any_horizontal(pl.col(k).is_null() for k in (*SERIES_KEYS, "ts"))
-    negative = pl.col("metric").is_in(_NONNEGATIVE) & (value < 0)
-    invalid = missing_key | value.is_null() | value.is_nan() | value.is_infinite() | negative
-    reason = (
-        pl.when(missing_key)
-        .then(pl.lit("missing_key"))
-        .when(value.is_null())
-        .then(pl.lit("missing_value"))
-        .when(value.is_nan())
-        .then(pl.lit("nan_value"))
-        .when(value.is_infinite())
-        .then(pl.lit("infinite_value"))
-        .when(negative)
-        .then(pl.lit("negative_value"))
-        .when(pl.struct(*SERIES_KEYS, "ts").is_first_distinct().not_())
-        .then(pl.lit("duplicate_ts"))
-        .otherwise(pl.lit(None, dtype=pl.String))
+
+    reason: str
+    field: str
+    invalid: pl.Expr
+    problem: str
+
+
+
+def apply_rules(
+    frame: pl.DataFrame,
+    rules: Sequence[RowRule],
+    *,
+    source: str,
+    strict: bool,
+    unique: RowRule | None = None,
+) -> tuple[pl.DataFrame, IngestReport]:
+    """Drop rows that break a rule, counting each under the first rule it breaks.
+
+    ``unique`` marks later rows repeating an earlier *valid* row's key, so a broken row
+    never makes a good one look like a duplicate. Rows are numbered from 1 (the first
+    data row), as ``validate.canonicalize`` numbers them.
+    """
+    marked = frame.with_row_index(_ROW, offset=1).with_columns(
+        _first_reason(rules).alias(_REASON)
     )
-    # duplicates are judged among otherwise valid rows only, so a NaN row never wins
-    valid_first = frame.with_columns(invalid.alias("__invalid")).sort(
-        "__invalid", _ROW, maintain_order=True
-    )
-    marked = valid_first.with_columns(reason.alias(_REASON)).sort(_ROW)
+    if unique is not None:
+        marked = _mark_repeats(marked, unique)
     counts = (
         marked.filter(pl.col(_REASON).is_not_null())
         .group_by(_REASON)
         .agg(pl.len().alias("n"), pl.col(_ROW).min().alias("first"))
         .sort(_REASON)
     )
-    kept = marked.filter(pl.col(_REASON).is_null())
-    reordered = kept.select(
-        (pl.col("ts").diff().over(SERIES_KEYS) < pl.duration(microseconds=0)).sum()
-    ).item()
-    out = kept.drop(_ROW, _REASON, "__invalid").sort(*SERIES_KEYS, "ts", maintain_order=True)
+    kept = marked.filter(pl.col(_REASON).is_null()).drop(_ROW, _REASON)
     report = IngestReport(
         source=source,
         rows_in=frame.height,
-        rows_out=out.height,
+        rows_out=kept.height,
         dropped=dict(zip(counts[_REASON].to_list(), counts["n"].to_list(), strict=True)),
         first_row=dict(zip(counts[_REASON].to_list(), counts["first"].to_list(), strict=True)),
-        reordered=int(reordered or 0),
-        n_series=out.select(pl.struct(*SERIES_KEYS).n_unique()).item() if out.height else 0,
     )
     if report.dropped:
         if strict:
-            reason_name, first = min(report.first_row.items(), key=lambda kv: kv[1])
-            listed = ", ".join(f"{k}={v}" for k, v in sorted(report.dropped.items()))
-            plural = "s" if report.n_dropped != 1 else ""
-            raise InputError(
-                f"{source}: row {first}: {reason_name.replace('_', ' ')} "
-                f"({report.n_dropped:,} invalid row{plural} in all: {listed})",
-                hint="fix the rows, or drop --strict to skip them with a count",
-            )
-        warnings.warn(report.summary(), DataDroppedWarning, stacklevel=2)
+            raise _strict_error(marked, report, rules, unique, source=source)
+        warnings.warn(report.summary(), DataDroppedWarning, stacklevel=3)
+    return kept, report
+
+
+def _first_reason(rules: Sequence[RowRule]) -> pl.Expr:
+    """The reason of the first rule a row breaks, else null (a null test passes)."""
+    return pl.coalesce(
+        pl.lit(None, dtype=pl.String),
+        *(pl.when(rule.invalid).then(pl.lit(rule.reason)) for rule in rules),
+    )
+
+
+def _mark_repeats(marked: pl.DataFrame, unique: RowRule) -> pl.DataFrame:
+    valid = marked.filter(pl.col(_REASON).is_null())
+    repeats = valid.filter(unique.invalid)[_ROW]
+    return marked.with_columns(
+        pl.when(pl.col(_ROW).is_in(repeats.implode()))
+        .then(pl.lit(unique.reason))
+        .otherwise(pl.col(_REASON))
+        .alias(_REASON)
+    )
+
+
+def _strict_error(
+    marked: pl.DataFrame,
+    report: IngestReport,
+    rules: Sequence[RowRule],
+    unique: RowRule | None,
+    *,
+    source: str,
+) -> InputError:
+    reason, row = min(report.first_row.items(), key=lambda item: item[1])
+    line = marked.filter(pl.col(_ROW) == row)
+    if unique is not None and reason == unique.reason:
+        rule = unique
+    else:  # several rules may share a reason; name the one this row breaks
+        rule = next(r for r in rules if r.reason == reason and line.select(r.invalid).item())
+    value = line[rule.field].item()
+    shown = "" if value is None else f" (got {value!r})"
+    every = ", ".join(f"{k}={v:,}" for k, v in sorted(report.dropped.items()))
+    plural = "s" if report.n_dropped != 1 else ""
+    return InputError(
+        f"{source}: row {row}: field {rule.field!r} {rule.problem}{shown}; "
+        f"{report.n_dropped:,} invalid row{plural} in all: {every}",
+        hint="fix the rows, or drop --strict to skip them with a count",
+    )
+
+
+_SAMPLE_KEYS = (*SERIES_KEYS, "ts")
+
+
+def _telemetry_rules() -> list[RowRule]:
+    value = pl.col("value")
+    usage = pl.col("metric").is_in(_NONNEGATIVE)
+    return [
+        *(RowRule("missing_key", key, pl.col(key).is_null(), "is empty") for key in _SAMPLE_KEYS),
+        RowRule("missing_value", "value", value.is_null(), "is empty"),
+        RowRule("nan_value", "value", value.is_nan(), "is NaN"),
+        RowRule("infinite_value", "value", value.is_infinite(), "is infinite"),
+        RowRule("negative_value", "value", usage & (value < 0), "is negative for a usage metric"),
+    ]
+
+
+_DUPLICATE = RowRule("duplicate_ts", "ts", ~pl.struct(*_SAMPLE_KEYS).is_first_distinct(),
+                     "repeats an earlier sample of its series")
+
+
+def canonicalize(
+    frame: pl.DataFrame, *, source: str, strict: bool = False
+) -> tuple[pl.DataFrame, IngestReport]:
+    """Validate, drop invalid rows (counted by reason), dedupe and sort per series.
+
+    A duplicate is a later valid sample of the same workload, metric and ts, so a NaN
+    row never displaces a good one. Under ``strict`` any dropped row is an
+    ``InputError`` naming the first offending row and field.
+    """
+    frame = coerce_columns(frame, source=source)
+    keep = [c for c in (*TELEMETRY, *TELEMETRY_OPTIONAL) if c in frame.columns]
+    kept, report = apply_rules(frame.select(keep), _telemetry_rules(), source=source,
+                               strict=strict, unique=_DUPLICATE)
+    reordered = kept.select(
+        (pl.col("ts").diff().over(SERIES_KEYS) < pl.duration(microseconds=0)).sum()
+    ).item()
+    out = kept.sort(*SERIES_KEYS, "ts", maintain_order=True)
+    report.reordered = int(reordered or 0)
+    report.n_series = out.select(pl.struct(*SERIES_KEYS).n_unique()).item() if out.height else 0
     return out, report

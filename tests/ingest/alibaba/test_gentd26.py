@@ -189,7 +189,8 @@ def test_strict_names_the_row(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "pod_memory_util_anon.csv",
                      ["value", "timestamp_anon", "container_ip"],
                      [[0.5, T0, "c1"], [-0.1, T0 + 57, "c1"]])
-    with pytest.raises(InputError, match=r"pod_memory_util_anon\.csv: row 2: negative value"):
+    message = r"pod_memory_util_anon\.csv: row 2: field 'value' is negative"
+    with pytest.raises(InputError, match=message):
         read_gentd26(path, strict=True)
 
 

@@ -9,38 +9,19 @@ contract instead: every dropped row is counted under a named reason, and under
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
 
-from foresize.core.errors import DataDroppedWarning, InputError, SchemaMismatchError
+from foresize.core.errors import SchemaMismatchError
 from foresize.core.schemas import TS_DTYPE
-from foresize.ingest.report import IngestReport
 
-_ROW = "__row"
-_REASON = "__reason"
 _SUFFIXES = (".tar.gz", ".tgz", ".csv.gz", ".csv")
 # |epoch seconds| above this is not a time in any trace (it is year ~5000); such values
 # and non-finite ones parse to null instead of overflowing the microsecond cast
 _MAX_EPOCH_S = 1e11
 _INT64_LIMIT = 2.0**63
-
-
-@dataclass(frozen=True, slots=True)
-class RowRule:
-    """One reason to drop a row: ``invalid`` is True where the row breaks the rule.
-
-    ``field`` is the upstream column named in strict errors; ``problem`` completes the
-    sentence "field 'x' ..." (e.g. "is negative").
-    """
-
-    reason: str
-    field: str
-    invalid: pl.Expr
-    problem: str
 
 
 def file_stem(path: str | os.PathLike[str]) -> str:
@@ -114,87 +95,4 @@ def not_whole(column: str) -> pl.Expr:
     value = pl.col(column).cast(pl.Float64)
     return value.is_not_null() & (
         ~value.is_finite() | (value != value.floor()) | (value.abs() >= _INT64_LIMIT)
-    )
-
-
-def apply_rules(
-    frame: pl.DataFrame,
-    rules: Sequence[RowRule],
-    *,
-    source: str,
-    strict: bool,
-    unique: RowRule | None = None,
-) -> tuple[pl.DataFrame, IngestReport]:
-    """Drop rows that break a rule, counting each under the first rule it breaks.
-
-    ``unique`` marks later rows repeating an earlier *valid* row's key, so a broken row
-    never makes a good one look like a duplicate. Rows are numbered from 1 (the first
-    data row), as ``validate.canonicalize`` numbers them.
-    """
-    marked = frame.with_row_index(_ROW, offset=1).with_columns(
-        _first_reason(rules).alias(_REASON)
-    )
-    if unique is not None:
-        marked = _mark_repeats(marked, unique)
-    counts = (
-        marked.filter(pl.col(_REASON).is_not_null())
-        .group_by(_REASON)
-        .agg(pl.len().alias("n"), pl.col(_ROW).min().alias("first"))
-        .sort(_REASON)
-    )
-    kept = marked.filter(pl.col(_REASON).is_null()).drop(_ROW, _REASON)
-    report = IngestReport(
-        source=source,
-        rows_in=frame.height,
-        rows_out=kept.height,
-        dropped=dict(zip(counts[_REASON].to_list(), counts["n"].to_list(), strict=True)),
-        first_row=dict(zip(counts[_REASON].to_list(), counts["first"].to_list(), strict=True)),
-    )
-    if report.dropped:
-        if strict:
-            raise _strict_error(marked, report, rules, unique, source=source)
-        warnings.warn(report.summary(), DataDroppedWarning, stacklevel=3)
-    return kept, report
-
-
-def _first_reason(rules: Sequence[RowRule]) -> pl.Expr:
-    """The reason of the first rule a row breaks, else null (a null test passes)."""
-    return pl.coalesce(
-        pl.lit(None, dtype=pl.String),
-        *(pl.when(rule.invalid).then(pl.lit(rule.reason)) for rule in rules),
-    )
-
-
-def _mark_repeats(marked: pl.DataFrame, unique: RowRule) -> pl.DataFrame:
-    valid = marked.filter(pl.col(_REASON).is_null())
-    repeats = valid.filter(unique.invalid)[_ROW]
-    return marked.with_columns(
-        pl.when(pl.col(_ROW).is_in(repeats.implode()))
-        .then(pl.lit(unique.reason))
-        .otherwise(pl.col(_REASON))
-        .alias(_REASON)
-    )
-
-
-def _strict_error(
-    marked: pl.DataFrame,
-    report: IngestReport,
-    rules: Sequence[RowRule],
-    unique: RowRule | None,
-    *,
-    source: str,
-) -> InputError:
-    reason, row = min(report.first_row.items(), key=lambda item: item[1])
-    line = marked.filter(pl.col(_ROW) == row)
-    if unique is not None and reason == unique.reason:
-        rule = unique
-    else:  # several rules may share a reason; name the one this row breaks
-        rule = next(r for r in rules if r.reason == reason and line.select(r.invalid).item())
-    value = line[rule.field].item()
-    shown = "" if value is None else f" (got {value!r})"
-    every = ", ".join(f"{k}={v:,}" for k, v in sorted(report.dropped.items()))
-    return InputError(
-        f"{source}: row {row}: field {rule.field!r} {rule.problem}{shown}; "
-        f"{report.n_dropped:,} invalid rows in all: {every}",
-        hint="fix the rows, or drop --strict to skip them with a count",
     )

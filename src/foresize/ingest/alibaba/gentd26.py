@@ -39,8 +39,6 @@ from foresize.core.errors import InputError, UnknownNameError
 from foresize.core.io import sha256_file
 from foresize.core.schemas import TELEMETRY, TS_DTYPE
 from foresize.ingest.alibaba._common import (
-    RowRule,
-    apply_rules,
     as_numeric,
     epoch_s_to_ts,
     file_stem,
@@ -50,7 +48,7 @@ from foresize.ingest.alibaba._common import (
 )
 from foresize.ingest.report import IngestReport
 from foresize.ingest.tabular import collect_input, scan_file
-from foresize.ingest.validate import canonicalize
+from foresize.ingest.validate import RowRule, apply_rules, canonicalize
 
 GATEWAY = "gateway"
 LORA_TABLE = "lora"

@@ -21,8 +21,6 @@ import polars as pl
 
 from foresize.core.io import sha256_file
 from foresize.ingest.alibaba._common import (
-    RowRule,
-    apply_rules,
     as_numeric,
     nan_to_null,
     not_whole,
@@ -30,6 +28,7 @@ from foresize.ingest.alibaba._common import (
 )
 from foresize.ingest.report import IngestReport
 from foresize.ingest.tabular import collect_input, scan_file
+from foresize.ingest.validate import RowRule, apply_rules
 
 OPENB_NODES = pl.Schema(
     {

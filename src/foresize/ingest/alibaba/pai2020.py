@@ -26,8 +26,6 @@ from foresize.core.errors import InputError, SchemaMismatchError, UnknownNameErr
 from foresize.core.io import sha256_file
 from foresize.core.schemas import TS_DTYPE
 from foresize.ingest.alibaba._common import (
-    RowRule,
-    apply_rules,
     epoch_s_to_ts,
     file_stem,
     require_columns,
@@ -35,6 +33,7 @@ from foresize.ingest.alibaba._common import (
 from foresize.ingest.archive import extracted_csv, is_archive
 from foresize.ingest.report import IngestReport
 from foresize.ingest.tabular import check_readable, collect_input
+from foresize.ingest.validate import RowRule, apply_rules
 
 GIB = 2**30
 _S, _F = pl.String, pl.Float64
