@@ -234,9 +234,9 @@ def fetch_command(
     stdout gets the local paths, one per line; -f table/json/csv/parquet gives the rows.
     """
     total = sum(t.size_bytes or 0 for t in datasets.select_tables(address)) or None
-    with progress(f"fetching {address}", total) as advance:
+    with progress(f"fetching {address}", total) as bar:
         fetched = datasets.fetch_tables(
-            address, mirror=mirror, cache_dir=cache_dir, progress=advance
+            address, mirror=mirror, cache_dir=cache_dir, progress=bar.advance
         )
     rows = [
         {
@@ -310,8 +310,8 @@ def verify_command(
     output: OutputOpt = None,
 ) -> None:
     """Re-hash the local copies (mirror, else cache) against the registry; exit 3 on a mismatch."""
-    with progress("verifying", None) as advance:
-        rows = datasets.verify(address, mirror=mirror, cache_dir=cache_dir, progress=advance)
+    with progress("verifying", None) as bar:
+        rows = datasets.verify(address, mirror=mirror, cache_dir=cache_dir, progress=bar.advance)
     counts = {s: sum(r.status == s for r in rows) for s in ("ok", "mismatch", "absent")}
     where = datasets.mirror_root(mirror) or datasets.cache_root(cache_dir)
     summary = (

@@ -25,6 +25,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
@@ -216,18 +217,32 @@ def frame_table(result: Result, *, columns: list[str] | None = None) -> Table:
     return table
 
 
-def _ignore(_n: int = 1) -> None:
-    """Progress sink for piped or quiet runs."""
+@dataclass(slots=True)
+class Bar:
+    """Handle on a progress bar; a no-op when the bar is not shown."""
+
+    _progress: Progress | None = None
+    _task: TaskID | None = None
+
+    def advance(self, n: int = 1) -> None:
+        """Count ``n`` more units done."""
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, n)
+
+    def set_total(self, total: int) -> None:
+        """Set the total once it is known (e.g. rows counted by a first pass)."""
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, total=total)
 
 
 @contextmanager
-def progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+def progress(description: str, total: int | None) -> Iterator[Bar]:
     """A transient progress bar on stderr when it is a terminal and not ``--quiet``.
 
-    Yields ``advance(n)``. Piped or quiet runs get a no-op, so logs stay clean.
+    Piped or quiet runs get a bar that does nothing, so logs and pipes stay clean.
     """
     if SETTINGS.quiet or not stderr.is_terminal:
-        yield _ignore
+        yield Bar()
         return
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -237,10 +252,5 @@ def progress(description: str, total: int | None) -> Iterator[Callable[[int], No
         TimeRemainingColumn(),
         console=stderr,
         transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-
-        def advance(n: int = 1) -> None:
-            bar.advance(task, n)
-
-        yield advance
+    ) as shown:
+        yield Bar(shown, shown.add_task(description, total=total))

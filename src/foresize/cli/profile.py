@@ -134,12 +134,11 @@ def telemetry(
     options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
                            ts_format=ts_format, mirror=mirror)
     opened = open_filtered(sources, options, workloads=workload, metrics=metric)
-    with progress("profiling", None) as advance:
-        seen = [0]
+    with progress("profiling rows", None) as bar:
 
-        def on_chunk(done: int, total: int) -> None:
-            advance(done - seen[0])
-            seen[0] = done
+        def on_chunk(rows: int, total: int) -> None:
+            bar.set_total(total)
+            bar.advance(rows)
 
         profile, report = profile_telemetry(opened.frame, source=opened.label,
                                             by_phase=by_phase, on_chunk=on_chunk)

@@ -149,7 +149,8 @@ def profile_telemetry(
 
     ``telemetry`` holds the canonical columns (validated here, chunk by chunk). Returns
     the profile (``PROFILE_SCHEMA`` plus ``phase`` when ``by_phase``) and the ingest
-    report of what was dropped. ``on_chunk(rows_done, rows_total)`` reports progress.
+    report of what was dropped. ``on_chunk(rows, rows_total)`` reports each chunk's
+    rows as it is done.
     """
     lazy = telemetry.lazy()
     counts = (
@@ -164,7 +165,6 @@ def profile_telemetry(
         chunks.append([])  # rows with no workload: read so they are counted as dropped
     report = IngestReport(source=source)
     parts: list[pl.DataFrame] = []
-    done = 0
     for workloads in chunks:
         selector = (pl.col("workload").is_in(workloads) if workloads
                     else pl.col("workload").is_null())
@@ -175,9 +175,8 @@ def profile_telemetry(
             canonical = canonical.with_columns(phase=pl.lit(None, dtype=pl.String))
         if canonical.height:
             parts.append(summarize_series(canonical, keys=keys))
-        done += rows.height
         if on_chunk:
-            on_chunk(done, total)
+            on_chunk(rows.height, total)
     if not parts:
         raise InsufficientDataError(
             f"{source}: every row was invalid ({report.summary()})",
