@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import tarfile
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from foresize.core.errors import InputError
 from foresize.core.schemas import TELEMETRY
@@ -128,3 +131,31 @@ def test_mapping_syntax_errors() -> None:
         parse_mapping("ts")
     with pytest.raises(InputError, match="unknown key 'time'"):
         parse_mapping("time=t")
+
+
+cells = st.one_of(
+    st.integers(-5, 1_800_000_000).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.sampled_from(["", "NULL", "nan", "2026-01-01 00:00:00", "2026-13-01", "x", "-1"]),
+    st.text(alphabet="abc,\"\n 0123456789.-", max_size=6),
+)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.sampled_from(["w1", "w2", ""]), st.sampled_from(["qps", "x"]),
+                               cells, cells), max_size=25))
+def test_generic_csv_property(tmp_path: Path, rows: list[tuple[str, str, str, str]]) -> None:
+    path = tmp_path / "prop.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["workload", "metric", "ts", "value"])
+        writer.writerows(rows)
+    try:
+        frame, report = read_telemetry(path)
+    except InputError:
+        return
+    assert frame.schema == TELEMETRY
+    assert report.rows_in == report.rows_out + report.n_dropped == len(rows)
+    assert frame.equals(frame.sort("workload", "metric", "ts"))
+    assert frame["ts"].dtype == pl.Datetime("us", "UTC")
