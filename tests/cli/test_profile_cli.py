@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -153,3 +154,22 @@ def test_dataset_tables_profile_through_the_registry(
     code, _, err = run(["profile", "telemetry", "openb:default"], capsys)
     assert code == 3
     assert "alibaba-openb:default holds pods, not telemetry" in err
+
+
+def test_stdin_csv_and_parquet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    text = b"workload,metric,ts,value\na,qps,0,1\na,qps,60,3\n"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(text)))
+    code, out, _ = run(["profile", "telemetry", "-", "-f", "json"], capsys)
+    assert code == 0
+    assert json.loads(out)["profiles"][0]["mean"] == 2.0
+    parquet = tmp_path / "t.parquet"
+    pl.read_csv(io.BytesIO(text)).write_parquet(parquet)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(parquet.read_bytes())))
+    code, out, _ = run(["profile", "telemetry", "-", "-f", "json"], capsys)
+    assert code == 0
+    assert json.loads(out)["profiles"][0]["max"] == 3.0
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    code, _, err = run(["profile", "telemetry", "-"], capsys)
+    assert code == 3
+    assert err.startswith("Error: stdin: no data")

@@ -11,7 +11,7 @@ import polars as pl
 from foresize.core.errors import InputError
 from foresize.core.io import sha256_file
 from foresize.ingest.report import IngestReport
-from foresize.ingest.tabular import TsUnit, scan_telemetry
+from foresize.ingest.tabular import STDIN, TsUnit, scan_telemetry
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class Telemetry:
 
 
 def _looks_like_file(text: str) -> bool:
-    return Path(text).exists() or "/" in text or Path(text).suffix.lower() in {
+    return text == STDIN or Path(text).exists() or "/" in text or Path(text).suffix.lower() in {
         ".csv", ".parquet", ".pq", ".gz", ".tgz", ".tsv",
     }
 

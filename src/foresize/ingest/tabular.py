@@ -7,7 +7,9 @@ and canonicalises it, returning the frame and its ``IngestReport``.
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -25,6 +27,7 @@ TsUnit = Literal["s", "ms", "us", "ns"]
 CANONICAL_KEYS = ("workload", "metric", "ts", "value", *TELEMETRY_OPTIONAL)
 TEXT_TS_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M",
                    "%Y-%m-%dT%H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S%.f")
+NULL_TEXT = ["", "NULL", "None", "null"]  # how the traces spell a missing cell
 _FACTOR = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}
 
 
@@ -64,8 +67,33 @@ def check_readable(path: Path) -> None:
         raise InputError(f"{path}: file is empty")
 
 
+STDIN = "-"
+_PARQUET_MAGIC = b"PAR1"
+
+
+def read_stdin() -> pl.LazyFrame:
+    """CSV or parquet piped on stdin (buffered: a pipe cannot be scanned twice)."""
+    if sys.stdin.isatty():
+        raise InputError("stdin: expected telemetry piped in, found a terminal",
+                         hint="pipe a CSV or parquet file in, or pass a file path")
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise InputError("stdin: no data")
+    try:
+        if data[:4] == _PARQUET_MAGIC:
+            return pl.read_parquet(io.BytesIO(data)).lazy()
+        return pl.read_csv(io.BytesIO(data), infer_schema_length=10_000,
+                           null_values=NULL_TEXT).lazy()
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"stdin: unreadable ({_first_line(exc)})") from exc
+
+
 def scan_file(path: str | os.PathLike[str]) -> pl.LazyFrame:
-    """Lazily open a parquet, CSV or single-CSV tar.gz, failing early on corrupt files."""
+    """Lazily open a parquet, CSV or single-CSV tar.gz, failing early on corrupt files;
+    ``-`` reads stdin.
+    """
+    if str(path) == STDIN:
+        return read_stdin()
     path = Path(path)
     check_readable(path)
     try:
@@ -78,7 +106,7 @@ def scan_file(path: str | os.PathLike[str]) -> pl.LazyFrame:
                 csv,
                 separator="\t" if csv.name.endswith(".tsv") else ",",
                 infer_schema_length=10_000,
-                null_values=["", "NULL", "None", "null"],
+                null_values=NULL_TEXT,
             )
         frame.collect_schema()
     except pl.exceptions.PolarsError as exc:
@@ -216,5 +244,5 @@ def read_telemetry(
         ts_format=ts_format,
     )
     frame, report = canonicalize(collect_input(lazy, source=source), source=source, strict=strict)
-    report.sha256 = sha256_file(path)
+    report.sha256 = None if source == STDIN else sha256_file(path)
     return frame, report
