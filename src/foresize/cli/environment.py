@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import shutil
+import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -25,10 +28,21 @@ def _installed(name: str) -> str | None:
         return None
 
 
+def _gpus() -> str:
+    """GPUs as ``nvidia-smi -L`` lists them (no torch import: ``env`` must stay fast)."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return "none (no nvidia-smi)"
+    try:
+        listed = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"unknown (nvidia-smi failed: {exc})"
+    return "; ".join(listed.splitlines()) or "none"
+
+
 def env(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     """Print versions, the cache folder and the devices, for bug reports."""
-    import os
-
     facts: dict[str, str | None] = {
         "foresize": __version__,
         "python": sys.version.split()[0],
@@ -36,6 +50,7 @@ def env(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
         "cache_dir": str(cache_dir()),
         "data_mirror": os.environ.get("FORESIZE_DATA_MIRROR"),
         "cpus": str(os.cpu_count()),
+        "gpus": _gpus(),
     }
     facts.update({name.lower(): _installed(name) for name in _PACKAGES})
     frame = pl.DataFrame({"name": list(facts), "value": list(facts.values())},
