@@ -37,6 +37,16 @@ def test_demo_json_is_seeded_and_saves_telemetry(tmp_path: Path,
     assert chat_qps["period_s"] == pytest.approx(86400, rel=0.02)
 
 
+def test_command_seed_overrides_the_global_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--seed", "3", "demo", "-f", "json"]) == 0
+    global_seed = json.loads(capsys.readouterr().out)
+    assert main(["demo", "--seed", "3", "-f", "json"]) == 0
+    local_seed = json.loads(capsys.readouterr().out)
+    assert main(["demo", "-f", "json"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert global_seed["profiles"] == local_seed["profiles"] != default["profiles"]
+
+
 def test_demo_rejects_a_duration_without_unit(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--duration", "3"]) == 3
     _, err = capsys.readouterr()

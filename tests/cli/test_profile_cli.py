@@ -147,10 +147,13 @@ def test_dataset_tables_profile_through_the_registry(
     code, out, err = run(["profile", "telemetry", "gentd26:memory_util", "-f", "csv"], capsys)
     assert code == 0
     assert err.splitlines() == [
-        f"Warning: {mirror}/cluster-trace-v2026-GenAI/pod_memory_util_anon.tar.gz: 214,890 rows "
+        f"{mirror}/cluster-trace-v2026-GenAI/pod_memory_util_anon.tar.gz: 214,890 rows "
         "read, 214,839 kept; dropped duplicate_ts=1, missing_key=49, negative_value=1"
     ]
     assert len(out.splitlines()) == 1 + 207
+    code, quiet_out, err = run(["-q", "profile", "telemetry", "gentd26:memory_util", "-f", "csv"],
+                               capsys)
+    assert (code, err, quiet_out) == (0, "", out)
     code, _, err = run(["profile", "telemetry", "openb:default"], capsys)
     assert code == 3
     assert "alibaba-openb:default holds pods, not telemetry" in err

@@ -10,7 +10,8 @@ from typing import Any
 import polars as pl
 
 from foresize import __version__
-from foresize.cli.output import SETTINGS
+from foresize.cli.output import SETTINGS, info
+from foresize.ingest.report import IngestReport
 from foresize.ingest.sources import ReadOptions, Telemetry, open_telemetry
 from foresize.ingest.tabular import TsUnit, parse_mapping
 
@@ -52,6 +53,22 @@ def open_filtered(
         )
     telemetry.frame = frame
     return telemetry
+
+
+def ingest_reports(opened: Telemetry, final: IngestReport) -> list[IngestReport]:
+    """The reports worth showing: each dataset table's own, plus the final pass over the
+    stacked rows where it found something more (or where nothing validated them before).
+    """
+    if not opened.reports or final.n_dropped or final.reordered:
+        return [*opened.reports, final]
+    return list(opened.reports)
+
+
+def announce(reports: list[IngestReport], *, all_reports: bool) -> None:
+    """One stderr line per report: all of them, or only those that dropped or sorted."""
+    for report in reports:
+        if all_reports or report.n_dropped or report.reordered:
+            info(report.summary())
 
 
 def provenance(sha256: dict[str, str]) -> dict[str, Any]:

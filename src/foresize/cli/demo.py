@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from foresize.cli.options import FormatOpt, OutputOpt
+from foresize.cli.options import FormatOpt, OutputOpt, SeedOpt
 from foresize.cli.output import SETTINGS, Result, emit, info
 from foresize.cli.profile import profile_table
 from foresize.core.io import atomic_write
@@ -35,11 +35,13 @@ def demo(
         typer.Option("--save-telemetry", dir_okay=False,
                      help="Also write the generated telemetry (canonical parquet) here."),
     ] = None,
+    seed: SeedOpt = None,
 ) -> None:
     """Generate realistic synthetic telemetry (training jobs with phases, inference services
     with daily load and bursts) from --seed and profile it: no download needed.
     """
-    telemetry = generate_telemetry(seed=SETTINGS.seed, duration=duration, step=step)
+    seed = SETTINGS.seed if seed is None else seed
+    telemetry = generate_telemetry(seed=seed, duration=duration, step=step)
     if save_telemetry is not None:
         with atomic_write(save_telemetry) as tmp:
             telemetry.write_parquet(tmp)
@@ -48,12 +50,12 @@ def demo(
     n_workloads = profile["workload"].n_unique()
     document = {
         "schema_version": "1.0",
-        "source": {"synthetic": {"seed": SETTINGS.seed, "duration": duration, "step": step}},
+        "source": {"synthetic": {"seed": seed, "duration": duration, "step": step}},
         "profiles": profile.to_dicts(),
     }
     emit(
         Result(profile, document, table=profile_table,
-               title=f"foresize demo · synthetic telemetry · seed {SETTINGS.seed} · {duration}",
+               title=f"foresize demo · synthetic telemetry · seed {seed} · {duration}",
                caption=f"{telemetry.height:,} samples · {n_workloads} workloads · "
                f"{profile.height} series"),
         fmt=fmt, output=output,

@@ -13,6 +13,7 @@ from foresize import __version__
 from foresize.cli import datasets, demo, environment, profile
 from foresize.cli.errors import report
 from foresize.cli.output import SETTINGS, info
+from foresize.core.errors import DataDroppedWarning
 
 app = typer.Typer(
     name="foresize",
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     SETTINGS.debug = "--debug" in args or os.environ.get("FORESIZE_DEBUG", "") not in ("", "0")
     with warnings.catch_warnings():
         warnings.simplefilter("default")
+        # commands print ingest reports themselves, once each
+        warnings.simplefilter("ignore", DataDroppedWarning)
         warnings.showwarning = _show_warning
         try:
             returned = app(args=args, prog_name="foresize", standalone_mode=False)

@@ -66,3 +66,8 @@ MirrorOpt = Annotated[
         rich_help_panel="Input", file_okay=False,
     ),
 ]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option("--seed", help="Seed for this command (overrides the global --seed).",
+                 show_default=False),
+]

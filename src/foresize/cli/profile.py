@@ -7,7 +7,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from foresize.cli.common import open_filtered, provenance, read_options
+from foresize.cli.common import (
+    announce,
+    ingest_reports,
+    open_filtered,
+    provenance,
+    read_options,
+)
 from foresize.cli.options import (
     FormatOpt,
     MapOpt,
@@ -17,7 +23,7 @@ from foresize.cli.options import (
     TsFormatOpt,
     TsUnitOpt,
 )
-from foresize.cli.output import Result, emit, format_cell, info, progress
+from foresize.cli.output import Result, emit, format_cell, progress
 from foresize.core.schemas import metric_info
 from foresize.core.units import human_bytes, human_duration
 from foresize.ingest.tabular import collect_input
@@ -142,10 +148,8 @@ def telemetry(
 
         profile, report = profile_telemetry(opened.frame, source=opened.label,
                                             by_phase=by_phase, on_chunk=on_chunk)
-    # dataset tables were validated by their readers; the profile pass adds its own
-    # report only where it found something more (e.g. duplicates across stacked files)
-    reports = [*opened.reports, report] if report.n_dropped or not opened.reports else (
-        opened.reports)
+    reports = ingest_reports(opened, report)
+    announce(reports, all_reports=False)
     n_workloads = profile["workload"].n_unique()
     n_metrics = profile["metric"].n_unique()
     document = {
@@ -158,7 +162,6 @@ def telemetry(
             profile, document, table=profile_table,
             title=f"Telemetry profile of {opened.label}",
             caption=f"{profile.height:,} series · {n_workloads:,} workloads · {n_metrics} metrics",
-            summary=report.summary() if report.n_dropped or report.reordered else None,
         ),
         fmt=fmt, output=output,
     )
@@ -186,14 +189,13 @@ def ingest(
     opened = open_filtered(sources, options, workloads=workload, metrics=metric)
     raw = collect_input(opened.frame, source=opened.label)
     frame, report = canonicalize(raw, source=opened.label, strict=strict)
-    for earlier in opened.reports:
-        info(earlier.summary())
-    document = {**provenance(opened.sha256), "ingest": report.to_dict(),
+    reports = ingest_reports(opened, report)
+    announce(reports, all_reports=True)
+    document = {**provenance(opened.sha256), "ingest": [r.to_dict() for r in reports],
                 "telemetry": frame.to_dicts()}
     if fmt is None and output is None:
         raise typer.BadParameter("pass -o FILE (.parquet or .csv) or -f FORMAT",
                                  param_hint="-o/--output")
-    emit(Result(frame, document, title="Canonical telemetry", summary=report.summary()),
-         fmt=fmt, output=output)
+    emit(Result(frame, document, title="Canonical telemetry"), fmt=fmt, output=output)
 
 
