@@ -21,6 +21,7 @@ from typing import Any
 
 import polars as pl
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -205,10 +206,19 @@ def format_cell(column: str, value: Any) -> str:
     return str(value)
 
 
+def titled_table(result: Result) -> Table:
+    """An empty table with the result's title and caption, markup-escaped (a caption such
+    as "pip install 'foresize[gpu]'" must print as written).
+    """
+    return Table(title=escape(result.title) if result.title else None,
+                 caption=escape(result.caption) if result.caption else None,
+                 title_justify="left")
+
+
 def frame_table(result: Result, *, columns: list[str] | None = None) -> Table:
     """A rich table of the result's frame with humanised cells."""
     frame = result.frame if columns is None else result.frame.select(columns)
-    table = Table(title=result.title, caption=result.caption, title_justify="left")
+    table = titled_table(result)
     for column, dtype in frame.schema.items():
         table.add_column(column, justify="right" if dtype.is_numeric() else "left",
                          overflow="fold")

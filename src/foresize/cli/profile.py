@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from foresize.cli import live
 from foresize.cli.common import (
     announce,
     ingest_reports,
@@ -23,15 +24,15 @@ from foresize.cli.options import (
     TsFormatOpt,
     TsUnitOpt,
 )
-from foresize.cli.output import Result, emit, format_cell, progress
+from foresize.cli.output import Result, emit, format_cell, progress, titled_table
 from foresize.core.schemas import metric_info
 from foresize.core.units import human_bytes, human_duration
 from foresize.ingest.tabular import collect_input
 from foresize.ingest.validate import canonicalize
 from foresize.profile.telemetry import profile_telemetry
 
-app = typer.Typer(help="Telemetry: canonicalise files and traces, profile their patterns.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Telemetry: canonicalise files and traces, profile their patterns, "
+                  "sample running workloads.", no_args_is_help=True)
 
 SourcesArg = Annotated[
     list[str],
@@ -92,7 +93,7 @@ def _scaled(metric: str, value: float | None) -> str:
 
 def profile_table(result: Result) -> Table:
     """The human view of a profile: one row per series, values in their metric's unit."""
-    table = Table(title=result.title, caption=result.caption, title_justify="left")
+    table = titled_table(result)
     headers = ["workload", "metric", "samples", "span", "step", "gaps", "mean", "p50", "p95",
                "p99", "max", "idle", "p99/p50", "period", "trend/day"]
     if "phase" in result.frame.columns:
@@ -199,3 +200,8 @@ def ingest(
     emit(Result(frame, document, title="Canonical telemetry"), fmt=fmt, output=output)
 
 
+
+
+app.command("run", epilog=live.RUN_EPILOG,
+            context_settings={"allow_interspersed_args": False})(live.run)
+app.command("attach", epilog=live.ATTACH_EPILOG)(live.attach)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from foresize.cli.main import main
+from foresize.core.schemas import TELEMETRY
+
+
+def test_run_writes_samples_and_passes_the_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "run.parquet"
+    code = main(["profile", "run", "--interval", "100ms", "-o", str(target), "-f", "json", "--",
+                 sys.executable, "-c", "import time; time.sleep(0.5); raise SystemExit(5)"])
+    out, err = capsys.readouterr()
+    assert code == 5
+    document = json.loads(out)
+    assert document["exit_code"] == 5
+    assert document["n_samples"] >= 3
+    assert document["gpu"].startswith("no NVIDIA GPU found")
+    assert {row["metric"] for row in document["summary"]} >= {"cpu_cores", "mem_bytes"}
+    assert f"wrote {target}" in err
+    samples = pl.read_parquet(target)
+    assert samples.select(TELEMETRY.names()).schema == TELEMETRY
+    assert samples["workload"].unique().to_list() == [Path(sys.executable).name]
+
+
+def test_unwritable_output_fails_before_the_command_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "ran"
+    code = main(["profile", "run", "-o", str(tmp_path / "missing" / "x.parquet"), "--",
+                 "touch", str(marker)])
+    _, err = capsys.readouterr()
+    assert code == 3
+    assert err.startswith(f"Error: {tmp_path / 'missing' / 'x.parquet'}: folder")
+    assert not marker.exists()
+
+
+def test_command_not_found_is_127(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "run", "--", "no-such-command-xyz"]) == 127
+    assert capsys.readouterr().err == "Error: command not found: no-such-command-xyz\n"
+
+
+def test_attach_missing_pid_is_3(capsys: pytest.CaptureFixture[str]) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    assert main(["profile", "attach", str(dead.pid)]) == 3
+    assert capsys.readouterr().err == f"Error: no process with PID {dead.pid}\n"
+
+
+def test_ctrl_c_keeps_every_sample(tmp_path: Path) -> None:
+    target = tmp_path / "interrupted.parquet"
+    sampler = subprocess.Popen(
+        [sys.executable, "-m", "foresize.cli.main", "profile", "run", "--interval", "100ms",
+         "-o", str(target), "-f", "json", "--", sys.executable, "-c",
+         "import time; time.sleep(60)"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(2.5)
+    sampler.send_signal(signal.SIGINT)
+    out, err = sampler.communicate(timeout=30)
+    assert sampler.returncode == 130, err
+    document = json.loads(out)
+    assert document["interrupted"] is True
+    samples = pl.read_parquet(target)
+    assert samples["ts"].n_unique() == document["n_samples"] >= 10
+    assert not list(tmp_path.glob(".*.tmp"))

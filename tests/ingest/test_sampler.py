@@ -1,0 +1,122 @@
+"""The sampler on real processes: known allocations, process trees, exits, Ctrl-C."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import polars as pl
+import psutil
+import pytest
+
+from foresize.core.errors import InputError
+from foresize.ingest.sampler import CommandError, attach_process, record, start_command
+
+MIB = 2**20
+# 100 MiB for 1 s, 300 MiB for 1 s, freed for 1 s, then one busy second of CPU
+STEPS = """
+import time
+time.sleep(0.6)
+a = bytearray(b"x") * (100 * 2**20); time.sleep(1.0)
+b = bytearray(b"x") * (200 * 2**20); time.sleep(1.0)
+del a, b; time.sleep(1.0)
+end = time.time() + 1.0
+while time.time() < end:
+    pass
+"""
+
+
+def series(frame: pl.DataFrame, metric: str) -> list[float]:
+    return frame.filter(pl.col("metric") == metric).sort("ts")["value"].to_list()
+
+
+@pytest.fixture(scope="module")
+def steps() -> pl.DataFrame:
+    recording = record(start_command([sys.executable, "-c", STEPS]), name="steps",
+                       interval_s=0.1, own_child=True)
+    assert recording.exit_code == 0
+    return recording.telemetry
+
+
+def test_peak_rss_matches_the_known_allocation(steps: pl.DataFrame) -> None:
+    rss = series(steps, "mem_bytes")
+    baseline = sorted(rss[-8:])[0]  # freed stage and busy second: back to the interpreter
+    assert max(rss) - baseline == pytest.approx(300 * MIB, rel=0.05)
+    plateau = [r - baseline for r in rss if 80 * MIB < r - baseline < 250 * MIB]
+    assert plateau, "the 100 MiB step was never seen"
+    assert sorted(plateau)[len(plateau) // 2] == pytest.approx(100 * MIB, rel=0.05)
+    uss = series(steps, "mem_uss_bytes")
+    assert max(uss) <= max(rss)
+
+
+def test_cpu_series_shows_the_busy_window(steps: pl.DataFrame) -> None:
+    cpu = series(steps, "cpu_cores")
+    rss = series(steps, "mem_bytes")
+    peak_at = rss.index(max(rss))
+    runs: list[tuple[int, int]] = []  # (start, length) of consecutive busy samples
+    for i, busy in enumerate(c > 0.7 for c in cpu):
+        if busy and runs and runs[-1][0] + runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        elif busy:
+            runs.append((i, 1))
+    start, length = max(runs, key=lambda run: run[1])
+    assert length >= 6  # about one second at 0.1 s sampling
+    assert start > peak_at + 5  # the burn comes after the memory was freed
+    assert max(cpu[start:start + length]) == pytest.approx(1.0, abs=0.25)
+
+
+def test_a_process_tree_is_summed_and_can_be_split() -> None:
+    child = f'{sys.executable} -c "import time; b = bytearray(b\'x\') * (60 * 2**20); time.sleep(1.5)"'
+    command = ["sh", "-c", f"{child} & {child} & wait"]
+    tree = record(start_command(command), name="tree", interval_s=0.1, own_child=True)
+    split = record(start_command(command), name="tree", interval_s=0.1, per_process=True,
+                   own_child=True)
+    assert max(series(tree.telemetry, "mem_bytes")) > 2 * 60 * MIB
+    workloads = split.telemetry["workload"].unique().to_list()
+    assert sum("python" in w for w in workloads) == 2, workloads
+
+
+def test_exit_code_is_passed_through() -> None:
+    recording = record(start_command(["sh", "-c", "exit 7"]), name="x", interval_s=0.05,
+                       own_child=True)
+    assert recording.exit_code == 7
+    assert not recording.interrupted
+
+
+def test_attach_until_the_process_exits() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.0)"])
+    try:
+        recording = record(attach_process(proc.pid), name="sleeper", interval_s=0.1)
+    finally:
+        proc.wait()
+    assert recording.exit_code is None
+    assert 0.5 < recording.wall_s < 3
+    assert recording.telemetry["ts"].n_unique() >= 4
+
+
+def test_bad_commands_and_pids() -> None:
+    with pytest.raises(CommandError, match="command not found: no-such-command") as info:
+        start_command(["no-such-command"])
+    assert info.value.exit_code == 127
+    with pytest.raises(InputError, match="no command given"):
+        start_command([])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with pytest.raises(InputError, match=f"no process with PID {dead.pid}"):
+        attach_process(dead.pid)
+    with pytest.raises(InputError, match="must be positive"):
+        record(psutil.Process(), name="x", interval_s=0)
+
+
+def test_no_gpu_is_said_not_crashed() -> None:
+    recording = record(start_command(["true"]), name="x", interval_s=0.05, own_child=True)
+    assert recording.gpu_note.startswith("no NVIDIA GPU found")
+    assert "gpu_mem_bytes" not in recording.telemetry["metric"].to_list()
+
+
+def test_sampling_overhead_is_reported() -> None:
+    start = time.monotonic()
+    recording = record(start_command(["sleep", "1"]), name="x", interval_s=0.1, own_child=True)
+    assert recording.wall_s <= time.monotonic() - start
+    assert 0 < recording.sampler_cpu_s < recording.wall_s
