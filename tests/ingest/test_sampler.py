@@ -67,7 +67,8 @@ def test_cpu_series_shows_the_busy_window(steps: pl.DataFrame) -> None:
 
 
 def test_a_process_tree_is_summed_and_can_be_split() -> None:
-    child = f'{sys.executable} -c "import time; b = bytearray(b\'x\') * (60 * 2**20); time.sleep(1.5)"'
+    script = "import time; b = bytearray(b'x') * (60 * 2**20); time.sleep(1.5)"
+    child = f'{sys.executable} -c "{script}"'
     command = ["sh", "-c", f"{child} & {child} & wait"]
     tree = record(start_command(command), name="tree", interval_s=0.1, own_child=True)
     split = record(start_command(command), name="tree", interval_s=0.1, per_process=True,
