@@ -11,6 +11,7 @@ import polars as pl
 
 from foresize import __version__
 from foresize.cli.output import SETTINGS, info
+from foresize.core.units import parse_duration
 from foresize.ingest.report import IngestReport
 from foresize.ingest.sources import ReadOptions, Telemetry, open_telemetry
 from foresize.ingest.tabular import TsUnit, parse_mapping
@@ -21,7 +22,8 @@ TS_UNITS: tuple[TsUnit, ...] = ("s", "ms", "us", "ns")
 
 def read_options(
     *, mapping: str | None, as_metric: str | None, ts_unit: str, ts_format: str | None,
-    mirror: Path | None,
+    mirror: Path | None, query: str | None = None, since: str = "7d",
+    until: datetime | None = None, step: str = "1m",
 ) -> ReadOptions:
     """Build reader options from the shared CLI flags."""
     import typer
@@ -31,7 +33,8 @@ def read_options(
                                  param_hint="--ts-unit")
     unit: TsUnit = ts_unit
     return ReadOptions(mapping=parse_mapping(mapping), metric=as_metric, ts_unit=unit,
-                       ts_format=ts_format, mirror=mirror)
+                       ts_format=ts_format, mirror=mirror, query=query,
+                       since_s=parse_duration(since), until=until, step_s=parse_duration(step))
 
 
 def open_filtered(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -70,4 +71,24 @@ SeedOpt = Annotated[
     int | None,
     typer.Option("--seed", help="Seed for this command (overrides the global --seed).",
                  show_default=False),
+]
+QueryOpt = Annotated[
+    str | None,
+    typer.Option("--query", help="PromQL for a prometheus://HOST:PORT source.",
+                 rich_help_panel="Prometheus"),
+]
+SinceOpt = Annotated[
+    str,
+    typer.Option("--since", help="How far back to read from Prometheus, e.g. 7d, 12h.",
+                 rich_help_panel="Prometheus"),
+]
+UntilOpt = Annotated[
+    datetime | None,
+    typer.Option("--until", help="End of the Prometheus window (UTC; default: now).",
+                 rich_help_panel="Prometheus"),
+]
+StepOpt = Annotated[
+    str,
+    typer.Option("--step", help="Prometheus query resolution, e.g. 1m, 30s.",
+                 rich_help_panel="Prometheus"),
 ]

@@ -20,9 +20,13 @@ from foresize.cli.options import (
     MapOpt,
     MirrorOpt,
     OutputOpt,
+    QueryOpt,
+    SinceOpt,
+    StepOpt,
     StrictOpt,
     TsFormatOpt,
     TsUnitOpt,
+    UntilOpt,
 )
 from foresize.cli.output import Result, emit, format_cell, progress, titled_table
 from foresize.core.schemas import metric_info
@@ -63,6 +67,9 @@ Examples:
       --map ts=timestamp_anon,workload=container_ip --as-metric gpu_util_pct
 
   foresize profile telemetry telemetry.parquet --by-phase -o profile.csv
+
+  foresize profile telemetry prometheus://localhost:9090 --since 7d --step 1m \\
+      --query 'rate(container_cpu_usage_seconds_total[5m])' --map workload=pod --as-metric cpu_cores
 """
 
 INGEST_EPILOG = """\
@@ -130,6 +137,10 @@ def telemetry(
     ts_unit: TsUnitOpt = "s",
     ts_format: TsFormatOpt = None,
     mirror: MirrorOpt = None,
+    query: QueryOpt = None,
+    since: SinceOpt = "7d",
+    until: UntilOpt = None,
+    step: StepOpt = "1m",
     workload: WorkloadOpt = None,
     metric: MetricFilterOpt = None,
     by_phase: Annotated[bool, typer.Option("--by-phase", help="One row per phase as well.",
@@ -139,7 +150,8 @@ def telemetry(
     burstiness, gaps, dominant periods and trend.
     """
     options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
-                           ts_format=ts_format, mirror=mirror)
+                           ts_format=ts_format, mirror=mirror, query=query, since=since,
+                           until=until, step=step)
     opened = open_filtered(sources, options, workloads=workload, metrics=metric)
     with progress("profiling rows", None) as bar:
 
@@ -178,6 +190,10 @@ def ingest(
     ts_unit: TsUnitOpt = "s",
     ts_format: TsFormatOpt = None,
     mirror: MirrorOpt = None,
+    query: QueryOpt = None,
+    since: SinceOpt = "7d",
+    until: UntilOpt = None,
+    step: StepOpt = "1m",
     strict: StrictOpt = False,
     workload: WorkloadOpt = None,
     metric: MetricFilterOpt = None,
@@ -186,7 +202,8 @@ def ingest(
     the ingest report (rows read, kept, dropped by reason) goes to stderr.
     """
     options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
-                           ts_format=ts_format, mirror=mirror)
+                           ts_format=ts_format, mirror=mirror, query=query, since=since,
+                           until=until, step=step)
     opened = open_filtered(sources, options, workloads=workload, metrics=metric)
     raw = collect_input(opened.frame, source=opened.label)
     frame, report = canonicalize(raw, source=opened.label, strict=strict)

@@ -1,22 +1,26 @@
-"""One door for telemetry: a SOURCE is a file path, a dataset name or ``NAME:TABLE``."""
+"""One door for telemetry: a SOURCE is a file path, ``-`` (stdin), a dataset name or
+``NAME:TABLE``, or a Prometheus server (``prometheus://HOST:PORT`` with a query).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
 from foresize.core.errors import InputError
 from foresize.core.io import sha256_file
+from foresize.ingest.prometheus import open_prometheus, parse_prometheus_source
 from foresize.ingest.report import IngestReport
 from foresize.ingest.tabular import STDIN, TsUnit, scan_telemetry
 
 
 @dataclass(frozen=True, slots=True)
 class ReadOptions:
-    """How to read generic files (dataset tables know their own layout)."""
+    """How to read generic files and Prometheus (dataset tables know their own layout)."""
 
     mapping: Mapping[str, str] = field(default_factory=dict)
     metric: str | None = None
@@ -24,6 +28,10 @@ class ReadOptions:
     ts_unit: TsUnit = "s"
     ts_format: str | None = None
     mirror: Path | None = None
+    query: str | None = None
+    since_s: float = 7 * 86400.0
+    until: datetime | None = None
+    step_s: float = 60.0
 
 
 @dataclass(slots=True)
@@ -55,7 +63,14 @@ def open_telemetry(sources: Sequence[str], options: ReadOptions | None = None) -
     reports: list[IngestReport] = []
     hashes: dict[str, str] = {}
     for source in sources:
-        if _looks_like_file(source):
+        if parse_prometheus_source(source) is not None:
+            frame_eager, report = open_prometheus(
+                source, query=options.query, since_s=options.since_s, until=options.until,
+                step_s=options.step_s, mapping=options.mapping, metric=options.metric,
+            )
+            frames.append(frame_eager.lazy())
+            reports.append(report)
+        elif _looks_like_file(source):
             if Path(source).is_file():
                 hashes[source] = sha256_file(source)
             frames.append(
