@@ -14,14 +14,14 @@ from foresize.core.errors import InputError
 from foresize.ingest.sampler import CommandError, attach_process, record, start_command
 
 MIB = 2**20
-# 100 MiB for 1 s, 300 MiB for 1 s, freed for 1 s, then one busy second of CPU
+# 100 MiB for 1 s, 300 MiB for 1 s, freed for 1 s, then 1.5 busy seconds of CPU
 STEPS = """
 import time
 time.sleep(0.6)
 a = bytearray(b"x") * (100 * 2**20); time.sleep(1.0)
 b = bytearray(b"x") * (200 * 2**20); time.sleep(1.0)
 del a, b; time.sleep(1.0)
-end = time.time() + 1.0
+end = time.time() + 1.5
 while time.time() < end:
     pass
 """
@@ -51,19 +51,24 @@ def test_peak_rss_matches_the_known_allocation(steps: pl.DataFrame) -> None:
 
 
 def test_cpu_series_shows_the_busy_window(steps: pl.DataFrame) -> None:
-    cpu = series(steps, "cpu_cores")
+    """Relative thresholds: on a loaded machine the burning child gets less than a core."""
+    raw = series(steps, "cpu_cores")
+    cpu = [sum(raw[max(i - 1, 0):i + 2]) / len(raw[max(i - 1, 0):i + 2]) for i in range(len(raw))]
     rss = series(steps, "mem_bytes")
     peak_at = rss.index(max(rss))
     runs: list[tuple[int, int]] = []  # (start, length) of consecutive busy samples
-    for i, busy in enumerate(c > 0.7 for c in cpu):
+    for i, busy in enumerate(c > 0.25 for c in cpu):
         if busy and runs and runs[-1][0] + runs[-1][1] == i:
             runs[-1] = (runs[-1][0], runs[-1][1] + 1)
         elif busy:
             runs.append((i, 1))
     start, length = max(runs, key=lambda run: run[1])
-    assert length >= 6  # about one second at 0.1 s sampling
+    assert length >= 8  # about 1.5 s at 0.1 s sampling
     assert start > peak_at + 5  # the burn comes after the memory was freed
-    assert max(cpu[start:start + length]) == pytest.approx(1.0, abs=0.25)
+    burning = sum(cpu[start:start + length]) / length
+    sleeping = cpu[peak_at + 1:start - 1]  # the second after the free
+    assert burning > 5 * (sum(sleeping) / len(sleeping) + 0.01)
+    assert max(raw) < 1.3  # one thread can use at most about one core
 
 
 def test_a_process_tree_is_summed_and_can_be_split() -> None:
