@@ -126,3 +126,38 @@ def test_sampling_overhead_is_reported() -> None:
     recording = record(start_command(["sleep", "1"]), name="x", interval_s=0.1, own_child=True)
     assert recording.wall_s <= time.monotonic() - start
     assert 0 < recording.sampler_cpu_s < recording.wall_s
+
+
+def test_network_is_attributed_in_a_private_namespace() -> None:
+    """20 MiB over TCP on the namespace's loopback: counted once received, once sent."""
+    sender = (
+        "import socket, threading, time\n"
+        "server = socket.create_server(('127.0.0.1', 0))\n"
+        "port = server.getsockname()[1]\n"
+        "def drain():\n"
+        "    conn, _ = server.accept()\n"
+        "    while conn.recv(1 << 20):\n"
+        "        pass\n"
+        "reader = threading.Thread(target=drain); reader.start()\n"
+        "time.sleep(0.5)\n"
+        "with socket.create_connection(('127.0.0.1', port)) as client:\n"
+        "    client.sendall(b'x' * (20 * 2**20))\n"
+        "reader.join(); time.sleep(0.5)\n"
+    )
+    command = ["unshare", "-n", "sh", "-c", f'ip link set lo up && {sys.executable} -c "$0"',
+               sender]
+    recording = record(start_command(command), name="net", interval_s=0.1, own_child=True)
+    assert recording.exit_code == 0
+    samples = recording.telemetry.sort("ts")
+    for metric in ("net_rx_bytes_per_s", "net_tx_bytes_per_s"):
+        rates = samples.filter(pl.col("metric") == metric)
+        stamps = rates["ts"].dt.epoch("us").to_numpy() / 1e6
+        moved = float((rates["value"].to_numpy()[1:] * (stamps[1:] - stamps[:-1])).sum())
+        assert moved == pytest.approx(20 * MIB, rel=0.10), metric
+
+
+def test_host_network_is_not_attributed() -> None:
+    recording = record(start_command(["sleep", "0.3"]), name="x", interval_s=0.1,
+                       own_child=True)
+    assert not {"net_rx_bytes_per_s", "net_tx_bytes_per_s"} & set(
+        recording.telemetry["metric"].to_list())

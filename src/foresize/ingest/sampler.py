@@ -3,8 +3,9 @@
 Each tick reads the root process and all its descendants: CPU cores used (from CPU-time
 deltas, so short-lived children that started since the last tick still count),
 resident and unique memory, disk read/write rates and threads, summed over the tree
-(or kept per process). The loop is scheduled on a monotonic clock so samples do not
-drift, and it wakes as soon as the root exits.
+(or kept per process); network rates when the tree has its own network namespace.
+The loop is scheduled on a monotonic clock so samples do not drift, and it wakes as
+soon as the root exits.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 import psutil
@@ -26,6 +28,7 @@ from foresize.ingest.nvml import GpuProbe
 
 HOST_METRICS = ("cpu_cores", "mem_bytes", "mem_uss_bytes", "disk_read_bytes_per_s",
                 "disk_write_bytes_per_s", "threads")
+NET_METRICS = ("net_rx_bytes_per_s", "net_tx_bytes_per_s")
 _GRACE_S = 10.0  # how long an interrupted command gets to exit before it is terminated
 
 
@@ -40,6 +43,56 @@ class _Seen:
     at: float
 
 
+def _net_namespace(pid: int | str) -> int | None:
+    try:
+        return Path(f"/proc/{pid}/ns/net").stat().st_ino
+    except OSError:
+        return None
+
+
+def _interface_bytes(pid: int) -> tuple[float, float] | None:
+    """Received and sent bytes over every interface of ``pid``'s network namespace.
+
+    psutil only counts the host's interfaces, so the namespace's own table is read.
+    """
+    try:
+        lines = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
+    except OSError:
+        return None
+    rx = tx = 0.0
+    for line in lines:
+        fields = line.split(":", 1)[1].split()
+        rx += float(fields[0])
+        tx += float(fields[8])
+    return rx, tx
+
+
+@dataclass(slots=True)
+class _NetCounter:
+    """Network rates of a tree that has a network namespace of its own (a container,
+    ``unshare -n``): only then is the traffic attributable to it rather than the host.
+    """
+
+    pid: int
+    last: tuple[float, float, float] | None = None
+
+    @classmethod
+    def for_root(cls, pid: int) -> _NetCounter | None:
+        own, theirs = _net_namespace("self"), _net_namespace(pid)
+        return cls(pid) if own is not None and theirs is not None and own != theirs else None
+
+    def rates(self, now: float) -> dict[str, float]:
+        counts = _interface_bytes(self.pid)
+        if counts is None:
+            return {}
+        before, self.last = self.last, (*counts, now)
+        if before is None:
+            return dict.fromkeys(NET_METRICS, 0.0)
+        elapsed = max(now - before[2], 1e-6)
+        return {"net_rx_bytes_per_s": max(counts[0] - before[0], 0.0) / elapsed,
+                "net_tx_bytes_per_s": max(counts[1] - before[1], 0.0) / elapsed}
+
+
 @dataclass(slots=True)
 class TreeSampler:
     """Reads one process tree per call of :meth:`sample`."""
@@ -49,6 +102,10 @@ class TreeSampler:
     per_process: bool = False
     gpu: GpuProbe | None = None
     _seen: dict[int, _Seen] = field(default_factory=dict)
+    _net: _NetCounter | None = None
+
+    def __post_init__(self) -> None:
+        self._net = _NetCounter.for_root(self.root.pid)
 
     def sample(self) -> dict[str, dict[str, float]] | None:
         """Metric values per workload now, or ``None`` once the root process is gone."""
@@ -74,9 +131,12 @@ class TreeSampler:
         self._seen = alive
         if not rows:
             return None
+        tree = rows.setdefault(self._workload(self.root) if self.per_process else self.name,
+                               dict.fromkeys(HOST_METRICS, 0.0))
+        if self._net is not None:
+            tree.update(self._net.rates(now))
         if self.gpu is not None:
-            rows.setdefault(self.name, dict.fromkeys(HOST_METRICS, 0.0)).update(
-                self.gpu.sample(alive))
+            tree.update(self.gpu.sample(alive))
         return rows
 
     def _workload(self, proc: psutil.Process) -> str:
