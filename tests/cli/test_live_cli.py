@@ -31,6 +31,8 @@ def test_run_writes_samples_and_passes_the_exit_code(
     samples = pl.read_parquet(target)
     assert samples.select(TELEMETRY.names()).schema == TELEMETRY
     assert samples["workload"].unique().to_list() == [Path(sys.executable).name]
+    assert samples["phase"].null_count() == 0
+    assert all(row["phase"] for row in document["summary"])  # peak and P95 per phase
 
 
 def test_unwritable_output_fails_before_the_command_starts(

@@ -161,3 +161,22 @@ def test_host_network_is_not_attributed() -> None:
                        own_child=True)
     assert not {"net_rx_bytes_per_s", "net_tx_bytes_per_s"} & set(
         recording.telemetry["metric"].to_list())
+
+
+def test_phases_of_the_samples_follow_the_allocation_steps(steps: pl.DataFrame) -> None:
+    from foresize.profile.phases import detect_phases
+
+    memory = detect_phases(steps.filter(pl.col("metric") == "mem_bytes")).sort("ts")
+    rss = memory["value"].to_list()
+    phases = memory["phase"].to_list()
+    baseline = sorted(rss[-8:])[0]
+    level = {"base": [], "100": [], "300": []}
+    for value, phase in zip(rss, phases, strict=True):
+        grown = (value - baseline) / MIB
+        key = "base" if grown < 20 else "100" if 90 < grown < 110 else "300" if grown > 290 else ""
+        if key:
+            level[key].append(phase)
+    majority = {k: max(set(v), key=v.count) for k, v in level.items()}
+    assert majority == {"base": "low", "100": "mid", "300": "high"}
+    for key, labels in level.items():  # each step is one phase, bar a transition sample
+        assert labels.count(majority[key]) >= len(labels) - 2, key

@@ -28,6 +28,7 @@ from foresize.core.io import atomic_write
 from foresize.core.schemas import metric_info
 from foresize.core.units import human_bytes, human_duration, parse_duration
 from foresize.ingest.sampler import Recording, attach_process, record, start_command
+from foresize.profile.phases import detect_phases
 from foresize.profile.telemetry import QUANTILES
 
 RUN_EPILOG = """\
@@ -145,7 +146,8 @@ def _summary_table(result: Result) -> Table:
 
 def _finish(recording: Recording, *, name: str, command: list[str] | None, pid: int | None,
             output: Path | None, fmt: str | None) -> int:
-    telemetry = recording.telemetry
+    # phases (start-up, steady levels, spikes) with the detector the forecasters use
+    telemetry = detect_phases(recording.telemetry).drop("segment")
     if output is not None:
         with atomic_write(output) as tmp:
             if output.suffix.lower() == ".csv":
