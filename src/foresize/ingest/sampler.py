@@ -104,9 +104,6 @@ class TreeSampler:
     _seen: dict[int, _Seen] = field(default_factory=dict)
     _net: _NetCounter | None = None
 
-    def __post_init__(self) -> None:
-        self._net = _NetCounter.for_root(self.root.pid)
-
     def sample(self) -> dict[str, dict[str, float]] | None:
         """Metric values per workload now, or ``None`` once the root process is gone."""
         try:
@@ -133,6 +130,9 @@ class TreeSampler:
             return None
         tree = rows.setdefault(self._workload(self.root) if self.per_process else self.name,
                                dict.fromkeys(HOST_METRICS, 0.0))
+        # checked every tick: a wrapper such as `unshare -n` enters its namespace only
+        # after it has started, so the first tick may still see the host's
+        self._net = self._net or _NetCounter.for_root(self.root.pid)
         if self._net is not None:
             tree.update(self._net.rates(now))
         if self.gpu is not None:
