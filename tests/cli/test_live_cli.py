@@ -76,3 +76,25 @@ def test_ctrl_c_keeps_every_sample(tmp_path: Path) -> None:
     samples = pl.read_parquet(target)
     assert samples["ts"].n_unique() == document["n_samples"] >= 10
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_attach_stops_on_ctrl_c_and_keeps_samples(tmp_path: Path) -> None:
+    target = tmp_path / "attached.csv"
+    workload = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        sampler = subprocess.Popen(
+            [sys.executable, "-m", "foresize.cli.main", "profile", "attach", str(workload.pid),
+             "--interval", "100ms", "-o", str(target)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(2.0)
+        sampler.send_signal(signal.SIGINT)
+        _, err = sampler.communicate(timeout=30)
+        assert sampler.returncode == 130, err
+        assert workload.poll() is None  # attach never stops the process it watches
+    finally:
+        workload.kill()
+        workload.wait()
+    samples = pl.read_csv(target)
+    assert samples["ts"].n_unique() >= 8
+    assert f"wrote {target}" in err
