@@ -176,3 +176,22 @@ def test_stdin_csv_and_parquet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     code, _, err = run(["profile", "telemetry", "-"], capsys)
     assert code == 3
     assert err.startswith("Error: stdin: no data")
+
+
+def test_phases_of_a_real_trace(mirror: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FORESIZE_DATA_MIRROR", str(mirror))
+    code, out, err = run(["profile", "phases", "gentd26:gpu_duty_cycle", "-f", "json"], capsys)
+    assert code == 0, err
+    rows = pl.DataFrame(json.loads(out)["phases"])
+    shares = rows.group_by("workload").agg(pl.col("time_share").sum())["time_share"]
+    assert shares.min() == pytest.approx(1.0)
+    assert shares.max() == pytest.approx(1.0)
+    assert set(rows["phase"]) <= {"idle", "low", "mid", "high", "busy", "spike"}
+    idle = rows.filter(pl.col("phase") == "idle")
+    pooled_idle = (idle["n_samples"].sum()) / rows["n_samples"].sum()
+    assert 0.55 < pooled_idle < 0.75  # serving containers idle most of the time
+    code, _, err = run(["profile", "phases", "gentd26:gpu_duty_cycle", "--min-dwell", "0"],
+                       capsys)
+    assert code == 3
+    assert "The 'min_dwell' parameter of detect_phases must be an int >= 1" in err

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import polars as pl
 import typer
 from rich.table import Table
 
@@ -28,11 +29,21 @@ from foresize.cli.options import (
     TsUnitOpt,
     UntilOpt,
 )
-from foresize.cli.output import Result, emit, format_cell, progress, titled_table
+from foresize.cli.output import (
+    Result,
+    emit,
+    format_cell,
+    frame_table,
+    progress,
+    titled_table,
+)
+from foresize.core.errors import InsufficientDataError
 from foresize.core.schemas import metric_info
 from foresize.core.units import human_bytes, human_duration
+from foresize.ingest.sources import ReadOptions
 from foresize.ingest.tabular import collect_input
 from foresize.ingest.validate import canonicalize
+from foresize.profile.phases import detect_phases, phase_summary
 from foresize.profile.telemetry import profile_telemetry
 
 app = typer.Typer(help="Telemetry: canonicalise files and traces, profile their patterns, "
@@ -201,20 +212,82 @@ def ingest(
     """Canonicalise telemetry files and traces into one long-format frame (parquet or CSV);
     the ingest report (rows read, kept, dropped by reason) goes to stderr.
     """
+    if fmt is None and output is None:
+        raise typer.BadParameter("pass -o FILE (.parquet or .csv) or -f FORMAT",
+                                 param_hint="-o/--output")
     options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
                            ts_format=ts_format, mirror=mirror, query=query, since=since,
                            until=until, step=step)
+    frame, header = _canonical(sources, options, strict=strict, workload=workload, metric=metric,
+                               all_reports=True)
+    document = {**header, "telemetry": frame.to_dicts()}
+    emit(Result(frame, document, title="Canonical telemetry"), fmt=fmt, output=output)
+
+
+def _canonical(
+    sources: list[str], options: ReadOptions, *, strict: bool, workload: list[str] | None,
+    metric: list[str] | None, all_reports: bool,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Open, filter and canonicalise the sources; report on stderr; provenance header."""
     opened = open_filtered(sources, options, workloads=workload, metrics=metric)
     raw = collect_input(opened.frame, source=opened.label)
     frame, report = canonicalize(raw, source=opened.label, strict=strict)
     reports = ingest_reports(opened, report)
-    announce(reports, all_reports=True)
-    document = {**provenance(opened.sha256), "ingest": [r.to_dict() for r in reports],
-                "telemetry": frame.to_dicts()}
-    if fmt is None and output is None:
-        raise typer.BadParameter("pass -o FILE (.parquet or .csv) or -f FORMAT",
-                                 param_hint="-o/--output")
-    emit(Result(frame, document, title="Canonical telemetry"), fmt=fmt, output=output)
+    announce(reports, all_reports=all_reports)
+    return frame, {**provenance(opened.sha256), "ingest": [r.to_dict() for r in reports]}
+
+
+PHASES_EPILOG = """\
+Examples:
+
+  foresize profile phases gentd26:gpu_duty_cycle
+
+  foresize profile phases train.parquet --min-dwell 2 -f json -o phases.json
+"""
+
+
+@app.command("phases", epilog=PHASES_EPILOG)
+def phases(
+    sources: SourcesArg,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    mapping: MapOpt = None,
+    as_metric: AsMetricOpt = None,
+    ts_unit: TsUnitOpt = "s",
+    ts_format: TsFormatOpt = None,
+    mirror: MirrorOpt = None,
+    query: QueryOpt = None,
+    since: SinceOpt = "7d",
+    until: UntilOpt = None,
+    step: StepOpt = "1m",
+    workload: WorkloadOpt = None,
+    metric: MetricFilterOpt = None,
+    min_dwell: Annotated[int, typer.Option("--min-dwell", help="Shortest phase, in samples; "
+                                           "shorter excursions are spikes.")] = 3,
+    max_regimes: Annotated[int, typer.Option("--max-regimes", help="Active levels to tell "
+                                             "apart (1-3), besides idle and spike.")] = 3,
+) -> None:
+    """Phases per workload and metric (idle, low/mid/high or busy, spike): share of time,
+    visits, dwell times, demand percentiles and where each phase goes next.
+    """
+    options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
+                           ts_format=ts_format, mirror=mirror, query=query, since=since,
+                           until=until, step=step)
+    frame, header = _canonical(sources, options, strict=False, workload=workload, metric=metric,
+                               all_reports=False)
+    if frame.is_empty():
+        raise InsufficientDataError(f"{', '.join(sources)}: no telemetry rows")
+    labeled = detect_phases(frame.drop("phase", strict=False), min_dwell=min_dwell,
+                            max_regimes=max_regimes)
+    summary = phase_summary(labeled)
+    document = {**header, "parameters": {"min_dwell": min_dwell, "max_regimes": max_regimes},
+                "phases": summary.to_dicts()}
+    shown = ["workload", "metric", "phase", "time_share", "n_visits", "mean_dwell_s",
+             "p50", "p95", "max", "p_stay"]
+    emit(Result(summary, document, title=f"Phases of {', '.join(sources)}",
+                caption=f"{summary.select('workload', 'metric').n_unique():,} series",
+                table=lambda result: frame_table(result, columns=shown)),
+         fmt=fmt, output=output)
 
 
 
