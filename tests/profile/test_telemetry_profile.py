@@ -138,3 +138,13 @@ def test_spike_train_reports_its_fundamental_period() -> None:
     shape = describe_shape(minutes * 60, spikes, 60.0)
     assert shape.periods_s[0] == pytest.approx(3600.0)
     assert all(not np.isclose(p, 1800.0) for p in shape.periods_s)
+
+
+def test_by_phase_labels_unlabelled_data() -> None:
+    values = np.array(([0.0] * 30 + [60.0] * 30) * 4) + np.tile(np.linspace(0, 1, 30), 8)
+    profile, _ = profile_telemetry(series(values), by_phase=True)
+    rows = {row["phase"]: row for row in profile.iter_rows(named=True)}
+    assert set(rows) == {"idle", "busy"}
+    assert rows["idle"]["n_samples"] + rows["busy"]["n_samples"] == values.size
+    assert rows["busy"]["p50"] == pytest.approx(60.5, abs=0.5)
+    assert rows["idle"]["max"] <= 1.0

@@ -51,8 +51,8 @@ app = typer.Typer(help="Telemetry: canonicalise files and traces, profile their 
 
 SourcesArg = Annotated[
     list[str],
-    typer.Argument(help="Telemetry files (parquet, CSV, tar.gz), dataset names or NAME:TABLE.",
-                   show_default=False),
+    typer.Argument(help="Telemetry files (parquet, CSV, tar.gz; - for stdin), dataset names, "
+                   "NAME:TABLE, or prometheus://HOST:PORT with --query.", show_default=False),
 ]
 AsMetricOpt = Annotated[
     str | None,
@@ -154,8 +154,9 @@ def telemetry(
     step: StepOpt = "1m",
     workload: WorkloadOpt = None,
     metric: MetricFilterOpt = None,
-    by_phase: Annotated[bool, typer.Option("--by-phase", help="One row per phase as well.",
-                                           rich_help_panel="Output")] = False,
+    by_phase: Annotated[bool, typer.Option(
+        "--by-phase", help="One row per phase as well (detected when the data has no labels).",
+        rich_help_panel="Output")] = False,
 ) -> None:
     """Historic pattern analysis per workload and metric: level, percentiles, idle share,
     burstiness, gaps, dominant periods and trend.

@@ -20,6 +20,7 @@ TELEMETRY = pl.Schema(
 TELEMETRY_OPTIONAL = pl.Schema([("phase", pl.String()), ("tenant", pl.String()),
                                 ("node", pl.String())])
 SERIES_KEYS = ("workload", "metric")
+GAP_FACTOR = 2.0  # a step longer than twice a series' median sampling interval is a gap
 
 
 @dataclass(frozen=True, slots=True)

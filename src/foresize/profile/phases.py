@@ -70,8 +70,13 @@ import numpy.typing as npt
 import polars as pl
 
 from foresize.core.errors import InputError
-from foresize.core.schemas import SERIES_KEYS, TELEMETRY, check_telemetry, metric_info
-from foresize.profile.telemetry import GAP_FACTOR
+from foresize.core.schemas import (
+    GAP_FACTOR,
+    SERIES_KEYS,
+    TELEMETRY,
+    check_telemetry,
+    metric_info,
+)
 
 Method = Literal["auto", "threshold", "changepoint"]
 FloatArray = npt.NDArray[np.float64]

@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 import polars as pl
 
 from foresize.core.errors import InsufficientDataError
-from foresize.core.schemas import METRICS, metric_info
+from foresize.core.schemas import GAP_FACTOR, METRICS, metric_info
 from foresize.ingest.report import IngestReport
 from foresize.ingest.validate import canonicalize
+from foresize.profile.phases import detect_phases
 from foresize.profile.shape import describe_shape
 
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
-GAP_FACTOR = 2.0  # a step longer than twice the median interval is a gap
 DEFAULT_MAX_ROWS = 1_000_000  # ~0.6 GiB peak RSS; see benchmarks/bench_profile_large.py
 
 PROFILE_SCHEMA = pl.Schema(
@@ -121,6 +121,11 @@ def _shapes(frame: pl.DataFrame, stats: pl.DataFrame, *, keys: Sequence[str]) ->
     return pl.DataFrame(rows, schema=schema)
 
 
+def _unlabelled(frame: pl.DataFrame) -> bool:
+    """No phase labels to group by: the shared detector supplies them."""
+    return "phase" not in frame.columns or frame["phase"].null_count() == frame.height
+
+
 def plan_chunks(counts: pl.DataFrame, *, max_rows: int) -> list[list[str]]:
     """Pack whole workloads into chunks of at most ``max_rows`` rows (one workload may exceed)."""
     chunks: list[list[str]] = []
@@ -147,6 +152,8 @@ def profile_telemetry(
 ) -> tuple[pl.DataFrame, IngestReport]:
     """Profile every series (workload x metric, x phase with ``by_phase``) of ``telemetry``.
 
+    With ``by_phase``, data without phase labels is labelled by ``profile.phases``.
+
     ``telemetry`` holds the canonical columns (validated here, chunk by chunk). Returns
     the profile (``PROFILE_SCHEMA`` plus ``phase`` when ``by_phase``) and the ingest
     report of what was dropped. ``on_chunk(rows, rows_total)`` reports each chunk's
@@ -171,8 +178,8 @@ def profile_telemetry(
         rows = lazy.filter(selector).collect(engine="streaming")
         canonical, chunk_report = canonicalize(rows, source=source)
         report.merge(chunk_report)
-        if by_phase and "phase" not in canonical.columns:
-            canonical = canonical.with_columns(phase=pl.lit(None, dtype=pl.String))
+        if by_phase and _unlabelled(canonical):
+            canonical = detect_phases(canonical.drop("phase", strict=False)).drop("segment")
         if canonical.height:
             parts.append(summarize_series(canonical, keys=keys))
         if on_chunk:
