@@ -1,0 +1,1 @@
+"""Reference scheduler simulator: a discrete-event engine with pluggable policies."""

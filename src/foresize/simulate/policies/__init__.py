@@ -1,0 +1,1 @@
+"""Simulator policies, one protocol and one registry per kind."""
