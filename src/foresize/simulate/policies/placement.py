@@ -1,0 +1,296 @@
+"""Placement policies: pick a node and the GPU(s) on it, scoring all nodes at once.
+
+Every policy has one signature, ``place(pod, view) -> Placement | None``, and is built
+by a factory from the target workload and the cluster (FGD needs the workload's task
+classes; the others ignore them), so the engine never branches on policy names.
+Ties go to the lowest node index (and lowest GPU index), so runs are deterministic;
+``random`` draws from the view's seeded generator.
+
+Baselines follow the FGD authors' simulator
+(github.com/hkust-adsl/kubernetes-scheduler-simulator, ``pkg/simulator/plugin``):
+
+* ``best_fit``: least leftover sum_i w_i (free_i - req_i) / max_i over CPU and GPU milli,
+  w = 0.5 each (``best_fit_score.go``); ``worst_fit`` takes the most leftover.
+* ``dot_product``: Tetris alignment, the largest dot product of the normalised demand
+  and free vectors (CPU, memory, GPU milli).
+* ``gpu_packing``: prefer nodes where the pod fits on already shared GPUs (least free
+  milli left on them), then used nodes needing the fewest idle GPUs, then idle nodes
+  with the fewest GPUs (``gpu_packing_score.go``).
+* ``first_fit``: the first feasible node in node order.
+* ``fgd``: the node and GPU where F_n(M) grows least (``fgd_score.go``; see
+  ``simulate.metrics`` for the measure).
+
+Shared pods go to the tightest GPU that fits (FGD: the GPU with the smallest growth),
+whole-GPU pods to the lowest-indexed idle GPUs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from foresize.core.registry import Registry
+from foresize.simulate.cluster import (
+    FULL_GPU_MILLI,
+    MAX_GPUS_PER_NODE,
+    BoolArray,
+    Cluster,
+    IntArray,
+    Placement,
+)
+from foresize.simulate.metrics import Fragmentation
+from foresize.simulate.workload import FloatArray, Workload, task_classes
+
+
+@dataclass(frozen=True, slots=True)
+class PodRequest:
+    """One pod's demand; ``allowed`` marks the nodes whose GPU model it accepts."""
+
+    cpu_milli: int
+    memory_mib: int
+    num_gpu: int
+    gpu_milli: int
+    allowed: BoolArray
+
+    @property
+    def is_shared(self) -> bool:
+        """A fraction of one GPU (GPU sharing)."""
+        return self.num_gpu == 1 and self.gpu_milli < FULL_GPU_MILLI
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """Read-only snapshot of free resources handed to a policy; ``rng`` is its only
+    source of randomness.
+    """
+
+    cpu_free: IntArray
+    memory_free: IntArray
+    gpu_free: IntArray
+    cluster: Cluster
+    rng: np.random.Generator
+
+
+class PlacementPolicy(Protocol):
+    """Chooses where a pod runs, or ``None`` when no node can take it now."""
+
+    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
+        """Return the node and GPUs for ``pod``."""
+        ...
+
+
+PlacementFactory = Callable[[Workload, Cluster], PlacementPolicy]
+PLACEMENT: Registry[PlacementFactory] = Registry("placement policy")
+
+
+def feasible(pod: PodRequest, view: ClusterView) -> BoolArray:
+    """Nodes with room for ``pod`` now: CPU, memory, GPU model and GPU capacity."""
+    ok = (view.cpu_free >= pod.cpu_milli) & (view.memory_free >= pod.memory_mib) & pod.allowed
+    if pod.num_gpu == 0:
+        return ok
+    n_fit = (view.gpu_free >= pod.gpu_milli).sum(axis=1)
+    result: BoolArray = ok & (n_fit >= pod.num_gpu)
+    return result
+
+
+def pick_gpus(pod: PodRequest, free: IntArray, *, tightest: bool = True) -> tuple[int, ...]:
+    """GPU indices on one node: the tightest (or loosest) GPU for a share, else the
+    lowest-indexed GPUs with the whole per-GPU demand free.
+    """
+    if pod.num_gpu == 0:
+        return ()
+    fits = free >= pod.gpu_milli
+    if pod.is_shared:
+        slack = np.where(fits, free if tightest else -free, np.iinfo(np.int64).max)
+        return (int(np.argmin(slack)),)
+    return tuple(int(g) for g in np.flatnonzero(fits)[: pod.num_gpu])
+
+
+def _lowest(score: FloatArray, mask: BoolArray) -> int | None:
+    """Index of the smallest score among ``mask`` (first on ties), or None."""
+    if not mask.any():
+        return None
+    return int(np.argmin(np.where(mask, score, np.inf)))
+
+
+def _on(node: int | None, pod: PodRequest, view: ClusterView, *, tightest: bool = True
+        ) -> Placement | None:
+    if node is None:
+        return None
+    return Placement(node, pick_gpus(pod, view.gpu_free[node], tightest=tightest))
+
+
+@dataclass(frozen=True, slots=True)
+class FirstFit:
+    """The first node in node order that fits."""
+
+    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
+        """First feasible node."""
+        mask = feasible(pod, view)
+        return _on(int(np.argmax(mask)) if mask.any() else None, pod, view)
+
+
+def _leftover(pod: PodRequest, view: ClusterView) -> FloatArray:
+    cluster = view.cluster
+    cpu = (view.cpu_free - pod.cpu_milli) / max(int(cluster.cpu_milli.max()), 1)
+    gpu_cap = max(int(cluster.n_gpu.max()), 1) * FULL_GPU_MILLI
+    gpu = (view.gpu_free.sum(axis=1) - pod.num_gpu * pod.gpu_milli) / gpu_cap
+    result: FloatArray = 0.5 * cpu + 0.5 * gpu
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class BestFit:
+    """Least CPU and GPU left over after placing the pod."""
+
+    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
+        """Tightest node."""
+        return _on(_lowest(_leftover(pod, view), feasible(pod, view)), pod, view)
+
+
+@dataclass(frozen=True, slots=True)
+class WorstFit:
+    """Most CPU and GPU left over: spreads load, the opposite of best fit."""
+
+    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
+        """Loosest node, loosest GPU."""
+        node = _lowest(-_leftover(pod, view), feasible(pod, view))
+        return _on(node, pod, view, tightest=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DotProduct:
+    """Tetris: the node whose free resources align best with the demand."""
+
+    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
+        """Largest normalised dot product of demand and free vectors."""
+        c = view.cluster
+        cpu_max = max(int(c.cpu_milli.max()), 1)
+        mem_max = max(int(c.memory_mib.max()), 1)
+        gpu_max = max(int(c.n_gpu.max()), 1) * FULL_GPU_MILLI
+        dot = (pod.cpu_milli / cpu_max * (view.cpu_free / cpu_max)
+               + pod.memory_mib / mem_max * (view.memory_free / mem_max)
+               + pod.num_gpu * pod.gpu_milli / gpu_max * (view.gpu_free.sum(axis=1) / gpu_max))
+        return _on(_lowest(-dot, feasible(pod, view)), pod, view)
+
+
+@dataclass(frozen=True, slots=True)
+class GpuPacking:
+    """Fill shared GPUs first, then used nodes, then idle nodes (smallest first)."""
+
+    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
+        """Three tiers, as in the authors' ``getPackingScore``; lower score wins here."""
+        mask = feasible(pod, view)
+        if pod.num_gpu == 0 or not mask.any():
+            return _on(_lowest(np.zeros(len(mask)), mask), pod, view)
+        free = view.gpu_free
+        n_gpu = view.cluster.n_gpu
+        idle = free == FULL_GPU_MILLI
+        n_idle = idle.sum(axis=1)
+        if pod.is_shared:
+            shared = (free >= pod.gpu_milli) & ~idle
+            has_shared = shared.any(axis=1)
+            tight = np.where(shared, free, FULL_GPU_MILLI).min(axis=1)
+            idle_needed = np.where(has_shared, 0, 1)
+        else:
+            has_shared = np.zeros(len(mask), dtype=bool)
+            tight = np.zeros(len(mask), dtype=np.int64)
+            idle_needed = np.full(len(mask), pod.num_gpu)
+        node_idle = n_idle == n_gpu
+        # tier 0: shared GPU (least free left), 1: used node (fewest idle GPUs taken),
+        # 2: idle node (fewest GPUs)
+        tier = np.where(has_shared, 0, np.where(node_idle, 2, 1))
+        within = np.where(tier == 0, tight, np.where(tier == 1, idle_needed, n_gpu))
+        score = tier * 10_000.0 + within
+        return _on(_lowest(score, mask), pod, view)
+
+
+@dataclass(frozen=True, slots=True)
+class RandomFit:
+    """A uniformly random feasible node: the baseline every heuristic must beat."""
+
+    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
+        """Random feasible node, random fitting GPU(s)."""
+        nodes = np.flatnonzero(feasible(pod, view))
+        if nodes.size == 0:
+            return None
+        node = int(view.rng.choice(nodes))
+        if pod.num_gpu == 0:
+            return Placement(node)
+        gpus = np.flatnonzero(view.gpu_free[node] >= pod.gpu_milli)
+        chosen = view.rng.choice(gpus, size=pod.num_gpu, replace=False)
+        return Placement(node, tuple(sorted(int(g) for g in chosen)))
+
+
+_TRIL = np.tril(np.ones((MAX_GPUS_PER_NODE, MAX_GPUS_PER_NODE), dtype=bool), k=-1)
+
+
+@dataclass(frozen=True, slots=True)
+class Fgd:
+    """Fragmentation Gradient Descent: place where F_n(M) grows least.
+
+    For a shared pod every GPU that fits is a candidate (one per distinct free value on a
+    node, since equal GPUs give equal outcomes); whole-GPU and CPU pods have one outcome
+    per node. The growth is F_n(M) after minus before; ties go to the lowest node, then
+    the lowest GPU index.
+    """
+
+    fragmentation: Fragmentation
+
+    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
+        """Smallest fragmentation growth."""
+        nodes = np.flatnonzero(feasible(pod, view))
+        if nodes.size == 0:
+            return None
+        free = view.gpu_free[nodes]
+        types = view.cluster.gpu_type[nodes]
+        cpu_before = view.cpu_free[nodes]
+        if pod.is_shared:
+            earlier_equal = ((free[:, :, None] == free[:, None, :]) & _TRIL).any(axis=2)
+            row, gpu = np.nonzero((free >= pod.gpu_milli) & ~earlier_equal)
+            after = free[row]
+            after[np.arange(row.size), gpu] -= pod.gpu_milli
+        else:
+            row, gpu = np.arange(nodes.size), np.full(nodes.size, -1)
+            after = free
+            if pod.num_gpu:
+                take = free >= pod.gpu_milli
+                take &= np.cumsum(take, axis=1) <= pod.num_gpu
+                after = free - take * pod.gpu_milli
+        k = nodes.size
+        both = self.fragmentation.amount_dedup(
+            np.concatenate([cpu_before, cpu_before[row] - pod.cpu_milli]),
+            np.concatenate([free, after]), np.concatenate([types, types[row]]))
+        growth = both[k:] - both[:k][row]
+        best = int(np.argmin(growth))
+        node = int(nodes[row[best]])
+        if pod.is_shared:
+            return Placement(node, (int(gpu[best]),))
+        return _on(node, pod, view)
+
+
+def fragmentation_of(workload: Workload, cluster: Cluster) -> Fragmentation:
+    """FGD's measure for ``workload`` as the target workload on ``cluster``."""
+    types = np.arange(len(cluster.gpu_types))
+    by_type = np.stack([
+        np.isin(types, [cluster.gpu_types.index(t) for t in spec if t in cluster.gpu_types])
+        if spec else np.ones(types.size, dtype=bool)
+        for spec in workload.gpu_specs
+    ])
+    return Fragmentation.build(task_classes(workload), by_type)
+
+
+def _fgd(workload: Workload, cluster: Cluster) -> PlacementPolicy:
+    return Fgd(fragmentation_of(workload, cluster))
+
+
+PLACEMENT.add("first_fit", lambda _w, _c: FirstFit())
+PLACEMENT.add("best_fit", lambda _w, _c: BestFit())
+PLACEMENT.add("worst_fit", lambda _w, _c: WorstFit())
+PLACEMENT.add("dot_product", lambda _w, _c: DotProduct())
+PLACEMENT.add("gpu_packing", lambda _w, _c: GpuPacking())
+PLACEMENT.add("random", lambda _w, _c: RandomFit())
+PLACEMENT.add("fgd", _fgd)

@@ -1,0 +1,50 @@
+"""Real data: the openb default trace on its 1213 GPU nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from foresize.simulate.engine import replay
+from foresize.simulate.inflation import run_inflation
+from foresize.simulate.policies.placement import PLACEMENT, fragmentation_of
+from foresize.simulate.policies.queue import QUEUE
+from foresize.simulate.traces import load_cluster, load_workload
+
+
+@pytest.fixture(scope="module")
+def openb(openb_dir: Path) -> tuple:
+    cluster, _ = load_cluster(openb_dir / "openb_node_list_gpu_node.csv")
+    workload, _ = load_workload(openb_dir / "openb_pod_list_default.csv")
+    return workload, cluster
+
+
+def test_cluster_and_trace_shapes(openb: tuple) -> None:
+    workload, cluster = openb
+    assert cluster.n_nodes == 1213
+    assert int(cluster.n_gpu.sum()) == 6212
+    assert len(workload) == 8152
+
+
+def test_fgd_allocates_more_gpu_than_baselines_at_full_demand(openb: tuple) -> None:
+    workload, cluster = openb
+    frag = fragmentation_of(workload, cluster)
+    allocated = {
+        name: run_inflation(workload, cluster, PLACEMENT.get(name)(workload, cluster), seed=0,
+                            target=1.0, step=0.05, fragmentation=frag).allocated_frac[-1]
+        for name in ("fgd", "best_fit", "dot_product", "gpu_packing", "random")
+    }
+    fgd = allocated.pop("fgd")
+    assert all(fgd > other for other in allocated.values()), (fgd, allocated)
+
+
+def test_replay_of_the_default_trace(openb: tuple) -> None:
+    workload, cluster = openb
+    result = replay(workload, cluster, PLACEMENT.get("best_fit")(workload, cluster),
+                    QUEUE.get("fifo")())
+    summary = result.summary(workload, cluster)
+    assert summary["n_started"] + summary["n_never_fit"] + summary["n_unscheduled"] == 8152
+    assert np.isfinite(result.end_s[np.isfinite(result.start_s)]).all()
+    assert summary["n_events"] == 2 * summary["n_started"] + summary["n_unscheduled"]
