@@ -29,7 +29,7 @@ def main() -> None:
         result = replay(workload, cluster, PLACEMENT.get(name)(workload, cluster),
                         QUEUE.get(args.queue)(), seed=args.seed)
         s = result.summary(workload, cluster)
-        print(f"{name:<12} {result.wall_s:>7.2f} {s['n_events']:>7} {s['events_per_s']:>9.0f} "
+        print(f"{name:<12} {result.wall_s:>7.2f} {s['n_events']:>7} {s['events_per_second']:>9.0f} "
               f"{s['queueing_delay']['mean_s']:>11.1f} {s['queueing_delay']['p99_s']:>10.1f} "
               f"{s['jct']['mean_s']:>10.0f} {s['mean_util']['gpu'] * 100:>9.1f} "
               f"{s['n_never_fit']:>9} {s['n_unscheduled']:>7}")

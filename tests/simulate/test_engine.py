@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -75,6 +77,12 @@ def test_replay_queues_until_resources_free_and_reports_never_fit() -> None:
     assert summary["n_never_fit"] == 1
     assert summary["queueing_delay"]["mean_s"] == pytest.approx(4.5)  # (0 + 9) / 2
     assert summary["makespan_s"] == 15.0
+    # deadlines: pod 0 meets 10 s, pod 1 (ends 15) misses 12 s, never-fit pod 2 is left out
+    late = replace(workload, deadline_s=np.array([10.0, 12.0, 5.0]))
+    assert result.summary(late, cluster)["deadlines"] == {
+        "n_with_deadline": 2, "n_missed": 1, "miss_rate": 0.5}
+    assert summary["deadlines"]["n_with_deadline"] == 0
+    assert summary["preemptions"]["total"] == 0
 
 
 def test_inflation_curves_are_monotonic() -> None:

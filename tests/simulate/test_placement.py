@@ -7,12 +7,15 @@ import pytest
 
 from foresize.core.errors import UnknownNameError
 from foresize.simulate.cluster import ClusterState, Placement
+from foresize.simulate.metrics import Fragmentation, NodeStates
 from foresize.simulate.policies.placement import (
     PLACEMENT,
     ClusterView,
+    Fgd,
     PodRequest,
     feasible,
     fragmentation_of,
+    pick_gpus,
 )
 
 from .helpers import make_cluster, make_workload
@@ -88,3 +91,82 @@ def test_gpu_model_constraint_masks_nodes() -> None:
 def test_unknown_policy_name_suggests() -> None:
     with pytest.raises(UnknownNameError, match="Did you mean 'best_fit'"):
         PLACEMENT.get("bestfit")
+
+
+class _DirectFgd:
+    """FGD by brute force: every feasible node and fitting GPU, F_n(M) before and after.
+
+    The oracle for the tabled :class:`Fgd`: same measure, no caching, strict ``<`` so
+    ties go to the lowest node, then the lowest GPU.
+    """
+
+    def __init__(self, frag: Fragmentation) -> None:
+        self.frag = frag
+
+    def _weighted(self, cpu: int, free: np.ndarray, gpu_type: int) -> int:
+        return int(self.frag.weighted(np.array([cpu]), free[None, :], np.array([gpu_type]))[0])
+
+    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
+        best: tuple[int, Placement] | None = None
+        for node in np.flatnonzero(feasible(pod, view)).tolist():
+            free, cpu = view.gpu_free[node], int(view.cpu_free[node])
+            gpu_type = int(view.cluster.gpu_type[node])
+            before = self._weighted(cpu, free, gpu_type)
+            options = ([(int(g),) for g in np.flatnonzero(free >= pod.gpu_milli)]
+                       if pod.is_shared else [pick_gpus(pod, free)])
+            for gpus in options:
+                after = free.copy()
+                after[list(gpus)] -= pod.gpu_milli
+                growth = self._weighted(cpu - pod.cpu_milli, after, gpu_type) - before
+                if best is None or growth < best[0]:
+                    best = (growth, Placement(node, gpus))
+        return None if best is None else best[1]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tabled_fgd_matches_direct_evaluation(seed: int) -> None:
+    """Same decisions as brute force over arrivals and departures on a mixed cluster,
+    including after the state registry compacts (8 nodes: cap 96 states).
+    """
+    rng = np.random.default_rng(seed)
+    cluster = make_cluster(rng.choice([16000, 32000, 64000], 8).tolist(),
+                           [0, 1, 2, 4, 8, 8, 4, 2], models=["A", "B"] * 4)
+    shapes = [(0, 0), (1, 100), (1, 250), (1, 500), (1, 700), (1, 1000), (2, 1000),
+              (4, 1000), (8, 1000)]
+    picks = rng.integers(0, len(shapes), 60)
+    pods = [(int(rng.choice([500, 1000, 4000, 8000])), *shapes[k]) for k in picks]
+    workload = make_workload(pods)
+    frag = fragmentation_of(workload, cluster)
+    fast, direct = Fgd(frag), _DirectFgd(frag)
+    state = ClusterState(cluster)
+    running: list[tuple[PodRequest, Placement]] = []
+    everywhere = np.ones(cluster.n_nodes, dtype=bool)
+    for step in range(600):
+        cpu, num_gpu, gpu_milli = pods[int(rng.integers(len(pods)))]
+        pod = PodRequest(cpu, 1024, num_gpu, gpu_milli, everywhere)
+        view = ClusterView(state.cpu_free, state.memory_free, state.gpu_free, cluster, rng)
+        chosen = fast.place(pod, view)
+        assert chosen == direct.place(pod, view), step
+        if chosen is not None:
+            state.allocate(cpu, 1024, gpu_milli, chosen)
+            running.append((pod, chosen))
+        if running and rng.random() < 0.45:
+            done, where = running.pop(int(rng.integers(len(running))))
+            state.release(done.cpu_milli, done.memory_mib, done.gpu_milli, where)
+
+
+def test_node_states_compact_and_keep_tables() -> None:
+    frag = fragmentation_of(WORKLOAD, CLUSTER)
+    states = NodeStates(frag, CLUSTER.gpu_type)
+    cpu = CLUSTER.cpu_milli.copy()
+    gpu = ClusterState(CLUSTER).gpu_free
+    states.sync(cpu, gpu)
+    idle = int(states.node_state[1])
+    states.table("probe", 1)[idle] = 42.0
+    for step in range(200):  # node 0 walks through 200 CPU levels; cap is 4 * 3 + 64
+        cpu[0] = 8000 - step
+        states.sync(cpu, gpu)
+    assert len(states) <= 4 * 3 + 64
+    assert states.table("probe", 1)[states.node_state[1], 0] == 42.0
+    expected = frag.weighted(cpu, gpu, CLUSTER.gpu_type)
+    np.testing.assert_array_equal(states.weighted[states.node_state], expected)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast, get_args
 
 import numpy as np
 import polars as pl
@@ -14,12 +15,14 @@ from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, SeedOpt
 from foresize.cli.output import SETTINGS, Result, emit, info, progress
 from foresize.core.errors import InputError
 from foresize.core.io import atomic_write
+from foresize.simulate.carbon import CarbonAware, Series, diurnal, read_series
 from foresize.simulate.cluster import Cluster
-from foresize.simulate.engine import replay
+from foresize.simulate.engine import Restart, replay
 from foresize.simulate.inflation import InflationCurve, mean_curve, run_inflation
 from foresize.simulate.policies.placement import PLACEMENT, fragmentation_of
+from foresize.simulate.policies.preemption import PREEMPTION
 from foresize.simulate.policies.queue import QUEUE
-from foresize.simulate.traces import load_cluster, load_workload
+from foresize.simulate.traces import load_cluster, load_workload, with_deadlines
 from foresize.simulate.workload import Workload
 
 app = typer.Typer(help="Reference scheduler simulator: replay traces, compare placement "
@@ -36,6 +39,12 @@ Examples:
   foresize simulate schedule --trace openb:gpuspec33 --placement fgd -o fgd.json --plot fgd.png
 
   foresize simulate schedule --mode replay --queue fifo --placement best_fit,fgd
+
+  foresize simulate schedule --mode replay --queue priority --placement best_fit \
+      --preemption lowest_priority
+
+  foresize simulate schedule --mode replay --placement best_fit --deadline-factor 3 \
+      --carbon diurnal --carbon-aware
 """
 
 
@@ -81,37 +90,82 @@ def _inflation(workload: Workload, cluster: Cluster, names: list[str], seeds: li
     return pl.DataFrame(rows), {"curves": document}, curves
 
 
-def _replay(workload: Workload, cluster: Cluster, names: list[str], seeds: list[int], *,
-            queue: str) -> tuple[pl.DataFrame, dict[str, Any]]:
-    order = QUEUE.get(queue)
-    rows, runs = [], []
+@dataclass(frozen=True, slots=True)
+class ReplaySetup:
+    """What a replay run composes besides placement: queue, preemption, restart, carbon."""
+
+    queue: str
+    preemption: str
+    restart: Restart
+    intensity: Series
+    carbon_aware: bool
+
+
+def _one_replay(workload: Workload, cluster: Cluster, name: str, seed: int,
+                setup: ReplaySetup, admission: CarbonAware | None) -> dict[str, Any]:
     end = float(np.max(workload.arrival_s + workload.duration_s))
+    with progress(f"replay {name} seed {seed}", round(end)) as bar:
+        done = [0.0]
+
+        def tick(now: float) -> None:
+            bar.advance(round(now - done[0]))
+            done[0] = round(now)
+
+        result = replay(workload, cluster, PLACEMENT.get(name)(workload, cluster),
+                        QUEUE.get(setup.queue)(),
+                        preemption=PREEMPTION.get(setup.preemption)(),
+                        admission=admission, restart=setup.restart, seed=seed, tick=tick)
+    return result.summary(workload, cluster, intensity=setup.intensity)
+
+
+def _replay(workload: Workload, cluster: Cluster, names: list[str], seeds: list[int], *,
+            setup: ReplaySetup) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Each policy and seed; with ``carbon_aware`` also the same run without holding
+    jobs, so the carbon saved is measured against an otherwise identical run.
+    """
+    aware = CarbonAware(setup.intensity) if setup.carbon_aware else None
+    rows, runs = [], []
     for name in names:
         summaries = []
         for seed in seeds:
-            with progress(f"replay {name} seed {seed}", round(end)) as bar:
-                done = [0.0]
-
-                def tick(now: float, bar: Any = bar, done: list[float] = done) -> None:
-                    bar.advance(round(now - done[0]))
-                    done[0] = round(now)
-
-                result = replay(workload, cluster, PLACEMENT.get(name)(workload, cluster),
-                                order(), seed=seed, tick=tick)
-            summary = result.summary(workload, cluster)
+            summary = _one_replay(workload, cluster, name, seed, setup, aware)
+            if aware is not None:
+                base = _one_replay(workload, cluster, name, seed, setup, None)["energy"]
+                summary["carbon_saved_kg"] = {
+                    "total": base["carbon_kg"] - summary["energy"]["carbon_kg"],
+                    "dynamic": base["dynamic_carbon_kg"] - summary["energy"]["dynamic_carbon_kg"],
+                }
             summaries.append(summary)
             runs.append({"policy": name, "seed": seed, **summary})
-        rows.append({
+
+        def mean(*path: str, of: list[dict[str, Any]] = summaries) -> float:
+            values = []
+            for summary in of:
+                value: Any = summary
+                for key in path:
+                    value = value[key]
+                values.append(float(value))
+            return float(np.mean(values))
+
+        row = {
             "policy": name,
-            "wait_mean_s": float(np.mean([s["queueing_delay"]["mean_s"] for s in summaries])),
-            "wait_p99_s": float(np.mean([s["queueing_delay"]["p99_s"] for s in summaries])),
-            "jct_mean_s": float(np.mean([s["jct"]["mean_s"] for s in summaries])),
-            "makespan_s": float(np.mean([s["makespan_s"] for s in summaries])),
-            "gpu_util_frac": float(np.mean([s["mean_util"]["gpu"] for s in summaries])),
+            "wait_mean_s": mean("queueing_delay", "mean_s"),
+            "wait_p99_s": mean("queueing_delay", "p99_s"),
+            "jct_mean_s": mean("jct", "mean_s"),
+            "makespan_s": mean("makespan_s"),
+            "gpu_util_frac": mean("mean_util", "gpu"),
             "never_fit": summaries[0]["n_never_fit"],
-            "unscheduled": float(np.mean([s["n_unscheduled"] for s in summaries])),
-            "events_per_s": float(np.mean([s["events_per_s"] for s in summaries])),
-        })
+            "unscheduled": mean("n_unscheduled"),
+            "preemptions": mean("preemptions", "total"),
+            "deadline_miss_frac": mean("deadlines", "miss_rate"),
+            "cost_usd": mean("energy", "cost_usd"),
+            "energy_kwh": mean("energy", "energy_kwh"),
+            "carbon_kg": mean("energy", "carbon_kg"),
+            "events_per_second": mean("events_per_second"),
+        }
+        if aware is not None:
+            row["dyn_carbon_saved_kg"] = mean("carbon_saved_kg", "dynamic")
+        rows.append(row)
     return pl.DataFrame(rows), {"runs": runs}
 
 
@@ -151,6 +205,21 @@ def schedule(
         rich_help_panel="Policy")] = "inflation",
     queue: Annotated[str, typer.Option("--queue", help="Queue order in replay mode.",
                                        rich_help_panel="Policy")] = "fifo",
+    preemption: Annotated[str, typer.Option(
+        "--preemption", help="Preemption policy in replay mode (see 'simulate policies').",
+        rich_help_panel="Policy")] = "none",
+    restart: Annotated[str, typer.Option(
+        "--restart", help="What an evicted pod still runs: resume (the remaining "
+        "duration) or restart (all of it).", rich_help_panel="Policy")] = "resume",
+    deadline_factor: Annotated[float | None, typer.Option(
+        "--deadline-factor", min=1.0, help="Give pods without a deadline arrival + "
+        "FACTOR x duration.", rich_help_panel="Policy")] = None,
+    carbon: Annotated[str, typer.Option(
+        "--carbon", help="Carbon intensity (gCO2/kWh): 'diurnal' (synthetic) or a ts,value "
+        "CSV, hourly from trace start.", rich_help_panel="Policy")] = "diurnal",
+    carbon_aware: Annotated[bool, typer.Option(
+        "--carbon-aware", help="Hold pods with slack until lower-carbon hours; also runs "
+        "without, to report the carbon saved.", rich_help_panel="Policy")] = False,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Runs per policy, seeds "
                                        "SEED..SEED+N-1, averaged.")] = 1,
     target: Annotated[float, typer.Option("--target", min=0.01, help="Inflation: stop when "
@@ -171,7 +240,14 @@ def schedule(
                                  param_hint="--mode")
     names = _names(placement)
     QUEUE.get(queue)
+    PREEMPTION.get(preemption)
+    if restart not in get_args(Restart):
+        raise typer.BadParameter(f"{restart!r} is not one of resume, restart",
+                                 param_hint="--restart")
+    intensity = diurnal() if carbon == "diurnal" else read_series(carbon)
     workload, _ = load_workload(trace, mirror=mirror)
+    if deadline_factor is not None:
+        workload = with_deadlines(workload, deadline_factor)
     cluster, _ = load_cluster(nodes, mirror=mirror)
     base = SETTINGS.seed if seed is None else seed
     seed_list = list(range(base, base + seeds))
@@ -181,11 +257,17 @@ def schedule(
         if plot is not None:
             _plot(curves, plot)
     else:
-        frame, body = _replay(workload, cluster, names, seed_list, queue=queue)
+        setup = ReplaySetup(queue, preemption, cast(Restart, restart), intensity,
+                            carbon_aware)
+        frame, body = _replay(workload, cluster, names, seed_list, setup=setup)
+    replay_settings = {"preemption": preemption, "restart": restart,
+                       "deadline_factor": deadline_factor, "carbon": intensity.describe(),
+                       "carbon_aware": carbon_aware}
     document = {
         **provenance({trace: workload.sha256 or "", nodes: cluster.sha256 or ""}),
         "simulation": {"mode": mode, "placement": names, "queue": queue if mode == "replay"
-                       else None, "seeds": seed_list, "target": target, "step": step,
+                       else None, **(replay_settings if mode == "replay" else {}),
+                       "seeds": seed_list, "target": target, "step": step,
                        "cluster": cluster.describe(), "n_pods_in_trace": len(workload)},
         "results": frame.to_dicts(), **body,
     }
@@ -206,8 +288,9 @@ Examples:
 
 @app.command("policies", epilog=POLICIES_EPILOG)
 def policies(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
-    """List the placement and queue policies by name."""
+    """List the placement, queue and preemption policies by name."""
     rows = [{"kind": "placement", "name": n} for n in PLACEMENT.names()]
     rows += [{"kind": "queue", "name": n} for n in QUEUE.names()]
+    rows += [{"kind": "preemption", "name": n} for n in PREEMPTION.names()]
     frame = pl.DataFrame(rows)
     emit(Result(frame, {"policies": rows}, title="Simulator policies"), fmt=fmt, output=output)

@@ -1,14 +1,29 @@
 """The discrete-event engine: time-based replay of a trace on a cluster.
 
 Pods arrive at ``arrival_s``, wait in a queue, start when the placement policy finds
-them a node, and leave ``duration_s`` later. Events live on one heap keyed by
-(time, kind, sequence), completions before arrivals at equal times, so a run is a pure
-function of (trace, cluster, queue policy, placement policy, seed).
+them a node, and leave once they have run ``duration_s``. Events live on one heap keyed
+by (time, kind, job), completions before arrivals at equal times, so a run is a pure
+function of (trace, cluster, policies, seed).
+
+Three policy kinds compose (STYLE 2.4): the queue orders the pending pods, placement
+picks a node, and preemption, asked only when placement finds none, names running pods
+to evict. Evicted pods go back to the queue with the service they attained and count
+as preemptions. ``restart`` says what a restarted pod still has to run:
+
+* ``"resume"`` (default): the remaining duration, ``duration - useful service``. Trace
+  durations are the work a job needs, and preemptive GPU schedulers (Tiresias, Gandiva,
+  Gavel) checkpoint and resume; a preempted job finishes later by the time it waited.
+* ``"restart"``: the whole duration again (a Kubernetes pod killed without checkpoint);
+  the service thrown away is reported as ``lost_gpu_s``.
+
+An optional admission policy (``carbon.CarbonAware``) may hold an arriving pod until a
+later time; it then enters the queue as if it arrived then.
 
 Scheduling passes are cheap by construction: an arrival only needs the new pods tried
 (nothing was freed, so older pending pods still do not fit), and a completion retries
 the pending pods in queue order, skipping at once those that need more than the largest
-free CPU, memory, GPU share or idle-GPU count of any node.
+free CPU, memory, GPU share or idle-GPU count of any node (unless preemption can help).
+Stale completions of evicted runs stay on the heap and are skipped when popped.
 """
 
 from __future__ import annotations
@@ -17,34 +32,62 @@ import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from foresize.simulate.carbon import Series, account, diurnal
 from foresize.simulate.cluster import (
     FULL_GPU_MILLI,
+    MAX_GPUS_PER_NODE,
     Cluster,
     ClusterState,
     IntArray,
     Placement,
 )
-from foresize.simulate.metrics import delay_stats, gpu_energy_kwh, jain_fairness
+from foresize.simulate.metrics import delay_stats, jain_fairness
 from foresize.simulate.policies.placement import ClusterView, PlacementPolicy, PodRequest
+from foresize.simulate.policies.preemption import (
+    NoPreemption,
+    PreemptionPolicy,
+    PreemptionView,
+    fits_after,
+)
 from foresize.simulate.policies.queue import QueuePolicy, QueueView
 from foresize.simulate.workload import FloatArray, Workload
 
 _COMPLETION, _ARRIVAL = 0, 1
 Tick = Callable[[float], None]
+Restart = Literal["resume", "restart"]
+
+
+class AdmissionPolicy(Protocol):
+    """Decides when an arriving pod enters the queue (``now_s``: at once)."""
+
+    def release_at(self, job: int, now_s: float, workload: Workload, /) -> float:
+        """The time at which ``job`` joins the queue, ``>= now_s``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
-    """Per-pod outcomes (NaN start/end: never started) and utilisation over time."""
+    """Per-pod outcomes and utilisation over time.
+
+    ``start_s`` is a pod's first start and ``end_s`` its completion (NaN: never). Each
+    run of a pod is one row of the ``run_*`` arrays (a preempted pod has several).
+    """
 
     start_s: FloatArray
     end_s: FloatArray
-    node: IntArray
+    node: IntArray  # node of the last run, -1 if never started
     never_fit: IntArray  # pods no empty node could host
+    released_s: FloatArray  # when each pod entered the queue (arrival unless held)
+    preemptions: IntArray  # times each pod was evicted
+    run_job: IntArray
+    run_node: IntArray
+    run_start_s: FloatArray
+    run_end_s: FloatArray
+    lost_gpu_s: float  # service thrown away by restarts (0 under "resume")
     times_s: FloatArray  # utilisation samples, one per state change
     cpu_util: FloatArray
     memory_util: FloatArray
@@ -52,16 +95,24 @@ class ReplayResult:
     n_events: int
     wall_s: float
 
-    def summary(self, workload: Workload, cluster: Cluster) -> dict[str, Any]:
-        """The metrics a scheduling paper reports, as one JSON-ready dictionary."""
+    def summary(self, workload: Workload, cluster: Cluster, *,
+                intensity: Series | None = None) -> dict[str, Any]:
+        """The metrics a scheduling paper reports, as one JSON-ready dictionary.
+
+        ``intensity`` (gCO2/kWh) defaults to the synthetic ``carbon.diurnal()``.
+        """
         started = np.isfinite(self.start_s)
+        done = np.isfinite(self.end_s)
         arrival = workload.arrival_s
         wait = self.start_s[started] - arrival[started]
-        jct = self.end_s[started] - arrival[started]
-        gpu_time = (workload.gpu_demand_milli / FULL_GPU_MILLI * workload.duration_s)[started]
-        by_tenant = np.bincount(workload.tenant[started], weights=gpu_time,
+        jct = self.end_s[done] - arrival[done]
+        gpus = workload.gpu_demand_milli / FULL_GPU_MILLI
+        run_gpus = gpus[self.run_job]
+        by_tenant = np.bincount(workload.tenant[self.run_job],
+                                weights=run_gpus * (self.run_end_s - self.run_start_s),
                                 minlength=len(workload.tenants))
-        n_gpus = float(cluster.n_gpu.sum())
+        span = (float(arrival.min()), float(np.nanmax(self.end_s)) if done.any()
+                else float(arrival.min()))
         return {
             "n_pods": len(workload),
             "n_started": int(started.sum()),
@@ -69,18 +120,41 @@ class ReplayResult:
             "n_unscheduled": int((~started).sum()) - int(self.never_fit.size),
             "queueing_delay": delay_stats(wait),
             "jct": delay_stats(jct),
-            "makespan_s": float(np.nanmax(self.end_s) - arrival.min()) if started.any()
-            else float("nan"),
+            "makespan_s": span[1] - span[0] if done.any() else float("nan"),
             "mean_util": {"cpu": _time_mean(self.times_s, self.cpu_util),
                           "memory": _time_mean(self.times_s, self.memory_util),
                           "gpu": _time_mean(self.times_s, self.gpu_util)},
             "jain_fairness_gpu_time": jain_fairness(by_tenant),
-            "gpu_energy_kwh": gpu_energy_kwh(self.times_s, self.gpu_util * n_gpus,
-                                             n_gpus=n_gpus),
+            "preemptions": self._preemptions(workload),
+            "deadlines": self._deadlines(workload),
+            "held": {"n": int((self.released_s > arrival).sum()),
+                     "mean_s": float((self.released_s - arrival).mean())},
+            "energy": account(cluster, intensity or diurnal(), node=self.run_node,
+                              start_s=self.run_start_s, end_s=self.run_end_s,
+                              gpus=run_gpus, span_s=span),
             "n_events": self.n_events,
-            "events_per_s": self.n_events / self.wall_s if self.wall_s > 0 else float("nan"),
+            "events_per_second": self.n_events / self.wall_s if self.wall_s > 0 else float("nan"),
             "wall_s": self.wall_s,
         }
+
+    def _preemptions(self, workload: Workload) -> dict[str, Any]:
+        counts = np.bincount(workload.tenant, weights=self.preemptions,
+                             minlength=len(workload.tenants))
+        return {"total": int(self.preemptions.sum()),
+                "n_pods_preempted": int((self.preemptions > 0).sum()),
+                "by_tenant": {t: int(c) for t, c in zip(workload.tenants, counts, strict=True)},
+                "lost_gpu_s": self.lost_gpu_s}
+
+    def _deadlines(self, workload: Workload) -> dict[str, Any]:
+        """Pods with a deadline that finished after it or never finished (never-fit
+        pods left out: no scheduler could have met them).
+        """
+        has = np.isfinite(workload.deadline_s)
+        has[self.never_fit] = False
+        missed = has & ~(self.end_s <= workload.deadline_s)  # NaN end: missed
+        n = int(has.sum())
+        return {"n_with_deadline": n, "n_missed": int(missed.sum()),
+                "miss_rate": int(missed.sum()) / n if n else float("nan")}
 
 
 def _time_mean(t: FloatArray, v: FloatArray) -> float:
@@ -93,9 +167,11 @@ class _Replay:
     """State of one replay; ``run`` drives the event loop."""
 
     def __init__(self, workload: Workload, cluster: Cluster, placement: PlacementPolicy,
-                 queue: QueuePolicy, seed: int) -> None:
+                 queue: QueuePolicy, preemption: PreemptionPolicy,
+                 admission: AdmissionPolicy | None, restart: Restart, seed: int) -> None:
         self.w, self.cluster = workload, cluster
         self.placement, self.queue = placement, queue
+        self.preemption, self.admission, self.restart = preemption, admission, restart
         self.state = ClusterState(cluster)
         self.rng = np.random.default_rng(seed)
         self.masks = workload.node_masks(cluster)
@@ -103,6 +179,17 @@ class _Replay:
         self.start = np.full(n, np.nan)
         self.end = np.full(n, np.nan)
         self.node = np.full(n, -1, dtype=np.int64)
+        self.released = workload.arrival_s.copy()
+        self.held = np.zeros(n, dtype=bool)
+        self.running = np.zeros(n, dtype=bool)
+        self.gpus_held = np.zeros((n, MAX_GPUS_PER_NODE), dtype=bool)
+        self.attained = np.zeros(n)
+        self.run_start = np.full(n, np.nan)
+        self.remaining = workload.duration_s.astype(np.float64, copy=True)
+        self.ends_at = np.full(n, np.nan)
+        self.preempted = np.zeros(n, dtype=np.int64)
+        self.lost_gpu_s = 0.0
+        self.runs: list[tuple[int, int, float, float]] = []
         self.where: dict[int, Placement] = {}
         self.pending: list[int] = []
         self.demand = np.stack([workload.cpu_milli, workload.memory_mib,
@@ -121,6 +208,13 @@ class _Replay:
         s = self.state
         return ClusterView(s.cpu_free, s.memory_free, s.gpu_free, self.cluster, self.rng)
 
+    def preemption_view(self, now: float) -> PreemptionView:
+        """Built once per pass: it holds the live arrays, so it stays current."""
+        s = self.state
+        return PreemptionView(now, self.w, self.masks, s.cpu_free, s.memory_free, s.gpu_free,
+                              self.running, self.node, self.gpus_held, self.attained,
+                              self.run_start)
+
     def never_fits(self) -> IntArray:
         """Pods that even an empty cluster cannot host (checked once, vectorised)."""
         w, c = self.w, self.cluster
@@ -137,36 +231,98 @@ class _Replay:
             return pods
         w, ids = self.w, np.asarray(pods, dtype=np.int64)
         view = QueueView(
-            now_s=now, job_ids=ids, arrival_s=w.arrival_s[ids], priority=w.priority[ids],
+            now_s=now, job_ids=ids, arrival_s=self.released[ids], priority=w.priority[ids],
             tenant=w.tenant[ids], est_duration_s=w.duration_s[ids],
-            deadline_s=w.deadline_s[ids], attained_s=np.zeros(ids.size),
+            deadline_s=w.deadline_s[ids], attained_s=self.attained[ids],
             demand=self.demand[ids], capacity=self.capacity, tenant_usage=self.usage.copy())
         return [pods[j] for j in self.queue.order(view).tolist()]
 
+    def start_run(self, i: int, now: float, where: Placement,
+                  heap: list[tuple[float, int, int]]) -> None:
+        w = self.w
+        self.state.allocate(int(w.cpu_milli[i]), int(w.memory_mib[i]), int(w.gpu_milli[i]),
+                            where)
+        self.usage[w.tenant[i]] += self.demand[i]
+        self.where[i] = where
+        self.running[i] = True
+        self.gpus_held[i, list(where.gpus)] = True
+        self.node[i], self.run_start[i] = where.node, now
+        if np.isnan(self.start[i]):
+            self.start[i] = now
+        self.ends_at[i] = now + float(self.remaining[i])
+        heapq.heappush(heap, (float(self.ends_at[i]), _COMPLETION, i))
+
+    def stop_run(self, i: int, now: float) -> float:
+        """Free a running pod's resources and record the run; returns its length."""
+        w = self.w
+        where = self.where.pop(i)
+        self.state.release(int(w.cpu_milli[i]), int(w.memory_mib[i]), int(w.gpu_milli[i]),
+                           where)
+        self.usage[w.tenant[i]] -= self.demand[i]
+        self.running[i] = False
+        self.gpus_held[i] = False
+        ran = now - float(self.run_start[i])
+        self.attained[i] += ran
+        self.runs.append((i, where.node, float(self.run_start[i]), now))
+        self.run_start[i] = np.nan
+        return ran
+
+    def evict(self, victims: list[int], job: int, now: float, view: PreemptionView) -> None:
+        """Evict ``victims`` for ``job``; a set that breaks the contract is a policy bug."""
+        nodes = {int(self.node[v]) for v in victims}
+        if (not all(self.running[v] for v in victims) or len(nodes) != 1
+                or not fits_after(job, nodes.pop(), victims, view)):
+            msg = (f"preemption policy {self.preemption.name!r} chose victims {victims} that "
+                   f"are not running on one node where pod {job} then fits")
+            raise RuntimeError(msg)
+        gpus = self.w.gpu_demand_milli / FULL_GPU_MILLI
+        for v in victims:
+            ran = self.stop_run(v, now)
+            self.preempted[v] += 1
+            if self.restart == "resume":
+                self.remaining[v] -= ran
+            else:
+                self.lost_gpu_s += ran * float(gpus[v])
+
     def try_place(self, now: float, candidates: list[int],
                   heap: list[tuple[float, int, int]]) -> None:
-        """Place ``candidates`` in queue order; those that do not fit stay pending."""
-        s, w = self.state, self.w
-        cpu_max, mem_max = int(s.cpu_free.max()), int(s.memory_free.max())
-        share_max = int(s.gpu_free.max())
-        idle_max = int((s.gpu_free == FULL_GPU_MILLI).sum(axis=1).max())
-        placed: set[int] = set()
+        """Place ``candidates`` in queue order, preempting where the policy says so;
+        those that do not fit stay pending, evicted pods join them.
+        """
+        w = self.w
+        pview = self.preemption_view(now)
+        bounds = self.bounds()
+        changed: list[int] = []
         for i in self.order(now, candidates):
-            if (w.cpu_milli[i] > cpu_max or w.memory_mib[i] > mem_max
-                    or w.gpu_milli[i] > share_max
-                    or (w.num_gpu[i] > 1 and w.num_gpu[i] > idle_max)):
-                continue
-            where = self.placement.place(self.request(i), self.view())
+            cpu_max, mem_max, share_max, idle_max = bounds
+            quick_no = (w.cpu_milli[i] > cpu_max or w.memory_mib[i] > mem_max
+                        or w.gpu_milli[i] > share_max
+                        or (w.num_gpu[i] > 1 and w.num_gpu[i] > idle_max))
+            where = None if quick_no else self.placement.place(self.request(i), self.view())
             if where is None:
-                continue
-            s.allocate(int(w.cpu_milli[i]), int(w.memory_mib[i]), int(w.gpu_milli[i]), where)
-            self.usage[w.tenant[i]] += self.demand[i]
-            self.where[i] = where
-            self.start[i], self.node[i] = now, where.node
-            heapq.heappush(heap, (now + float(w.duration_s[i]), _COMPLETION, i))
-            placed.add(i)
-        if placed:
-            self.pending = [i for i in self.pending if i not in placed]
+                victims = list(self.preemption.victims(i, pview))
+                if not victims:
+                    continue
+                self.evict(victims, i, now, pview)
+                changed += victims
+                where = self.placement.place(self.request(i), self.view())
+                if where is None:
+                    msg = f"pod {i} fits after preemption but placement found no node"
+                    raise RuntimeError(msg)
+                self.start_run(i, now, where, heap)
+                bounds = self.bounds()
+            else:
+                self.start_run(i, now, where, heap)
+            changed.append(i)
+        if changed:
+            self.pending = [i for i in dict.fromkeys(self.pending + changed)
+                            if not self.running[i]]
+
+    def bounds(self) -> tuple[int, int, int, int]:
+        """Largest free CPU, memory, GPU share and idle-GPU count of any node."""
+        s = self.state
+        return (int(s.cpu_free.max()), int(s.memory_free.max()), int(s.gpu_free.max()),
+                int((s.gpu_free == FULL_GPU_MILLI).sum(axis=1).max()))
 
     def sample(self, now: float) -> None:
         s = self.state
@@ -174,6 +330,18 @@ class _Replay:
             now, 1.0 - float(s.cpu_free.sum()) / self.capacity[0],
             1.0 - float(s.memory_free.sum()) / self.capacity[1],
             s.gpu_allocated_milli / self.capacity[2] if self.capacity[2] else 0.0))
+
+    def arrive(self, i: int, now: float, heap: list[tuple[float, int, int]]) -> bool:
+        """Admit an arriving pod, or hold it (re-queued as an arrival later)."""
+        if self.admission is None or self.held[i]:
+            return True
+        self.held[i] = True
+        release = self.admission.release_at(i, now, self.w)
+        if release <= now:
+            return True
+        self.released[i] = release
+        heapq.heappush(heap, (release, _ARRIVAL, i))
+        return False
 
     def run(self, tick: Tick | None) -> ReplayResult:
         began = time.perf_counter()
@@ -191,16 +359,15 @@ class _Replay:
             freed = False
             while heap and heap[0][0] == now:
                 _, kind, i = heapq.heappop(heap)
-                n_events += 1
                 if kind == _COMPLETION:
-                    where = self.where.pop(i)
-                    self.state.release(int(w.cpu_milli[i]), int(w.memory_mib[i]),
-                                       int(w.gpu_milli[i]), where)
-                    self.usage[w.tenant[i]] -= self.demand[i]
+                    if not self.running[i] or self.ends_at[i] != now:
+                        continue  # the run was evicted
+                    self.stop_run(i, now)
                     self.end[i] = now
                     freed = True
-                else:
+                elif self.arrive(i, now, heap):
                     arrived.append(i)
+                n_events += 1
             self.pending.extend(arrived)
             if freed and self.pending:
                 self.try_place(now, self.pending, heap)
@@ -209,16 +376,31 @@ class _Replay:
             self.sample(now)
             if tick is not None:
                 tick(now)
+        return self.result(never, n_events, time.perf_counter() - began)
+
+    def result(self, never: IntArray, n_events: int, wall_s: float) -> ReplayResult:
         t = np.array(self.samples) if self.samples else np.zeros((0, 4))
-        return ReplayResult(self.start, self.end, self.node, never, t[:, 0], t[:, 1],
-                            t[:, 2], t[:, 3], n_events, time.perf_counter() - began)
+        runs = np.array(self.runs) if self.runs else np.zeros((0, 4))
+        return ReplayResult(
+            self.start, self.end, self.node, never, self.released, self.preempted,
+            runs[:, 0].astype(np.int64), runs[:, 1].astype(np.int64), runs[:, 2], runs[:, 3],
+            self.lost_gpu_s, t[:, 0], t[:, 1], t[:, 2], t[:, 3], n_events, wall_s)
 
 
 def replay(workload: Workload, cluster: Cluster, placement: PlacementPolicy,
-           queue: QueuePolicy, *, seed: int = 0, tick: Tick | None = None) -> ReplayResult:
+           queue: QueuePolicy, *, preemption: PreemptionPolicy | None = None,
+           admission: AdmissionPolicy | None = None, restart: Restart = "resume",
+           seed: int = 0, tick: Tick | None = None) -> ReplayResult:
     """Replay ``workload`` on ``cluster``: arrivals at ``arrival_s``, departures after
-    ``duration_s``, pending pods retried in ``queue`` order whenever resources free up.
+    ``duration_s`` of service, pending pods retried in ``queue`` order whenever resources
+    free up, running pods evicted when ``preemption`` names them (default: never).
 
-    ``tick(now_s)`` is called after each event time (for progress bars).
+    ``admission`` may hold arriving pods (carbon- or price-aware start); ``restart``
+    is what an evicted pod still has to run (module docstring). ``tick(now_s)`` is
+    called after each event time (for progress bars).
     """
-    return _Replay(workload, cluster, placement, queue, seed).run(tick)
+    if restart not in ("resume", "restart"):
+        msg = f"restart must be 'resume' or 'restart', got {restart!r}"
+        raise ValueError(msg)
+    return _Replay(workload, cluster, placement, queue, preemption or NoPreemption(),
+                   admission, restart, seed).run(tick)

@@ -11,6 +11,8 @@ ATC'23), implemented from the definitions in the authors' simulator
   n's free GPU milli counts. Otherwise the free milli of each GPU with less than m's
   per-GPU demand counts (for multi-GPU classes, every partially used GPU).
 * F_n(M) = sum_m p_m F_n(m), with p_m the class popularity (``workload.task_classes``).
+  It is summed in integers (class counts, see :meth:`Fragmentation.weighted`) and
+  divided once, so equal amounts are bit-for-bit equal.
 
 Memory is not part of the measure, as in the authors' code; it is still a hard
 constraint when placing pods.
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from foresize.simulate.cluster import BoolArray, IntArray
+from foresize.simulate.cluster import MAX_GPUS_PER_NODE, BoolArray, IntArray, any_per_node
 from foresize.simulate.workload import FloatArray, TaskClasses
 
 _HASH_WEIGHTS = np.random.default_rng(20230710).integers(1, 2**62, size=10, dtype=np.int64)
@@ -41,6 +43,7 @@ class Fragmentation:
     type_access: BoolArray
     _milli_levels: IntArray
     _level_of_class: IntArray
+    _total: int
 
     @classmethod
     def build(cls, classes: TaskClasses, spec_masks_by_type: BoolArray) -> Fragmentation:
@@ -48,11 +51,22 @@ class Fragmentation:
         access = spec_masks_by_type[classes.spec_id].T  # (n_types, m)
         access = np.vstack([access, np.zeros((1, access.shape[1]), dtype=bool)])
         levels, level_of = np.unique(classes.gpu_milli, return_inverse=True)
-        return cls(classes, access, levels.astype(np.int64), level_of.astype(np.int64))
+        return cls(classes, access, levels.astype(np.int64), level_of.astype(np.int64),
+                   int(classes.count.sum()))
 
     def amount(self, cpu_free: IntArray, gpu_free: IntArray, gpu_type: IntArray
                ) -> FloatArray:
         """F_n(M) for K node states: ``cpu_free`` (K,), ``gpu_free`` (K, 8), ``gpu_type`` (K,)."""
+        result: FloatArray = self.weighted(cpu_free, gpu_free, gpu_type) / self._total
+        return result
+
+    def weighted(self, cpu_free: IntArray, gpu_free: IntArray, gpu_type: IntArray
+                 ) -> IntArray:
+        """F_n(M) times the number of target pods: sum_m count_m F_n(m), in integers.
+
+        FGD compares growths, and equal growths must compare equal whatever batch or order
+        they were computed in; float weights (and BLAS) do not guarantee that, integers do.
+        """
         c = self.classes
         total = gpu_free.sum(axis=1)
         fits_gpu = gpu_free[:, :, None] >= self._milli_levels[None, None, :]  # (K, 8, u)
@@ -61,7 +75,7 @@ class Fragmentation:
         runs = ((n_fit >= c.num_gpu) & (c.num_gpu > 0)
                 & (cpu_free[:, None] >= c.cpu_milli) & self.type_access[gpu_type])
         frag = np.where(runs, total[:, None] - usable, total[:, None])
-        result: FloatArray = frag @ c.popularity
+        result: IntArray = frag @ c.count
         return result
 
     def amount_dedup(self, cpu_free: IntArray, gpu_free: IntArray, gpu_type: IntArray
@@ -79,6 +93,100 @@ class Fragmentation:
         values = self.amount(cpu_free[first], gpu_free[first], gpu_type[first])
         out: FloatArray = values[inverse]
         return out
+
+
+class NodeStates:
+    """The distinct node states of a cluster, kept in step with its free arrays.
+
+    A state is (GPU model, CPU left, sorted GPU free): everything F_n(M) and FGD's growth
+    depend on. Nodes map to state ids; each state's F_n(M) is computed once (``weighted``,
+    see :meth:`Fragmentation.weighted`), and callers
+    hang per-state tables on it (:meth:`table`), so a policy scores a pod once per
+    distinct state ever seen instead of once per node per pod. :meth:`sync` finds the
+    nodes whose free resources changed by comparing with the last seen copy, so it needs
+    no hook in the engine and is correct for any sequence of views.
+
+    Ids of states no node holds any more are dropped once there are ``4 * n_nodes`` of
+    them (tables are compacted alongside), which bounds memory on long traces.
+    """
+
+    __slots__ = ("_cap", "_cpu_seen", "_gpu_seen", "_ids", "_tables", "cpu", "fragmentation",
+                 "gpu", "gpu_type", "node_state", "type", "weighted")
+
+    def __init__(self, fragmentation: Fragmentation, gpu_type: IntArray) -> None:
+        self.fragmentation = fragmentation
+        self.gpu_type = gpu_type
+        n = gpu_type.size
+        self.node_state: IntArray = np.full(n, -1, dtype=np.int64)
+        self._cpu_seen: IntArray = np.full(n, -1, dtype=np.int64)
+        self._gpu_seen: IntArray = np.full((n, MAX_GPUS_PER_NODE), -1, dtype=np.int64)
+        self._ids: dict[bytes, int] = {}
+        self._tables: dict[object, FloatArray] = {}
+        self._cap = 4 * n + 64
+        self.cpu: IntArray = np.empty(0, dtype=np.int64)
+        self.gpu: IntArray = np.empty((0, MAX_GPUS_PER_NODE), dtype=np.int64)
+        self.type: IntArray = np.empty(0, dtype=np.int64)
+        self.weighted: IntArray = np.empty(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def sync(self, cpu_free: IntArray, gpu_free: IntArray) -> None:
+        """Re-map the nodes whose free CPU or GPU changed since the last call."""
+        changed = np.flatnonzero((cpu_free != self._cpu_seen)
+                                 | any_per_node(gpu_free != self._gpu_seen))
+        if changed.size == 0:
+            return
+        self._cpu_seen[changed] = cpu_free[changed]
+        self._gpu_seen[changed] = gpu_free[changed]
+        rows = np.column_stack([self.gpu_type[changed], cpu_free[changed],
+                                np.sort(gpu_free[changed], axis=1)])
+        ids, fresh = self._ids, []
+        for node, row in zip(changed.tolist(), rows, strict=True):
+            key = row.tobytes()
+            sid = ids.get(key)
+            if sid is None:
+                sid = ids[key] = len(ids)
+                fresh.append(row)
+            self.node_state[node] = sid
+        if fresh:
+            self._add(np.array(fresh))
+        if len(ids) > self._cap:
+            self._compact()
+
+    def table(self, key: object, width: int) -> FloatArray:
+        """A (n_states, width) table under ``key``; NaN marks rows not filled in yet."""
+        table = self._tables.get(key)
+        n = len(self._ids)
+        if table is None or table.shape[0] < n:
+            grown = np.full((max(n, 2 * (0 if table is None else table.shape[0])), width),
+                            np.nan)
+            if table is not None:
+                grown[: table.shape[0]] = table
+            table = self._tables[key] = grown
+        return table
+
+    def _add(self, rows: IntArray) -> None:
+        type_, cpu, gpu = rows[:, 0], rows[:, 1], rows[:, 2:]
+        self.type = np.concatenate([self.type, type_])
+        self.cpu = np.concatenate([self.cpu, cpu])
+        self.gpu = np.concatenate([self.gpu, gpu])
+        self.weighted = np.concatenate([self.weighted,
+                                        self.fragmentation.weighted(cpu, gpu, type_)])
+
+    def _compact(self) -> None:
+        """Keep only the states some node holds; renumber them and every table."""
+        n_old = len(self._ids)
+        alive, self.node_state = np.unique(self.node_state, return_inverse=True)
+        self.type, self.cpu = self.type[alive], self.cpu[alive]
+        self.gpu, self.weighted = self.gpu[alive], self.weighted[alive]
+        rows = np.column_stack([self.type, self.cpu, self.gpu])
+        self._ids = {row.tobytes(): i for i, row in enumerate(rows)}
+        for key, table in self._tables.items():
+            full = np.full((n_old, table.shape[1]), np.nan)
+            kept = min(n_old, table.shape[0])
+            full[:kept] = table[:kept]
+            self._tables[key] = full[alive]
 
 
 def allocated_gpu_fraction(gpu_allocated_milli: float, gpu_capacity_milli: float) -> float:

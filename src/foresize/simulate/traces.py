@@ -1,9 +1,15 @@
-"""Trace adapters: openb node and pod lists (addresses or files) into simulator arrays,
-and synthetic pods drawn from a distribution.
+"""Trace adapters into simulator arrays: openb node and pod lists (addresses or files),
+PAI 2020 jobs, DLRM 2025 instances, and synthetic pods drawn from a distribution.
 
 Openb pods carry no tenant, priority or deadline. QoS stands in for both tenant and
 priority (LS/Guaranteed before Burstable before BE), which is how the cluster's own
-scheduler treated them; deadlines stay unset.
+scheduler treated them. No trace here has deadlines; ``with_deadlines`` adds synthetic
+ones (arrival + factor x duration, the usual SLO construction in deadline-aware
+scheduling papers).
+
+GPU requests given as a number of GPUs (PAI ``plan_gpu`` / 100, DLRM ``gpu_request``)
+become openb's form: up to one GPU is a share of one device, more is whole GPUs,
+rounded up (a request of 1.5 GPUs needs two devices).
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ from foresize.core.errors import InputError
 from foresize.ingest.alibaba.openb import read_openb_nodes, read_openb_pods
 from foresize.ingest.datasets import table_path
 from foresize.ingest.report import IngestReport
-from foresize.simulate.cluster import FULL_GPU_MILLI, Cluster
-from foresize.simulate.workload import Workload
+from foresize.simulate.cluster import FULL_GPU_MILLI, Cluster, IntArray
+from foresize.simulate.workload import FloatArray, Workload
 
 QOS_PRIORITY = {"LS": 2, "Guaranteed": 2, "Burstable": 1, "BE": 0}
 
@@ -108,6 +114,100 @@ def load_workload(source: str | os.PathLike[str], *,
     path = resolve_source(source, mirror=mirror)
     frame, report = read_openb_pods(path)
     return workload_from_frame(frame, source=str(source), sha256=report.sha256), report
+
+
+def with_deadlines(workload: Workload, factor: float) -> Workload:
+    """Pods without a deadline get ``arrival + factor x duration``; trace deadlines stay."""
+    if not factor >= 1:
+        raise InputError(f"the deadline factor must be >= 1 (a pod needs its duration), "
+                         f"got {factor:g}")
+    synthetic = workload.arrival_s + factor * workload.duration_s
+    deadline = np.where(np.isnan(workload.deadline_s), synthetic, workload.deadline_s)
+    return replace(workload, deadline_s=deadline)
+
+
+def _gpu_request(gpus: FloatArray) -> tuple[IntArray, IntArray]:
+    """(num_gpu, gpu_milli per GPU) from a GPU count that may be fractional."""
+    milli = np.rint(gpus * FULL_GPU_MILLI).astype(np.int64)
+    whole = gpus > 1
+    num_gpu = np.where(whole, np.ceil(gpus - 1e-9), (milli > 0).astype(np.float64))
+    gpu_milli = np.where(whole, FULL_GPU_MILLI, milli)
+    return num_gpu.astype(np.int64), gpu_milli.astype(np.int64)
+
+
+def _codes(labels: list[str]) -> tuple[IntArray, tuple[str, ...]]:
+    names = tuple(sorted(set(labels)))
+    index = {name: k for k, name in enumerate(names)}
+    return np.array([index[x] for x in labels], dtype=np.int64), names
+
+
+def pai_workload(jobs: pl.DataFrame, tasks: pl.DataFrame, instances: pl.DataFrame, *,
+                 source: str = "pai2020") -> Workload:
+    """PAI 2020 pods, one per instance (worker) of ``read_pai_table`` frames.
+
+    Arrival is the job's ``start_time`` (its submission; instances started later
+    because they queued), duration the instance's ``end_time - start_time``; demand is
+    its task's plan (``plan_cpu`` percent of a core, ``plan_mem`` GiB, ``plan_gpu``
+    percent of a GPU). Instances that never started or ended (0 or empty times, as the
+    trace writes them) are left out. Tenant is the job's user; times start at 0.
+    GPU model constraints are not kept: PAI's ``gpu_type`` names (V100, T4, MISC) are
+    not node models of the clusters the simulator has.
+    """
+    plans = tasks.select("job_name", "task_name", "plan_cpu", "plan_mem", "plan_gpu"
+                         ).unique(["job_name", "task_name"], keep="first", maintain_order=True)
+    submitted = jobs.select("job_name", pl.col("start_time").alias("submit_s"),
+                            pl.col("user").fill_null("unknown")
+                            ).unique("job_name", keep="first", maintain_order=True)
+    pods = (instances.filter((pl.col("start_time") > 0) & (pl.col("end_time") > 0)
+                             & (pl.col("end_time") >= pl.col("start_time")))
+            .join(plans, on=["job_name", "task_name"], how="inner")
+            .join(submitted, on="job_name", how="left")
+            .with_columns(pl.min_horizontal(pl.col("submit_s").fill_null(pl.col("start_time")),
+                                            pl.col("start_time")).alias("submit_s"),
+                          pl.col("user").fill_null("unknown")))
+    if pods.height == 0:
+        raise InputError(f"{source}: no instance both started and ended with a task plan",
+                         hint="pass the job, task and instance tables of the same trace")
+    arrival = pods["submit_s"].to_numpy().astype(np.float64)
+    num_gpu, gpu_milli = _gpu_request(pods["plan_gpu"].fill_null(0).to_numpy() / 100.0)
+    tenant, tenants = _codes(pods["user"].to_list())
+    names = [f"{j}/{t}/{i}" for j, t, i in zip(pods["job_name"], pods["task_name"],
+                                               pods["inst_name"].fill_null(""), strict=True)]
+    return Workload(
+        names=tuple(names),
+        cpu_milli=np.rint(pods["plan_cpu"].fill_null(0).to_numpy() * 10).astype(np.int64),
+        memory_mib=np.rint(pods["plan_mem"].fill_null(0).to_numpy() * 1024).astype(np.int64),
+        num_gpu=num_gpu, gpu_milli=gpu_milli, spec_id=np.zeros(pods.height, dtype=np.int64),
+        gpu_specs=((),), arrival_s=arrival - arrival.min(),
+        duration_s=(pods["end_time"] - pods["start_time"]).to_numpy().astype(np.float64),
+        priority=np.zeros(pods.height, dtype=np.int64), tenant=tenant, tenants=tenants,
+        deadline_s=np.full(pods.height, np.nan), source=source)
+
+
+def dlrm_workload(instances: pl.DataFrame, *, source: str = "dlrm2025") -> Workload:
+    """DLRM 2025 pods, one per instance of a ``read_dlrm_instances`` frame.
+
+    Null creation means the instance existed before the trace began: it arrives at 0.
+    Null deletion means it outlived the trace: it runs to the last creation or deletion
+    seen. Demand is the request (cores, bytes, GPUs); tenant is the service (``app``).
+    """
+    if instances.height == 0:
+        raise InputError(f"{source}: the trace has no instances")
+    created = instances["creation_s"].fill_null(0.0).to_numpy().astype(np.float64)
+    deleted = instances["deletion_s"].to_numpy().astype(np.float64)
+    horizon = float(np.nanmax(np.concatenate([created, deleted])))
+    duration = np.where(np.isnan(deleted), horizon, deleted) - created
+    num_gpu, gpu_milli = _gpu_request(instances["gpu_request"].to_numpy())
+    tenant, tenants = _codes(instances["app"].fill_null("unknown").to_list())
+    return Workload(
+        names=tuple(instances["instance"].to_list()),
+        cpu_milli=np.rint(instances["cpu_request_cores"].to_numpy() * 1000).astype(np.int64),
+        memory_mib=(instances["memory_request_bytes"].to_numpy() // 2**20).astype(np.int64),
+        num_gpu=num_gpu, gpu_milli=gpu_milli,
+        spec_id=np.zeros(instances.height, dtype=np.int64), gpu_specs=((),),
+        arrival_s=created, duration_s=duration,
+        priority=np.zeros(instances.height, dtype=np.int64), tenant=tenant, tenants=tenants,
+        deadline_s=np.full(instances.height, np.nan), source=source)
 
 
 def synthetic_workload(n_pods: int, *, seed: int, like: Workload | None = None,

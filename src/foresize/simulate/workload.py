@@ -109,16 +109,25 @@ class Workload:
 
 @dataclass(frozen=True, slots=True)
 class TaskClasses:
-    """The target workload as FGD sees it: distinct requests and their popularity."""
+    """The target workload as FGD sees it: distinct requests, how many pods made each
+    (``count``, kept so fragmentation can be summed exactly in integers) and their
+    popularity (``count`` over the kept total).
+    """
 
     cpu_milli: IntArray
     num_gpu: IntArray
     gpu_milli: IntArray
     spec_id: IntArray
-    popularity: FloatArray
+    count: IntArray
+
+    @property
+    def popularity(self) -> FloatArray:
+        """p_m: each class's share of the kept pods."""
+        result: FloatArray = self.count / self.count.sum()
+        return result
 
     def __len__(self) -> int:
-        return len(self.popularity)
+        return len(self.count)
 
 
 def task_classes(workload: Workload, *, popularity_pct: float = 100.0,
@@ -141,9 +150,9 @@ def task_classes(workload: Workload, *, popularity_pct: float = 100.0,
                      workload.spec_id], axis=1)[keep]
     unique, counts = np.unique(keys, axis=0, return_counts=True)
     order = np.lexsort((*unique.T[::-1], -counts))  # count desc, then key asc: stable
-    unique, counts = unique[order], counts[order].astype(np.float64)
+    unique, counts = unique[order], counts[order].astype(np.int64)
     covered = np.cumsum(counts) / counts.sum()
     n_keep = int(np.searchsorted(covered, popularity_pct / 100.0 - 1e-12)) + 1
-    unique, counts = unique[:n_keep], counts[:n_keep]
-    return TaskClasses(cpu_milli=unique[:, 0], gpu_milli=unique[:, 1], num_gpu=unique[:, 2],
-                       spec_id=unique[:, 3], popularity=counts / counts.sum())
+    return TaskClasses(cpu_milli=unique[:n_keep, 0], gpu_milli=unique[:n_keep, 1],
+                       num_gpu=unique[:n_keep, 2], spec_id=unique[:n_keep, 3],
+                       count=counts[:n_keep])

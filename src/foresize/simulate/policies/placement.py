@@ -35,13 +35,14 @@ import numpy as np
 from foresize.core.registry import Registry
 from foresize.simulate.cluster import (
     FULL_GPU_MILLI,
-    MAX_GPUS_PER_NODE,
     BoolArray,
     Cluster,
     IntArray,
     Placement,
+    any_per_node,
+    count_per_node,
 )
-from foresize.simulate.metrics import Fragmentation
+from foresize.simulate.metrics import Fragmentation, NodeStates
 from foresize.simulate.workload import FloatArray, Workload, task_classes
 
 
@@ -91,8 +92,9 @@ def feasible(pod: PodRequest, view: ClusterView) -> BoolArray:
     ok = (view.cpu_free >= pod.cpu_milli) & (view.memory_free >= pod.memory_mib) & pod.allowed
     if pod.num_gpu == 0:
         return ok
-    n_fit = (view.gpu_free >= pod.gpu_milli).sum(axis=1)
-    result: BoolArray = ok & (n_fit >= pod.num_gpu)
+    fits = view.gpu_free >= pod.gpu_milli
+    room = any_per_node(fits) if pod.num_gpu == 1 else count_per_node(fits) >= pod.num_gpu
+    result: BoolArray = ok & room
     return result
 
 
@@ -225,51 +227,90 @@ class RandomFit:
         return Placement(node, tuple(sorted(int(g) for g in chosen)))
 
 
-_TRIL = np.tril(np.ones((MAX_GPUS_PER_NODE, MAX_GPUS_PER_NODE), dtype=bool), k=-1)
-
-
-@dataclass(frozen=True, slots=True)
 class Fgd:
     """Fragmentation Gradient Descent: place where F_n(M) grows least.
 
-    For a shared pod every GPU that fits is a candidate (one per distinct free value on a
-    node, since equal GPUs give equal outcomes); whole-GPU and CPU pods have one outcome
-    per node. The growth is F_n(M) after minus before; ties go to the lowest node, then
-    the lowest GPU index.
+    For a shared pod every GPU that fits is a candidate; whole-GPU and CPU pods have one
+    outcome per node. The growth is F_n(M) after minus before; ties go to the lowest
+    node, then the lowest GPU index.
+
+    Scoring every node for every pod is what made FGD slow, yet the growth depends only
+    on the node's state and the pod's request, and a cluster holds few distinct states.
+    So growths are tabled per (request, state) on :class:`NodeStates` and each pod costs
+    a table look-up over the feasible nodes; only states never scored for that request
+    are computed. The tables hold exactly the values a direct evaluation gives, so the
+    decisions are the same (``tests/simulate/test_placement.py`` checks this against a
+    direct implementation).
     """
 
-    fragmentation: Fragmentation
+    __slots__ = ("_states", "fragmentation")
+
+    def __init__(self, fragmentation: Fragmentation) -> None:
+        self.fragmentation = fragmentation
+        self._states: NodeStates | None = None
 
     def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
         """Smallest fragmentation growth."""
+        states = self._states
+        if states is None or states.gpu_type is not view.cluster.gpu_type:
+            states = self._states = NodeStates(self.fragmentation, view.cluster.gpu_type)
+        states.sync(view.cpu_free, view.gpu_free)
         nodes = np.flatnonzero(feasible(pod, view))
         if nodes.size == 0:
             return None
-        free = view.gpu_free[nodes]
-        types = view.cluster.gpu_type[nodes]
-        cpu_before = view.cpu_free[nodes]
-        if pod.is_shared:
-            earlier_equal = ((free[:, :, None] == free[:, None, :]) & _TRIL).any(axis=2)
-            row, gpu = np.nonzero((free >= pod.gpu_milli) & ~earlier_equal)
-            after = free[row]
-            after[np.arange(row.size), gpu] -= pod.gpu_milli
-        else:
-            row, gpu = np.arange(nodes.size), np.full(nodes.size, -1)
-            after = free
-            if pod.num_gpu:
-                take = free >= pod.gpu_milli
-                take &= np.cumsum(take, axis=1) <= pod.num_gpu
-                after = free - take * pod.gpu_milli
-        k = nodes.size
-        both = self.fragmentation.amount_dedup(
-            np.concatenate([cpu_before, cpu_before[row] - pod.cpu_milli]),
-            np.concatenate([free, after]), np.concatenate([types, types[row]]))
-        growth = both[k:] - both[:k][row]
+        ids = states.node_state[nodes]
+        table = states.table((pod.cpu_milli, pod.num_gpu, pod.gpu_milli), 3)
+        growth = table[ids, 0]
+        if np.isnan(growth).any():
+            self._score(pod, states, table, np.unique(ids[np.isnan(growth)]))
+            growth = table[ids, 0]
         best = int(np.argmin(growth))
-        node = int(nodes[row[best]])
+        node = int(nodes[best])
+        if not pod.is_shared:
+            return _on(node, pod, view)
+        free = view.gpu_free[node]
+        value, ambiguous = table[ids[best], 1:]
+        if ambiguous:  # distinct free values tie: the lowest GPU index among them wins
+            row = self._shared_growth(pod, view.cpu_free[node:node + 1], free[None, :],
+                                      view.cluster.gpu_type[node:node + 1],
+                                      states.weighted[ids[best:best + 1]])
+            return Placement(node, (int(np.argmin(row[0])),))
+        return Placement(node, (int(np.argmax(free == value)),))
+
+    def _shared_growth(self, pod: PodRequest, cpu: IntArray, free: IntArray,
+                       types: IntArray, before: IntArray) -> FloatArray:
+        """(k, 8) growth of putting the share on each GPU of k nodes (inf: no fit), in
+        :meth:`Fragmentation.weighted` units: integers, so ties are exact.
+        """
+        row, gpu = np.nonzero(free >= pod.gpu_milli)
+        after = free[row]
+        after[np.arange(row.size), gpu] -= pod.gpu_milli
+        grid = np.full(free.shape, np.inf)
+        grid[row, gpu] = (self.fragmentation.weighted(cpu[row] - pod.cpu_milli, after,
+                                                      types[row]) - before[row])
+        return grid
+
+    def _score(self, pod: PodRequest, states: NodeStates, table: FloatArray,
+               new: IntArray) -> None:
+        """Fill ``table`` rows ``new``: growth, and for shares the free milli of the best
+        GPU and whether another free value ties with it.
+        """
+        free, cpu, types, before = (states.gpu[new], states.cpu[new], states.type[new],
+                                    states.weighted[new])
         if pod.is_shared:
-            return Placement(node, (int(gpu[best]),))
-        return _on(node, pod, view)
+            grid = self._shared_growth(pod, cpu, free, types, before)
+            pick = np.argmin(grid, axis=1)
+            lowest = grid[np.arange(new.size), pick]
+            value = free[np.arange(new.size), pick]
+            tied = ((grid == lowest[:, None]) & (free != value[:, None])).any(axis=1)
+            table[new] = np.column_stack([lowest, value, tied])
+            return
+        after = free
+        if pod.num_gpu:
+            take = free >= pod.gpu_milli
+            take &= np.cumsum(take, axis=1) <= pod.num_gpu
+            after = free - take * pod.gpu_milli
+        table[new, 0] = self.fragmentation.weighted(cpu - pod.cpu_milli, after, types) - before
 
 
 def fragmentation_of(workload: Workload, cluster: Cluster) -> Fragmentation:
