@@ -42,6 +42,8 @@ def test_policies_lists_preemption(capsys: pytest.CaptureFixture[str]) -> None:
     rows = json.loads(capsys.readouterr().out)["policies"]
     assert {r["name"] for r in rows if r["kind"] == "preemption"} == {
         "none", "lowest_priority", "least_attained"}
+    assert {r["name"] for r in rows if r["kind"] == "autoscaler"} == {
+        "none", "cluster_autoscaler"}
 
 
 def test_replay_reports_preemption_deadlines_and_carbon(
@@ -63,3 +65,55 @@ def test_replay_reports_preemption_deadlines_and_carbon(
     assert row["dyn_carbon_saved_kg"] > 0
     run = document["runs"][0]
     assert run["deadlines"]["n_with_deadline"] == 8152
+
+
+def test_replay_of_pai_jobs_on_pai_machines(mirror: Path, tmp_path: Path) -> None:
+    (tmp_path / "jobs.csv").write_text("j1,i1,alice,Terminated,1000,2000\n")
+    (tmp_path / "tasks.csv").write_text(
+        "j1,worker,2,Terminated,1100,2000,600,29.296875,50,V100\n")
+    (tmp_path / "instances.csv").write_text("j1,worker,w0,wk0,i1,Terminated,1100,1900,m1\n"
+                                            "j1,worker,w1,wk1,i1,Terminated,1200,2000,m2\n")
+    out = tmp_path / "r.json"
+    code = main(["simulate", "schedule", "--mode", "replay", "--trace", "pai2020",
+                 "--pai-table", f"job={tmp_path / 'jobs.csv'}",
+                 "--pai-table", f"task={tmp_path / 'tasks.csv'}",
+                 "--pai-table", f"instance={tmp_path / 'instances.csv'}",
+                 "--nodes", "pai2020:machine_spec", "--mirror", str(mirror),
+                 "--placement", "best_fit", "-o", str(out)])
+    assert code == 0
+    document = json.loads(out.read_text())
+    assert document["simulation"]["cluster"]["n_nodes"] == 1897
+    assert document["runs"][0]["n_started"] == 2
+
+
+def test_missing_pai_table_names_path_and_url(mirror: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["simulate", "schedule", "--mode", "replay", "--trace", "pai2020",
+                 "--nodes", "pai2020:machine_spec", "--mirror", str(mirror)])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "pai_job_table.tar.gz" in err
+    assert "https://" in err
+
+
+def test_replay_with_autoscaled_pools(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    code = main(["simulate", "schedule", "--mode", "replay", "--trace", "synthetic:40",
+                 "--seed", "1", "--nodes", "none", "--placement", "best_fit",
+                 "--pool", "name=small,cpu=32,memory_gib=128,gpus=2,gpu_model=A,price=2,"
+                 "delay=2m,max=6",
+                 "--pool", "name=big,cpu=64,memory_gib=512,gpus=8,gpu_model=A,price=10,"
+                 "delay=5m,max=3",
+                 "--autoscaler", "cluster_autoscaler", "--autoscale-every", "60s",
+                 "--scale-down-after", "10m", "-o", str(out)])
+    assert code == 0
+    document = json.loads(out.read_text())
+    assert [p["name"] for p in document["simulation"]["pools"]] == ["small", "big"]
+    row = document["results"][0]
+    assert row["scale_ups"] >= 1
+    assert row["scale_ups"] == row["scale_downs"]  # all nodes gone once the work is done
+    assert row["node_hours"] > 0
+    assert row["provisioning_wait_s"] > 0
+    run = document["runs"][0]
+    assert run["n_started"] + run["n_never_fit"] == 40
+    assert set(run["autoscale"]["pools"]) == {"small", "big"}

@@ -10,7 +10,6 @@ from foresize.simulate.metrics import (
     allocated_gpu_fraction,
     delay_stats,
     fragmentation_rate,
-    gpu_energy_kwh,
     jain_fairness,
     unallocated_gpu_fraction,
 )
@@ -34,7 +33,3 @@ def test_jain_fairness() -> None:
     assert jain_fairness([1, 0, 0, 0]) == 0.25
     assert jain_fairness([1, 3]) == pytest.approx(16 / 20)
 
-
-def test_gpu_energy() -> None:
-    # 2 GPUs for one hour: 2 * 60 W idle + 1 GPU allocated * 240 W = 360 W -> 0.36 kWh
-    assert gpu_energy_kwh([0, 3600], [1.0, 0.0], n_gpus=2) == pytest.approx(0.36)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import inspect
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast, get_args
 
@@ -15,14 +16,17 @@ from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, SeedOpt
 from foresize.cli.output import SETTINGS, Result, emit, info, progress
 from foresize.core.errors import InputError
 from foresize.core.io import atomic_write
+from foresize.core.units import parse_duration
 from foresize.simulate.carbon import CarbonAware, Series, diurnal, read_series
 from foresize.simulate.cluster import Cluster
-from foresize.simulate.engine import Restart, replay
+from foresize.simulate.engine import Autoscaling, Restart, replay
 from foresize.simulate.inflation import InflationCurve, mean_curve, run_inflation
+from foresize.simulate.policies.autoscale import AUTOSCALE
 from foresize.simulate.policies.placement import PLACEMENT, fragmentation_of
 from foresize.simulate.policies.preemption import PREEMPTION
 from foresize.simulate.policies.queue import QUEUE
-from foresize.simulate.traces import load_cluster, load_workload, with_deadlines
+from foresize.simulate.pools import parse_pool, with_pools
+from foresize.simulate.traces import open_nodes, open_trace, with_deadlines
 from foresize.simulate.workload import Workload
 
 app = typer.Typer(help="Reference scheduler simulator: replay traces, compare placement "
@@ -45,6 +49,15 @@ Examples:
 
   foresize simulate schedule --mode replay --placement best_fit --deadline-factor 3 \
       --carbon diurnal --carbon-aware
+
+  foresize simulate schedule --mode replay --trace pai2020 --nodes pai2020:machine_spec \
+      --pai-table job=pai_job_table.csv --pai-table task=pai_task_table.csv \
+      --pai-table instance=pai_instance_table.csv
+
+  foresize simulate schedule --mode replay --trace synthetic:500 --nodes none \
+      --pool name=t4,cpu=32,memory_gib=128,gpus=4,gpu_model=T4,price=3.9,delay=2m,max=20 \
+      --pool name=a100,cpu=96,memory_gib=1152,gpus=8,gpu_model=A100,price=32.8,delay=5m \
+      --autoscaler cluster_autoscaler --autoscale-every 60s --scale-down-after 10m
 """
 
 
@@ -55,6 +68,18 @@ def _names(text: str) -> list[str]:
     for name in names:
         PLACEMENT.get(name)  # UnknownNameError with "Did you mean"
     return names
+
+
+def _pai_files(options: list[str]) -> dict[str, str]:
+    """``--pai-table job=FILE`` options as ``{"job": "FILE"}``."""
+    files: dict[str, str] = {}
+    for text in options:
+        name, sep, path = text.partition("=")
+        if not sep or not path:
+            raise InputError(f"--pai-table {text!r}: expected TABLE=FILE",
+                             hint="e.g. --pai-table job=pai_job_table.tar.gz")
+        files[name] = path
+    return files
 
 
 def _inflation(workload: Workload, cluster: Cluster, names: list[str], seeds: list[int], *,
@@ -99,6 +124,7 @@ class ReplaySetup:
     restart: Restart
     intensity: Series
     carbon_aware: bool
+    autoscaling: Autoscaling | None = None
 
 
 def _one_replay(workload: Workload, cluster: Cluster, name: str, seed: int,
@@ -114,7 +140,8 @@ def _one_replay(workload: Workload, cluster: Cluster, name: str, seed: int,
         result = replay(workload, cluster, PLACEMENT.get(name)(workload, cluster),
                         QUEUE.get(setup.queue)(),
                         preemption=PREEMPTION.get(setup.preemption)(),
-                        admission=admission, restart=setup.restart, seed=seed, tick=tick)
+                        admission=admission, restart=setup.restart, seed=seed, tick=tick,
+                        autoscaling=setup.autoscaling)
     return result.summary(workload, cluster, intensity=setup.intensity)
 
 
@@ -165,6 +192,12 @@ def _replay(workload: Workload, cluster: Cluster, names: list[str], seeds: list[
         }
         if aware is not None:
             row["dyn_carbon_saved_kg"] = mean("carbon_saved_kg", "dynamic")
+        if setup.autoscaling is not None:
+            row.update(node_hours=mean("autoscale", "node_hours"),
+                       pool_cost_usd=mean("autoscale", "cost_usd"),
+                       scale_ups=mean("autoscale", "scale_ups"),
+                       scale_downs=mean("autoscale", "scale_downs"),
+                       provisioning_wait_s=mean("autoscale", "provisioning_wait", "total_s"))
         rows.append(row)
     return pl.DataFrame(rows), {"runs": runs}
 
@@ -193,10 +226,31 @@ def _plot(curves: dict[str, InflationCurve], path: Path) -> None:
 
 @app.command("schedule", epilog=SCHEDULE_EPILOG)
 def schedule(
-    trace: Annotated[str, typer.Option("--trace", help="Pod list: openb:NAME or a file.",
-                                       rich_help_panel="Input")] = "openb:default",
-    nodes: Annotated[str, typer.Option("--nodes", help="Node list: openb:NAME or a file.",
-                                       rich_help_panel="Input")] = "openb:nodes_gpu",
+    trace: Annotated[str, typer.Option(
+        "--trace", help="Pods: openb:VARIANT or an openb pod CSV; pai2020 (job, task and "
+        "instance tables, see --pai-table); dlrm2025:instances or a DLRM CSV; synthetic:N "
+        "(N pods drawn with --seed).", rich_help_panel="Input")] = "openb:default",
+    nodes: Annotated[str, typer.Option(
+        "--nodes", help="Fixed nodes: openb:nodes_gpu, openb:nodes_all, an openb node CSV, "
+        "pai2020:machine_spec (or its file), or 'none' (only --pool nodes).",
+        rich_help_panel="Input")] = "openb:nodes_gpu",
+    pai_table: Annotated[list[str] | None, typer.Option(
+        "--pai-table", help="With --trace pai2020: TABLE=FILE for job, task or instance "
+        "(repeatable); tables not given come from pai2020:TABLE in the mirror or cache.",
+        rich_help_panel="Input", show_default=False)] = None,
+    pool: Annotated[list[str] | None, typer.Option(
+        "--pool", help="Replay: an autoscaled node pool, name=N,cpu=CORES,memory_gib=G"
+        "[,gpus=K,gpu_model=M,price=USD_PER_NODE_H,delay=DURATION,min=A,max=B,initial=C] "
+        "(repeatable).", rich_help_panel="Autoscaling", show_default=False)] = None,
+    autoscaler: Annotated[str, typer.Option(
+        "--autoscaler", help="Autoscaler for --pool (see 'simulate policies').",
+        rich_help_panel="Autoscaling")] = "none",
+    autoscale_every: Annotated[str, typer.Option(
+        "--autoscale-every", help="Autoscaler tick interval.",
+        rich_help_panel="Autoscaling")] = "60s",
+    scale_down_after: Annotated[str, typer.Option(
+        "--scale-down-after", help="cluster_autoscaler: remove pool nodes empty this long.",
+        rich_help_panel="Autoscaling")] = "10m",
     placement: Annotated[str, typer.Option(
         "--placement", help="Comma-separated placement policies (see 'simulate policies').",
         rich_help_panel="Policy")] = "best_fit,dot_product,gpu_packing,random,fgd",
@@ -245,11 +299,27 @@ def schedule(
         raise typer.BadParameter(f"{restart!r} is not one of resume, restart",
                                  param_hint="--restart")
     intensity = diurnal() if carbon == "diurnal" else read_series(carbon)
-    workload, _ = load_workload(trace, mirror=mirror)
+    base = SETTINGS.seed if seed is None else seed
+    workload = open_trace(trace, seed=base, pai_files=_pai_files(pai_table or []), mirror=mirror)
     if deadline_factor is not None:
         workload = with_deadlines(workload, deadline_factor)
-    cluster, _ = load_cluster(nodes, mirror=mirror)
-    base = SETTINGS.seed if seed is None else seed
+    autoscaling = None
+    if pool or nodes == "none":
+        if mode != "replay":
+            raise InputError("--pool and --nodes none need --mode replay",
+                             hint="inflation places pods on a fixed cluster")
+        fixed = None if nodes == "none" else open_nodes(nodes, mirror=mirror)
+        cluster, layout = with_pools(fixed, [parse_pool(text) for text in pool or []])
+        policy = AUTOSCALE.get(autoscaler)
+        # only policies with that setting take it (``none`` has no settings)
+        accepted = inspect.signature(policy).parameters
+        settings = ({"scale_down_after_s": parse_duration(scale_down_after)}
+                    if "scale_down_after_s" in accepted else {})
+        autoscaling = Autoscaling(layout, policy(**settings),
+                                  every_s=parse_duration(autoscale_every))
+    else:
+        AUTOSCALE.get(autoscaler)
+        cluster = open_nodes(nodes, mirror=mirror)
     seed_list = list(range(base, base + seeds))
     if mode == "inflation":
         frame, body, curves = _inflation(workload, cluster, names, seed_list,
@@ -258,11 +328,15 @@ def schedule(
             _plot(curves, plot)
     else:
         setup = ReplaySetup(queue, preemption, cast(Restart, restart), intensity,
-                            carbon_aware)
+                            carbon_aware, autoscaling)
         frame, body = _replay(workload, cluster, names, seed_list, setup=setup)
     replay_settings = {"preemption": preemption, "restart": restart,
                        "deadline_factor": deadline_factor, "carbon": intensity.describe(),
-                       "carbon_aware": carbon_aware}
+                       "carbon_aware": carbon_aware,
+                       "pools": [asdict(p) for p in autoscaling.layout.pools] if autoscaling
+                       else [],
+                       "autoscaler": autoscaler if autoscaling else None,
+                       "autoscale_every_s": autoscaling.every_s if autoscaling else None}
     document = {
         **provenance({trace: workload.sha256 or "", nodes: cluster.sha256 or ""}),
         "simulation": {"mode": mode, "placement": names, "queue": queue if mode == "replay"
@@ -288,9 +362,10 @@ Examples:
 
 @app.command("policies", epilog=POLICIES_EPILOG)
 def policies(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
-    """List the placement, queue and preemption policies by name."""
+    """List the placement, queue, preemption and autoscaler policies by name."""
     rows = [{"kind": "placement", "name": n} for n in PLACEMENT.names()]
     rows += [{"kind": "queue", "name": n} for n in QUEUE.names()]
     rows += [{"kind": "preemption", "name": n} for n in PREEMPTION.names()]
+    rows += [{"kind": "autoscaler", "name": n} for n in AUTOSCALE.names()]
     frame = pl.DataFrame(rows)
     emit(Result(frame, {"policies": rows}, title="Simulator policies"), fmt=fmt, output=output)

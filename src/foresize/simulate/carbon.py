@@ -165,15 +165,20 @@ def _per_type(cluster: Cluster, table: dict[str, Any], default: Any) -> list[Any
     return [table.get(name, default) for name in cluster.gpu_types]
 
 
+Powered = tuple[IntArray, FloatArray, FloatArray]  # node, from, to: when a node is up
+
+
 def account(cluster: Cluster, intensity: Series, *, node: IntArray, start_s: FloatArray,
-            end_s: FloatArray, gpus: FloatArray, span_s: tuple[float, float]) -> dict[str, float]:
+            end_s: FloatArray, gpus: FloatArray, span_s: tuple[float, float],
+            powered: Powered | None = None) -> dict[str, float]:
     """Cost, energy and carbon of GPU allocations.
 
     Each row is one run of a job (a preempted job has several): on ``node`` from
-    ``start_s`` to ``end_s`` holding ``gpus`` GPUs (fractional when shared). Every GPU of
-    the cluster draws idle power over ``span_s`` (first arrival to last departure);
-    allocated GPUs add the rest of their power; carbon integrates power against the
-    intensity series, so moving work to greener hours shows up as less carbon.
+    ``start_s`` to ``end_s`` holding ``gpus`` GPUs (fractional when shared). A node's GPUs
+    draw idle power while it is up: over ``span_s`` (first arrival to last departure) for
+    every node, or over the ``powered`` intervals when nodes come and go (autoscaled
+    pools); allocated GPUs add the rest of their power; carbon integrates power against
+    the intensity series, so moving work to greener hours shows up as less carbon.
     """
     types = cluster.gpu_type
     price = np.array([*_per_type(cluster, GPU_PRICE_USD_PER_H, DEFAULT_GPU_PRICE_USD_PER_H),
@@ -183,11 +188,15 @@ def account(cluster: Cluster, intensity: Series, *, node: IntArray, start_s: Flo
     run_type = types[node]  # -1 (no GPU) picks the zero row appended above
     gpu_s = gpus * (end_s - start_s)
     dynamic_w = (power[run_type, 1] - power[run_type, 0]) * gpus
-    idle_w = float((power[types, 0] * cluster.n_gpu).sum())
-    t0, t1 = span_s
-    idle_j = idle_w * max(t1 - t0, 0.0)
+    if powered is None:
+        every = np.arange(cluster.n_nodes)
+        powered = (every, np.full(every.size, span_s[0]), np.full(every.size, span_s[1]))
+    up_node, up_from, up_to = powered
+    up_to = np.maximum(up_to, up_from)
+    node_idle_w = power[types[up_node], 0] * cluster.n_gpu[up_node]
+    idle_j = float((node_idle_w * (up_to - up_from)).sum())
     dynamic_j = float((dynamic_w * (end_s - start_s)).sum())
-    idle_g = idle_w * float(intensity.integral(t0, t1)) / J_PER_KWH
+    idle_g = float((node_idle_w * intensity.integral(up_from, up_to)).sum()) / J_PER_KWH
     dynamic_g = float((dynamic_w * intensity.integral(start_s, end_s)).sum()) / J_PER_KWH
     return {
         "gpu_hours": float(gpu_s.sum()) / HOUR_S,

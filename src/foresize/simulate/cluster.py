@@ -147,6 +147,16 @@ class ClusterState:
         self.memory_free[node] += memory_mib
         self.gpu_free[node, gpus] += gpu_milli
 
+    def set_up(self, node: int, *, up: bool) -> None:
+        """Bring a node slot up with everything free, or take it down with nothing free
+        (an absent slot then fits no pod and adds nothing to free totals).
+        """
+        c = self.cluster
+        self.cpu_free[node] = c.cpu_milli[node] if up else 0
+        self.memory_free[node] = c.memory_mib[node] if up else 0
+        self.gpu_free[node] = np.where(np.arange(MAX_GPUS_PER_NODE) < c.n_gpu[node],
+                                       FULL_GPU_MILLI if up else 0, 0)
+
     @property
     def gpu_allocated_milli(self) -> int:
         """Milli-GPU currently held by pods."""

@@ -19,6 +19,13 @@ as preemptions. ``restart`` says what a restarted pod still has to run:
 An optional admission policy (``carbon.CarbonAware``) may hold an arriving pod until a
 later time; it then enters the queue as if it arrived then.
 
+Optional node pools (:class:`Autoscaling`) make the cluster elastic: pool slots are
+absent, provisioning or ready; an autoscaler (``policies.autoscale``) decides on ticks
+every ``every_s`` which nodes to request (ready after the pool's provisioning delay, a
+node-ready event) and which empty ones to remove. Absent slots are masked out of every
+pod's allowed nodes and hold no free resources, so placement and preemption policies
+work unchanged. Without pools none of this runs.
+
 Scheduling passes are cheap by construction: an arrival only needs the new pods tried
 (nothing was freed, so older pending pods still do not fit), and a completion retries
 the pending pods in queue order, skipping at once those that need more than the largest
@@ -31,12 +38,12 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from foresize.simulate.carbon import Series, account, diurnal
+from foresize.simulate.carbon import HOUR_S, Powered, Series, account, diurnal
 from foresize.simulate.cluster import (
     FULL_GPU_MILLI,
     MAX_GPUS_PER_NODE,
@@ -46,6 +53,14 @@ from foresize.simulate.cluster import (
     Placement,
 )
 from foresize.simulate.metrics import delay_stats, jain_fairness
+from foresize.simulate.policies.autoscale import (
+    ABSENT,
+    PROVISIONING,
+    READY,
+    Autoscaler,
+    AutoscaleView,
+    ScaleDecision,
+)
 from foresize.simulate.policies.placement import ClusterView, PlacementPolicy, PodRequest
 from foresize.simulate.policies.preemption import (
     NoPreemption,
@@ -54,9 +69,13 @@ from foresize.simulate.policies.preemption import (
     fits_after,
 )
 from foresize.simulate.policies.queue import QueuePolicy, QueueView
+from foresize.simulate.pools import FIXED_POOL, NodePool, PoolLayout
 from foresize.simulate.workload import FloatArray, Workload
 
-_COMPLETION, _ARRIVAL = 0, 1
+# event kinds, in processing order at equal times; the tick comes last so an autoscaler
+# sees the state after the scheduling pass of its instant
+_COMPLETION, _NODE_READY, _ARRIVAL, _TICK = 0, 1, 2, 3
+_NODE_LOG_COLUMNS = ("pool", "node", "requested_s", "ready_s", "end_s", "added", "removed")
 Tick = Callable[[float], None]
 Restart = Literal["resume", "restart"]
 
@@ -67,6 +86,30 @@ class AdmissionPolicy(Protocol):
     def release_at(self, job: int, now_s: float, workload: Workload, /) -> float:
         """The time at which ``job`` joins the queue, ``>= now_s``."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Autoscaling:
+    """Node pools and the autoscaler that sizes them.
+
+    ``layout`` maps the cluster's node slots to pools (``pools.with_pools``). With
+    ``policy`` None the pools keep their initial size and there are no ticks. Ticks run
+    every ``every_s`` from the first arrival while work remains (events due or pods
+    pending), then while some pool is above its minimum for up to ``tail_s`` after the
+    last pod event, so that idle nodes are seen scaling down; a node still up when the
+    run ends is billed to the run's last event.
+    """
+
+    layout: PoolLayout
+    policy: Autoscaler | None = None
+    every_s: float = 60.0
+    tail_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if not (self.every_s > 0 and self.tail_s >= 0):
+            msg = (f"autoscaling needs every_s > 0 and tail_s >= 0, got {self.every_s}, "
+                   f"{self.tail_s}")
+            raise ValueError(msg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +137,10 @@ class ReplayResult:
     gpu_util: FloatArray
     n_events: int
     wall_s: float
+    pools: tuple[NodePool, ...] = ()
+    # one row per node lifetime in a pool, columns _NODE_LOG_COLUMNS (NaN ready: never)
+    node_log: FloatArray = field(default_factory=lambda: np.zeros((0, len(_NODE_LOG_COLUMNS))))
+    provision_wait_s: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     def summary(self, workload: Workload, cluster: Cluster, *,
                 intensity: Series | None = None) -> dict[str, Any]:
@@ -131,10 +178,49 @@ class ReplayResult:
                      "mean_s": float((self.released_s - arrival).mean())},
             "energy": account(cluster, intensity or diurnal(), node=self.run_node,
                               start_s=self.run_start_s, end_s=self.run_end_s,
-                              gpus=run_gpus, span_s=span),
+                              gpus=run_gpus, span_s=span, powered=self._powered(cluster, span)),
+            **({"autoscale": self._autoscale()} if self.pools else {}),
             "n_events": self.n_events,
             "events_per_second": self.n_events / self.wall_s if self.wall_s > 0 else float("nan"),
             "wall_s": self.wall_s,
+        }
+
+    def _powered(self, cluster: Cluster, span: tuple[float, float]) -> Powered | None:
+        """When each node is up: fixed nodes over the whole span, pool nodes from request
+        to removal (as billed); ``None`` when there are no pools (every node, whole span).
+        """
+        if not self.pools:
+            return None
+        n_fixed = cluster.n_nodes - sum(pool.max_nodes for pool in self.pools)
+        log = dict(zip(_NODE_LOG_COLUMNS, self.node_log.T, strict=True))
+        fixed = np.arange(n_fixed)
+        return (np.concatenate([fixed, log["node"].astype(np.int64)]),
+                np.concatenate([np.full(n_fixed, span[0]), log["requested_s"]]),
+                np.concatenate([np.full(n_fixed, span[1]), log["end_s"]]))
+
+    def _autoscale(self) -> dict[str, Any]:
+        """Node-hours and cost per pool (billed from request to removal, as clouds bill
+        booting instances), scale-ups and -downs, and the part of pods' waits spent on
+        the provisioning of the node they then started on.
+        """
+        log = dict(zip(_NODE_LOG_COLUMNS, self.node_log.T, strict=True))
+        hours = (log["end_s"] - log["requested_s"]) / HOUR_S
+        pools = {}
+        for k, pool in enumerate(self.pools):
+            mine = log["pool"] == k
+            node_hours = float(hours[mine].sum())
+            pools[pool.name] = {"node_hours": node_hours,
+                                "cost_usd": node_hours * pool.price_per_node_h,
+                                "scale_ups": int(log["added"][mine].sum()),
+                                "scale_downs": int(log["removed"][mine].sum())}
+        waited = self.provision_wait_s[self.provision_wait_s > 0]
+        return {
+            "node_hours": sum(p["node_hours"] for p in pools.values()),
+            "cost_usd": sum(p["cost_usd"] for p in pools.values()),
+            "scale_ups": int(log["added"].sum()), "scale_downs": int(log["removed"].sum()),
+            "provisioning_wait": {"n_pods": int(waited.size), "total_s": float(waited.sum()),
+                                  "mean_s": float(waited.mean()) if waited.size else 0.0},
+            "pools": pools,
         }
 
     def _preemptions(self, workload: Workload) -> dict[str, Any]:
@@ -168,7 +254,8 @@ class _Replay:
 
     def __init__(self, workload: Workload, cluster: Cluster, placement: PlacementPolicy,
                  queue: QueuePolicy, preemption: PreemptionPolicy,
-                 admission: AdmissionPolicy | None, restart: Restart, seed: int) -> None:
+                 admission: AdmissionPolicy | None, restart: Restart, seed: int,
+                 scaling: Autoscaling | None) -> None:
         self.w, self.cluster = workload, cluster
         self.placement, self.queue = placement, queue
         self.preemption, self.admission, self.restart = preemption, admission, restart
@@ -194,15 +281,48 @@ class _Replay:
         self.pending: list[int] = []
         self.demand = np.stack([workload.cpu_milli, workload.memory_mib,
                                 workload.gpu_demand_milli], axis=1).astype(np.float64)
-        self.capacity = np.array([cluster.cpu_milli.sum(), cluster.memory_mib.sum(),
-                                  cluster.gpu_capacity_milli], dtype=np.float64)
         self.usage = np.zeros((len(workload.tenants), 3))
         self.samples: list[tuple[float, float, float, float]] = []
+        self.scaling = scaling
+        self.t0 = self.last_work = float(workload.arrival_s.min())
+        m = cluster.n_nodes
+        self.status = np.full(m, READY, dtype=np.int64)
+        self.pods_on = np.zeros(m, dtype=np.int64)
+        self.empty_since = np.full(m, self.t0)
+        self.requested = np.full(m, self.t0)
+        self.ready_at = np.full(m, self.t0)
+        self.added = np.zeros(m, dtype=bool)
+        self.node_log: list[tuple[float, ...]] = []
+        self.provision_wait = np.zeros(n)
+        if scaling is not None:
+            self.start_pools(scaling.layout)
+        self.refresh_nodes()
+
+    def start_pools(self, layout: PoolLayout) -> None:
+        """Slots beyond each pool's initial size start absent."""
+        if layout.node_pool.shape != (self.cluster.n_nodes,):
+            msg = (f"pool layout covers {layout.node_pool.size} nodes, the cluster has "
+                   f"{self.cluster.n_nodes}: build both with pools.with_pools")
+            raise ValueError(msg)
+        for k, pool in enumerate(layout.pools):
+            for node in layout.slots(k)[pool.initial_nodes:].tolist():
+                self.status[node] = ABSENT
+                self.state.set_up(node, up=False)
+        absent = self.status == ABSENT
+        self.empty_since[absent] = self.requested[absent] = self.ready_at[absent] = np.nan
+
+    def refresh_nodes(self) -> None:
+        """After nodes come or go: the nodes pods may use, and the capacity of those."""
+        up = self.status == READY
+        c = self.cluster
+        self.live_masks = self.masks & up[None, :] if self.scaling is not None else self.masks
+        self.capacity = np.array([c.cpu_milli[up].sum(), c.memory_mib[up].sum(),
+                                  int(c.n_gpu[up].sum()) * FULL_GPU_MILLI], dtype=np.float64)
 
     def request(self, i: int) -> PodRequest:
         w = self.w
         return PodRequest(int(w.cpu_milli[i]), int(w.memory_mib[i]), int(w.num_gpu[i]),
-                          int(w.gpu_milli[i]), self.masks[w.spec_id[i]])
+                          int(w.gpu_milli[i]), self.live_masks[w.spec_id[i]])
 
     def view(self) -> ClusterView:
         s = self.state
@@ -249,6 +369,11 @@ class _Replay:
         self.node[i], self.run_start[i] = where.node, now
         if np.isnan(self.start[i]):
             self.start[i] = now
+            if self.ready_at[where.node] == now:  # waited for this node to come up
+                self.provision_wait[i] = now - max(float(self.released[i]),
+                                                   float(self.requested[where.node]))
+        self.pods_on[where.node] += 1
+        self.empty_since[where.node] = np.nan
         self.ends_at[i] = now + float(self.remaining[i])
         heapq.heappush(heap, (float(self.ends_at[i]), _COMPLETION, i))
 
@@ -265,6 +390,9 @@ class _Replay:
         self.attained[i] += ran
         self.runs.append((i, where.node, float(self.run_start[i]), now))
         self.run_start[i] = np.nan
+        self.pods_on[where.node] -= 1
+        if self.pods_on[where.node] == 0:
+            self.empty_since[where.node] = now
         return ran
 
     def evict(self, victims: list[int], job: int, now: float, view: PreemptionView) -> None:
@@ -325,11 +453,86 @@ class _Replay:
                 int((s.gpu_free == FULL_GPU_MILLI).sum(axis=1).max()))
 
     def sample(self, now: float) -> None:
-        s = self.state
+        """Utilisation of the nodes up now (absent slots hold nothing free)."""
+        s, cap = self.state, self.capacity
         self.samples.append((
-            now, 1.0 - float(s.cpu_free.sum()) / self.capacity[0],
-            1.0 - float(s.memory_free.sum()) / self.capacity[1],
-            s.gpu_allocated_milli / self.capacity[2] if self.capacity[2] else 0.0))
+            now, 1.0 - float(s.cpu_free.sum()) / cap[0] if cap[0] else 0.0,
+            1.0 - float(s.memory_free.sum()) / cap[1] if cap[1] else 0.0,
+            1.0 - float(s.gpu_free.sum()) / cap[2] if cap[2] else 0.0))
+
+    def autoscale(self, scaling: Autoscaling, policy: Autoscaler, now: float,
+                  heap: list[tuple[float, int, int]]) -> None:
+        """One autoscaler tick: decide, apply, and schedule the next tick if useful."""
+        layout, w = scaling.layout, self.w
+        ids = np.asarray(self.pending, dtype=np.int64)
+        pools = layout.pools
+        fits = np.array([[_fits_empty(w, int(i), p) for p in pools]
+                         for i in ids.tolist()], dtype=bool).reshape(ids.size, len(pools))
+        s = self.state
+        view = AutoscaleView(
+            now, pools, layout.node_pool.copy(), self.status.copy(), self.empty_since.copy(),
+            s.cpu_free.copy(), s.memory_free.copy(), s.gpu_free.copy(), ids,
+            self.released[ids], np.stack([w.cpu_milli[ids], w.memory_mib[ids],
+                                          w.num_gpu[ids], w.gpu_milli[ids]], axis=1),
+            fits, self.rng)
+        self.apply(layout, policy.name, policy.decide(view), now, heap)
+        size = self.pool_size(layout)
+        above_min = any(size[k] > p.min_nodes for k, p in enumerate(pools))
+        later = now + scaling.every_s
+        if heap or (later <= self.last_work + scaling.tail_s
+                    and (self.pending or above_min)):
+            heapq.heappush(heap, (later, _TICK, -1))
+
+    def pool_size(self, layout: PoolLayout) -> IntArray:
+        """Ready or provisioning nodes per pool."""
+        up = (self.status != ABSENT) & (layout.node_pool != FIXED_POOL)
+        result: IntArray = np.bincount(layout.node_pool[up], minlength=layout.n_pools)
+        return result
+
+    def apply(self, layout: PoolLayout, name: str, decision: ScaleDecision, now: float,
+              heap: list[tuple[float, int, int]]) -> None:
+        """Request the added nodes (capped at ``max_nodes``) and delete the removed ones;
+        a removal of a busy, absent or fixed node, or below ``min_nodes``, is a policy bug.
+        """
+        if len(decision.add) > layout.n_pools:
+            msg = (f"autoscaler {name!r} adds to {len(decision.add)} pools; there are "
+                   f"{layout.n_pools}")
+            raise RuntimeError(msg)
+        for k, count in enumerate(decision.add):
+            slots = layout.slots(k)
+            for node in slots[self.status[slots] == ABSENT][:max(count, 0)].tolist():
+                self.status[node] = PROVISIONING
+                self.requested[node], self.added[node] = now, True
+                self.ready_at[node] = now + layout.pools[k].provision_delay_s
+                heapq.heappush(heap, (float(self.ready_at[node]), _NODE_READY, node))
+        size = self.pool_size(layout)
+        for node in decision.remove:
+            pool = int(layout.node_pool[node])
+            if (pool == FIXED_POOL or self.status[node] != READY or self.pods_on[node]
+                    or size[pool] <= layout.pools[pool].min_nodes):
+                msg = (f"autoscaler {name!r} removed node {node}, which is not a ready, "
+                       "empty pool node above its pool's minimum")
+                raise RuntimeError(msg)
+            size[pool] -= 1
+            self.close_node(layout, node, now, removed=True)
+            self.status[node] = ABSENT
+            self.state.set_up(node, up=False)
+            self.empty_since[node] = np.nan
+        if decision.remove:
+            self.refresh_nodes()
+
+    def close_node(self, layout: PoolLayout, node: int, now: float, *, removed: bool) -> None:
+        """Log one node lifetime (billing runs from its request to ``now``)."""
+        self.node_log.append((float(layout.node_pool[node]), float(node),
+                              float(self.requested[node]), float(self.ready_at[node]), now,
+                              float(self.added[node]), float(removed)))
+
+    def node_ready(self, node: int, now: float) -> None:
+        """A requested node has booted: it is empty and usable from now."""
+        self.status[node] = READY
+        self.state.set_up(node, up=True)
+        self.empty_since[node] = now
+        self.refresh_nodes()
 
     def arrive(self, i: int, now: float, heap: list[tuple[float, int, int]]) -> bool:
         """Admit an arriving pod, or hold it (re-queued as an arrival later)."""
@@ -351,31 +554,48 @@ class _Replay:
         skip[never] = True
         heap: list[tuple[float, int, int]] = [
             (float(w.arrival_s[i]), _ARRIVAL, int(i)) for i in np.flatnonzero(~skip)]
+        if self.scaling is not None and self.scaling.policy is not None:
+            heap.append((self.t0, _TICK, -1))
         heapq.heapify(heap)
         n_events = 0
+        now = self.t0
         while heap:
             now = heap[0][0]
             arrived: list[int] = []
-            freed = False
+            freed = ticked = False
             while heap and heap[0][0] == now:
                 _, kind, i = heapq.heappop(heap)
+                if kind == _COMPLETION and (not self.running[i] or self.ends_at[i] != now):
+                    continue  # the run was evicted
+                n_events += 1
+                if kind == _TICK:
+                    ticked = True
+                    continue
+                self.last_work = now
                 if kind == _COMPLETION:
-                    if not self.running[i] or self.ends_at[i] != now:
-                        continue  # the run was evicted
                     self.stop_run(i, now)
                     self.end[i] = now
                     freed = True
+                elif kind == _NODE_READY:
+                    self.node_ready(i, now)
+                    freed = True
                 elif self.arrive(i, now, heap):
                     arrived.append(i)
-                n_events += 1
             self.pending.extend(arrived)
             if freed and self.pending:
                 self.try_place(now, self.pending, heap)
             elif arrived:
                 self.try_place(now, arrived, heap)
+            if ticked and self.scaling is not None and self.scaling.policy is not None:
+                self.autoscale(self.scaling, self.scaling.policy, now, heap)
             self.sample(now)
             if tick is not None:
                 tick(now)
+        if self.scaling is not None:
+            layout = self.scaling.layout
+            for node in np.flatnonzero((self.status != ABSENT)
+                                       & (layout.node_pool != FIXED_POOL)).tolist():
+                self.close_node(layout, node, now, removed=False)
         return self.result(never, n_events, time.perf_counter() - began)
 
     def result(self, never: IntArray, n_events: int, wall_s: float) -> ReplayResult:
@@ -384,23 +604,36 @@ class _Replay:
         return ReplayResult(
             self.start, self.end, self.node, never, self.released, self.preempted,
             runs[:, 0].astype(np.int64), runs[:, 1].astype(np.int64), runs[:, 2], runs[:, 3],
-            self.lost_gpu_s, t[:, 0], t[:, 1], t[:, 2], t[:, 3], n_events, wall_s)
+            self.lost_gpu_s, t[:, 0], t[:, 1], t[:, 2], t[:, 3], n_events, wall_s,
+            self.scaling.layout.pools if self.scaling is not None else (),
+            np.array(self.node_log).reshape(-1, len(_NODE_LOG_COLUMNS)), self.provision_wait)
 
 
 def replay(workload: Workload, cluster: Cluster, placement: PlacementPolicy,
            queue: QueuePolicy, *, preemption: PreemptionPolicy | None = None,
            admission: AdmissionPolicy | None = None, restart: Restart = "resume",
-           seed: int = 0, tick: Tick | None = None) -> ReplayResult:
+           seed: int = 0, tick: Tick | None = None,
+           autoscaling: Autoscaling | None = None) -> ReplayResult:
     """Replay ``workload`` on ``cluster``: arrivals at ``arrival_s``, departures after
     ``duration_s`` of service, pending pods retried in ``queue`` order whenever resources
     free up, running pods evicted when ``preemption`` names them (default: never).
 
     ``admission`` may hold arriving pods (carbon- or price-aware start); ``restart``
     is what an evicted pod still has to run (module docstring). ``tick(now_s)`` is
-    called after each event time (for progress bars).
+    called after each event time (for progress bars). ``autoscaling`` makes the
+    cluster's pool slots elastic (module docstring); ``cluster`` must then be the one
+    ``pools.with_pools`` built with the layout.
     """
     if restart not in ("resume", "restart"):
         msg = f"restart must be 'resume' or 'restart', got {restart!r}"
         raise ValueError(msg)
     return _Replay(workload, cluster, placement, queue, preemption or NoPreemption(),
-                   admission, restart, seed).run(tick)
+                   admission, restart, seed, autoscaling).run(tick)
+
+
+def _fits_empty(w: Workload, i: int, pool: NodePool) -> bool:
+    """Whether pod ``i`` fits an empty node of ``pool`` (resources and GPU model)."""
+    spec = w.gpu_specs[int(w.spec_id[i])]
+    model_ok = not spec or (pool.n_gpu > 0 and pool.gpu_model in spec)
+    return bool(model_ok and w.cpu_milli[i] <= pool.cpu_milli
+                and w.memory_mib[i] <= pool.memory_mib and w.num_gpu[i] <= pool.n_gpu)

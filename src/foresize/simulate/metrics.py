@@ -221,21 +221,3 @@ def jain_fairness(allocations: npt.ArrayLike) -> float:
     x = np.asarray(allocations, dtype=np.float64)
     denom = x.size * float(np.square(x).sum())
     return float(x.sum() ** 2 / denom) if denom > 0 else float("nan")
-
-
-def gpu_energy_kwh(times_s: npt.ArrayLike, gpu_allocated: npt.ArrayLike, *, n_gpus: float,
-                   idle_w: float = 60.0, peak_w: float = 300.0) -> float:
-    """GPU energy of a step-wise allocation curve: each GPU draws ``idle_w`` plus
-    ``peak_w - idle_w`` in proportion to how much of it is allocated.
-
-    ``gpu_allocated[i]`` (GPUs, fractional) holds from ``times_s[i]`` to ``times_s[i+1]``.
-    A deliberately simple model: allocation stands in for utilisation, which a trace of
-    requests cannot show.
-    """
-    t = np.asarray(times_s, dtype=np.float64)
-    used = np.asarray(gpu_allocated, dtype=np.float64)
-    if t.size < 2:
-        return 0.0
-    dt = np.diff(t)
-    power_w = n_gpus * idle_w + used[:-1] * (peak_w - idle_w)
-    return float((power_w * dt).sum() / 3.6e6)

@@ -1,5 +1,7 @@
 """Trace adapters into simulator arrays: openb node and pod lists (addresses or files),
-PAI 2020 jobs, DLRM 2025 instances, and synthetic pods drawn from a distribution.
+PAI 2020 jobs and machines, DLRM 2025 instances, and synthetic pods drawn from a
+distribution. ``open_trace`` and ``open_nodes`` turn one ``--trace`` / ``--nodes`` text
+into a workload or cluster, so the CLI has a single way to name every adapter.
 
 Openb pods carry no tenant, priority or deadline. QoS stands in for both tenant and
 priority (LS/Guaranteed before Burstable before BE), which is how the cluster's own
@@ -22,13 +24,17 @@ import numpy as np
 import polars as pl
 
 from foresize.core.errors import InputError
+from foresize.ingest.alibaba.dlrm2025 import read_dlrm_instances
 from foresize.ingest.alibaba.openb import read_openb_nodes, read_openb_pods
+from foresize.ingest.alibaba.pai2020 import read_pai_table
 from foresize.ingest.datasets import table_path
 from foresize.ingest.report import IngestReport
 from foresize.simulate.cluster import FULL_GPU_MILLI, Cluster, IntArray
 from foresize.simulate.workload import FloatArray, Workload
 
 QOS_PRIORITY = {"LS": 2, "Guaranteed": 2, "Burstable": 1, "BE": 0}
+PAI_JOB_TABLES = ("job", "task", "instance")
+_MIB_PER_GIB = 1024
 
 
 def resolve_source(source: str | os.PathLike[str], *,
@@ -238,3 +244,80 @@ def synthetic_workload(n_pods: int, *, seed: int, like: Workload | None = None,
     duration = rng.exponential(mean_duration_s, size=n_pods)
     return replace(base, names=tuple(f"synthetic-{i:06d}" for i in range(n_pods)),
                    arrival_s=arrival, duration_s=duration, source="synthetic", sha256=None)
+
+
+def pai_cluster(spec: pl.DataFrame, *, source: str = "pai2020:machine_spec",
+                sha256: str | None = None) -> Cluster:
+    """A cluster from a ``read_pai_table`` machine-spec frame, one node per machine.
+
+    ``cap_cpu`` is cores, ``cap_mem`` GiB (PAI's "GB" is binary, as in its README's
+    examples), ``cap_gpu`` devices of model ``gpu_type``. Machines without GPUs are
+    labelled ``CPU`` upstream; they get no GPU model rather than a model named "CPU".
+    """
+    frame = spec.select(
+        pl.col("machine").alias("node"), (pl.col("cap_cpu") * 1000).alias("cpu_milli"),
+        (pl.col("cap_mem") * _MIB_PER_GIB).alias("memory_mib"), pl.col("cap_gpu").alias("gpu"),
+        pl.when(pl.col("cap_gpu") > 0).then(pl.col("gpu_type")).alias("gpu_model"))
+    return cluster_from_frame(frame, source=source, sha256=sha256)
+
+
+def _is_dlrm_file(path: Path) -> bool:
+    """DLRM 2025 files carry a header whose first field is ``instance_sn``; openb's do not."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        return handle.readline().lstrip("\ufeff").startswith("instance_sn")
+
+
+def _pai_tables(pai_files: dict[str, str], mirror: str | os.PathLike[str] | None
+                ) -> list[pl.DataFrame]:
+    """The job, task and instance tables: explicit files where given, else the registry's
+    ``pai2020:job`` etc. (whose error names the missing path and its URL).
+    """
+    unknown = sorted(set(pai_files) - set(PAI_JOB_TABLES))
+    if unknown:
+        raise InputError(f"--pai-table {unknown[0]}=...: not a PAI job table",
+                         hint=f"use one of {', '.join(PAI_JOB_TABLES)}")
+    frames = []
+    for name in PAI_JOB_TABLES:
+        path = resolve_source(pai_files.get(name, f"pai2020:{name}"), mirror=mirror)
+        frames.append(read_pai_table(path, table=name)[0])
+    return frames
+
+
+def open_trace(text: str, *, seed: int = 0, pai_files: dict[str, str] | None = None,
+               mirror: str | os.PathLike[str] | None = None) -> Workload:
+    """The workload ``--trace`` names.
+
+    * ``synthetic:N``: N pods of :func:`synthetic_workload` drawn with ``seed``;
+    * ``pai2020``: PAI 2020 jobs from the job, task and instance tables, each the file in
+      ``pai_files`` (``{"job": FILE, ...}``) or else the dataset address ``pai2020:job``
+      etc. (mirror or cache);
+    * ``dlrm2025:instances``, or a file whose header starts with ``instance_sn``: DLRM 2025;
+    * anything else: an openb pod list (``openb:VARIANT`` or a file).
+    """
+    if text.startswith("synthetic:"):
+        count = text.removeprefix("synthetic:")
+        if not count.isdigit():
+            raise InputError(f"--trace {text}: expected synthetic:N with N a pod count")
+        return synthetic_workload(int(count), seed=seed)
+    if text in ("pai2020", "alibaba-pai-2020"):
+        return pai_workload(*_pai_tables(pai_files or {}, mirror))
+    if pai_files:
+        raise InputError("--pai-table is only read with --trace pai2020")
+    path = resolve_source(text, mirror=mirror)
+    if text.startswith("dlrm2025:") or _is_dlrm_file(path):
+        frame, report = read_dlrm_instances(path)
+        return replace(dlrm_workload(frame, source=text), sha256=report.sha256)
+    frame, report = read_openb_pods(path)
+    return workload_from_frame(frame, source=text, sha256=report.sha256)
+
+
+def open_nodes(text: str, *, mirror: str | os.PathLike[str] | None = None) -> Cluster:
+    """The cluster ``--nodes`` names: ``pai2020:machine_spec`` (or a ``pai_machine_spec``
+    file), else an openb node list (``openb:nodes_gpu``, ``openb:nodes_all`` or a file).
+    """
+    path = resolve_source(text, mirror=mirror)
+    if text.endswith(":machine_spec") or path.name.startswith("pai_machine_spec"):
+        frame, report = read_pai_table(path, table="machine_spec")
+        return pai_cluster(frame, source=text, sha256=report.sha256)
+    frame, report = read_openb_nodes(path)
+    return cluster_from_frame(frame, source=text, sha256=report.sha256)
