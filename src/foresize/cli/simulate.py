@@ -18,7 +18,7 @@ from foresize.core.errors import InputError
 from foresize.core.io import atomic_write
 from foresize.core.units import parse_duration
 from foresize.simulate.carbon import CarbonAware, Series, diurnal, read_series
-from foresize.simulate.cluster import Cluster
+from foresize.simulate.cluster import Cluster, parse_mig
 from foresize.simulate.engine import Autoscaling, Restart, replay
 from foresize.simulate.inflation import InflationCurve, mean_curve, run_inflation
 from foresize.simulate.policies.autoscale import AUTOSCALE
@@ -68,6 +68,15 @@ def _names(text: str) -> list[str]:
     for name in names:
         PLACEMENT.get(name)  # UnknownNameError with "Did you mean"
     return names
+
+
+def _mig_layout(text: str) -> tuple[str, tuple[int, ...]]:
+    """``A100=3g+2g+2g`` -> ``("A100", (3, 2, 2))`` (the ``--mig`` syntax)."""
+    model, sep, layout = text.partition("=")
+    if not sep or not model:
+        raise typer.BadParameter(f"{text!r} is not MODEL=LAYOUT, e.g. A100=3g+2g+2g",
+                                 param_hint="--mig")
+    return model, parse_mig(layout)
 
 
 def _pai_files(options: list[str]) -> dict[str, str]:
@@ -242,6 +251,13 @@ def schedule(
         "--pool", help="Replay: an autoscaled node pool, name=N,cpu=CORES,memory_gib=G"
         "[,gpus=K,gpu_model=M,price=USD_PER_NODE_H,delay=DURATION,min=A,max=B,initial=C] "
         "(repeatable).", rich_help_panel="Autoscaling", show_default=False)] = None,
+    mig: Annotated[list[str] | None, typer.Option(
+        "--mig", help="Partition every GPU of a model into MIG slices, MODEL=LAYOUT, e.g. "
+        "A100=3g+2g+2g (repeatable). Profiles 1g..4g and 7g in sevenths of a GPU; only "
+        "layouts an A100/H100 can create (e.g. 7g, 4g+2g+1g, 3g+3g, 3g+2g+2g). A share "
+        "takes the smallest free slice covering it; whole-GPU pods need a 7g slice or an "
+        "unpartitioned GPU. Not with --placement fgd or --preemption.",
+        rich_help_panel="Input", show_default=False)] = None,
     autoscaler: Annotated[str, typer.Option(
         "--autoscaler", help="Autoscaler for --pool (see 'simulate policies').",
         rich_help_panel="Autoscaling")] = "none",
@@ -320,6 +336,11 @@ def schedule(
     else:
         AUTOSCALE.get(autoscaler)
         cluster = open_nodes(nodes, mirror=mirror)
+    if mig:
+        if preemption != "none":
+            raise InputError("--mig cannot be combined with --preemption yet",
+                             hint="preemption does not model MIG slices")
+        cluster = cluster.with_mig(dict(_mig_layout(text) for text in mig))
     seed_list = list(range(base, base + seeds))
     if mode == "inflation":
         frame, body, curves = _inflation(workload, cluster, names, seed_list,

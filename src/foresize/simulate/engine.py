@@ -326,7 +326,8 @@ class _Replay:
 
     def view(self) -> ClusterView:
         s = self.state
-        return ClusterView(s.cpu_free, s.memory_free, s.gpu_free, self.cluster, self.rng)
+        return ClusterView(s.cpu_free, s.memory_free, s.gpu_free, self.cluster, self.rng,
+                           s.gpu_fit)
 
     def preemption_view(self, now: float) -> PreemptionView:
         """Built once per pass: it holds the live arrays, so it stays current."""
@@ -338,11 +339,16 @@ class _Replay:
     def never_fits(self) -> IntArray:
         """Pods that even an empty cluster cannot host (checked once, vectorised)."""
         w, c = self.w, self.cluster
-        full_gpus = c.n_gpu  # on an empty node every GPU has 1000 milli free
         fits = ((w.cpu_milli[:, None] <= c.cpu_milli[None, :])
                 & (w.memory_mib[:, None] <= c.memory_mib[None, :])
-                & (w.num_gpu[:, None] <= full_gpus[None, :])
                 & self.masks[w.spec_id])
+        if c.partitioned:  # an empty node's GPUs take at most their largest slice
+            fit = np.sort(ClusterState(c).gpu_fit, axis=1)[:, ::-1]
+            kth = fit[:, np.clip(w.num_gpu - 1, 0, MAX_GPUS_PER_NODE - 1)].T  # (pods, nodes)
+            fits &= (w.num_gpu[:, None] == 0) | (w.gpu_milli[:, None] <= kth)
+            fits &= w.num_gpu[:, None] <= MAX_GPUS_PER_NODE
+        else:  # on an empty node every GPU has 1000 milli free
+            fits &= w.num_gpu[:, None] <= c.n_gpu[None, :]
         result: IntArray = np.flatnonzero(~fits.any(axis=1))
         return result
 
@@ -360,8 +366,8 @@ class _Replay:
     def start_run(self, i: int, now: float, where: Placement,
                   heap: list[tuple[float, int, int]]) -> None:
         w = self.w
-        self.state.allocate(int(w.cpu_milli[i]), int(w.memory_mib[i]), int(w.gpu_milli[i]),
-                            where)
+        where = self.state.allocate(int(w.cpu_milli[i]), int(w.memory_mib[i]),
+                                    int(w.gpu_milli[i]), where)
         self.usage[w.tenant[i]] += self.demand[i]
         self.where[i] = where
         self.running[i] = True
@@ -626,6 +632,10 @@ def replay(workload: Workload, cluster: Cluster, placement: PlacementPolicy,
     """
     if restart not in ("resume", "restart"):
         msg = f"restart must be 'resume' or 'restart', got {restart!r}"
+        raise ValueError(msg)
+    if cluster.partitioned and preemption is not None and not isinstance(preemption,
+                                                                     NoPreemption):
+        msg = "preemption does not model MIG slices yet: replay with preemption=None"
         raise ValueError(msg)
     return _Replay(workload, cluster, placement, queue, preemption or NoPreemption(),
                    admission, restart, seed, autoscaling).run(tick)

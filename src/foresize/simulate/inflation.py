@@ -82,7 +82,8 @@ def run_inflation(workload: Workload, cluster: Cluster, policy: PlacementPolicy,
     checkpoints = grid(target, step) * capacity
     rng = np.random.default_rng(seed)
     state = ClusterState(cluster)
-    view = ClusterView(state.cpu_free, state.memory_free, state.gpu_free, cluster, rng)
+    view = ClusterView(state.cpu_free, state.memory_free, state.gpu_free, cluster, rng,
+                       state.gpu_fit)
     rows: list[tuple[float, ...]] = []
     arrived = failed_milli = 0.0
     n_failed = n_pods = 0

@@ -21,7 +21,10 @@ Baselines follow the FGD authors' simulator
   ``simulate.metrics`` for the measure).
 
 Shared pods go to the tightest GPU that fits (FGD: the GPU with the smallest growth),
-whole-GPU pods to the lowest-indexed idle GPUs.
+whole-GPU pods to the lowest-indexed idle GPUs. Fit tests read ``ClusterView.fit``
+(``cluster.ClusterState.gpu_fit``), so MIG slices need nothing policy-specific; on a
+partitioned GPU "tightest" compares the largest free slice. FGD does not model slices
+yet and refuses partitioned clusters.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Protocol
 
 import numpy as np
 
+from foresize.core.errors import InputError
 from foresize.core.registry import Registry
 from foresize.simulate.cluster import (
     FULL_GPU_MILLI,
@@ -73,6 +77,12 @@ class ClusterView:
     gpu_free: IntArray
     cluster: Cluster
     rng: np.random.Generator
+    gpu_fit: IntArray | None = None  # largest per-GPU demand each GPU takes (MIG slices)
+
+    @property
+    def fit(self) -> IntArray:
+        """What a GPU's demand is compared with: ``gpu_fit``, or ``gpu_free`` without MIG."""
+        return self.gpu_free if self.gpu_fit is None else self.gpu_fit
 
 
 class PlacementPolicy(Protocol):
@@ -92,7 +102,7 @@ def feasible(pod: PodRequest, view: ClusterView) -> BoolArray:
     ok = (view.cpu_free >= pod.cpu_milli) & (view.memory_free >= pod.memory_mib) & pod.allowed
     if pod.num_gpu == 0:
         return ok
-    fits = view.gpu_free >= pod.gpu_milli
+    fits = view.fit >= pod.gpu_milli
     room = any_per_node(fits) if pod.num_gpu == 1 else count_per_node(fits) >= pod.num_gpu
     result: BoolArray = ok & room
     return result
@@ -100,7 +110,8 @@ def feasible(pod: PodRequest, view: ClusterView) -> BoolArray:
 
 def pick_gpus(pod: PodRequest, free: IntArray, *, tightest: bool = True) -> tuple[int, ...]:
     """GPU indices on one node: the tightest (or loosest) GPU for a share, else the
-    lowest-indexed GPUs with the whole per-GPU demand free.
+    lowest-indexed GPUs with the whole per-GPU demand free. ``free`` is the node's row of
+    :attr:`ClusterView.fit`.
     """
     if pod.num_gpu == 0:
         return ()
@@ -122,7 +133,7 @@ def _on(node: int | None, pod: PodRequest, view: ClusterView, *, tightest: bool 
         ) -> Placement | None:
     if node is None:
         return None
-    return Placement(node, pick_gpus(pod, view.gpu_free[node], tightest=tightest))
+    return Placement(node, pick_gpus(pod, view.fit[node], tightest=tightest))
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,9 +204,9 @@ class GpuPacking:
         idle = free == FULL_GPU_MILLI
         n_idle = idle.sum(axis=1)
         if pod.is_shared:
-            shared = (free >= pod.gpu_milli) & ~idle
+            shared = (view.fit >= pod.gpu_milli) & ~idle
             has_shared = shared.any(axis=1)
-            tight = np.where(shared, free, FULL_GPU_MILLI).min(axis=1)
+            tight = np.where(shared, view.fit, FULL_GPU_MILLI).min(axis=1)
             idle_needed = np.where(has_shared, 0, 1)
         else:
             has_shared = np.zeros(len(mask), dtype=bool)
@@ -222,7 +233,7 @@ class RandomFit:
         node = int(view.rng.choice(nodes))
         if pod.num_gpu == 0:
             return Placement(node)
-        gpus = np.flatnonzero(view.gpu_free[node] >= pod.gpu_milli)
+        gpus = np.flatnonzero(view.fit[node] >= pod.gpu_milli)
         chosen = view.rng.choice(gpus, size=pod.num_gpu, replace=False)
         return Placement(node, tuple(sorted(int(g) for g in chosen)))
 
@@ -325,6 +336,9 @@ def fragmentation_of(workload: Workload, cluster: Cluster) -> Fragmentation:
 
 
 def _fgd(workload: Workload, cluster: Cluster) -> PlacementPolicy:
+    if cluster.partitioned:
+        raise InputError("placement fgd does not model MIG slices yet",
+                         hint="use another --placement with MIG layouts")
     return Fgd(fragmentation_of(workload, cluster))
 
 
