@@ -8,7 +8,7 @@ import polars as pl
 import typer
 from rich.table import Table
 
-from foresize.cli import live
+from foresize.cli import live, model
 from foresize.cli.common import (
     announce,
     ingest_reports,
@@ -296,3 +296,4 @@ def phases(
 app.command("run", epilog=live.RUN_EPILOG,
             context_settings={"allow_interspersed_args": False})(live.run)
 app.command("attach", epilog=live.ATTACH_EPILOG)(live.attach)
+app.command("model", epilog=model.EPILOG)(model.model)

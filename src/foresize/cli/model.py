@@ -1,0 +1,154 @@
+"""``foresize profile model``: size a model before it runs, from its graph or config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import polars as pl
+import typer
+
+from foresize.cli.common import provenance
+from foresize.cli.options import FormatOpt, OutputOpt
+from foresize.cli.output import Result, emit, info
+from foresize.core.errors import InputError
+from foresize.core.io import sha256_file
+from foresize.core.units import human_bytes, human_duration
+from foresize.graph.devices import DEVICES
+from foresize.graph.flops import analyze_flops
+from foresize.graph.hf_config import read_hf_config
+from foresize.graph.onnx_reader import read_onnx
+from foresize.graph.sizing import SizingRequest, size_architecture
+
+EPILOG = """\
+Examples:
+
+  foresize profile model llama-2-7b/config.json --context 4096 --device h100_sxm
+
+  foresize profile model config.json --train --optimizer adamw --zero 3 --dp 8 -f json
+
+  foresize profile model model.onnx --dim batch=8 --dim seq=512 --top 20
+"""
+
+
+def _parse_dims(texts: list[str] | None) -> dict[str, int]:
+    dims: dict[str, int] = {}
+    for text in texts or []:
+        name, sep, value = text.partition("=")
+        if not sep or not name or not value.strip().lstrip("-").isdigit():
+            raise typer.BadParameter(f"{text!r} is not NAME=INTEGER", param_hint="--dim")
+        dims[name.strip()] = int(value)
+    return dims
+
+
+def _config_path(source: Path) -> Path:
+    return source / "config.json" if source.is_dir() else source
+
+
+def _flatten(report: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in report.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(_flatten(value, f"{name}."))
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def _human(name: str, value: Any) -> str:
+    """One report value for people, by the unit its key carries."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return str(value)
+    if name.endswith("bytes_per_s"):
+        return f"{human_bytes(float(value))}/s"
+    if name.endswith("_per_s"):
+        return f"{value:,.1f}/s"
+    if name.endswith("_bytes") or "bytes." in name:
+        return human_bytes(float(value))
+    if name.endswith("_s"):
+        return human_duration(float(value)) if value >= 60 else f"{value:.4g} s"
+    if name.endswith(("flops", "prefill", "forward_per_token")):
+        return f"{value:.3e}"
+    return f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"
+
+
+def model(
+    source: Annotated[Path, typer.Argument(help="A Hugging Face-style config.json (or its "
+                                           "folder) or an ONNX model.", show_default=False)],
+    dim: Annotated[list[str] | None, typer.Option(
+        "--dim", help="Bind a symbolic ONNX dimension, NAME=VALUE (repeatable).")] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Sequences per step.")] = 1,
+    context: Annotated[int | None, typer.Option(
+        "--context", min=1, help="Tokens per sequence (default: the model's maximum).")] = None,
+    dtype: Annotated[str, typer.Option("--dtype", help="fp32, bf16 or fp16.")] = "bf16",
+    device: Annotated[str, typer.Option("--device", help=f"One of: {', '.join(DEVICES.names())}."
+                                        )] = "h100_sxm",
+    train: Annotated[bool, typer.Option("--train", help="Also size one training step.")] = False,
+    optimizer: Annotated[str, typer.Option("--optimizer",
+                                           help="sgd, sgd_momentum, adam or adamw.")] = "adamw",
+    zero: Annotated[int, typer.Option("--zero", min=0, max=3, help="ZeRO stage.")] = 0,
+    dp: Annotated[int, typer.Option("--dp", min=1, help="Data-parallel degree.")] = 1,
+    tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")] = 1,
+    recompute: Annotated[str, typer.Option(
+        "--recompute", help="Activation checkpointing: none or full.")] = "none",
+    top: Annotated[int, typer.Option("--top", min=1, help="ONNX: costliest ops shown.")] = 15,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="ONNX: unsupported or unresolved ops are an error (exit 4).")] = False,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Parameters, FLOPs, inference and training memory, devices needed and roofline time
+    from a model's config.json, or FLOPs and parameters per op from an ONNX graph.
+    """
+    if dtype not in ("fp32", "bf16", "fp16"):
+        raise typer.BadParameter(f"{dtype!r} is not fp32, bf16 or fp16", param_hint="--dtype")
+    if recompute not in ("none", "full"):
+        raise typer.BadParameter(f"{recompute!r} is not none or full", param_hint="--recompute")
+    if not source.exists():
+        raise InputError(f"{source}: no such file")
+    if source.suffix.lower() == ".onnx":
+        _onnx(source, dims=_parse_dims(dim), top=top, strict=strict, fmt=fmt, output=output)
+        return
+    precision: Literal["fp32", "bf16", "fp16"] = dtype  # type: ignore[assignment]
+    recompute_mode: Literal["none", "full"] = recompute  # type: ignore[assignment]
+    zero_stage: Literal[0, 1, 2, 3] = zero  # type: ignore[assignment]
+    path = _config_path(source)
+    arch = read_hf_config(path)
+    report = size_architecture(arch, SizingRequest(
+        batch=batch, context=context, dtype=precision, device=device, train=train,
+        optimizer=optimizer, zero_stage=zero_stage, data_parallel=dp, tensor_parallel=tp,
+        recompute=recompute_mode))
+    rows = _flatten(report)
+    frame = pl.DataFrame({"item": [name for name, _ in rows],
+                          "value": [_human(name, value) for name, value in rows]})
+    document = {**provenance({str(path): sha256_file(path)}), "model": report}
+    emit(Result(frame, document, title=f"{path} ({arch.model_type})",
+                caption="roofline lower bounds; 1 multiply-add = 2 FLOPs"),
+         fmt=fmt, output=output)
+
+
+def _onnx(path: Path, *, dims: dict[str, int], top: int, strict: bool, fmt: str | None,
+          output: Path | None) -> None:
+    graph = read_onnx(path, dims=dims or None)
+    report = analyze_flops(graph, strict=strict)
+    costly = report.rows.sort("flops", descending=True, maintain_order=True).head(top)
+    if report.unsupported:
+        info("unsupported ops (counted as 0 FLOPs): "
+             + ", ".join(f"{op} x{n}" for op, n in sorted(report.unsupported.items())))
+    document = {
+        **provenance({str(path): sha256_file(path)}),
+        "model": {"parameters": report.n_params, "param_bytes": graph.param_bytes,
+                  "flops": report.flops, "macs": report.macs,
+                  "bytes_read": report.bytes_read, "bytes_written": report.bytes_written,
+                  "coverage_pct": report.coverage_pct, "unsupported": report.unsupported,
+                  "unresolved": report.unresolved, "dims": dims,
+                  "convention": "1 multiply-add = 2 FLOPs"},
+        "ops": report.rows.to_dicts(),
+    }
+    emit(Result(report.rows if fmt in ("csv", "parquet", "json") else costly, document,
+                title=f"{path}: {report.n_params:,} parameters, {report.flops:.3e} FLOPs, "
+                f"{report.coverage_pct:.1f}% of ops priced",
+                caption=f"the {min(top, report.rows.height)} costliest of "
+                f"{report.rows.height} ops; 1 multiply-add = 2 FLOPs"),
+         fmt=fmt, output=output)

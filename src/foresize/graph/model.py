@@ -1,0 +1,183 @@
+"""ModelGraph: the reader-independent view of a model that every analysis works on.
+
+A graph holds nodes, tensors and parameters by shape and dtype only. Weight data is
+never loaded, so a 70B-parameter checkpoint is analysed in the memory its metadata
+takes. Shapes keep symbolic dims (``"batch"``) as strings until the caller binds them;
+a dim nobody can name (an anonymous ONNX dim) is ``None``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+Dim = int | str | None
+Shape = tuple[Dim, ...]
+ConcreteShape = tuple[int, ...]
+AttrValue = int | float | str | tuple[int, ...] | tuple[float, ...] | tuple[str, ...]
+
+# ONNX TensorProto element types -> (name, bits). Bits rather than bytes because the
+# 4-bit types pack two elements per byte.
+DTYPES: Mapping[int, tuple[str, int]] = {
+    1: ("float32", 32),
+    2: ("uint8", 8),
+    3: ("int8", 8),
+    4: ("uint16", 16),
+    5: ("int16", 16),
+    6: ("int32", 32),
+    7: ("int64", 64),
+    8: ("string", 0),
+    9: ("bool", 8),
+    10: ("float16", 16),
+    11: ("float64", 64),
+    12: ("uint32", 32),
+    13: ("uint64", 64),
+    14: ("complex64", 64),
+    15: ("complex128", 128),
+    16: ("bfloat16", 16),
+    17: ("float8e4m3fn", 8),
+    18: ("float8e4m3fnuz", 8),
+    19: ("float8e5m2", 8),
+    20: ("float8e5m2fnuz", 8),
+    21: ("uint4", 4),
+    22: ("int4", 4),
+    23: ("float4e2m1", 4),
+}
+UNKNOWN_DTYPE = ("undefined", 0)
+
+
+def numel(shape: ConcreteShape) -> int:
+    """Number of elements of a concrete shape (1 for a scalar)."""
+    return math.prod(shape)
+
+
+def is_concrete(shape: Shape | None) -> bool:
+    """True when every dim of ``shape`` is a known integer."""
+    return shape is not None and all(isinstance(d, int) for d in shape)
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """One value flowing through the graph; ``shape`` is None when even the rank is unknown."""
+
+    name: str
+    shape: Shape | None
+    dtype: str
+    bits: int
+    producer: str | None = None
+    consumers: tuple[str, ...] = ()
+    is_param: bool = False
+
+    @property
+    def concrete_shape(self) -> ConcreteShape | None:
+        """The shape as integers, or None while any dim is symbolic or unknown."""
+        if self.shape is None or not is_concrete(self.shape):
+            return None
+        return tuple(int(d) for d in self.shape if d is not None)
+
+    @property
+    def symbolic_dims(self) -> frozenset[str]:
+        """Names of the dims that still wait for a value."""
+        if self.shape is None:
+            return frozenset()
+        return frozenset(d for d in self.shape if isinstance(d, str))
+
+    @property
+    def n_bytes(self) -> int | None:
+        """Storage size, rounded up to whole bytes; None while the shape is not concrete."""
+        shape = self.concrete_shape
+        if shape is None:
+            return None
+        return math.ceil(numel(shape) * self.bits / 8)
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One operator; ``inputs`` keeps ``""`` where an optional input is omitted."""
+
+    name: str
+    op_type: str
+    domain: str = ""
+    attributes: Mapping[str, AttrValue] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Registry key: the bare op type in the default domain, ``domain::op`` elsewhere."""
+        if self.domain in ("", "ai.onnx"):
+            return self.op_type
+        return f"{self.domain}::{self.op_type}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelGraph:
+    """Nodes in topological order, every named tensor, and the parameters among them.
+
+    ``constants`` holds the values of small integer tensors stored inline in the model
+    (shape vectors, axes, resize sizes): rules need them to derive shapes, and they
+    cost nothing to keep.
+    """
+
+    name: str
+    nodes: tuple[Node, ...]
+    tensors: Mapping[str, TensorInfo]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    constants: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    source: str | None = None
+
+    @property
+    def parameters(self) -> tuple[TensorInfo, ...]:
+        """Initializers (weights, biases, constants stored as initializers)."""
+        return tuple(t for t in self.tensors.values() if t.is_param)
+
+    @property
+    def n_params(self) -> int:
+        """Total parameter elements; shapes of initializers are always concrete."""
+        return sum(numel(t.concrete_shape or ()) for t in self.parameters)
+
+    @property
+    def param_bytes(self) -> int:
+        """Total parameter storage in bytes."""
+        return sum(t.n_bytes or 0 for t in self.parameters)
+
+    @property
+    def symbolic_dims(self) -> frozenset[str]:
+        """Every dim name still unbound anywhere in the graph."""
+        names: set[str] = set()
+        for tensor in self.tensors.values():
+            names |= tensor.symbolic_dims
+        return frozenset(names)
+
+
+def topological_order(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+    """Kahn's sort, stable on the file order so that valid files keep their order.
+
+    Values no node produces (graph inputs, initializers) never block a node. Nodes
+    left in a cycle are appended in file order: the analysis stays possible and their
+    shapes stay unknown rather than the read failing.
+    """
+    producers = {out: i for i, node in enumerate(nodes) for out in node.outputs if out}
+    waiting: list[set[int]] = []
+    dependants: dict[int, list[int]] = {i: [] for i in range(len(nodes))}
+    for i, node in enumerate(nodes):
+        deps = {producers[name] for name in node.inputs if name in producers} - {i}
+        waiting.append(deps)
+        for dep in deps:
+            dependants[dep].append(i)
+    ready = [i for i, deps in enumerate(waiting) if not deps]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for j in dependants[i]:
+            waiting[j].discard(i)
+            if not waiting[j]:
+                heapq.heappush(ready, j)
+    placed = set(order)
+    order.extend(i for i in range(len(nodes)) if i not in placed)
+    return tuple(nodes[i] for i in order)

@@ -1,0 +1,196 @@
+"""Read an ONNX file into a ModelGraph without touching weight data.
+
+The protobuf is loaded with ``load_external_data=False``: external weight files are
+never opened (a missing one is fine), and initializers contribute only their dims and
+dtype. Symbolic dims given in ``dims`` are written into the graph inputs *before*
+ONNX shape inference runs, so inference sees concrete shapes and resolves Reshape
+chains by itself; the op rules then fill whatever inference left open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import onnx
+from onnx import numpy_helper
+
+from foresize.core.errors import InputError, UnknownNameError
+from foresize.graph.flops import propagate_shapes
+from foresize.graph.model import (
+    DTYPES,
+    UNKNOWN_DTYPE,
+    AttrValue,
+    Dim,
+    ModelGraph,
+    Node,
+    Shape,
+    TensorInfo,
+    topological_order,
+)
+
+MAX_CONSTANT_ELEMENTS = 64  # integer tensors this small are kept as values (shapes, axes)
+
+
+def read_onnx(path: str | Path, *, dims: Mapping[str, int] | None = None) -> ModelGraph:
+    """Read ``path``; ``dims`` binds symbolic dims by name (``{"batch": 8}``)."""
+    path = Path(path)
+    model = _load(path)
+    bound = dict(dims or {})
+    _check_dims(model, bound, path)
+    _bind_inputs(model.graph, bound)
+    # inference is best effort: where it fails, the op rules' propagation takes over
+    with contextlib.suppress(Exception):
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    graph = _to_graph(model, bound, path)
+    return propagate_shapes(graph)
+
+
+def _load(path: Path) -> Any:
+    """Load the protobuf, turning every way a file can be wrong into one InputError."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: not a readable ONNX model ({reason})") from None
+    if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.node:
+        raise InputError(f"{path}: not an ONNX model (no IR version or no graph nodes)")
+    return model
+
+
+def _symbolic_names(model: Any) -> set[str]:
+    """Dim names the file declares anywhere: the ones a user can bind."""
+    g = model.graph
+    return {
+        d.dim_param
+        for value in (*g.input, *g.value_info, *g.output)
+        for d in value.type.tensor_type.shape.dim
+        if d.HasField("dim_param")
+    }
+
+
+def _check_dims(model: Any, dims: Mapping[str, int], path: Path) -> None:
+    """Reject a dim name the model does not use (a typo) and non-positive values."""
+    valid = sorted(_symbolic_names(model))
+    for name, value in dims.items():
+        if name not in valid:
+            if not valid:
+                raise InputError(f"{path}: --dim {name}: the model has no symbolic dims")
+            raise UnknownNameError("dim", name, valid)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InputError(f"{path}: --dim {name}={value}: a dim must be a positive integer")
+
+
+def _bind_inputs(graph: Any, dims: Mapping[str, int]) -> None:
+    """Replace bound dim_params by dim_values in the graph inputs, in place."""
+    for value in graph.input:
+        for d in value.type.tensor_type.shape.dim:
+            if d.HasField("dim_param") and d.dim_param in dims:
+                d.dim_value = dims[d.dim_param]
+
+
+def _shape(type_proto: Any, dims: Mapping[str, int]) -> Shape | None:
+    """A tensor type's shape, with bound names substituted; None when the rank is unknown."""
+    tensor_type = type_proto.tensor_type
+    if not tensor_type.HasField("shape"):
+        return None
+    out: list[Dim] = []
+    for d in tensor_type.shape.dim:
+        if d.HasField("dim_value"):
+            out.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            out.append(dims.get(d.dim_param, d.dim_param))
+        else:
+            out.append(None)
+    return tuple(out)
+
+
+def _attribute(attr: Any) -> AttrValue:
+    """Attribute value as plain Python; tensor and graph attributes become their kind."""
+    kind = attr.type
+    if kind == onnx.AttributeProto.INT:
+        return int(attr.i)
+    if kind == onnx.AttributeProto.FLOAT:
+        return float(attr.f)
+    if kind == onnx.AttributeProto.STRING:
+        return bytes(attr.s).decode("utf-8", "replace")
+    if kind == onnx.AttributeProto.INTS:
+        return tuple(int(v) for v in attr.ints)
+    if kind == onnx.AttributeProto.FLOATS:
+        return tuple(float(v) for v in attr.floats)
+    if kind == onnx.AttributeProto.STRINGS:
+        return tuple(bytes(v).decode("utf-8", "replace") for v in attr.strings)
+    return str(onnx.AttributeProto.AttributeType.Name(kind))
+
+
+def _small_ints(tensor: Any) -> tuple[int, ...] | None:
+    """Value of a small inline integer tensor; None for anything else (never external)."""
+    size = 1
+    for d in tensor.dims:
+        size *= int(d)
+    if (
+        tensor.data_type not in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+        or size > MAX_CONSTANT_ELEMENTS
+        or tensor.data_location == onnx.TensorProto.EXTERNAL
+    ):
+        return None
+    return tuple(int(v) for v in numpy_helper.to_array(tensor).reshape(-1))
+
+
+def _to_graph(model: Any, dims: Mapping[str, int], path: Path) -> ModelGraph:
+    """Convert the (inferred) protobuf into a ModelGraph."""
+    g = model.graph
+    nodes = tuple(
+        Node(
+            name=n.name or f"{n.op_type}_{i}",
+            op_type=n.op_type,
+            domain=n.domain,
+            attributes={a.name: _attribute(a) for a in n.attribute},
+            inputs=tuple(n.input),
+            outputs=tuple(n.output),
+        )
+        for i, n in enumerate(g.node)
+    )
+    producer = {out: node.name for node in nodes for out in node.outputs if out}
+    consumers: dict[str, list[str]] = {}
+    for node in nodes:
+        for name in node.inputs:
+            if name:
+                consumers.setdefault(name, []).append(node.name)
+    tensors: dict[str, TensorInfo] = {}
+
+    def add(name: str, shape: Shape | None, elem_type: int, *, is_param: bool) -> None:
+        dtype, bits = DTYPES.get(elem_type, UNKNOWN_DTYPE)
+        tensors[name] = TensorInfo(
+            name, shape, dtype, bits, producer.get(name), tuple(consumers.get(name, ())), is_param
+        )
+
+    for value in (*g.input, *g.value_info, *g.output):
+        add(value.name, _shape(value.type, dims), value.type.tensor_type.elem_type, is_param=False)
+    constants: dict[str, tuple[int, ...]] = {}
+    for init in g.initializer:
+        add(init.name, tuple(int(d) for d in init.dims), init.data_type, is_param=True)
+        if (value := _small_ints(init)) is not None:
+            constants[init.name] = value
+    for n in g.node:
+        if n.op_type == "Constant" and n.output:
+            for a in n.attribute:
+                if a.name == "value" and (value := _small_ints(a.t)) is not None:
+                    constants[n.output[0]] = value
+    for name in (*producer, *consumers):
+        if name not in tensors:
+            add(name, None, 0, is_param=False)
+    initializers = {init.name for init in g.initializer}
+    return ModelGraph(
+        name=g.name or path.stem,
+        nodes=topological_order(nodes),
+        tensors=tensors,
+        inputs=tuple(v.name for v in g.input if v.name not in initializers),
+        outputs=tuple(v.name for v in g.output),
+        constants=constants,
+        source=str(path),
+    )

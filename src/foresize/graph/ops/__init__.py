@@ -1,0 +1,15 @@
+"""Per-operator cost rules, one module per op family, all in one registry (RULES)."""
+
+from foresize.graph.ops import linear, pointwise, sequence
+from foresize.graph.ops.base import RULES, ZERO_COST, OpCost, OpNode, ShapeUnknownError
+
+__all__ = [
+    "RULES",
+    "ZERO_COST",
+    "OpCost",
+    "OpNode",
+    "ShapeUnknownError",
+    "linear",
+    "pointwise",
+    "sequence",
+]

@@ -1,0 +1,100 @@
+"""Size a model from its architecture alone: parameters, FLOPs, memory, devices, time.
+
+Composes ``hf_config`` (what the model is), ``memory`` (what it holds) and ``devices``
+(what runs it) into one report, the answer a job owner needs before asking for GPUs.
+Times are roofline lower bounds: a prefill pass is usually compute-bound, a decode step
+memory-bound (every weight and the KV cache are read once per generated token).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from foresize.graph.devices import fits, get_device, roofline_time
+from foresize.graph.hf_config import Architecture
+from foresize.graph.memory import (
+    MemoryBreakdown,
+    Precision,
+    inference_memory,
+    kv_cache_bytes,
+    training_memory,
+    weight_bytes,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SizingRequest:
+    """What to size for: the batch, context and dtype, and optionally a training step."""
+
+    batch: int = 1
+    context: int | None = None  # tokens; default the model's max positions
+    dtype: Precision = "bf16"
+    device: str = "h100_sxm"
+    train: bool = False
+    optimizer: str = "adamw"
+    zero_stage: Literal[0, 1, 2, 3] = 0
+    data_parallel: int = 1
+    tensor_parallel: int = 1
+    recompute: Literal["none", "full"] = "none"
+
+
+def _memory_rows(breakdown: MemoryBreakdown) -> dict[str, Any]:
+    return {"components_bytes": dict(breakdown.components), "total_bytes": breakdown.total_bytes}
+
+
+def size_architecture(arch: Architecture, request: SizingRequest) -> dict[str, Any]:
+    """The sizing report of ``arch`` for ``request``, as a JSON-ready dict."""
+    context = request.context or arch.max_positions or 2048
+    device = get_device(request.device)
+    tokens = request.batch * context
+    flops_per_token = arch.forward_flops_per_token(context=context)
+    inference = inference_memory(arch, dtype=request.dtype, batch=request.batch,
+                                 context=context, tensor_parallel=request.tensor_parallel)
+    prefill_s, prefill_bound = roofline_time(
+        flops_per_token * tokens / request.tensor_parallel,
+        inference.total_bytes, device, request.dtype)
+    report: dict[str, Any] = {
+        "model_type": arch.model_type,
+        "parameters": {"total": arch.n_params, "by_component": dict(arch.params)},
+        "flops": {"convention": "1 multiply-add = 2 FLOPs",
+                  "forward_per_token": flops_per_token, "context": context,
+                  "prefill": flops_per_token * tokens},
+        "inference": {"batch": request.batch, "context": context, "dtype": request.dtype,
+                      **_memory_rows(inference),
+                      "devices_needed": fits(inference.total_bytes * request.tensor_parallel,
+                                             device),
+                      "prefill_s": prefill_s, "prefill_bound": prefill_bound},
+        "device": {"name": device.name, "memory_bytes": device.memory_bytes,
+                   "bandwidth_bytes_per_s": device.bandwidth_bytes_per_s,
+                   "peak_flops": device.peak(request.dtype)},
+    }
+    if arch.is_decoder:
+        step_bytes = (weight_bytes(arch, request.dtype) / request.tensor_parallel
+                      + kv_cache_bytes(arch, batch=request.batch, context=context,
+                                       dtype=request.dtype) / request.tensor_parallel)
+        decode_s, decode_bound = roofline_time(
+            flops_per_token * request.batch / request.tensor_parallel, step_bytes, device,
+            request.dtype)
+        report["inference"].update(decode_step_s=decode_s, decode_bound=decode_bound,
+                                   decode_tokens_per_s=request.batch / decode_s)
+    if request.train:
+        training = training_memory(
+            arch, batch=request.batch, seq=context, precision=request.dtype,
+            optimizer=request.optimizer, recompute=request.recompute,
+            zero_stage=request.zero_stage, data_parallel=request.data_parallel,
+            tensor_parallel=request.tensor_parallel)
+        step_flops = 3 * flops_per_token * tokens  # forward + backward (2x forward)
+        if request.recompute == "full":
+            step_flops += flops_per_token * tokens  # the forward pass again
+        step_s, step_bound = roofline_time(step_flops / request.tensor_parallel,
+                                           training.total_bytes, device, request.dtype)
+        report["training"] = {"optimizer": request.optimizer, "zero_stage": request.zero_stage,
+                              "data_parallel": request.data_parallel,
+                              "tensor_parallel": request.tensor_parallel,
+                              "recompute": request.recompute, **_memory_rows(training),
+                              "fits_on_device": training.total_bytes
+                              <= device.memory_bytes * 0.9,
+                              "step_flops": step_flops, "step_s": step_s,
+                              "step_bound": step_bound}
+    return report

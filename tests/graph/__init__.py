@@ -1,0 +1,1 @@
+"""Static model analysis: parameters, FLOPs, memory and device roofline."""

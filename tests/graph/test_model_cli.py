@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from foresize.cli.main import main
+
+LLAMA2_7B = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
+             "num_attention_heads": 32, "num_key_value_heads": 32, "intermediate_size": 11008,
+             "vocab_size": 32000, "max_position_embeddings": 4096,
+             "tie_word_embeddings": False}
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def mlp(path: Path) -> Path:
+    """x[batch, 4] -> MatMul 4x8 -> Relu -> MatMul 8x2: per row 32 + 16 MACs."""
+    w1 = numpy_helper.from_array(np.ones((4, 8), dtype=np.float32), "w1")
+    w2 = numpy_helper.from_array(np.ones((8, 2), dtype=np.float32), "w2")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w2"], ["y"])],
+        "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])], [w1, w2])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_config_json_sizes_llama2_7b(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA2_7B))
+    code, out, err = run(["profile", "model", str(tmp_path), "--context", "4096", "-f", "json"],
+                         capsys)
+    assert code == 0, err
+    report = json.loads(out)["model"]
+    assert report["parameters"]["total"] == 6_738_415_616
+    assert report["inference"]["components_bytes"]["kv_cache"] == 2 * 2**30
+    assert report["inference"]["decode_bound"] == "memory"
+    code, out, _ = run(["profile", "model", str(tmp_path / "config.json"), "--train", "--zero",
+                        "3", "--dp", "8"], capsys)
+    assert code == 0
+    assert "training.total_bytes" in out
+
+
+def test_onnx_flops_by_hand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = mlp(tmp_path / "mlp.onnx")
+    code, out, err = run(["profile", "model", str(path), "--dim", "batch=8", "-f", "json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)["model"]
+    assert report["parameters"] == 4 * 8 + 8 * 2
+    assert report["macs"] == 8 * (4 * 8 + 8 * 2)
+    assert report["flops"] == 2 * report["macs"] + 8 * 8  # Relu: one FLOP per element
+    assert report["coverage_pct"] == 100.0
+
+
+def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = mlp(tmp_path / "mlp.onnx")
+    code, _, err = run(["profile", "model", str(path)], capsys)
+    assert code == 3
+    assert "--dim batch=" in err
+    (tmp_path / "t5.json").write_text(json.dumps({"model_type": "mamba"}))
+    code, _, err = run(["profile", "model", str(tmp_path / "t5.json")], capsys)
+    assert code == 3
+    assert "mamba" in err
+    assert "supported: bert, gpt2, llama, mistral, qwen2" in err
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA2_7B))
+    code, _, err = run(["profile", "model", str(tmp_path), "--device", "h100-sxm"], capsys)
+    assert code == 3
+    assert "Did you mean 'h100_sxm'?" in err
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(path.read_bytes()[:40])
+    code, _, err = run(["profile", "model", str(broken), "--dim", "batch=1"], capsys)
+    assert code == 3
+    assert "broken.onnx" in err.splitlines()[0]
+    assert "Traceback" not in err

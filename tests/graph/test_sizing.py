@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from foresize.graph.devices import get_device
+from foresize.graph.hf_config import read_hf_config
+from foresize.graph.sizing import SizingRequest, size_architecture
+
+LLAMA2_7B = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
+             "num_attention_heads": 32, "num_key_value_heads": 32, "intermediate_size": 11008,
+             "vocab_size": 32000, "max_position_embeddings": 4096,
+             "tie_word_embeddings": False}
+
+
+def test_llama2_7b_inference_on_h100_by_hand() -> None:
+    report = size_architecture(read_hf_config(LLAMA2_7B),
+                               SizingRequest(batch=1, context=4096, device="h100_sxm"))
+    assert report["parameters"]["total"] == 6_738_415_616
+    inference = report["inference"]
+    assert inference["components_bytes"]["weights"] == 2 * 6_738_415_616
+    assert inference["components_bytes"]["kv_cache"] == 2 * 2**30
+    h100 = get_device("h100_sxm")
+    # a decode step reads every weight and the whole KV cache once: memory-bound
+    step_bytes = 2 * 6_738_415_616 + 2 * 2**30
+    assert inference["decode_bound"] == "memory"
+    assert inference["decode_step_s"] == pytest.approx(step_bytes / h100.bandwidth_bytes_per_s)
+    # prefill of 4096 tokens is compute-bound
+    assert inference["prefill_bound"] == "compute"
+    assert inference["prefill_s"] == pytest.approx(
+        report["flops"]["forward_per_token"] * 4096 / h100.peak("bf16"))
+    assert inference["devices_needed"] == 1
+
+
+def test_training_step_with_zero3_and_recompute() -> None:
+    arch = read_hf_config(LLAMA2_7B)
+    plain = size_architecture(arch, SizingRequest(batch=1, context=2048, train=True))
+    sharded = size_architecture(arch, SizingRequest(batch=1, context=2048, train=True,
+                                                    zero_stage=3, data_parallel=8,
+                                                    recompute="full"))
+    state = ("weights", "gradients", "master_weights", "optimizer_state")
+    full = sum(plain["training"]["components_bytes"][k] for k in state)
+    assert full == 16 * 6_738_415_616  # AdamW, mixed precision: 16 bytes per parameter
+    assert sum(sharded["training"]["components_bytes"][k] for k in state) == full // 8
+    assert not plain["training"]["fits_on_device"]  # 108 GB of state > 80 GiB
+    assert sharded["training"]["fits_on_device"]
+    tokens_flops = plain["flops"]["forward_per_token"] * 2048
+    assert plain["training"]["step_flops"] == 3 * tokens_flops
+    assert sharded["training"]["step_flops"] == 4 * tokens_flops  # forward recomputed
+
+
+def test_encoders_have_no_decode_step() -> None:
+    bert = {"model_type": "bert", "hidden_size": 768, "num_hidden_layers": 12,
+            "num_attention_heads": 12, "intermediate_size": 3072, "vocab_size": 30522,
+            "max_position_embeddings": 512, "type_vocab_size": 2}
+    report = size_architecture(read_hf_config(bert), SizingRequest(batch=8, context=128))
+    assert "decode_step_s" not in report["inference"]
+    assert report["parameters"]["total"] == 109_482_240
