@@ -234,3 +234,26 @@ def test_dims_bound_before_inference_resolve_reshape_chains(tmp_path: Path) -> N
     r = analyze_flops(read_onnx(save(tmp_path, graph), dims={"batch": 6}))
     assert r.macs == 6 * 8 * 3
     assert r.unresolved == {}
+
+
+def test_large_inline_weights_counted_from_dims_and_small_constants_kept(tmp_path: Path) -> None:
+    """Inline weights over KEEP_DATA elements lose their data before inference, which
+    neither the totals nor a small shape constant (a Reshape target) notice."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
+        helper.make_node("Reshape", ["h", "shape"], ["r"], name="view"),
+        helper.make_node("Relu", ["r"], ["y"], name="act"),
+    ]
+    shape = numpy_helper.from_array(np.array([4, 64, 128], dtype=np.int64), "shape")
+    graph = helper.make_graph(
+        nodes, "big", [helper.make_tensor_value_info("x", F, [4, 256])],
+        [helper.make_tensor_value_info("y", F, None)],
+        initializer=[init("w", 256, 8192), shape],
+    )  # fmt: skip
+    g = read_onnx(save(tmp_path, graph))
+    r = analyze_flops(g)
+    assert r.macs == 4 * 256 * 8192
+    assert r.n_params == 256 * 8192 + 3
+    assert g.tensors["y"].concrete_shape == (4, 64, 128)
+    assert r.flops == 2 * r.macs + 4 * 8192  # the Relu, priced through the inferred shape
+    assert g.constants["shape"] == (4, 64, 128)

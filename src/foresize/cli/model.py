@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,8 +16,9 @@ from foresize.core.errors import InputError
 from foresize.core.io import sha256_file
 from foresize.core.units import human_bytes, human_duration
 from foresize.graph.devices import DEVICES
-from foresize.graph.flops import analyze_flops
+from foresize.graph.flops import analyze_flops, roofline_rows
 from foresize.graph.hf_config import read_hf_config
+from foresize.graph.liveness import graph_precision, inference_memory, training_memory
 from foresize.graph.onnx_reader import read_onnx
 from foresize.graph.sizing import SizingRequest, size_architecture
 
@@ -28,6 +30,8 @@ Examples:
   foresize profile model config.json --train --optimizer adamw --zero 3 --dp 8 -f json
 
   foresize profile model model.onnx --dim batch=8 --dim seq=512 --top 20
+
+  foresize profile model model.onnx --dim batch=8 --train --device a100_80gb
 """
 
 
@@ -81,9 +85,12 @@ def model(
     batch: Annotated[int, typer.Option("--batch", min=1, help="Sequences per step.")] = 1,
     context: Annotated[int | None, typer.Option(
         "--context", min=1, help="Tokens per sequence (default: the model's maximum).")] = None,
-    dtype: Annotated[str, typer.Option("--dtype", help="fp32, bf16 or fp16.")] = "bf16",
-    device: Annotated[str, typer.Option("--device", help=f"One of: {', '.join(DEVICES.names())}."
-                                        )] = "h100_sxm",
+    dtype: Annotated[str | None, typer.Option(
+        "--dtype", help="fp32, bf16 or fp16 (default: bf16 for a config, the graph's own "
+        "dtype for ONNX).")] = None,
+    device: Annotated[str | None, typer.Option(
+        "--device", help=f"One of: {', '.join(DEVICES.names())} (default: h100_sxm for a "
+        "config; ONNX adds per-op roofline time only when given).")] = None,
     train: Annotated[bool, typer.Option("--train", help="Also size one training step.")] = False,
     optimizer: Annotated[str, typer.Option("--optimizer",
                                            help="sgd, sgd_momentum, adam or adamw.")] = "adamw",
@@ -99,24 +106,27 @@ def model(
     output: OutputOpt = None,
 ) -> None:
     """Parameters, FLOPs, inference and training memory, devices needed and roofline time
-    from a model's config.json, or FLOPs and parameters per op from an ONNX graph.
+    from a model's config.json, or FLOPs, parameters and roofline time per op and memory by
+    tensor liveness from an ONNX graph.
     """
-    if dtype not in ("fp32", "bf16", "fp16"):
+    if dtype is not None and dtype not in ("fp32", "bf16", "fp16"):
         raise typer.BadParameter(f"{dtype!r} is not fp32, bf16 or fp16", param_hint="--dtype")
     if recompute not in ("none", "full"):
         raise typer.BadParameter(f"{recompute!r} is not none or full", param_hint="--recompute")
     if not source.exists():
         raise InputError(f"{source}: no such file")
     if source.suffix.lower() == ".onnx":
-        _onnx(source, dims=_parse_dims(dim), top=top, strict=strict, fmt=fmt, output=output)
+        _onnx(source, OnnxRequest(dims=_parse_dims(dim), dtype=dtype, device=device,
+                                  train=train, optimizer=optimizer, top=top, strict=strict),
+              fmt=fmt, output=output)
         return
-    precision: Literal["fp32", "bf16", "fp16"] = dtype  # type: ignore[assignment]
+    precision: Literal["fp32", "bf16", "fp16"] = dtype or "bf16"  # type: ignore[assignment]
     recompute_mode: Literal["none", "full"] = recompute  # type: ignore[assignment]
     zero_stage: Literal[0, 1, 2, 3] = zero  # type: ignore[assignment]
     path = _config_path(source)
     arch = read_hf_config(path)
     report = size_architecture(arch, SizingRequest(
-        batch=batch, context=context, dtype=precision, device=device, train=train,
+        batch=batch, context=context, dtype=precision, device=device or "h100_sxm", train=train,
         optimizer=optimizer, zero_stage=zero_stage, data_parallel=dp, tensor_parallel=tp,
         recompute=recompute_mode))
     rows = _flatten(report)
@@ -128,27 +138,63 @@ def model(
          fmt=fmt, output=output)
 
 
-def _onnx(path: Path, *, dims: dict[str, int], top: int, strict: bool, fmt: str | None,
-          output: Path | None) -> None:
-    graph = read_onnx(path, dims=dims or None)
-    report = analyze_flops(graph, strict=strict)
-    costly = report.rows.sort("flops", descending=True, maintain_order=True).head(top)
+@dataclass(frozen=True, slots=True)
+class OnnxRequest:
+    """What the ONNX path was asked for, gathered so the helper takes few arguments."""
+
+    dims: dict[str, int]
+    dtype: str | None
+    device: str | None
+    train: bool
+    optimizer: str
+    top: int
+    strict: bool
+
+
+def _onnx(path: Path, request: OnnxRequest, *, fmt: str | None, output: Path | None) -> None:
+    graph = read_onnx(path, dims=request.dims or None)
+    report = analyze_flops(graph, strict=request.strict)
+    memory = inference_memory(graph, dtype=request.dtype)
+    precision = request.dtype or graph_precision(graph)
+    rows = report.rows
+    summary: dict[str, Any] = {
+        "parameters": report.n_params, "param_bytes": graph.param_bytes,
+        "flops": report.flops, "macs": report.macs,
+        "bytes_read": report.bytes_read, "bytes_written": report.bytes_written,
+        "coverage_pct": report.coverage_pct, "unsupported": report.unsupported,
+        "unresolved": report.unresolved, "dims": request.dims,
+        "convention": "1 multiply-add = 2 FLOPs",
+        "inference": {"dtype": precision, "weight_bytes": memory.weight_bytes,
+                      "peak_activation_bytes": memory.peak_activation_bytes,
+                      "peak_node": memory.peak_node, "total_bytes": memory.total_bytes,
+                      "unsized_tensors": list(memory.unsized)},
+    }
+    notes = [f"memory ({precision}): weights {human_bytes(memory.weight_bytes)} + peak "
+             f"activations {human_bytes(memory.peak_activation_bytes)} (at {memory.peak_node})"]
+    if request.train:
+        step = training_memory(graph, optimizer=request.optimizer, dtype=request.dtype)
+        summary["training"] = {"optimizer": step.optimizer, "precision": step.precision,
+                               "components_bytes": dict(step.components),
+                               "total_bytes": step.total_bytes, "n_saved_tensors": len(step.saved)}
+        parts = ", ".join(f"{k} {human_bytes(v)}" for k, v in step.components.items())
+        notes.append(f"training step ({step.optimizer}): {human_bytes(step.total_bytes)} = {parts}")
+    if request.device is not None:
+        rows = roofline_rows(report, request.device, precision)
+        total_s = float(rows["time_s"].sum())
+        summary["roofline"] = {"device": request.device, "dtype": precision, "time_s": total_s,
+                               "convention": "sum of per-op lower bounds"}
+        notes.append(f"roofline on {request.device} ({precision}): {total_s:.4g} s, "
+                     "the sum of per-op lower bounds")
+    costly = rows.sort("flops", descending=True, maintain_order=True).head(request.top)
     if report.unsupported:
         info("unsupported ops (counted as 0 FLOPs): "
              + ", ".join(f"{op} x{n}" for op, n in sorted(report.unsupported.items())))
-    document = {
-        **provenance({str(path): sha256_file(path)}),
-        "model": {"parameters": report.n_params, "param_bytes": graph.param_bytes,
-                  "flops": report.flops, "macs": report.macs,
-                  "bytes_read": report.bytes_read, "bytes_written": report.bytes_written,
-                  "coverage_pct": report.coverage_pct, "unsupported": report.unsupported,
-                  "unresolved": report.unresolved, "dims": dims,
-                  "convention": "1 multiply-add = 2 FLOPs"},
-        "ops": report.rows.to_dicts(),
-    }
-    emit(Result(report.rows if fmt in ("csv", "parquet", "json") else costly, document,
+    document = {**provenance({str(path): sha256_file(path)}), "model": summary,
+                "ops": rows.to_dicts()}
+    emit(Result(rows if fmt in ("csv", "parquet", "json") else costly, document,
                 title=f"{path}: {report.n_params:,} parameters, {report.flops:.3e} FLOPs, "
                 f"{report.coverage_pct:.1f}% of ops priced",
-                caption=f"the {min(top, report.rows.height)} costliest of "
-                f"{report.rows.height} ops; 1 multiply-add = 2 FLOPs"),
+                caption=f"the {min(request.top, rows.height)} costliest of "
+                f"{rows.height} ops; 1 multiply-add = 2 FLOPs",
+                summary="; ".join(notes)),
          fmt=fmt, output=output)

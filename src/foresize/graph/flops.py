@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import polars as pl
 
 from foresize.core.errors import InputError, InsufficientDataError
+from foresize.graph.devices import Device, roofline_time
 from foresize.graph.model import ModelGraph, Node, TensorInfo, numel
 from foresize.graph.ops import RULES, ZERO_COST, OpCost, OpNode, ShapeUnknownError
 
@@ -159,6 +160,30 @@ def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
         unsupported=dict(unsupported),
         unresolved=dict(unresolved),
         coverage_pct=100.0 * covered / n_nodes if n_nodes else 100.0,
+    )
+
+
+def roofline_rows(report: FlopReport, device: str | Device, dtype: str) -> pl.DataFrame:
+    """The report's rows with each op's roofline lower bound: ``time_s`` and ``bound``.
+
+    An op moves ``bytes_read + bytes_written``; it is priced as if run alone at peak, so
+    the column's sum is a lower bound on the whole graph (no overlap between ops, no
+    launch overhead). Ops that were not counted get no bound, since their zero is not a
+    measurement.
+    """
+    times: list[float] = []
+    bounds: list[str | None] = []
+    for status, flops, moved in zip(
+        report.rows["status"],
+        report.rows["flops"],
+        report.rows["bytes_read"] + report.rows["bytes_written"],
+        strict=True,
+    ):
+        time_s, bound = roofline_time(flops, moved, device, dtype)
+        times.append(time_s)
+        bounds.append(bound if status == "counted" else None)
+    return report.rows.with_columns(
+        pl.Series("time_s", times, dtype=pl.Float64), pl.Series("bound", bounds, dtype=pl.String)
     )
 
 

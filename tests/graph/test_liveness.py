@@ -1,0 +1,186 @@
+"""Liveness memory and per-op roofline: tiny graphs with hand-computed live sets and peaks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import polars as pl
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from foresize.cli.main import main
+from foresize.core.errors import InputError, UnknownNameError
+from foresize.graph.devices import Device
+from foresize.graph.flops import analyze_flops, roofline_rows
+from foresize.graph.liveness import inference_memory, saved_tensors, training_memory
+from foresize.graph.model import ModelGraph
+from foresize.graph.onnx_reader import read_onnx
+
+F = TensorProto.FLOAT
+
+
+def write(tmp_path: Path, nodes: list[onnx.NodeProto], inputs: dict[str, list[int | str]],
+          outputs: dict[str, list[int | str]],
+          inits: dict[str, tuple[int, ...]] | None = None) -> Path:
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(n, F, s) for n, s in inputs.items()],
+        [helper.make_tensor_value_info(n, F, s) for n, s in outputs.items()],
+        [numpy_helper.from_array(np.ones(s, dtype=np.float32), n)
+         for n, s in (inits or {}).items()])
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def read(tmp_path: Path, nodes: list[onnx.NodeProto], inputs: dict[str, list[int | str]],
+         outputs: dict[str, list[int | str]],
+         inits: dict[str, tuple[int, ...]] | None = None) -> ModelGraph:
+    return read_onnx(write(tmp_path, nodes, inputs, outputs, inits))
+
+
+def mlp_path(tmp_path: Path, batch: int | str = 1) -> Path:
+    """x[1,4] 16 B -> fc1 -> h[1,8] 32 B -> relu -> r[1,8] 32 B -> fc2 -> y[1,2] 8 B."""
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="fc1"),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("MatMul", ["r", "w2"], ["y"], name="fc2")]
+    return write(tmp_path, nodes, {"x": [batch, 4]}, {"y": [batch, 2]},
+                 {"w1": (4, 8), "w2": (8, 2)})
+
+
+def mlp(tmp_path: Path, batch: int | str = 1) -> ModelGraph:
+    return read_onnx(mlp_path(tmp_path, batch))
+
+
+def test_chain_peak_by_hand(tmp_path: Path) -> None:
+    memory = inference_memory(mlp(tmp_path))
+    # fc1: x + h = 48; relu: h + r = 64 (x is dead); fc2: r + y = 40
+    assert memory.live_bytes == (48, 64, 40)
+    assert memory.peak_activation_bytes == 64
+    assert memory.peak_node == "relu"
+    assert memory.weight_bytes == (32 + 16) * 4
+    assert memory.total_bytes == 192 + 64
+    assert memory.unsized == ()
+
+
+def test_dtype_override_reprices_floats(tmp_path: Path) -> None:
+    memory = inference_memory(mlp(tmp_path), dtype="fp16")
+    assert memory.live_bytes == (24, 32, 20)
+    assert memory.weight_bytes == 96
+
+
+def test_skip_connection_keeps_input_alive(tmp_path: Path) -> None:
+    # every tensor is [1,4] fp32 = 16 B; x lives until the Add at step 2
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="A"),
+             helper.make_node("Sigmoid", ["a"], ["b"], name="B"),
+             helper.make_node("Add", ["x", "b"], ["y"], name="C")]
+    memory = inference_memory(read(tmp_path, nodes, {"x": [1, 4]}, {"y": [1, 4]}))
+    assert memory.live_bytes == (32, 48, 48)
+    assert memory.peak_node == "B"
+
+
+def test_outputs_live_to_the_end_and_dead_ends_free_at_once(tmp_path: Path) -> None:
+    nodes = [helper.make_node("Relu", ["x"], ["y1"], name="A"),
+             helper.make_node("Tanh", ["x"], ["unused"], name="B"),
+             helper.make_node("Sigmoid", ["x"], ["y2"], name="C")]
+    memory = inference_memory(read(tmp_path, nodes, {"x": [2, 2]}, {"y1": [2, 2], "y2": [2, 2]}))
+    # A: x + y1; B: x + y1 + unused; C: x + y1 + y2 (unused died after B)
+    assert memory.live_bytes == (32, 48, 48)
+
+
+def test_training_breakdown_by_hand(tmp_path: Path) -> None:
+    graph = mlp(tmp_path)
+    assert saved_tensors(graph) == ("x", "r")  # fc1 saves x; relu and fc2 both save r
+    step = training_memory(graph, optimizer="adamw")
+    assert dict(step.components) == {
+        "weights": 192, "gradients": 192, "master_weights": 0,
+        "optimizer_state": 48 * 4 * 2, "saved_activations": 16 + 32, "workspace": 64}
+    assert step.total_bytes == 880
+    assert step.precision == "fp32"
+    mixed = training_memory(graph, optimizer="sgd_momentum", dtype="bf16")
+    assert dict(mixed.components) == {
+        "weights": 96, "gradients": 96, "master_weights": 48 * 4,
+        "optimizer_state": 48 * 4, "saved_activations": 24, "workspace": 32}
+    assert training_memory(graph, optimizer="sgd").components["optimizer_state"] == 0
+
+
+def test_saved_tensor_rules(tmp_path: Path) -> None:
+    nodes = [helper.make_node("Add", ["x", "x"], ["a"], name="add"),
+             helper.make_node("Mul", ["a", "x"], ["m"], name="mul"),
+             helper.make_node("Softmax", ["m"], ["s"], name="softmax"),
+             helper.make_node("Reshape", ["s", "shape"], ["v"], name="view"),
+             helper.make_node("Foo", ["v"], ["y"], name="custom", domain="acme")]
+    graph = read(tmp_path, nodes, {"x": [2, 3], "shape": [2]}, {"y": [3, 2]})
+    assert saved_tensors(graph) == ("a", "x", "s", "v")
+
+
+def test_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="--dim batch="):
+        inference_memory(mlp(tmp_path, "batch"))
+    graph = mlp(tmp_path)
+    with pytest.raises(UnknownNameError):
+        inference_memory(graph, dtype="fp8")
+    with pytest.raises(UnknownNameError):
+        training_memory(graph, optimizer="lion")
+
+
+def test_roofline_rows(tmp_path: Path) -> None:
+    report = analyze_flops(mlp(tmp_path))
+    toy = Device("toy", 2**30, 1.0, {"fp32": 1.0}, "test")  # 1 FLOP/s, 1 byte/s
+    rows = roofline_rows(report, toy, "fp32")
+    relu = rows.row(by_predicate=pl.col("node") == "relu", named=True)
+    assert relu["flops"] == 8
+    assert relu["time_s"] == relu["bytes_read"] + relu["bytes_written"] == 64
+    assert relu["bound"] == "memory"
+    for row in rows.iter_rows(named=True):
+        moved = row["bytes_read"] + row["bytes_written"]
+        assert row["time_s"] == max(row["flops"], moved)
+    assert rows["time_s"].sum() == pytest.approx(
+        sum(max(f, r + w) for f, r, w in rows.select("flops", "bytes_read",
+                                                      "bytes_written").iter_rows()))
+
+
+def test_cli_memory_training_and_roofline(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = mlp_path(tmp_path, "batch")
+    code = main(["profile", "model", str(path), "--dim", "batch=1", "--train", "--optimizer",
+                 "adam", "--device", "cpu", "-f", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    document = json.loads(out)
+    report = document["model"]
+    assert report["inference"] == {
+        "dtype": "fp32", "weight_bytes": 192, "peak_activation_bytes": 64, "peak_node": "relu",
+        "total_bytes": 256, "unsized_tensors": []}
+    assert report["training"]["total_bytes"] == 880
+    assert report["training"]["components_bytes"]["saved_activations"] == 48
+    times = [row["time_s"] for row in document["ops"]]
+    assert report["roofline"]["time_s"] == pytest.approx(sum(times))
+    assert {row["bound"] for row in document["ops"]} == {"memory"}
+    assert "peak activations 64" in err
+    code = main(["profile", "model", str(path), "--dim", "batch=1", "--dtype", "fp16"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "time_s" not in out
+    assert "memory (fp16): weights 96" in err
+
+
+def test_a_view_of_a_weight_costs_no_activation_memory(tmp_path: Path) -> None:
+    """GPT-2's tied head exports as Transpose(weight): a view in PyTorch, not a copy.
+    x[256] + Transpose(W[256]) -> y: live activations are x and y only (2 KiB); the
+    transposed weight, and a view of it, add nothing."""
+    weight = numpy_helper.from_array(np.ones(256, dtype=np.float32), "w")
+    nodes = [helper.make_node("Transpose", ["w"], ["wt"]),
+             helper.make_node("Identity", ["wt"], ["wv"]),
+             helper.make_node("Add", ["x", "wv"], ["y"])]
+    graph = helper.make_graph(nodes, "tied",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [256])],
+                              [weight])
+    path = tmp_path / "tied.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    memory = inference_memory(read_onnx(path))
+    assert memory.weight_bytes == 1024
+    assert memory.peak_activation_bytes == 2 * 1024

@@ -1,0 +1,80 @@
+"""PyTorch reader: hand-counted FLOPs of a tiny nn.Sequential, factories, and torch absent.
+
+Tests marked ``torch`` need the torch extra and run with ``python -m pytest -m torch``;
+the torch-absent test runs everywhere.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from foresize.core.errors import InputError
+from foresize.graph.flops import analyze_flops
+from foresize.graph.torch_reader import read_torch
+
+FACTORIES = '''
+import torch
+
+def build():
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+
+def broken():
+    raise RuntimeError("no weights here")
+
+def not_a_module():
+    return 42
+'''
+
+
+@pytest.fixture
+def factories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    (tmp_path / "tiny_factories.py").write_text(FACTORIES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "tiny_factories"
+
+
+@pytest.mark.torch
+def test_sequential_flops_by_hand() -> None:
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    graph = read_torch(model, {"x": (3, 4)})
+    assert graph.inputs == ("x",)
+    report = analyze_flops(graph)
+    # Gemm 3x4 @ 4x8: 96 MACs + 24 bias adds; Relu 24; Gemm 3x8 @ 8x2: 48 MACs + 6 adds
+    assert report.macs == 96 + 48
+    assert report.flops == 2 * 96 + 24 + 24 + 2 * 48 + 6
+    assert report.n_params == 4 * 8 + 8 + 8 * 2 + 2
+    assert report.coverage_pct == 100.0
+    assert model.training  # the caller's mode is restored after the eval-mode export
+
+
+@pytest.mark.torch
+def test_factory_dtype_and_positional_shapes(factories: str) -> None:
+    graph = read_torch(f"{factories}:build", [(3, 4)], dtype="fp16")
+    assert graph.inputs == ("input_0",)
+    assert graph.param_bytes == (4 * 8 + 8 + 8 * 2 + 2) * 2
+    assert graph.name == f"{factories}:build"
+
+
+@pytest.mark.torch
+def test_bad_factories(factories: str) -> None:
+    with pytest.raises(InputError, match=r"tiny_factories:broken: RuntimeError: no weights"):
+        read_torch(f"{factories}:broken", {"x": (1, 4)})
+    with pytest.raises(InputError, match=r"expected a torch\.nn\.Module"):
+        read_torch(f"{factories}:not_a_module", {"x": (1, 4)})
+    with pytest.raises(InputError, match="ModuleNotFoundError"):
+        read_torch("no_such_module_here:build", {"x": (1, 4)})
+    with pytest.raises(InputError, match="MODULE:FACTORY"):
+        read_torch("just_a_name", {"x": (1, 4)})
+    with pytest.raises(InputError, match="ONNX export failed"):
+        read_torch(f"{factories}:build", {"x": (1, 5)})  # Linear(4, 8) gets 5 features
+
+
+def test_torch_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    with pytest.raises(InputError, match=r"install foresize\[torch\]"):
+        read_torch("anything:build", {"x": (1, 4)})
