@@ -81,3 +81,28 @@ def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 3
     assert "broken.onnx" in err.splitlines()[0]
     assert "Traceback" not in err
+
+
+def test_by_layer_groups_scoped_node_names(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Two 4x4 blocks and a 4x2 head, scoped as a torch exporter names them."""
+    inits = [numpy_helper.from_array(np.ones(shape, dtype=np.float32), name)
+             for name, shape in (("w0", (4, 4)), ("w1", (4, 4)), ("wh", (4, 2)))]
+    nodes = [helper.make_node("MatMul", ["x", "w0"], ["h0"], name="/layers.0/mlp/MatMul"),
+             helper.make_node("Relu", ["h0"], ["r0"], name="/layers.0/act/Relu"),
+             helper.make_node("MatMul", ["r0", "w1"], ["h1"], name="/layers.1/mlp/MatMul"),
+             helper.make_node("MatMul", ["h1", "wh"], ["y"], name="/head/MatMul")]
+    graph = helper.make_graph(nodes, "scoped",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])],
+                              inits)
+    path = tmp_path / "scoped.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    code, out, err = run(["profile", "model", str(path), "--by-layer", "-f", "json"], capsys)
+    assert code == 0, err
+    layers = {row["layer"]: row for row in json.loads(out)["layers"]}
+    assert list(layers) == ["layers.0", "layers.1", "head"]
+    assert layers["layers.0"]["macs"] == 3 * 4 * 4
+    assert layers["layers.0"]["flops"] == 2 * 3 * 4 * 4 + 3 * 4  # plus the Relu
+    assert layers["layers.0"]["n_ops"] == 2
+    assert layers["head"]["macs"] == 3 * 4 * 2

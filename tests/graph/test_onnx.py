@@ -257,3 +257,24 @@ def test_large_inline_weights_counted_from_dims_and_small_constants_kept(tmp_pat
     assert g.tensors["y"].concrete_shape == (4, 64, 128)
     assert r.flops == 2 * r.macs + 4 * 8192  # the Relu, priced through the inferred shape
     assert g.constants["shape"] == (4, 64, 128)
+
+
+def test_dims_invented_by_inference_leave_nodes_unresolved(tmp_path: Path) -> None:
+    """A fully concrete input, but an intermediate whose length only exists at run time
+    (NonZero): the MatMul after it cannot be priced, which is reported, not an error."""
+    weight = numpy_helper.from_array(np.ones((1, 4), dtype=np.float32), "w")
+    nodes = [helper.make_node("NonZero", ["x"], ["idx"]),
+             helper.make_node("Cast", ["idx"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("Transpose", ["f"], ["ft"]),
+             helper.make_node("MatMul", ["ft", "w"], ["y"])]
+    graph = helper.make_graph(nodes, "dynamic",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [weight])
+    path = tmp_path / "dynamic.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    report = analyze_flops(read_onnx(path))
+    assert report.unresolved == {"MatMul": 1}
+    assert report.coverage_pct < 100
+    with pytest.raises(InsufficientDataError, match="MatMul x1"):
+        analyze_flops(read_onnx(path), strict=True)

@@ -16,7 +16,7 @@ from foresize.core.errors import InputError
 from foresize.core.io import sha256_file
 from foresize.core.units import human_bytes, human_duration
 from foresize.graph.devices import DEVICES
-from foresize.graph.flops import analyze_flops, roofline_rows
+from foresize.graph.flops import analyze_flops, by_layer, roofline_rows
 from foresize.graph.hf_config import read_hf_config
 from foresize.graph.liveness import graph_precision, inference_memory, training_memory
 from foresize.graph.onnx_reader import read_onnx
@@ -102,6 +102,9 @@ def model(
     top: Annotated[int, typer.Option("--top", min=1, help="ONNX: costliest ops shown.")] = 15,
     strict: Annotated[bool, typer.Option(
         "--strict", help="ONNX: unsupported or unresolved ops are an error (exit 4).")] = False,
+    by_layer: Annotated[bool, typer.Option(
+        "--by-layer", help="ONNX: costs per layer (from the exporter's scoped node names) "
+        "instead of per op.")] = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -117,7 +120,8 @@ def model(
         raise InputError(f"{source}: no such file")
     if source.suffix.lower() == ".onnx":
         _onnx(source, OnnxRequest(dims=_parse_dims(dim), dtype=dtype, device=device,
-                                  train=train, optimizer=optimizer, top=top, strict=strict),
+                                  train=train, optimizer=optimizer, top=top, strict=strict,
+                                  by_layer=by_layer),
               fmt=fmt, output=output)
         return
     precision: Literal["fp32", "bf16", "fp16"] = dtype or "bf16"  # type: ignore[assignment]
@@ -149,6 +153,7 @@ class OnnxRequest:
     optimizer: str
     top: int
     strict: bool
+    by_layer: bool = False
 
 
 def _onnx(path: Path, request: OnnxRequest, *, fmt: str | None, output: Path | None) -> None:
@@ -191,10 +196,16 @@ def _onnx(path: Path, request: OnnxRequest, *, fmt: str | None, output: Path | N
              + ", ".join(f"{op} x{n}" for op, n in sorted(report.unsupported.items())))
     document = {**provenance({str(path): sha256_file(path)}), "model": summary,
                 "ops": rows.to_dicts()}
-    emit(Result(rows if fmt in ("csv", "parquet", "json") else costly, document,
+    if request.by_layer:
+        layers = by_layer(report)
+        document["layers"] = layers.to_dicts()
+        shown, caption = layers, f"{layers.height} layers; 1 multiply-add = 2 FLOPs"
+    else:
+        shown = rows if fmt in ("csv", "parquet", "json") else costly
+        caption = (f"the {min(request.top, rows.height)} costliest of {rows.height} ops; "
+                   "1 multiply-add = 2 FLOPs")
+    emit(Result(shown, document,
                 title=f"{path}: {report.n_params:,} parameters, {report.flops:.3e} FLOPs, "
                 f"{report.coverage_pct:.1f}% of ops priced",
-                caption=f"the {min(request.top, rows.height)} costliest of "
-                f"{rows.height} ops; 1 multiply-add = 2 FLOPs",
-                summary="; ".join(notes)),
+                caption=caption, summary="; ".join(notes)),
          fmt=fmt, output=output)

@@ -98,7 +98,16 @@ def propagate_shapes(graph: ModelGraph) -> ModelGraph:
 
 
 def unbound_dims(graph: ModelGraph) -> list[str]:
-    """Symbolic dims in any tensor a FLOP count needs (inputs and outputs of ruled nodes)."""
+    """Dims the user must bind: symbolic dims of the graph's inputs that a FLOP count needs.
+
+    Dims that shape inference invents inside the graph (``unk__3``) cannot be bound with
+    ``--dim``; the nodes that need them are reported as unresolved instead.
+    """
+    bindable: set[str] = set()
+    for name in graph.inputs:
+        tensor = graph.tensors.get(name)
+        if tensor is not None:
+            bindable |= tensor.symbolic_dims
     names: set[str] = set()
     for node in graph.nodes:
         if node.key not in RULES:
@@ -106,7 +115,7 @@ def unbound_dims(graph: ModelGraph) -> list[str]:
         for name in (*node.inputs, *node.outputs):
             tensor = graph.tensors.get(name)
             if tensor is not None:
-                names |= tensor.symbolic_dims
+                names |= tensor.symbolic_dims & bindable
     return sorted(names)
 
 
@@ -200,3 +209,30 @@ def _price(node: Node, graph: ModelGraph) -> tuple[str, OpCost]:
         return "counted", RULES.get(node.key)(op_node(node, graph.tensors, graph))
     except ShapeUnknownError:
         return "unresolved", _NOTHING
+
+
+def layer_of(node_name: str) -> str:
+    """The layer a node belongs to, from the exporter's scoped name.
+
+    ``/layers.3/self_attn/q_proj/MatMul`` -> ``layers.3``: the path up to the first
+    indexed module (a repeated block); names without one use their first scope, and
+    unscoped names are ``(top)``.
+    """
+    scopes = [part for part in node_name.split("/") if part][:-1]
+    if not scopes:
+        return "(top)"
+    for depth, part in enumerate(scopes):
+        if any(piece.isdigit() for piece in part.split(".")):
+            return "/".join(scopes[: depth + 1])
+    return scopes[0]
+
+
+def by_layer(report: FlopReport) -> pl.DataFrame:
+    """Costs summed per layer, in the order layers first appear in the graph."""
+    return (
+        report.rows.with_columns(
+            pl.col("node").map_elements(layer_of, return_dtype=pl.String).alias("layer"))
+        .group_by("layer", maintain_order=True)
+        .agg(pl.len().alias("n_ops"), pl.col("flops").sum(), pl.col("macs").sum(),
+             pl.col("bytes_read").sum(), pl.col("bytes_written").sum(), pl.col("params").sum())
+    )
