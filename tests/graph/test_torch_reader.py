@@ -6,6 +6,7 @@ the torch-absent test runs everywhere.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -78,3 +79,21 @@ def test_torch_absent(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
     with pytest.raises(InputError, match=r"install foresize\[torch\]"):
         read_torch("anything:build", {"x": (1, 4)})
+
+
+@pytest.mark.torch
+def test_cli_sizes_a_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "zoo_factory.py").write_text(
+        "import torch.nn as nn\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from foresize.cli.main import main
+
+    assert main(["profile", "model", "zoo_factory:build", "--input", "x=3,4", "-f", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)["model"]
+    assert report["parameters"] == 4 * 8 + 8 + 8 * 2 + 2
+    assert report["macs"] == 3 * (4 * 8 + 8 * 2)
+    assert main(["profile", "model", "zoo_factory:build"]) == 2
+    assert "needs example inputs" in capsys.readouterr().err

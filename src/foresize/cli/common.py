@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -74,7 +75,7 @@ def announce(reports: list[IngestReport], *, all_reports: bool) -> None:
             info(report.summary())
 
 
-def provenance(sha256: dict[str, str]) -> dict[str, Any]:
+def provenance(sha256: Mapping[str, str | None]) -> dict[str, Any]:
     """Header every JSON document carries: versions, time, inputs and their hashes."""
     return {
         "schema_version": SCHEMA_VERSION,

@@ -19,8 +19,10 @@ from foresize.graph.devices import DEVICES
 from foresize.graph.flops import analyze_flops, by_layer, roofline_rows
 from foresize.graph.hf_config import read_hf_config
 from foresize.graph.liveness import graph_precision, inference_memory, training_memory
+from foresize.graph.model import ModelGraph
 from foresize.graph.onnx_reader import read_onnx
 from foresize.graph.sizing import SizingRequest, size_architecture
+from foresize.graph.torch_reader import read_torch
 
 EPILOG = """\
 Examples:
@@ -102,6 +104,9 @@ def model(
     top: Annotated[int, typer.Option("--top", min=1, help="ONNX: costliest ops shown.")] = 15,
     strict: Annotated[bool, typer.Option(
         "--strict", help="ONNX: unsupported or unresolved ops are an error (exit 4).")] = False,
+    shape: Annotated[list[str] | None, typer.Option(
+        "--input", help="PyTorch factory: an example input, NAME=D1,D2,... (repeatable), "
+        "e.g. x=1,3,224,224.")] = None,
     by_layer: Annotated[bool, typer.Option(
         "--by-layer", help="ONNX: costs per layer (from the exporter's scoped node names) "
         "instead of per op.")] = False,
@@ -116,12 +121,18 @@ def model(
         raise typer.BadParameter(f"{dtype!r} is not fp32, bf16 or fp16", param_hint="--dtype")
     if recompute not in ("none", "full"):
         raise typer.BadParameter(f"{recompute!r} is not none or full", param_hint="--recompute")
+    request = OnnxRequest(dims=_parse_dims(dim), dtype=dtype, device=device, train=train,
+                          optimizer=optimizer, top=top, strict=strict, by_layer=by_layer)
+    if not source.exists() and ":" in str(source):
+        spec = str(source)
+        graph = read_torch(spec, _parse_inputs(shape, spec), dtype=dtype or "fp32")
+        _onnx(graph, request, label=spec, inputs={spec: None}, fmt=fmt, output=output)
+        return
     if not source.exists():
         raise InputError(f"{source}: no such file")
     if source.suffix.lower() == ".onnx":
-        _onnx(source, OnnxRequest(dims=_parse_dims(dim), dtype=dtype, device=device,
-                                  train=train, optimizer=optimizer, top=top, strict=strict,
-                                  by_layer=by_layer),
+        graph = read_onnx(source, dims=request.dims or None)
+        _onnx(graph, request, label=str(source), inputs={str(source): sha256_file(source)},
               fmt=fmt, output=output)
         return
     precision: Literal["fp32", "bf16", "fp16"] = dtype or "bf16"  # type: ignore[assignment]
@@ -156,8 +167,25 @@ class OnnxRequest:
     by_layer: bool = False
 
 
-def _onnx(path: Path, request: OnnxRequest, *, fmt: str | None, output: Path | None) -> None:
-    graph = read_onnx(path, dims=request.dims or None)
+def _parse_inputs(texts: list[str] | None, spec: str) -> dict[str, tuple[int, ...]]:
+    """``x=1,3,224,224`` -> {"x": (1, 3, 224, 224)}: the example inputs of a factory."""
+    if not texts:
+        raise typer.BadParameter(f"{spec} needs example inputs, e.g. --input x=1,3,224,224",
+                                 param_hint="--input")
+    shapes: dict[str, tuple[int, ...]] = {}
+    for text in texts:
+        name, sep, dims = text.partition("=")
+        parts = [p.strip() for p in dims.split(",")]
+        if not sep or not name or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise typer.BadParameter(f"{text!r} is not NAME=D1,D2,... with positive integers",
+                                     param_hint="--input")
+        shapes[name.strip()] = tuple(int(p) for p in parts)
+    return shapes
+
+
+def _onnx(graph: ModelGraph, request: OnnxRequest, *, label: str, inputs: dict[str, Any],
+          fmt: str | None, output: Path | None) -> None:
+    """Render the analysis of an ONNX graph (read from a file or exported from PyTorch)."""
     report = analyze_flops(graph, strict=request.strict)
     memory = inference_memory(graph, dtype=request.dtype)
     precision = request.dtype or graph_precision(graph)
@@ -194,7 +222,7 @@ def _onnx(path: Path, request: OnnxRequest, *, fmt: str | None, output: Path | N
     if report.unsupported:
         info("unsupported ops (counted as 0 FLOPs): "
              + ", ".join(f"{op} x{n}" for op, n in sorted(report.unsupported.items())))
-    document = {**provenance({str(path): sha256_file(path)}), "model": summary,
+    document = {**provenance(inputs), "model": summary,
                 "ops": rows.to_dicts()}
     if request.by_layer:
         layers = by_layer(report)
@@ -205,7 +233,7 @@ def _onnx(path: Path, request: OnnxRequest, *, fmt: str | None, output: Path | N
         caption = (f"the {min(request.top, rows.height)} costliest of {rows.height} ops; "
                    "1 multiply-add = 2 FLOPs")
     emit(Result(shown, document,
-                title=f"{path}: {report.n_params:,} parameters, {report.flops:.3e} FLOPs, "
+                title=f"{label}: {report.n_params:,} parameters, {report.flops:.3e} FLOPs, "
                 f"{report.coverage_pct:.1f}% of ops priced",
                 caption=caption, summary="; ".join(notes)),
          fmt=fmt, output=output)
