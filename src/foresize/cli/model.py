@@ -20,9 +20,7 @@ from foresize.graph.flops import analyze_flops, by_layer, roofline_rows
 from foresize.graph.hf_config import read_hf_config
 from foresize.graph.liveness import graph_precision, inference_memory, training_memory
 from foresize.graph.model import ModelGraph
-from foresize.graph.onnx_reader import read_onnx
 from foresize.graph.sizing import SizingRequest, size_architecture
-from foresize.graph.torch_reader import read_torch
 
 EPILOG = """\
 Examples:
@@ -124,6 +122,8 @@ def model(
     request = OnnxRequest(dims=_parse_dims(dim), dtype=dtype, device=device, train=train,
                           optimizer=optimizer, top=top, strict=strict, by_layer=by_layer)
     if not source.exists() and ":" in str(source):
+        from foresize.graph.torch_reader import read_torch  # onnx loads only when needed
+
         spec = str(source)
         graph = read_torch(spec, _parse_inputs(shape, spec), dtype=dtype or "fp32")
         _onnx(graph, request, label=spec, inputs={spec: None}, fmt=fmt, output=output)
@@ -131,6 +131,8 @@ def model(
     if not source.exists():
         raise InputError(f"{source}: no such file")
     if source.suffix.lower() == ".onnx":
+        from foresize.graph.onnx_reader import read_onnx  # onnx loads only when needed
+
         graph = read_onnx(source, dims=request.dims or None)
         _onnx(graph, request, label=str(source), inputs={str(source): sha256_file(source)},
               fmt=fmt, output=output)
