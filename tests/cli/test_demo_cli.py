@@ -26,7 +26,11 @@ def test_demo_json_is_seeded_and_saves_telemetry(tmp_path: Path,
                  "--save-telemetry", str(saved)]) == 0
     out, err = capsys.readouterr()
     document = json.loads(out)
-    assert document["source"]["synthetic"] == {"seed": 3, "duration": "2d", "step": "1m"}
+    synthetic = document["source"]["synthetic"]
+    assert {k: synthetic[k] for k in ("seed", "duration", "step")} == {
+        "seed": 3, "duration": "2d", "step": "1m"}
+    described = {row["workload"].rsplit("-", 1)[0] for row in document["profiles"]}
+    assert described == set(synthetic["workload_kinds"])  # every kind in the run is described
     telemetry = pl.read_parquet(saved)
     assert telemetry.select(TELEMETRY.names()).schema == TELEMETRY
     assert f"wrote {saved}" in err

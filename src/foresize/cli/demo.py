@@ -11,7 +11,7 @@ from foresize.cli.options import FormatOpt, OutputOpt, SeedOpt
 from foresize.cli.output import SETTINGS, Result, emit, info
 from foresize.cli.profile import profile_table
 from foresize.core.io import atomic_write
-from foresize.ingest.synthetic import generate_telemetry
+from foresize.ingest.synthetic import describe_synthetic, generate_telemetry
 from foresize.profile.telemetry import profile_telemetry
 
 EPILOG = """\
@@ -50,7 +50,8 @@ def demo(
     n_workloads = profile["workload"].n_unique()
     document = {
         "schema_version": "1.0",
-        "source": {"synthetic": {"seed": seed, "duration": duration, "step": step}},
+        "source": {"synthetic": {"seed": seed, "duration": duration, "step": step,
+                                 "workload_kinds": describe_synthetic()}},
         "profiles": profile.to_dicts(),
     }
     emit(

@@ -39,11 +39,6 @@ MapOpt = Annotated[
         rich_help_panel="Input",
     ),
 ]
-MetricOpt = Annotated[
-    str | None,
-    typer.Option("--metric", help="Metric name for a file whose rows carry none.",
-                 rich_help_panel="Input"),
-]
 TsUnitOpt = Annotated[
     str,
     typer.Option("--ts-unit", help="Unit of numeric timestamps: s, ms, us or ns.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast, get_args
+from typing import Annotated, Any, cast, get_args
 
 import numpy as np
 import polars as pl
@@ -32,7 +32,6 @@ from foresize.simulate.workload import Workload
 app = typer.Typer(help="Reference scheduler simulator: replay traces, compare placement "
                   "and queue policies.", no_args_is_help=True)
 
-Mode = Literal["inflation", "replay"]
 REPORT_POINTS = (0.9, 1.0, 1.1, 1.3)
 
 SCHEDULE_EPILOG = """\

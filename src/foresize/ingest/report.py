@@ -5,15 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DROP_REASONS = {
-    "missing_key": "workload, metric or ts is empty",
-    "missing_value": "value is empty",
-    "nan_value": "value is NaN",
-    "infinite_value": "value is infinite",
-    "negative_value": "negative value for a usage metric",
-    "duplicate_ts": "a second sample for the same workload, metric and ts",
-}
-
 
 @dataclass(slots=True)
 class IngestReport:
