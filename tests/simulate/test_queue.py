@@ -5,7 +5,6 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
-import time
 
 import numpy as np
 import pytest
@@ -381,43 +380,3 @@ def test_settings_are_typed_dataclass_fields_for_the_cli():
 def test_bad_settings_raise_input_error(make, match):
     with pytest.raises(InputError, match=match):
         make()
-
-
-# --------------------------------------------------------------------------- timing
-
-
-def test_time_to_order_ten_thousand_jobs(capsys):
-    """Reported, not asserted: run with ``-s`` to see the numbers."""
-    rng = np.random.default_rng(42)
-    k, n_tenants = 10_000, 50
-    view = make_view(
-        k,
-        job_ids=rng.permutation(k),
-        arrival_s=np.sort(rng.integers(0, 3600, k)),
-        priority=rng.integers(0, 5, k),
-        tenant=rng.integers(0, n_tenants, k),
-        est_duration_s=np.where(rng.random(k) < 0.2, NAN, rng.lognormal(7, 2, k)),
-        deadline_s=np.where(rng.random(k) < 0.5, NAN, rng.uniform(3600, 7200, k)),
-        attained_s=np.where(rng.random(k) < 0.8, 0.0, rng.uniform(0, 10_000, k)),
-        demand=rng.integers(1, 9, (k, 3)) * [4000, 16384, 1000],
-        capacity=[4_000_000, 16_000_000, 1_000_000],
-        tenant_usage=rng.integers(0, 1000, (n_tenants, 3)) * 1000,
-    )
-
-    def best_ms(run):
-        times = []
-        for _ in range(7):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        return min(times) * 1e3
-
-    report = {"check_view": best_ms(lambda: check_view(view))}
-    for name in QUEUE:
-        policy = QUEUE.get(name)()
-        report[name] = best_ms(lambda policy=policy: policy.order(view))
-    with capsys.disabled():
-        print(
-            "\nordering 10,000 pending jobs (best of 7, ms): "
-            + ", ".join(f"{n} {t:.2f}" for n, t in report.items())
-        )
