@@ -1,0 +1,131 @@
+"""Naive, seasonal naive and window-average forecasters: references and fallbacks.
+
+Their intervals are empirical: the quantiles of the method's own h-step errors over
+the series' history (for naive, ``y[t+h] - y[t]`` at every t). That needs no
+distributional assumption, which matters on spiky, bounded utilisation series where
+normal intervals are both too wide and too narrow. With fewer than ``MIN_ERRORS``
+errors for a horizon, the horizon borrows the widest band of the shorter horizons
+(or none at all on a one-point series, said in ``model``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from foresize.core.errors import InputError
+from foresize.forecast.panel import FloatArray
+from foresize.forecast.protocol import LocalForecaster, SeriesForecast, level_quantiles
+
+MIN_ERRORS = 5
+
+
+def empirical_bands(
+    errors_by_step: Sequence[FloatArray], mean: FloatArray, levels: Sequence[int]
+) -> tuple[dict[int, FloatArray], dict[int, FloatArray]]:
+    """Bands ``mean + quantile(errors)`` per step; short samples borrow earlier steps' band."""
+    h = mean.size
+    lower = {level: np.empty(h) for level in levels}
+    upper = {level: np.empty(h) for level in levels}
+    for level in levels:
+        q_lo, q_hi = level_quantiles(level)
+        lo_prev = hi_prev = 0.0
+        for k in range(h):
+            errors = errors_by_step[k] if k < len(errors_by_step) else np.empty(0)
+            if errors.size >= MIN_ERRORS:
+                lo_k, hi_k = np.quantile(errors, [q_lo, q_hi])
+                lo_prev, hi_prev = min(float(lo_k), lo_prev), max(float(hi_k), hi_prev)
+            lower[level][k] = mean[k] + lo_prev
+            upper[level][k] = mean[k] + hi_prev
+    return lower, upper
+
+
+def clip_nonnegative(forecast: SeriesForecast, y: FloatArray) -> SeriesForecast:
+    """Usage never goes below zero: clip a forecast of a series that never did."""
+    if y.size and float(y.min()) >= 0:
+        return SeriesForecast(
+            mean=np.maximum(forecast.mean, 0.0),
+            lower={k: np.maximum(v, 0.0) for k, v in forecast.lower.items()},
+            upper={k: np.maximum(v, 0.0) for k, v in forecast.upper.items()},
+            model=forecast.model,
+        )
+    return forecast
+
+
+def naive_forecast(y: FloatArray, h: int, levels: Sequence[int]) -> SeriesForecast:
+    """Last value carried forward, with the empirical h-step change quantiles."""
+    mean = np.full(h, float(y[-1]))
+    errors = [y[k:] - y[:-k] for k in range(1, h + 1) if k < y.size]
+    lower, upper = empirical_bands(errors, mean, levels)
+    model = "naive" if y.size > MIN_ERRORS else f"naive ({y.size} points: no interval history)"
+    return clip_nonnegative(SeriesForecast(mean, lower, upper, model), y)
+
+
+class Naive(LocalForecaster):
+    """Tomorrow equals today: the anchor MASE is scaled by (its one-step MAE in sample)."""
+
+    name = "naive"
+
+    def forecast_series(
+        self, y: FloatArray, h: int, levels: Sequence[int], *, key: str
+    ) -> SeriesForecast:
+        """Carry the last value forward."""
+        return naive_forecast(y, h, levels)
+
+
+class SeasonalNaive(LocalForecaster):
+    """The value one season ago; naive (said in ``model``) on series shorter than two seasons."""
+
+    name = "seasonal_naive"
+
+    def __init__(self, season: int = 24) -> None:
+        self.season = season
+
+    def forecast_series(
+        self, y: FloatArray, h: int, levels: Sequence[int], *, key: str
+    ) -> SeriesForecast:
+        """Repeat the last season."""
+        m = self.season
+        if m < 1:
+            raise InputError(f"seasonal_naive: season must be at least 1 step, got {m}")
+        if y.size < 2 * m:
+            fc = naive_forecast(y, h, levels)
+            return SeriesForecast(
+                fc.mean, fc.lower, fc.upper, f"naive (fallback: {y.size} points < 2 seasons of {m})"
+            )
+        steps = np.arange(1, h + 1)
+        lags = m * np.ceil(steps / m).astype(np.int64)
+        mean = y[y.size - lags + steps - 1]
+        errors = [y[lag:] - y[:-lag] for lag in lags if lag < y.size]
+        lower, upper = empirical_bands(errors, mean, levels)
+        return clip_nonnegative(SeriesForecast(mean, lower, upper, f"seasonal_naive(m={m})"), y)
+
+
+class WindowAverage(LocalForecaster):
+    """Mean of the last ``window`` values; the whole series when it is shorter."""
+
+    name = "window_average"
+
+    def __init__(self, window: int = 30) -> None:
+        self.window = window
+
+    def forecast_series(
+        self, y: FloatArray, h: int, levels: Sequence[int], *, key: str
+    ) -> SeriesForecast:
+        """Average the last window."""
+        w = self.window
+        if w < 1:
+            raise InputError(f"window_average: window must be at least 1 step, got {w}")
+        w_eff = min(w, y.size)
+        mean = np.full(h, float(y[-w_eff:].mean()))
+        csum = np.concatenate([[0.0], np.cumsum(y)])
+        errors: list[FloatArray] = []
+        if y.size > w_eff:
+            averages = (csum[w_eff:] - csum[:-w_eff]) / w_eff  # average ending at t = w_eff-1 ..
+            for k in range(1, h + 1):
+                n = y.size - (w_eff - 1) - k
+                errors.append(y[w_eff - 1 + k :] - averages[:n] if n > 0 else np.empty(0))
+        lower, upper = empirical_bands(errors, mean, levels)
+        model = f"window_average(w={w_eff})"
+        return clip_nonnegative(SeriesForecast(mean, lower, upper, model), y)

@@ -1,0 +1,20 @@
+"""The forecaster registry: every model ``--model`` can name, built from keyword parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from foresize.core.registry import Registry
+from foresize.forecast.baselines import Naive, SeasonalNaive, WindowAverage
+from foresize.forecast.protocol import Forecaster
+
+FORECASTERS: Registry[Callable[..., Forecaster]] = Registry("forecaster")
+FORECASTERS.add("naive", Naive)
+FORECASTERS.add("seasonal_naive", SeasonalNaive)
+FORECASTERS.add("window_average", WindowAverage)
+
+
+def make_forecaster(name: str, **params: Any) -> Forecaster:
+    """A fresh forecaster ``name`` built with ``params``; unknown names list the valid ones."""
+    return FORECASTERS.get(name)(**params)
