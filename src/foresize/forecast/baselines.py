@@ -4,8 +4,9 @@ Their intervals are empirical: the quantiles of the method's own h-step errors o
 the series' history (for naive, ``y[t+h] - y[t]`` at every t). That needs no
 distributional assumption, which matters on spiky, bounded utilisation series where
 normal intervals are both too wide and too narrow. With fewer than ``MIN_ERRORS``
-errors for a horizon, the horizon borrows the widest band of the shorter horizons
-(or none at all on a one-point series, said in ``model``).
+errors for a horizon, the horizon borrows the band of the shorter horizons (none at
+all on a one-point series, said in ``model``). Bands never narrow as the horizon grows
+and always hold the point forecast.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ MIN_ERRORS = 5
 def empirical_bands(
     errors_by_step: Sequence[FloatArray], mean: FloatArray, levels: Sequence[int]
 ) -> tuple[dict[int, FloatArray], dict[int, FloatArray]]:
-    """Bands ``mean + quantile(errors)`` per step; short samples borrow earlier steps' band."""
+    """Bands ``mean + quantile(errors)`` per step, widening only, holding ``mean``."""
     h = mean.size
     lower = {level: np.empty(h) for level in levels}
     upper = {level: np.empty(h) for level in levels}
