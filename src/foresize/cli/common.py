@@ -15,7 +15,8 @@ from foresize.cli.output import SETTINGS, info
 from foresize.core.units import parse_duration
 from foresize.ingest.report import IngestReport
 from foresize.ingest.sources import ReadOptions, Telemetry, open_telemetry
-from foresize.ingest.tabular import TsUnit, parse_mapping
+from foresize.ingest.tabular import TsUnit, collect_input, parse_mapping
+from foresize.ingest.validate import canonicalize
 
 SCHEMA_VERSION = "1.0"
 TS_UNITS: tuple[TsUnit, ...] = ("s", "ms", "us", "ns")
@@ -84,3 +85,16 @@ def provenance(sha256: Mapping[str, str | None]) -> dict[str, Any]:
         "seed": SETTINGS.seed,
         "inputs": [{"source": s, "sha256": h} for s, h in sha256.items()],
     }
+
+
+def read_canonical(
+    sources: list[str], options: ReadOptions, *, strict: bool, workload: list[str] | None,
+    metric: list[str] | None, all_reports: bool,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Open, filter and canonicalise the sources; report on stderr; provenance header."""
+    opened = open_filtered(sources, options, workloads=workload, metrics=metric)
+    raw = collect_input(opened.frame, source=opened.label)
+    frame, report = canonicalize(raw, source=opened.label, strict=strict)
+    reports = ingest_reports(opened, report)
+    announce(reports, all_reports=all_reports)
+    return frame, {**provenance(opened.sha256), "ingest": [r.to_dict() for r in reports]}

@@ -87,3 +87,22 @@ StepOpt = Annotated[
     typer.Option("--step", help="Prometheus query resolution, e.g. 1m, 30s.",
                  rich_help_panel="Prometheus"),
 ]
+SourcesArg = Annotated[
+    list[str],
+    typer.Argument(help="Telemetry files (parquet, CSV, tar.gz; - for stdin), dataset names, "
+                   "NAME:TABLE, or prometheus://HOST:PORT with --query.", show_default=False),
+]
+AsMetricOpt = Annotated[
+    str | None,
+    typer.Option("--as-metric", help="Metric name for a generic file whose rows name none.",
+                 rich_help_panel="Input"),
+]
+WorkloadOpt = Annotated[
+    list[str] | None,
+    typer.Option("--workload", help="Keep workloads matching this glob (repeatable).",
+                 rich_help_panel="Filter"),
+]
+MetricFilterOpt = Annotated[
+    list[str] | None,
+    typer.Option("--metric", help="Keep only this metric (repeatable).", rich_help_panel="Filter"),
+]

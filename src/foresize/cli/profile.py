@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-import polars as pl
 import typer
 from rich.table import Table
 
@@ -14,20 +13,25 @@ from foresize.cli.common import (
     ingest_reports,
     open_filtered,
     provenance,
+    read_canonical,
     read_options,
 )
 from foresize.cli.options import (
+    AsMetricOpt,
     FormatOpt,
     MapOpt,
+    MetricFilterOpt,
     MirrorOpt,
     OutputOpt,
     QueryOpt,
     SinceOpt,
+    SourcesArg,
     StepOpt,
     StrictOpt,
     TsFormatOpt,
     TsUnitOpt,
     UntilOpt,
+    WorkloadOpt,
 )
 from foresize.cli.output import (
     Result,
@@ -40,34 +44,11 @@ from foresize.cli.output import (
 from foresize.core.errors import InsufficientDataError
 from foresize.core.schemas import metric_info
 from foresize.core.units import human_bytes, human_duration
-from foresize.ingest.sources import ReadOptions
-from foresize.ingest.tabular import collect_input
-from foresize.ingest.validate import canonicalize
 from foresize.profile.phases import detect_phases, phase_summary
 from foresize.profile.telemetry import profile_telemetry
 
 app = typer.Typer(help="Telemetry: canonicalise files and traces, profile their patterns, "
                   "sample running workloads.", no_args_is_help=True)
-
-SourcesArg = Annotated[
-    list[str],
-    typer.Argument(help="Telemetry files (parquet, CSV, tar.gz; - for stdin), dataset names, "
-                   "NAME:TABLE, or prometheus://HOST:PORT with --query.", show_default=False),
-]
-AsMetricOpt = Annotated[
-    str | None,
-    typer.Option("--as-metric", help="Metric name for a generic file whose rows name none.",
-                 rich_help_panel="Input"),
-]
-WorkloadOpt = Annotated[
-    list[str] | None,
-    typer.Option("--workload", help="Keep workloads matching this glob (repeatable).",
-                 rich_help_panel="Filter"),
-]
-MetricFilterOpt = Annotated[
-    list[str] | None,
-    typer.Option("--metric", help="Keep only this metric (repeatable).", rich_help_panel="Filter"),
-]
 
 TELEMETRY_EPILOG = """\
 Examples:
@@ -219,23 +200,10 @@ def ingest(
     options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
                            ts_format=ts_format, mirror=mirror, query=query, since=since,
                            until=until, step=step)
-    frame, header = _canonical(sources, options, strict=strict, workload=workload, metric=metric,
-                               all_reports=True)
+    frame, header = read_canonical(sources, options, strict=strict, workload=workload,
+                                   metric=metric, all_reports=True)
     document = {**header, "telemetry": frame.to_dicts()}
     emit(Result(frame, document, title="Canonical telemetry"), fmt=fmt, output=output)
-
-
-def _canonical(
-    sources: list[str], options: ReadOptions, *, strict: bool, workload: list[str] | None,
-    metric: list[str] | None, all_reports: bool,
-) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Open, filter and canonicalise the sources; report on stderr; provenance header."""
-    opened = open_filtered(sources, options, workloads=workload, metrics=metric)
-    raw = collect_input(opened.frame, source=opened.label)
-    frame, report = canonicalize(raw, source=opened.label, strict=strict)
-    reports = ingest_reports(opened, report)
-    announce(reports, all_reports=all_reports)
-    return frame, {**provenance(opened.sha256), "ingest": [r.to_dict() for r in reports]}
 
 
 PHASES_EPILOG = """\
@@ -274,7 +242,7 @@ def phases(
     options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
                            ts_format=ts_format, mirror=mirror, query=query, since=since,
                            until=until, step=step)
-    frame, header = _canonical(sources, options, strict=False, workload=workload, metric=metric,
+    frame, header = read_canonical(sources, options, strict=False, workload=workload, metric=metric,
                                all_reports=False)
     if frame.is_empty():
         raise InsufficientDataError(f"{', '.join(sources)}: no telemetry rows")
