@@ -64,7 +64,7 @@ def naive_forecast(y: FloatArray, h: int, levels: Sequence[int]) -> SeriesForeca
 
 
 class Naive(LocalForecaster):
-    """Tomorrow equals today: the anchor MASE is scaled by (its one-step MAE in sample)."""
+    """The last value carried forward: the anchor that MASE divides by."""
 
     name = "naive"
 

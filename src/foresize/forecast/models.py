@@ -15,6 +15,16 @@ FORECASTERS.add("seasonal_naive", SeasonalNaive)
 FORECASTERS.add("window_average", WindowAverage)
 
 
+def _auto(**params: Any) -> Forecaster:
+    """Per series, the candidate with the lowest backtest error, refit on all history."""
+    from foresize.forecast.auto import Auto  # auto.py uses this registry: import on demand
+
+    return Auto(**params)
+
+
+FORECASTERS.add("auto", _auto)
+
+
 def make_forecaster(name: str, **params: Any) -> Forecaster:
     """A fresh forecaster ``name`` built with ``params``; unknown names list the valid ones."""
     return FORECASTERS.get(name)(**params)

@@ -1,0 +1,315 @@
+"""``foresize forecast``: demand forecasts with intervals and phases, and their backtests."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import polars as pl
+import typer
+from rich.table import Table
+
+from foresize.cli.common import read_canonical, read_options
+from foresize.cli.options import (
+    AsMetricOpt,
+    FormatOpt,
+    MapOpt,
+    MirrorOpt,
+    OutputOpt,
+    QueryOpt,
+    SinceOpt,
+    SourcesArg,
+    StepOpt,
+    TsFormatOpt,
+    TsUnitOpt,
+    UntilOpt,
+    WorkloadOpt,
+)
+from foresize.cli.output import Result, emit, format_cell, progress, titled_table
+from foresize.core.errors import InputError
+from foresize.core.units import human_duration, parse_duration
+from foresize.forecast.backtest import BacktestResult, backtest
+from foresize.forecast.models import FORECASTERS, make_forecaster
+from foresize.forecast.panel import PanelReport, to_panel
+from foresize.forecast.phased import phase_forecast
+
+
+class _DefaultRun(typer.core.TyperGroup):
+    """``foresize forecast SOURCE`` runs ``forecast run SOURCE``: the subcommand is optional."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Insert ``run`` unless the first word names a subcommand or asks for help."""
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_DefaultRun,
+    help="Forecast demand per series with intervals (and phases); backtest the forecasters.",
+    no_args_is_help=True,
+)
+
+
+def _complete_model(incomplete: str) -> list[str]:
+    return [name for name in FORECASTERS.names() if name.startswith(incomplete)]
+
+
+MetricOpt = Annotated[
+    str | None,
+    typer.Option("--metric", help="The metric to forecast (needed when the source holds several).",
+                 rich_help_panel="Forecast"),
+]
+HorizonOpt = Annotated[
+    str,
+    typer.Option("--horizon", "-H", rich_help_panel="Forecast",
+                 help="How far ahead: a duration (30m, 2h) or a number of steps."),
+]
+LevelsOpt = Annotated[
+    str,
+    typer.Option("--levels", help="Central interval levels in percent, comma-separated.",
+                 rich_help_panel="Forecast"),
+]
+GridOpt = Annotated[
+    str | None,
+    typer.Option("--grid", help="Regular step to resample onto (e.g. 1m); default: the median "
+                 "sampling interval.", rich_help_panel="Forecast"),
+]
+
+RUN_EPILOG = """\
+Examples:
+
+  foresize forecast gentd26:gpu_duty_cycle --horizon 30m --model hybrid
+
+  foresize forecast telemetry.parquet --metric mem_util_pct --model auto --by-phase -o fc.parquet
+
+Telemetry is put on a regular grid per series first (the median sampling interval;
+samples averaged per grid point, gaps interpolated; counts on stderr).
+"""
+
+
+def horizon_steps(text: str, step_s: float) -> int:
+    """A horizon given as steps ("30") or as a duration ("30m"), in whole steps."""
+    if text.strip().isdigit():
+        steps = int(text)
+    else:
+        steps = math.ceil(parse_duration(text) / step_s - 1e-9)
+    if steps < 1:
+        raise InputError(f"--horizon: must be at least one step ({human_duration(step_s)}), "
+                         f"got {text!r}")
+    return steps
+
+
+def parse_levels(text: str) -> tuple[int, ...]:
+    """``"80,95"`` -> (80, 95), each an integer percent strictly between 0 and 100."""
+    try:
+        levels = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"--levels: expected integers like 80,95, got {text!r}") from None
+    if not levels or any(not 0 < level < 100 for level in levels):
+        raise InputError(f"--levels: each level must be between 0 and 100, got {text!r}")
+    return levels
+
+
+def _panel(
+    sources: list[str], *, metric: str | None, grid: str | None, workload: list[str] | None,
+    read: dict[str, Any],
+) -> tuple[pl.DataFrame, PanelReport, dict[str, Any], str]:
+    options = read_options(**read)
+    frame, header = read_canonical(sources, options, strict=False, workload=workload,
+                                   metric=[metric] if metric else None, all_reports=False)
+    label = ", ".join(sources)
+    step_s = parse_duration(grid) if grid else None
+    panel, report = to_panel(frame, metric=metric, step_s=step_s, source=label)
+    return panel, report, header, label
+
+
+def _forecast_table(result: Result) -> Table:
+    frame = result.frame
+    last = frame.group_by("series", maintain_order=True).agg(
+        pl.col("model").first(),
+        pl.col("mean").first().alias("next"),
+        pl.col("mean").last().alias("at_horizon"),
+        pl.col("mean").max().alias("peak"),
+        *([pl.col("hi_95").max().alias("peak_hi_95")] if "hi_95" in frame.columns else []),
+        *([pl.col("phase").first().alias("next_phase")] if "phase" in frame.columns else []),
+    )
+    table = titled_table(result)
+    for column in last.columns:
+        table.add_column(column, justify="left" if last.schema[column] == pl.String else "right")
+    for row in last.iter_rows(named=True):
+        table.add_row(*(format_cell(k, v) for k, v in row.items()))
+    return table
+
+
+@app.command("run", epilog=RUN_EPILOG)
+def run(
+    sources: SourcesArg,
+    metric: MetricOpt = None,
+    horizon: HorizonOpt = "30m",
+    model: Annotated[str, typer.Option("--model", "-m", help="Forecaster: "
+                     "hybrid, arima, wavelet, naive, auto, ... (see forecast models).",
+                     autocompletion=_complete_model, rich_help_panel="Forecast")] = "auto",
+    levels: LevelsOpt = "80,95",
+    by_phase: Annotated[bool, typer.Option("--by-phase", help="Add each step's expected phase "
+                        "and the demand quantiles within it.", rich_help_panel="Forecast")] = False,
+    grid: GridOpt = None,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    workload: WorkloadOpt = None,
+    mapping: MapOpt = None,
+    as_metric: AsMetricOpt = None,
+    ts_unit: TsUnitOpt = "s",
+    ts_format: TsFormatOpt = None,
+    mirror: MirrorOpt = None,
+    query: QueryOpt = None,
+    since: SinceOpt = "7d",
+    until: UntilOpt = None,
+    step: StepOpt = "1m",
+) -> None:
+    """Forecast each series of one metric HORIZON ahead with central intervals."""
+    forecaster = make_forecaster(model)
+    wanted = parse_levels(levels)
+    panel, report, header, label = _panel(
+        sources, metric=metric, grid=grid, workload=workload,
+        read={"mapping": mapping, "as_metric": as_metric, "ts_unit": ts_unit,
+              "ts_format": ts_format, "mirror": mirror, "query": query, "since": since,
+              "until": until, "step": step},
+    )
+    h = horizon_steps(horizon, report.step_s)
+    with progress(f"fitting {model} on {report.series:,} series", None):
+        frame = forecaster.fit(panel).predict(h, wanted)
+    if by_phase:
+        phases = phase_forecast(panel, h, metric=report.metric)
+        frame = frame.join(phases.drop("ts"), on=["series", "step"], how="left")
+    fallbacks = frame.filter(pl.col("model").str.contains("fallback|naive \\(")).select(
+        pl.col("series").n_unique()
+    ).item()
+    document = {
+        **header,
+        "parameters": {"metric": report.metric, "model": model, "horizon_steps": h,
+                       "step_s": report.step_s, "levels": list(wanted), "by_phase": by_phase},
+        "panel": report.to_dict(),
+        "forecasts": frame.to_dicts(),
+    }
+    emit(
+        Result(
+            frame, document, table=_forecast_table,
+            title=f"{model} forecast of {report.metric} from {label}",
+            caption=f"{report.series:,} series · {h} steps of {human_duration(report.step_s)}",
+            summary=(f"{report.series:,} series, {report.points:,} grid points "
+                     f"({report.filled:,} interpolated, {report.merged:,} merged); "
+                     f"{fallbacks:,} series on a fallback model"),
+        ),
+        fmt=fmt, output=output,
+    )
+
+
+BACKTEST_EPILOG = """\
+Examples:
+
+  foresize forecast backtest gentd26:gpu_duty_cycle --models naive,arima,wavelet,hybrid
+
+  foresize forecast backtest gentd26:memory_util --models naive,hybrid -f json -o bt.json
+
+Protocol: the test region is the last 30% of each series; origins every --every steps;
+the model is refit at each origin and forecasts --horizon steps. MASE is scaled by the
+in-sample one-step naive MAE; pinball 0.95 scores the 95% quantile (hi_90).
+"""
+
+METRIC_COLUMNS = ("mase", "accuracy", "wape", "pinball_90", "pinball_95", "coverage_80",
+                  "coverage_95", "mase_h1_5", "mase_h6_15", "mase_h16_30", "seconds_per_series",
+                  "series", "origins")
+
+
+@app.command("backtest", epilog=BACKTEST_EPILOG)
+def backtest_command(
+    sources: SourcesArg,
+    metric: MetricOpt = None,
+    models: Annotated[str, typer.Option("--models", help="Comma-separated forecasters.",
+                      rich_help_panel="Forecast")] = "naive,window_average,arima,wavelet,hybrid",
+    horizon: HorizonOpt = "30",
+    every: Annotated[int, typer.Option("--every", help="Steps between origins.",
+                     rich_help_panel="Forecast")] = 30,
+    test_frac: Annotated[float, typer.Option("--test-frac", help="Share of each series held "
+                         "out as the test region.", rich_help_panel="Forecast")] = 0.3,
+    grid: GridOpt = None,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    workload: WorkloadOpt = None,
+    mapping: MapOpt = None,
+    as_metric: AsMetricOpt = None,
+    ts_unit: TsUnitOpt = "s",
+    ts_format: TsFormatOpt = None,
+    mirror: MirrorOpt = None,
+    query: QueryOpt = None,
+    since: SinceOpt = "7d",
+    until: UntilOpt = None,
+    step: StepOpt = "1m",
+) -> None:
+    """Rolling-origin backtest of forecasters: MASE, accuracy, pinball, coverage, speed."""
+    names = [name.strip() for name in models.split(",") if name.strip()]
+    forecasters = [make_forecaster(name) for name in names]  # unknown names fail before reading
+    panel, report, header, label = _panel(
+        sources, metric=metric, grid=grid, workload=workload,
+        read={"mapping": mapping, "as_metric": as_metric, "ts_unit": ts_unit,
+              "ts_format": ts_format, "mirror": mirror, "query": query, "since": since,
+              "until": until, "step": step},
+    )
+    h = horizon_steps(horizon, report.step_s)
+    results: list[BacktestResult] = []
+    for name, forecaster in zip(names, forecasters, strict=True):
+        with progress(f"backtesting {name}", None) as bar:
+
+            def advance(done: int, total: int, bar: Any = bar) -> None:
+                bar.set_total(total)
+                bar.advance(1)
+
+            results.append(backtest(panel, forecaster, horizon=h, every=every,
+                                    test_frac=test_frac, on_origin=advance))
+    rows = [{"model": name, **r.metrics} for name, r in zip(names, results, strict=True)]
+    table = pl.DataFrame(rows).select("model", *(c for c in METRIC_COLUMNS if c in rows[0]))
+    table = table.sort("mase", nulls_last=True)
+    best = table.row(0, named=True)
+    document = {
+        **header,
+        "parameters": {"metric": report.metric, "models": names, "horizon_steps": h,
+                       "every": every, "test_frac": test_frac, "step_s": report.step_s},
+        "panel": report.to_dict(),
+        "skipped": results[0].skipped,
+        "results": table.to_dicts(),
+    }
+    emit(
+        Result(
+            table, document, table=_metrics_table,
+            title=f"Backtest of {report.metric} from {label}",
+            caption=(f"{int(best['series']):,} series · horizon {h} steps · origins every "
+                     f"{every} · last {test_frac:.0%} held out"),
+            summary=f"best MASE: {best['model']} ({best['mase']:.3f})",
+        ),
+        fmt=fmt, output=output,
+    )
+
+
+def _metrics_table(result: Result) -> Table:
+    table = titled_table(result)
+    frame = result.frame
+    for column in frame.columns:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in frame.iter_rows(named=True):
+        table.add_row(*(
+            row[k] if k == "model" else f"{row[k]:,.0f}" if k in ("series", "origins")
+            else f"{row[k]:.3f}" for k in frame.columns
+        ))
+    return table
+
+
+@app.command("models")
+def models_command(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
+    """List the forecasters --model and --models accept."""
+    rows = [
+        {"model": name, "description": (FORECASTERS.get(name).__doc__ or "").strip().split("\n")[0]}
+        for name in FORECASTERS.names()
+    ]
+    frame = pl.DataFrame(rows)
+    emit(Result(frame, {"models": rows}, title="Forecasters"), fmt=fmt, output=output)

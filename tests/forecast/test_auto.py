@@ -1,0 +1,50 @@
+"""``auto`` picks per series by backtest."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from foresize.core.errors import InputError, UnknownNameError
+from foresize.forecast.auto import Auto
+
+
+def _panel(series: dict[str, np.ndarray]) -> pl.DataFrame:
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    return pl.concat(
+        pl.DataFrame(
+            {
+                "series": [name] * values.size,
+                "ts": [base + timedelta(minutes=i) for i in range(values.size)],
+                "y": values.astype(float),
+            },
+            schema={"series": pl.String, "ts": pl.Datetime("us", "UTC"), "y": pl.Float64},
+        )
+        for name, values in series.items()
+    )
+
+
+def test_noise_goes_to_the_average_and_a_trend_to_naive() -> None:
+    rng = np.random.default_rng(7)
+    panel = _panel(
+        {
+            "noise": 50 + rng.normal(0, 10, 400),  # i.i.d.: the mean is the best forecast
+            "trend": np.arange(400.0) + rng.normal(0, 1, 400),  # an average lags a trend
+        }
+    )
+    auto = Auto(["naive", "window_average"]).fit(panel)
+    assert auto.choice_ == {"noise": "window_average", "trend": "naive"}
+    out = auto.predict(4)
+    assert out.filter(pl.col("series") == "noise")["model"][0].startswith("auto:window_average")
+    assert out.height == 8
+
+
+def test_bad_candidates() -> None:
+    panel = _panel({"a": np.arange(50.0)})
+    with pytest.raises(UnknownNameError, match="Did you mean 'naive'"):
+        Auto(["naiv"]).fit(panel)
+    with pytest.raises(InputError, match="its own candidate"):
+        Auto(["auto"]).fit(panel)
