@@ -1,0 +1,1 @@
+"""Recommendations: right-sizing, scaling plans, placement and cost."""

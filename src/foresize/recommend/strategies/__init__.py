@@ -1,0 +1,52 @@
+"""Right-sizing strategies, one registry: ``foresize``, ``vpa``, ``krr`` and ``max``.
+
+Each entry is a factory taking keyword settings and returning a ``Strategy``; the
+reference strategies document where their constants come from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from foresize.core.registry import Registry
+from foresize.recommend.strategies.base import (
+    MIN_POINTS,
+    Fleet,
+    History,
+    Sizing,
+    Strategy,
+    check_risk,
+    default_risk,
+    units_for,
+)
+from foresize.recommend.strategies.foresize import ForesizeStrategy
+from foresize.recommend.strategies.krr import KrrStrategy
+from foresize.recommend.strategies.simple import MaxStrategy, oracle_sizing
+from foresize.recommend.strategies.vpa import VpaStrategy
+
+STRATEGIES: Registry[Callable[..., Strategy]] = Registry("strategy")
+STRATEGIES.add("foresize", ForesizeStrategy)
+STRATEGIES.add("vpa", VpaStrategy)
+STRATEGIES.add("krr", KrrStrategy)
+STRATEGIES.add("max", MaxStrategy)
+
+
+def make_strategy(name: str, **settings: Any) -> Strategy:
+    """Build a registered strategy; an unknown name raises ``UnknownNameError``."""
+    return STRATEGIES.get(name)(**settings)
+
+
+__all__ = [
+    "MIN_POINTS",
+    "STRATEGIES",
+    "Fleet",
+    "History",
+    "Sizing",
+    "Strategy",
+    "check_risk",
+    "default_risk",
+    "make_strategy",
+    "oracle_sizing",
+    "units_for",
+]
