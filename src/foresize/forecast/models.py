@@ -6,13 +6,17 @@ from collections.abc import Callable
 from typing import Any
 
 from foresize.core.registry import Registry
+from foresize.forecast.arima import Arima
 from foresize.forecast.baselines import Naive, SeasonalNaive, WindowAverage
 from foresize.forecast.protocol import Forecaster
+from foresize.forecast.wavelet import Wavelet
 
 FORECASTERS: Registry[Callable[..., Forecaster]] = Registry("forecaster")
 FORECASTERS.add("naive", Naive)
 FORECASTERS.add("seasonal_naive", SeasonalNaive)
 FORECASTERS.add("window_average", WindowAverage)
+FORECASTERS.add("arima", Arima)
+FORECASTERS.add("wavelet", Wavelet)
 
 
 def _auto(**params: Any) -> Forecaster:
