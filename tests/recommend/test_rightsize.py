@@ -5,13 +5,14 @@ against the VPA-style strategy, and the plan document.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
 from foresize.core.errors import InputError, InsufficientDataError
-from foresize.ingest.sources import open_telemetry
+from foresize.ingest.sources import ReadOptions, open_telemetry
 from foresize.recommend.plan import recommendation_schema, validate_plan
 from foresize.recommend.rightsize import (
     backtest_rightsizing,
@@ -24,10 +25,10 @@ from foresize.recommend.strategies.foresize import calibrate
 
 
 @pytest.fixture(scope="module")
-def memory(mirror: object) -> pl.DataFrame:
+def memory(mirror: Path) -> pl.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        frame = open_telemetry(["alibaba-gentd26:memory_util"]).frame
+        frame = open_telemetry(["alibaba-gentd26:memory_util"], ReadOptions(mirror=mirror)).frame
     return frame.collect() if isinstance(frame, pl.LazyFrame) else frame
 
 
@@ -98,10 +99,10 @@ def test_recommendations_and_plan_schema(memory: pl.DataFrame) -> None:
         "generated_at": "2026-01-01T00:00:00Z",
         "recommendations": [r.model_dump(mode="json") for r in result.recommendations],
     }
-    assert validate_plan(document).schema_version == "1.0"
+    assert validate_plan(document).schema_version == "1.1"
     schema = recommendation_schema()
     assert "recommendations" in schema["required"]
-    assert schema["properties"]["schema_version"]["const"] == "1.0"
+    assert schema["properties"]["schema_version"]["const"] == "1.1"
 
 
 def test_floor_is_never_undercut(memory: pl.DataFrame) -> None:

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import polars as pl
 import pytest
 
 from foresize.core.errors import InputError
-from foresize.ingest.sources import open_telemetry
+from foresize.ingest.sources import ReadOptions, open_telemetry
 from foresize.recommend.sharing import analyze_sharing
 
 
 @pytest.fixture(scope="module")
-def duty(mirror: object) -> pl.DataFrame:
+def duty(mirror: Path) -> pl.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        frame = open_telemetry(["alibaba-gentd26:gpu_duty_cycle"]).frame
+        frame = open_telemetry(["alibaba-gentd26:gpu_duty_cycle"], ReadOptions(mirror=mirror)).frame
     return frame.collect() if isinstance(frame, pl.LazyFrame) else frame
 
 

@@ -2,17 +2,27 @@
 
 Field names follow DESIGN §2.3 (VPA vocabulary for bounds). Values are in the base unit
 of ``resource`` (the metric name carries it). ``placement``, ``cost`` and
-``scaling_plans`` are hooks filled by the placement/cost and scaling modules; right-sizing
-leaves them empty. Only additive changes are allowed within a major ``schema_version``.
+``scaling_plans`` are filled by ``recommend.service`` from the placement, cost and scaling
+modules (their ``to_dict`` shapes); right-sizing alone leaves them empty. Only additive
+changes are allowed within a major ``schema_version``: 1.1 typed those three hooks.
+
+``validate_plan`` checks a document twice: against the pydantic models, and -- as JSON --
+against the published JSON Schema itself (``jsonschema``), so what ``--schema`` prints is
+what every written plan satisfies.
 """
 
 from __future__ import annotations
 
+import json
+from functools import cache
 from typing import Any, Literal
 
+import jsonschema  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+from foresize.core.errors import SchemaMismatchError
+
+SCHEMA_VERSION = "1.1"
 Status = Literal["ok", "insufficient_data"]
 
 
@@ -83,6 +93,187 @@ class PhaseRequest(_Model):
     max: float
 
 
+class GpuPlacement(_Model):
+    """How one replica sits on one GPU type: whole devices, a MIG slice or a milli share."""
+
+    device: str
+    mode: Literal["whole", "mig", "milli"]
+    devices: int
+    profile: str | None
+    gpu_milli: int | None
+    gpu_fraction: float = Field(description="whole-GPU units occupied (what cost multiplies)")
+    memory_need_bytes: float
+    memory_per_unit_bytes: float
+    compute_need: float | None = Field(description="P95 GPU utilisation, fraction of one GPU")
+    compute_share: float
+    resources: dict[str, int] = Field(description="Kubernetes extended resources to request")
+    rationale: str
+
+
+class ModelSizing(_Model):
+    """The model the placement sizes, as the static analysis saw it."""
+
+    source: str
+    kind: Literal["hf_config", "onnx"]
+    need_bytes: float = Field(description="GPU memory one replica needs (inference)")
+    dtype: str | None
+    batch: int | None = None
+    context: int | None = None
+    parameters: int | None = None
+
+
+class PlacementSection(_Model):
+    """Every GPU type that holds one replica, and the chosen one (cheapest on demand)."""
+
+    model: ModelSizing
+    need_bytes: float
+    util_p95: float | None = Field(description="pooled P95 GPU utilisation, fraction")
+    dtype: str | None
+    best: GpuPlacement
+    options: list[GpuPlacement]
+
+
+class PerHour(_Model):
+    """Cost per hour under each price mode (null: the mode is not priced)."""
+
+    on_demand: float
+    reserved_1y: float | None
+    spot: float | None
+
+
+class CostItem(_Model):
+    """One priced line: what, how many units, on-demand cost per hour."""
+
+    what: str
+    quantity: float
+    on_demand_per_hour: float
+
+
+class HourlyCost(_Model):
+    """Cost per hour of a resource bundle."""
+
+    currency: str
+    per_hour: PerHour
+    items: list[CostItem]
+
+
+class Commitment(_Model):
+    """What to commit for a year (the always-needed baseline) and the saving it brings."""
+
+    committed_units: float
+    break_even: float
+    coverage: float
+    commitment_utilisation: float
+    hours: float
+    currency: str
+    all_on_demand_cost: float
+    mixed_cost: float
+    saving: float
+    saving_fraction: float
+    spot_fraction: float
+    mixed_with_spot_cost: float | None
+    unit: str = Field("gpu", description="what a committed unit is")
+
+
+class CostSection(_Model):
+    """Prices used and the cost of the plan's placement: per replica and for the fleet."""
+
+    currency: str
+    source: str
+    as_of: str
+    files: list[str]
+    gpu_type: str
+    per_replica: HourlyCost
+    fleet: HourlyCost | None = Field(
+        None, description="sum over the sized workloads' own placements (one replica each)"
+    )
+    fleet_replicas: int | None = None
+
+
+class HpaSpec(_Model):
+    """HorizontalPodAutoscaler settings equivalent to a replica schedule."""
+
+    min_replicas: int
+    max_replicas: int
+    target_utilisation_pct: int
+    target_value_per_replica: float
+    scale_down_stabilisation_s: int
+    tolerance: float
+    rationale: str
+
+
+class CronWindowSpec(_Model):
+    """A window holding a replica count (one KEDA cron trigger)."""
+
+    start: str
+    end: str
+    replicas: int
+    cron_start: str
+    cron_end: str
+
+
+class CronSpec(_Model):
+    """A replica schedule as a base count plus a few cron windows."""
+
+    timezone: str
+    base_replicas: int
+    peak: int
+    replica_hours: float
+    schedule_replica_hours: float
+    windows: list[CronWindowSpec]
+
+
+class ReplicaScheduleSpec(_Model):
+    """Replicas per step over the horizon and what they were derived from."""
+
+    capacity_per_replica: float
+    target_utilisation: float
+    startup_s: float
+    scale_down_delay_s: float
+    min_replicas: int
+    max_replicas: int | None
+    covers: str = Field(description="the forecast column provisioned for, e.g. hi_95")
+    step_s: float
+    steps: int
+    peak: int
+    low: int
+    replica_hours: float
+    static_peak_replica_hours: float
+    saving_vs_static: float
+    capped_steps: int
+    ts: list[str] | None
+    demand: list[float]
+    needed: list[int]
+    replicas: list[int]
+
+
+class ScheduleCost(_Model):
+    """What a replica schedule costs over its horizon, and the commitment it suggests."""
+
+    per_replica: HourlyCost
+    peak_per_hour: PerHour
+    low_per_hour: PerHour
+    horizon_on_demand: float
+    commitment: Commitment | None
+
+
+class ScalingPlan(_Model):
+    """A service's replica schedule from its demand forecast, and autoscaler settings."""
+
+    workload: str
+    metric: str
+    unit: str
+    forecaster: str
+    evidence: Evidence
+    horizon_steps: int
+    expected: list[float] = Field(description="forecast mean per step (what the HPA sees)")
+    schedule: ReplicaScheduleSpec
+    hpa: HpaSpec
+    cron: CronSpec
+    cost: ScheduleCost | None = None
+    rationale: str
+
+
 class ResourceRecommendation(_Model):
     """One workload and one resource (metric)."""
 
@@ -98,8 +289,10 @@ class ResourceRecommendation(_Model):
     rationale: str = ""
     phases: list[PhaseRequest] = Field(default_factory=list)
     reasons: list[Reason] = Field(default_factory=list)
-    placement: dict[str, Any] | None = None
-    cost: dict[str, Any] | None = None
+    placement: GpuPlacement | None = Field(
+        None, description="this workload's GPU placement with its own measured P95 (--model)"
+    )
+    cost: HourlyCost | None = Field(None, description="cost per hour of that placement")
 
 
 class Input(_Model):
@@ -112,16 +305,16 @@ class Input(_Model):
 class Plan(_Model):
     """A right-sizing (and later scaling, placement and cost) plan."""
 
-    schema_version: Literal["1.0"] = "1.0"
+    schema_version: Literal["1.1"] = "1.1"
     foresize_version: str
     generated_at: str
     seed: int = 0
     inputs: list[Input] = Field(default_factory=list)
     parameters: dict[str, Any] = Field(default_factory=dict)
     recommendations: list[ResourceRecommendation]
-    scaling_plans: list[dict[str, Any]] = Field(default_factory=list)
-    placement: dict[str, Any] | None = None
-    cost: dict[str, Any] | None = None
+    scaling_plans: list[ScalingPlan] = Field(default_factory=list)
+    placement: PlacementSection | None = None
+    cost: CostSection | None = None
 
 
 def recommendation_schema() -> dict[str, Any]:
@@ -132,8 +325,27 @@ def recommendation_schema() -> dict[str, Any]:
     return schema
 
 
+@cache
+def _validator() -> Any:
+    schema = recommendation_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def schema_errors(document: dict[str, Any]) -> list[str]:
+    """Where the JSON form of ``document`` breaks the published schema, one line each."""
+    as_json = json.loads(json.dumps(document, default=str))
+    return [
+        f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
+        for error in sorted(_validator().iter_errors(as_json), key=lambda e: list(e.path))
+    ]
+
+
 def validate_plan(document: dict[str, Any]) -> Plan:
-    """Check a plan document against the schema (the pydantic models that publish it);
-    raises ``pydantic.ValidationError`` naming the field.
+    """Check a plan document against the pydantic models and against the JSON Schema they
+    publish; the first failure is a ``SchemaMismatchError`` naming the field.
     """
+    errors = schema_errors(document)
+    if errors:
+        raise SchemaMismatchError(f"plan does not match schema {SCHEMA_VERSION}: {errors[0]}")
     return Plan.model_validate(document)
