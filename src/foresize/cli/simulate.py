@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import typer
 
+from foresize.cli import autoscale
 from foresize.cli.common import provenance
 from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, SeedOpt
 from foresize.cli.output import SETTINGS, Result, emit, info, progress
@@ -389,3 +390,5 @@ def policies(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     rows += [{"kind": "autoscaler", "name": n} for n in AUTOSCALE.names()]
     frame = pl.DataFrame(rows)
     emit(Result(frame, {"policies": rows}, title="Simulator policies"), fmt=fmt, output=output)
+
+app.command("autoscale", epilog=autoscale.EPILOG)(autoscale.autoscale)

@@ -1,0 +1,7 @@
+"""Horizontal autoscaling of a replicated service on a demand series (``simulate autoscale``).
+
+``demand`` builds the series (LoRA request concurrency, summed QPS, any telemetry),
+``service`` models replicas, start-up, drain, queueing latency and coordination
+overhead, ``policies`` holds the scalers (static peak, HPA, predictive, hybrid,
+oracle), ``stress`` injects surprises and ``run`` simulates every policy and scores it.
+"""

@@ -1,0 +1,284 @@
+"""Simulate scalers on one demand series and score them against the oracle.
+
+Per step ``t``: replicas whose start-up finished become ready, the scaler decides
+(see ``policies``), then the step is served: ``served = min(demand, capacity x
+usl_throughput(ready))``, the rest is unserved. Billing counts every replica that
+exists: ready, starting (a cold start is paid for) and draining (a removed ready
+replica keeps running ``drain`` steps to finish its requests, without new work).
+
+Metrics per policy: replica-hours and cost, unserved share of demand, minutes in
+violation (steps with unserved demand, or a per-step P95 latency above ``slo_s`` when
+one is set), modelled P95/P99 latency (``service``), scaling actions (steps whose
+replica count the policy changed), and replica-hours relative to the oracle (with the
+start-up delay) and to the zero-delay oracle.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from foresize.core.errors import InputError
+from foresize.simulate.autoscale.policies import ScaleContext, Scaler, StepView, make_scaler
+from foresize.simulate.autoscale.service import (
+    MAX_RHO,
+    FloatArray,
+    IntArray,
+    Sizer,
+    latency_quantiles,
+    step_latency,
+)
+
+ZERO_DELAY = "oracle_nodelay"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """The service and its billing; durations are in steps of the demand series."""
+
+    capacity: float
+    startup: int = 2
+    drain: int = 0
+    step_s: float = 60.0
+    service_time_s: float = 1.0
+    alpha: float = 0.0
+    beta: float = 0.0
+    min_replicas: int = 1
+    max_replicas: int = 10_000
+    price_per_replica_h: float = 0.0
+    slo_s: float | None = None
+    max_rho: float = MAX_RHO
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.capacity) and self.capacity > 0):
+            raise InputError(f"--capacity must be > 0 per replica, got {self.capacity!r}")
+        if self.startup < 0 or self.drain < 0:
+            raise InputError(
+                f"start-up and drain must be >= 0 steps, got {self.startup}, {self.drain}"
+            )
+        if not (math.isfinite(self.step_s) and self.step_s > 0):
+            raise InputError(f"step must be > 0 seconds, got {self.step_s!r}")
+        if not (math.isfinite(self.service_time_s) and self.service_time_s > 0):
+            raise InputError(f"--service-time must be > 0 seconds, got {self.service_time_s!r}")
+        if self.price_per_replica_h < 0:
+            raise InputError(f"--price must be >= 0, got {self.price_per_replica_h}")
+        if self.slo_s is not None and not self.slo_s > 0:
+            raise InputError(f"--slo must be > 0 seconds, got {self.slo_s}")
+        if not 0 < self.max_rho < 1:
+            raise InputError(f"max_rho must be in (0, 1), got {self.max_rho}")
+
+    def sizer(self) -> Sizer:
+        """The replica sizer for this service."""
+        return Sizer(
+            self.capacity,
+            alpha=self.alpha,
+            beta=self.beta,
+            min_replicas=self.min_replicas,
+            max_replicas=self.max_replicas,
+        )
+
+
+@dataclass(slots=True)
+class Trajectory:
+    """One policy's run: per-step replica counts and service."""
+
+    policy: str
+    demand: FloatArray
+    desired: IntArray
+    ready: IntArray
+    starting: IntArray
+    draining: IntArray
+    served: FloatArray
+    throughput: FloatArray
+    actions: int
+    wall_s: float
+    offered: FloatArray
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def billed(self) -> IntArray:
+        """Replicas paid for per step."""
+        result: IntArray = self.ready + self.starting + self.draining
+        return result
+
+
+def simulate(
+    demand: FloatArray,
+    scaler: Scaler,
+    config: ServiceConfig,
+    *,
+    visible: IntArray | None = None,
+    offered: FloatArray | None = None,
+    name: str | None = None,
+) -> Trajectory:
+    """Run ``scaler`` over ``demand``; ``visible[t]`` = steps a forecaster may see at t.
+
+    ``offered`` is the queueing load per step in demand units when it differs from the
+    demand (the mean concurrency of a step whose demand is its peak); the requests
+    served carry the same share of it.
+    """
+    n = demand.size
+    if n == 0:
+        raise InputError("demand series is empty")
+    if visible is None:
+        visible = np.arange(n, dtype=np.int64)
+    sizer = config.sizer()
+    ctx = ScaleContext(sizer=sizer, startup=config.startup, step_s=config.step_s, truth=demand)
+    began = time.perf_counter()
+    ready = max(sizer.min_replicas, min(int(scaler.start(ctx)), sizer.max_replicas))
+    starting: deque[list[int]] = deque()  # [ready_at, count], in start order
+    draining: deque[list[int]] = deque()  # [until, count]
+    n_starting = n_draining = actions = 0
+    out = {k: np.zeros(n, dtype=np.int64) for k in ("desired", "ready", "starting", "draining")}
+    for t in range(n):
+        while starting and starting[0][0] <= t:
+            ready += starting[0][1]
+            n_starting -= starting.popleft()[1]
+        while draining and draining[0][0] <= t:
+            n_draining -= draining.popleft()[1]
+        view = StepView(t, demand[:t], demand[: int(visible[t])], ready, n_starting)
+        want = max(sizer.min_replicas, min(int(scaler.desired(view)), sizer.max_replicas))
+        total = ready + n_starting
+        if want > total:
+            if config.startup == 0:
+                ready += want - total
+            else:
+                starting.append([t + config.startup, want - total])
+                n_starting += want - total
+        elif want < total:
+            excess = total - want
+            while excess and starting:
+                take = min(excess, starting[-1][1])
+                starting[-1][1] -= take
+                n_starting -= take
+                excess -= take
+                if starting[-1][1] == 0:
+                    starting.pop()
+            ready -= excess
+            if excess and config.drain:
+                draining.append([t + config.drain, excess])
+                n_draining += excess
+        actions += want != total
+        for key, value in (
+            ("desired", want),
+            ("ready", ready),
+            ("starting", n_starting),
+            ("draining", n_draining),
+        ):
+            out[key][t] = value
+    throughput = sizer.throughput(out["ready"])
+    served = np.minimum(demand, throughput)
+    load = demand if offered is None else np.minimum(offered, demand)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(demand > 0, served / demand, 0.0)
+    notes = {k: getattr(scaler, k) for k in ("n_refits", "fallbacks") if hasattr(scaler, k)}
+    return Trajectory(
+        name or scaler.name,
+        demand,
+        out["desired"],
+        out["ready"],
+        out["starting"],
+        out["draining"],
+        served,
+        throughput,
+        int(actions),
+        time.perf_counter() - began,
+        load * share,
+        notes,
+    )
+
+
+def score(run: Trajectory, config: ServiceConfig) -> dict[str, Any]:
+    """The metrics of one run (no oracle ratios; ``compare`` adds those)."""
+    hours = float(run.billed.sum()) * config.step_s / 3600.0
+    unserved = run.demand - run.served
+    total = float(run.demand.sum())
+    violated = unserved > 1e-9 * np.maximum(1.0, run.demand)
+    if config.slo_s is not None:
+        p95_step = step_latency(
+            run.offered, run.ready, run.throughput, config.service_time_s, max_rho=config.max_rho
+        )
+        violated |= np.nan_to_num(p95_step, nan=0.0) > config.slo_s
+    latency = latency_quantiles(
+        run.offered, run.ready, run.throughput, config.service_time_s, max_rho=config.max_rho
+    )
+    return {
+        "policy": run.policy,
+        "replica_hours": hours,
+        "cost_usd": hours * config.price_per_replica_h,
+        "unserved_frac": float(unserved.sum()) / total if total > 0 else 0.0,
+        "violation_min": float(violated.sum()) * config.step_s / 60.0,
+        "latency_p95_s": latency[0.95],
+        "latency_p99_s": latency[0.99],
+        "actions": run.actions,
+        "peak_replicas": int(run.billed.max()),
+        "mean_ready": float(run.ready.mean()),
+        "wall_s": run.wall_s,
+        **run.notes,
+    }
+
+
+@dataclass(slots=True)
+class Comparison:
+    """Every policy's trajectory and score on one series, plus the oracle references."""
+
+    runs: dict[str, Trajectory]
+    rows: list[dict[str, Any]]
+
+
+def compare(
+    demand: FloatArray,
+    policies: Sequence[str],
+    config: ServiceConfig,
+    *,
+    settings: dict[str, dict[str, Any]] | None = None,
+    visible: IntArray | None = None,
+    offered: FloatArray | None = None,
+    on_policy: Callable[[str], None] | None = None,
+) -> Comparison:
+    """Simulate each policy (plus both oracles as references) and score it.
+
+    ``settings[name]`` are keyword settings of that policy. Rows carry
+    ``vs_oracle`` (replica-hours / the oracle's with the start-up delay) and
+    ``vs_oracle_nodelay`` (/ the zero-delay oracle's), and ``reference`` on the two
+    oracle rows the caller did not ask for.
+    """
+    settings = settings or {}
+    names = list(dict.fromkeys(policies))
+    runs: dict[str, Trajectory] = {}
+    for name in [*names, *(["oracle"] if "oracle" not in names else []), ZERO_DELAY]:
+        if name == ZERO_DELAY:
+            zero = ServiceConfig(**{**_fields(config), "startup": 0})
+            runs[name] = simulate(
+                demand, make_scaler("oracle"), zero, offered=offered, name=ZERO_DELAY
+            )
+        else:
+            runs[name] = simulate(
+                demand,
+                make_scaler(name, **settings.get(name, {})),
+                config,
+                visible=visible,
+                offered=offered,
+            )
+        if on_policy is not None:
+            on_policy(name)
+    base = score(runs["oracle"], config)["replica_hours"]
+    floor = score(runs[ZERO_DELAY], config)["replica_hours"]
+    rows = []
+    for name, run in runs.items():
+        row = score(run, config)
+        row["vs_oracle"] = row["replica_hours"] / base if base > 0 else math.nan
+        row["vs_oracle_nodelay"] = row["replica_hours"] / floor if floor > 0 else math.nan
+        row["reference"] = name not in names
+        rows.append(row)
+    return Comparison(runs, rows)
+
+
+def _fields(config: ServiceConfig) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in ServiceConfig.__dataclass_fields__}
