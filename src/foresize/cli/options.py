@@ -106,3 +106,15 @@ MetricFilterOpt = Annotated[
     list[str] | None,
     typer.Option("--metric", help="Keep only this metric (repeatable).", rich_help_panel="Filter"),
 ]
+EngineOpt = Annotated[
+    str,
+    typer.Option("--engine", help="Where independent work runs: serial (here), local (all "
+                 "cores, processes) or ray (a Ray cluster; see --ray-address). Results do not "
+                 "depend on it.", rich_help_panel="Scale-out"),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option("--ray-address", envvar="RAY_ADDRESS", help="Ray cluster to join with "
+                 "--engine ray (e.g. ray://head:10001 or auto); default: a local Ray instance.",
+                 rich_help_panel="Scale-out"),
+]

@@ -13,17 +13,29 @@ import typer
 
 from foresize.cli import autoscale
 from foresize.cli.common import provenance
-from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, SeedOpt
+from foresize.cli.options import (
+    EngineOpt,
+    FormatOpt,
+    MirrorOpt,
+    OutputOpt,
+    RayAddressOpt,
+    SeedOpt,
+)
 from foresize.cli.output import SETTINGS, Result, emit, info, progress
 from foresize.core.errors import InputError
 from foresize.core.io import atomic_write
+from foresize.core.parallel import check_engine
 from foresize.core.units import parse_duration
 from foresize.simulate.carbon import CarbonAware, Series, diurnal, read_series
 from foresize.simulate.cluster import Cluster, parse_mig
 from foresize.simulate.engine import Autoscaling, Restart, replay
-from foresize.simulate.inflation import InflationCurve, mean_curve, run_inflation
+from foresize.simulate.inflation import (
+    InflationCurve,
+    compare_inflation,
+    curves_document,
+)
 from foresize.simulate.policies.autoscale import AUTOSCALE
-from foresize.simulate.policies.placement import PLACEMENT, fragmentation_of
+from foresize.simulate.policies.placement import PLACEMENT
 from foresize.simulate.policies.preemption import PREEMPTION
 from foresize.simulate.policies.queue import QUEUE
 from foresize.simulate.pools import parse_pool, with_pools
@@ -33,7 +45,6 @@ from foresize.simulate.workload import Workload
 app = typer.Typer(help="Reference scheduler simulator: replay traces, compare placement "
                   "and queue policies.", no_args_is_help=True)
 
-REPORT_POINTS = (0.9, 1.0, 1.1, 1.3)
 
 SCHEDULE_EPILOG = """\
 Examples:
@@ -92,36 +103,13 @@ def _pai_files(options: list[str]) -> dict[str, str]:
 
 
 def _inflation(workload: Workload, cluster: Cluster, names: list[str], seeds: list[int], *,
-               target: float, step: float) -> tuple[pl.DataFrame, dict[str, Any],
-                                                    dict[str, InflationCurve]]:
-    frag = fragmentation_of(workload, cluster)
-    points = [p for p in REPORT_POINTS if p <= target + 1e-9]
-    rows, curves = [], {}
-    total = len(names) * len(seeds)
-    with progress("inflation runs", total) as bar:
-        for name in names:
-            runs = []
-            for seed in seeds:
-                policy = PLACEMENT.get(name)(workload, cluster)
-                runs.append(run_inflation(workload, cluster, policy, seed=seed,
-                                          target=target, step=step, fragmentation=frag))
-                bar.advance()
-            curve = curves[name] = mean_curve(runs)
-            row: dict[str, Any] = {"policy": name}
-            for p in points:
-                row[f"allocated_at_{round(p * 100)}_frac"] = curve.at(p)["allocated_frac"]
-            end = curve.at(target)
-            row["fragmentation_rate_frac"] = curve.at(min(1.0, target))["fragmentation_rate"]
-            row["failed_pods"] = end["failed_pods"]
-            row["run_s"] = curve.wall_s
-            rows.append(row)
-    document = {name: {"arrived_frac": c.arrived_frac.tolist(),
-                       **{k: getattr(c, k).tolist() for k in
-                          ("allocated_frac", "fragmentation_rate", "fragmented_frac",
-                           "unallocated_frac", "failed_pods", "failed_gpu_frac")},
-                       "n_pods": c.n_pods, "wall_s": c.wall_s}
-                for name, c in curves.items()}
-    return pl.DataFrame(rows), {"curves": document}, curves
+               target: float, step: float, engine: str, address: str | None,
+               ) -> tuple[pl.DataFrame, dict[str, Any], dict[str, InflationCurve]]:
+    with progress("inflation runs", len(names)) as bar:
+        rows, curves = compare_inflation(workload, cluster, names, seeds, target=target,
+                                         step=step, engine=engine, address=address,
+                                         on_run=bar.advance)
+    return pl.DataFrame(rows), {"curves": curves_document(curves)}, curves
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,8 +291,11 @@ def schedule(
     mirror: MirrorOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Place a trace's pods with each placement policy and compare the outcomes."""
+    engine = check_engine(engine)
     if mode not in ("inflation", "replay"):
         raise typer.BadParameter(f"{mode!r} is not one of inflation, replay",
                                  param_hint="--mode")
@@ -343,8 +334,8 @@ def schedule(
         cluster = cluster.with_mig(dict(_mig_layout(text) for text in mig))
     seed_list = list(range(base, base + seeds))
     if mode == "inflation":
-        frame, body, curves = _inflation(workload, cluster, names, seed_list,
-                                         target=target, step=step)
+        frame, body, curves = _inflation(workload, cluster, names, seed_list, target=target,
+                                         step=step, engine=engine, address=ray_address)
         if plot is not None:
             _plot(curves, plot)
     else:

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from foresize.core.errors import InputError
+from foresize.core.parallel import run_tasks
 from foresize.simulate.cluster import Cluster, ClusterState
 from foresize.simulate.metrics import Fragmentation
 from foresize.simulate.policies.placement import (
+    PLACEMENT,
     ClusterView,
     PlacementPolicy,
     PodRequest,
@@ -131,3 +133,52 @@ def mean_curve(curves: list[InflationCurve]) -> InflationCurve:
     return InflationCurve(curves[0].arrived_frac, v[0], v[1], v[2], v[3], v[4], v[5],
                           n_pods=float(np.mean([c.n_pods for c in curves])),
                           wall_s=float(np.mean([c.wall_s for c in curves])))
+
+
+REPORT_POINTS = (0.9, 1.0, 1.1, 1.3)  # arrived demand / capacity, the FGD paper's columns
+
+
+def _one_run(workload: Workload, cluster: Cluster, name: str, seed: int, target: float,
+             step: float, frag: Fragmentation) -> InflationCurve:
+    policy = PLACEMENT.get(name)(workload, cluster)
+    return run_inflation(workload, cluster, policy, seed=seed, target=target, step=step,
+                         fragmentation=frag)
+
+
+def compare_inflation(
+    workload: Workload, cluster: Cluster, names: list[str], seeds: list[int], *,
+    target: float = 1.3, step: float = 0.01, engine: str = "serial", workers: int | None = None,
+    address: str | None = None, on_run: Callable[[], None] | None = None,
+) -> tuple[list[dict[str, float | str]], dict[str, InflationCurve]]:
+    """Every placement policy's seed-averaged inflation curve and its summary row.
+
+    Runs (policy x seed) fan out over ``engine`` (``core.parallel``); each run is
+    seeded, so the rows are the same on every engine. ``on_run`` is called per policy
+    run batch done (for progress bars).
+    """
+    frag = fragmentation_of(workload, cluster)
+    points = [p for p in REPORT_POINTS if p <= target + 1e-9]
+    items = [(workload, cluster, n, s, target, step, frag) for n in names for s in seeds]
+    runs = run_tasks(_one_run, items, engine=engine, workers=workers, address=address)
+    rows: list[dict[str, float | str]] = []
+    curves: dict[str, InflationCurve] = {}
+    for k, name in enumerate(names):
+        curve = curves[name] = mean_curve(runs[k * len(seeds):(k + 1) * len(seeds)])
+        row: dict[str, float | str] = {"policy": name}
+        for p in points:
+            row[f"allocated_at_{round(p * 100)}_frac"] = curve.at(p)["allocated_frac"]
+        row["fragmentation_rate_frac"] = curve.at(min(1.0, target))["fragmentation_rate"]
+        row["failed_pods"] = curve.at(target)["failed_pods"]
+        row["run_s"] = curve.wall_s
+        rows.append(row)
+        if on_run is not None:
+            on_run()
+    return rows, curves
+
+
+def curves_document(curves: dict[str, InflationCurve]) -> dict[str, dict[str, object]]:
+    """The curves as plain lists, for JSON."""
+    return {name: {"arrived_frac": c.arrived_frac.tolist(),
+                   **{k: getattr(c, k).tolist() for k in CURVES},
+                   "n_pods": c.n_pods, "wall_s": c.wall_s}
+            for name, c in curves.items()}

@@ -1,0 +1,1 @@
+"""End-to-end evaluation on public traces: forecasts, right-sizing, autoscaling, scheduling."""
