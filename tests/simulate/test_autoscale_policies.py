@@ -162,3 +162,63 @@ def test_bad_injections(text: str, message: str) -> None:
 def test_injection_outside_the_series() -> None:
     with pytest.raises(InputError, match="starts after the series ends"):
         apply_injections(np.ones(60), 60.0, [parse_injection("spike:2x:5m@2h")])
+
+
+def test_need_quantiles_learn_the_conditional_distribution() -> None:
+    # demand alternates 0 and 4 every step: the state after a 0 always sees 4 one
+    # step later, so once learnt the quantile is exact, and no label is used early
+    from foresize.simulate.autoscale.quantile import NeedQuantiles
+
+    y = np.tile([0.0, 4.0], 400)
+    model = NeedQuantiles(Sizer(1.0, min_replicas=0), horizon=1, level=0.95, min_count=5)
+    asked = [model.quantile(y[:t]) for t in range(1, y.size)]
+    # asked[i] comes from history y[:i + 1] and is for step i + 1
+    assert asked[-2:] == [0, 4]
+    assert all(a == y[i + 1] for i, a in enumerate(asked) if i > 100)
+    # two steps ahead the same state always sees its own value again
+    model = NeedQuantiles(Sizer(1.0, min_replicas=0), horizon=2, level=0.95, min_count=5)
+    asked = [model.quantile(y[:t]) for t in range(1, y.size - 1)]
+    assert all(a == y[i + 2] for i, a in enumerate(asked) if i > 100)
+
+
+def test_slo_feedback_tracks_the_unserved_target() -> None:
+    rng = np.random.default_rng(7)
+    demand = rng.poisson(3.0, 4000).astype(float)
+    config = ServiceConfig(capacity=1.0, startup=2)
+    shares = {}
+    for target in (0.01, 0.08):
+        run = simulate(demand, make_scaler("predictive", slo_unserved=target, gamma=0.05), config)
+        shares[target] = float((demand - run.served).sum() / demand.sum())
+    assert shares[0.01] < 0.02
+    assert 0.04 < shares[0.08] < 0.12
+    assert shares[0.01] < shares[0.08]
+
+
+def test_predictive_hold_defaults_to_startup() -> None:
+    # a single burst: the replicas asked for stay at least `startup` steps
+    demand = np.array([0.0] * 300 + [6.0] + [0.0] * 20)
+    scaler = make_scaler("predictive", level=0.5)
+    run = simulate(demand, scaler, ServiceConfig(capacity=1.0, startup=3))
+    after = run.desired[301:306].tolist()
+    assert after[:4] == [after[0]] * 4  # held for startup + 1 decisions
+    assert run.desired[-1] == 1
+
+
+def test_hybrid_falls_back_under_a_spike() -> None:
+    rng = np.random.default_rng(1)
+    demand = rng.poisson(2.0, 1500).astype(float)
+    spiked, _, _ = apply_injections(demand, 60.0, [parse_injection("spike:4x:20m@20h")])
+    config = ServiceConfig(capacity=1.0, startup=2)
+    hybrid = make_scaler("hybrid")
+    run = simulate(spiked, hybrid, config)
+    assert run.notes["fallbacks"] >= 1
+    pred = simulate(spiked, make_scaler("predictive"), config)
+    window = slice(1200, 1225)
+    assert run.served[window].sum() >= pred.served[window].sum()
+
+
+def test_bad_predictive_settings() -> None:
+    with pytest.raises(InputError, match="level must be a quantile"):
+        make_scaler("predictive", level=0.3)
+    with pytest.raises(InputError, match="slo-unserved"):
+        simulate(np.ones(20), make_scaler("predictive", slo_unserved=1.5), ServiceConfig(1.0))

@@ -265,21 +265,33 @@ def autoscale(
         str,
         typer.Option(
             "--forecaster",
-            help="Forecaster of the predictive and hybrid policies.",
+            help="Predictive and hybrid: 'empirical' (online conditional quantiles of the "
+            "replicas needed start-up steps ahead) or a forecaster name (naive, ...).",
             rich_help_panel="Policy",
         ),
-    ] = "naive",
+    ] = "empirical",
     level: Annotated[
-        int,
+        float,
         typer.Option(
             "--level",
-            min=1,
-            max=99,
-            help="Predictive: provision for the upper bound of this "
-            "central interval (80 = the 90 % quantile).",
+            min=0.5,
+            max=0.999,
+            help="Predictive: provision for this quantile of the demand start-up steps "
+            "ahead (the starting level when --slo-unserved is set).",
             rich_help_panel="Policy",
         ),
-    ] = 80,
+    ] = 0.95,
+    slo_unserved: Annotated[
+        float | None,
+        typer.Option(
+            "--slo-unserved",
+            min=0.0001,
+            max=0.5,
+            help="Predictive: adapt the quantile level online so the realised unserved "
+            "share of demand tracks this target (e.g. 0.03).",
+            rich_help_panel="Policy",
+        ),
+    ] = None,
     refit_every: Annotated[
         int,
         typer.Option(
@@ -360,7 +372,12 @@ def autoscale(
         price_per_replica_h=price,
         slo_s=parse_duration(slo) if slo is not None else None,
     )
-    forecast = {"forecaster": forecaster, "level": level, "refit_every": refit_every}
+    forecast: dict[str, Any] = {
+        "forecaster": forecaster,
+        "level": level,
+        "slo_unserved": slo_unserved,
+        "refit_every": refit_every,
+    }
     settings: dict[str, dict[str, Any]] = {
         "hpa": {"target": target},
         "predictive": forecast,

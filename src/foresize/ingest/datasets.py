@@ -440,7 +440,8 @@ def _stream(url: str, dest: Path, progress: Progress | None) -> str:
     except (OSError, ValueError, http.client.HTTPException) as exc:
         raise InputError(
             f"{url}: download failed ({_reason(exc)}); nothing was kept",
-            hint=f"check the network, or point --mirror/${MIRROR_ENV} at a copy",
+            hint=f"check the network and run `foresize datasets fetch DATASET`, or point "
+            f"--mirror/${MIRROR_ENV} at a copy",
         ) from exc
     if length is not None and received != int(length):
         raise InputError(

@@ -3,5 +3,6 @@
 ``demand`` builds the series (LoRA request concurrency, summed QPS, any telemetry),
 ``service`` models replicas, start-up, drain, queueing latency and coordination
 overhead, ``policies`` holds the scalers (static peak, HPA, predictive, hybrid,
-oracle), ``stress`` injects surprises and ``run`` simulates every policy and scores it.
+oracle), ``quantile`` the predictive policy's online conditional quantiles
+of future need, ``stress`` injects surprises and ``run`` simulates every policy and scores it.
 """

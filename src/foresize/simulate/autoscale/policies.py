@@ -27,7 +27,10 @@ import polars as pl
 from foresize.core.errors import InputError
 from foresize.core.registry import Registry
 from foresize.forecast.models import make_forecaster
+from foresize.simulate.autoscale.quantile import NeedQuantiles, reactive_need
 from foresize.simulate.autoscale.service import FloatArray, Sizer
+
+EMPIRICAL = "empirical"  # the online conditional-quantile model, not a FORECASTERS name
 
 __all__ = [
     "HPA",
@@ -293,71 +296,109 @@ class _Plan:
         result: FloatArray = np.maximum(self.mean[index] + shift + self.band[ahead], 0.0)
         return result
 
-    def mean_at(self, y: FloatArray, step: int) -> float:
-        """The re-anchored mean for one step."""
-        last = y.size - 1
-        shift = float(y[-1] - self.mean[last - self.origin]) if last >= self.origin else 0.0
-        index = min(max(step - self.origin, 0), self.mean.size - 1)
-        return max(0.0, float(self.mean[index]) + shift)
+
+def _ready_after(view: StepView, want: int) -> int:
+    """Ready replicas after asking for ``want`` (removals take starting replicas first)."""
+    if want >= view.current:
+        return view.ready
+    return view.ready - max(0, view.current - want - view.starting)
 
 
 @SCALERS.register("predictive")
 @dataclass(slots=True)
 class Predictive:
-    """Provision for a forecast's upper quantile over the readiness window.
+    """Provision for a quantile of the replicas step ``t + startup`` will need.
 
-    Every ``refit_every`` new observations the forecaster (``forecaster``, a name in
-    ``foresize.forecast.models.FORECASTERS``) is refit on the last ``window`` steps it
-    may see (rolling, no look-ahead) and predicts far enough to cover the next refit
-    plus ``startup + horizon``. Between refits the stored forecast is re-anchored on
-    the newest observation: its paths shift by the latest one-step error (observation
-    minus the stored mean for that step). At step ``t`` it runs the replicas the upper
-    quantile (``hi_<level>``, e.g. level 80 = the 90 % quantile) needs at its highest
-    over ``[t, t + startup + horizon]``: replicas started now are ready at
-    ``t + startup``, and the ones already running still serve the steps before. Like
-    any production scaler it stabilises scale-down: it runs the highest of its last
-    ``hold + 1`` recommendations.
+    Replicas started at ``t`` are ready at ``t + startup``, so that is the step the
+    decision at ``t`` controls. With ``forecaster="empirical"`` (the default) the
+    quantile is learnt online from the series so far (``quantile.NeedQuantiles``: per
+    state of smoothed demand and last demand, the empirical distribution of what was
+    needed ``startup`` steps later; no look-ahead). Any other name is a forecaster of
+    ``foresize.forecast.models.FORECASTERS``, refit every ``refit_every`` steps on the
+    last ``window`` steps, whose upper band at the ``level`` quantile (re-anchored on
+    the newest observation between refits) is taken at its highest over
+    ``[t, t + startup + horizon]``.
 
-    Defaults (naive forecaster, level 80, a 240-step fitting window so the bands follow
-    the local volatility, hold 5) were chosen on the first 40 % of the GenTD26 LoRA
-    concurrency series (``benchmarks/bench_autoscale.py``), not on the whole of it.
+    Scale-down hysteresis tuned to the start-up delay: it runs the highest of its last
+    ``hold + 1`` recommendations, ``hold`` = ``startup`` by default, so step ``u`` keeps
+    at least the replicas the forecast made at ``u - startup`` asked for (releasing them
+    earlier and starting them again would miss the step). ``slo_unserved`` (a share of
+    demand) turns on service-level feedback: the quantile level adapts online so the
+    realised unserved share tracks it (``NeedQuantiles``).
+
+    Defaults (level 0.95, half-life 5 steps, bins of a quarter replica, hold =
+    start-up) were chosen on the first 40 % of the GenTD26 LoRA concurrency series
+    (``benchmarks/bench_autoscale.py``), not on the whole of it.
     """
 
     name: ClassVar[str] = "predictive"
-    forecaster: str = "naive"
-    level: int = 80
+    forecaster: str = "empirical"
+    level: float = 0.95
+    slo_unserved: float | None = None
+    gamma: float = 0.01
+    half_life: float = 5.0
+    hold: int | None = None
     refit_every: int = 30
     horizon: int = 0
     window: int = 240
-    hold: int = 5
     min_history: int = 10
     params: dict[str, Any] = field(default_factory=dict)
     ctx: ScaleContext | None = None
     plan: _Plan | None = None
+    model: NeedQuantiles | None = None
     n_refits: int = 0
     _recent: deque[int] = field(default_factory=deque)
+    _last_ready: int | None = None
 
     def __post_init__(self) -> None:
-        make_forecaster(self.forecaster, **self.params)  # unknown name: UnknownNameError now
-        if self.refit_every < 1 or self.window < 2 or self.horizon < 0 or self.hold < 0:
+        if self.forecaster != EMPIRICAL:
+            make_forecaster(self.forecaster, **self.params)  # unknown: UnknownNameError now
+        hold = 0 if self.hold is None else self.hold
+        if self.refit_every < 1 or self.window < 2 or self.horizon < 0 or hold < 0:
             raise InputError(
                 "predictive: refit_every >= 1, window >= 2, horizon >= 0 and "
                 f"hold >= 0 needed, got {self.refit_every}, {self.window}, "
                 f"{self.horizon}, {self.hold}"
             )
-        if not 0 < self.level < 100:
-            raise InputError(f"predictive: level must be in (0, 100), got {self.level}")
+        if not 0.5 <= self.level < 1:
+            raise InputError(f"predictive: level must be a quantile in [0.5, 1), got {self.level}")
 
     def start(self, ctx: ScaleContext) -> int:
-        """Forget earlier forecasts."""
-        self.ctx, self.plan, self.n_refits = ctx, None, 0
+        """Forget earlier forecasts and what was learnt."""
+        self.ctx, self.plan, self.n_refits, self._last_ready = ctx, None, 0, None
+        self.model = None
+        if self.forecaster == EMPIRICAL:
+            self.model = NeedQuantiles(
+                ctx.sizer,
+                ctx.startup + 1,
+                level=min(self.level, 0.999),
+                half_life=self.half_life,
+                slo_unserved=self.slo_unserved,
+                gamma=self.gamma,
+            )
         self._recent.clear()
         return _first_need(ctx)
 
+    @property
+    def notes(self) -> dict[str, float]:
+        """What the run learnt (final quantile level, states seen)."""
+        return {} if self.model is None else self.model.describe()
+
+    def _feedback(self, view: StepView) -> None:
+        """Feed the realised unserved demand of the last step to the level controller."""
+        assert self.ctx is not None
+        if self.model is None or not view.observed.size or self._last_ready is None:
+            return
+        demand = float(view.observed[-1])
+        served = float(self.ctx.sizer.throughput(np.array([self._last_ready]))[0])
+        self.model.observe_service(demand, max(0.0, demand - served))
+
     def _stabilise(self, want: int) -> int:
-        """Scale-down stabilisation: the highest recommendation of the last ``hold`` steps."""
+        """Scale-down hysteresis: the highest recommendation of the last ``hold`` steps."""
+        assert self.ctx is not None
+        hold = self.ctx.startup if self.hold is None else self.hold
         self._recent.append(want)
-        while len(self._recent) > self.hold + 1:
+        while len(self._recent) > hold + 1:
             self._recent.popleft()
         return max(self._recent)
 
@@ -376,75 +417,72 @@ class Predictive:
             }
         )
         h = self.refit_every + self.ctx.startup + self.horizon + 1
+        interval = max(1, min(99, round(200 * self.level - 100)))
         frame = (
             make_forecaster(self.forecaster, **self.params)
             .fit(panel)
-            .predict(h, levels=(self.level,))
+            .predict(h, levels=(interval,))
         )
         self.n_refits += 1
         mean = frame["mean"].to_numpy().astype(np.float64)
-        return _Plan(y.size, mean, frame[f"hi_{self.level}"].to_numpy() - mean)
+        return _Plan(y.size, mean, frame[f"hi_{interval}"].to_numpy() - mean)
 
-    def upper_path(self, view: StepView) -> FloatArray | None:
-        """The re-anchored upper quantile over ``[t, t + startup + horizon]`` (None: no plan)."""
+    def forecast_need(self, view: StepView) -> int | None:
+        """Replicas the forecast asks for at ``t`` before hysteresis (None: too little history)."""
         assert self.ctx is not None
         y = view.forecast_input
         if y.size < self.min_history:
             return None
+        if self.model is not None:
+            return self.model.quantile(y)
         if self.plan is None or y.size - self.plan.origin >= self.refit_every:
             self.plan = self._refit(y)
-        return self.plan.path(y, view.t, self.ctx.startup + self.horizon)
+        path = self.plan.path(y, view.t, self.ctx.startup + self.horizon)
+        return self.ctx.sizer.need(float(path.max()))
 
-    def mean_at(self, step: int, view: StepView) -> float:
-        """The re-anchored mean forecast for one absolute step (NaN without a plan)."""
-        if self.plan is None:
-            return math.nan
-        return self.plan.mean_at(view.forecast_input, step)
+    def _decide(self, view: StepView, want: int) -> int:
+        self._last_ready = _ready_after(view, want)
+        return want
 
     def desired(self, view: StepView) -> int:
-        """Replicas for the forecast's upper quantile; reactive until history suffices."""
+        """Replicas for the forecast quantile; reactive until history suffices."""
         assert self.ctx is not None
-        path = self.upper_path(view)
-        if path is None:
-            return (
-                self.ctx.sizer.need(float(view.observed[-1]))
-                if view.observed.size
-                else view.current
-            )
-        return self._stabilise(self.ctx.sizer.need(float(path.max())))
+        self._feedback(view)
+        need = self.forecast_need(view)
+        if need is None:
+            last = float(view.observed[-1]) if view.observed.size else math.nan
+            fallback = view.current if math.isnan(last) else self.ctx.sizer.need(last)
+            return self._decide(view, fallback)
+        return self._decide(view, self._stabilise(need))
 
 
 @SCALERS.register("hybrid")
 @dataclass(slots=True)
 class Hybrid(Predictive):
-    """Predictive, falling back to reactive scaling when the forecast goes wrong.
+    """Predictive, with a reactive floor while the forecast is going wrong.
 
-    The forecast's recent error is the mean absolute one-step error of the re-anchored
-    mean over the last ``error_window`` steps, against the *live* metric (so a
-    forecast blackout, which freezes the forecaster's input, shows up as error). When
-    it exceeds ``error_bound`` x (recent mean demand + one replica's capacity), or the
-    last observation exceeded what was provisioned for it, the hybrid runs the larger
+    The forecast's recent error is the demand it left unserved, in replica capacities:
+    the mean over the last ``error_window`` steps, against the *live* metric. When that
+    exceeds ``error_bound``, or the last step alone left a whole replica's worth
+    unserved (a surprise), or the forecaster's input has gone stale (a blackout: the
+    live metric moved on without it), the hybrid runs for ``cooldown`` steps the larger
     of the predictive plan and a reactive one (the last observed demand with
     ``headroom``, sized at once, as an HPA at target ``1 / (1 + headroom)`` with no
-    tolerance or windows would) for ``cooldown`` steps.
+    tolerance or windows would).
     """
 
     name: ClassVar[str] = "hybrid"
-    error_bound: float = 0.5
+    error_bound: float = 0.25
     error_window: int = 10
     cooldown: int = 30
     headroom: float = 0.25
     _errors: deque[float] = field(default_factory=deque)
-    _level: deque[float] = field(default_factory=deque)
-    _pending: dict[int, tuple[float, float]] = field(default_factory=dict)
     _until: int = -1
     fallbacks: int = 0
 
     def start(self, ctx: ScaleContext) -> int:
         """Forget forecasts and errors."""
         self._errors.clear()
-        self._level.clear()
-        self._pending.clear()
         self._until, self.fallbacks = -1, 0
         return Predictive.start(self, ctx)
 
@@ -452,35 +490,28 @@ class Hybrid(Predictive):
         """Predictive unless the recent error says otherwise."""
         assert self.ctx is not None
         sizer = self.ctx.sizer
-        t = view.t
         surprise = False
-        if view.observed.size and (t - 1) in self._pending:
-            mean, provisioned = self._pending.pop(t - 1)
-            actual = float(view.observed[-1])
-            self._errors.append(abs(actual - mean))
-            self._level.append(actual)
+        if view.observed.size and self._last_ready is not None:
+            served = float(sizer.throughput(np.array([self._last_ready]))[0])
+            short = max(0.0, float(view.observed[-1]) - served) / sizer.capacity
+            self._errors.append(short)
             while len(self._errors) > self.error_window:
                 self._errors.popleft()
-                self._level.popleft()
-            surprise = actual > provisioned + 1e-9
-        path = self.upper_path(view)
-        if path is None:
-            return sizer.need(float(view.observed[-1])) if view.observed.size else view.current
-        planned = self._stabilise(sizer.need(float(path.max())))
-        self._pending[t] = (
-            self.mean_at(t, view),
-            float(sizer.throughput(np.array([max(view.ready, 0)], dtype=np.int64))[0]),
-        )
-        if self._errors:
-            bound = self.error_bound * (float(np.mean(self._level)) + sizer.capacity)
-            if surprise or float(np.mean(self._errors)) > bound:
-                if t > self._until:
-                    self.fallbacks += 1
-                self._until = t + self.cooldown
-        if t <= self._until and view.observed.size:
-            reactive = sizer.need(float(view.observed[-1]) * (1.0 + self.headroom))
-            return max(planned, reactive)
-        return planned
+            surprise = short >= 1.0
+        stale = view.forecast_input.size < view.observed.size
+        if surprise or stale or (self._errors and np.mean(self._errors) > self.error_bound):
+            if view.t > self._until:
+                self.fallbacks += 1
+            self._until = view.t + self.cooldown
+        self._feedback(view)
+        need = self.forecast_need(view)
+        last = float(view.observed[-1]) if view.observed.size else math.nan
+        if need is None:
+            return self._decide(view, view.current if math.isnan(last) else sizer.need(last))
+        planned = self._stabilise(need)
+        if view.t <= self._until and not math.isnan(last):
+            return self._decide(view, max(planned, reactive_need(sizer, last, self.headroom)))
+        return self._decide(view, planned)
 
 
 def make_scaler(name: str, **settings: Any) -> Scaler:

@@ -177,7 +177,10 @@ def simulate(
     load = demand if offered is None else np.minimum(offered, demand)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(demand > 0, served / demand, 0.0)
-    notes = {k: getattr(scaler, k) for k in ("n_refits", "fallbacks") if hasattr(scaler, k)}
+    notes: dict[str, Any] = {
+        k: getattr(scaler, k) for k in ("n_refits", "fallbacks") if hasattr(scaler, k)
+    }
+    notes.update(getattr(scaler, "notes", {}))
     return Trajectory(
         name or scaler.name,
         demand,
