@@ -131,6 +131,50 @@ def _first_row(path: Path, csv_path: Path) -> list[str]:
         raise InputError(f"{path}: unreadable first line ({exc})") from exc
 
 
+def _check_header_file(path: Path, name: str) -> None:
+    """A ``.header`` file beside the data (as upstream ships them) must match ``PAI_TABLES``."""
+    header = path.with_name(f"{file_stem(path)}.header")
+    if not header.is_file():
+        return
+    found = header.read_text(encoding="utf-8").strip()
+    expected = ",".join(PAI_TABLES[name].columns)
+    if found != expected:
+        raise SchemaMismatchError(
+            f"{header}: columns {found!r} differ from the PAI {name} table's {expected!r}"
+        )
+
+
+def scan_pai_table(
+    path: str | os.PathLike[str], *, table: str | None = None
+) -> pl.LazyFrame:
+    """Lazily read one PAI table (``.tar.gz`` as shipped, or its extracted ``.csv``).
+
+    An archive is extracted once into the cache (``archive.extracted_csv``) and the CSV is
+    scanned, so a multi-GB table streams instead of being loaded. The file name, the first
+    row's width and a ``.header`` file beside it are checked now; values are parsed (and
+    parse errors raised) when the frame is collected. Rows are not filtered here:
+    ``read_pai_table`` applies and counts the row rules.
+    """
+    path = Path(path)
+    check_readable(path)
+    name = _table_name(path, table)
+    spec = PAI_TABLES[name]
+    _check_header_file(path, name)
+    csv_path = extracted_csv(path) if is_archive(path) else path
+    if csv_path.stat().st_size == 0:
+        raise InputError(f"{path}: the CSV inside the archive is empty")
+    first = _first_row(path, csv_path)
+    if len(first) != len(spec.columns):
+        raise SchemaMismatchError(
+            f"{path}: {len(first)} columns in the first row, the PAI {name} table has "
+            f"{len(spec.columns)} ({', '.join(spec.columns)})"
+        )
+    return pl.scan_csv(
+        csv_path, has_header=False, schema=spec.columns, null_values=[""],
+        skip_rows=1 if first == spec.columns.names() else 0,
+    ).with_columns(pl.col(pl.Float64).fill_nan(None))
+
+
 def read_pai_table(
     path: str | os.PathLike[str], *, table: str | None = None, strict: bool = False
 ) -> tuple[pl.DataFrame, IngestReport]:
@@ -143,22 +187,9 @@ def read_pai_table(
     counted; under ``strict`` they raise.
     """
     path = Path(path)
-    check_readable(path)
+    lazy = scan_pai_table(path, table=table)
     name = _table_name(path, table)
     spec = PAI_TABLES[name]
-    csv_path = extracted_csv(path) if is_archive(path) else path
-    if csv_path.stat().st_size == 0:
-        raise InputError(f"{path}: the CSV inside the archive is empty")
-    first = _first_row(path, csv_path)
-    if len(first) != len(spec.columns):
-        raise SchemaMismatchError(
-            f"{path}: {len(first)} columns in the first row, the PAI {name} table has "
-            f"{len(spec.columns)} ({', '.join(spec.columns)})"
-        )
-    lazy = pl.scan_csv(
-        csv_path, has_header=False, schema=spec.columns, null_values=[""],
-        skip_rows=1 if first == spec.columns.names() else 0,
-    ).with_columns(pl.col(pl.Float64).fill_nan(None))
     raw = collect_input(lazy, source=str(path))
     rules = [
         *(RowRule("missing_key", c, pl.col(c).is_null(), "is empty") for c in spec.keys),
