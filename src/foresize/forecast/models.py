@@ -8,6 +8,7 @@ from typing import Any
 from foresize.core.registry import Registry
 from foresize.forecast.arima import Arima
 from foresize.forecast.baselines import Naive, SeasonalNaive, WindowAverage
+from foresize.forecast.hybrid import Hybrid
 from foresize.forecast.protocol import Forecaster
 from foresize.forecast.wavelet import Wavelet
 
@@ -17,6 +18,7 @@ FORECASTERS.add("seasonal_naive", SeasonalNaive)
 FORECASTERS.add("window_average", WindowAverage)
 FORECASTERS.add("arima", Arima)
 FORECASTERS.add("wavelet", Wavelet)
+FORECASTERS.add("hybrid", Hybrid)
 
 
 def _auto(**params: Any) -> Forecaster:
