@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 
 from foresize import __version__
-from foresize.cli import datasets, demo, environment, forecast, profile, recommend, simulate
+from foresize.cli import (
+    datasets,
+    demo,
+    environment,
+    evaluate,
+    forecast,
+    profile,
+    recommend,
+    simulate,
+)
 from foresize.cli.errors import report
 from foresize.cli.output import SETTINGS, info
 from foresize.core.errors import DataDroppedWarning
@@ -27,6 +36,7 @@ app.add_typer(profile.app, name="profile")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(forecast.app, name="forecast")
 app.add_typer(simulate.app, name="simulate")
+app.add_typer(evaluate.app, name="evaluate")
 app.command("recommend", epilog=recommend.EPILOG)(recommend.recommend)
 app.command("demo", epilog=demo.EPILOG)(demo.demo)
 app.command("env")(environment.env)

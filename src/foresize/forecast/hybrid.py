@@ -21,7 +21,8 @@ Why each choice (measured on GenTD26, see ``benchmarks/bench_forecast.py``):
   (``forecast.conformal``). The final model then continues it on every row.
 
 Series shorter than ``min_history`` points, or constant ones, get the naive
-forecast, said in ``model``.
+forecast, said in ``model``; so do series on which naive beat the calibration model on
+their held-out rows (the guard: one global model need not fit every series).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from foresize.forecast.protocol import (
 )
 
 MODEL_NAME = "hybrid"
+GUARD_MIN_ROWS = 30  # held-out rows a series needs before the guard judges it
 IDLE_NOW, RUN_STATE = 2, 3  # origin_features columns: idle flag, log1p(steps since a flip)
 
 
@@ -192,6 +194,7 @@ class Hybrid:
         self.steps_ = series_steps(panel)
         self.fallback_: dict[str, FloatArray] = {}
         self.trained_: dict[str, _Series] = {}
+        self.guarded_: dict[str, FloatArray] = {}
         data: list[tuple[FloatArray, FloatArray, float, float]] = []
         ordered = panel.sort("series", "ts", maintain_order=True)
         for (key,), group in ordered.group_by(["series"], maintain_order=True):
@@ -229,15 +232,18 @@ class Hybrid:
 
     def _sample(
         self, data: list[tuple[FloatArray, FloatArray, float, float]], rng: np.random.Generator
-    ) -> tuple[FloatArray, FloatArray, np.ndarray, np.ndarray, np.ndarray]:
-        """Sampled (origin, horizon) rows: features, scaled target, h, idle flag, held-out flag."""
+    ) -> tuple[FloatArray, FloatArray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Sampled (origin, horizon) rows: features, scaled target, h, idle flag, held-out
+        flag and the row's series (its index in ``data``).
+        """
         per_series = max(1, self.max_rows // len(data))
         xs: list[FloatArray] = []
         targets: list[FloatArray] = []
         hs: list[np.ndarray] = []
         idles: list[np.ndarray] = []
         held: list[np.ndarray] = []
-        for y, feats, scale, idle in data:
+        sids: list[np.ndarray] = []
+        for sid, (y, feats, scale, idle) in enumerate(data):
             n = y.size
             h_max = min(self.horizon, n - 1)
             t0 = min(self.lags, n // 4)
@@ -250,19 +256,21 @@ class Hybrid:
             hs.append(h)
             idles.append(origin_state(y[t] <= idle, idle_run(feats[t])))
             held.append(t + h > cut - 1)
+            sids.append(np.full(per_series, sid))
         return (
             np.vstack(xs),
             np.concatenate(targets),
             np.concatenate(hs),
             np.concatenate(idles),
             np.concatenate(held),
+            np.concatenate(sids),
         )
 
     def _fit_models(
         self, data: list[tuple[FloatArray, FloatArray, float, float]], rng: np.random.Generator
     ) -> None:
         """Calibration model on the early rows, bands from the held-out rows, final model."""
-        x, target, h, idle, held = self._sample(data, rng)
+        x, target, h, idle, held, sid = self._sample(data, rng)
         design = np.column_stack([x, h.astype(np.float64)])
         params = self._lgb_params()
         early = ~held
@@ -274,6 +282,7 @@ class Hybrid:
             )
             residuals = target[held] - calib.predict(design[held])
             self.bands_ = ConformalBands(residuals, group_of(h[held], idle[held]))
+            self._guard(data, residuals, target[held], sid[held])
             self.booster_ = lgb.train(
                 params,
                 lgb.Dataset(design, target),
@@ -289,6 +298,27 @@ class Hybrid:
         self.feature_importances_ = {
             name: float(g) for name, g in zip(self.feature_names_, gains, strict=True)
         }
+
+    def _guard(
+        self,
+        data: list[tuple[FloatArray, FloatArray, float, float]],
+        residuals: FloatArray,
+        held_target: FloatArray,
+        held_sid: np.ndarray,
+    ) -> None:
+        """Series where naive beat the model on the held-out rows forecast naive.
+
+        One global model serves the fleet, but not every series: a few sparse series in
+        a panel (GenTD26's three QPS totals) can be better left to naive. The held-out
+        rows that calibrate the bands say so per series, without touching the test
+        data: naive's scaled error there is the target itself (it forecasts no change).
+        """
+        names = list(self.trained_)
+        model_err = np.bincount(held_sid, weights=np.abs(residuals), minlength=len(names))
+        naive_err = np.bincount(held_sid, weights=np.abs(held_target), minlength=len(names))
+        counts = np.bincount(held_sid, minlength=len(names))
+        for i in np.flatnonzero((counts >= GUARD_MIN_ROWS) & (naive_err < model_err)):
+            self.guarded_[names[i]] = data[i][0]
 
     # ----------------------------------------------------------------- predict
 
@@ -307,6 +337,11 @@ class Hybrid:
             )
         if self.trained_:
             forecasts.update(self._predict_trained(h, levels))
+        for name, y in self.guarded_.items():
+            base = naive_forecast(y, h, levels)
+            forecasts[name] = SeriesForecast(
+                base.mean, base.lower, base.upper, "naive (guard: beat hybrid on held-out rows)"
+            )
         order = list(self.steps_)
         return forecast_frame({k: forecasts[k] for k in order}, self.steps_, levels)
 

@@ -1,0 +1,108 @@
+"""The demo's inputs from a registered dataset: local tables only, a small subset.
+
+``foresize demo`` promises to run offline, so a dataset is read only from a mirror or
+from the cache a ``foresize datasets fetch`` filled, never downloaded here; a table
+that is not local is a one-line error with the command that fetches it. Real traces
+hold hundreds of containers; the demo takes the ``limit`` workloads covered by the most
+metrics, so every stage has something to chew on and the run stays short.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from foresize.core.errors import InputError, InsufficientDataError
+from foresize.evaluate.common import read_table
+from foresize.ingest.datasets import Table, parse_address, table_path
+from foresize.recommend.strategies import MIN_POINTS
+
+# per dataset, the tables the demo reads (the default: every telemetry table it has)
+DEMO_TABLES = {"alibaba-gentd26": ("gpu_duty_cycle", "memory_util", "qps")}
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetInput:
+    """Telemetry of the chosen workloads, the tables it came from and their hashes."""
+
+    frame: pl.DataFrame
+    dataset: str
+    tables: tuple[str, ...]
+    sha256: dict[str, str | None]
+    workloads_total: int
+
+
+def demo_tables(address: str) -> list[Table]:
+    """The tables the demo reads for ``address`` (``NAME`` or ``NAME:TABLE``)."""
+    dataset, named = parse_address(address)
+    if named is not None:
+        tables = [named]
+    elif dataset.name in DEMO_TABLES:
+        tables = [dataset.table(name) for name in DEMO_TABLES[dataset.name]]
+    else:
+        tables = [t for t in dataset.tables if t.kind == "telemetry"]
+    usable = [t for t in tables if t.telemetry_reader is not None]
+    if not usable:
+        kinds = ", ".join(sorted({t.kind for t in dataset.tables}))
+        raise InputError(
+            f"{address}: {dataset.name} holds no telemetry for the demo (it has {kinds} "
+            "tables); try --dataset alibaba-gentd26"
+        )
+    return usable
+
+
+def _local(table: Table, mirror: Path | None) -> None:
+    """Raise a one-line InputError unless ``table`` is in the mirror or the cache."""
+    try:
+        table_path(table.address, mirror=mirror)
+    except InputError as exc:
+        where = f"the mirror {mirror}" if mirror is not None else "the cache"
+        raise InputError(
+            f"{table.address} is not in {where}; fetch it first: "
+            f"foresize datasets fetch {table.address}"
+            + (f" --mirror {mirror}" if mirror is not None else "")
+        ) from exc
+
+
+def select_workloads(frame: pl.DataFrame, limit: int | None) -> list[str]:
+    """The ``limit`` workloads with enough samples of the most metrics, then by name."""
+    counts = frame.group_by("workload", "metric").agg(pl.col("ts").n_unique().alias("n"))
+    scored = (
+        counts.filter(pl.col("n") >= MIN_POINTS)
+        .group_by("workload")
+        .agg(pl.len().alias("metrics"))
+        .sort(["metrics", "workload"], descending=[True, False])
+    )
+    names = [str(w) for w in scored["workload"].to_list()]
+    return names if limit is None else names[:limit]
+
+
+def load_dataset(address: str, *, mirror: Path | None, limit: int | None) -> DatasetInput:
+    """Read the demo tables of ``address`` from local files and keep ``limit`` workloads."""
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be >= 1, got {limit}")
+    tables = demo_tables(address)
+    for table in tables:
+        _local(table, mirror)
+    frames: list[pl.DataFrame] = []
+    for table in tables:
+        try:
+            frames.append(read_table(table.address, mirror=mirror))
+        except OSError as exc:
+            raise InputError(f"{table.address}: cannot read ({exc})") from exc
+    frame = pl.concat(frames, how="diagonal_relaxed")
+    chosen = select_workloads(frame, limit)
+    if not chosen:
+        raise InsufficientDataError(
+            f"{address}: no workload has {MIN_POINTS} samples of any metric; nothing to demo"
+        )
+    dataset, _ = parse_address(address)
+    return DatasetInput(
+        frame=frame.filter(pl.col("workload").is_in(chosen)),
+        dataset=dataset.name,
+        tables=tuple(t.address for t in tables),
+        sha256={t.address: t.sha256 for t in tables},
+        workloads_total=frame["workload"].n_unique(),
+    )

@@ -1,0 +1,74 @@
+"""Forecast evaluation panels from GenTD26: ``series, ts, y`` frames on regular grids.
+
+* ``gpu``: ``pod_gpu_duty_cycle``, gpu_util_pct per container, 57 s grid.
+* ``mem``: ``pod_memory_util``, mem_util_pct per container, 57 s grid.
+* ``qps``: the QPS table holds a row only when a workload saw requests, so it is summed
+  per request type (tenant) and in total per 57 s step on a full grid, absent steps
+  being 0 requests: ``generative_requests``, ``api_requests`` and ``total``.
+* ``lora``: LoRA arrivals per minute per workload plus their sum, averaged over
+  10-minute bins (still arrivals per minute): at one minute the 23 days give 331
+  origins per series, which the AutoARIMA anchor cannot refit in a sane time, while
+  10-minute bins keep the whole history and the daily cycle (144 bins).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from foresize.core.errors import UnknownNameError
+from foresize.evaluate.common import read_table
+from foresize.forecast.panel import to_panel
+
+STEP_S = 57
+PANELS = ("gpu", "mem", "qps", "lora")
+SEASONS = {"gpu": 60, "mem": 60, "qps": 60, "lora": 144}  # an hour of 57 s steps; a day of 10 min
+
+
+def binned_sum(frame: pl.DataFrame, key: pl.Expr, step_s: int) -> pl.DataFrame:
+    """Sum of ``value`` per ``key`` and ``step_s`` bin on a full grid (absent bins are 0)."""
+    t0 = frame["ts"].min()
+    binned = frame.with_columns(
+        series=key,
+        b=((pl.col("ts") - pl.lit(t0)).dt.total_seconds() // step_s).cast(pl.Int64),
+    )
+    sums = binned.group_by("series", "b").agg(y=pl.col("value").sum())
+    n_bins = int(sums["b"].max()) + 1  # type: ignore[arg-type]
+    grid = pl.DataFrame({"series": sums["series"].unique().sort()}).join(
+        pl.DataFrame({"b": np.arange(n_bins)}), how="cross"
+    )
+    out = grid.join(sums, on=["series", "b"], how="left").with_columns(pl.col("y").fill_null(0.0))
+    return out.with_columns(
+        ts=pl.lit(t0) + pl.duration(seconds=pl.col("b") * step_s),
+    ).select("series", "ts", "y")
+
+
+def load_panel(
+    name: str, *, dataset: str = "alibaba-gentd26", mirror: Path | None = None
+) -> pl.DataFrame:
+    """One evaluation panel ``series, ts, y`` (see the module docstring)."""
+    if name in ("gpu", "mem"):
+        address = {"gpu": "gpu_duty_cycle", "mem": "memory_util"}[name]
+        panel, _ = to_panel(read_table(f"{dataset}:{address}", mirror=mirror))
+        return panel
+    if name == "qps":
+        frame = read_table(f"{dataset}:qps", mirror=mirror)
+        by_tenant = binned_sum(frame, pl.col("tenant"), STEP_S)
+        total = (
+            by_tenant.group_by("ts").agg(y=pl.col("y").sum()).with_columns(series=pl.lit("total"))
+        )
+        return pl.concat([by_tenant, total.select("series", "ts", "y")]).sort("series", "ts")
+    if name == "lora":
+        frame = read_table(f"{dataset}:lora", mirror=mirror)
+        total = (
+            frame.group_by("ts")
+            .agg(value=pl.col("value").sum())
+            .with_columns(workload=pl.lit("total"))
+        )
+        columns = ["workload", "ts", "value"]
+        both = pl.concat([frame.select(columns), total.select(columns)])
+        per_bin = binned_sum(both, pl.col("workload"), 600)
+        return per_bin.with_columns(pl.col("y") / 10.0).sort("series", "ts")
+    raise UnknownNameError("forecast panel", name, list(PANELS))
