@@ -156,6 +156,8 @@ class MLAnchor:
 
 def make_anchors(names: Sequence[str], *, season: int, seed: int) -> list[Forecaster]:
     """The anchors named (``ANCHORS``), seasonal ones with ``season`` steps."""
+    if not names:
+        return []
     from statsforecast import models as sf
 
     factories: dict[str, Any] = {
