@@ -86,3 +86,20 @@ def test_bad_input_is_one_line(
     assert out == ""
     assert message in err
     assert "Traceback" not in err
+
+
+def test_backtest_engine_does_not_change_results(
+    mirror: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["forecast", "backtest", GPU, "--mirror", str(mirror), *FEW, "--models", "naive",
+            "-f", "json"]  # fmt: skip
+    found = {}
+    for engine in ("serial", "local"):
+        code, out, err = run([*args, "--engine", engine], capsys)
+        assert code == 0, err
+        document = json.loads(out)
+        assert document["parameters"]["engine"] == engine
+        found[engine] = document["results"]
+    for a, b in zip(found["serial"], found["local"], strict=True):
+        assert a["mase"] == pytest.approx(b["mase"])
+        assert a["coverage_95"] == pytest.approx(b["coverage_95"])
