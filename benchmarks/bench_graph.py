@@ -13,8 +13,8 @@ Run:  .venv/bin/python benchmarks/bench_graph.py [--skip-anchors] [--skip-big] [
    to MAC-type FLOPs (2 x their MACs), with its wall time.
 3. A LLaMA-2-7B-sized ONNX graph built with onnx.helper, weights EXTERNAL in a sparse
    file that is never read; read_onnx + analyze_flops timed, peak RSS in a subprocess.
-4. Measured peak CPU memory of inference and of one AdamW training step, vs
-   foresize's liveness estimate when that module exists.
+4. Measured peak CPU memory of inference and of one AdamW training step (steady state and
+   first step), vs foresize's liveness estimate on an unoptimised export (BatchNorm kept).
 
 Seeded; prints tables; not part of the tests.
 """
@@ -442,6 +442,7 @@ def reset():  # "5" to clear_refs resets VmHWM to the current RSS (Linux >= 4.0)
 name, mode = sys.argv[2], sys.argv[3]
 if name == "_validate":
     n = int(mode)
+    torch.empty(1 << 20, dtype=torch.uint8).fill_(1)  # warm-up, as for the models below
     base = reset()
     t = torch.empty(n, dtype=torch.uint8).fill_(1)
     del t
@@ -454,15 +455,21 @@ if mode == "infer":
     with torch.no_grad():
         model(*x)  # warm-up: lazy kernel init and code pages are not activations
     base = reset()
+    inputs = tuple(t.clone() for t in x)  # the inputs are activations too (x stays alive)
     with torch.no_grad():
-        model(*x)
+        model(*inputs)
 else:
     model.train()
-    model(*x).float().pow(2).mean().backward()  # warm-up, as above
-    model.zero_grad(set_to_none=True)  # the measured step allocates its gradients again
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=False)
+    model(*x).float().pow(2).mean().backward()  # warm-up, as above
+    if mode == "train":  # steady state: the warm-up step creates AdamW's state
+        opt.step()
+    else:  # "first": a fresh optimizer creates its state lazily inside the measured step
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=False)
+    opt.zero_grad(set_to_none=True)  # the measured step allocates its gradients again
     base = reset()
-    out = model(*x)
+    inputs = tuple(t.clone() for t in x)
+    out = model(*inputs)
     out.float().pow(2).mean().backward()
     opt.step()
 print(json.dumps({"extra": hwm() - base}))
@@ -492,12 +499,32 @@ def measure(name: str, mode: str) -> int:
     return int(json.loads(out.stdout.strip().splitlines()[-1])["extra"])
 
 
+def export_eager_ops(model: torch.nn.Module, x: tuple[torch.Tensor, ...], path: Path) -> None:
+    """ONNX export without the exporter's graph optimisation.
+
+    The default (``optimize=True``) folds BatchNorm into the preceding Conv; eager PyTorch,
+    which is measured here, runs BatchNorm as its own kernel with its own output (and, in
+    training, its own saved input), so the memory graph keeps it.
+    """
+    with quiet():
+        torch.onnx.export(
+            model,
+            x,
+            str(path),
+            dynamo=True,
+            opset_version=18,
+            external_data=False,
+            optimize=False,
+        )
+
+
 def bench_memory(tmp: Path) -> None:
     print("\n## 4. Measured peak CPU memory vs foresize liveness\n")
     print(
         "method: fresh subprocess, 1 thread, glibc mmap threshold fixed at 64 KiB (freed big "
-        "blocks go back to the OS); VmHWM reset through /proc/self/clear_refs after the model, "
-        "inputs and one warm-up pass exist, so 'measured' is the peak *above* weights + inputs."
+        "blocks go back to the OS); VmHWM reset through /proc/self/clear_refs after the model "
+        "and one warm-up pass exist; the inputs are cloned after the reset, so 'measured' is the "
+        "peak above the weights, inputs included."
     )
     for n in (64 << 20, 512 << 20):
         got = measure("_validate", str(n))
@@ -505,38 +532,44 @@ def bench_memory(tmp: Path) -> None:
             f"validation: allocate {n >> 20} MiB, free, allocate {n >> 21} MiB -> measured "
             f"{got / 2**20:.1f} MiB ({err(got, n):+.2f}%)"
         )
-    try:
-        from foresize.graph.liveness import inference_memory, training_memory
-    except ImportError:
-        print("foresize.graph.liveness not importable: measured figures only")
-        inference_memory = training_memory = None  # type: ignore[assignment]
-    print("\ninference: measured = peak above weights; foresize = peak_activation_bytes.")
+    from foresize.graph.liveness import inference_memory, training_memory
+
     print(
-        "training (fwd + bwd + AdamW step, model.train()): measured = peak above weights; "
-        "foresize = training total - weights (grads + AdamW moments + saved + workspace)\n"
+        "\nforesize reads an ONNX export with optimize=False (BatchNorm kept as eager runs it; "
+        "see export_eager_ops); workspace='cpu' (oneDNN reorder scratch)."
+    )
+    print("inference: measured = peak above weights; foresize = peak_activation_bytes.")
+    print(
+        "training (fwd + bwd + AdamW step, model.train(), foreach=False): measured = peak above "
+        "weights; foresize = training total - weights (- AdamW state for 'steady', resident before the reset). 'steady' = a step after the first (AdamW "
+        "state exists, grads released by zero_grad(set_to_none=True)); 'first' = the first step "
+        "(state created lazily in step()).\n"
     )
     print(
-        "| model | weights MiB | infer measured MiB | infer foresize MiB | ratio "
-        "| train measured MiB | train foresize MiB | ratio |"
+        "| model | weights MiB | infer measured | infer foresize | ratio "
+        "| steady measured | steady foresize | ratio | first measured | first foresize | ratio |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in ZOO:
-        model, _ = build(name)
+        model, x = build(name)
         weights = sum(p.numel() * p.element_size() for p in model.parameters())
-        infer, train = measure(name, "infer"), measure(name, "train")
-        fi = ft = None
-        path = tmp / f"{name}.onnx"
-        if inference_memory is not None and path.exists():
-            try:
-                graph = read_onnx(path)
-                fi = inference_memory(graph).peak_activation_bytes
-                tm = training_memory(graph, optimizer="adamw")
-                ft = tm.total_bytes - tm.components["weights"]
-            except Exception as exc:  # the module is new: report, do not stop
-                print(f"  liveness failed on {name}: {type(exc).__name__}: {exc}")
+        infer, steady, first = (measure(name, m) for m in ("infer", "train", "first"))
+        path = tmp / f"{name}_eager.onnx"
+        export_eager_ops(model, x, path)
+        graph = read_onnx(path)
+        if analyze_flops(graph).unresolved:  # shape inference stops in the raw export
+            print(f"  {name}: raw export leaves op shapes unknown; using the default export")
+            graph = read_onnx(tmp / f"{name}.onnx")
+        fi = inference_memory(graph).peak_activation_bytes
+        step = training_memory(graph, optimizer="adamw")
+        # the steady state's AdamW moments exist before the reset: not in 'measured' either
+        fs = step.total_bytes - step.components["weights"] - step.components["optimizer_state"]
+        once = training_memory(graph, optimizer="adamw", first_step=True)
+        ff = once.total_bytes - once.components["weights"]
         print(
             f"| {name} | {weights / MIB:.1f} | {cell(infer)} | {cell(fi)} | {ratio(fi, infer)} "
-            f"| {cell(train)} | {cell(ft)} | {ratio(ft, train)} |"
+            f"| {cell(steady)} | {cell(fs)} | {ratio(fs, steady)} "
+            f"| {cell(first)} | {cell(ff)} | {ratio(ff, first)} |"
         )
 
 

@@ -22,32 +22,48 @@ from foresize.graph.onnx_reader import read_onnx
 F = TensorProto.FLOAT
 
 
-def write(tmp_path: Path, nodes: list[onnx.NodeProto], inputs: dict[str, list[int | str]],
-          outputs: dict[str, list[int | str]],
-          inits: dict[str, tuple[int, ...]] | None = None) -> Path:
+def write(
+    tmp_path: Path,
+    nodes: list[onnx.NodeProto],
+    inputs: dict[str, list[int | str]],
+    outputs: dict[str, list[int | str]],
+    inits: dict[str, tuple[int, ...]] | None = None,
+) -> Path:
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info(n, F, s) for n, s in inputs.items()],
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, F, s) for n, s in inputs.items()],
         [helper.make_tensor_value_info(n, F, s) for n, s in outputs.items()],
-        [numpy_helper.from_array(np.ones(s, dtype=np.float32), n)
-         for n, s in (inits or {}).items()])
+        [
+            numpy_helper.from_array(np.ones(s, dtype=np.float32), n)
+            for n, s in (inits or {}).items()
+        ],
+    )
     path = tmp_path / "g.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
 
 
-def read(tmp_path: Path, nodes: list[onnx.NodeProto], inputs: dict[str, list[int | str]],
-         outputs: dict[str, list[int | str]],
-         inits: dict[str, tuple[int, ...]] | None = None) -> ModelGraph:
+def read(
+    tmp_path: Path,
+    nodes: list[onnx.NodeProto],
+    inputs: dict[str, list[int | str]],
+    outputs: dict[str, list[int | str]],
+    inits: dict[str, tuple[int, ...]] | None = None,
+) -> ModelGraph:
     return read_onnx(write(tmp_path, nodes, inputs, outputs, inits))
 
 
 def mlp_path(tmp_path: Path, batch: int | str = 1) -> Path:
     """x[1,4] 16 B -> fc1 -> h[1,8] 32 B -> relu -> r[1,8] 32 B -> fc2 -> y[1,2] 8 B."""
-    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="fc1"),
-             helper.make_node("Relu", ["h"], ["r"], name="relu"),
-             helper.make_node("MatMul", ["r", "w2"], ["y"], name="fc2")]
-    return write(tmp_path, nodes, {"x": [batch, 4]}, {"y": [batch, 2]},
-                 {"w1": (4, 8), "w2": (8, 2)})
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"], name="fc1"),
+        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+        helper.make_node("MatMul", ["r", "w2"], ["y"], name="fc2"),
+    ]
+    return write(
+        tmp_path, nodes, {"x": [batch, 4]}, {"y": [batch, 2]}, {"w1": (4, 8), "w2": (8, 2)}
+    )
 
 
 def mlp(tmp_path: Path, batch: int | str = 1) -> ModelGraph:
@@ -56,35 +72,40 @@ def mlp(tmp_path: Path, batch: int | str = 1) -> ModelGraph:
 
 def test_chain_peak_by_hand(tmp_path: Path) -> None:
     memory = inference_memory(mlp(tmp_path))
-    # fc1: x + h = 48; relu: h + r = 64 (x is dead); fc2: r + y = 40
-    assert memory.live_bytes == (48, 64, 40)
-    assert memory.peak_activation_bytes == 64
+    # the input x (16 B) is the caller's and stays live; fc1: x + h = 48;
+    # relu: x + h + r = 80; fc2: x + r + y = 56 (h is dead)
+    assert memory.live_bytes == (48, 80, 56)
+    assert memory.peak_activation_bytes == 80
     assert memory.peak_node == "relu"
     assert memory.weight_bytes == (32 + 16) * 4
-    assert memory.total_bytes == 192 + 64
+    assert memory.total_bytes == 192 + 80
     assert memory.unsized == ()
 
 
 def test_dtype_override_reprices_floats(tmp_path: Path) -> None:
     memory = inference_memory(mlp(tmp_path), dtype="fp16")
-    assert memory.live_bytes == (24, 32, 20)
+    assert memory.live_bytes == (24, 40, 28)
     assert memory.weight_bytes == 96
 
 
 def test_skip_connection_keeps_input_alive(tmp_path: Path) -> None:
     # every tensor is [1,4] fp32 = 16 B; x lives until the Add at step 2
-    nodes = [helper.make_node("Relu", ["x"], ["a"], name="A"),
-             helper.make_node("Sigmoid", ["a"], ["b"], name="B"),
-             helper.make_node("Add", ["x", "b"], ["y"], name="C")]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="A"),
+        helper.make_node("Sigmoid", ["a"], ["b"], name="B"),
+        helper.make_node("Add", ["x", "b"], ["y"], name="C"),
+    ]
     memory = inference_memory(read(tmp_path, nodes, {"x": [1, 4]}, {"y": [1, 4]}))
     assert memory.live_bytes == (32, 48, 48)
     assert memory.peak_node == "B"
 
 
 def test_outputs_live_to_the_end_and_dead_ends_free_at_once(tmp_path: Path) -> None:
-    nodes = [helper.make_node("Relu", ["x"], ["y1"], name="A"),
-             helper.make_node("Tanh", ["x"], ["unused"], name="B"),
-             helper.make_node("Sigmoid", ["x"], ["y2"], name="C")]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["y1"], name="A"),
+        helper.make_node("Tanh", ["x"], ["unused"], name="B"),
+        helper.make_node("Sigmoid", ["x"], ["y2"], name="C"),
+    ]
     memory = inference_memory(read(tmp_path, nodes, {"x": [2, 2]}, {"y1": [2, 2], "y2": [2, 2]}))
     # A: x + y1; B: x + y1 + unused; C: x + y1 + y2 (unused died after B)
     assert memory.live_bytes == (32, 48, 48)
@@ -93,27 +114,60 @@ def test_outputs_live_to_the_end_and_dead_ends_free_at_once(tmp_path: Path) -> N
 def test_training_breakdown_by_hand(tmp_path: Path) -> None:
     graph = mlp(tmp_path)
     assert saved_tensors(graph) == ("x", "r")  # fc1 saves x; relu and fc2 both save r
+    # timeline: forward fc1 relu fc2 (t0-2), backward fc2 relu fc1 (t3-5), optimizer (t6).
+    # AdamW peaks in its step: all grads (128 + 64), the state (2 x 48 fp32), the output
+    # y (8) and input x (16) still held, and 2 fp32 temporaries of w1 (2 x 128)
     step = training_memory(graph, optimizer="adamw")
     assert dict(step.components) == {
-        "weights": 192, "gradients": 192, "master_weights": 0,
-        "optimizer_state": 48 * 4 * 2, "saved_activations": 16 + 32, "workspace": 64}
-    assert step.total_bytes == 880
+        "weights": 192,
+        "gradients": 192,
+        "master_weights": 0,
+        "optimizer_state": 48 * 4 * 2,
+        "saved_activations": 0,
+        "workspace": 8 + 16 + 256,
+    }
+    assert step.total_bytes == 1048
     assert step.precision == "fp32"
+    assert step.peak_at == "optimizer"
+    assert training_memory(graph, optimizer="adamw", first_step=True).total_bytes == 1048
+    # SGD has no state or temporaries: the peak is fc1's backward (t5): grads 192, x still
+    # saved (16), y held (8) and h's gradient (32)
+    sgd = training_memory(graph, optimizer="sgd")
+    assert dict(sgd.components) == {
+        "weights": 192,
+        "gradients": 192,
+        "master_weights": 0,
+        "optimizer_state": 0,
+        "saved_activations": 16,
+        "workspace": 40,
+    }
+    assert sgd.peak_at == "backward:fc1"
     mixed = training_memory(graph, optimizer="sgd_momentum", dtype="bf16")
     assert dict(mixed.components) == {
-        "weights": 96, "gradients": 96, "master_weights": 48 * 4,
-        "optimizer_state": 48 * 4, "saved_activations": 24, "workspace": 32}
-    assert training_memory(graph, optimizer="sgd").components["optimizer_state"] == 0
+        "weights": 96,
+        "gradients": 96,
+        "master_weights": 48 * 4,
+        "optimizer_state": 48 * 4,
+        "saved_activations": 8,
+        "workspace": 20,
+    }
 
 
 def test_saved_tensor_rules(tmp_path: Path) -> None:
-    nodes = [helper.make_node("Add", ["x", "x"], ["a"], name="add"),
-             helper.make_node("Mul", ["a", "x"], ["m"], name="mul"),
-             helper.make_node("Softmax", ["m"], ["s"], name="softmax"),
-             helper.make_node("Reshape", ["s", "shape"], ["v"], name="view"),
-             helper.make_node("Foo", ["v"], ["y"], name="custom", domain="acme")]
-    graph = read(tmp_path, nodes, {"x": [2, 3], "shape": [2]}, {"y": [3, 2]})
-    assert saved_tensors(graph) == ("a", "x", "s", "v")
+    nodes = [
+        helper.make_node("Mul", ["x", "w"], ["x1"], name="scale"),
+        helper.make_node("Add", ["x1", "x1"], ["a"], name="add"),
+        helper.make_node("Mul", ["a", "x1"], ["m"], name="mul"),
+        helper.make_node("Softmax", ["m"], ["s"], name="softmax"),
+        helper.make_node("Reshape", ["s", "shape"], ["v"], name="view"),
+        helper.make_node("Foo", ["v"], ["y"], name="custom", domain="acme"),
+    ]
+    graph = read(tmp_path, nodes, {"x": [2, 3], "shape": [2]}, {"y": [3, 2]}, {"w": (2, 3)})
+    # scale keeps x (w is a weight), add nothing, mul a and x1, softmax s, the view nothing;
+    # the unknown op keeps its input v, a view of s: s is kept once
+    assert saved_tensors(graph) == ("x", "a", "x1", "s")
+    no_weights = read(tmp_path, nodes[1:], {"x1": [2, 3], "shape": [2]}, {"y": [3, 2]})
+    assert saved_tensors(no_weights) == ()  # nothing depends on a weight: autograd records nothing
 
 
 def test_errors(tmp_path: Path) -> None:
@@ -138,28 +192,51 @@ def test_roofline_rows(tmp_path: Path) -> None:
         moved = row["bytes_read"] + row["bytes_written"]
         assert row["time_s"] == max(row["flops"], moved)
     assert rows["time_s"].sum() == pytest.approx(
-        sum(max(f, r + w) for f, r, w in rows.select("flops", "bytes_read",
-                                                      "bytes_written").iter_rows()))
+        sum(
+            max(f, r + w)
+            for f, r, w in rows.select("flops", "bytes_read", "bytes_written").iter_rows()
+        )
+    )
 
 
-def test_cli_memory_training_and_roofline(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_memory_training_and_roofline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = mlp_path(tmp_path, "batch")
-    code = main(["profile", "model", str(path), "--dim", "batch=1", "--train", "--optimizer",
-                 "adam", "--device", "cpu", "-f", "json"])
+    code = main(
+        [
+            "profile",
+            "model",
+            str(path),
+            "--dim",
+            "batch=1",
+            "--train",
+            "--optimizer",
+            "adam",
+            "--device",
+            "cpu",
+            "-f",
+            "json",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     document = json.loads(out)
     report = document["model"]
     assert report["inference"] == {
-        "dtype": "fp32", "weight_bytes": 192, "peak_activation_bytes": 64, "peak_node": "relu",
-        "total_bytes": 256, "unsized_tensors": []}
-    assert report["training"]["total_bytes"] == 880
-    assert report["training"]["components_bytes"]["saved_activations"] == 48
+        "dtype": "fp32",
+        "weight_bytes": 192,
+        "peak_activation_bytes": 80,
+        "peak_node": "relu",
+        "total_bytes": 272,
+        "unsized_tensors": [],
+    }
+    assert report["training"]["total_bytes"] == 1048
+    assert report["training"]["components_bytes"]["saved_activations"] == 0
     times = [row["time_s"] for row in document["ops"]]
     assert report["roofline"]["time_s"] == pytest.approx(sum(times))
     assert {row["bound"] for row in document["ops"]} == {"memory"}
-    assert "peak activations 64" in err
+    assert "peak activations 80" in err
     code = main(["profile", "model", str(path), "--dim", "batch=1", "--dtype", "fp16"])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -172,13 +249,18 @@ def test_a_view_of_a_weight_costs_no_activation_memory(tmp_path: Path) -> None:
     x[256] + Transpose(W[256]) -> y: live activations are x and y only (2 KiB); the
     transposed weight, and a view of it, add nothing."""
     weight = numpy_helper.from_array(np.ones(256, dtype=np.float32), "w")
-    nodes = [helper.make_node("Transpose", ["w"], ["wt"]),
-             helper.make_node("Identity", ["wt"], ["wv"]),
-             helper.make_node("Add", ["x", "wv"], ["y"])]
-    graph = helper.make_graph(nodes, "tied",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [256])],
-                              [weight])
+    nodes = [
+        helper.make_node("Transpose", ["w"], ["wt"]),
+        helper.make_node("Identity", ["wt"], ["wv"]),
+        helper.make_node("Add", ["x", "wv"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tied",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [256])],
+        [weight],
+    )
     path = tmp_path / "tied.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     memory = inference_memory(read_onnx(path))

@@ -1,36 +1,41 @@
 """Memory of a ModelGraph from tensor lifetimes: inference peak and one training step.
 
 Where :mod:`foresize.graph.memory` estimates a transformer from its config, this module
-measures whatever graph it is given, so CNNs and custom blocks get a figure too.
+measures whatever graph it is given, so CNNs and custom blocks get a figure too. The
+figures describe eager PyTorch (the runtime ONNX graphs are usually exported from):
 
-**Liveness.** Nodes run one at a time in the graph's topological order. A tensor is live
-from the step of the node that produces it (step 0 for a graph input) through the step of
-its last consumer; a graph output stays live to the end. While a node runs, its inputs and
-outputs are live together, so the footprint at step ``i`` is the sum of the bytes of every
-tensor whose lifetime covers ``i``. The inference peak is the parameters (initializers,
-resident throughout) plus the largest such sum. This is the footprint of an allocator that
-frees each tensor right after its last use and never aliases an output onto an input, so
-in-place kernels and memory planners can do better; kernel scratch space is not modelled.
+**Kernels.** The graph is first brought back to the kernels eager runs
+(:mod:`foresize.graph.ops.fusion`: a bias add folds into its MatMul, an exported GELU or
+SDPA decomposition becomes one kernel). Each kernel's saved tensors, extra saved bytes and
+scratch come from the memory rules in :mod:`foresize.graph.ops.memory`.
 
-**Saved activations.** Backward needs some forward tensors; which ones is fixed per op
-family by its derivative (the choices follow PyTorch's ``derivatives.yaml``):
+**Views.** ``Reshape``, ``Flatten``, ``Squeeze``, ``Unsqueeze``, ``Identity`` and
+``Transpose`` share their input's storage: they cost nothing and keep what they view alive.
+A ``Reshape``/``Flatten`` of a transposed (non-contiguous) tensor is a copy, as in
+``torch.reshape``.
 
-- ``MatMul``/``Gemm``/``Conv``/``ConvTranspose``/``Einsum``: the non-parameter inputs,
-  since the weight gradient is ``input^T x grad``; the weights are resident anyway;
-- normalisations: the input ``X`` (the mean and inverse-std statistics are per row and
-  neglected);
-- ``Relu``/``Sigmoid``/``Tanh``/``Softmax``/``LogSoftmax``/``Exp``/``Sqrt``/``Reciprocal``:
-  the output, since their derivative is a function of it;
-- other unary activations (``Gelu``, ``Erf``, ``Softplus``, ...), ``Mul``, ``Div``, ``Pow``,
-  ``MaxPool``, ``Gather``, ``Where``: their non-parameter inputs;
-- views, copies, ``Add``/``Sub``, concatenation, slicing, sums and average pools: nothing,
-  their gradient needs only shapes;
-- an op not listed: all its non-parameter inputs, so an unknown op costs too much rather
-  than nothing.
+**Inference.** Kernels run one at a time in topological order. A tensor is live from its
+producer's step through its last consumer's; graph inputs and outputs belong to the caller
+and stay live throughout. At step ``i`` the footprint is the bytes of every live tensor plus
+the kernel's scratch (workspace and any extra saved bytes, freed at once without autograd).
+The peak is the largest footprint; parameters are counted apart.
 
-Each saved tensor counts once however many nodes save it. The training step adds the
-forward peak on top as workspace, because the forward pass reaches it while the saved set
-is still growing: that makes the total an upper bound for the step.
+**Training step** (steady state: the optimizer state exists, and gradients were released
+by ``zero_grad(set_to_none=True)``): a timeline of the forward steps, the backward steps in
+reverse, then the optimizer step.
+
+- A saved tensor stays live until the backward of the earliest kernel that saved it; a
+  kernel saves only when one of its inputs requires grad (depends on a parameter).
+- The gradient of an activation lives from the backward of its last consumer (the start of
+  backward for a graph output) to the backward of its producer.
+- A parameter's gradient appears at the backward of its last user and stays to the end.
+- Scratch is charged at a kernel's forward and again at its backward.
+- The optimizer step holds gradients, the state (``OPTIMIZER_MOMENTS`` fp32 copies) and
+  ``OPTIMIZER_TEMPORARIES`` fp32 copies of the largest parameter (PyTorch's per-tensor
+  Adam computes ``exp_avg_sq.sqrt() / c`` as two new tensors before ``addcdiv_``).
+
+``first_step=True`` prices the first step instead, where Adam's state is created lazily
+in ``step()`` and so is absent during forward and backward.
 """
 
 from __future__ import annotations
@@ -40,32 +45,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from foresize.core.errors import InputError, UnknownNameError
+from foresize.graph.flops import op_node
 from foresize.graph.memory import DTYPE_BYTES, FP32_BYTES, OPTIMIZER_MOMENTS
 from foresize.graph.model import ModelGraph, Node, TensorInfo, numel
-from foresize.graph.ops import ZERO_COST
+from foresize.graph.ops.fusion import fuse
+from foresize.graph.ops.memory import WORKSPACE_MODES, MemoryEffect, memory_effect
 
 # Graph dtype names that are floating point: the ones --dtype re-prices and that train.
 FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 # Graph dtype -> the name devices and --dtype use.
-PRECISION_OF: Mapping[str, str] = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16",
-                                   "float64": "fp32"}
+PRECISION_OF: Mapping[str, str] = {
+    "float32": "fp32",
+    "float16": "fp16",
+    "bfloat16": "bf16",
+    "float64": "fp32",
+}
 PRECISIONS = ("fp32", "bf16", "fp16")
+# fp32 temporaries of the largest parameter during one optimizer step (module doc)
+OPTIMIZER_TEMPORARIES: Mapping[str, int] = {"sgd": 0, "sgd_momentum": 0, "adam": 2, "adamw": 2}
 
-# Ops not in SAVES_OUTPUTS or SAVES_NOTHING keep their non-parameter inputs (the default),
-# except Gather and Where, special-cased in _saved_by.
-SAVES_OUTPUTS = frozenset({
-    "Relu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Exp", "Sqrt", "Reciprocal",
-})
-SAVES_NOTHING = ZERO_COST | frozenset({
-    "Add", "Sub", "Neg", "Concat", "Split", "Slice", "Pad", "Tile", "Transpose", "Expand",
-    "ReduceSum", "ReduceMean", "AveragePool", "GlobalAveragePool", "Equal", "Less",
-    "Greater", "Not", "And", "Or",
-})
+# ops whose output shares its input's storage in PyTorch (the exporter's source)
+VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose"})
+RESHAPES = frozenset({"Reshape", "Flatten"})
 
 
 @dataclass(frozen=True, slots=True)
 class InferenceMemory:
-    """Forward-pass memory in bytes; ``live_bytes[i]`` is the activation footprint at step i."""
+    """Forward-pass memory in bytes; ``live_bytes[i]`` is the activation footprint at step i.
+
+    Steps are the kernels eager runs (after fusion), so there can be fewer than nodes.
+    """
 
     weight_bytes: int
     peak_activation_bytes: int
@@ -81,12 +90,18 @@ class InferenceMemory:
 
 @dataclass(frozen=True, slots=True)
 class TrainingMemory:
-    """One training step's memory in bytes by component, and the tensors saved for backward."""
+    """One training step's peak in bytes, by component at the peak, and the saved tensors.
+
+    ``workspace`` is everything transient at the peak: activations not kept for backward,
+    activation gradients, kernel scratch and optimizer temporaries. ``peak_at`` names the
+    phase and kernel (``forward:conv1``, ``backward:fc2``, ``optimizer``).
+    """
 
     components: Mapping[str, int]
     saved: tuple[str, ...]
     precision: str
     optimizer: str
+    peak_at: str = ""
 
     @property
     def total_bytes(self) -> int:
@@ -104,42 +119,71 @@ def tensor_bytes(tensor: TensorInfo, dtype: str | None = None) -> int | None:
     return tensor.n_bytes
 
 
-def inference_memory(graph: ModelGraph, *, dtype: str | None = None) -> InferenceMemory:
-    """Parameters plus the peak of live activation bytes over the graph's node order.
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The kernels, their memory effects, and the tensors' sizes and view roots."""
+
+    kernels: tuple[Node, ...]
+    effects: tuple[MemoryEffect, ...]
+    sizes: Mapping[str, int]
+    roots: Mapping[str, str]
+    unsized: tuple[str, ...]
+
+    def root(self, name: str) -> str:
+        """The tensor whose storage ``name`` uses."""
+        return self.roots.get(name, name)
+
+
+def inference_memory(
+    graph: ModelGraph, *, dtype: str | None = None, workspace: str = "cpu"
+) -> InferenceMemory:
+    """Parameters plus the peak of live activation bytes over the kernel order.
 
     ``dtype`` (fp32, bf16, fp16) re-prices every floating-point tensor, weights included,
-    as when a model exported in fp32 is served in bf16. Tensors whose shape stayed unknown
+    as when a model exported in fp32 is served in bf16. ``workspace`` is the execution
+    mode of the kernels' scratch (``WORKSPACE_MODES``). Tensors whose shape stayed unknown
     count as zero and are named in ``unsized``; unbound input dims are an error.
     """
-    _check(graph, dtype)
-    sizes, unsized = _activation_sizes(graph, dtype)
-    live = _live_bytes(graph, sizes)
+    _check(graph, dtype, workspace)
+    plan = _plan(graph, dtype, workspace)
+    n = len(plan.kernels)
+    delta = [0] * (n + 1)
+    for name, (start, end) in _forward_spans(graph, plan).items():
+        _add(delta, start, end, plan.sizes.get(name, 0))
+    for step, effect in enumerate(plan.effects):
+        _add(
+            delta,
+            step,
+            step,
+            _scale(effect.workspace_bytes + effect.extra_saved_bytes, dtype, graph),
+        )
+    live = _running(delta, n)
     peak = max(live, default=0)
-    peak_node = graph.nodes[live.index(peak)].name if graph.nodes else None
+    peak_node = plan.kernels[live.index(peak)].name if plan.kernels else None
     return InferenceMemory(
         weight_bytes=_param_bytes(graph, dtype),
         peak_activation_bytes=peak,
         peak_node=peak_node,
         live_bytes=live,
-        unsized=unsized,
+        unsized=plan.unsized,
     )
 
 
-def saved_tensors(graph: ModelGraph) -> tuple[str, ...]:
-    """Names of the activations kept for backward, by the per-op rule in the module doc."""
-    saved: dict[str, None] = {}
-    for node in graph.nodes:
-        for name in _saved_by(node):
-            tensor = graph.tensors.get(name)
-            if name and tensor is not None and not tensor.is_param:
-                saved[name] = None
-    return tuple(saved)
+def saved_tensors(graph: ModelGraph, *, workspace: str = "cpu") -> tuple[str, ...]:
+    """Names of the activations kept for backward (view roots), in order of first saving."""
+    plan = _plan(graph, None, workspace)
+    return tuple(_saved_by_kernel(graph, plan))
 
 
 def training_memory(
-    graph: ModelGraph, *, optimizer: str = "adamw", dtype: str | None = None
+    graph: ModelGraph,
+    *,
+    optimizer: str = "adamw",
+    dtype: str | None = None,
+    workspace: str = "cpu",
+    first_step: bool = False,
 ) -> TrainingMemory:
-    """Weights, gradients, master weights, optimizer state, saved activations, workspace.
+    """The peak of one training step, with its breakdown at the peak.
 
     Trainable parameters are the floating-point initializers; gradients take their bytes.
     Training in bf16 or fp16 (``dtype``, else the graph's own weight dtype) is taken as
@@ -148,31 +192,75 @@ def training_memory(
     """
     if optimizer not in OPTIMIZER_MOMENTS:
         raise UnknownNameError("optimizer", optimizer, list(OPTIMIZER_MOMENTS))
-    forward = inference_memory(graph, dtype=dtype)
+    _check(graph, dtype, workspace)
+    plan = _plan(graph, dtype, workspace)
     precision = dtype or graph_precision(graph)
     trainable = [t for t in graph.parameters if t.dtype in FLOAT_DTYPES]
     n_trainable = sum(numel(t.concrete_shape or ()) for t in trainable)
-    sizes, _ = _activation_sizes(graph, dtype)
-    saved = saved_tensors(graph)
+    largest = max((numel(t.concrete_shape or ()) for t in trainable), default=0)
+    n = len(plan.kernels)
+    end = 2 * n  # forward 0..n-1, backward n..2n-1 (kernel i at 2n-1-i), optimizer 2n
+    saved_delta, grad_delta, other_delta = ([0] * (end + 2) for _ in range(3))
+    saved = _saved_by_kernel(graph, plan)
+    grads = _requires_grad(graph, plan)
+    for name, (start, stop) in _forward_spans(graph, plan).items():
+        size = plan.sizes.get(name, 0)
+        held = name in graph.outputs or name in graph.inputs  # the caller's: live to the end
+        if name in saved:
+            freed = max(stop, 2 * n - 1 - saved[name])
+            _add(saved_delta, start, freed, size)
+            if held:
+                _add(other_delta, freed + 1, end, size)
+        else:
+            _add(other_delta, start, end if held else stop, size)
+    for step, effect in enumerate(plan.effects):
+        back = 2 * n - 1 - step
+        extra = _scale(effect.extra_saved_bytes, dtype, graph)
+        scratch = _scale(effect.workspace_bytes, dtype, graph)
+        recorded = any(
+            plan.root(x) in grads or _is_trainable(graph, x) for x in plan.kernels[step].inputs
+        )
+        if recorded:
+            _add(saved_delta, step, back, extra)
+            _add(other_delta, back, back, scratch)
+        else:
+            _add(other_delta, step, step, extra)
+        _add(other_delta, step, step, scratch)
+    for name, (born, died) in _gradient_spans(graph, plan, grads).items():
+        _add(other_delta, born, died, plan.sizes.get(name, 0))
+    for name, born in _param_grad_births(graph, plan).items():
+        _add(grad_delta, born, end, tensor_bytes(graph.tensors[name], dtype) or 0)
+    _add(other_delta, end, end, largest * FP32_BYTES * OPTIMIZER_TEMPORARIES[optimizer])
+    saved_live, grad_live, other_live = (
+        _running(d, end + 1) for d in (saved_delta, grad_delta, other_delta)
+    )
+    state = n_trainable * FP32_BYTES * OPTIMIZER_MOMENTS[optimizer]
+    state_live = [0 if first_step and t < end else state for t in range(end + 1)]
+    total = [
+        sum(parts) for parts in zip(saved_live, grad_live, other_live, state_live, strict=True)
+    ]
+    peak = total.index(max(total))
     components = {
-        "weights": forward.weight_bytes,
-        "gradients": sum(tensor_bytes(t, dtype) or 0 for t in trainable),
+        "weights": _param_bytes(graph, dtype),
+        "gradients": grad_live[peak],
         "master_weights": n_trainable * FP32_BYTES if precision != "fp32" else 0,
-        "optimizer_state": n_trainable * FP32_BYTES * OPTIMIZER_MOMENTS[optimizer],
-        "saved_activations": sum(sizes.get(name, 0) for name in saved),
-        "workspace": forward.peak_activation_bytes,
+        "optimizer_state": state_live[peak],
+        "saved_activations": saved_live[peak],
+        "workspace": other_live[peak],
     }
-    return TrainingMemory(components, saved, precision, optimizer)
+    return TrainingMemory(components, tuple(saved), precision, optimizer, _phase(plan, peak, n))
 
 
-def _check(graph: ModelGraph, dtype: str | None) -> None:
-    """Reject an unknown dtype and unbound input dims (a guess would look exact).
+def _check(graph: ModelGraph, dtype: str | None, workspace: str) -> None:
+    """Reject an unknown dtype or mode and unbound input dims (a guess would look exact).
 
     Only dims of the graph inputs can be bound; a dim shape inference invented inside
     the graph (``unk__3``) leaves its tensor unsized instead.
     """
     if dtype is not None and dtype not in PRECISIONS:
         raise UnknownNameError("dtype", dtype, list(PRECISIONS))
+    if workspace not in WORKSPACE_MODES:
+        raise UnknownNameError("workspace", workspace, list(WORKSPACE_MODES))
     unbound = sorted({d for name in graph.inputs for d in graph.tensors[name].symbolic_dims})
     if unbound:
         raise InputError(
@@ -181,72 +269,184 @@ def _check(graph: ModelGraph, dtype: str | None) -> None:
         )
 
 
-# ops whose output shares its input's storage in PyTorch (the exporter's source): a view
-# costs no bytes of its own, and keeps the tensor it views alive while it is in use
-VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose"})
+def view_roots(graph: ModelGraph, kernels: tuple[Node, ...] | None = None) -> dict[str, str]:
+    """For every tensor that is a view, the tensor whose storage it shares.
 
-
-def view_roots(graph: ModelGraph) -> dict[str, str]:
-    """For every tensor that is a view, the tensor whose storage it shares."""
+    A Reshape or Flatten of a non-contiguous tensor (a transpose that moves a dim larger
+    than 1) is a copy, not a view, as ``torch.reshape`` makes it.
+    """
     roots: dict[str, str] = {}
-    for node in graph.nodes:
-        if node.op_type in VIEW_OPS and node.inputs and node.inputs[0]:
-            source = node.inputs[0]
-            for name in node.outputs:
-                roots[name] = roots.get(source, source)
+    strided: set[str] = set()
+    for node in kernels if kernels is not None else graph.nodes:
+        if node.op_type not in VIEW_OPS or not node.inputs or not node.inputs[0]:
+            continue
+        source = node.inputs[0]
+        if node.op_type in RESHAPES and source in strided:
+            continue
+        for name in node.outputs:
+            roots[name] = roots.get(source, source)
+            if source in strided or (node.op_type == "Transpose" and _moves(graph, node)):
+                strided.add(name)
     return roots
 
 
-def _activation_sizes(
-    graph: ModelGraph, dtype: str | None
-) -> tuple[dict[str, int], tuple[str, ...]]:
-    """Bytes of every non-parameter tensor (views cost none), and the names of those
-    without a known shape.
-    """
+def _moves(graph: ModelGraph, node: Node) -> bool:
+    """True when a Transpose reorders dims larger than 1 (its output is non-contiguous)."""
+    tensor = graph.tensors.get(node.inputs[0])
+    shape = tensor.concrete_shape if tensor is not None else None
+    perm = node.attributes.get("perm")
+    if shape is None:
+        return True
+    order = (
+        tuple(int(p) for p in perm)
+        if isinstance(perm, tuple)
+        else tuple(reversed(range(len(shape))))
+    )
+    kept = [p for p in order if shape[p] != 1]
+    return kept != sorted(kept)
+
+
+def _plan(graph: ModelGraph, dtype: str | None, workspace: str) -> _Plan:
+    """Fuse, then size every non-parameter tensor (views cost none) and ask each rule."""
+    kernels = fuse(graph)
+    roots = view_roots(graph, kernels)
     sizes: dict[str, int] = {}
     unsized: list[str] = []
-    views = view_roots(graph)
     for name, tensor in graph.tensors.items():
         if tensor.is_param:
             continue
-        if name in views:
+        if name in roots:
             sizes[name] = 0
             continue
         n_bytes = tensor_bytes(tensor, dtype)
         if n_bytes is None:
             unsized.append(name)
         sizes[name] = n_bytes or 0
-    return sizes, tuple(unsized)
+    effects = tuple(memory_effect(op_node(k, graph.tensors, graph), workspace) for k in kernels)
+    return _Plan(kernels, effects, sizes, roots, tuple(unsized))
 
 
-def _live_bytes(graph: ModelGraph, sizes: Mapping[str, int]) -> tuple[int, ...]:
-    """Footprint at each step: the bytes of every tensor whose lifetime covers it."""
-    n_steps = len(graph.nodes)
-    roots = view_roots(graph)
+def _forward_spans(graph: ModelGraph, plan: _Plan) -> dict[str, tuple[int, int]]:
+    """(first, last) forward step of every root tensor; inputs and outputs span the pass."""
+    n = len(plan.kernels)
     born: dict[str, int] = dict.fromkeys(graph.inputs, 0)
     last: dict[str, int] = {}
-    for step, node in enumerate(graph.nodes):
+    for step, node in enumerate(plan.kernels):
         for name in node.outputs:
-            if name in sizes:
+            if name in plan.sizes:
                 born.setdefault(name, step)
                 last.setdefault(name, step)
         for name in node.inputs:
-            for used in (name, roots.get(name)):  # using a view uses what it views
-                if used is not None and used in sizes:
-                    last[used] = step
-    for name in graph.outputs:
-        for kept in (name, roots.get(name)):
-            if kept is not None and kept in sizes:
-                last[kept] = n_steps - 1
-    # a difference array: +size at birth, -size after death, then a running sum
-    delta = [0] * (n_steps + 1)
-    for name, start in born.items():
-        end = last.get(name, start)
-        delta[start] += sizes.get(name, 0)
-        delta[end + 1] -= sizes.get(name, 0)
+            if name in plan.sizes:
+                last[plan.root(name)] = step  # using a view uses what it views
+    for name in (*graph.outputs, *graph.inputs):
+        if plan.root(name) in plan.sizes:
+            last[plan.root(name)] = max(n - 1, 0)
+    return {
+        name: (start, max(start, last.get(name, start)))
+        for name, start in born.items()
+        if name not in plan.roots
+    }
+
+
+def _is_trainable(graph: ModelGraph, name: str) -> bool:
+    """A floating-point parameter."""
+    tensor = graph.tensors.get(name)
+    return tensor is not None and tensor.is_param and tensor.dtype in FLOAT_DTYPES
+
+
+def _requires_grad(graph: ModelGraph, plan: _Plan) -> set[str]:
+    """Root tensors that depend on a trainable parameter (autograd tracks them)."""
+    tracked: set[str] = set()
+    for node in plan.kernels:
+        if any(_is_trainable(graph, x) or plan.root(x) in tracked for x in node.inputs if x):
+            for out in node.outputs:
+                tensor = graph.tensors.get(out)
+                if out and tensor is not None and tensor.dtype in FLOAT_DTYPES:
+                    tracked.add(plan.root(out))
+    return tracked
+
+
+def _saved_by_kernel(graph: ModelGraph, plan: _Plan) -> dict[str, int]:
+    """Saved root tensor -> the earliest kernel saving it (its backward frees it)."""
+    tracked = _requires_grad(graph, plan)
+    saved: dict[str, int] = {}
+    for step, (node, effect) in enumerate(zip(plan.kernels, plan.effects, strict=True)):
+        if not any(_is_trainable(graph, x) or plan.root(x) in tracked for x in node.inputs if x):
+            continue
+        for name in effect.saved:
+            tensor = graph.tensors.get(name)
+            if name and tensor is not None and not tensor.is_param:
+                saved.setdefault(plan.root(name), step)
+    return saved
+
+
+def _gradient_spans(
+    graph: ModelGraph, plan: _Plan, tracked: set[str]
+) -> dict[str, tuple[int, int]]:
+    """Backward lifetime of each activation gradient, by root tensor."""
+    n = len(plan.kernels)
+    last_use: dict[str, int] = {}
+    made: dict[str, int] = {}
+    for step, node in enumerate(plan.kernels):
+        for name in node.inputs:
+            if plan.root(name) in tracked:
+                last_use[plan.root(name)] = step
+        for name in node.outputs:
+            if name in tracked:
+                made[name] = step
+    spans: dict[str, tuple[int, int]] = {}
+    outputs = {plan.root(o) for o in graph.outputs}
+    for name, producer in made.items():
+        if name in outputs:
+            born = n
+        elif name in last_use:
+            born = 2 * n - 1 - last_use[name]
+        else:
+            continue  # feeds nothing: no gradient flows into it
+        spans[name] = (born, 2 * n - 1 - producer)
+    return spans
+
+
+def _param_grad_births(graph: ModelGraph, plan: _Plan) -> dict[str, int]:
+    """Backward step at which each trainable parameter's gradient is first written."""
+    n = len(plan.kernels)
+    last: dict[str, int] = {}
+    for step, node in enumerate(plan.kernels):
+        for name in node.inputs:
+            if _is_trainable(graph, name):
+                last[name] = step
+    return {name: 2 * n - 1 - step for name, step in last.items()}
+
+
+def _phase(plan: _Plan, t: int, n: int) -> str:
+    """Name the timeline position ``t``."""
+    if t < n:
+        return f"forward:{plan.kernels[t].name}"
+    if t < 2 * n:
+        return f"backward:{plan.kernels[2 * n - 1 - t].name}"
+    return "optimizer"
+
+
+def _scale(n_bytes: int, dtype: str | None, graph: ModelGraph) -> int:
+    """Re-price rule bytes (computed in the graph's dtype) in ``dtype``."""
+    if dtype is None or not n_bytes:
+        return n_bytes
+    own = DTYPE_BYTES[graph_precision(graph)]
+    return math.ceil(n_bytes * DTYPE_BYTES[dtype] / own)
+
+
+def _add(delta: list[int], start: int, stop: int, size: int) -> None:
+    """Add ``size`` over steps start..stop (inclusive) of a difference array."""
+    delta[start] += size
+    delta[stop + 1] -= size
+
+
+def _running(delta: list[int], n: int) -> tuple[int, ...]:
+    """Prefix sums of a difference array over its first ``n`` steps."""
     live: list[int] = []
     running = 0
-    for step in range(n_steps):
+    for step in range(n):
         running += delta[step]
         live.append(running)
     return tuple(live)
@@ -266,16 +466,3 @@ def graph_precision(graph: ModelGraph) -> str:
     if not by_dtype:
         return "fp32"
     return PRECISION_OF[max(by_dtype, key=lambda name: by_dtype[name])]
-
-
-def _saved_by(node: Node) -> tuple[str, ...]:
-    """The tensors one node keeps for its backward pass."""
-    if node.op_type in SAVES_OUTPUTS:
-        return node.outputs[:1]
-    if node.op_type in SAVES_NOTHING:
-        return ()
-    if node.op_type == "Gather":
-        return node.inputs[1:2]  # the indices; the gathered table is a weight or recomputable
-    if node.op_type == "Where":
-        return node.inputs[:1]  # the condition selects where each gradient goes
-    return node.inputs

@@ -103,6 +103,7 @@ class Node:
     attributes: Mapping[str, AttrValue] = field(default_factory=dict)
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
+    subgraphs: Mapping[str, ModelGraph] = field(default_factory=dict)  # If/Loop/Scan bodies
 
     @property
     def key(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +162,23 @@ def _small_ints(tensor: Any) -> tuple[int, ...] | None:
 
 def _to_graph(model: Any, dims: Mapping[str, int], path: Path) -> ModelGraph:
     """Convert the (inferred) protobuf into a ModelGraph."""
-    g = model.graph
-    nodes = tuple(
+    return _graph(model.graph, dims, path, {}, {})
+
+
+def _graph(
+    g: Any,
+    dims: Mapping[str, int],
+    path: Path,
+    outer: Mapping[str, TensorInfo],
+    outer_constants: Mapping[str, tuple[int, ...]],
+) -> ModelGraph:
+    """Convert one GraphProto; ``outer`` holds the enclosing scopes' tensors.
+
+    A control-flow body (If branches, Loop and Scan bodies) may read any value of the
+    scopes around it by name: those resolve through ``outer``, and its own values shadow
+    them. Bodies become ``Node.subgraphs`` with shapes propagated, ready for the op rules.
+    """
+    nodes = [
         Node(
             name=n.name or f"{n.op_type}_{i}",
             op_type=n.op_type,
@@ -172,14 +188,14 @@ def _to_graph(model: Any, dims: Mapping[str, int], path: Path) -> ModelGraph:
             outputs=tuple(n.output),
         )
         for i, n in enumerate(g.node)
-    )
+    ]
     producer = {out: node.name for node in nodes for out in node.outputs if out}
     consumers: dict[str, list[str]] = {}
     for node in nodes:
         for name in node.inputs:
             if name:
                 consumers.setdefault(name, []).append(node.name)
-    tensors: dict[str, TensorInfo] = {}
+    tensors: dict[str, TensorInfo] = dict(outer)
 
     def add(name: str, shape: Shape | None, elem_type: int, *, is_param: bool) -> None:
         dtype, bits = DTYPES.get(elem_type, UNKNOWN_DTYPE)
@@ -189,7 +205,7 @@ def _to_graph(model: Any, dims: Mapping[str, int], path: Path) -> ModelGraph:
 
     for value in (*g.input, *g.value_info, *g.output):
         add(value.name, _shape(value.type, dims), value.type.tensor_type.elem_type, is_param=False)
-    constants: dict[str, tuple[int, ...]] = {}
+    constants: dict[str, tuple[int, ...]] = dict(outer_constants)
     for init in g.initializer:
         add(init.name, tuple(int(d) for d in init.dims), init.data_type, is_param=True)
         if (value := _small_ints(init)) is not None:
@@ -202,10 +218,18 @@ def _to_graph(model: Any, dims: Mapping[str, int], path: Path) -> ModelGraph:
     for name in (*producer, *consumers):
         if name not in tensors:
             add(name, None, 0, is_param=False)
+    for i, n in enumerate(g.node):
+        bodies = {
+            a.name: propagate_shapes(_graph(a.g, dims, path, tensors, constants))
+            for a in n.attribute
+            if a.type == onnx.AttributeProto.GRAPH
+        }
+        if bodies:
+            nodes[i] = replace(nodes[i], subgraphs=bodies)
     initializers = {init.name for init in g.initializer}
     return ModelGraph(
         name=g.name or path.stem,
-        nodes=topological_order(nodes),
+        nodes=topological_order(tuple(nodes)),
         tensors=tensors,
         inputs=tuple(v.name for v in g.input if v.name not in initializers),
         outputs=tuple(v.name for v in g.output),

@@ -1,0 +1,214 @@
+"""Recognise exporter decompositions of single eager kernels, for the memory model.
+
+An exporter writes some one-kernel PyTorch ops as several ONNX nodes. FLOPs do not care,
+but memory does: the decomposition's intermediates never exist in eager PyTorch, and
+each piece would be charged its own saved tensors. :func:`fuse` returns the node order
+with each recognised group replaced by one synthetic node:
+
+- **bias add**: ``MatMul``/``Gemm``/``Conv``/``ConvTranspose`` whose only consumer is an
+  ``Add`` of a rank-1 parameter: ``nn.Linear`` on a 3-D input exports as MatMul + Add,
+  while eager adds the bias in place (``addmm``, or ``matmul`` then ``add_``);
+- **GELU**: ``Div``/``Mul`` by a constant -> ``Erf`` -> ``Add`` 1 -> ``Mul`` x -> ``Mul``
+  0.5 (any order of the last three), exported from one ``aten::gelu``; becomes ``Gelu``;
+- **SDPA**: ``MatMul(Mul(Q, c), Mul(K^T, c))`` [-> ``Add`` mask] -> ``Softmax`` -> ``MatMul``
+  with V, where both operands are scaled by the *same* constant ``c = scale**0.5``: the
+  signature of ``torch.nn.functional.scaled_dot_product_attention``'s decomposition
+  (explicit attention written by hand divides the scores instead, and stays as it is).
+  The view chains feeding Q, K and V are absorbed; the group becomes ``Attention``, which
+  eager runs as one flash kernel that never stores the score matrix.
+
+A group is fused only when none of its intermediates is used outside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from foresize.graph.model import ModelGraph, Node
+
+VIEW_CHAIN = frozenset({"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
+BIASED = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose"})
+GELU_TAIL = frozenset({"Add", "Mul"})
+
+
+class _Index:
+    """Producers, consumers and constness of the graph's tensors."""
+
+    def __init__(self, graph: ModelGraph) -> None:
+        self.graph = graph
+        self.producer: dict[str, Node] = {o: n for n in graph.nodes for o in n.outputs if o}
+        self.consumers: dict[str, list[Node]] = {}
+        for node in graph.nodes:
+            for name in node.inputs:
+                if name:
+                    self.consumers.setdefault(name, []).append(node)
+        self.outputs = set(graph.outputs)
+
+    def is_const(self, name: str) -> bool:
+        """A parameter, a Constant's output, or a value nobody computes."""
+        tensor = self.graph.tensors.get(name)
+        if tensor is not None and tensor.is_param:
+            return True
+        node = self.producer.get(name)
+        if node is None:
+            return name not in self.graph.inputs
+        return node.op_type == "Constant"
+
+    def sole(self, name: str) -> Node | None:
+        """The only consumer of an intermediate ``name`` (None for outputs and forks)."""
+        users = self.consumers.get(name, [])
+        return users[0] if len(users) == 1 and name not in self.outputs else None
+
+    def made_by(self, name: str, op_types: frozenset[str] | set[str]) -> Node | None:
+        """The producer of ``name`` when its type is one of ``op_types``."""
+        node = self.producer.get(name)
+        return node if node is not None and node.op_type in op_types else None
+
+
+Group = tuple[Node, list[Node]]  # (synthetic node, members)
+
+
+def _bias_add(ix: _Index, add: Node) -> Group | None:
+    if add.op_type != "Add" or len(add.inputs) != 2:
+        return None
+    for i in (0, 1):
+        main, bias = add.inputs[i], add.inputs[1 - i]
+        tensor = ix.graph.tensors.get(bias)
+        producer = ix.made_by(main, BIASED)
+        shape = tensor.concrete_shape if tensor is not None else None
+        if (
+            producer is not None
+            and tensor is not None
+            and tensor.is_param
+            and shape is not None
+            and len(shape) <= 1
+            and ix.sole(main) is add
+        ):
+            node = Node(
+                producer.name,
+                producer.op_type,
+                producer.domain,
+                producer.attributes,
+                (*producer.inputs, bias),
+                add.outputs,
+            )
+            return node, [producer, add]
+    return None
+
+
+def _gelu(ix: _Index, erf: Node) -> Group | None:
+    if erf.op_type != "Erf":
+        return None
+    scale = ix.made_by(erf.inputs[0], {"Div", "Mul"})
+    if scale is None or ix.sole(scale.outputs[0]) is not erf:
+        return None
+    consts = [n for n in scale.inputs if ix.is_const(n)]
+    xs = [n for n in scale.inputs if not ix.is_const(n)]
+    if len(consts) != 1 or len(xs) != 1:
+        return None
+    x = xs[0]
+    members, tail = [scale, erf], erf
+    while len(members) < 5:
+        nxt = ix.sole(tail.outputs[0])
+        if nxt is None or nxt.op_type not in GELU_TAIL:
+            break
+        others = [n for n in nxt.inputs if n != tail.outputs[0]]
+        if not all(n == x or ix.is_const(n) for n in others):
+            break
+        members.append(nxt)
+        tail = nxt
+    if len(members) < 5:
+        return None
+    return Node(tail.name, "Gelu", "", {}, (x,), tail.outputs), members
+
+
+def _view_source(ix: _Index, name: str, members: list[Node]) -> str:
+    """Walk back through single-use view ops, absorbing them; the tensor eager passes in."""
+    while (node := ix.made_by(name, VIEW_CHAIN)) is not None and ix.sole(name) is not None:
+        members.append(node)
+        name = node.inputs[0]
+    return name
+
+
+def _sdpa(ix: _Index, softmax: Node) -> Group | None:
+    if softmax.op_type != "Softmax":
+        return None
+    members = [softmax]
+    scores, mask = softmax.inputs[0], None
+    if (add := ix.made_by(scores, {"Add"})) is not None and ix.sole(scores) is softmax:
+        members.append(add)
+        scores, mask = add.inputs[0], add.inputs[1]
+    qk = ix.made_by(scores, {"MatMul"})
+    out = ix.sole(softmax.outputs[0])
+    if qk is None or ix.sole(scores) is None or out is None or out.op_type != "MatMul":
+        return None
+    if out.inputs[0] != softmax.outputs[0]:
+        return None
+    muls = [ix.made_by(n, {"Mul"}) for n in qk.inputs]
+    if any(m is None or ix.sole(m.outputs[0]) is not qk for m in muls):
+        return None
+    scaled: list[str] = []
+    consts: set[str] = set()
+    for mul in muls:
+        assert mul is not None
+        members.append(mul)
+        const = [n for n in mul.inputs if ix.is_const(n)]
+        other = [n for n in mul.inputs if not ix.is_const(n)]
+        if len(const) != 1 or len(other) != 1:
+            return None
+        consts.add(const[0])
+        scaled.append(other[0])
+    if len(consts) != 1:
+        return None
+    members += [qk, out]
+    q = _view_source(ix, scaled[0], members)
+    k = _view_source(ix, scaled[1], members)
+    v = _view_source(ix, out.inputs[1], members)
+    inputs = (q, k, v) if mask is None else (q, k, v, mask)
+    return Node(out.name, "Attention", "", {}, inputs, out.outputs), members
+
+
+PATTERNS: tuple[Callable[[_Index, Node], Group | None], ...] = (_sdpa, _gelu, _bias_add)
+
+
+def fuse(graph: ModelGraph) -> tuple[Node, ...]:
+    """The graph's nodes with each recognised group replaced by its synthetic node.
+
+    A synthetic node takes the place of the group's last member, after every value the
+    group reads from outside, so the order stays topological.
+    """
+    ix = _Index(graph)
+    taken: set[str] = set()
+    replace_at: dict[str, Node] = {}
+    position: Mapping[str, int] = {n.name: i for i, n in enumerate(graph.nodes)}
+    for pattern in PATTERNS:
+        for node in graph.nodes:
+            if node.name in taken:
+                continue
+            group = pattern(ix, node)
+            if group is None or any(m.name in taken for m in group[1]):
+                continue
+            synthetic, members = group
+            if not _closed(ix, members, synthetic):
+                continue
+            taken.update(m.name for m in members)
+            last = max(members, key=lambda m: position[m.name])
+            replace_at[last.name] = synthetic
+    return tuple(
+        replace_at.get(n.name, n)
+        for n in graph.nodes
+        if n.name not in taken or n.name in replace_at
+    )
+
+
+def _closed(ix: _Index, members: list[Node], synthetic: Node) -> bool:
+    """No intermediate of the group is read outside it or is a graph output."""
+    names = {m.name for m in members}
+    kept = set(synthetic.outputs)
+    for member in members:
+        for out in member.outputs:
+            if not out or out in kept:
+                continue
+            if out in ix.outputs or any(c.name not in names for c in ix.consumers.get(out, [])):
+                return False
+    return True

@@ -1,0 +1,164 @@
+"""Memory rules and fusion: eager kernels recovered from exported decompositions, scratch.
+
+Every figure is computed by hand from fp32 tensor sizes (4 bytes an element).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from foresize.core.errors import UnknownNameError
+from foresize.graph.liveness import inference_memory, saved_tensors
+from foresize.graph.model import ModelGraph
+from foresize.graph.onnx_reader import read_onnx
+from foresize.graph.ops.fusion import fuse
+
+F = TensorProto.FLOAT
+
+
+def read(
+    tmp_path: Path,
+    nodes: list[onnx.NodeProto],
+    inputs: dict[str, list[int]],
+    outputs: dict[str, list[int]],
+    inits: dict[str, np.ndarray] | None = None,
+) -> ModelGraph:
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, F, s) for n, s in inputs.items()],
+        [helper.make_tensor_value_info(n, F, s) for n, s in outputs.items()],
+        [
+            numpy_helper.from_array(v if v.dtype == np.int64 else v.astype(np.float32), n)
+            for n, v in (inits or {}).items()
+        ],
+    )
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return read_onnx(path)
+
+
+def test_exported_gelu_is_one_kernel_that_saves_its_input(tmp_path: Path) -> None:
+    """h = x @ w [1,8] 32 B, then GELU as torch exports it (Div, Erf, Add, Mul, Mul)."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
+        helper.make_node("Div", ["h", "sqrt2"], ["d"], name="div"),
+        helper.make_node("Erf", ["d"], ["e"], name="erf"),
+        helper.make_node("Add", ["e", "one"], ["a"], name="add"),
+        helper.make_node("Mul", ["half", "a"], ["m"], name="mul"),
+        helper.make_node("Mul", ["h", "m"], ["y"], name="gelu"),
+    ]
+    graph = read(
+        tmp_path,
+        nodes,
+        {"x": [1, 4]},
+        {"y": [1, 8]},
+        {
+            "w": np.ones((4, 8)),
+            "sqrt2": np.array(1.41),
+            "one": np.array(1.0),
+            "half": np.array(0.5),
+        },
+    )
+    assert [k.op_type for k in fuse(graph)] == ["MatMul", "Gelu"]
+    # fc: x 16 + h 32; gelu: x + h + y 32 (no d, e, a, m)
+    assert inference_memory(graph).live_bytes == (48, 80)
+    assert saved_tensors(graph) == ("x", "h")
+
+
+def attention(tmp_path: Path, *, sdpa: bool) -> ModelGraph:
+    """q, k, v [1,2,4,8] (256 B each); scores [1,2,4,4] (128 B)."""
+    if sdpa:  # torch's SDPA decomposition: Q and K^T both scaled by sqrt(scale)
+        scores = [
+            helper.make_node("Mul", ["q", "c"], ["qs"], name="mq"),
+            helper.make_node("Transpose", ["k"], ["kt"], name="kt", perm=[0, 1, 3, 2]),
+            helper.make_node("Mul", ["kt", "c"], ["ks"], name="mk"),
+            helper.make_node("MatMul", ["qs", "ks"], ["s"], name="qk"),
+        ]
+    else:  # hand-written attention: scores divided after the product
+        scores = [
+            helper.make_node("Transpose", ["k"], ["kt"], name="kt", perm=[0, 1, 3, 2]),
+            helper.make_node("MatMul", ["q", "kt"], ["raw"], name="qk"),
+            helper.make_node("Div", ["raw", "c"], ["s"], name="scale"),
+        ]
+    nodes = [
+        *scores,
+        helper.make_node("Softmax", ["s"], ["p"], name="softmax"),
+        helper.make_node("MatMul", ["p", "v"], ["o"], name="pv"),
+    ]
+    shape = [1, 2, 4, 8]
+    return read(
+        tmp_path, nodes, {"q": shape, "k": shape, "v": shape}, {"o": shape}, {"c": np.array(0.59)}
+    )
+
+
+def test_sdpa_decomposition_never_materialises_scores(tmp_path: Path) -> None:
+    graph = attention(tmp_path, sdpa=True)
+    assert [k.op_type for k in fuse(graph)] == ["Attention"]
+    # q, k, v, o and the kernel's log-sum-exp per query row (1 x 2 x 4 rows, fp32)
+    assert inference_memory(graph).live_bytes == (4 * 256 + 8 * 4,)
+
+
+def test_hand_written_attention_keeps_its_scores(tmp_path: Path) -> None:
+    graph = attention(tmp_path, sdpa=False)
+    assert "Attention" not in [k.op_type for k in fuse(graph)]
+    # q, k, v (768) live throughout; raw, s and p scores (128 each) exist in turn
+    assert inference_memory(graph).live_bytes == (768, 896, 1024, 1024, 768 + 128 + 256)
+
+
+def test_bias_add_folds_into_its_matmul(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+        helper.make_node("Add", ["h", "b"], ["y"], name="bias"),
+    ]
+    graph = read(
+        tmp_path, nodes, {"x": [2, 4]}, {"y": [2, 8]}, {"w": np.ones((4, 8)), "b": np.ones(8)}
+    )
+    assert [k.name for k in fuse(graph)] == ["mm"]
+    assert inference_memory(graph).live_bytes == (32 + 64,)  # no separate h
+
+
+def test_conv_workspace_on_cpu(tmp_path: Path) -> None:
+    """x [1,2,4,4] 128 B, w [3,2,3,3] 216 B, y [1,3,4,4] 192 B: oneDNN reorders w and y."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])]
+    graph = read(
+        tmp_path, nodes, {"x": [1, 2, 4, 4]}, {"y": [1, 3, 4, 4]}, {"w": np.ones((3, 2, 3, 3))}
+    )
+    assert inference_memory(graph).peak_activation_bytes == 128 + 192 + 216 + 192
+    assert inference_memory(graph, workspace="none").peak_activation_bytes == 128 + 192
+    with pytest.raises(UnknownNameError):
+        inference_memory(graph, workspace="tpu")
+
+
+def test_max_pool_indices_are_int64_scratch(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2])
+    ]
+    graph = read(tmp_path, nodes, {"x": [1, 1, 4, 4]}, {"y": [1, 1, 2, 2]})
+    assert inference_memory(graph).peak_activation_bytes == 64 + 16 + 4 * 8
+
+
+@pytest.mark.parametrize(("shape", "copied"), [([2, 3], True), ([1, 3], False)])
+def test_reshape_of_a_transpose_copies_only_when_strided(
+    tmp_path: Path, shape: list[int], copied: bool
+) -> None:
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], name="t", perm=[1, 0]),
+        helper.make_node("Reshape", ["t", "flat"], ["r"], name="r"),
+        helper.make_node("Relu", ["r"], ["y"], name="relu"),
+    ]
+    graph = read(
+        tmp_path,
+        nodes,
+        {"x": shape},
+        {"y": [3 * shape[0]]},
+        {"flat": np.array([3 * shape[0]], dtype=np.int64)},
+    )
+    size = 12 * shape[0]
+    # x and y always; the reshaped copy r only when the transpose moved a dim > 1
+    assert inference_memory(graph).peak_activation_bytes == (3 if copied else 2) * size
