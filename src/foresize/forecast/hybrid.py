@@ -31,7 +31,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
@@ -270,6 +269,8 @@ class Hybrid:
         self, data: list[tuple[FloatArray, FloatArray, float, float]], rng: np.random.Generator
     ) -> None:
         """Calibration model on the early rows, bands from the held-out rows, final model."""
+        import lightgbm as lgb  # here, not at import: it pulls in scikit-learn (~1 s)
+
         x, target, h, idle, held, sid = self._sample(data, rng)
         design = np.column_stack([x, h.astype(np.float64)])
         params = self._lgb_params()
