@@ -10,6 +10,12 @@ series under spikes, a forecast blackout and a level shift, and the issue's targ
 check. Replica-hours are compared with the zero-delay oracle (the issue's "oracle":
 its reference numbers, HPA80 about 1.6x and the delayed oracle about 1.17x, are ratios
 to it). Deterministic (no randomness in the simulator or the policies).
+
+Extra tables: the LoRA service on node pools (2-GPU nodes, one replica per GPU, an
+on-demand pool and a cheaper spot pool, 3 min provisioning, spot interruptions seeded)
+with cost in money; and per-phase vertical sizing of the GenTD26 memory containers
+(``mem_util_pct``; sizes learned on the first 70 % of each series, applied with a
+resize delay on the rest) against a fixed size and the per-step oracle.
 """
 
 from __future__ import annotations
@@ -19,10 +25,14 @@ import sys
 import warnings
 from typing import Any
 
-from foresize.ingest.sources import ReadOptions
+import polars as pl
+
+from foresize.ingest.sources import ReadOptions, open_telemetry
 from foresize.simulate.autoscale.demand import DemandSeries, open_demand
+from foresize.simulate.autoscale.nodes import parse_plan
 from foresize.simulate.autoscale.run import ZERO_DELAY, ServiceConfig, Trajectory, compare
 from foresize.simulate.autoscale.stress import apply_injections, parse_injection
+from foresize.simulate.autoscale.vertical import VerticalConfig, totals, vertical_sizing
 
 POLICIES = ["static", "hpa", "predictive", "hybrid", "oracle"]
 TUNE_FRAC = 0.4  # defaults were chosen on the first 40 % of each series only
@@ -110,6 +120,70 @@ def check(name: str, rows: list[dict[str, Any]]) -> None:
         )
 
 
+ON_DEMAND = "name=od,gpus=2,gpu_model=A100,price=8.2,delay=3m,max=12"
+SPOT = "name=spot,gpus=2,gpu_model=A100,spot_price=2.9,delay=3m,max=4"
+
+
+def nodes_table(lora: DemandSeries, rate: float, pools: list[str]) -> None:
+    """Every policy on node pools: node-hours per pool, money, interruptions."""
+    plan = parse_plan(pools, interruption_rate=rate, seed=1, scale_down_after_s=600.0)
+    result = compare(lora.values, POLICIES, config(lora, 1.0, 2), offered=lora.offered, nodes=plan)
+    names = [p.name for p in plan.pools]
+    print(
+        f"\nLoRA on node pools {', '.join(names)} (2 replicas per node, 3 min provisioning, "
+        f"scale-down after 10 min), spot interruptions {rate:g}/node-h, start-up 2"
+    )
+    print(
+        f"{'policy':<16}{'rep-h':>8}"
+        + "".join(f"{'node-h ' + n:>13}" for n in names)
+        + f"{'cost $':>10}{'/oracle0 $':>11}{'unserved%':>10}{'+nodes pp':>10}"
+        f"{'interr.':>8}{'lost':>6}{'pend.rep-h':>11}"
+    )
+    floor = next(r for r in result.rows if r["policy"] == ZERO_DELAY)["cost_usd"]
+    for r in result.rows:
+        extra = r.get("unserved_node_extra")
+        print(
+            f"{r['policy']:<16}{r['replica_hours']:>8.1f}"
+            + "".join(f"{r['node_hours:' + n]:>13.1f}" for n in names)
+            + f"{r['cost_usd']:>10.0f}{r['cost_usd'] / floor:>11.3f}"
+            f"{100 * r['unserved_frac']:>10.2f}"
+            f"{'-' if extra is None else f'{100 * extra:+.2f}':>10}"
+            f"{r['interruptions']:>8}{r['replicas_lost']:>6}{r['pending_replica_h']:>11.1f}"
+        )
+
+
+def vertical_tables() -> None:
+    """Per-phase vs fixed memory sizes on GenTD26 containers."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frame = open_telemetry(["alibaba-gentd26:memory_util"], ReadOptions()).frame
+    memory = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+    assert isinstance(memory, pl.DataFrame)
+    print(
+        "\nVertical per-phase sizing, GenTD26 memory (mem_util_pct, % of the container "
+        "limit); reserved in %-hours on the last 30 % of each series"
+    )
+    print(
+        f"{'risk':>5}{'delay':>6}{'subset':>13}{'series':>7}{'fixed':>9}{'per-phase':>10}"
+        f"{'oracle':>9}{'phase/fix':>10}{'<=fixed':>8}{'under% fix':>11}{'under% ph':>10}"
+        f"{'overshoot fix':>14}{'overshoot ph':>13}"
+    )
+    for risk, delay in ((0.05, 2), (0.05, 5), (0.02, 2)):
+        rows, _ = vertical_sizing(memory, config=VerticalConfig(risk=risk, resize_delay=delay))
+        for subset, part in (("all", rows), ("multi-phase", rows.filter(pl.col("n_phases") >= 2))):
+            t = totals(part)
+            used = float(part["used_h"].sum())
+            not_more = float((part["per_phase_vs_fixed"] <= 1 + 1e-9).mean())
+            print(
+                f"{risk:>5.2f}{delay:>6}{subset:>13}{part.height:>7}{t['reserved_h_fixed']:>9.0f}"
+                f"{t['reserved_h_per_phase']:>10.0f}{t['reserved_h_oracle']:>9.0f}"
+                f"{t['per_phase_vs_fixed']:>10.3f}{100 * not_more:>7.0f}%"
+                f"{100 * t['under_frac_fixed']:>11.2f}{100 * t['under_frac_per_phase']:>10.2f}"
+                f"{100 * (t['reserved_h_fixed'] / used - 1):>13.1f}%"
+                f"{100 * (t['reserved_h_per_phase'] / used - 1):>12.1f}%"
+            )
+
+
 def main() -> None:
     """Print every table."""
     quick = "--quick" in sys.argv
@@ -157,6 +231,9 @@ def main() -> None:
         rows = [dict(r, run=r["policy"]) for r in result.rows]
         table(f"LoRA with {text}, start-up 2", rows, result.runs)
         stress.append((text, {str(r["policy"]): r for r in rows}))
+    for rate, pools in ((0.0, [ON_DEMAND]), (0.0, [ON_DEMAND, SPOT]), (0.05, [ON_DEMAND, SPOT])):
+        nodes_table(lora, rate, pools)
+    vertical_tables()
     print("\nTarget check")
     for name, rows in checks:
         check(name, rows)

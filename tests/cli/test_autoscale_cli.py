@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -61,6 +62,10 @@ def test_lora_end_to_end_json(
         (["--inject", "spike:3x:10m@2h"], r"starts after the series ends"),
         (["--inject", "spike:3x@2h"], r"is not an injection"),
         (["--startup", "10m"], r"longer than the series"),
+        (["--spot-interruptions", "0.1"], r"need at least one --pool"),
+        (["--pool", "name=a,gpus=8,gpu_model=A100,colour=red"], r"'colour=red' is not KEY=VALUE"),
+        (["--pool", "name=a,cpu=8"], r"holds no replica of 1 GPU"),
+        (["--pool", "name=a,replicas=1", "--pool", "name=a,replicas=2"], r"names repeat"),
     ],
 )
 def test_bad_input_exits_3_with_one_line(
@@ -89,3 +94,63 @@ def test_negative_and_missing_capacity(tmp_path: Path, capsys: pytest.CaptureFix
     source.write_text("ts,workload,metric,value\n0,web,qps,1\n60,web,qps,4\n120,web,qps,1\n")
     assert main(["simulate", "autoscale", str(source)]) == 3
     assert "--capacity is required" in capsys.readouterr().err
+
+
+def test_an_on_demand_and_a_spot_pool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "demand.csv"
+    waves = [2 + round(6 * (1 + math.sin(i / 40))) for i in range(1500)]
+    lines = ["ts,workload,metric,value"] + [f"{60 * i},web,qps,{v}" for i, v in enumerate(waves)]
+    source.write_text("\n".join(lines) + "\n")
+    target = tmp_path / "nodes.json"
+    code = main(
+        [
+            "simulate",
+            "autoscale",
+            str(source),
+            "--capacity",
+            "1",
+            "--policies",
+            "hpa",
+            "--pool",
+            "name=od,gpus=2,gpu_model=A100,price=8,delay=3m,max=20",
+            "--pool",
+            "name=spot,gpus=2,gpu_model=A100,spot_price=3,delay=3m,max=4",
+            "--spot-interruptions",
+            "0.05",
+            "--seed",
+            "3",
+            "-f",
+            "json",
+            "-o",
+            str(target),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    document = json.loads(target.read_text())
+    assert [p["spot"] for p in document["nodes"]["pools"]] == [False, True]
+    rows = {r["policy"]: r for r in document["results"]}
+    hpa = rows["hpa"]
+    assert hpa["cost_usd"] == pytest.approx(8 * hpa["node_hours:od"] + 3 * hpa["node_hours:spot"])
+    assert hpa["node_hours:od"] > 0
+    assert hpa["interruptions"] > 0
+    assert hpa["replicas_lost"] >= hpa["interruptions"]
+    assert rows["oracle_nodelay"]["interruptions"] == 0
+    assert rows["oracle_nodelay"]["cost_usd"] <= rows["oracle"]["cost_usd"]
+
+
+def test_vertical_on_real_memory_and_bad_input(
+    mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "vertical.json"
+    source = "alibaba-gentd26:memory_util"
+    args = ["simulate", "vertical", source, "--mirror", str(mirror)]
+    assert main([*args, "--multi-phase", "-f", "json", "-o", str(target)]) == 0
+    document = json.loads(target.read_text())
+    assert document["metric"] == "mem_util_pct"
+    assert all(r["n_phases"] >= 2 for r in document["results"])
+    assert document["totals"]["per_phase_vs_fixed"] < 1.0
+    capsys.readouterr()
+    assert main([*args, "--metric", "gpu_util_pct"]) == 3
+    assert "'gpu_util_pct' is not in the source" in capsys.readouterr().err
+    assert main([*args, "--risk", "0"]) == 3
+    assert "--risk must be in (0, 0.5]" in capsys.readouterr().err

@@ -1,4 +1,6 @@
-"""``foresize simulate autoscale``: reactive vs predictive horizontal scaling on a demand series."""
+"""``foresize simulate autoscale`` (horizontal scaling on a demand series, optionally on node
+pools) and ``foresize simulate vertical`` (per-phase resizing of a resource series).
+"""
 
 from __future__ import annotations
 
@@ -10,17 +12,27 @@ import numpy as np
 import polars as pl
 import typer
 
-from foresize.cli.common import provenance, read_options
-from foresize.cli.options import FormatOpt, MapOpt, MirrorOpt, OutputOpt, TsFormatOpt, TsUnitOpt
+from foresize.cli.common import provenance, read_canonical, read_options
+from foresize.cli.options import (
+    FormatOpt,
+    MapOpt,
+    MirrorOpt,
+    OutputOpt,
+    TsFormatOpt,
+    TsUnitOpt,
+    WorkloadOpt,
+)
 from foresize.cli.output import Result, emit, info, progress
 from foresize.core.errors import InputError
 from foresize.core.io import atomic_write
 from foresize.core.units import parse_duration
 from foresize.simulate.autoscale.demand import DemandSeries, is_lora, open_demand
+from foresize.simulate.autoscale.nodes import NodePlan, parse_plan
 from foresize.simulate.autoscale.policies import SCALERS
 from foresize.simulate.autoscale.run import ZERO_DELAY, Comparison, ServiceConfig, compare
 from foresize.simulate.autoscale.service import FloatArray, IntArray
 from foresize.simulate.autoscale.stress import apply_injections, parse_injection
+from foresize.simulate.autoscale.vertical import VerticalConfig, totals, vertical_sizing
 
 EPILOG = """\
 Examples:
@@ -35,7 +47,14 @@ Examples:
 
   foresize simulate autoscale demand.csv --map ts=time,workload=pod,value=rps \
       --as-metric qps --capacity 5 --target 0.6 --price 2.5 -f json
+
+  foresize simulate autoscale alibaba-gentd26:lora --capacity 1 \
+      --pool name=a100,gpus=8,gpu_model=A100,price=32.8,delay=3m,max=4 \
+      --pool name=a100-spot,gpus=8,gpu_model=A100,spot_price=9.8,delay=3m,max=2 \
+      --spot-interruptions 0.05 --seed 1
 """
+
+NODE_COLUMNS = ("node_hours", "peak_nodes", "interruptions", "replicas_lost", "unserved_node_extra")
 
 ROW_COLUMNS = (
     "scenario",
@@ -320,6 +339,59 @@ def autoscale(
             rich_help_panel="Output",
         ),
     ] = None,
+    pool: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pool",
+            help="Run replicas on an autoscaled node pool (repeatable): name=N,gpus=G,"
+            "gpu_model=M,price=USD_PER_NODE_H,delay=3m,min=0,max=10[,replicas=K]; on-demand "
+            "unless spot=1 or spot_price=USD (a spot pool). New nodes come from the cheapest "
+            "pool with room. Cost is then node-hours x price.",
+            rich_help_panel="Nodes",
+            show_default=False,
+        ),
+    ] = None,
+    replicas_per_node: Annotated[
+        int | None,
+        typer.Option(
+            "--replicas-per-node",
+            min=1,
+            help="Replicas one node holds (default: the node's GPUs // --gpus-per-replica).",
+            rich_help_panel="Nodes",
+        ),
+    ] = None,
+    gpus_per_replica: Annotated[
+        float,
+        typer.Option(
+            "--gpus-per-replica",
+            min=0.001,
+            help="GPUs one replica uses, to fit replicas on a pool's GPUs.",
+            rich_help_panel="Nodes",
+        ),
+    ] = 1.0,
+    spot_interruptions: Annotated[
+        float,
+        typer.Option(
+            "--spot-interruptions",
+            min=0.0,
+            help="Spot interruptions per spot node-hour (seeded): an interrupted node's "
+            "replicas are lost and re-created on a new node after its delay.",
+            rich_help_panel="Nodes",
+        ),
+    ] = 0.0,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", help="Seed of the spot interruptions.", rich_help_panel="Nodes"),
+    ] = 0,
+    scale_down_after: Annotated[
+        str,
+        typer.Option(
+            "--scale-down-after",
+            help="Remove a pool node empty this long (Cluster Autoscaler's "
+            "--scale-down-unneeded-time default is 10m).",
+            rich_help_panel="Nodes",
+        ),
+    ] = "10m",
     mapping: MapOpt = None,
     as_metric: Annotated[
         str | None,
@@ -340,6 +412,21 @@ def autoscale(
     """
     names = _policies(policies)
     injections = [parse_injection(text) for text in inject or []]
+    nodes: NodePlan | None = None
+    if pool:
+        nodes = parse_plan(
+            pool,
+            replicas_per_node=replicas_per_node,
+            gpus_per_replica=gpus_per_replica,
+            interruption_rate=spot_interruptions,
+            seed=seed,
+            scale_down_after_s=parse_duration(scale_down_after),
+        )
+    elif replicas_per_node is not None or spot_interruptions > 0:
+        raise InputError(
+            "--replicas-per-node and --spot-interruptions need at least one --pool",
+            hint="e.g. --pool name=a100,gpus=8,gpu_model=A100,price=32.8,delay=3m",
+        )
     options = read_options(
         mapping=mapping, as_metric=as_metric, ts_unit=ts_unit, ts_format=ts_format, mirror=mirror
     )
@@ -405,10 +492,14 @@ def autoscale(
                 visible=seen,
                 offered=load,
                 on_policy=lambda _: bar.advance(),
+                nodes=nodes,
             )
             rows += _rows(last, scenario)
     assert last is not None
-    frame = pl.DataFrame(rows).select(ROW_COLUMNS)
+    columns = list(ROW_COLUMNS)
+    if nodes is not None:
+        columns += [*NODE_COLUMNS, *(f"node_hours:{p.name}" for p in nodes.pools)]
+    frame = pl.DataFrame(rows).select(columns)
     degradation = []
     if injections:
         clean = {r["policy"]: r for r in rows if r["scenario"] == "clean"}
@@ -442,6 +533,7 @@ def autoscale(
             "slo_s": config.slo_s,
             "latency_model": "M/M/c per step (Erlang C), ready replicas as servers",
         },
+        "nodes": nodes.describe() if nodes is not None else None,
         "policies": {"names": names, "settings": settings},
         "injections": [i.text for i in injections],
         "results": rows,
@@ -455,7 +547,161 @@ def autoscale(
             title=f"Autoscaling on {series.name} ({kind}, {n:,} steps of "
             f"{step_s:g} s, capacity {cap:g}/replica, start-up {startup_steps} steps)",
             caption="vs_oracle: replica-hours / oracle with start-up delay; "
-            "vs_oracle_nodelay: / zero-delay oracle",
+            "vs_oracle_nodelay: / zero-delay oracle"
+            + (
+                "; cost_usd: node-hours x price; unserved_node_extra: unserved share "
+                "added by node provisioning and interruptions"
+                if nodes is not None
+                else ""
+            ),
+        ),
+        fmt=fmt,
+        output=output,
+    )
+
+
+VERTICAL_EPILOG = """\
+Examples:
+
+  foresize simulate vertical alibaba-gentd26:memory_util --metric mem_util_pct
+
+  foresize simulate vertical alibaba-gentd26:memory_util --risk 0.02 --resize-delay 5 \
+      --multi-phase -o vertical.json
+
+  foresize simulate vertical memory.csv --map ts=time,workload=pod,value=rss \
+      --as-metric mem_used_gib
+"""
+
+VERTICAL_COLUMNS = (
+    "workload",
+    "n_phases",
+    "resizes",
+    "reserved_h_fixed",
+    "reserved_h_per_phase",
+    "reserved_h_oracle",
+    "per_phase_vs_fixed",
+    "under_frac_fixed",
+    "under_frac_per_phase",
+    "overshoot_fixed",
+    "overshoot_per_phase",
+)
+
+
+def vertical(
+    source: Annotated[
+        list[str],
+        typer.Argument(
+            help="Resource telemetry per replica or container: a file or a dataset table "
+            "(alibaba-gentd26:memory_util).",
+            show_default=False,
+        ),
+    ],
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric",
+            help="The metric to size (required when the source holds several).",
+            rich_help_panel="Input",
+        ),
+    ] = None,
+    risk: Annotated[
+        float,
+        typer.Option(
+            "--risk",
+            help="Share of time a size may be exceeded, in (0, 0.5]: each size is the "
+            "1 - risk quantile of its phase (or of all samples, for the fixed size).",
+            rich_help_panel="Sizing",
+        ),
+    ] = 0.05,
+    resize_delay: Annotated[
+        int,
+        typer.Option(
+            "--resize-delay",
+            help="Steps a phase change takes to apply (an in-place VPA resize).",
+            rich_help_panel="Sizing",
+        ),
+    ] = 2,
+    train_frac: Annotated[
+        float,
+        typer.Option(
+            "--train-frac",
+            help="Learn the sizes on this first share of each series, apply on the rest.",
+            rich_help_panel="Sizing",
+        ),
+    ] = 0.7,
+    min_dwell: Annotated[
+        int,
+        typer.Option(
+            "--min-dwell",
+            help="Fewest samples a phase lasts (detect_phases).",
+            rich_help_panel="Sizing",
+        ),
+    ] = 3,
+    multi_phase: Annotated[
+        bool,
+        typer.Option(
+            "--multi-phase",
+            help="Show only series with two or more phases.",
+            rich_help_panel="Output",
+        ),
+    ] = False,
+    workload: WorkloadOpt = None,
+    mapping: MapOpt = None,
+    as_metric: Annotated[
+        str | None,
+        typer.Option(
+            "--as-metric",
+            help="Metric name for a generic file whose rows name none.",
+            rich_help_panel="Input",
+        ),
+    ] = None,
+    ts_unit: TsUnitOpt = "s",
+    ts_format: TsFormatOpt = None,
+    mirror: MirrorOpt = None,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Size replicas vertically by phase: per-phase sizes learned on the first 70 % of each
+    series, applied with a resize delay on the rest, against a fixed size and the per-step
+    oracle (reserved resource-hours, share of time under-sized, overshoot).
+    """
+    config = VerticalConfig(
+        risk=risk, train_frac=train_frac, resize_delay=resize_delay, min_dwell=min_dwell
+    )
+    options = read_options(
+        mapping=mapping, as_metric=as_metric, ts_unit=ts_unit, ts_format=ts_format, mirror=mirror
+    )
+    frame, header = read_canonical(
+        source, options, strict=False, workload=workload, metric=None, all_reports=False
+    )
+    rows, _ = vertical_sizing(frame, metric=metric, config=config)
+    shown = rows.filter(pl.col("n_phases") >= 2) if multi_phase else rows
+    if shown.height == 0:
+        raise InputError("no series has two or more phases", hint="drop --multi-phase")
+    summary = totals(shown)
+    chosen = metric or str(frame["metric"].first())
+    document = {
+        **header,
+        "metric": chosen,
+        "sizing": {
+            "risk": risk,
+            "train_frac": train_frac,
+            "resize_delay_steps": resize_delay,
+            "min_dwell": min_dwell,
+        },
+        "totals": summary,
+        "results": shown.to_dicts(),
+    }
+    emit(
+        Result(
+            shown.select(VERTICAL_COLUMNS).sort("per_phase_vs_fixed"),
+            document,
+            title=f"Per-phase vertical sizing of {chosen} ({shown.height} series, risk "
+            f"{risk:g}, resize delay {resize_delay} steps)",
+            caption=f"all series: per-phase reserves {summary['per_phase_vs_fixed']:.3f}x "
+            f"the fixed size, under-sized {100 * summary['under_frac_per_phase']:.1f}% of the "
+            f"time (fixed {100 * summary['under_frac_fixed']:.1f}%); reserved_h in "
+            f"{chosen} x hours",
         ),
         fmt=fmt,
         output=output,

@@ -383,3 +383,4 @@ def policies(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     emit(Result(frame, {"policies": rows}, title="Simulator policies"), fmt=fmt, output=output)
 
 app.command("autoscale", epilog=autoscale.EPILOG)(autoscale.autoscale)
+app.command("vertical", epilog=autoscale.VERTICAL_EPILOG)(autoscale.vertical)

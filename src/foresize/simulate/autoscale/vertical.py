@@ -1,0 +1,246 @@
+"""Vertical scaling by phase: resize a replica's memory (or GPU share) as its phase changes.
+
+A workload's resource use moves between phases (``profile.phases.detect_phases``:
+idle, one to three active regimes, spikes). A fixed request must cover the highest
+phase; a per-phase request covers each phase on its own and is resized (a VPA
+in-place resize) when the phase changes. This measures what that saves, per series:
+
+* **Learn** on the first ``train_frac`` (70 %) of the series: each phase's size is its
+  ``1 - risk`` quantile there; the fixed size is the ``1 - risk`` quantile of the whole
+  training part. Spikes are shorter than a phase (``min_dwell``) and cannot be followed
+  by a resize, so a spike sample belongs to the phase it interrupts. A phase never seen
+  in training gets the fixed size.
+* **Apply** on the rest: the size at step ``t`` is the size of the phase at step
+  ``t - resize_delay`` (a phase change takes ``resize_delay`` steps to apply, and in
+  the meantime the old size stays).
+* **Score** each strategy (``fixed``, ``per_phase``, and the per-step ``oracle`` whose
+  size is the use itself) on the applied part: reserved resource-hours (the metric's
+  unit x hours, e.g. %-of-limit-hours for ``mem_util_pct``), the share of steps
+  under-sized (use above the size), the shortfall (use above the size, as a share of
+  all use) and the overshoot (reserved beyond use, as a share of use).
+
+Phase labels come from the whole series (``detect_phases`` looks a few samples
+around each one), so the timing of a phase change is known in hindsight; the resize
+delay is where detection lag belongs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from foresize.core.errors import InputError, InsufficientDataError
+from foresize.profile.phases import SPIKE, detect_phases
+from foresize.simulate.autoscale.service import FloatArray
+
+STRATEGIES = ("fixed", "per_phase", "oracle")
+MIN_TRAIN = 20  # fewest training samples of a series worth sizing
+MIN_TEST = 10  # fewest applied samples
+
+
+@dataclass(frozen=True, slots=True)
+class VerticalConfig:
+    """How per-phase sizes are learned and applied."""
+
+    risk: float = 0.05
+    train_frac: float = 0.7
+    resize_delay: int = 2
+    min_dwell: int = 3
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.risk) and 0 < self.risk <= 0.5):
+            raise InputError(
+                f"--risk must be in (0, 0.5] (the share of time a size may be exceeded), "
+                f"got {self.risk!r}"
+            )
+        if not (math.isfinite(self.train_frac) and 0 < self.train_frac < 1):
+            raise InputError(f"train fraction must be in (0, 1), got {self.train_frac!r}")
+        if self.resize_delay < 0:
+            raise InputError(f"--resize-delay must be >= 0 steps, got {self.resize_delay}")
+        if self.min_dwell < 1:
+            raise InputError(f"--min-dwell must be >= 1 sample, got {self.min_dwell}")
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSizing:
+    """One series: the learned sizes, the applied per-phase size, and each strategy's score."""
+
+    workload: str
+    phase_sizes: dict[str, float]
+    fixed_size: float
+    applied: FloatArray  # the per-phase size on the applied part
+    scores: dict[str, dict[str, float]]
+    n_phases: int
+    resizes: int
+
+
+def merge_spikes(phases: npt.NDArray[np.str_] | list[str]) -> list[str]:
+    """Spike samples take the phase they interrupt (the one before; at the start, after)."""
+    labels = list(phases)
+    last: str | None = None
+    for i, label in enumerate(labels):
+        if label == SPIKE:
+            if last is not None:
+                labels[i] = last
+        else:
+            last = label
+    first = next((label for label in labels if label != SPIKE), None)
+    if first is not None:
+        labels = [first if label == SPIKE else label for label in labels]
+    return labels
+
+
+def score_sizes(use: FloatArray, size: FloatArray, step_s: float) -> dict[str, float]:
+    """Reserved and used resource-hours, under-sized share, shortfall and overshoot."""
+    hours = step_s / 3600.0
+    used = float(use.sum())
+    reserved = float(size.sum())
+    short = np.maximum(use - size, 0.0)
+    tolerance = 1e-9 * max(1.0, float(np.abs(use).max()) if use.size else 1.0)
+    return {
+        "reserved_h": reserved * hours,
+        "used_h": used * hours,
+        "under_frac": float((use > size + tolerance).mean()) if use.size else 0.0,
+        "shortfall": float(short.sum()) / used if used > 0 else 0.0,
+        "overshoot": (reserved - used) / used if used > 0 else math.nan,
+    }
+
+
+def size_series(
+    values: FloatArray,
+    phases: list[str],
+    config: VerticalConfig,
+    *,
+    step_s: float,
+    workload: str = "",
+) -> SeriesSizing:
+    """Learn per-phase and fixed sizes on the head of one series, apply and score on the tail."""
+    n = values.size
+    if len(phases) != n:
+        raise InputError(f"{workload or 'series'}: {n} values but {len(phases)} phase labels")
+    split = round(config.train_frac * n)
+    if split < MIN_TRAIN or n - split < MIN_TEST:
+        raise InsufficientDataError(
+            f"{workload or 'series'}: {n} samples is too short to learn on "
+            f"{config.train_frac:.0%} (>= {MIN_TRAIN}) and apply on the rest (>= {MIN_TEST})"
+        )
+    labels = np.asarray(merge_spikes(phases))
+    level = 1.0 - config.risk
+    train, train_labels = values[:split], labels[:split]
+    fixed = float(np.quantile(train, level))
+    sizes = {
+        str(p): float(np.quantile(train[train_labels == p], level)) for p in np.unique(train_labels)
+    }
+    lagged = labels[split - config.resize_delay : n - config.resize_delay]
+    applied = np.asarray([sizes.get(str(p), fixed) for p in lagged], dtype=np.float64)
+    use = values[split:]
+    scores = {
+        "fixed": score_sizes(use, np.full(use.size, fixed), step_s),
+        "per_phase": score_sizes(use, applied, step_s),
+        "oracle": score_sizes(use, use, step_s),
+    }
+    return SeriesSizing(
+        workload,
+        sizes,
+        fixed,
+        applied,
+        scores,
+        int(np.unique(labels).size),
+        int((np.diff(applied) != 0).sum()),
+    )
+
+
+def _pick_metric(frame: pl.DataFrame, metric: str | None) -> str:
+    present = sorted(frame["metric"].unique().to_list())
+    if metric is None:
+        if len(present) != 1:
+            raise InputError(
+                f"the source holds metrics {', '.join(present)}; pick one with --metric"
+            )
+        return str(present[0])
+    if metric not in present:
+        raise InputError(
+            f"--metric {metric!r} is not in the source; it holds {', '.join(present) or 'none'}"
+        )
+    return metric
+
+
+def vertical_sizing(
+    telemetry: pl.DataFrame,
+    *,
+    metric: str | None = None,
+    config: VerticalConfig | None = None,
+    workloads: list[str] | None = None,
+) -> tuple[pl.DataFrame, list[SeriesSizing]]:
+    """Size every workload of one metric by phase; one row per workload, and the details.
+
+    Series too short to learn and apply are left out; none left is an
+    ``InsufficientDataError``. Rows: ``workload``, ``n_phases``, ``resizes``, and per
+    strategy ``reserved_h_*``, ``under_frac_*``, ``shortfall_*``, ``overshoot_*``, plus
+    ``per_phase_vs_fixed`` (reserved resource-hours per phase / fixed).
+    """
+    config = config or VerticalConfig()
+    chosen = _pick_metric(telemetry, metric)
+    frame = telemetry.filter(pl.col("metric") == chosen)
+    if workloads is not None:
+        missing = sorted(set(workloads) - set(frame["workload"].unique().to_list()))
+        if missing:
+            raise InputError(f"--workload {missing[0]!r} has no {chosen} samples in the source")
+        frame = frame.filter(pl.col("workload").is_in(workloads))
+    labelled = detect_phases(frame, min_dwell=config.min_dwell).sort("workload", "ts")
+    results: list[SeriesSizing] = []
+    for (name,), part in labelled.group_by(["workload"], maintain_order=True):
+        values = part["value"].to_numpy().astype(np.float64)
+        ts = part["ts"].dt.epoch("us").to_numpy()
+        step_s = float(np.median(np.diff(ts))) / 1e6 if ts.size > 1 else 60.0
+        try:
+            results.append(
+                size_series(
+                    values, part["phase"].to_list(), config, step_s=step_s, workload=str(name)
+                )
+            )
+        except InsufficientDataError:
+            continue
+    if not results:
+        raise InsufficientDataError(
+            f"no {chosen} series is long enough to size by phase (it takes >= "
+            f"{MIN_TRAIN} samples to learn on and >= {MIN_TEST} to apply on)"
+        )
+    return pl.DataFrame([_row(r) for r in results]), results
+
+
+def _row(result: SeriesSizing) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "workload": result.workload,
+        "n_phases": result.n_phases,
+        "resizes": result.resizes,
+        "steps": result.applied.size,
+    }
+    for strategy in STRATEGIES:
+        for key, value in result.scores[strategy].items():
+            if key != "used_h":
+                row[f"{key}_{strategy}"] = value
+    row["used_h"] = result.scores["oracle"]["used_h"]
+    fixed = result.scores["fixed"]["reserved_h"]
+    row["per_phase_vs_fixed"] = (
+        result.scores["per_phase"]["reserved_h"] / fixed if fixed > 0 else math.nan
+    )
+    return row
+
+
+def totals(rows: pl.DataFrame) -> dict[str, float]:
+    """Reserved resource-hours summed over workloads, and step-weighted under-sized shares."""
+    out: dict[str, float] = {"workloads": float(rows.height)}
+    for strategy in STRATEGIES:
+        out[f"reserved_h_{strategy}"] = float(rows[f"reserved_h_{strategy}"].sum())
+        weight = rows["steps"].to_numpy().astype(np.float64)
+        share = rows[f"under_frac_{strategy}"].to_numpy().astype(np.float64)
+        out[f"under_frac_{strategy}"] = float(share @ weight / weight.sum())
+    fixed = out["reserved_h_fixed"]
+    out["per_phase_vs_fixed"] = out["reserved_h_per_phase"] / fixed if fixed > 0 else math.nan
+    return out
