@@ -258,7 +258,12 @@ class _Scorer:
         else:
             coef, resid = np.empty(0), target
         n, k = self.rows, len(cols) + 1
-        sigma2 = max(float(resid @ resid) / n, 1e-300)
+        with np.errstate(over="ignore", invalid="ignore"):
+            sse = float(resid @ resid)
+        if not math.isfinite(sse):  # an explosive MA recursion: this order is not a candidate
+            self.scores[spec] = (math.inf, coef)
+            return math.inf
+        sigma2 = max(sse / n, 1e-300)
         value = n * math.log(sigma2) + 2 * k
         if self.cfg.criterion == "aicc":
             value += 2 * k * (k + 1) / max(n - k - 1, 1)
