@@ -116,6 +116,23 @@ def test_floor_is_never_undercut(memory: pl.DataFrame) -> None:
     )
 
 
+def test_ceiling_caps_only_what_exceeds_the_hardware(memory: pl.DataFrame) -> None:
+    free = recommend_rightsizing(memory, include_phases=False)
+    ok = [r for r in free.recommendations if r.status == "ok"]
+    high, low = ok[0], ok[1]
+    cap = (high.recommended.limit or 0.0) * 0.5
+    roomy = (low.recommended.limit or 0.0) * 2.0
+    capped = recommend_rightsizing(
+        memory, include_phases=False, ceiling={high.workload: cap, low.workload: roomy}
+    )
+    by = {r.workload: r for r in capped.recommendations}
+    assert by[high.workload].recommended.limit == pytest.approx(cap)
+    assert by[high.workload].recommended.request <= cap
+    assert "capped at the hardware" in by[high.workload].rationale
+    assert by[low.workload].recommended.limit == low.recommended.limit
+    assert "capped" not in by[low.workload].rationale
+
+
 def test_single_workload_gets_a_measured_margin(memory: pl.DataFrame) -> None:
     one = memory.filter(pl.col("workload") == memory["workload"][0])
     result = recommend_rightsizing(one, include_phases=False)

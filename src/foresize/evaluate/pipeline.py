@@ -48,6 +48,7 @@ from foresize.evaluate.report import Report, Section, render_markdown
 from foresize.forecast.backtest import backtest
 from foresize.forecast.models import make_forecaster
 from foresize.forecast.panel import to_panel
+from foresize.graph.devices import get_device
 from foresize.ingest.synthetic import GPU_MEM_GIB, SERVICE_KINDS, TRAINING_KINDS
 from foresize.profile.phases import detect_phases, phase_summary
 from foresize.profile.telemetry import profile_telemetry
@@ -317,6 +318,7 @@ def build_demo_plan(
     strategy: str,
     horizon_s: float,
     source: str,
+    node: NodeShape,
 ) -> tuple[list[PlanBody], list[str]]:
     """Plan bodies: one per resource metric, one per service; and what was left out.
 
@@ -332,9 +334,15 @@ def build_demo_plan(
         resources.append(UTIL_METRIC)
     notes: list[str] = []
     bodies: list[PlanBody] = []
+    gpu_bytes = get_device(node.gpu_model).memory_bytes
     for metric in resources:
         placed = model if metric == UTIL_METRIC else None
-        request = PlanRequest(metric=metric, strategy=strategy, model=placed, source=source)
+        ceiling = (
+            {w: n * gpu_bytes for w, n in assumptions.gpus.items()}
+            if metric == "gpu_mem_bytes" else None
+        )
+        request = PlanRequest(metric=metric, strategy=strategy, model=placed, ceiling=ceiling,
+                              source=source)
         try:
             bodies.append(build_plan(frame.filter(pl.col("metric") == metric), request))
         except InsufficientDataError as exc:
@@ -790,6 +798,7 @@ def run_pipeline(
                 strategy=options.strategy,
                 horizon_s=horizon_s,
                 source=source,
+                node=options.node,
             )
             plan = plan_document(bodies, header)
             manifests = plan_yaml(validate_plan(plan))

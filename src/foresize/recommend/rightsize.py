@@ -19,6 +19,7 @@ import polars as pl
 
 from foresize.core.errors import InputError, InsufficientDataError
 from foresize.core.schemas import metric_info
+from foresize.core.units import human_bytes
 from foresize.profile.phases import detect_phases, phase_summary
 from foresize.recommend.plan import (
     Bounds,
@@ -117,6 +118,7 @@ def recommend_rightsizing(
     risk: float | None = None,
     horizon_s: float | None = None,
     floor: float | None = None,
+    ceiling: Mapping[str, float] | None = None,
     min_points: int = MIN_POINTS,
     include_phases: bool = True,
     source: str = "telemetry",
@@ -126,7 +128,10 @@ def recommend_rightsizing(
     ``risk`` is the target chance of exceeding the limit within the horizon, in
     (0, 0.5]; default 0.01 for memory (an OOM kills) and 0.05 for CPU and utilisation
     (throttling only). ``floor`` (in the metric's unit) is never undercut, e.g. the GPU
-    memory the model's weights and activations need. Workloads with fewer than
+    memory the model's weights and activations need. ``ceiling`` (per workload, same
+    unit) is the most the hardware can give, e.g. the GPU memory of the GPUs a workload
+    runs on: a limit above it could never be used, so it is capped there and the
+    rationale says so. Workloads with fewer than
     ``min_points`` samples get ``status="insufficient_data"`` and no value; if none has
     enough, ``InsufficientDataError`` says how many are needed.
     """
@@ -146,6 +151,12 @@ def recommend_rightsizing(
     sizings = sizer(fleet, metric=name, risk=chosen_risk, horizon_frac=frac)
     if floor is not None and strategy != "foresize":
         sizings = {w: _floored(s, floor) for w, s in sizings.items()}
+    if ceiling:
+        show = human_bytes if name.endswith("_bytes") else (lambda v: f"{v:.4g}")
+        sizings = {
+            w: _capped(s, ceiling[w], show(ceiling[w])) if w in ceiling else s
+            for w, s in sizings.items()
+        }
     schedules = phase_schedules(frame, name, sizings) if include_phases else {}
     unit = metric_info(name).unit
     recs: list[ResourceRecommendation] = []
@@ -182,6 +193,23 @@ def _floored(sizing: Sizing, floor: float) -> Sizing:
         sizing.lower,
         sizing.upper,
         sizing.rationale + "; raised to the static-analysis floor",
+        sizing.details,
+    )
+
+
+def _capped(sizing: Sizing, cap: float, shown: str) -> Sizing:
+    top = max(sizing.request, sizing.limit or 0.0)
+    if top <= cap:
+        return sizing
+    return Sizing(
+        min(sizing.request, cap),
+        None if sizing.limit is None else min(sizing.limit, cap),
+        sizing.base,
+        sizing.quantile,
+        sizing.margin,
+        sizing.lower,
+        sizing.upper,
+        sizing.rationale + f"; capped at the hardware's {shown}",
         sizing.details,
     )
 

@@ -404,6 +404,7 @@ class PlanRequest:
     devices: tuple[str, ...] = ()
     scaling: ScalingRequest | None = None
     current_limit: float | None = None
+    ceiling: Mapping[str, float] | None = None  # per workload: what its hardware holds
     source: str = "telemetry"
 
     def check(self) -> None:
@@ -503,6 +504,7 @@ def build_plan(frame: pl.DataFrame, request: PlanRequest) -> PlanBody:
             risk=request.risk,
             horizon_s=request.horizon_s,
             floor=floor,
+            ceiling=request.ceiling,
             min_points=request.min_points,
             source=request.source,
         )
