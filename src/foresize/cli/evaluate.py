@@ -37,6 +37,13 @@ SmokeOpt = Annotated[
     typer.Option("--smoke", min=1, help="Quick run on the first N series of each table, one "
                  "seed, fewer models: for CI and notebooks.", rich_help_panel="Scale-out"),
 ]
+AnchorsOpt = Annotated[
+    str | None,
+    typer.Option("--anchors", help="Forecast anchors to run, comma-separated (sf_naive, "
+                 "sf_seasonal_naive, sf_auto_arima, sf_auto_ets, sf_auto_theta, mlf_lgbm) or "
+                 "'none'; default: all when statsforecast/mlforecast are installed.",
+                 rich_help_panel="Scale-out"),
+]
 PlotsOpt = Annotated[
     bool,
     typer.Option("--plots/--no-plots", help="Draw PNG figures (needs matplotlib).",
@@ -55,6 +62,7 @@ class Run:
     engine: str
     address: str | None
     seed: int
+    anchors: tuple[str, ...] | None = None
 
 
 def _forecast(run: Run) -> list[Section]:
@@ -62,7 +70,7 @@ def _forecast(run: Run) -> list[Section]:
 
     return forecast_sections(run.dataset, mirror=run.mirror, smoke=run.smoke,
                              plots_on=run.plots, engine=run.engine, address=run.address,
-                             seed=run.seed)
+                             seed=run.seed, anchors=run.anchors)
 
 
 def _rightsize(run: Run) -> list[Section]:
@@ -108,17 +116,19 @@ def _check(kind: str, dataset: str) -> None:
 
 def _evaluate(kinds: list[str], *, dataset: str, out: Path | None, smoke: int | None,
               plots: bool, engine: str, ray_address: str | None, mirror: Path | None,
-              seed: int | None, fmt: str | None) -> None:
+              seed: int | None, fmt: str | None, anchors: str | None) -> None:
     engine = check_engine(engine)
     dataset = get_dataset(dataset).name  # aliases resolve; unknown names list the valid ones
     for kind in kinds:
         if kind != "schedule" or len(kinds) == 1:
             _check(kind, dataset)
     folder = out or Path(f"report-{kinds[0] if len(kinds) == 1 else 'all'}")
+    chosen = None if anchors is None else tuple(
+        a.strip() for a in anchors.split(",") if a.strip() and a.strip() != "none")
     run = Run(dataset, mirror, smoke, plots, engine, ray_address,
-              SETTINGS.seed if seed is None else seed)
+              SETTINGS.seed if seed is None else seed, chosen)
     parameters = {"dataset": dataset, "kinds": ",".join(kinds), "smoke": smoke,
-                  "engine": engine, "seed": run.seed}
+                  "engine": engine, "seed": run.seed, "anchors": anchors or "default"}
     report = Report(f"foresize evaluation: {', '.join(kinds)} on {dataset}", parameters)
     timings: dict[str, float] = {}
     with progress("evaluating", len(kinds)) as bar:
@@ -150,10 +160,11 @@ def _command(kind: str) -> Callable[..., None]:
         mirror: MirrorOpt = None,
         seed: SeedOpt = None,
         fmt: FormatOpt = None,
+        anchors: AnchorsOpt = None,
     ) -> None:
         _evaluate(list(KINDS) if kind == "all" else [kind], dataset=dataset, out=out,
                   smoke=smoke, plots=plots, engine=engine, ray_address=ray_address,
-                  mirror=mirror, seed=seed, fmt=fmt)
+                  mirror=mirror, seed=seed, fmt=fmt, anchors=anchors)
 
     command.__doc__ = DOCS[kind]
     return command

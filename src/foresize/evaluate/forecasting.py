@@ -11,12 +11,14 @@ panel and the fast models.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from foresize.core.errors import InputError, UnknownNameError
 from foresize.evaluate import plots
 from foresize.evaluate.anchors import ANCHORS, anchors_available, make_anchors, warm_up
 from foresize.evaluate.panels import PANELS, SEASONS, load_panel
@@ -165,12 +167,26 @@ def forecast_sections(
     engine: str = "serial",
     address: str | None = None,
     seed: int = 0,
+    anchors: Sequence[str] | None = None,
 ) -> list[Section]:
-    """One section per GenTD26 panel: the metrics table, target check and figures."""
+    """One section per GenTD26 panel: the metrics table, target check and figures.
+
+    ``anchors`` names the Nixtla anchors to run (``None``: all of them when installed,
+    two fast ones in smoke mode; AutoARIMA and AutoTheta take most of a full run).
+    """
     ours = SMOKE_OURS if smoke is not None else OURS
-    anchors: tuple[str, ...] = ()
-    if anchors_available():
-        anchors = SMOKE_ANCHORS if smoke is not None else ANCHORS
+    if anchors is None:
+        anchors = (SMOKE_ANCHORS if smoke is not None else ANCHORS) if anchors_available() else ()
+    anchors = tuple(anchors)
+    for name in anchors:
+        if name not in ANCHORS:
+            raise UnknownNameError("anchor", name, list(ANCHORS))
+    if anchors:
+        if not anchors_available():
+            raise InputError(
+                "the anchors need statsforecast and mlforecast",
+                hint="pip install -e '.[bench]', or --anchors none",
+            )
         warm_up()
     sections = []
     for name in PANELS:

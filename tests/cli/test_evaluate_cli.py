@@ -1,0 +1,81 @@
+"""``foresize evaluate``: report folders on the real traces, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from foresize.cli.main import main
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_rightsize_report(mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "report"
+    code, out, err = run(
+        ["evaluate", "rightsize", "--dataset", "gentd26", "--smoke", "25", "--mirror",
+         str(mirror), "-o", str(folder), "-f", "json"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    files = {Path(f["file"]).name for f in json.loads(out)["files"]}
+    assert files == {"report.md", "report.json", "rightsize_frontier.png"}
+    text = (folder / "report.md").read_text()
+    assert "| foresize |" in text
+    assert "| vpa |" in text
+    assert "| oracle |" in text
+    assert "foresize 0." in text
+    assert "`seed=0`" in text
+    document = json.loads((folder / "report.json").read_text())
+    strategies = document["sections"][0]["tables"]["Strategies"]
+    oracle = next(r for r in strategies if r["strategy"] == "oracle")
+    assert oracle["reserved/oracle"] == pytest.approx(1.0)
+    assert oracle["violated"] == 0
+
+
+def test_schedule_report_has_the_papers_column(
+    mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "sched"
+    code, _, err = run(
+        ["evaluate", "schedule", "--smoke", "1", "--mirror", str(mirror), "-o", str(folder),
+         "--no-plots", "--engine", "serial"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    rows = json.loads((folder / "report.json").read_text())["sections"][0]["tables"]
+    table = rows["Allocated GPU share by arrived demand"]
+    fgd = next(r for r in table if r["policy"] == "fgd")
+    assert fgd["paper_allocated_at_100_frac"] == pytest.approx(0.9523)
+    assert 0.9 < fgd["allocated_at_100_frac"] <= 1.0
+    assert not list(folder.glob("*.png"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["evaluate", "forecast", "--dataset", "openb"], "runs on alibaba-gentd26"),
+        (["evaluate", "rightsize", "--dataset", "nope"], "unknown dataset 'nope'"),
+        (["evaluate", "forecast", "--anchors", "sf_naiv"], "Did you mean 'sf_naive'"),
+        (["evaluate", "all", "--engine", "spark"], "not one of serial, local, ray"),
+    ],
+)
+def test_bad_input_leaves_no_report(
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    mirror: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = tmp_path / "never"
+    code, _out, err = run([*args, "--mirror", str(mirror), "-o", str(folder)], capsys)
+    assert code == 3
+    assert message in err
+    assert "Traceback" not in err
+    assert not folder.exists()
