@@ -14,6 +14,7 @@ from polars.testing import assert_frame_equal
 from foresize.core.errors import InputError, NotFittedError
 from foresize.forecast.backtest import backtest
 from foresize.forecast.baselines import Naive
+from foresize.forecast.features import StackedAR, series_scale, wavelet_features
 from foresize.forecast.hybrid import Hybrid
 from foresize.forecast.models import make_forecaster
 from foresize.forecast.panel import to_panel
@@ -73,7 +74,10 @@ def test_output_follows_the_protocol(fitted: Hybrid, gpu_panel: pl.DataFrame) ->
     assert out.height == 12 * N_SERIES
     assert out.group_by("series").len()["len"].to_list() == [12] * N_SERIES
     assert set(out["series"]) == set(gpu_panel["series"])
-    assert (out["model"] == "hybrid").all()
+    # every series is the model's, or naive where the guard said naive beat it held out
+    guard = "naive (guard: beat hybrid on held-out rows)"
+    assert set(out["model"]) <= {"hybrid", guard}
+    assert (out["model"] == "hybrid").mean() > 0.8
     assert (out["lo_95"] <= out["lo_80"]).all()
     assert (out["lo_80"] <= out["mean"]).all()
     assert (out["mean"] <= out["hi_80"]).all()
@@ -145,6 +149,9 @@ def test_predict_before_fit_raises() -> None:
         ({"cal_frac": 0.0}, "cal_frac"),
         ({"n_estimators": 1.5}, "n_estimators"),
         ({"horizon": True}, "horizon"),
+        ({"wavelet_levels": -1}, "wavelet_levels"),
+        ({"stack_levels": -1}, "stack_levels"),
+        ({"stack_lags": 0}, "stack_lags"),
     ],
 )
 def test_bad_params_raise_input_error(
@@ -165,3 +172,35 @@ def test_registered_by_name() -> None:
     model = make_forecaster("hybrid", seed=7)
     assert isinstance(model, Hybrid)
     assert model.seed == 7
+
+
+def test_wavelet_and_stacked_features_are_causal(gpu_panel: pl.DataFrame) -> None:
+    """Features at origin t are the same computed on ``y[:t + 1]`` as on the whole series."""
+    first = gpu_panel["series"].unique().sort()[0]
+    y = gpu_panel.filter(pl.col("series") == first)["y"].to_numpy().astype(np.float64)
+    scale = series_scale(y)
+    full = wavelet_features(y, scale=scale, levels=4)
+    stack = StackedAR.fit(y, levels=4, lags=4)  # coefficients from the history: allowed
+    origins = np.array([40, 300, 777, y.size - 2])
+    paths = stack.paths(y, origins, 30)
+    assert np.abs(full).sum() > 0  # the features are not all trivial
+    assert np.ptp(paths) > 0
+    for row, t in enumerate(origins):
+        cut = y[: t + 1]
+        np.testing.assert_array_equal(wavelet_features(cut, scale=scale, levels=4)[t], full[t])
+        # equal up to float rounding (one origin vs a batch in the BLAS product)
+        np.testing.assert_allclose(
+            stack.paths(cut, np.array([t]), 30)[0], paths[row], rtol=1e-12, atol=1e-12
+        )
+    # the smooth column is c_L - y: details plus it sum to zero (components sum to y)
+    np.testing.assert_allclose(full.sum(axis=1), 0.0, atol=1e-9)
+
+
+def test_stacked_and_wavelet_features_are_named_and_used(gpu_panel: pl.DataFrame) -> None:
+    model = Hybrid(seed=1, wavelet_levels=3, stack_levels=2, **FAST).fit(gpu_panel)
+    names = model.feature_names_
+    assert names[-6:] == ["wav_d1", "wav_d2", "wav_d3", "wav_c3", "stack_ar", "h"]
+    assert model.feature_importances_["stack_ar"] > 0
+    out = model.predict(40)
+    assert out.height == 40 * N_SERIES
+    assert out["mean"].is_finite().all()

@@ -10,11 +10,14 @@ duty cycle in percent and a request rate share the same trees.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from foresize.forecast.arima import ndiffs
 from foresize.forecast.panel import FloatArray
+from foresize.forecast.wavelet import ARModel, ar_paths, causal_components, fit_ar
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -109,3 +112,59 @@ def origin_features(
         angle = 2 * np.pi * (ts_s % SECONDS_PER_DAY) / SECONDS_PER_DAY
         cols += [np.sin(angle), np.cos(angle)]
     return np.column_stack(cols)
+
+
+def wavelet_feature_names(levels: int) -> list[str]:
+    """Column names of :func:`wavelet_features`: the details fine to coarse, then the smooth."""
+    return [f"wav_d{j}" for j in range(1, levels + 1)] + [f"wav_c{levels}"]
+
+
+def wavelet_features(y: FloatArray, *, scale: float, levels: int) -> FloatArray:
+    """``(n, levels + 1)`` causal à trous Haar components at each origin, scale-free.
+
+    The details ``d_1 .. d_levels`` are already changes (they oscillate around zero) and
+    are divided by ``scale``; the smooth ``c_levels`` is given as ``(c - y) / scale``, how
+    far the local level sits from the last value, like the rolling means. Row ``t`` uses
+    ``y[:t + 1]`` only (``wavelet.causal_components`` is causal).
+    """
+    comps = causal_components(y, levels)
+    comps[-1] -= y
+    return np.ascontiguousarray((comps / scale).T)
+
+
+@dataclass(frozen=True, slots=True)
+class StackedAR:
+    """A per-series linear forecaster whose h-step forecasts feed the hybrid (stacking).
+
+    ``levels == 0``: one AR(p) on the series itself; ``levels >= 1``: the Wavelet
+    forecaster's model (an AR per causal à trous Haar component, the smooth on its
+    KPSS-chosen difference), recombined. Fitted once on the history given to ``fit``;
+    forecasts from an origin ``t`` use ``y[:t + 1]`` only.
+    """
+
+    levels: int
+    models: tuple[ARModel, ...]
+
+    @classmethod
+    def fit(cls, y: FloatArray, *, levels: int, lags: int) -> StackedAR:
+        """Least-squares AR(``lags``) per component of ``y`` (see the class doc)."""
+        comps = _components(y, levels)
+        warmup = 2**levels if levels else 0
+        smooth_d = min(ndiffs(comps[-1][warmup:], max_d=1), 1)
+        models = [fit_ar(c, lags, warmup) for c in comps[:-1]]
+        models.append(fit_ar(comps[-1], lags, warmup, d=smooth_d))
+        return cls(levels, tuple(models))
+
+    def paths(self, y: FloatArray, origins: np.ndarray, h: int) -> FloatArray:
+        """``(origins, h)`` forecasts of ``y`` from every origin at once (vectorised)."""
+        comps = _components(y, self.levels)
+        index = np.asarray(origins, dtype=np.int64)
+        out = np.zeros((index.size, h))
+        for comp, model in zip(comps, self.models, strict=True):
+            out += ar_paths(comp, model, index, h)
+        return out
+
+
+def _components(y: FloatArray, levels: int) -> FloatArray:
+    """The series as one row (``levels == 0``) or its causal wavelet components."""
+    return causal_components(y, levels) if levels else np.asarray(y, dtype=np.float64)[None, :]

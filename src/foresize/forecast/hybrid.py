@@ -20,6 +20,10 @@ Why each choice (measured on GenTD26, see ``benchmarks/bench_forecast.py``):
   bucket and idle/busy state at the origin, give the band quantiles
   (``forecast.conformal``). The final model then continues it on every row.
 
+* **Stacking.** Optional features (issue 5): the causal wavelet components at the
+  origin, and the h-step forecast of a per-series linear model (an AR per wavelet
+  component, fitted once per ``fit`` on the series' history) as ``stack_ar``.
+
 Series shorter than ``min_history`` points, or constant ones, get the naive
 forecast, said in ``model``; so do series on which naive beat the calibration model on
 their held-out rows (the guard: one global model need not fit every series).
@@ -38,10 +42,13 @@ from foresize.core.errors import InputError, NotFittedError
 from foresize.forecast.baselines import naive_forecast
 from foresize.forecast.conformal import ConformalBands, group_of, origin_state
 from foresize.forecast.features import (
+    StackedAR,
     feature_names,
     idle_level,
     origin_features,
     series_scale,
+    wavelet_feature_names,
+    wavelet_features,
 )
 from foresize.forecast.panel import FloatArray, check_panel
 from foresize.forecast.protocol import (
@@ -57,6 +64,9 @@ from foresize.forecast.protocol import (
 MODEL_NAME = "hybrid"
 GUARD_MIN_ROWS = 30  # held-out rows a series needs before the guard judges it
 IDLE_NOW, RUN_STATE = 2, 3  # origin_features columns: idle flag, log1p(steps since a flip)
+STACK_NAME = "stack_ar"
+# per trained series: history, origin features, scale, idle level, stacked linear model
+_Data = tuple[FloatArray, FloatArray, float, float, StackedAR | None]
 
 
 def idle_run(feats: FloatArray) -> FloatArray:
@@ -74,6 +84,7 @@ class _Series:
     low: float
     high: float
     features: FloatArray  # origin features at the last point
+    stack: FloatArray | None  # scaled stacked forecast from the last point, steps 1..horizon
 
 
 def _check_int(owner: str, name: str, value: object, low: int) -> int:
@@ -100,7 +111,12 @@ class Hybrid:
     ``max_rows`` the (origin, horizon) training rows sampled over all series;
     ``cal_frac`` the share of each series held out to calibrate the intervals;
     ``min_history`` the fewest points a series needs (else naive);
-    ``calendar`` adds the time of day; ``clip_to_range`` keeps forecasts within the
+    ``calendar`` adds the time of day; ``wavelet_levels`` (0: off) adds the causal
+    à trous Haar components at the origin (``features.wavelet_features``);
+    ``stack_levels`` (None: off) stacks a per-series linear forecast as a feature, an
+    AR(``stack_lags``) per wavelet component (0: on the series itself), whose h-step
+    forecast from the origin is the row's ``stack_ar`` (``features.StackedAR``);
+    ``clip_to_range`` keeps forecasts within the
     series' observed range; ``n_jobs`` LightGBM threads (1 by default: on a shared
     2-core machine a second OpenMP thread spin-waits more than it helps; measured
     10x slower fits under load); ``seed`` fixes sampling and trees. The final model
@@ -125,6 +141,9 @@ class Hybrid:
         cal_frac: float = 0.1,
         min_history: int = 60,
         calendar: bool = False,
+        wavelet_levels: int = 4,
+        stack_levels: int | None = 4,
+        stack_lags: int = 4,
         clip_to_range: bool = True,
         n_jobs: int = 1,
         seed: int = 0,
@@ -140,6 +159,9 @@ class Hybrid:
         self.cal_frac = cal_frac
         self.min_history = min_history
         self.calendar = calendar
+        self.wavelet_levels = wavelet_levels
+        self.stack_levels = stack_levels
+        self.stack_lags = stack_lags
         self.clip_to_range = clip_to_range
         self.n_jobs = n_jobs
         self.seed = seed
@@ -158,6 +180,10 @@ class Hybrid:
         _check_int(owner, "min_history", self.min_history, 2)
         _check_int(owner, "n_jobs", self.n_jobs, 1)
         _check_int(owner, "seed", self.seed, 0)
+        _check_int(owner, "wavelet_levels", self.wavelet_levels, 0)
+        _check_int(owner, "stack_lags", self.stack_lags, 1)
+        if self.stack_levels is not None:
+            _check_int(owner, "stack_levels", self.stack_levels, 0)
         _check_float(owner, "learning_rate", self.learning_rate, 0.0, 1.0)
         _check_float(owner, "cal_frac", self.cal_frac, 0.0, 1.0)
         if not self.windows:
@@ -189,12 +215,17 @@ class Hybrid:
         self._check_params()
         check_panel(panel, source=f"{self.name} fit")
         rng = np.random.default_rng(self.seed)
-        names = [*feature_names(self.lags, self.windows, calendar=self.calendar), "h"]
+        names = feature_names(self.lags, self.windows, calendar=self.calendar)
+        if self.wavelet_levels:
+            names += wavelet_feature_names(self.wavelet_levels)
+        if self.stack_levels is not None:
+            names.append(STACK_NAME)
+        names.append("h")
         self.steps_ = series_steps(panel)
         self.fallback_: dict[str, FloatArray] = {}
         self.trained_: dict[str, _Series] = {}
         self.guarded_: dict[str, FloatArray] = {}
-        data: list[tuple[FloatArray, FloatArray, float, float]] = []
+        data: list[_Data] = []
         ordered = panel.sort("series", "ts", maintain_order=True)
         for (key,), group in ordered.group_by(["series"], maintain_order=True):
             name = str(key)
@@ -214,6 +245,10 @@ class Hybrid:
                 windows=self.windows,
                 calendar=self.calendar,
             )
+            if self.wavelet_levels:
+                waves = wavelet_features(y, scale=scale, levels=self.wavelet_levels)
+                feats = np.hstack([feats, waves])
+            stack = self._stack_model(y)
             self.trained_[name] = _Series(
                 last=float(y[-1]),
                 scale=scale,
@@ -221,16 +256,25 @@ class Hybrid:
                 low=float(y.min()),
                 high=float(y.max()),
                 features=feats[-1],
+                stack=None
+                if stack is None
+                else (stack.paths(y, np.array([y.size - 1]), self.horizon)[0] - y[-1]) / scale,
             )
-            data.append((y, feats, scale, idle))
+            data.append((y, feats, scale, idle, stack))
         self.feature_names_ = names
         self.feature_importances_: dict[str, float] = {}
         if data:
             self._fit_models(data, rng)
         return self
 
+    def _stack_model(self, y: FloatArray) -> StackedAR | None:
+        """The series' stacked linear forecaster, or None when stacking is off."""
+        if self.stack_levels is None:
+            return None
+        return StackedAR.fit(y, levels=self.stack_levels, lags=self.stack_lags)
+
     def _sample(
-        self, data: list[tuple[FloatArray, FloatArray, float, float]], rng: np.random.Generator
+        self, data: list[_Data], rng: np.random.Generator
     ) -> tuple[FloatArray, FloatArray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Sampled (origin, horizon) rows: features, scaled target, h, idle flag, held-out
         flag and the row's series (its index in ``data``).
@@ -242,7 +286,7 @@ class Hybrid:
         idles: list[np.ndarray] = []
         held: list[np.ndarray] = []
         sids: list[np.ndarray] = []
-        for sid, (y, feats, scale, idle) in enumerate(data):
+        for sid, (y, feats, scale, idle, stack) in enumerate(data):
             n = y.size
             h_max = min(self.horizon, n - 1)
             t0 = min(self.lags, n // 4)
@@ -250,7 +294,11 @@ class Hybrid:
             t = t0 + (rng.random(per_series) * np.maximum(n - h - t0, 1)).astype(np.int64)
             t = np.minimum(t, n - 1 - h)
             cut = n - max(self.horizon, round(self.cal_frac * n))
-            xs.append(feats[t])
+            if stack is None:
+                xs.append(feats[t])
+            else:  # one vectorised AR recursion over every sampled origin, read at h
+                path = stack.paths(y, t, h_max)[np.arange(t.size), h - 1]
+                xs.append(np.column_stack([feats[t], (path - y[t]) / scale]))
             targets.append((y[t + h] - y[t]) / scale)
             hs.append(h)
             idles.append(origin_state(y[t] <= idle, idle_run(feats[t])))
@@ -265,9 +313,7 @@ class Hybrid:
             np.concatenate(sids),
         )
 
-    def _fit_models(
-        self, data: list[tuple[FloatArray, FloatArray, float, float]], rng: np.random.Generator
-    ) -> None:
+    def _fit_models(self, data: list[_Data], rng: np.random.Generator) -> None:
         """Calibration model on the early rows, bands from the held-out rows, final model."""
         import lightgbm as lgb  # here, not at import: it pulls in scikit-learn (~1 s)
 
@@ -302,7 +348,7 @@ class Hybrid:
 
     def _guard(
         self,
-        data: list[tuple[FloatArray, FloatArray, float, float]],
+        data: list[_Data],
         residuals: FloatArray,
         held_target: FloatArray,
         held_sid: np.ndarray,
@@ -350,8 +396,15 @@ class Hybrid:
         """Median paths and conformal bands for every trained series, one booster call."""
         steps = np.arange(1, h + 1)
         h_feature = np.minimum(steps, self.horizon).astype(np.float64)
+        at = h_feature.astype(np.int64) - 1
         rows = [
-            np.column_stack([np.tile(s.features, (h, 1)), h_feature])
+            np.column_stack(
+                [
+                    np.tile(s.features, (h, 1)),
+                    *([] if s.stack is None else [s.stack[at]]),
+                    h_feature,
+                ]
+            )
             for s in self.trained_.values()
         ]
         change = np.asarray(self.booster_.predict(np.vstack(rows)), dtype=np.float64)
