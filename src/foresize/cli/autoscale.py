@@ -14,6 +14,7 @@ import typer
 
 from foresize.cli.common import provenance, read_canonical, read_options
 from foresize.cli.options import (
+    AsMetricOpt,
     FormatOpt,
     MapOpt,
     MirrorOpt,
@@ -393,14 +394,7 @@ def autoscale(
         ),
     ] = "10m",
     mapping: MapOpt = None,
-    as_metric: Annotated[
-        str | None,
-        typer.Option(
-            "--as-metric",
-            help="Metric name for a generic file whose rows name none.",
-            rich_help_panel="Input",
-        ),
-    ] = None,
+    as_metric: AsMetricOpt = None,
     ts_unit: TsUnitOpt = "s",
     ts_format: TsFormatOpt = None,
     mirror: MirrorOpt = None,
@@ -647,14 +641,7 @@ def vertical(
     ] = False,
     workload: WorkloadOpt = None,
     mapping: MapOpt = None,
-    as_metric: Annotated[
-        str | None,
-        typer.Option(
-            "--as-metric",
-            help="Metric name for a generic file whose rows name none.",
-            rich_help_panel="Input",
-        ),
-    ] = None,
+    as_metric: AsMetricOpt = None,
     ts_unit: TsUnitOpt = "s",
     ts_format: TsFormatOpt = None,
     mirror: MirrorOpt = None,

@@ -15,6 +15,7 @@ from rich.table import Table
 from foresize.cli.common import announce, ingest_reports, open_filtered, provenance, read_options
 from foresize.cli.model import _parse_dims
 from foresize.cli.options import (
+    AsMetricOpt,
     FormatOpt,
     MapOpt,
     MirrorOpt,
@@ -301,14 +302,7 @@ def recommend(
         ),
     ] = None,
     mapping: MapOpt = None,
-    as_metric: Annotated[
-        str | None,
-        typer.Option(
-            "--as-metric",
-            help="Metric name for a generic file whose rows name none.",
-            rich_help_panel="Input",
-        ),
-    ] = None,
+    as_metric: AsMetricOpt = None,
     ts_unit: TsUnitOpt = "s",
     ts_format: TsFormatOpt = None,
     mirror: MirrorOpt = None,
