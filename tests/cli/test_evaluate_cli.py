@@ -79,3 +79,17 @@ def test_bad_input_leaves_no_report(
     assert message in err
     assert "Traceback" not in err
     assert not folder.exists()
+
+
+def test_unwritable_report_folder_fails_before_any_work(
+    mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, _, err = run(
+        ["evaluate", "rightsize", "--mirror", str(mirror), "-o", str(blocker / "report")],
+        capsys,
+    )
+    assert code == 3
+    assert "cannot write here" in err
+    assert blocker.read_text() == "not a folder"

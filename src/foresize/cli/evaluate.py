@@ -14,6 +14,7 @@ import typer
 from foresize.cli.options import EngineOpt, FormatOpt, MirrorOpt, RayAddressOpt, SeedOpt
 from foresize.cli.output import SETTINGS, Result, emit, progress
 from foresize.core.errors import InputError
+from foresize.core.io import check_writable_folder
 from foresize.core.parallel import check_engine
 from foresize.evaluate.report import Report, Section, write_report
 from foresize.ingest.datasets import get_dataset
@@ -123,6 +124,7 @@ def _evaluate(kinds: list[str], *, dataset: str, out: Path | None, smoke: int | 
         if kind != "schedule" or len(kinds) == 1:
             _check(kind, dataset)
     folder = out or Path(f"report-{kinds[0] if len(kinds) == 1 else 'all'}")
+    check_writable_folder(folder)
     chosen = None if anchors is None else tuple(
         a.strip() for a in anchors.split(",") if a.strip() and a.strip() != "none")
     run = Run(dataset, mirror, smoke, plots, engine, ray_address,

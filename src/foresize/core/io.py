@@ -42,6 +42,22 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def _scratch_beside(target: Path) -> Path:
+    """An empty temporary folder beside ``target``; a one-line error when that is impossible."""
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{target}: exists and is not a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise InputError(f"{target}: cannot write here ({exc.strerror or exc})") from None
+
+
+def check_writable_folder(path: str | os.PathLike[str]) -> None:
+    """Fail now, not after an hour of work, when a report folder could not be written."""
+    shutil.rmtree(_scratch_beside(Path(path)), ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; it replaces ``path`` only on success.
@@ -50,10 +66,7 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
     half-written folder nor a mix of old and new files.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists() and not target.is_dir():
-        raise InputError(f"{target}: exists and is not a folder")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = _scratch_beside(target)
     try:
         yield tmp
         if target.exists():
