@@ -154,3 +154,20 @@ def test_bad_input(memory: pl.DataFrame) -> None:
         recommend_rightsizing(memory, horizon_s=-1.0)
     with pytest.raises(ValueError, match="unknown strategy"):
         recommend_rightsizing(memory, strategy="nope")
+
+
+def test_cpu_requests_a_usage_quantile_and_keeps_the_peak_limit() -> None:
+    # GenTD26 has no CPU series: the project's synthetic fleet stands in
+    from foresize.ingest.synthetic import generate_telemetry
+
+    telemetry = generate_telemetry(seed=1, duration="2d", step="5m")
+    cpu = recommend_rightsizing(telemetry, metric="cpu_cores", include_phases=False)
+    mem = recommend_rightsizing(telemetry, metric="mem_bytes", include_phases=False)
+    for rec in cpu.recommendations:
+        usage = telemetry.filter(
+            (pl.col("workload") == rec.workload) & (pl.col("metric") == "cpu_cores")
+        )["value"].to_numpy()
+        assert rec.recommended.request == pytest.approx(np.quantile(usage, 0.95))
+        assert rec.recommended.limit >= usage.max()
+        assert rec.rationale.startswith("request P95 of usage")
+    assert all(r.recommended.request == r.recommended.limit for r in mem.recommendations)

@@ -23,6 +23,11 @@ How (``risk`` = the chance that usage exceeds the limit within the horizon):
    ``max(history) x max(1, exp(m + z(1 - risk) sqrt(v + s0^2)))``: a log-normal
    quantile of the growth factor.
 4. A static-analysis ``floor`` (weights + activations) is never undercut.
+5. **Request by resource kind.** For memory (OOM-critical) the request is the limit.
+   CPU and utilisation only throttle above their request, so the request is the
+   history's ``1 - risk`` quantile of usage (what the scheduler must reserve) and the
+   limit stays the growth-based peak (room for bursts), as KRR and VPA also request
+   CPU from a percentile rather than the peak.
 
 Small fleets (under ``MIN_PEERS`` workloads) are calibrated on several splits of each
 history (40-70 %), so a single workload still gets a measured margin.
@@ -160,14 +165,19 @@ class ForesizeStrategy:
         horizon_frac: float,
     ) -> dict[str, Sizing]:
         """Calibrate on the fleet, then size each workload from its peers' growth."""
-        units_for(metric)  # checks the metric can be sized
+        throttle_only = units_for(metric).kind != "memory"
         calibration = calibrate(fleet, horizon_frac=horizon_frac)
         coverage = loo_coverage(calibration, k=self.k, risk=risk)
         longest = max(h.n_points for h in fleet.values())
         out: dict[str, Sizing] = {}
         for name, history in fleet.items():
             out[name] = self._size(
-                history, calibration, longest=longest, risk=risk, coverage=coverage
+                history,
+                calibration,
+                longest=longest,
+                risk=risk,
+                coverage=coverage,
+                throttle_only=throttle_only,
             )
         return out
 
@@ -179,6 +189,7 @@ class ForesizeStrategy:
         longest: int,
         risk: float,
         coverage: float,
+        throttle_only: bool,
     ) -> Sizing:
         peak = float(history.values.max())
         features = shape_features(history.values, longest)
@@ -194,8 +205,13 @@ class ForesizeStrategy:
         )
         if floored:
             rationale += "; raised to the static-analysis floor"
+        request = value
+        if throttle_only:
+            usage = float(np.quantile(history.values, 1.0 - risk))
+            request = min(value, max(usage, self.floor or 0.0))
+            rationale = f"request P{(1 - risk) * 100:g} of usage; limit {rationale}"
         return Sizing(
-            request=value,
+            request=request,
             limit=value,
             base=peak,
             quantile=1.0 - risk,
