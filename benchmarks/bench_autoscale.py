@@ -27,6 +27,7 @@ from typing import Any
 
 import polars as pl
 
+from foresize.evaluate.autoscaling import service
 from foresize.ingest.sources import ReadOptions, open_telemetry
 from foresize.simulate.autoscale.demand import DemandSeries, open_demand
 from foresize.simulate.autoscale.nodes import parse_plan
@@ -65,16 +66,6 @@ def table(title: str, rows: list[dict[str, object]], runs: dict[str, Trajectory]
             f"{r['violation_min']:>9.0f}{r['latency_p95_s']:>7.1f}{r['latency_p99_s']:>7.1f}"
             f"{r['actions']:>8}"
         )
-
-
-def config(series: DemandSeries, capacity: float, startup: int) -> ServiceConfig:
-    """The service for one series."""
-    return ServiceConfig(
-        capacity=capacity,
-        startup=startup,
-        step_s=series.step_s,
-        service_time_s=series.service_time_s or 1.0 / capacity,
-    )
 
 
 def run_all(
@@ -127,7 +118,7 @@ SPOT = "name=spot,gpus=2,gpu_model=A100,spot_price=2.9,delay=3m,max=4"
 def nodes_table(lora: DemandSeries, rate: float, pools: list[str]) -> None:
     """Every policy on node pools: node-hours per pool, money, interruptions."""
     plan = parse_plan(pools, interruption_rate=rate, seed=1, scale_down_after_s=600.0)
-    result = compare(lora.values, POLICIES, config(lora, 1.0, 2), offered=lora.offered, nodes=plan)
+    result = compare(lora.values, POLICIES, service(lora, 1.0, 2), offered=lora.offered, nodes=plan)
     names = [p.name for p in plan.pools]
     print(
         f"\nLoRA on node pools {', '.join(names)} (2 replicas per node, 3 min provisioning, "
@@ -204,7 +195,7 @@ def main() -> None:
     checks: list[tuple[str, list[dict[str, Any]]]] = []
     for name, series, capacity in (("LoRA", lora, 1.0), ("QPS", qps, float(qps.values.max()) / 20)):
         for startup in (2,) if quick else (2, 5):
-            cfg = config(series, capacity, startup)
+            cfg = service(series, capacity, startup)
             extra = {f"pred slo={s:g}": {"slo_unserved": s, "gamma": 0.05} for s in (0.01, 0.03)}
             rows, runs = run_all(series, cfg, extra)
             table(f"{name}, start-up {startup} steps, capacity {capacity:.3f}", rows, runs)
@@ -224,7 +215,7 @@ def main() -> None:
         result = compare(
             stressed,
             ["hpa", "predictive", "hybrid", "oracle"],
-            config(lora, 1.0, 2),
+            service(lora, 1.0, 2),
             visible=visible,
             offered=offered,
         )

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from foresize.evaluate import plots
-from foresize.evaluate.autoscaling import policy_table, service, stress_table
+from foresize.evaluate.autoscaling import first_hours, policy_table, service, stress_table
 from foresize.ingest.sources import ReadOptions
-from foresize.simulate.autoscale.demand import DemandSeries, open_demand
+from foresize.simulate.autoscale.demand import open_demand
 
 SMOKE = int(os.environ["FORESIZE_SMOKE"]) if os.environ.get("FORESIZE_SMOKE") else None
 OUT = Path(os.environ.get("FORESIZE_NOTEBOOK_OUT", "notebook-output"))
@@ -31,10 +31,8 @@ OUT.mkdir(parents=True, exist_ok=True)
 
 # %%
 lora = open_demand("alibaba-gentd26:lora", ReadOptions())
-if SMOKE:  # the first SMOKE x 12 hours
-    n = int(SMOKE * 12 * 3600 / lora.step_s)
-    lora = DemandSeries(lora.name, lora.values[:n], lora.step_s, lora.start_us, lora.unit,
-                        lora.service_time_s, None if lora.offered is None else lora.offered[:n])
+if SMOKE:
+    lora = first_hours(lora, 12.0 * SMOKE)
 print(f"{lora.values.size} minutes, peak concurrency {lora.values.max():g}")
 
 # %%

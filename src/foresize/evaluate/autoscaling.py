@@ -23,15 +23,28 @@ from foresize.simulate.autoscale.run import ServiceConfig, compare
 from foresize.simulate.autoscale.stress import apply_injections, parse_injection
 
 POLICIES = ["static", "hpa", "predictive", "hybrid", "oracle"]
-COLUMNS = ["policy", "replica_hours", "vs_oracle_nodelay", "vs_oracle", "unserved_frac",
-           "violation_min", "latency_p95_s", "latency_p99_s", "actions"]
+COLUMNS = [
+    "policy",
+    "replica_hours",
+    "vs_oracle_nodelay",
+    "vs_oracle",
+    "unserved_frac",
+    "violation_min",
+    "latency_p95_s",
+    "latency_p99_s",
+    "actions",
+]
 PLOT_HOURS = 24.0  # replica curves show the busiest day, not two weeks of minutes
 
 
 def service(series: DemandSeries, capacity: float, startup: int) -> ServiceConfig:
     """The service model for one demand series."""
-    return ServiceConfig(capacity=capacity, startup=startup, step_s=series.step_s,
-                         service_time_s=series.service_time_s or 1.0 / capacity)
+    return ServiceConfig(
+        capacity=capacity,
+        startup=startup,
+        step_s=series.step_s,
+        service_time_s=series.service_time_s or 1.0 / capacity,
+    )
 
 
 def policy_table(series: DemandSeries, cfg: ServiceConfig) -> tuple[pl.DataFrame, Any]:
@@ -39,8 +52,13 @@ def policy_table(series: DemandSeries, cfg: ServiceConfig) -> tuple[pl.DataFrame
     result = compare(series.values, POLICIES, cfg, offered=series.offered)
     rows = [dict(r) for r in result.rows]
     for target in (0.6, 1.0):
-        other = compare(series.values, ["hpa"], cfg, settings={"hpa": {"target": target}},
-                        offered=series.offered)
+        other = compare(
+            series.values,
+            ["hpa"],
+            cfg,
+            settings={"hpa": {"target": target}},
+            offered=series.offered,
+        )
         row = next(r for r in other.rows if r["policy"] == "hpa")
         rows.append(dict(row, policy=f"hpa@{round(100 * target)}%"))
     frame = pl.DataFrame([{k: r.get(k) for k in COLUMNS} for r in rows])
@@ -51,30 +69,57 @@ def stress_table(lora: DemandSeries) -> pl.DataFrame:
     """Unserved demand per policy under injected surprises (LoRA, start-up 2)."""
     busiest_h = int(lora.values.argmax()) * lora.step_s / 3600
     rows = []
-    for text in (f"spike:3x:30m@{max(busiest_h - 0.25, 0):.2f}h", "blackout:24h@200h",
-                 "shift:+50%@276h"):
+    for text in (
+        f"spike:3x:30m@{max(busiest_h - 0.25, 0):.2f}h",
+        "blackout:24h@200h",
+        "shift:+50%@276h",
+    ):
         if lora.hours <= 276 and not text.startswith("spike"):
             continue  # smoke subsets are too short for these
-        stressed, visible, factor = apply_injections(lora.values, lora.step_s,
-                                                     [parse_injection(text)])
+        stressed, visible, factor = apply_injections(
+            lora.values, lora.step_s, [parse_injection(text)]
+        )
         offered = None if lora.offered is None else lora.offered * factor
-        result = compare(stressed, ["hpa", "predictive", "hybrid"], service(lora, 1.0, 2),
-                         visible=visible, offered=offered)
+        result = compare(
+            stressed,
+            ["hpa", "predictive", "hybrid"],
+            service(lora, 1.0, 2),
+            visible=visible,
+            offered=offered,
+        )
         by = {str(r["policy"]): r for r in result.rows}
-        rows.append({"injection": text, **{f"{p}_unserved_frac": by[p]["unserved_frac"]
-                                           for p in ("hpa", "predictive", "hybrid")}})
+        rows.append(
+            {
+                "injection": text,
+                **{
+                    f"{p}_unserved_frac": by[p]["unserved_frac"]
+                    for p in ("hpa", "predictive", "hybrid")
+                },
+            }
+        )
     return pl.DataFrame(rows)
 
 
-def _head(series: DemandSeries, hours: float) -> DemandSeries:
+def first_hours(series: DemandSeries, hours: float) -> DemandSeries:
+    """The first ``hours`` of a demand series (at least 60 steps): smoke-mode subsets."""
     n = max(60, round(hours * 3600 / series.step_s))
     offered = None if series.offered is None else series.offered[:n]
-    return DemandSeries(series.name, series.values[:n], series.step_s, series.start_us,
-                        series.unit, series.service_time_s, offered)
+    return DemandSeries(
+        series.name,
+        series.values[:n],
+        series.step_s,
+        series.start_us,
+        series.unit,
+        series.service_time_s,
+        offered,
+    )
 
 
 def autoscale_sections(
-    dataset: str, *, mirror: Path | None = None, smoke: int | None = None,
+    dataset: str,
+    *,
+    mirror: Path | None = None,
+    smoke: int | None = None,
     plots_on: bool = True,
 ) -> list[Section]:
     """One section per demand series (LoRA, QPS) and one for the stress runs."""
@@ -82,26 +127,35 @@ def autoscale_sections(
     lora = open_demand(f"{dataset}:lora", options)
     qps = open_demand(f"{dataset}:qps", options, metric="qps")
     if smoke is not None:  # smoke: the first `smoke` x 12 hours
-        lora, qps = _head(lora, 12.0 * smoke), _head(qps, 12.0 * smoke)
+        lora, qps = first_hours(lora, 12.0 * smoke), first_hours(qps, 12.0 * smoke)
     sections: list[Section] = []
     startups = (2,) if smoke is not None else (2, 5)
-    for name, series, capacity in (("LoRA concurrency", lora, 1.0),
-                                   ("System QPS", qps, float(qps.values.max()) / 20)):
+    for name, series, capacity in (
+        ("LoRA concurrency", lora, 1.0),
+        ("System QPS", qps, float(qps.values.max()) / 20),
+    ):
         for startup in startups:
             frame, result = policy_table(series, service(series, capacity, startup))
             section = Section(
                 f"Autoscaling: {name}, start-up {startup} steps",
-                text=(f"{series.values.size:,} steps of {series.step_s:g} s; capacity "
-                      f"{capacity:.3g} per replica. `vs_oracle_nodelay` = replica-hours / the "
-                      "zero-delay oracle's; `vs_oracle` = / the oracle that pays the start-up."),
+                text=(
+                    f"{series.values.size:,} steps of {series.step_s:g} s; capacity "
+                    f"{capacity:.3g} per replica. `vs_oracle_nodelay` = replica-hours / the "
+                    "zero-delay oracle's; `vs_oracle` = / the oracle that pays the start-up."
+                ),
                 tables={"Policies": frame},
             )
             if plots_on and startup == startups[0]:
                 section.figures[f"replicas_{name.split()[0].lower()}"] = _curves(
-                    series, result, name, capacity)
+                    series, result, name, capacity
+                )
             sections.append(section)
-    sections.append(Section("Autoscaling under surprises (LoRA, start-up 2)",
-                            tables={"Unserved demand share": stress_table(lora)}))
+    sections.append(
+        Section(
+            "Autoscaling under surprises (LoRA, start-up 2)",
+            tables={"Unserved demand share": stress_table(lora)},
+        )
+    )
     return sections
 
 
@@ -110,12 +164,18 @@ def _curves(series: DemandSeries, result: Any, name: str, capacity: float) -> Fi
     busiest = int(series.values.argmax())
     lo = max(0, min(busiest - window // 2, series.values.size - window))
     hours = [(lo + i) * series.step_s / 3600 for i in range(min(window, series.values.size))]
-    curves = {"demand / capacity": (hours, (series.values[lo:lo + window] / capacity).tolist())}
+    curves = {"demand / capacity": (hours, (series.values[lo : lo + window] / capacity).tolist())}
     for policy in ("hpa", "predictive", "hybrid", "oracle"):
-        curves[policy] = (hours, result.runs[policy].billed[lo:lo + window].tolist())
+        curves[policy] = (hours, result.runs[policy].billed[lo : lo + window].tolist())
 
     def draw(path: Path) -> None:
-        plots.lines(path, curves, title=f"Replicas around the busiest hour: {name}",
-                    xlabel="hours from series start", ylabel="replicas", steps=True)
+        plots.lines(
+            path,
+            curves,
+            title=f"Replicas around the busiest hour: {name}",
+            xlabel="hours from series start",
+            ylabel="replicas",
+            steps=True,
+        )
 
     return draw
