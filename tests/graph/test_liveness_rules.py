@@ -13,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from foresize.core.errors import UnknownNameError
-from foresize.graph.liveness import inference_memory, saved_tensors
+from foresize.graph.liveness import _plan, inference_memory, saved_tensors, training_memory
 from foresize.graph.model import ModelGraph
 from foresize.graph.onnx_reader import read_onnx
 from foresize.graph.ops.fusion import fuse
@@ -162,3 +162,119 @@ def test_reshape_of_a_transpose_copies_only_when_strided(
     size = 12 * shape[0]
     # x and y always; the reshaped copy r only when the transpose moved a dim > 1
     assert inference_memory(graph).peak_activation_bytes == (3 if copied else 2) * size
+
+
+def test_sdpa_scale_computed_from_the_query_shape_still_fuses(tmp_path: Path) -> None:
+    """The raw torch export computes sqrt(1/sqrt(d)) from Shape(q), once per operand."""
+    nodes = [
+        helper.make_node("Shape", ["q"], ["sh"], name="shape"),
+        helper.make_node("Gather", ["sh", "last"], ["d"], name="dim"),
+        helper.make_node("Cast", ["d"], ["df"], name="cast", to=F),
+        helper.make_node("Sqrt", ["df"], ["rd"], name="sqrt_d"),
+        helper.make_node("Div", ["one", "rd"], ["scale"], name="inv"),
+        helper.make_node("Sqrt", ["scale"], ["cq"], name="sqrt_q"),
+        helper.make_node("Sqrt", ["scale"], ["ck0"], name="sqrt_k"),
+        helper.make_node("CastLike", ["ck0", "k"], ["ck"], name="like"),
+        helper.make_node("Mul", ["q", "cq"], ["qs"], name="mq"),
+        helper.make_node("Transpose", ["k"], ["kt"], name="kt", perm=[0, 1, 3, 2]),
+        helper.make_node("Mul", ["kt", "ck"], ["ks"], name="mk"),
+        helper.make_node("MatMul", ["qs", "ks"], ["s"], name="qk"),
+        helper.make_node("Softmax", ["s"], ["p"], name="softmax"),
+        helper.make_node("MatMul", ["p", "v"], ["o"], name="pv"),
+    ]
+    shape = [1, 2, 4, 8]
+    consts = {"last": np.array(3, dtype=np.int64), "one": np.array(1.0)}
+    graph = read(tmp_path, nodes, {"q": shape, "k": shape, "v": shape}, {"o": shape}, consts)
+    assert "Attention" in [k.op_type for k in fuse(graph)]
+    assert "Softmax" not in [k.op_type for k in fuse(graph)]
+    # the scale chain is static: q, k, v, o and the log-sum-exp rows, as for a literal scale
+    assert inference_memory(graph).peak_activation_bytes == 4 * 256 + 8 * 4
+
+
+def lstm(tmp_path: Path) -> ModelGraph:
+    """T=3 steps, batch 2, input 4, hidden 2: X 96 B, W [1,8,4] 128 B, R [1,8,2] 64 B, Y 48 B."""
+    nodes = [helper.make_node("LSTM", ["x", "w", "r"], ["y"], name="lstm", hidden_size=2)]
+    inits = {"w": np.zeros((1, 8, 4)), "r": np.zeros((1, 8, 2))}
+    return read(tmp_path, nodes, {"x": [3, 2, 4]}, {"y": [3, 1, 2, 2]}, inits)
+
+
+def test_lstm_onednn_buffers_by_mode(tmp_path: Path) -> None:
+    graph = lstm(tmp_path)
+    effect = _plan(graph, None, "cpu").effects[0]
+    # weights W+R 192; gates 3*2*4*2 fp32 = 192; states (3+1)*2*2 fp32 = 64
+    assert effect.inference_bytes == 192 + 64
+    assert effect.forward_scratch == 192 + 192
+    assert effect.extra_saved_bytes == 192 + 64
+    assert effect.backward_scratch == 2 * 192 + 192 + 192 + 64
+    assert effect.saved == ("x", "y")
+    # inference: X and Y plus the reordered weights and per-step states, no workspace
+    assert inference_memory(graph).peak_activation_bytes == 96 + 48 + 256
+    assert inference_memory(graph, workspace="none").peak_activation_bytes == 96 + 48
+
+
+def test_lstm_training_keeps_its_workspace_and_needs_backward_scratch(tmp_path: Path) -> None:
+    graph = lstm(tmp_path)
+    step = training_memory(graph, optimizer="sgd")
+    # peak in the backward: X, Y (saved), the workspace 256, dY 48, the backward scratch
+    # 832, the weight gradients 192 (and the weights 192)
+    assert step.peak_at == "backward:lstm"
+    assert step.components["saved_activations"] == 96 + 48 + 256
+    assert step.components["gradients"] == 192
+    assert step.total_bytes == 192 + 96 + 48 + 256 + 48 + 832 + 192
+
+
+def test_a_weight_relayout_costs_no_activation_memory(tmp_path: Path) -> None:
+    """ww = w + w is computed from a parameter only: eager reads w, a runtime folds it."""
+    nodes = [
+        helper.make_node("Add", ["w", "w"], ["ww"], name="relayout"),
+        helper.make_node("MatMul", ["x", "ww"], ["y"], name="fc"),
+    ]
+    graph = read(tmp_path, nodes, {"x": [2, 4]}, {"y": [2, 8]}, {"w": np.zeros((4, 8))})
+    plan = _plan(graph, None, "cpu")
+    assert plan.static == {"ww": frozenset({"w"})}
+    assert inference_memory(graph).live_bytes == (32, 32 + 64)
+    # w's gradient is born at fc's backward (its reader), not at the re-layout's
+    step = training_memory(graph, optimizer="sgd")
+    assert step.components["gradients"] == 128
+
+
+def scoped(node: onnx.NodeProto, *scopes: str) -> onnx.NodeProto:
+    """Attach the torch exporter's module path (``name_scopes``) to ``node``."""
+    node.metadata_props.add(key="pkg.torch.onnx.name_scopes", value=str([*scopes, node.name]))
+    return node
+
+
+def test_a_module_argument_lives_until_the_call_returns(tmp_path: Path) -> None:
+    """a = relu(x) at the top, then module m: sigmoid, tanh, exp; each tensor 1 KiB."""
+    nodes = [
+        scoped(helper.make_node("Relu", ["x"], ["a"], name="relu"), ""),
+        scoped(helper.make_node("Sigmoid", ["a"], ["b"], name="sig"), "", "m"),
+        scoped(helper.make_node("Tanh", ["b"], ["c"], name="tanh"), "", "m"),
+        scoped(helper.make_node("Exp", ["c"], ["d"], name="exp"), "", "m"),
+        scoped(helper.make_node("Neg", ["d"], ["y"], name="neg"), ""),
+    ]
+    graph = read(tmp_path, nodes, {"x": [1, 256]}, {"y": [1, 256]})
+    kib = 1024
+    # x always; a (m's argument) until exp, m's last kernel; b, c, d in turn
+    assert inference_memory(graph).live_bytes == (2 * kib, 3 * kib, 4 * kib, 4 * kib, 3 * kib)
+    bare = read(tmp_path, [helper.make_node(n.op_type, n.input, n.output) for n in nodes],
+                {"x": [1, 256]}, {"y": [1, 256]})  # fmt: skip
+    assert inference_memory(bare).live_bytes == (2 * kib, 3 * kib, 3 * kib, 3 * kib, 3 * kib)
+
+
+def test_a_tensor_read_twice_in_its_frame_lives_until_the_frame_returns(
+    tmp_path: Path,
+) -> None:
+    """Inside m: a = relu(x), b = sigmoid(a), c = a * b, d = exp(c), e = tanh(d)."""
+    nodes = [
+        scoped(helper.make_node("Relu", ["x"], ["a"], name="relu"), "", "m"),
+        scoped(helper.make_node("Sigmoid", ["a"], ["b"], name="sig"), "", "m"),
+        scoped(helper.make_node("Mul", ["a", "b"], ["c"], name="mul"), "", "m"),
+        scoped(helper.make_node("Exp", ["c"], ["d"], name="exp"), "", "m"),
+        scoped(helper.make_node("Tanh", ["d"], ["e"], name="tanh"), "", "m"),
+        scoped(helper.make_node("Neg", ["e"], ["y"], name="neg"), ""),
+    ]
+    graph = read(tmp_path, nodes, {"x": [1, 256]}, {"y": [1, 256]})
+    kib = 1024
+    # a is a named local of m: held through tanh (m's last kernel), freed before neg
+    assert inference_memory(graph).live_bytes == tuple(k * kib for k in (2, 3, 4, 4, 4, 3))

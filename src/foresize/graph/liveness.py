@@ -14,6 +14,11 @@ scratch come from the memory rules in :mod:`foresize.graph.ops.memory`.
 A ``Reshape``/``Flatten`` of a transposed (non-contiguous) tensor is a copy, as in
 ``torch.reshape``.
 
+**Static tensors** (computed from parameters and constants alone, as an exporter's weight
+re-layout) cost nothing (:func:`static_sources`). **Python frames**: with the torch
+exporter's module scopes, a module's arguments and its named locals stay live until the
+module returns (:func:`held_by_frames`).
+
 **Inference.** Kernels run one at a time in topological order. A tensor is live from its
 producer's step through its last consumer's; graph inputs and outputs belong to the caller
 and stay live throughout. At step ``i`` the footprint is the bytes of every live tensor plus
@@ -40,8 +45,9 @@ in ``step()`` and so is absent during forward and backward.
 
 from __future__ import annotations
 
+import ast
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from foresize.core.errors import InputError, UnknownNameError
@@ -67,6 +73,8 @@ OPTIMIZER_TEMPORARIES: Mapping[str, int] = {"sgd": 0, "sgd_momentum": 0, "adam":
 # ops whose output shares its input's storage in PyTorch (the exporter's source)
 VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose"})
 RESHAPES = frozenset({"Reshape", "Flatten"})
+SHAPE_OPS = frozenset({"Shape", "Size"})
+NAME_SCOPES = "pkg.torch.onnx.name_scopes"  # torch exporter's module path of each node
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +136,7 @@ class _Plan:
     sizes: Mapping[str, int]
     roots: Mapping[str, str]
     unsized: tuple[str, ...]
+    static: Mapping[str, frozenset[str]]
 
     def root(self, name: str) -> str:
         """The tensor whose storage ``name`` uses."""
@@ -151,12 +160,7 @@ def inference_memory(
     for name, (start, end) in _forward_spans(graph, plan).items():
         _add(delta, start, end, plan.sizes.get(name, 0))
     for step, effect in enumerate(plan.effects):
-        _add(
-            delta,
-            step,
-            step,
-            _scale(effect.workspace_bytes + effect.extra_saved_bytes, dtype, graph),
-        )
+        _add(delta, step, step, _scale(effect.inference_bytes, dtype, graph))
     live = _running(delta, n)
     peak = max(live, default=0)
     peak_node = plan.kernels[live.index(peak)].name if plan.kernels else None
@@ -215,17 +219,15 @@ def training_memory(
             _add(other_delta, start, end if held else stop, size)
     for step, effect in enumerate(plan.effects):
         back = 2 * n - 1 - step
-        extra = _scale(effect.extra_saved_bytes, dtype, graph)
-        scratch = _scale(effect.workspace_bytes, dtype, graph)
         recorded = any(
             plan.root(x) in grads or _is_trainable(graph, x) for x in plan.kernels[step].inputs
         )
         if recorded:
-            _add(saved_delta, step, back, extra)
-            _add(other_delta, back, back, scratch)
+            _add(saved_delta, step, back, _scale(effect.extra_saved_bytes, dtype, graph))
+            _add(other_delta, back, back, _scale(effect.backward_scratch, dtype, graph))
+            _add(other_delta, step, step, _scale(effect.forward_scratch, dtype, graph))
         else:
-            _add(other_delta, step, step, extra)
-        _add(other_delta, step, step, scratch)
+            _add(other_delta, step, step, _scale(effect.inference_bytes, dtype, graph))
     for name, (born, died) in _gradient_spans(graph, plan, grads).items():
         _add(other_delta, born, died, plan.sizes.get(name, 0))
     for name, born in _param_grad_births(graph, plan).items():
@@ -306,16 +308,53 @@ def _moves(graph: ModelGraph, node: Node) -> bool:
     return kept != sorted(kept)
 
 
+def static_sources(graph: ModelGraph, kernels: tuple[Node, ...]) -> dict[str, frozenset[str]]:
+    """Tensors computed from parameters and constants alone -> the parameters they read.
+
+    An exporter re-lays weights out with graph nodes (``nn.LSTM``'s gate order becomes
+    ONNX's through ``Slice`` and ``Concat`` of the weight; a tied LM head is ``Transpose``
+    of the embedding). Eager PyTorch runs none of it: its kernels read the parameter, and
+    an ONNX runtime folds such nodes into initializers once. So these tensors cost no
+    activation memory, and the kernels that read them are the parameters' users.
+    ``Shape``/``Size`` outputs are static too (shapes are bound), reading no parameter.
+    """
+    static: dict[str, frozenset[str]] = {}
+    for node in kernels:
+        if node.op_type in SHAPE_OPS:
+            static.update((o, frozenset()) for o in node.outputs if o)
+            continue
+        sources: set[str] = set()
+        for name in node.inputs:
+            if not name:
+                continue
+            if _is_param(graph, name):
+                sources.add(name)
+            elif name in static:
+                sources |= static[name]
+            else:
+                break
+        else:
+            static.update((o, frozenset(sources)) for o in node.outputs if o)
+    return static
+
+
+def _is_param(graph: ModelGraph, name: str) -> bool:
+    """An initializer (any dtype)."""
+    tensor = graph.tensors.get(name)
+    return tensor is not None and tensor.is_param
+
+
 def _plan(graph: ModelGraph, dtype: str | None, workspace: str) -> _Plan:
-    """Fuse, then size every non-parameter tensor (views cost none) and ask each rule."""
+    """Fuse, then size every non-parameter tensor (views and static ones cost none)."""
     kernels = fuse(graph)
     roots = view_roots(graph, kernels)
+    static = static_sources(graph, kernels)
     sizes: dict[str, int] = {}
     unsized: list[str] = []
     for name, tensor in graph.tensors.items():
         if tensor.is_param:
             continue
-        if name in roots:
+        if name in roots or name in static:
             sizes[name] = 0
             continue
         n_bytes = tensor_bytes(tensor, dtype)
@@ -323,7 +362,7 @@ def _plan(graph: ModelGraph, dtype: str | None, workspace: str) -> _Plan:
             unsized.append(name)
         sizes[name] = n_bytes or 0
     effects = tuple(memory_effect(op_node(k, graph.tensors, graph), workspace) for k in kernels)
-    return _Plan(kernels, effects, sizes, roots, tuple(unsized))
+    return _Plan(kernels, effects, sizes, roots, tuple(unsized), static)
 
 
 def _forward_spans(graph: ModelGraph, plan: _Plan) -> dict[str, tuple[int, int]]:
@@ -342,11 +381,95 @@ def _forward_spans(graph: ModelGraph, plan: _Plan) -> dict[str, tuple[int, int]]
     for name in (*graph.outputs, *graph.inputs):
         if plan.root(name) in plan.sizes:
             last[plan.root(name)] = max(n - 1, 0)
+    for name, step in held_by_frames(plan.kernels, plan.root, set(plan.sizes)).items():
+        last[name] = max(last.get(name, step), step)
     return {
         name: (start, max(start, last.get(name, start)))
         for name, start in born.items()
         if name not in plan.roots
     }
+
+
+def module_path(node: Node) -> tuple[str, ...] | None:
+    """The module calls enclosing ``node``, outermost (the model, ``""``) first.
+
+    From the torch exporter's ``pkg.torch.onnx.name_scopes`` metadata, whose last entry
+    names the op itself; None for a node without it (other exporters, hand-built graphs).
+    """
+    raw = node.metadata.get(NAME_SCOPES)
+    if raw is None:
+        return None
+    try:
+        scopes = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return None
+    if not isinstance(scopes, list) or len(scopes) < 2:
+        return None
+    return tuple(str(s) for s in scopes[:-1])
+
+
+def held_by_frames(
+    kernels: tuple[Node, ...], root: Callable[[str], str], sized: set[str]
+) -> dict[str, int]:
+    """The step until which eager Python still references each tensor, past its last use.
+
+    Eager PyTorch frees a tensor when its last Python reference dies, and a module's
+    ``forward`` frame holds references the graph does not show:
+
+    - **arguments**: a tensor handed into a module call (read inside a module its producer
+      is not in) is referenced by the caller, as a local or as a pending argument, until
+      the call returns: ``y = self.mlp(self.ln2(x))`` keeps ``ln2``'s output through the
+      whole MLP, ``x = block(x)`` keeps the block's input through the block;
+    - **named locals**: a tensor the frame that receives it reads at two or more points
+      (two statements, or two child modules) must be bound to a name or a container, and
+      lives until that frame returns: a UNet's skip tensors, kept in a list for the decoder.
+
+    A tensor read once in its frame may be a temporary, and is left to its last use. View
+    nodes are not reads (``x.view(...).transpose(...)`` is one expression). Module calls
+    come from :func:`module_path`; a module called twice is taken as one call spanning both.
+    Graphs without scope metadata get no extension.
+    """
+    paths = [module_path(k) for k in kernels]
+    end: dict[tuple[str, ...], int] = {}
+    for step, path in enumerate(paths):
+        if path is not None:
+            end.update((path[:depth], step) for depth in range(1, len(path) + 1))
+    if not end:
+        return {}
+    made_in: dict[str, tuple[str, ...]] = {}
+    reads: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+    for step, (node, path) in enumerate(zip(kernels, paths, strict=True)):
+        if path is None:
+            continue
+        outs = [o for o in node.outputs if o]
+        made_in.update((o, path) for o in outs if root(o) == o)
+        if outs and all(root(o) != o for o in outs):
+            continue  # a view
+        for name in {root(x) for x in node.inputs if x}:
+            if name in sized:
+                reads.setdefault(name, []).append((step, path))
+    held: dict[str, int] = {}
+    for name, uses in reads.items():
+        origin = made_in.get(name, ())
+        frame = min(_common(origin, path) for _, path in uses)
+        for _, path in uses:
+            shared = _common(origin, path)
+            if shared < len(path):  # an argument of the call path[:shared + 1]
+                held[name] = max(held.get(name, 0), end[path[: shared + 1]])
+        points = {path[frame] if len(path) > frame else step for step, path in uses}
+        if frame and len(points) > 1:
+            held[name] = max(held.get(name, 0), end[origin[:frame]])
+    return held
+
+
+def _common(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    """Length of the common prefix of two module paths."""
+    length = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        length += 1
+    return length
 
 
 def _is_trainable(graph: ModelGraph, name: str) -> bool:
@@ -413,9 +536,12 @@ def _param_grad_births(graph: ModelGraph, plan: _Plan) -> dict[str, int]:
     n = len(plan.kernels)
     last: dict[str, int] = {}
     for step, node in enumerate(plan.kernels):
+        if all(o in plan.static for o in node.outputs if o):
+            continue  # a re-layout of weights: its readers use the parameter
         for name in node.inputs:
-            if _is_trainable(graph, name):
-                last[name] = step
+            for param in plan.static.get(name, frozenset({name})):
+                if _is_trainable(graph, param):
+                    last[param] = step
     return {name: 2 * n - 1 - step for name, step in last.items()}
 
 

@@ -104,6 +104,7 @@ class Node:
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     subgraphs: Mapping[str, ModelGraph] = field(default_factory=dict)  # If/Loop/Scan bodies
+    metadata: Mapping[str, str] = field(default_factory=dict)  # exporter's, e.g. scopes
 
     @property
     def key(self) -> str:

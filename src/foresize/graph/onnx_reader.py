@@ -186,6 +186,7 @@ def _graph(
             attributes={a.name: _attribute(a) for a in n.attribute},
             inputs=tuple(n.input),
             outputs=tuple(n.output),
+            metadata={p.key: p.value for p in n.metadata_props},
         )
         for i, n in enumerate(g.node)
     ]

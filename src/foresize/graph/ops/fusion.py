@@ -11,7 +11,8 @@ with each recognised group replaced by one synthetic node:
 - **GELU**: ``Div``/``Mul`` by a constant -> ``Erf`` -> ``Add`` 1 -> ``Mul`` x -> ``Mul``
   0.5 (any order of the last three), exported from one ``aten::gelu``; becomes ``Gelu``;
 - **SDPA**: ``MatMul(Mul(Q, c), Mul(K^T, c))`` [-> ``Add`` mask] -> ``Softmax`` -> ``MatMul``
-  with V, where both operands are scaled by the *same* constant ``c = scale**0.5``: the
+  with V, where both operands are scaled by the *same* constant ``c = scale**0.5`` (the same
+  computation of constants and static shapes, up to dtype casts): the
   signature of ``torch.nn.functional.scaled_dot_product_attention``'s decomposition
   (explicit attention written by hand divides the scores instead, and stays as it is).
   The view chains feeding Q, K and V are absorbed; the group becomes ``Attention``, which
@@ -22,13 +23,19 @@ A group is fused only when none of its intermediates is used outside it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 
 from foresize.graph.model import ModelGraph, Node
 
 VIEW_CHAIN = frozenset({"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
 BIASED = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose"})
 GELU_TAIL = frozenset({"Add", "Mul"})
+# ops whose output is known before the graph runs, and the arithmetic that keeps it so
+CONST_OPS = frozenset({"Constant", "Shape", "Size"})
+CONST_FOLDABLE = frozenset({
+    "Cast", "CastLike", "Sqrt", "Reciprocal", "Div", "Mul", "Add", "Sub", "Pow", "Neg",
+    "Gather", "Slice", "Squeeze", "Unsqueeze", "Reshape", "Concat", "Identity",
+})  # fmt: skip
 
 
 class _Index:
@@ -43,16 +50,43 @@ class _Index:
                 if name:
                     self.consumers.setdefault(name, []).append(node)
         self.outputs = set(graph.outputs)
+        self._const: dict[str, bool] = {}
 
     def is_const(self, name: str) -> bool:
-        """A parameter, a Constant's output, or a value nobody computes."""
+        """A parameter, a Constant's output, a value nobody computes, or one computed from these.
+
+        ``Shape`` and ``Size`` outputs are constant too (shapes are static once bound), and
+        ``CastLike`` reads its second input only for its dtype: the exporter computes SDPA's
+        scale as ``CastLike(1 / Sqrt(CastLike(Shape(q)[-1])))``.
+        """
+        if name not in self._const:
+            self._const[name] = self._compute_const(name)
+        return self._const[name]
+
+    def value_of(self, name: str) -> Hashable:
+        """A constant's computation as a nested tuple: equal tuples are equal values.
+
+        Dtype casts are looked through, so ``Sqrt(c)`` and ``CastLike(Sqrt(c), k)`` match
+        (the exporter computes the same SDPA scale twice, once per operand).
+        """
+        node = self.producer.get(name)
+        if node is None or node.op_type in CONST_OPS:
+            return name
+        if node.op_type in ("Cast", "CastLike", "Identity"):
+            return self.value_of(node.inputs[0])
+        return (node.op_type, *(self.value_of(n) for n in node.inputs if n))
+
+    def _compute_const(self, name: str) -> bool:
         tensor = self.graph.tensors.get(name)
         if tensor is not None and tensor.is_param:
             return True
         node = self.producer.get(name)
         if node is None:
             return name not in self.graph.inputs
-        return node.op_type == "Constant"
+        if node.op_type in CONST_OPS:
+            return True
+        read = node.inputs[:1] if node.op_type == "CastLike" else node.inputs
+        return node.op_type in CONST_FOLDABLE and all(self.is_const(n) for n in read if n)
 
     def sole(self, name: str) -> Node | None:
         """The only consumer of an intermediate ``name`` (None for outputs and forks)."""
@@ -91,6 +125,7 @@ def _bias_add(ix: _Index, add: Node) -> Group | None:
                 producer.attributes,
                 (*producer.inputs, bias),
                 add.outputs,
+                metadata=producer.metadata,
             )
             return node, [producer, add]
     return None
@@ -119,7 +154,7 @@ def _gelu(ix: _Index, erf: Node) -> Group | None:
         tail = nxt
     if len(members) < 5:
         return None
-    return Node(tail.name, "Gelu", "", {}, (x,), tail.outputs), members
+    return Node(tail.name, "Gelu", "", {}, (x,), tail.outputs, metadata=tail.metadata), members
 
 
 def _view_source(ix: _Index, name: str, members: list[Node]) -> str:
@@ -148,7 +183,7 @@ def _sdpa(ix: _Index, softmax: Node) -> Group | None:
     if any(m is None or ix.sole(m.outputs[0]) is not qk for m in muls):
         return None
     scaled: list[str] = []
-    consts: set[str] = set()
+    consts: set[Hashable] = set()
     for mul in muls:
         assert mul is not None
         members.append(mul)
@@ -156,7 +191,7 @@ def _sdpa(ix: _Index, softmax: Node) -> Group | None:
         other = [n for n in mul.inputs if not ix.is_const(n)]
         if len(const) != 1 or len(other) != 1:
             return None
-        consts.add(const[0])
+        consts.add(ix.value_of(const[0]))
         scaled.append(other[0])
     if len(consts) != 1:
         return None
@@ -165,7 +200,8 @@ def _sdpa(ix: _Index, softmax: Node) -> Group | None:
     k = _view_source(ix, scaled[1], members)
     v = _view_source(ix, out.inputs[1], members)
     inputs = (q, k, v) if mask is None else (q, k, v, mask)
-    return Node(out.name, "Attention", "", {}, inputs, out.outputs), members
+    node = Node(out.name, "Attention", "", {}, inputs, out.outputs, metadata=out.metadata)
+    return node, members
 
 
 PATTERNS: tuple[Callable[[_Index, Node], Group | None], ...] = (_sdpa, _gelu, _bias_add)
