@@ -88,5 +88,14 @@ def test_bad_arguments(call, match):
 
 def test_unknown_device_suggests():
     with pytest.raises(UnknownNameError, match="Did you mean 'h100_sxm'") as info:
-        get_device("h100-sxm")
+        get_device("h100_sxn")
     assert info.value.suggestion == "h100_sxm"
+
+
+@pytest.mark.parametrize(
+    ("typed", "name"),
+    [("H100", "h100_sxm"), ("h100-pcie", "h100_pcie"), ("A100-80GB", "a100_80gb"),
+     ("a100", "a100_80gb"), ("v100-16g", "v100_16gb"), ("H200", "h200")],
+)
+def test_device_names_as_people_type_them(typed: str, name: str):
+    assert get_device(typed).name == name

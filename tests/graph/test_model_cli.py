@@ -72,7 +72,7 @@ def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "mamba" in err
     assert "supported: bert, gpt2, llama, mistral, qwen2" in err
     (tmp_path / "config.json").write_text(json.dumps(LLAMA2_7B))
-    code, _, err = run(["profile", "model", str(tmp_path), "--device", "h100-sxm"], capsys)
+    code, _, err = run(["profile", "model", str(tmp_path), "--device", "h100_sxn"], capsys)
     assert code == 3
     assert "Did you mean 'h100_sxm'?" in err
     broken = tmp_path / "broken.onnx"

@@ -15,7 +15,7 @@ from foresize.cli.output import Result, emit, info
 from foresize.core.errors import InputError
 from foresize.core.io import sha256_file
 from foresize.core.units import human_bytes, human_duration
-from foresize.graph.devices import DEVICES
+from foresize.graph.devices import DEVICES, device_name
 from foresize.graph.flops import analyze_flops, by_layer, roofline_rows
 from foresize.graph.hf_config import read_hf_config
 from foresize.graph.liveness import graph_precision, inference_memory, training_memory
@@ -64,8 +64,8 @@ def _human(name: str, value: Any) -> str:
     """One report value for people, by the unit its key carries."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return str(value)
-    if name.endswith("bytes_per_s"):
-        return f"{human_bytes(float(value))}/s"
+    if name.endswith("bytes_per_s"):  # decimal, as datasheets print bandwidth
+        return f"{float(value) / 1e9:,.0f} GB/s"
     if name.endswith("_per_s"):
         return f"{value:,.1f}/s"
     if name.endswith("_bytes") or "bytes." in name:
@@ -89,7 +89,8 @@ def model(
         "--dtype", help="fp32, bf16 or fp16 (default: bf16 for a config, the graph's own "
         "dtype for ONNX).")] = None,
     device: Annotated[str | None, typer.Option(
-        "--device", help=f"One of: {', '.join(DEVICES.names())} (default: h100_sxm for a "
+        "--device", help=f"One of: {', '.join(DEVICES.names())}; h100, a100, v100 name "
+        f"the SXM / largest-memory form (default: h100_sxm for a "
         "config; ONNX adds per-op roofline time only when given).")] = None,
     train: Annotated[bool, typer.Option("--train", help="Also size one training step.")] = False,
     optimizer: Annotated[str, typer.Option("--optimizer",
@@ -119,6 +120,7 @@ def model(
         raise typer.BadParameter(f"{dtype!r} is not fp32, bf16 or fp16", param_hint="--dtype")
     if recompute not in ("none", "full"):
         raise typer.BadParameter(f"{recompute!r} is not none or full", param_hint="--recompute")
+    device = None if device is None else device_name(device)
     request = OnnxRequest(dims=_parse_dims(dim), dtype=dtype, device=device, train=train,
                           optimizer=optimizer, top=top, strict=strict, by_layer=by_layer)
     if not source.exists() and ":" in str(source):

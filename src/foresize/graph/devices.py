@@ -116,9 +116,33 @@ _add("v100_32gb", 32, 900, {"fp32": 15.7, "fp16": 125}, _V100)
 _add("cpu", 256, 204.8, {"fp32": 4.096}, "illustrative AVX-512 socket (see comment)")
 
 
+# What people type for a product family: the form most deployed (SXM, the larger memory).
+FAMILY_ALIASES: Mapping[str, str] = {
+    "h100": "h100_sxm",
+    "a100": "a100_80gb",
+    "v100": "v100_32gb",
+    "a100_40g": "a100_40gb",
+    "a100_80g": "a100_80gb",
+    "v100_16g": "v100_16gb",
+    "v100_32g": "v100_32gb",
+}
+
+
+def device_name(name: str) -> str:
+    """The catalogue name for what a user typed: ``H100``, ``h100-sxm``, ``A100-80GB``.
+
+    Case and ``-``/``_`` do not matter; a family name alone means its most deployed form
+    (:data:`FAMILY_ALIASES`). Anything else is returned as typed, for the registry's
+    unknown-name error and suggestion.
+    """
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    key = FAMILY_ALIASES.get(key, key)
+    return key if key in DEVICES else name
+
+
 def get_device(device: str | Device) -> Device:
     """A Device as given, or looked up by name (a typo gets a suggestion)."""
-    return device if isinstance(device, Device) else DEVICES.get(device)
+    return device if isinstance(device, Device) else DEVICES.get(device_name(device))
 
 
 def roofline_time(

@@ -35,7 +35,7 @@ from foresize.core.errors import InputError, InsufficientDataError
 from foresize.core.schemas import metric_info
 from foresize.forecast.models import make_forecaster
 from foresize.forecast.panel import to_panel
-from foresize.graph.devices import DEVICES
+from foresize.graph.devices import DEVICES, device_name
 from foresize.recommend import placement as placing
 from foresize.recommend.cost import (
     PriceTable,
@@ -171,7 +171,9 @@ def candidate_devices(prices: PriceTable, devices: Sequence[str] | None) -> list
     prices file(s).
     """
     names = (
-        list(devices) if devices else [n for n in DEVICES.names() if n != "cpu" and n in prices.gpu]
+        [device_name(d) for d in devices]
+        if devices
+        else [n for n in DEVICES.names() if n != "cpu" and n in prices.gpu]
     )
     if not names:
         raise InputError(
