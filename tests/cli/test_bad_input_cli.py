@@ -113,3 +113,22 @@ def test_dirty_rows_without_strict_are_dropped_with_counts(
     assert "5 rows read, 2 kept; dropped duplicate_ts=1, nan_value=1, negative_value=1; " \
            "1 out-of-order rows sorted" in err
     assert pl.read_parquet(target)["value"].to_list() == [3.0, 1.0]
+
+
+@pytest.mark.parametrize("command", [
+    ["forecast", "run"], ["forecast", "backtest"], ["recommend"], ["simulate", "vertical"],
+    ["profile", "phases"],
+])
+def test_every_telemetry_command_takes_strict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    rows = "".join(f"a,mem_bytes,{60 * i},{1e9 if i != 7 else -1}\n" for i in range(200))
+    source = csv(HEADER + rows)(tmp_path)
+    target = tmp_path / "out.json"
+    assert main([*command, str(source), "--strict", "-o", str(target)]) == 3
+    _, err = capsys.readouterr()
+    assert err.splitlines()[0] == (
+        f"Error: {source}: row 8: field 'value' is negative for a usage metric (got -1.0); "
+        "1 invalid row in all: negative_value=1"
+    )
+    assert not target.exists()

@@ -19,6 +19,7 @@ from foresize.cli.options import (
     MapOpt,
     MirrorOpt,
     OutputOpt,
+    StrictOpt,
     TsFormatOpt,
     TsUnitOpt,
     WorkloadOpt,
@@ -645,6 +646,7 @@ def vertical(
     ts_unit: TsUnitOpt = "s",
     ts_format: TsFormatOpt = None,
     mirror: MirrorOpt = None,
+    strict: StrictOpt = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -659,7 +661,7 @@ def vertical(
         mapping=mapping, as_metric=as_metric, ts_unit=ts_unit, ts_format=ts_format, mirror=mirror
     )
     frame, header = read_canonical(
-        source, options, strict=False, workload=workload, metric=None, all_reports=False
+        source, options, strict=strict, workload=workload, metric=None, all_reports=False
     )
     rows, _ = vertical_sizing(frame, metric=metric, config=config)
     shown = rows.filter(pl.col("n_phases") >= 2) if multi_phase else rows

@@ -23,6 +23,7 @@ from foresize.cli.options import (
     SinceOpt,
     SourcesArg,
     StepOpt,
+    StrictOpt,
     TsFormatOpt,
     TsUnitOpt,
     UntilOpt,
@@ -117,10 +118,10 @@ def parse_levels(text: str) -> tuple[int, ...]:
 
 def _panel(
     sources: list[str], *, metric: str | None, grid: str | None, workload: list[str] | None,
-    read: dict[str, Any],
+    read: dict[str, Any], strict: bool,
 ) -> tuple[pl.DataFrame, PanelReport, dict[str, Any], str]:
     options = read_options(**read)
-    frame, header = read_canonical(sources, options, strict=False, workload=workload,
+    frame, header = read_canonical(sources, options, strict=strict, workload=workload,
                                    metric=[metric] if metric else None, all_reports=False)
     label = ", ".join(sources)
     step_s = parse_duration(grid) if grid else None
@@ -170,6 +171,7 @@ def run(
     since: SinceOpt = "7d",
     until: UntilOpt = None,
     step: StepOpt = "1m",
+    strict: StrictOpt = False,
 ) -> None:
     """Forecast each series of one metric HORIZON ahead with central intervals."""
     forecaster = make_forecaster(model)
@@ -179,6 +181,7 @@ def run(
         read={"mapping": mapping, "as_metric": as_metric, "ts_unit": ts_unit,
               "ts_format": ts_format, "mirror": mirror, "query": query, "since": since,
               "until": until, "step": step},
+        strict=strict,
     )
     h = horizon_steps(horizon, report.step_s)
     with progress(f"fitting {model} on {report.series:,} series", None):
@@ -252,6 +255,7 @@ def backtest_command(
     step: StepOpt = "1m",
     engine: EngineOpt = "serial",
     ray_address: RayAddressOpt = None,
+    strict: StrictOpt = False,
 ) -> None:
     """Rolling-origin backtest of forecasters: MASE, accuracy, pinball, coverage, speed."""
     engine = check_engine(engine)
@@ -262,6 +266,7 @@ def backtest_command(
         read={"mapping": mapping, "as_metric": as_metric, "ts_unit": ts_unit,
               "ts_format": ts_format, "mirror": mirror, "query": query, "since": since,
               "until": until, "step": step},
+        strict=strict,
     )
     h = horizon_steps(horizon, report.step_s)
     results: list[BacktestResult] = []

@@ -235,6 +235,7 @@ def phases(
                                            "shorter excursions are spikes.")] = 3,
     max_regimes: Annotated[int, typer.Option("--max-regimes", help="Active levels to tell "
                                              "apart (1-3), besides idle and spike.")] = 3,
+    strict: StrictOpt = False,
 ) -> None:
     """Phases per workload and metric (idle, low/mid/high or busy, spike): share of time,
     visits, dwell times, demand percentiles and where each phase goes next.
@@ -242,8 +243,8 @@ def phases(
     options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
                            ts_format=ts_format, mirror=mirror, query=query, since=since,
                            until=until, step=step)
-    frame, header = read_canonical(sources, options, strict=False, workload=workload, metric=metric,
-                               all_reports=False)
+    frame, header = read_canonical(sources, options, strict=strict, workload=workload,
+                                   metric=metric, all_reports=False)
     if frame.is_empty():
         raise InsufficientDataError(f"{', '.join(sources)}: no telemetry rows")
     labeled = detect_phases(frame.drop("phase", strict=False), min_dwell=min_dwell,

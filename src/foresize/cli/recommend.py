@@ -23,6 +23,7 @@ from foresize.cli.options import (
     QueryOpt,
     SinceOpt,
     StepOpt,
+    StrictOpt,
     TsFormatOpt,
     TsUnitOpt,
     UntilOpt,
@@ -310,6 +311,7 @@ def recommend(
     since: SinceOpt = "7d",
     until: UntilOpt = None,
     step: StepOpt = "1m",
+    strict: StrictOpt = False,
     workload: WorkloadOpt = None,
     metric: Annotated[
         str | None,
@@ -521,7 +523,7 @@ def recommend(
     )
     opened = open_filtered(sources, options, workloads=workload, metrics=None)
     raw = collect_input(opened.frame, source=opened.label)
-    frame, report = canonicalize(raw, source=opened.label, strict=False)
+    frame, report = canonicalize(raw, source=opened.label, strict=strict)
     announce(ingest_reports(opened, report), all_reports=False)
     request = replace(request, source=opened.label)
     with progress("planning", None):
