@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from foresize.cli.main import main
+from foresize.ingest.sources import ReadOptions, open_telemetry
+from foresize.recommend.plan import read_plan
+from foresize.simulate.autoscale.vertical import plan_sizes
 
 
 def test_lora_end_to_end_json(
@@ -154,3 +159,41 @@ def test_vertical_on_real_memory_and_bad_input(
     assert "'gpu_util_pct' is not in the source" in capsys.readouterr().err
     assert main([*args, "--risk", "0"]) == 3
     assert "--risk must be in (0, 0.5]" in capsys.readouterr().err
+
+
+def test_vertical_replays_the_recommender_s_plan_on_later_telemetry(
+    mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = memory_frame(mirror)
+    share = pl.int_range(pl.len()).over("workload") / pl.len().over("workload")
+    head, tail = tmp_path / "head.parquet", tmp_path / "tail.parquet"
+    frame.filter(share < 0.7).write_parquet(head)
+    frame.filter(share >= 0.7).write_parquet(tail)
+    plan_path, target = tmp_path / "plan.json", tmp_path / "vertical.json"
+    assert main(["recommend", str(head), "--risk", "0.02", "-o", str(plan_path)]) == 0
+    args = ["simulate", "vertical", str(tail), "--plan", str(plan_path)]
+    assert main([*args, "-f", "json", "-o", str(target)]) == 0
+    document = json.loads(target.read_text())
+    assert document["sizing"]["plan"] == str(plan_path)
+    planned = plan_sizes(read_plan(plan_path).recommendations, "mem_util_pct")
+    scheduled = {w for w, s in planned.items() if len(s.phases) >= 2}
+    assert scheduled  # the plan resizes some containers by phase
+    rows = {r["workload"]: r for r in document["results"]}
+    assert set(rows) <= set(planned)
+    for name in scheduled & set(rows):
+        fixed = planned[name].fixed * rows[name]["steps"] * 57 / 3600
+        assert rows[name]["reserved_h_fixed"] == pytest.approx(fixed, rel=0.05)
+        assert rows[name]["reserved_h_per_phase"] <= rows[name]["reserved_h_fixed"] + 1e-9
+    capsys.readouterr()
+    plan_path.write_text("{not json")
+    assert main(args) == 3
+    assert capsys.readouterr().err.startswith(f"Error: {plan_path}: not valid JSON")
+
+
+def memory_frame(mirror: Path) -> pl.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frame = open_telemetry(["alibaba-gentd26:memory_util"], ReadOptions(mirror=mirror)).frame
+    collected = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+    assert isinstance(collected, pl.DataFrame)
+    return collected.sort("workload", "ts")

@@ -12,8 +12,10 @@ import pytest
 from foresize.core.errors import InputError, InsufficientDataError
 from foresize.ingest.sources import ReadOptions, open_telemetry
 from foresize.simulate.autoscale.vertical import (
+    PlannedSizes,
     VerticalConfig,
     merge_spikes,
+    replay_series,
     size_series,
     totals,
     vertical_sizing,
@@ -110,3 +112,21 @@ def test_bad_input_is_a_clear_error(memory: pl.DataFrame) -> None:
         size_series(np.ones(12), ["busy"] * 12, VerticalConfig(), step_s=60.0)
     with pytest.raises(InputError, match="12 values but 3 phase labels"):
         size_series(np.ones(12), ["busy"] * 3, VerticalConfig(), step_s=60.0)
+
+
+def test_a_plan_is_replayed_over_the_whole_series_with_the_resize_delay() -> None:
+    values = np.repeat([10.0, 50.0, 10.0], 20)
+    labels = ["low"] * 20 + ["high"] * 20 + ["low"] * 20
+    sizes = PlannedSizes(fixed=60.0, phases={"low": 12.0, "high": 55.0})
+    result = replay_series(values, labels, sizes, VerticalConfig(resize_delay=2), step_s=3600.0)
+    assert result.applied.tolist() == [12.0] * 22 + [55.0] * 20 + [12.0] * 18
+    per_phase = result.scores["per_phase"]
+    assert per_phase["under_frac"] == pytest.approx(2 / 60)  # high's first two steps at 12
+    assert per_phase["reserved_h"] == pytest.approx(22 * 12 + 20 * 55 + 18 * 12)
+    assert result.scores["fixed"]["reserved_h"] == pytest.approx(60 * 60)
+    assert result.resizes == 2
+    unplanned = replay_series(
+        values, labels, PlannedSizes(60.0, {}), VerticalConfig(), step_s=3600.0
+    )
+    assert unplanned.applied.tolist() == [60.0] * 60  # no schedule: the overall request
+

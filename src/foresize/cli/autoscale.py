@@ -28,13 +28,19 @@ from foresize.cli.output import Result, emit, info, progress
 from foresize.core.errors import InputError
 from foresize.core.io import atomic_write
 from foresize.core.units import parse_duration
+from foresize.recommend.plan import read_plan
 from foresize.simulate.autoscale.demand import DemandSeries, is_lora, open_demand
 from foresize.simulate.autoscale.nodes import NodePlan, parse_plan
 from foresize.simulate.autoscale.policies import SCALERS
 from foresize.simulate.autoscale.run import ZERO_DELAY, Comparison, ServiceConfig, compare
 from foresize.simulate.autoscale.service import FloatArray, IntArray
 from foresize.simulate.autoscale.stress import apply_injections, parse_injection
-from foresize.simulate.autoscale.vertical import VerticalConfig, totals, vertical_sizing
+from foresize.simulate.autoscale.vertical import (
+    VerticalConfig,
+    plan_sizes,
+    totals,
+    vertical_sizing,
+)
 
 EPILOG = """\
 Examples:
@@ -632,6 +638,17 @@ def vertical(
             rich_help_panel="Sizing",
         ),
     ] = 3,
+    plan: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan",
+            help="Replay a recommender plan (foresize recommend -o plan.json) instead of "
+            "learning sizes: its per-phase requests and overall request, applied over the "
+            "whole source (give the telemetry that came after the plan's).",
+            rich_help_panel="Sizing",
+            show_default=False,
+        ),
+    ] = None,
     multi_phase: Annotated[
         bool,
         typer.Option(
@@ -663,18 +680,19 @@ def vertical(
     frame, header = read_canonical(
         source, options, strict=strict, workload=workload, metric=None, all_reports=False
     )
-    rows, _ = vertical_sizing(frame, metric=metric, config=config)
+    chosen = metric or str(frame["metric"].first())
+    planned = None if plan is None else plan_sizes(read_plan(plan).recommendations, chosen)
+    rows, _ = vertical_sizing(frame, metric=metric, config=config, plan=planned)
     shown = rows.filter(pl.col("n_phases") >= 2) if multi_phase else rows
     if shown.height == 0:
         raise InputError("no series has two or more phases", hint="drop --multi-phase")
     summary = totals(shown)
-    chosen = metric or str(frame["metric"].first())
+    learned = {"risk": risk, "train_frac": train_frac}
     document = {
         **header,
         "metric": chosen,
         "sizing": {
-            "risk": risk,
-            "train_frac": train_frac,
+            **(learned if plan is None else {"plan": str(plan)}),
             "resize_delay_steps": resize_delay,
             "min_dwell": min_dwell,
         },
@@ -685,8 +703,9 @@ def vertical(
         Result(
             shown.select(VERTICAL_COLUMNS).sort("per_phase_vs_fixed"),
             document,
-            title=f"Per-phase vertical sizing of {chosen} ({shown.height} series, risk "
-            f"{risk:g}, resize delay {resize_delay} steps)",
+            title=f"Per-phase vertical sizing of {chosen} ({shown.height} series, "
+            f"{f'risk {risk:g}' if plan is None else f'sizes from {plan.name}'}, resize delay "
+            f"{resize_delay} steps)",
             caption=f"all series: per-phase reserves {summary['per_phase_vs_fixed']:.3f}x "
             f"the fixed size, under-sized {100 * summary['under_frac_per_phase']:.1f}% of the "
             f"time (fixed {100 * summary['under_frac_fixed']:.1f}%); reserved_h in "

@@ -19,6 +19,11 @@ in-place resize) when the phase changes. This measures what that saves, per seri
   under-sized (use above the size), the shortfall (use above the size, as a share of
   all use) and the overshoot (reserved beyond use, as a share of use).
 
+**From a plan** (``--plan``): instead of learning, replay the recommender's sizes
+(``foresize recommend``: each workload's request and its per-phase schedule,
+:func:`plan_sizes`) over the whole of later telemetry, with the same resize delay and
+scores (:func:`replay_series`).
+
 Phase labels come from the whole series (``detect_phases`` looks a few samples
 around each one), so the timing of a phase change is known in hindsight; the resize
 delay is where detection lag belongs.
@@ -27,6 +32,7 @@ delay is where detection lag belongs.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +42,7 @@ import polars as pl
 
 from foresize.core.errors import InputError, InsufficientDataError
 from foresize.profile.phases import SPIKE, detect_phases
+from foresize.recommend.plan import ResourceRecommendation
 from foresize.simulate.autoscale.service import FloatArray
 
 STRATEGIES = ("fixed", "per_phase", "oracle")
@@ -155,6 +162,71 @@ def size_series(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedSizes:
+    """A workload's sizes from a recommender plan: the overall request and per phase."""
+
+    fixed: float
+    phases: dict[str, float]
+
+
+def plan_sizes(
+    recommendations: Iterable[ResourceRecommendation], metric: str
+) -> dict[str, PlannedSizes]:
+    """Per workload, a plan's request for ``metric`` and its per-phase schedule.
+
+    A recommendation without a request (no data, or a resource it only limits) is left
+    out; one without a phase schedule (its phases' levels do not differ) resizes never.
+    """
+    out: dict[str, PlannedSizes] = {}
+    for rec in recommendations:
+        if rec.resource != metric or rec.recommended.request is None:
+            continue
+        phases = {p.phase: p.request for p in rec.phases}
+        out[rec.workload] = PlannedSizes(rec.recommended.request, phases)
+    return out
+
+
+def replay_series(
+    values: FloatArray,
+    phases: list[str],
+    sizes: PlannedSizes,
+    config: VerticalConfig,
+    *,
+    step_s: float,
+    workload: str = "",
+) -> SeriesSizing:
+    """Apply a plan's sizes over the whole series (nothing learned) and score them.
+
+    The size at step ``t`` is the planned size of the phase at ``t - resize_delay``; the
+    first steps keep the first phase's size. A phase the plan has no size for gets the
+    overall request, as the plan's own fallback.
+    """
+    n = values.size
+    if len(phases) != n:
+        raise InputError(f"{workload or 'series'}: {n} values but {len(phases)} phase labels")
+    if n < MIN_TEST:
+        raise InsufficientDataError(f"{workload or 'series'}: {n} samples (>= {MIN_TEST} needed)")
+    labels = merge_spikes(phases)
+    delay = min(config.resize_delay, n)
+    lagged = [labels[0]] * delay + labels[: n - delay]
+    applied = np.asarray([sizes.phases.get(p, sizes.fixed) for p in lagged], dtype=np.float64)
+    scores = {
+        "fixed": score_sizes(values, np.full(n, sizes.fixed), step_s),
+        "per_phase": score_sizes(values, applied, step_s),
+        "oracle": score_sizes(values, values, step_s),
+    }
+    return SeriesSizing(
+        workload,
+        dict(sizes.phases),
+        sizes.fixed,
+        applied,
+        scores,
+        int(np.unique(labels).size),
+        int((np.diff(applied) != 0).sum()),
+    )
+
+
 def _pick_metric(frame: pl.DataFrame, metric: str | None) -> str:
     present = sorted(frame["metric"].unique().to_list())
     if metric is None:
@@ -176,9 +248,13 @@ def vertical_sizing(
     metric: str | None = None,
     config: VerticalConfig | None = None,
     workloads: list[str] | None = None,
+    plan: Mapping[str, PlannedSizes] | None = None,
 ) -> tuple[pl.DataFrame, list[SeriesSizing]]:
     """Size every workload of one metric by phase; one row per workload, and the details.
 
+    With ``plan`` (:func:`plan_sizes`), the plan's sizes are replayed over the whole of
+    each planned workload's series instead of being learned on its head; workloads the
+    plan does not size are left out, and none in common is an ``InputError``.
     Series too short to learn and apply are left out; none left is an
     ``InsufficientDataError``. Rows: ``workload``, ``n_phases``, ``resizes``, and per
     strategy ``reserved_h_*``, ``under_frac_*``, ``shortfall_*``, ``overshoot_*``, plus
@@ -192,16 +268,27 @@ def vertical_sizing(
         if missing:
             raise InputError(f"--workload {missing[0]!r} has no {chosen} samples in the source")
         frame = frame.filter(pl.col("workload").is_in(workloads))
+    if plan is not None:
+        frame = frame.filter(pl.col("workload").is_in(list(plan)))
+        if frame.is_empty():
+            raise InputError(
+                f"the plan sizes {chosen} for no workload of the source "
+                f"(it sizes {len(plan)} workload(s) for {chosen})",
+                hint="pass the plan made from this metric's earlier telemetry",
+            )
     labelled = detect_phases(frame, min_dwell=config.min_dwell).sort("workload", "ts")
     results: list[SeriesSizing] = []
     for (name,), part in labelled.group_by(["workload"], maintain_order=True):
         values = part["value"].to_numpy().astype(np.float64)
         ts = part["ts"].dt.epoch("us").to_numpy()
         step_s = float(np.median(np.diff(ts))) / 1e6 if ts.size > 1 else 60.0
+        labels = part["phase"].to_list()
         try:
             results.append(
-                size_series(
-                    values, part["phase"].to_list(), config, step_s=step_s, workload=str(name)
+                size_series(values, labels, config, step_s=step_s, workload=str(name))
+                if plan is None
+                else replay_series(
+                    values, labels, plan[str(name)], config, step_s=step_s, workload=str(name)
                 )
             )
         except InsufficientDataError:
