@@ -266,3 +266,48 @@ def test_a_view_of_a_weight_costs_no_activation_memory(tmp_path: Path) -> None:
     memory = inference_memory(read_onnx(path))
     assert memory.weight_bytes == 1024
     assert memory.peak_activation_bytes == 2 * 1024
+
+
+def test_zero_shards_the_training_state_over_data_parallel_ranks(tmp_path: Path) -> None:
+    graph = mlp(tmp_path)
+    # by hand (see test_training_breakdown_by_hand): weights 192, grads 192, AdamW 384,
+    # workspace at the optimizer step 280 (y 8, x 16, 2 fp32 temporaries of w1 256)
+    one = training_memory(graph, optimizer="adamw", zero_stage=1, data_parallel=4)
+    assert one.components["optimizer_state"] == 96
+    assert (one.components["weights"], one.components["gradients"]) == (192, 192)
+    two = training_memory(graph, optimizer="adamw", zero_stage=2, data_parallel=4)
+    assert (two.components["gradients"], two.components["optimizer_state"]) == (48, 96)
+    three = training_memory(graph, optimizer="adamw", zero_stage=3, data_parallel=4)
+    assert dict(three.components) == {
+        "weights": 48, "gradients": 48, "master_weights": 0, "optimizer_state": 96,
+        "saved_activations": 0, "workspace": 280,
+    }
+    mixed = training_memory(graph, optimizer="adamw", dtype="bf16", zero_stage=1,
+                            data_parallel=3)
+    assert mixed.components["master_weights"] == 64  # 48 fp32 values over 3 ranks
+    assert training_memory(graph, optimizer="adamw", zero_stage=3).total_bytes == 1048
+    with pytest.raises(InputError, match="ZeRO stage must be 0-3"):
+        training_memory(graph, optimizer="adamw", zero_stage=4, data_parallel=2)
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--tp", "2"], "Invalid value for --tp: needs the architecture"),
+    (["--recompute", "full"], "Invalid value for --recompute: needs the architecture"),
+    (["--batch", "4"], "Invalid value for --batch: sizes a config.json"),
+    (["--context", "512"], "Invalid value for --context: sizes a config.json"),
+])
+def test_config_only_options_on_a_graph_are_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str], message: str
+) -> None:
+    path = mlp_path(tmp_path)
+    assert main(["profile", "model", str(path), "--train", *option]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_zero_on_a_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = mlp_path(tmp_path)
+    args = ["profile", "model", str(path), "--train", "--zero", "3", "--dp", "4", "-f", "json"]
+    assert main(args) == 0
+    training = json.loads(capsys.readouterr().out)["model"]["training"]
+    assert (training["zero_stage"], training["data_parallel"]) == (3, 4)
+    assert training["total_bytes"] == 48 + 48 + 96 + 280

@@ -122,7 +122,11 @@ def model(
         raise typer.BadParameter(f"{recompute!r} is not none or full", param_hint="--recompute")
     device = None if device is None else device_name(device)
     request = OnnxRequest(dims=_parse_dims(dim), dtype=dtype, device=device, train=train,
-                          optimizer=optimizer, top=top, strict=strict, by_layer=by_layer)
+                          optimizer=optimizer, top=top, strict=strict, by_layer=by_layer,
+                          zero_stage=zero, data_parallel=dp)
+    is_graph = source.suffix.lower() == ".onnx" or (not source.exists() and ":" in str(source))
+    if is_graph:
+        _reject_config_options(batch=batch, context=context, tp=tp, recompute=recompute)
     if not source.exists() and ":" in str(source):
         from foresize.graph.torch_reader import read_torch  # onnx loads only when needed
 
@@ -169,6 +173,28 @@ class OnnxRequest:
     top: int
     strict: bool
     by_layer: bool = False
+    zero_stage: int = 0
+    data_parallel: int = 1
+
+
+def _reject_config_options(*, batch: int, context: int | None, tp: int, recompute: str) -> None:
+    """Options a graph cannot honour are an error, not silently ignored.
+
+    A graph's batch and sequence are its dims (``--dim``); tensor parallelism and
+    activation checkpointing change which tensors exist, which only the architecture
+    (a config.json) describes.
+    """
+    if batch != 1 or context is not None:
+        option = "--batch" if batch != 1 else "--context"
+        raise typer.BadParameter(
+            "sizes a config.json; a graph's batch and sequence are its dims: bind them with "
+            "--dim (e.g. --dim batch=8 --dim seq=4096)", param_hint=option)
+    if tp != 1 or recompute != "none":
+        option = "--tp" if tp != 1 else "--recompute"
+        raise typer.BadParameter(
+            "needs the architecture: it changes which tensors exist, so size the model's "
+            "config.json; for a graph, --zero and --dp shard its training state",
+            param_hint=option)
 
 
 def _parse_inputs(texts: list[str] | None, spec: str) -> dict[str, tuple[int, ...]]:
@@ -209,12 +235,19 @@ def _onnx(graph: ModelGraph, request: OnnxRequest, *, label: str, inputs: dict[s
     notes = [f"memory ({precision}): weights {human_bytes(memory.weight_bytes)} + peak "
              f"activations {human_bytes(memory.peak_activation_bytes)} (at {memory.peak_node})"]
     if request.train:
-        step = training_memory(graph, optimizer=request.optimizer, dtype=request.dtype)
+        step = training_memory(graph, optimizer=request.optimizer, dtype=request.dtype,
+                               zero_stage=request.zero_stage,
+                               data_parallel=request.data_parallel)
         summary["training"] = {"optimizer": step.optimizer, "precision": step.precision,
+                               "zero_stage": request.zero_stage,
+                               "data_parallel": request.data_parallel,
                                "components_bytes": dict(step.components),
                                "total_bytes": step.total_bytes, "n_saved_tensors": len(step.saved)}
         parts = ", ".join(f"{k} {human_bytes(v)}" for k, v in step.components.items())
-        notes.append(f"training step ({step.optimizer}): {human_bytes(step.total_bytes)} = {parts}")
+        sharded = (f", ZeRO-{request.zero_stage} over {request.data_parallel} ranks"
+                   if request.zero_stage and request.data_parallel > 1 else "")
+        notes.append(f"training step ({step.optimizer}{sharded}): "
+                     f"{human_bytes(step.total_bytes)} = {parts}")
     if request.device is not None:
         rows = roofline_rows(report, request.device, precision)
         total_s = float(rows["time_s"].sum())

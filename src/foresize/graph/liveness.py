@@ -186,16 +186,34 @@ def training_memory(
     dtype: str | None = None,
     workspace: str = "cpu",
     first_step: bool = False,
+    zero_stage: int = 0,
+    data_parallel: int = 1,
 ) -> TrainingMemory:
-    """The peak of one training step, with its breakdown at the peak.
+    """The peak of one training step on one device, with its breakdown at the peak.
 
     Trainable parameters are the floating-point initializers; gradients take their bytes.
     Training in bf16 or fp16 (``dtype``, else the graph's own weight dtype) is taken as
     mixed precision and keeps an fp32 master copy; SGD keeps no moment, SGD with momentum
     one and Adam/AdamW two, all fp32 (Rajbhandari et al. 2020, section 3.1).
+
+    ZeRO (same paper, section 5) over ``data_parallel`` ranks: stage 1 shards the master
+    weights and optimizer moments, stage 2 also the gradients, stage 3 also the weights;
+    each rank holds ``1 / data_parallel`` of what is sharded, and the peak is found with
+    the sharded sizes. Stage 3's transient all-gather of the parameters being computed is
+    not counted; activations are per rank and unchanged (the graph is one rank's batch).
     """
     if optimizer not in OPTIMIZER_MOMENTS:
         raise UnknownNameError("optimizer", optimizer, list(OPTIMIZER_MOMENTS))
+    if zero_stage not in (0, 1, 2, 3) or data_parallel < 1:
+        raise InputError(
+            f"ZeRO stage must be 0-3 and the data-parallel degree >= 1, got {zero_stage} "
+            f"and {data_parallel}"
+        )
+
+    def shard(n_bytes: int, stage: int) -> int:
+        """Bytes on one rank of state ZeRO shards from ``stage`` on."""
+        return -(-n_bytes // data_parallel) if zero_stage >= stage else n_bytes
+
     _check(graph, dtype, workspace)
     plan = _plan(graph, dtype, workspace)
     precision = dtype or graph_precision(graph)
@@ -231,21 +249,21 @@ def training_memory(
     for name, (born, died) in _gradient_spans(graph, plan, grads).items():
         _add(other_delta, born, died, plan.sizes.get(name, 0))
     for name, born in _param_grad_births(graph, plan).items():
-        _add(grad_delta, born, end, tensor_bytes(graph.tensors[name], dtype) or 0)
+        _add(grad_delta, born, end, shard(tensor_bytes(graph.tensors[name], dtype) or 0, 2))
     _add(other_delta, end, end, largest * FP32_BYTES * OPTIMIZER_TEMPORARIES[optimizer])
     saved_live, grad_live, other_live = (
         _running(d, end + 1) for d in (saved_delta, grad_delta, other_delta)
     )
-    state = n_trainable * FP32_BYTES * OPTIMIZER_MOMENTS[optimizer]
+    state = shard(n_trainable * FP32_BYTES * OPTIMIZER_MOMENTS[optimizer], 1)
     state_live = [0 if first_step and t < end else state for t in range(end + 1)]
     total = [
         sum(parts) for parts in zip(saved_live, grad_live, other_live, state_live, strict=True)
     ]
     peak = total.index(max(total))
     components = {
-        "weights": _param_bytes(graph, dtype),
+        "weights": shard(_param_bytes(graph, dtype), 3),
         "gradients": grad_live[peak],
-        "master_weights": n_trainable * FP32_BYTES if precision != "fp32" else 0,
+        "master_weights": shard(n_trainable * FP32_BYTES, 1) if precision != "fp32" else 0,
         "optimizer_state": state_live[peak],
         "saved_activations": saved_live[peak],
         "workspace": other_live[peak],
