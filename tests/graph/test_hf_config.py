@@ -6,6 +6,7 @@ import pytest
 
 from foresize.core.errors import InputError
 from foresize.graph.hf_config import read_hf_config
+from foresize.graph.memory import decode_weight_bytes, layer_activation_bytes, weight_bytes
 
 LLAMA2_7B = {
     "model_type": "llama",
@@ -37,6 +38,12 @@ QWEN2_05B = {
     "vocab_size": 151936,
     "tie_word_embeddings": True,
 }
+MIXTRAL_8X7B = {
+    **MISTRAL_7B,
+    "model_type": "mixtral",
+    "num_local_experts": 8,
+    "num_experts_per_tok": 2,
+}
 GPT2_SMALL = {
     "model_type": "gpt2",
     "n_embd": 768,
@@ -62,11 +69,13 @@ BERT_BASE_UNCASED = {
     [
         (LLAMA2_7B, 6_738_415_616),
         (MISTRAL_7B, 7_241_732_096),
+        (MIXTRAL_8X7B, 46_702_792_704),
         (QWEN2_05B, 494_032_768),
         (GPT2_SMALL, 124_439_808),
         (BERT_BASE_UNCASED, 109_482_240),
     ],
-    ids=["llama2_7b", "mistral_7b", "qwen2_0.5b", "gpt2_small", "bert_base_uncased"],
+    ids=["llama2_7b", "mistral_7b", "mixtral_8x7b", "qwen2_0.5b", "gpt2_small",
+         "bert_base_uncased"],
 )
 def test_published_parameter_counts(config, expected):
     assert read_hf_config(config).n_params == expected
@@ -144,7 +153,7 @@ def test_unknown_model_type_names_file_and_families(tmp_path):
     message = str(info.value)
     assert str(path) in message
     assert "'mamba'" in message
-    assert "bert, gpt2, llama, mistral, qwen2" in message
+    assert "bert, gpt2, llama, mistral, mixtral, qwen2" in message
     assert "\n" not in message
 
 
@@ -178,3 +187,47 @@ def test_unreadable_and_malformed_files(tmp_path):
     bad.write_text("[1, 2]")
     with pytest.raises(InputError, match="expected a JSON object"):
         read_hf_config(bad)
+
+
+def test_mixtral_holds_every_expert_but_a_token_runs_two():
+    dense, moe = read_hf_config(MISTRAL_7B), read_hf_config(MIXTRAL_8X7B)
+    expert = 3 * 4096 * 14336
+    assert moe.params["mlp"] == 32 * 8 * expert
+    assert moe.params["router"] == 32 * 4096 * 8
+    assert moe.n_params - dense.n_params == 32 * (7 * expert + 4096 * 8)
+    # a token passes through the router and 2 experts: one expert more than mistral
+    assert moe.matmul_params - dense.matmul_params == 32 * (expert + 4096 * 8)
+    assert moe.matmul_params == 12_748_587_008  # Mixtral's "12.9B active" less embeddings
+    assert moe.active_intermediate == 2 * 14336
+
+
+def test_mixtral_activations_span_the_routed_experts():
+    dense, moe = read_hf_config(MISTRAL_7B), read_hf_config(MIXTRAL_8X7B)
+    tokens, bf16 = 4 * 1024, 2
+    extra = layer_activation_bytes(moe, batch=4, seq=1024) - layer_activation_bytes(
+        dense, batch=4, seq=1024
+    )
+    assert extra == bf16 * tokens * 14336 * 4  # the gated MLP's 4 tensors, one more expert
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"num_experts_per_tok": 9}, "num_experts_per_tok=9 exceeds num_local_experts=8"),
+        ({"num_local_experts": None}, "missing required key 'num_local_experts'"),
+    ],
+)
+def test_bad_mixtral_configs_are_named(change, match):
+    config = {k: v for k, v in {**MIXTRAL_8X7B, **change}.items() if v is not None}
+    with pytest.raises(InputError, match=match):
+        read_hf_config(config)
+
+
+def test_a_mixtral_decode_step_reads_only_the_experts_its_tokens_use():
+    moe = read_hf_config(MIXTRAL_8X7B)
+    total, experts = weight_bytes(moe, "bf16"), 2 * moe.params["mlp"]
+    assert decode_weight_bytes(moe, "bf16", batch=1) == total - experts * 3 // 4
+    assert decode_weight_bytes(moe, "bf16", batch=2) == total - experts * 9 // 16
+    assert decode_weight_bytes(moe, "bf16", batch=64) == pytest.approx(total, rel=1e-7)
+    dense = read_hf_config(MISTRAL_7B)
+    assert decode_weight_bytes(dense, "bf16", batch=1) == weight_bytes(dense, "bf16")

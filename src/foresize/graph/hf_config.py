@@ -4,7 +4,9 @@ This is how a user sizes a 70B model on a laptop: the config fixes every weight 
 so parameter counts are exact and per-token FLOPs follow from them.
 
 Supported families (``model_type``): llama, mistral and qwen2 (decoders with grouped-query
-attention, a gated SiLU MLP and RMSNorm; RoPE adds no parameters), gpt2 (learned positions,
+attention, a gated SiLU MLP and RMSNorm; RoPE adds no parameters), mixtral (the same with a
+sparse mixture of experts in place of the MLP: ``num_local_experts`` gated MLPs and a
+router, ``num_experts_per_tok`` of them run per token), gpt2 (learned positions,
 LayerNorm, biases everywhere, tied LM head) and bert (the ``BertModel`` encoder with token
 types and, by default, the pooler).
 
@@ -27,7 +29,7 @@ from typing import Any
 
 from foresize.core.errors import InputError
 
-SUPPORTED_FAMILIES = ("bert", "gpt2", "llama", "mistral", "qwen2")
+SUPPORTED_FAMILIES = ("bert", "gpt2", "llama", "mistral", "mixtral", "qwen2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +38,10 @@ class Architecture:
 
     ``params`` maps a component (``embeddings``, ``attention_q``, ``attention_k``,
     ``attention_v``, ``attention_o``, ``mlp``, ``norms``, ``lm_head`` and, for bert,
-    ``pooler``) to its parameter count, biases included. A tied LM head counts 0 there:
-    it shares the embedding matrix. ``matmul_params`` is the number of matmul weights one
-    token passes through, which sets the FLOPs.
+    ``pooler``; for a mixture of experts, ``router``) to its parameter count, biases
+    included. A tied LM head counts 0 there: it shares the embedding matrix.
+    ``matmul_params`` is the number of matmul weights one token passes through, which sets
+    the FLOPs: with experts, only the ``experts_per_token`` it is routed to.
     """
 
     model_type: str
@@ -55,6 +58,13 @@ class Architecture:
     has_dropout: bool
     params: Mapping[str, int]
     matmul_params: int
+    n_experts: int = 1
+    experts_per_token: int = 1
+
+    @property
+    def active_intermediate(self) -> int:
+        """MLP width one token's activations span: ``experts_per_token x intermediate``."""
+        return self.experts_per_token * self.intermediate
 
     @property
     def n_params(self) -> int:
@@ -161,10 +171,13 @@ def _linear(n_in: int, n_out: int, *, bias: bool) -> int:
 
 
 def _llama(cfg: _Config) -> Architecture:
-    """llama/mistral/qwen2: GQA, gated SiLU MLP, RMSNorm (a scale only), RoPE (no weights).
+    """llama/mistral/qwen2/mixtral: GQA, gated SiLU MLP, RMSNorm (a scale only), RoPE.
 
     Biases follow ``transformers``: qwen2 always has q/k/v biases; llama has them when
-    ``attention_bias`` is set, and MLP biases when ``mlp_bias`` is set; mistral has none.
+    ``attention_bias`` is set, and MLP biases when ``mlp_bias`` is set; mistral and
+    mixtral have none. Mixtral's block holds ``num_local_experts`` gated MLPs and a
+    bias-free router (``hidden x experts``); a token runs the router and
+    ``num_experts_per_tok`` experts (``MixtralSparseMoeBlock``).
     """
     hidden, n_layers, vocab = (
         cfg.integer("hidden_size"),
@@ -184,21 +197,35 @@ def _llama(cfg: _Config) -> Architecture:
     o_bias = not qwen2 and cfg.flag("attention_bias", default=False)
     mlp_bias = cfg.flag("mlp_bias", default=False)
     tied = cfg.flag("tie_word_embeddings", default=False)
+    moe = cfg.data["model_type"] == "mixtral"
+    n_experts = cfg.integer("num_local_experts") if moe else 1
+    per_token = cfg.integer("num_experts_per_tok") if moe else 1
+    if per_token > n_experts:
+        raise InputError(
+            f"{cfg.where}: num_experts_per_tok={per_token} exceeds "
+            f"num_local_experts={n_experts}"
+        )
     q, kv = n_heads * head_dim, n_kv_heads * head_dim
+    expert = 2 * _linear(hidden, intermediate, bias=mlp_bias) + _linear(
+        intermediate, hidden, bias=mlp_bias
+    )
     per_layer = {
         "attention_q": _linear(hidden, q, bias=qkv_bias),
         "attention_k": _linear(hidden, kv, bias=qkv_bias),
         "attention_v": _linear(hidden, kv, bias=qkv_bias),
         "attention_o": _linear(q, hidden, bias=o_bias),
-        "mlp": 2 * _linear(hidden, intermediate, bias=mlp_bias)
-        + _linear(intermediate, hidden, bias=mlp_bias),
+        "mlp": n_experts * expert,
         "norms": 2 * hidden,
     }
+    if moe:
+        per_layer["router"] = hidden * n_experts
     params = {"embeddings": vocab * hidden}
     params |= {name: n_layers * count for name, count in per_layer.items()}
     params["norms"] += hidden  # the final norm
     params["lm_head"] = 0 if tied else vocab * hidden
-    matmul = n_layers * (hidden * (2 * q + 2 * kv) + 3 * hidden * intermediate) + vocab * hidden
+    router = hidden * n_experts if moe else 0
+    mlp = per_token * 3 * hidden * intermediate + router
+    matmul = n_layers * (hidden * (2 * q + 2 * kv) + mlp) + vocab * hidden
     return Architecture(
         model_type=str(cfg.data["model_type"]),
         hidden=hidden,
@@ -214,6 +241,8 @@ def _llama(cfg: _Config) -> Architecture:
         has_dropout=False,
         params=params,
         matmul_params=matmul,
+        n_experts=n_experts,
+        experts_per_token=per_token,
     )
 
 
@@ -313,5 +342,6 @@ _BUILDERS: dict[str, Callable[[_Config], Architecture]] = {
     "gpt2": _gpt2,
     "llama": _llama,
     "mistral": _llama,
+    "mixtral": _llama,
     "qwen2": _llama,
 }

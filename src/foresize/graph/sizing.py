@@ -16,10 +16,10 @@ from foresize.graph.hf_config import Architecture
 from foresize.graph.memory import (
     MemoryBreakdown,
     Precision,
+    decode_weight_bytes,
     inference_memory,
     kv_cache_bytes,
     training_memory,
-    weight_bytes,
 )
 
 
@@ -70,7 +70,8 @@ def size_architecture(arch: Architecture, request: SizingRequest) -> dict[str, A
                    "peak_flops": device.peak(request.dtype)},
     }
     if arch.is_decoder:
-        step_bytes = (weight_bytes(arch, request.dtype) / request.tensor_parallel
+        step_bytes = (decode_weight_bytes(arch, request.dtype, batch=request.batch)
+                      / request.tensor_parallel
                       + kv_cache_bytes(arch, batch=request.batch, context=context,
                                        dtype=request.dtype) / request.tensor_parallel)
         decode_s, decode_bound = roofline_time(
