@@ -44,6 +44,26 @@ MIXTRAL_8X7B = {
     "num_local_experts": 8,
     "num_experts_per_tok": 2,
 }
+GEMMA_7B = {
+    "model_type": "gemma",
+    "hidden_size": 3072,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 16,
+    "head_dim": 256,
+    "intermediate_size": 24576,
+    "vocab_size": 256000,
+}
+GEMMA2_9B = {
+    "model_type": "gemma2",
+    "hidden_size": 3584,
+    "num_hidden_layers": 42,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "head_dim": 256,
+    "intermediate_size": 14336,
+    "vocab_size": 256000,
+}
 GPT2_SMALL = {
     "model_type": "gpt2",
     "n_embd": 768,
@@ -70,12 +90,14 @@ BERT_BASE_UNCASED = {
         (LLAMA2_7B, 6_738_415_616),
         (MISTRAL_7B, 7_241_732_096),
         (MIXTRAL_8X7B, 46_702_792_704),
+        (GEMMA_7B, 8_537_680_896),
+        (GEMMA2_9B, 9_241_705_984),
         (QWEN2_05B, 494_032_768),
         (GPT2_SMALL, 124_439_808),
         (BERT_BASE_UNCASED, 109_482_240),
     ],
-    ids=["llama2_7b", "mistral_7b", "mixtral_8x7b", "qwen2_0.5b", "gpt2_small",
-         "bert_base_uncased"],
+    ids=["llama2_7b", "mistral_7b", "mixtral_8x7b", "gemma_7b", "gemma2_9b", "qwen2_0.5b",
+         "gpt2_small", "bert_base_uncased"],
 )
 def test_published_parameter_counts(config, expected):
     assert read_hf_config(config).n_params == expected
@@ -153,7 +175,7 @@ def test_unknown_model_type_names_file_and_families(tmp_path):
     message = str(info.value)
     assert str(path) in message
     assert "'mamba'" in message
-    assert "bert, gpt2, llama, mistral, mixtral, qwen2" in message
+    assert "bert, gemma, gemma2, gpt2, llama, mistral, mixtral, qwen2" in message
     assert "\n" not in message
 
 

@@ -70,7 +70,7 @@ def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["profile", "model", str(tmp_path / "t5.json")], capsys)
     assert code == 3
     assert "mamba" in err
-    assert "supported: bert, gpt2, llama, mistral, mixtral, qwen2" in err
+    assert "supported: bert, gemma, gemma2, gpt2, llama, mistral, mixtral, qwen2" in err
     (tmp_path / "config.json").write_text(json.dumps(LLAMA2_7B))
     code, _, err = run(["profile", "model", str(tmp_path), "--device", "h100_sxn"], capsys)
     assert code == 3

@@ -6,7 +6,9 @@ so parameter counts are exact and per-token FLOPs follow from them.
 Supported families (``model_type``): llama, mistral and qwen2 (decoders with grouped-query
 attention, a gated SiLU MLP and RMSNorm; RoPE adds no parameters), mixtral (the same with a
 sparse mixture of experts in place of the MLP: ``num_local_experts`` gated MLPs and a
-router, ``num_experts_per_tok`` of them run per token), gpt2 (learned positions,
+router, ``num_experts_per_tok`` of them run per token), gemma and gemma2 (the same block
+with an explicit ``head_dim``, a tied head by default, and for gemma2 a norm before and
+after each sublayer), gpt2 (learned positions,
 LayerNorm, biases everywhere, tied LM head) and bert (the ``BertModel`` encoder with token
 types and, by default, the pooler).
 
@@ -29,7 +31,7 @@ from typing import Any
 
 from foresize.core.errors import InputError
 
-SUPPORTED_FAMILIES = ("bert", "gpt2", "llama", "mistral", "mixtral", "qwen2")
+SUPPORTED_FAMILIES = ("bert", "gemma", "gemma2", "gpt2", "llama", "mistral", "mixtral", "qwen2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +173,7 @@ def _linear(n_in: int, n_out: int, *, bias: bool) -> int:
 
 
 def _llama(cfg: _Config) -> Architecture:
-    """llama/mistral/qwen2/mixtral: GQA, gated SiLU MLP, RMSNorm (a scale only), RoPE.
+    """llama/mistral/qwen2/mixtral/gemma: GQA, gated MLP, RMSNorm (a scale only), RoPE.
 
     Biases follow ``transformers``: qwen2 always has q/k/v biases; llama has them when
     ``attention_bias`` is set, and MLP biases when ``mlp_bias`` is set; mistral and
@@ -196,8 +198,9 @@ def _llama(cfg: _Config) -> Architecture:
     qkv_bias = qwen2 or cfg.flag("attention_bias", default=False)
     o_bias = not qwen2 and cfg.flag("attention_bias", default=False)
     mlp_bias = cfg.flag("mlp_bias", default=False)
-    tied = cfg.flag("tie_word_embeddings", default=False)
-    moe = cfg.data["model_type"] == "mixtral"
+    family = cfg.data["model_type"]
+    tied = cfg.flag("tie_word_embeddings", default=family in ("gemma", "gemma2"))
+    moe = family == "mixtral"
     n_experts = cfg.integer("num_local_experts") if moe else 1
     per_token = cfg.integer("num_experts_per_tok") if moe else 1
     if per_token > n_experts:
@@ -215,7 +218,7 @@ def _llama(cfg: _Config) -> Architecture:
         "attention_v": _linear(hidden, kv, bias=qkv_bias),
         "attention_o": _linear(q, hidden, bias=o_bias),
         "mlp": n_experts * expert,
-        "norms": 2 * hidden,
+        "norms": (4 if family == "gemma2" else 2) * hidden,
     }
     if moe:
         per_layer["router"] = hidden * n_experts
@@ -339,6 +342,8 @@ def _bert(cfg: _Config) -> Architecture:
 
 _BUILDERS: dict[str, Callable[[_Config], Architecture]] = {
     "bert": _bert,
+    "gemma": _llama,
+    "gemma2": _llama,
     "gpt2": _gpt2,
     "llama": _llama,
     "mistral": _llama,
