@@ -496,9 +496,19 @@ if mode == "infer":
         model(*inputs)
 else:
     model.train()
+    if mode == "ckpt":  # activation checkpointing of every transformer block
+        from torch.utils.checkpoint import checkpoint
+
+        if not hasattr(model, "blocks"):
+            print(json.dumps({"extra": None}))
+            sys.exit()
+        for block in model.blocks:
+            block.forward = (
+                lambda f: lambda *a, **k: checkpoint(f, *a, use_reentrant=False, **k)
+            )(block.forward)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=False)
     model(*x).float().pow(2).mean().backward()  # warm-up, as above
-    if mode == "train":  # steady state: the warm-up step creates AdamW's state
+    if mode in ("train", "ckpt"):  # steady state: the warm-up step creates AdamW's state
         opt.step()
     else:  # "first": a fresh optimizer creates its state lazily inside the measured step
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=False)
@@ -524,7 +534,7 @@ def ratio(a: int | None, b: int) -> str:
     return "-" if a is None or b <= 0 else f"{a / b:.2f}"
 
 
-def measure(name: str, mode: str) -> int:
+def measure(name: str, mode: str) -> int | None:
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
     out = subprocess.run(
         [sys.executable, "-c", MEM_CHILD, str(Path(__file__).resolve().parent), name, mode],
@@ -533,7 +543,8 @@ def measure(name: str, mode: str) -> int:
         env=env,
         check=True,
     )
-    return int(json.loads(out.stdout.strip().splitlines()[-1])["extra"])
+    extra = json.loads(out.stdout.strip().splitlines()[-1])["extra"]
+    return None if extra is None else int(extra)
 
 
 def export_eager_ops(model: torch.nn.Module, x: tuple[torch.Tensor, ...], path: Path) -> None:
@@ -589,19 +600,23 @@ def bench_memory(tmp: Path) -> None:
         "training (fwd + bwd + AdamW step, model.train(), foreach=False): measured = peak above "
         "weights; foresize = training total - weights (- AdamW state for 'steady', resident before the reset). 'steady' = a step after the first (AdamW "
         "state exists, grads released by zero_grad(set_to_none=True)); 'first' = the first step "
-        "(state created lazily in step()).\n"
+        "(state created lazily in step()). 'ckpt' = the steady step with every transformer "
+        "block wrapped in torch.utils.checkpoint (use_reentrant=False), against foresize's "
+        "recompute='full'.\n"
     )
     print(
         "| model | weights MiB | infer measured | infer alloc | infer foresize | ratio "
-        "| steady measured | steady foresize | ratio | first measured | first foresize | ratio |"
+        "| steady measured | steady foresize | ratio | first measured | first foresize | ratio "
+        "| ckpt measured | ckpt foresize | ratio |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in ZOO:
         model, x = build(name)
         weights = sum(p.numel() * p.element_size() for p in model.parameters())
         infer, alloc, steady, first = (
             measure(name, m) for m in ("infer", "infer_alloc", "train", "first")
         )
+        ckpt = measure(name, "ckpt") if hasattr(model, "blocks") else None
         judged = infer if infer >= RSS_RESOLVES else alloc
         path = tmp / f"{name}_eager.onnx"
         export_eager_ops(model, x, path)
@@ -615,11 +630,15 @@ def bench_memory(tmp: Path) -> None:
         fs = step.total_bytes - step.components["weights"] - step.components["optimizer_state"]
         once = training_memory(graph, optimizer="adamw", first_step=True)
         ff = once.total_bytes - once.components["weights"]
+        redo = training_memory(graph, optimizer="adamw", recompute="full")
+        fc = redo.total_bytes - redo.components["weights"] - redo.components["optimizer_state"]
         print(
             f"| {name} | {weights / MIB:.1f} | {cell(infer)} | {cell(alloc)} | {cell(fi)} "
             f"| {ratio(fi, judged)}{'' if judged == infer else ' (alloc)'} "
             f"| {cell(steady)} | {cell(fs)} | {ratio(fs, steady)} "
-            f"| {cell(first)} | {cell(ff)} | {ratio(ff, first)} |"
+            f"| {cell(first)} | {cell(ff)} | {ratio(ff, first)} "
+            f"| {cell(ckpt)} | {cell(fc if ckpt is not None else None)} "
+            f"| {ratio(fc, ckpt) if ckpt is not None else '-'} |"
         )
 
 

@@ -292,7 +292,6 @@ def test_zero_shards_the_training_state_over_data_parallel_ranks(tmp_path: Path)
 
 @pytest.mark.parametrize(("option", "message"), [
     (["--tp", "2"], "Invalid value for --tp: needs the architecture"),
-    (["--recompute", "full"], "Invalid value for --recompute: needs the architecture"),
     (["--batch", "4"], "Invalid value for --batch: sizes a config.json"),
     (["--context", "512"], "Invalid value for --context: sizes a config.json"),
 ])
@@ -311,3 +310,33 @@ def test_cli_zero_on_a_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     training = json.loads(capsys.readouterr().out)["model"]["training"]
     assert (training["zero_stage"], training["data_parallel"]) == (3, 4)
     assert training["total_bytes"] == 48 + 48 + 96 + 280
+
+
+def test_recompute_keeps_only_block_boundaries_until_each_block_s_backward(
+    tmp_path: Path,
+) -> None:
+    # 3 blocks x -> fc1 -> h -> relu -> r -> fc2 -> o, batch 100: x, o 1600 B; h, r 3200 B
+    nodes, previous, inits = [], "x", {}
+    for i in range(3):
+        out = f"o{i}" if i < 2 else "y"
+        nodes += [
+            helper.make_node("MatMul", [previous, f"a{i}"], [f"h{i}"], name=f"/layers.{i}/fc1/M"),
+            helper.make_node("Relu", [f"h{i}"], [f"r{i}"], name=f"/layers.{i}/act/Relu"),
+            helper.make_node("MatMul", [f"r{i}", f"b{i}"], [out], name=f"/layers.{i}/fc2/M"),
+        ]
+        inits |= {f"a{i}": (4, 8), f"b{i}": (8, 4)}
+        previous = out
+    graph = read(tmp_path, nodes, {"x": [100, 4]}, {"y": [100, 4]}, inits)
+    assert saved_tensors(graph) == ("x", "r0", "o0", "r1", "o1", "r2")
+    # both peak at the last block's relu backward (step 10 of 0..17): y held (1600) and
+    # the gradients of r2 and h2 (2 x 3200) beside the saved tensors
+    plain = training_memory(graph, optimizer="sgd")
+    assert plain.components["saved_activations"] == 1600 + 3 * 3200 + 2 * 1600
+    assert plain.components["workspace"] == 8000
+    # recomputed: the boundaries x, o0, o1 and the last block's r2, rebuilt for its backward
+    full = training_memory(graph, optimizer="sgd", recompute="full")
+    assert full.components["saved_activations"] == 3 * 1600 + 3200
+    assert full.components["workspace"] == 8000
+    assert full.peak_at == plain.peak_at == "backward:/layers.2/act/Relu"
+    with pytest.raises(InputError, match="recompute must be none or full"):
+        training_memory(graph, optimizer="sgd", recompute="half")

@@ -99,7 +99,8 @@ def model(
     dp: Annotated[int, typer.Option("--dp", min=1, help="Data-parallel degree.")] = 1,
     tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")] = 1,
     recompute: Annotated[str, typer.Option(
-        "--recompute", help="Activation checkpointing: none or full.")] = "none",
+        "--recompute", help="Activation checkpointing: none or full (every repeated block; "
+        "on a graph, its indexed modules).")] = "none",
     top: Annotated[int, typer.Option("--top", min=1, help="ONNX: costliest ops shown.")] = 15,
     strict: Annotated[bool, typer.Option(
         "--strict", help="ONNX: unsupported or unresolved ops are an error (exit 4).")] = False,
@@ -123,10 +124,10 @@ def model(
     device = None if device is None else device_name(device)
     request = OnnxRequest(dims=_parse_dims(dim), dtype=dtype, device=device, train=train,
                           optimizer=optimizer, top=top, strict=strict, by_layer=by_layer,
-                          zero_stage=zero, data_parallel=dp)
+                          zero_stage=zero, data_parallel=dp, recompute=recompute)
     is_graph = source.suffix.lower() == ".onnx" or (not source.exists() and ":" in str(source))
     if is_graph:
-        _reject_config_options(batch=batch, context=context, tp=tp, recompute=recompute)
+        _reject_config_options(batch=batch, context=context, tp=tp)
     if not source.exists() and ":" in str(source):
         from foresize.graph.torch_reader import read_torch  # onnx loads only when needed
 
@@ -175,26 +176,25 @@ class OnnxRequest:
     by_layer: bool = False
     zero_stage: int = 0
     data_parallel: int = 1
+    recompute: str = "none"
 
 
-def _reject_config_options(*, batch: int, context: int | None, tp: int, recompute: str) -> None:
+def _reject_config_options(*, batch: int, context: int | None, tp: int) -> None:
     """Options a graph cannot honour are an error, not silently ignored.
 
-    A graph's batch and sequence are its dims (``--dim``); tensor parallelism and
-    activation checkpointing change which tensors exist, which only the architecture
-    (a config.json) describes.
+    A graph's batch and sequence are its dims (``--dim``); tensor parallelism splits
+    heads and MLP columns, which only the architecture (a config.json) describes.
     """
     if batch != 1 or context is not None:
         option = "--batch" if batch != 1 else "--context"
         raise typer.BadParameter(
             "sizes a config.json; a graph's batch and sequence are its dims: bind them with "
             "--dim (e.g. --dim batch=8 --dim seq=4096)", param_hint=option)
-    if tp != 1 or recompute != "none":
-        option = "--tp" if tp != 1 else "--recompute"
+    if tp != 1:
         raise typer.BadParameter(
-            "needs the architecture: it changes which tensors exist, so size the model's "
+            "needs the architecture: it splits heads and MLP columns, so size the model's "
             "config.json; for a graph, --zero and --dp shard its training state",
-            param_hint=option)
+            param_hint="--tp")
 
 
 def _parse_inputs(texts: list[str] | None, spec: str) -> dict[str, tuple[int, ...]]:
@@ -237,15 +237,18 @@ def _onnx(graph: ModelGraph, request: OnnxRequest, *, label: str, inputs: dict[s
     if request.train:
         step = training_memory(graph, optimizer=request.optimizer, dtype=request.dtype,
                                zero_stage=request.zero_stage,
-                               data_parallel=request.data_parallel)
+                               data_parallel=request.data_parallel,
+                               recompute=request.recompute)
         summary["training"] = {"optimizer": step.optimizer, "precision": step.precision,
                                "zero_stage": request.zero_stage,
                                "data_parallel": request.data_parallel,
+                               "recompute": request.recompute,
                                "components_bytes": dict(step.components),
                                "total_bytes": step.total_bytes, "n_saved_tensors": len(step.saved)}
         parts = ", ".join(f"{k} {human_bytes(v)}" for k, v in step.components.items())
         sharded = (f", ZeRO-{request.zero_stage} over {request.data_parallel} ranks"
                    if request.zero_stage and request.data_parallel > 1 else "")
+        sharded += ", blocks recomputed" if request.recompute == "full" else ""
         notes.append(f"training step ({step.optimizer}{sharded}): "
                      f"{human_bytes(step.total_bytes)} = {parts}")
     if request.device is not None:

@@ -21,11 +21,12 @@ import polars as pl
 
 from foresize.core.errors import InputError, InsufficientDataError
 from foresize.graph.devices import Device, roofline_time
-from foresize.graph.model import ModelGraph, Node, TensorInfo, numel
+from foresize.graph.model import ModelGraph, Node, TensorInfo, module_path, numel
 from foresize.graph.ops import RULES, ZERO_COST, OpCost, OpNode, ShapeUnknownError
 
 ROW_SCHEMA: Mapping[str, type[pl.DataType]] = {
     "node": pl.String,
+    "layer": pl.String,
     "op": pl.String,
     "status": pl.String,
     "flops": pl.Int64,
@@ -133,7 +134,7 @@ def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
             f"give each with --dim NAME=VALUE (e.g. --dim {unbound[0]}=1)"
         )
         raise InputError(msg)
-    rows: list[tuple[str, str, str, int, int, int, int, int]] = []
+    rows: list[tuple[str, str, str, str, int, int, int, int, int]] = []
     unsupported: Counter[str] = Counter()
     unresolved: Counter[str] = Counter()
     for node in graph.nodes:
@@ -148,7 +149,7 @@ def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
         elif status == "unresolved":
             unresolved[node.key] += 1
         rows.append((
-            node.name, node.key, status, priced.flops, priced.macs,
+            node.name, layer_of_node(node), node.key, status, priced.flops, priced.macs,
             priced.bytes_read, priced.bytes_written, params,
         ))  # fmt: skip
     if strict and (unsupported or unresolved):
@@ -161,10 +162,10 @@ def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
     covered = n_nodes - sum(unsupported.values()) - sum(unresolved.values())
     return FlopReport(
         rows=frame,
-        flops=sum(r[3] for r in rows),
-        macs=sum(r[4] for r in rows),
-        bytes_read=sum(r[5] for r in rows),
-        bytes_written=sum(r[6] for r in rows),
+        flops=sum(r[4] for r in rows),
+        macs=sum(r[5] for r in rows),
+        bytes_read=sum(r[6] for r in rows),
+        bytes_written=sum(r[7] for r in rows),
         n_params=graph.n_params,
         unsupported=dict(unsupported),
         unresolved=dict(unresolved),
@@ -227,12 +228,27 @@ def layer_of(node_name: str) -> str:
     return scopes[0]
 
 
+def layer_of_node(node: Node) -> str:
+    """The layer of a node: from its module path when the exporter recorded one.
+
+    The torch dynamo exporter names nodes ``node_MatMul_12`` but records each node's
+    module path (:func:`~foresize.graph.model.module_path`): the layer is the first
+    indexed module on it (``blocks.3``), else the first module under the model. Other
+    graphs fall back to the scoped node name (:func:`layer_of`).
+    """
+    path = module_path(node)
+    if not path:
+        return layer_of(node.name)
+    for entry in path:
+        if any(piece.isdigit() for piece in entry.split(".")):
+            return entry
+    return path[1] if len(path) > 1 else "(top)"
+
+
 def by_layer(report: FlopReport) -> pl.DataFrame:
     """Costs summed per layer, in the order layers first appear in the graph."""
     return (
-        report.rows.with_columns(
-            pl.col("node").map_elements(layer_of, return_dtype=pl.String).alias("layer"))
-        .group_by("layer", maintain_order=True)
+        report.rows.group_by("layer", maintain_order=True)
         .agg(pl.len().alias("n_ops"), pl.col("flops").sum(), pl.col("macs").sum(),
              pl.col("bytes_read").sum(), pl.col("bytes_written").sum(), pl.col("params").sum())
     )

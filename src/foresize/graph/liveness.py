@@ -45,15 +45,14 @@ in ``step()`` and so is absent during forward and backward.
 
 from __future__ import annotations
 
-import ast
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from foresize.core.errors import InputError, UnknownNameError
-from foresize.graph.flops import op_node
+from foresize.graph.flops import layer_of_node, op_node
 from foresize.graph.memory import DTYPE_BYTES, FP32_BYTES, OPTIMIZER_MOMENTS
-from foresize.graph.model import ModelGraph, Node, TensorInfo, numel
+from foresize.graph.model import ModelGraph, Node, TensorInfo, module_path, numel
 from foresize.graph.ops.fusion import fuse
 from foresize.graph.ops.memory import WORKSPACE_MODES, MemoryEffect, memory_effect
 
@@ -74,7 +73,6 @@ OPTIMIZER_TEMPORARIES: Mapping[str, int] = {"sgd": 0, "sgd_momentum": 0, "adam":
 VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose"})
 RESHAPES = frozenset({"Reshape", "Flatten"})
 SHAPE_OPS = frozenset({"Shape", "Size"})
-NAME_SCOPES = "pkg.torch.onnx.name_scopes"  # torch exporter's module path of each node
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +186,7 @@ def training_memory(
     first_step: bool = False,
     zero_stage: int = 0,
     data_parallel: int = 1,
+    recompute: str = "none",
 ) -> TrainingMemory:
     """The peak of one training step on one device, with its breakdown at the peak.
 
@@ -201,9 +200,17 @@ def training_memory(
     each rank holds ``1 / data_parallel`` of what is sharded, and the peak is found with
     the sharded sizes. Stage 3's transient all-gather of the parameters being computed is
     not counted; activations are per rank and unchanged (the graph is one rank's batch).
+
+    ``recompute="full"`` checkpoints every repeated block (:func:`checkpointed_blocks`):
+    the forward pass keeps only what leaves a block, and a block's own saved tensors are
+    rebuilt when its backward begins and freed as that backward uses them, so at most one
+    block's saved activations exist at a time (the transient peak of re-running the
+    block's forward is not counted).
     """
     if optimizer not in OPTIMIZER_MOMENTS:
         raise UnknownNameError("optimizer", optimizer, list(OPTIMIZER_MOMENTS))
+    if recompute not in ("none", "full"):
+        raise InputError(f"recompute must be none or full, got {recompute!r}")
     if zero_stage not in (0, 1, 2, 3) or data_parallel < 1:
         raise InputError(
             f"ZeRO stage must be 0-3 and the data-parallel degree >= 1, got {zero_stage} "
@@ -225,10 +232,16 @@ def training_memory(
     saved_delta, grad_delta, other_delta = ([0] * (end + 2) for _ in range(3))
     saved = _saved_by_kernel(graph, plan)
     grads = _requires_grad(graph, plan)
+    restart, internal = (
+        checkpointed_blocks(graph, plan.kernels, plan.root) if recompute == "full" else ({}, {})
+    )
     for name, (start, stop) in _forward_spans(graph, plan).items():
         size = plan.sizes.get(name, 0)
         held = name in graph.outputs or name in graph.inputs  # the caller's: live to the end
-        if name in saved:
+        if name in saved and name in internal:  # dropped after the forward, rebuilt later
+            _add(other_delta, start, stop, size)
+            _add(saved_delta, internal[name], max(internal[name], 2 * n - 1 - saved[name]), size)
+        elif name in saved:
             freed = max(stop, 2 * n - 1 - saved[name])
             _add(saved_delta, start, freed, size)
             if held:
@@ -241,7 +254,8 @@ def training_memory(
             plan.root(x) in grads or _is_trainable(graph, x) for x in plan.kernels[step].inputs
         )
         if recorded:
-            _add(saved_delta, step, back, _scale(effect.extra_saved_bytes, dtype, graph))
+            kept_from = restart.get(step, step)  # a checkpointed kernel saves on recompute
+            _add(saved_delta, kept_from, back, _scale(effect.extra_saved_bytes, dtype, graph))
             _add(other_delta, back, back, _scale(effect.backward_scratch, dtype, graph))
             _add(other_delta, step, step, _scale(effect.forward_scratch, dtype, graph))
         else:
@@ -408,24 +422,6 @@ def _forward_spans(graph: ModelGraph, plan: _Plan) -> dict[str, tuple[int, int]]
     }
 
 
-def module_path(node: Node) -> tuple[str, ...] | None:
-    """The module calls enclosing ``node``, outermost (the model, ``""``) first.
-
-    From the torch exporter's ``pkg.torch.onnx.name_scopes`` metadata, whose last entry
-    names the op itself; None for a node without it (other exporters, hand-built graphs).
-    """
-    raw = node.metadata.get(NAME_SCOPES)
-    if raw is None:
-        return None
-    try:
-        scopes = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return None
-    if not isinstance(scopes, list) or len(scopes) < 2:
-        return None
-    return tuple(str(s) for s in scopes[:-1])
-
-
 def held_by_frames(
     kernels: tuple[Node, ...], root: Callable[[str], str], sized: set[str]
 ) -> dict[str, int]:
@@ -488,6 +484,43 @@ def _common(a: tuple[str, ...], b: tuple[str, ...]) -> int:
             break
         length += 1
     return length
+
+
+def checkpointed_blocks(
+    graph: ModelGraph, kernels: tuple[Node, ...], root: Callable[[str], str]
+) -> tuple[dict[int, int], dict[str, int]]:
+    """Where activation checkpointing rebuilds each repeated block's tensors.
+
+    Blocks are the exporter's indexed modules (``blocks.3``, ``flops.layer_of_node``), as
+    ``torch.utils.checkpoint`` wraps each transformer block. With ``n``
+    kernels, kernel ``i`` runs backward at step ``2n - 1 - i``, so a block spanning kernels
+    ``first..last`` starts its backward, and its recompute, at ``2n - 1 - last``. Returns
+    kernel index -> that step for kernels in a block, and the same step for each tensor
+    made in a block and read only inside it (what crosses a block boundary is the
+    checkpoint and stays saved, as do the graph's outputs).
+    """
+    n = len(kernels)
+    layers = [layer_of_node(k) for k in kernels]
+    spans: dict[str, tuple[int, int]] = {}
+    for step, layer in enumerate(layers):
+        if any(piece.isdigit() for part in layer.split("/") for piece in part.split(".")):
+            first, _ = spans.get(layer, (step, step))
+            spans[layer] = (first, step)
+    restart = {i: 2 * n - 1 - spans[layer][1] for i, layer in enumerate(layers) if layer in spans}
+    made: dict[str, int] = {}
+    readers: dict[str, set[str]] = {}
+    for step, node in enumerate(kernels):
+        made.update((root(o), step) for o in node.outputs if o and root(o) == o)
+        for name in node.inputs:
+            if name:
+                readers.setdefault(root(name), set()).add(layers[step])
+    outputs = {root(o) for o in graph.outputs}
+    internal = {
+        name: restart[step]
+        for name, step in made.items()
+        if step in restart and name not in outputs and readers.get(name, set()) <= {layers[step]}
+    }
+    return restart, internal
 
 
 def _is_trainable(graph: ModelGraph, name: str) -> bool:

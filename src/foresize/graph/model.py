@@ -8,6 +8,7 @@ a dim nobody can name (an anonymous ONNX dim) is ``None``.
 
 from __future__ import annotations
 
+import ast
 import heapq
 import math
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ Dim = int | str | None
 Shape = tuple[Dim, ...]
 ConcreteShape = tuple[int, ...]
 AttrValue = int | float | str | tuple[int, ...] | tuple[float, ...] | tuple[str, ...]
+NAME_SCOPES = "pkg.torch.onnx.name_scopes"  # the torch exporter's module path of each node
 
 # ONNX TensorProto element types -> (name, bits). Bits rather than bytes because the
 # 4-bit types pack two elements per byte.
@@ -112,6 +114,24 @@ class Node:
         if self.domain in ("", "ai.onnx"):
             return self.op_type
         return f"{self.domain}::{self.op_type}"
+
+
+def module_path(node: Node) -> tuple[str, ...] | None:
+    """The module calls enclosing ``node``, outermost (the model, ``""``) first.
+
+    From the torch exporter's ``pkg.torch.onnx.name_scopes`` metadata, whose last entry
+    names the op itself; None for a node without it (other exporters, hand-built graphs).
+    """
+    raw = node.metadata.get(NAME_SCOPES)
+    if raw is None:
+        return None
+    try:
+        scopes = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return None
+    if not isinstance(scopes, list) or len(scopes) < 2:
+        return None
+    return tuple(str(s) for s in scopes[:-1])
 
 
 @dataclass(frozen=True, slots=True)
