@@ -14,9 +14,9 @@ from onnx import TensorProto, helper, numpy_helper
 from foresize.cli.main import main
 from foresize.core.errors import InputError, UnknownNameError
 from foresize.graph.devices import Device
-from foresize.graph.flops import analyze_flops, roofline_rows
+from foresize.graph.flops import analyze_flops, layer_of_node, roofline_rows
 from foresize.graph.liveness import inference_memory, saved_tensors, training_memory
-from foresize.graph.model import ModelGraph
+from foresize.graph.model import NAME_SCOPES, ModelGraph, Node
 from foresize.graph.onnx_reader import read_onnx
 
 F = TensorProto.FLOAT
@@ -340,3 +340,20 @@ def test_recompute_keeps_only_block_boundaries_until_each_block_s_backward(
     assert full.peak_at == plain.peak_at == "backward:/layers.2/act/Relu"
     with pytest.raises(InputError, match="recompute must be none or full"):
         training_memory(graph, optimizer="sgd", recompute="half")
+
+
+@pytest.mark.parametrize(
+    ("scopes", "name", "layer"),
+    [
+        ("['', 'blocks', 'blocks.3', 'blocks.3.attn', 'node_MatMul_1']", "node_MatMul_1",
+         "blocks.3"),
+        ("['', 'embed', 'node_Gather_0']", "node_Gather_0", "embed"),
+        ("['', 'node_Add_9']", "node_Add_9", "(top)"),
+        (None, "/layers.2/mlp/MatMul", "layers.2"),  # no metadata: the scoped name
+    ],
+)
+def test_layers_come_from_the_exporter_s_module_path(
+    scopes: str | None, name: str, layer: str
+) -> None:
+    metadata = {} if scopes is None else {NAME_SCOPES: scopes}
+    assert layer_of_node(Node(name, "MatMul", metadata=metadata)) == layer
