@@ -1,0 +1,199 @@
+"""How eager PyTorch shares and keeps tensors, beyond what the graph's edges say.
+
+The liveness pass (:mod:`foresize.graph.liveness`) frees a tensor after its last reader.
+Eager PyTorch, which the measured numbers come from, differs in four ways, each a
+function here:
+
+* **views** share their input's storage (:func:`view_roots`);
+* **weight re-layouts** an exporter emits are never run (:func:`static_sources`);
+* **Python frames** keep a module's arguments and named locals alive until it returns
+  (:func:`held_by_frames`);
+* **activation checkpointing** drops a block's tensors after the forward pass and
+  rebuilds them for its backward (:func:`checkpointed_blocks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from foresize.graph.flops import layer_of_node
+from foresize.graph.model import ModelGraph, Node, module_path
+
+# ops whose output shares its input's storage in PyTorch (the exporter's source)
+VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose"})
+RESHAPES = frozenset({"Reshape", "Flatten"})
+SHAPE_OPS = frozenset({"Shape", "Size"})
+
+
+def view_roots(graph: ModelGraph, kernels: tuple[Node, ...] | None = None) -> dict[str, str]:
+    """For every tensor that is a view, the tensor whose storage it shares.
+
+    A Reshape or Flatten of a non-contiguous tensor (a transpose that moves a dim larger
+    than 1) is a copy, not a view, as ``torch.reshape`` makes it.
+    """
+    roots: dict[str, str] = {}
+    strided: set[str] = set()
+    for node in kernels if kernels is not None else graph.nodes:
+        if node.op_type not in VIEW_OPS or not node.inputs or not node.inputs[0]:
+            continue
+        source = node.inputs[0]
+        if node.op_type in RESHAPES and source in strided:
+            continue
+        for name in node.outputs:
+            roots[name] = roots.get(source, source)
+            if source in strided or (node.op_type == "Transpose" and _moves(graph, node)):
+                strided.add(name)
+    return roots
+
+
+def _moves(graph: ModelGraph, node: Node) -> bool:
+    """True when a Transpose reorders dims larger than 1 (its output is non-contiguous)."""
+    tensor = graph.tensors.get(node.inputs[0])
+    shape = tensor.concrete_shape if tensor is not None else None
+    perm = node.attributes.get("perm")
+    if shape is None:
+        return True
+    order = (
+        tuple(int(p) for p in perm)
+        if isinstance(perm, tuple)
+        else tuple(reversed(range(len(shape))))
+    )
+    kept = [p for p in order if shape[p] != 1]
+    return kept != sorted(kept)
+
+
+def static_sources(graph: ModelGraph, kernels: tuple[Node, ...]) -> dict[str, frozenset[str]]:
+    """Tensors computed from parameters and constants alone -> the parameters they read.
+
+    An exporter re-lays weights out with graph nodes (``nn.LSTM``'s gate order becomes
+    ONNX's through ``Slice`` and ``Concat`` of the weight; a tied LM head is ``Transpose``
+    of the embedding). Eager PyTorch runs none of it: its kernels read the parameter, and
+    an ONNX runtime folds such nodes into initializers once. So these tensors cost no
+    activation memory, and the kernels that read them are the parameters' users.
+    ``Shape``/``Size`` outputs are static too (shapes are bound), reading no parameter.
+    """
+    static: dict[str, frozenset[str]] = {}
+    for node in kernels:
+        if node.op_type in SHAPE_OPS:
+            static.update((o, frozenset()) for o in node.outputs if o)
+            continue
+        sources: set[str] = set()
+        for name in node.inputs:
+            if not name:
+                continue
+            if _is_param(graph, name):
+                sources.add(name)
+            elif name in static:
+                sources |= static[name]
+            else:
+                break
+        else:
+            static.update((o, frozenset(sources)) for o in node.outputs if o)
+    return static
+
+
+def _is_param(graph: ModelGraph, name: str) -> bool:
+    """An initializer (any dtype)."""
+    tensor = graph.tensors.get(name)
+    return tensor is not None and tensor.is_param
+
+
+def held_by_frames(
+    kernels: tuple[Node, ...], root: Callable[[str], str], sized: set[str]
+) -> dict[str, int]:
+    """The step until which eager Python still references each tensor, past its last use.
+
+    Eager PyTorch frees a tensor when its last Python reference dies, and a module's
+    ``forward`` frame holds references the graph does not show:
+
+    - **arguments**: a tensor handed into a module call (read inside a module its producer
+      is not in) is referenced by the caller, as a local or as a pending argument, until
+      the call returns: ``y = self.mlp(self.ln2(x))`` keeps ``ln2``'s output through the
+      whole MLP, ``x = block(x)`` keeps the block's input through the block;
+    - **named locals**: a tensor the frame that receives it reads at two or more points
+      (two statements, or two child modules) must be bound to a name or a container, and
+      lives until that frame returns: a UNet's skip tensors, kept in a list for the decoder.
+
+    A tensor read once in its frame may be a temporary, and is left to its last use. View
+    nodes are not reads (``x.view(...).transpose(...)`` is one expression). Module calls
+    come from :func:`module_path`; a module called twice is taken as one call spanning both.
+    Graphs without scope metadata get no extension.
+    """
+    paths = [module_path(k) for k in kernels]
+    end: dict[tuple[str, ...], int] = {}
+    for step, path in enumerate(paths):
+        if path is not None:
+            end.update((path[:depth], step) for depth in range(1, len(path) + 1))
+    if not end:
+        return {}
+    made_in: dict[str, tuple[str, ...]] = {}
+    reads: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+    for step, (node, path) in enumerate(zip(kernels, paths, strict=True)):
+        if path is None:
+            continue
+        outs = [o for o in node.outputs if o]
+        made_in.update((o, path) for o in outs if root(o) == o)
+        if outs and all(root(o) != o for o in outs):
+            continue  # a view
+        for name in {root(x) for x in node.inputs if x}:
+            if name in sized:
+                reads.setdefault(name, []).append((step, path))
+    held: dict[str, int] = {}
+    for name, uses in reads.items():
+        origin = made_in.get(name, ())
+        frame = min(_common(origin, path) for _, path in uses)
+        for _, path in uses:
+            shared = _common(origin, path)
+            if shared < len(path):  # an argument of the call path[:shared + 1]
+                held[name] = max(held.get(name, 0), end[path[: shared + 1]])
+        points = {path[frame] if len(path) > frame else step for step, path in uses}
+        if frame and len(points) > 1:
+            held[name] = max(held.get(name, 0), end[origin[:frame]])
+    return held
+
+
+def _common(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    """Length of the common prefix of two module paths."""
+    length = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def checkpointed_blocks(
+    graph: ModelGraph, kernels: tuple[Node, ...], root: Callable[[str], str]
+) -> tuple[dict[int, int], dict[str, int]]:
+    """Where activation checkpointing rebuilds each repeated block's tensors.
+
+    Blocks are the exporter's indexed modules (``blocks.3``, ``flops.layer_of_node``), as
+    ``torch.utils.checkpoint`` wraps each transformer block. With ``n``
+    kernels, kernel ``i`` runs backward at step ``2n - 1 - i``, so a block spanning kernels
+    ``first..last`` starts its backward, and its recompute, at ``2n - 1 - last``. Returns
+    kernel index -> that step for kernels in a block, and the same step for each tensor
+    made in a block and read only inside it (what crosses a block boundary is the
+    checkpoint and stays saved, as do the graph's outputs).
+    """
+    n = len(kernels)
+    layers = [layer_of_node(k) for k in kernels]
+    spans: dict[str, tuple[int, int]] = {}
+    for step, layer in enumerate(layers):
+        if any(piece.isdigit() for part in layer.split("/") for piece in part.split(".")):
+            first, _ = spans.get(layer, (step, step))
+            spans[layer] = (first, step)
+    restart = {i: 2 * n - 1 - spans[layer][1] for i, layer in enumerate(layers) if layer in spans}
+    made: dict[str, int] = {}
+    readers: dict[str, set[str]] = {}
+    for step, node in enumerate(kernels):
+        made.update((root(o), step) for o in node.outputs if o and root(o) == o)
+        for name in node.inputs:
+            if name:
+                readers.setdefault(root(name), set()).add(layers[step])
+    outputs = {root(o) for o in graph.outputs}
+    internal = {
+        name: restart[step]
+        for name, step in made.items()
+        if step in restart and name not in outputs and readers.get(name, set()) <= {layers[step]}
+    }
+    return restart, internal
