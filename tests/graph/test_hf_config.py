@@ -6,7 +6,12 @@ import pytest
 
 from foresize.core.errors import InputError
 from foresize.graph.hf_config import read_hf_config
-from foresize.graph.memory import decode_weight_bytes, layer_activation_bytes, weight_bytes
+from foresize.graph.memory import (
+    decode_weight_bytes,
+    kv_cache_bytes,
+    layer_activation_bytes,
+    weight_bytes,
+)
 
 LLAMA2_7B = {
     "model_type": "llama",
@@ -253,3 +258,22 @@ def test_a_mixtral_decode_step_reads_only_the_experts_its_tokens_use():
     assert decode_weight_bytes(moe, "bf16", batch=64) == pytest.approx(total, rel=1e-7)
     dense = read_hf_config(MISTRAL_7B)
     assert decode_weight_bytes(dense, "bf16", batch=1) == weight_bytes(dense, "bf16")
+
+
+def test_a_sliding_window_caps_what_a_layer_caches_and_attends():
+    full = read_hf_config(MISTRAL_7B)
+    windowed = read_hf_config({**MISTRAL_7B, "sliding_window": 4096})  # Mistral-7B v0.1
+    per_position = 2 * 8 * 128 * 2  # k and v, 8 kv heads x 128, fp16
+    assert kv_cache_bytes(full, batch=1, context=32768) == 32 * 32768 * per_position
+    assert kv_cache_bytes(windowed, batch=1, context=32768) == 32 * 4096 * per_position
+    assert kv_cache_bytes(windowed, batch=1, context=1024) == 32 * 1024 * per_position
+    extra = full.forward_flops_per_token(context=32768) - windowed.forward_flops_per_token(
+        context=32768
+    )
+    assert extra == 4 * (32768 - 4096) * 4096 * 32
+    gemma2 = read_hf_config({**GEMMA2_9B, "sliding_window": 4096})
+    assert gemma2.attended_tokens(8192) == 21 * 4096 + 21 * 8192  # even layers are local
+    qwen = {**QWEN2_05B, "sliding_window": 4096, "max_window_layers": 20}
+    assert read_hf_config(qwen).sliding_layers == 0  # only with use_sliding_window
+    assert read_hf_config({**qwen, "use_sliding_window": True}).sliding_layers == 4
+    assert read_hf_config({**LLAMA2_7B, "sliding_window": 4096}).sliding_layers == 0

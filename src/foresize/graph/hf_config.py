@@ -15,7 +15,8 @@ types and, by default, the pooler).
 FLOP convention: one multiply-accumulate (MAC) = 2 FLOPs. A forward pass costs, per token,
 2 FLOPs per matmul weight it touches (Kaplan et al. 2020, "Scaling Laws for Neural Language
 Models", section 2.1), plus ``4 x context x attention_width`` per layer for the attention
-scores (Q.K^T) and the weighted sum of values (each ``context x attention_width`` MACs).
+scores (Q.K^T) and the weighted sum of values (each ``context x attention_width`` MACs);
+a sliding-window layer attends to at most its window, and caches no more.
 Biases, norms and activations are element-wise and left out; embedding lookups are gathers,
 not matmuls, but the LM head's projection onto the vocabulary is a matmul even when its
 weight is tied to the embedding.
@@ -62,6 +63,17 @@ class Architecture:
     matmul_params: int
     n_experts: int = 1
     experts_per_token: int = 1
+    sliding_window: int | None = None
+    sliding_layers: int = 0
+
+    def attended_tokens(self, context: int) -> int:
+        """Cached (and attended) positions summed over layers for a ``context``-long prefix.
+
+        A sliding-window layer keeps only the last ``sliding_window`` positions; the
+        others keep all of them.
+        """
+        window = context if self.sliding_window is None else min(context, self.sliding_window)
+        return self.sliding_layers * window + (self.n_layers - self.sliding_layers) * context
 
     @property
     def active_intermediate(self) -> int:
@@ -87,7 +99,7 @@ class Architecture:
         """Forward FLOPs for one token attending to ``context`` tokens (1 MAC = 2 FLOPs)."""
         if context < 0:
             raise InputError(f"context must be >= 0 tokens, got {context}")
-        attention = 4 * context * self.attention_width * self.n_layers
+        attention = 4 * self.attended_tokens(context) * self.attention_width
         return 2 * self.matmul_params + attention
 
 
@@ -227,6 +239,7 @@ def _llama(cfg: _Config) -> Architecture:
     params["norms"] += hidden  # the final norm
     params["lm_head"] = 0 if tied else vocab * hidden
     router = hidden * n_experts if moe else 0
+    window, windowed = _sliding(cfg, n_layers)
     mlp = per_token * 3 * hidden * intermediate + router
     matmul = n_layers * (hidden * (2 * q + 2 * kv) + mlp) + vocab * hidden
     return Architecture(
@@ -246,7 +259,33 @@ def _llama(cfg: _Config) -> Architecture:
         matmul_params=matmul,
         n_experts=n_experts,
         experts_per_token=per_token,
+        sliding_window=window,
+        sliding_layers=windowed,
     )
+
+
+def _sliding(cfg: _Config, n_layers: int) -> tuple[int | None, int]:
+    """The attention window and how many layers use it, as ``transformers`` applies them.
+
+    mistral and mixtral: ``sliding_window`` on every layer when set (Mistral-7B v0.1:
+    4096; later versions null). qwen2: only with ``use_sliding_window``, on the layers
+    from ``max_window_layers`` on. gemma2: every other layer (the even ones), the rest
+    global. llama and gemma have none.
+    """
+    family = cfg.data["model_type"]
+    if family not in ("mistral", "mixtral", "qwen2", "gemma2"):
+        return None, 0
+    if cfg.data.get("sliding_window") is None:
+        return None, 0
+    window = cfg.integer("sliding_window")
+    if family == "qwen2":
+        if not cfg.flag("use_sliding_window", default=False):
+            return None, 0
+        first = min(cfg.integer("max_window_layers", n_layers), n_layers)
+        return window, n_layers - first
+    if family == "gemma2":
+        return window, (n_layers + 1) // 2
+    return window, n_layers
 
 
 def _gpt2(cfg: _Config) -> Architecture:

@@ -85,11 +85,13 @@ def decode_weight_bytes(arch: Architecture, dtype: str, *, batch: int) -> int:
 def kv_cache_bytes(arch: Architecture, *, batch: int, context: int, dtype: str = "fp16") -> int:
     """Keys and values cached by a decoder: 2 x layers x batch x context x kv_heads x head_dim.
 
+    A sliding-window layer caches at most its window (``Architecture.attended_tokens``).
     Encoders (bert) keep no cache: they see the whole input in one pass.
     """
     if not arch.is_decoder:
         return 0
-    elements = 2 * arch.n_layers * batch * context * arch.n_kv_heads * arch.head_dim
+    positions = arch.attended_tokens(context)
+    elements = 2 * batch * positions * arch.n_kv_heads * arch.head_dim
     return math.ceil(elements * dtype_bytes(dtype))
 
 
