@@ -185,6 +185,12 @@ def test_vertical_replays_the_recommender_s_plan_on_later_telemetry(
         assert rows[name]["reserved_h_fixed"] == pytest.approx(fixed, rel=0.05)
         assert rows[name]["reserved_h_per_phase"] <= rows[name]["reserved_h_fixed"] + 1e-9
     capsys.readouterr()
+    other = tmp_path / "gpu.parquet"
+    pl.read_parquet(tail).with_columns(pl.lit("gpu_util_pct").alias("metric")).write_parquet(other)
+    assert main(["simulate", "vertical", str(other), "--plan", str(plan_path)]) == 3
+    assert capsys.readouterr().err.startswith(
+        f"Error: {plan_path}: the plan sizes mem_util_pct, not gpu_util_pct"
+    )
     plan_path.write_text("{not json")
     assert main(args) == 3
     assert capsys.readouterr().err.startswith(f"Error: {plan_path}: not valid JSON")

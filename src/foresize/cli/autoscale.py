@@ -36,6 +36,7 @@ from foresize.simulate.autoscale.run import ZERO_DELAY, Comparison, ServiceConfi
 from foresize.simulate.autoscale.service import FloatArray, IntArray
 from foresize.simulate.autoscale.stress import apply_injections, parse_injection
 from foresize.simulate.autoscale.vertical import (
+    PlannedSizes,
     VerticalConfig,
     plan_sizes,
     totals,
@@ -588,6 +589,19 @@ VERTICAL_COLUMNS = (
 )
 
 
+def _planned_sizes(path: Path, metric: str) -> dict[str, PlannedSizes]:
+    """The plan file's sizes for ``metric``; a plan for another resource is an input error."""
+    recommendations = read_plan(path).recommendations
+    sizes = plan_sizes(recommendations, metric)
+    if not sizes:
+        resources = sorted({r.resource for r in recommendations}) or ["nothing"]
+        raise InputError(
+            f"{path}: the plan sizes {', '.join(resources)}, not {metric}",
+            hint="pass the plan made from this metric's earlier telemetry",
+        )
+    return sizes
+
+
 def vertical(
     source: Annotated[
         list[str],
@@ -681,7 +695,7 @@ def vertical(
         source, options, strict=strict, workload=workload, metric=None, all_reports=False
     )
     chosen = metric or str(frame["metric"].first())
-    planned = None if plan is None else plan_sizes(read_plan(plan).recommendations, chosen)
+    planned = None if plan is None else _planned_sizes(plan, chosen)
     rows, _ = vertical_sizing(frame, metric=metric, config=config, plan=planned)
     shown = rows.filter(pl.col("n_phases") >= 2) if multi_phase else rows
     if shown.height == 0:
