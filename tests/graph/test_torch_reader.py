@@ -97,3 +97,26 @@ def test_cli_sizes_a_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert report["macs"] == 3 * (4 * 8 + 8 * 2)
     assert main(["profile", "model", "zoo_factory:build"]) == 2
     assert "needs example inputs" in capsys.readouterr().err
+
+
+@pytest.mark.torch
+def test_blocks_of_an_exported_model_are_its_indexed_modules() -> None:
+    import torch
+
+    from foresize.graph.flops import by_layer
+    from foresize.graph.liveness import training_memory
+
+    def block() -> torch.nn.Module:
+        return torch.nn.Sequential(
+            torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 16)
+        )
+
+    graph = read_torch(torch.nn.Sequential(block(), block(), block()), {"x": (256, 16)})
+    assert by_layer(analyze_flops(graph))["layer"].to_list() == ["0", "1", "2"]
+    # x and each block's output: 256 x 16 fp32 = 16 KiB; each ReLU output 64 KiB. At the
+    # last ReLU's backward all are saved; checkpointed, only the block outputs and the
+    # last block's ReLU output (rebuilt for its backward) are
+    plain = training_memory(graph, optimizer="sgd")
+    redo = training_memory(graph, optimizer="sgd", recompute="full")
+    assert plain.components["saved_activations"] == 3 * 16384 + 3 * 65536
+    assert redo.components["saved_activations"] == 3 * 16384 + 65536
