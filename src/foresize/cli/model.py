@@ -125,10 +125,11 @@ def model(
     request = OnnxRequest(dims=_parse_dims(dim), dtype=dtype, device=device, train=train,
                           optimizer=optimizer, top=top, strict=strict, by_layer=by_layer,
                           zero_stage=zero, data_parallel=dp, recompute=recompute)
-    is_graph = source.suffix.lower() == ".onnx" or (not source.exists() and ":" in str(source))
-    if is_graph:
+    is_factory = not source.exists() and ":" in str(source)
+    is_onnx = source.suffix.lower() == ".onnx"
+    if is_factory or is_onnx:
         _reject_config_options(batch=batch, context=context, tp=tp)
-    if not source.exists() and ":" in str(source):
+    if is_factory:
         from foresize.graph.torch_reader import read_torch  # onnx loads only when needed
 
         spec = str(source)
@@ -137,7 +138,7 @@ def model(
         return
     if not source.exists():
         raise InputError(f"{source}: no such file")
-    if source.suffix.lower() == ".onnx":
+    if is_onnx:
         from foresize.graph.onnx_reader import read_onnx  # onnx loads only when needed
 
         graph = read_onnx(source, dims=request.dims or None)

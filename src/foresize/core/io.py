@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from foresize.core.errors import InputError
 
@@ -79,3 +81,26 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.replace(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_json_object(path: Path, *, what: str, hint: str | None = None) -> dict[str, Any]:
+    """The JSON object in ``path`` (a config, a plan); every way it can fail names the file.
+
+    Unreadable (missing included), empty, not JSON, or JSON but not an object: each is an
+    ``InputError`` in one line; ``hint`` says where a good file comes from.
+    """
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what} ({exc.strerror})", hint=hint) from None
+    if not text.strip():
+        raise InputError(f"{path}: file is empty", hint=hint)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})", hint=hint
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object, got {type(data).__name__}", hint=hint)
+    return data

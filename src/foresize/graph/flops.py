@@ -212,6 +212,11 @@ def _price(node: Node, graph: ModelGraph) -> tuple[str, OpCost]:
         return "unresolved", _NOTHING
 
 
+def is_indexed(scope: str) -> bool:
+    """Whether a module scope is an entry of a container (``layers.3``, ``3``): a block."""
+    return any(piece.isdigit() for piece in scope.split("."))
+
+
 def layer_of(node_name: str) -> str:
     """The layer a node belongs to, from the exporter's scoped name.
 
@@ -223,7 +228,7 @@ def layer_of(node_name: str) -> str:
     if not scopes:
         return "(top)"
     for depth, part in enumerate(scopes):
-        if any(piece.isdigit() for piece in part.split(".")):
+        if is_indexed(part):
             return "/".join(scopes[: depth + 1])
     return scopes[0]
 
@@ -240,7 +245,7 @@ def layer_of_node(node: Node) -> str:
     if not path:
         return layer_of(node.name)
     for entry in path:
-        if any(piece.isdigit() for piece in entry.split(".")):
+        if is_indexed(entry):
             return entry
     return path[1] if len(path) > 1 else "(top)"
 

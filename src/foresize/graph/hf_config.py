@@ -24,13 +24,13 @@ weight is tied to the embedding.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from foresize.core.errors import InputError
+from foresize.core.io import read_json_object
 
 SUPPORTED_FAMILIES = ("bert", "gemma", "gemma2", "gpt2", "llama", "mistral", "mixtral", "qwen2")
 
@@ -127,15 +127,7 @@ def _load(source: str | Path | Mapping[str, Any]) -> tuple[str, Mapping[str, Any
     if isinstance(source, Mapping):
         return "config", source
     path = Path(source)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read config ({exc.strerror})") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return str(path), data
+    return str(path), read_json_object(path, what="config")
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,11 +198,11 @@ def _llama(cfg: _Config) -> Architecture:
             f"num_key_value_heads={n_kv_heads}"
         )
     head_dim = cfg.optional("head_dim") or cfg.divide("hidden_size", "num_attention_heads")
-    qwen2 = cfg.data["model_type"] == "qwen2"
+    family = cfg.data["model_type"]
+    qwen2 = family == "qwen2"
     qkv_bias = qwen2 or cfg.flag("attention_bias", default=False)
     o_bias = not qwen2 and cfg.flag("attention_bias", default=False)
     mlp_bias = cfg.flag("mlp_bias", default=False)
-    family = cfg.data["model_type"]
     tied = cfg.flag("tie_word_embeddings", default=family in ("gemma", "gemma2"))
     moe = family == "mixtral"
     n_experts = cfg.integer("num_local_experts") if moe else 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from foresize.graph.flops import layer_of_node
+from foresize.graph.flops import is_indexed, layer_of_node
 from foresize.graph.model import ModelGraph, Node, module_path
 
 # ops whose output shares its input's storage in PyTorch (the exporter's source)
@@ -179,7 +179,7 @@ def checkpointed_blocks(
     layers = [layer_of_node(k) for k in kernels]
     spans: dict[str, tuple[int, int]] = {}
     for step, layer in enumerate(layers):
-        if any(piece.isdigit() for part in layer.split("/") for piece in part.split(".")):
+        if any(is_indexed(part) for part in layer.split("/")):
             first, _ = spans.get(layer, (step, step))
             spans[layer] = (first, step)
     restart = {i: 2 * n - 1 - spans[layer][1] for i, layer in enumerate(layers) if layer in spans}

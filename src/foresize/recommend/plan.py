@@ -21,7 +21,8 @@ from typing import Any, Literal
 import jsonschema  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field
 
-from foresize.core.errors import InputError, SchemaMismatchError
+from foresize.core.errors import SchemaMismatchError
+from foresize.core.io import read_json_object
 
 SCHEMA_VERSION = "1.1"
 Status = Literal["ok", "insufficient_data"]
@@ -358,20 +359,9 @@ def read_plan(path: Path) -> Plan:
     A missing, empty or non-JSON file, or one that breaks the schema, is an ``InputError``
     naming the file (and the field).
     """
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if not text.strip():
-        raise InputError(f"{path}: file is empty")
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})",
-            hint="a plan is the JSON that foresize recommend -o plan.json writes",
-        ) from None
-    if not isinstance(document, dict):
-        raise InputError(f"{path}: a plan is a JSON object, got {type(document).__name__}")
+    document = read_json_object(
+        path, what="plan", hint="a plan is the JSON that foresize recommend -o plan.json writes"
+    )
     try:
         return validate_plan(document)
     except SchemaMismatchError as exc:
