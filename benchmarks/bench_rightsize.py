@@ -1,45 +1,88 @@
-"""Right-sizing benchmark on the real GenTD26 memory telemetry (issue 8).
+"""Right-sizing on every panel, each choice made on one panel and reported on the others.
 
-Protocol (``foresize.evaluate.rightsizing``): per container with at least 100 history
-points, recommend from the first 70 % of its samples and judge on the last 30 %; the
-recommendation is an enforced limit (usage above it is an OOM). Printed: the headline
-table (foresize, VPA-style, KRR-style, history max, oracle), the target check against
-VPA, every strategy's trade-off curve, and the GPU sharing analysis on the duty cycles.
+Protocol (``foresize.recommend.rightsize``): per workload with at least 100 history
+points, recommend on the first 70 % of its samples and enforce the limit on the last
+30 %. Per panel (``foresize.evaluate.rightsize_panels``): slack and violated workloads
+for foresize at each risk, the VPA- and KRR-style references, the history max and the
+oracle; the calibration check (share of workloads exceeded at risk r within [r/2, 2r],
+with its 95 % binomial interval); the frontier ratio (foresize's least slack at VPA's
+count of violated workloads, over VPA's slack; target <= 0.7); and whether the default
+dominates VPA. Then the leave-one-panel-out table: the strategy's variant chosen on
+each panel, reported on every other. The GPU sharing analysis on the duty cycles
+closes.
 
-Run: ``FORESIZE_DATA_MIRROR=... python benchmarks/bench_rightsize.py [--risk 0.01]``
-(deterministic, a few seconds). ``foresize evaluate rightsize`` writes the same as a report.
+Run: ``FORESIZE_DATA_MIRROR=... python benchmarks/bench_rightsize.py [--panels ...]``
+(deterministic: the synthetic fleets are seeded; about a minute).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 import polars as pl
 
 from foresize.evaluate.common import read_table
-from foresize.evaluate.rightsizing import (
-    DEFAULT_RISK,
-    sharing_table,
-    strategy_scores,
-    target_check,
-    tradeoff_curves,
+from foresize.evaluate.rightsize_panels import (
+    DEFAULT_CHOSEN_ON,
+    DEFAULT_VARIANT,
+    VARIANTS,
+    evaluate_panel,
+    leave_one_panel_out,
+    load_panels,
+    reference_scores,
 )
+from foresize.evaluate.rightsizing import sharing_table
+from foresize.recommend.strategies.base import DEFAULT_RISK
+from foresize.recommend.strategies.foresize import GAP_SHARES
+
+DEFAULT_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "alibaba-clusterdata"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--risk", type=float, default=DEFAULT_RISK)
+    os.environ.setdefault("FORESIZE_DATA_MIRROR", str(DEFAULT_MIRROR))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--panels", nargs="+", default=None)
     args = parser.parse_args()
-    pl.Config.set_tbl_rows(100).set_tbl_cols(20).set_tbl_width_chars(200)
-    memory = read_table("alibaba-gentd26:memory_util")
-    scores = strategy_scores(memory, risk=args.risk)
-    print(f"pod_memory_util: recommend on the first 70 %, judge on the last 30 %, risk {args.risk}")
-    print(pl.DataFrame([s.row() for s in scores]))
-    print("target vs vpa:", target_check(scores))
-    print("\ntrade-off curves (reserved/oracle vs containers violated)")
-    print(tradeoff_curves(memory))
-    print("\nGPU sharing on pod_gpu_duty_cycle (milli-GPU)")
-    print(sharing_table(read_table("alibaba-gentd26:gpu_duty_cycle")))
+    pl.Config.set_tbl_rows(100).set_tbl_cols(20).set_tbl_width_chars(160)
+    pl.Config.set_float_precision(3).set_tbl_hide_dataframe_shape(True)
+    panels = load_panels(args.panels)
+    print(
+        f"default variant {DEFAULT_VARIANT!r}, chosen on {DEFAULT_CHOSEN_ON}; the spread "
+        f"share is learned per fleet from {GAP_SHARES} (no panel sets it); default risk "
+        f"{DEFAULT_RISK} for every resource, chosen on pod_memory_util (the least-slack "
+        "standard risk that violates no more containers than VPA there)"
+    )
+    results = {}
+    for panel in panels:
+        refs = reference_scores(panel)
+        for variant in VARIANTS:
+            results[(panel.name, variant)] = evaluate_panel(panel, variant, references=refs)
+        result = results[(panel.name, DEFAULT_VARIANT)]
+        print(f"\n== {panel.name} ({panel.metric}, {panel.source}): {DEFAULT_VARIANT}")
+        print(result.table())
+        print(result.calibration())
+        s = result.summary()
+        print(
+            f"frontier: slack at VPA's {s['vpa_violated']} violated = "
+            f"{s['frontier_ratio']:.3f} x VPA's (target <= 0.7: "
+            f"{'met' if s['frontier_met'] else 'NOT met'}); default (risk "
+            f"{s['default_risk']:g}) {s['slack']:.3f} / {s['violated']} vs VPA "
+            f"{s['vpa_slack']:.3f} / {s['vpa_violated']}: "
+            f"{'dominates' if s['dominates_vpa'] else 'does NOT dominate'}"
+        )
+    print("\n== summary, default variant")
+    print(pl.DataFrame([results[(p.name, DEFAULT_VARIANT)].summary() for p in panels]))
+    print("\n== every variant on every panel (frontier ratio / dominates / calibrated)")
+    print(pl.DataFrame([r.summary() for r in results.values()]).select(
+        "panel", "variant", "frontier_ratio", "dominates_vpa", "calibrated", "slack", "violated"
+    ))  # fmt: skip
+    print("\n== leave one panel out: variant chosen on one panel, reported on the others")
+    print(leave_one_panel_out(panels, results))
+    if args.panels is None or "pod_gpu_duty_cycle" in args.panels:
+        print("\nGPU sharing on pod_gpu_duty_cycle (milli-GPU)")
+        print(sharing_table(read_table("alibaba-gentd26:gpu_duty_cycle")))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def test_json_plan_written_atomically(
     code, out, err = run(["recommend", source, "--strategy", "vpa", "-o", str(target)], capsys)
     assert code == 0
     assert out == ""
-    assert "166 workloads sized (vpa, risk 0.01); 41 skipped" in err
+    assert "166 workloads sized (vpa, risk 0.05); 41 skipped" in err
     plan = json.loads(target.read_text())
     assert plan["schema_version"] == "1.1"
     assert plan["parameters"]["strategy"] == "vpa"
@@ -74,7 +74,7 @@ def test_table_has_a_rationale_per_row(
     code, out, _ = run(["recommend", source], capsys)
     assert code == 0
     assert "Right-sizing of mem_util_pct" in out
-    assert "growth of 30 peers" in out
+    assert "calibration rows" in out
     assert "needs 100 samples, has 3" in out
 
 

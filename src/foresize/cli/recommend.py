@@ -329,7 +329,7 @@ def recommend(
         typer.Option(
             "--risk",
             help="Target chance of exceeding the limit over the horizon, in (0, 0.5]. "
-            "Default: 0.01 for memory, 0.05 for CPU and GPU utilisation.",
+            "Default: 0.05 (chosen on pod_memory_util; see benchmarks/bench_rightsize.py).",
             show_default=False,
         ),
     ] = None,

@@ -126,12 +126,12 @@ def recommend_rightsizing(
     """Request and limit per workload for one metric of canonical telemetry.
 
     ``risk`` is the target chance of exceeding the limit within the horizon, in
-    (0, 0.5]; default 0.01 for memory (an OOM kills) and 0.05 for CPU and utilisation
-    (throttling only). ``floor`` (in the metric's unit) is never undercut, e.g. the GPU
-    memory the model's weights and activations need. ``ceiling`` (per workload, same
-    unit) is the most the hardware can give, e.g. the GPU memory of the GPUs a workload
-    runs on: a limit above it could never be used, so it is capped there and the
-    rationale says so. Workloads with fewer than
+    (0, 0.5]; default ``DEFAULT_RISK`` (0.05, chosen on pod_memory_util; see
+    ``benchmarks/bench_rightsize.py``). ``floor`` (in the metric's unit) is never
+    undercut, e.g. the GPU memory the model's weights and activations need.
+    ``ceiling`` (per workload, same unit) is the most the hardware can give, e.g. the
+    GPU memory of the GPUs a workload runs on: a limit above it could never be used, so
+    it is capped there and the rationale says so. Workloads with fewer than
     ``min_points`` samples get ``status="insufficient_data"`` and no value; if none has
     enough, ``InsufficientDataError`` says how many are needed.
     """

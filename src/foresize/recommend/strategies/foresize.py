@@ -1,45 +1,58 @@
-"""foresize's strategy: the history peak times a growth factor learned from the fleet.
+"""foresize's strategy: the history peak plus a margin calibrated conformally on the fleet.
 
 Why: a workload's next jump is often not in its own history (a container that just
-started keeps growing; a fleet-wide event lifts many at once), so a percentile of its
-own past plus a fixed 15 % is either too loose for the steady majority or too tight for
-the few that grow. What the fleet does know is how the *future maximum* relates to the
-*past maximum* for workloads that behave alike.
+started keeps growing; a step-like GPU memory series sits flat for hours, then loads a
+bigger model), so a percentile of its own past plus a fixed 15 % is too loose for the
+steady majority and too tight for the few that grow. A parametric margin (a log-normal
+of peers' growth) claims a risk it does not keep: the growth of a fleet is zero for most
+workloads and large for a few, so its quantiles are nothing like a normal's. What the
+fleet can say without any assumption about that distribution is *how often, and by how
+much, a future peak passed the history's peak* on the histories the user gave us. Split
+conformal prediction turns that count into a limit whose risk means what it says.
 
-How (``risk`` = the chance that usage exceeds the limit within the horizon):
+How (``risk`` = the chance that usage passes the limit within the horizon):
 
-1. **Calibration on the fleet's histories only.** Each workload's history is split
-   again: the first ``1 - f`` is a pseudo-history, the last ``f`` (``f`` = horizon /
-   (history + horizon), 0.3 by default, the ratio the real plan faces) its
-   pseudo-future. Its growth is ``g = log(max(pseudo-future) / max(pseudo-history))``.
-2. **Peers.** Workloads are described by three shape features of a history: coverage
-   (its length relative to the longest in the fleet: young workloads are still
-   ramping up), level (median / max: spiky vs flat) and volatility (std of the
-   step-to-step changes / max). The ``k`` nearest calibration workloads in standardised
-   feature space are the peers.
-3. **Margin from measured error.** ``g`` over the peers has mean ``m`` and variance
-   ``v``; a fleet floor ``s0`` (the robust scale, 1.4826 x MAD, of every workload's
-   ``g``) keeps a flat group from claiming zero uncertainty. The limit is
-   ``max(history) x max(1, exp(m + z(1 - risk) sqrt(v + s0^2)))``: a log-normal
-   quantile of the growth factor.
-4. A static-analysis ``floor`` (weights + activations) is never undercut.
-5. **Request by resource kind.** For memory (OOM-critical) the request is the limit.
+1. **Calibration rows from the given histories only.** Each history is split into a
+   pseudo-history and a pseudo-future *as long as the real horizon* (its last
+   ``H = n f / (1 - f)`` samples, ``f`` = horizon / (history + horizon)). When changes
+   arrive at a constant rate (a step-like GPU memory series loads a model now and
+   then), the chance that the pseudo-future passes the pseudo-history's peak is the
+   chance that the real future passes the real history's: same length, same chance of
+   a jump. For samples exchangeable in time it is cautious (a shorter past is easier
+   to pass). ``split="ratio"`` keeps the ratio of future to history instead, exact in
+   that second case; the benchmark reports both, and ``length`` was chosen on
+   ``pod_memory_util`` (``benchmarks/bench_rightsize.py``).
+2. **A score that adapts to each workload's shape.** A row's score is how far its
+   future peak passed its past peak, in units of the past's *spread*
+   ``D = (peak - median) + share x peak``: a bursty history (peak far above its median)
+   gets a margin in proportion to its bursts, a flat or step-like one (peak = median)
+   a margin in proportion to its level. ``share`` is not a constant of ours: each fleet
+   picks it from ``GAP_SHARES`` as the one whose calibrated limits reserve the least on
+   its own calibration rows (``inf``: the peak alone, a margin in proportion to the
+   level for every workload, as KRR's buffer).
+3. **The conformal quantile.** With ``n`` calibration rows, the margin is the
+   ``ceil((n + 1)(1 - risk))``-th smallest score (zero at least): under
+   exchangeability of workloads, a new workload exceeds its limit with probability at
+   most ``risk``. A fleet too small to resolve ``risk`` (``n < 1/risk - 1``) gets its
+   largest score and says so (``resolved = 0``).
+4. **Idle histories** (all zero) have no spread to scale: they get the conformal
+   quantile of the future peaks of the fleet's idle rows, and at least the unit's pod
+   minimum (VPA's 250 MiB, 25 millicores, 2.5 %).
+5. **Physical bounds.** A percentage is capped at 100 % (utilisation of a device,
+   memory of a limit); a static-analysis ``floor`` is never undercut.
+6. **Request by resource kind.** For memory (OOM-critical) the request is the limit.
    CPU and utilisation only throttle above their request, so the request is the
-   history's ``1 - risk`` quantile of usage (what the scheduler must reserve) and the
-   limit stays the growth-based peak (room for bursts), as KRR and VPA also request
-   CPU from a percentile rather than the peak.
+   history's ``1 - risk`` quantile of usage and the limit is the calibrated peak.
 
-Small fleets (under ``MIN_PEERS`` workloads) are calibrated on several splits of each
-history (40-70 %), so a single workload still gets a measured margin.
-The fit also reports the leave-one-out coverage of the calibration: the share of
-workloads whose pseudo-future stayed under the limit their peers would have given.
+Small fleets (under ``MIN_WORKLOADS`` workloads) are calibrated on several splits of
+each history (``SMALL_FLEET_SPLITS``), each with the same ratio of future to past.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
+from typing import Literal
 
 import numpy as np
 
@@ -51,109 +64,169 @@ from foresize.recommend.strategies.base import (
     units_for,
 )
 
-K_PEERS = 30
-MIN_PEERS = 5
+#: Candidate shares of the peak in a score's spread; each fleet picks its own.
+GAP_SHARES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, math.inf)
+#: Fleets smaller than this are calibrated on several splits of every history.
+MIN_WORKLOADS = 30
+#: Where small fleets cut each history, as shares of it (each keeps the horizon ratio).
 SMALL_FLEET_SPLITS = (0.4, 0.5, 0.6, 0.7)
-MAD_TO_SD = 1.4826
-TINY = 1e-9
+#: Percent metrics never need more than all of it.
+PERCENT_CAP = 100.0
+TINY = 1e-12
 
-
-def shape_features(values: FloatArray, longest: int) -> FloatArray:
-    """Coverage, median/max and step volatility/max of one (pseudo-)history."""
-    peak = max(float(values.max()), TINY)
-    volatility = float(np.diff(values).std()) if values.size > 1 else 0.0
-    return np.array(
-        [values.size / max(longest, 1), float(np.median(values)) / peak, volatility / peak]
-    )
+Split = Literal["ratio", "length"]
 
 
 @dataclass(frozen=True, slots=True)
-class Calibration:
-    """The fleet's pseudo-histories: their features and measured log growth."""
+class CalibrationRows:
+    """The fleet's pseudo-histories: past peak and median, future peak and length."""
 
-    features: FloatArray  # (n, 3)
-    growth: FloatArray  # (n,) log(max future / max past)
-    floor_sd: float
-    mean: FloatArray
-    sd: FloatArray
+    past_peak: FloatArray
+    past_median: FloatArray
+    future_peak: FloatArray
+    future_len: FloatArray
 
     @property
     def n_rows(self) -> int:
         """Calibration rows (pseudo-histories)."""
-        return int(self.growth.size)
+        return int(self.past_peak.size)
 
-    def peers(self, features: FloatArray, k: int, *, exclude: int | None = None) -> FloatArray:
-        """The log growth of the ``k`` calibration rows nearest to ``features``."""
-        scaled = (self.features - self.mean) / self.sd
-        target = (features - self.mean) / self.sd
-        distance = ((scaled - target) ** 2).sum(axis=1)
-        if exclude is not None:
-            distance[exclude] = np.inf
-        order = np.argsort(distance, kind="stable")[: min(k, self.n_rows - (exclude is not None))]
-        return self.growth[order]
+    @property
+    def idle(self) -> np.ndarray:
+        """Rows whose pseudo-history never left zero."""
+        return self.past_peak <= TINY
 
 
-def calibrate(fleet: Fleet, *, horizon_frac: float) -> Calibration:
-    """Split every history into pseudo-history and pseudo-future and measure growth."""
-    splits = (1.0 - horizon_frac,) if len(fleet) >= MIN_PEERS else SMALL_FLEET_SPLITS
-    rows: list[tuple[FloatArray, float]] = []
-    for split in splits:
-        cuts = {name: int(h.n_points * split) for name, h in fleet.items()}
-        longest = max(cuts.values())
-        for name, history in fleet.items():
-            cut = cuts[name]
-            if cut < 2 or history.n_points - cut < 1:
+def calibration_rows(
+    fleet: Fleet, *, horizon_frac: float, split: Split = "length"
+) -> CalibrationRows:
+    """Split every history into pseudo-history and pseudo-future.
+
+    ``split="ratio"`` keeps the ratio ``horizon_frac`` of future to past-plus-future
+    that the real plan faces (exact for samples exchangeable in time);
+    ``split="length"`` keeps the future's length instead (exact for jumps that arrive
+    at a constant rate, and more cautious for the rest).
+    """
+    keep = 1.0 - horizon_frac
+    splits = (keep,) if len(fleet) >= MIN_WORKLOADS else SMALL_FLEET_SPLITS
+    rows: list[tuple[float, float, float, int]] = []
+    for history in fleet.values():
+        values = history.values
+        horizon = round(values.size * horizon_frac / keep)
+        for share in splits:
+            if split == "ratio":
+                cut = int(values.size * share)
+                end = min(values.size, round(cut / keep))
+            else:
+                end = min(values.size, round(values.size * share / keep))
+                cut = end - horizon
+            if cut < 2 or end - cut < 1:
                 continue
-            past, future = history.values[:cut], history.values[cut:]
-            past_max = float(past.max())
-            if past_max <= TINY:
-                continue
-            log_growth = math.log(max(float(future.max()), TINY) / past_max)
-            rows.append((shape_features(past, longest), log_growth))
-    if not rows:
-        features: FloatArray = np.zeros((1, 3))
-        growth: FloatArray = np.zeros(1)
-    else:
-        features = np.vstack([r[0] for r in rows])
-        growth = np.array([r[1] for r in rows], dtype=np.float64)
-    median = float(np.median(growth))
-    floor_sd = MAD_TO_SD * float(np.median(np.abs(growth - median)))
-    sd = features.std(axis=0)
+            past, future = values[:cut], values[cut:end]
+            rows.append(
+                (float(past.max()), float(np.median(past)), float(future.max()), future.size)
+            )
+    table = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    return CalibrationRows(table[:, 0], table[:, 1], table[:, 2], table[:, 3])
+
+
+def conformal_quantile(scores: FloatArray, risk: float) -> tuple[float, bool]:
+    """The split-conformal ``1 - risk`` quantile of ``scores`` and whether ``n`` rows can
+    resolve it; when they cannot, the largest score (the most the fleet has seen).
+    """
+    n = scores.size
+    if n == 0:
+        return 0.0, False
+    rank = math.ceil((n + 1) * (1.0 - risk))
+    ordered = np.sort(scores)
+    if rank > n:
+        return float(ordered[-1]), False
+    return float(ordered[rank - 1]), True
+
+
+def spread(peak: FloatArray | float, median: FloatArray | float, share: float) -> FloatArray:
+    """A history's spread: its peak's gap above the median plus ``share`` of the peak;
+    ``share = inf`` means the peak alone (a margin in proportion to the level).
+    """
+    top = np.asarray(peak, dtype=np.float64)
+    if math.isinf(share):
+        return top
+    return top - median + share * top
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """What the fleet's rows taught: the spread's share, the margin in spreads, the
+    limit for idle histories, and how well the rows cover at the asked risk.
+    """
+
+    share: float
+    margin: float
+    resolved: bool
+    idle_limit: float | None
+    n_rows: int
+    n_idle_rows: int
+    coverage: float
+
+
+def calibrate(
+    fleet: Fleet,
+    *,
+    horizon_frac: float,
+    risk: float,
+    cap: float | None = None,
+    split: Split = "length",
+    shares: tuple[float, ...] = GAP_SHARES,
+) -> Calibration:
+    """Pick the spread share that reserves least at the conformal margin (see module)."""
+    rows = calibration_rows(fleet, horizon_frac=horizon_frac, split=split)
+    active = ~rows.idle
+    peak, median = rows.past_peak[active], rows.past_median[active]
+    future, weight = rows.future_peak[active], rows.future_len[active]
+    best: tuple[float, float, float, bool] | None = None
+    for share in shares:
+        scale = spread(peak, median, share)
+        margin, resolved = conformal_quantile((future - peak) / scale, risk)
+        margin = max(margin, 0.0)
+        limits = peak + margin * scale
+        if cap is not None:
+            limits = np.minimum(limits, cap)
+        reserved = float((limits * weight).sum())
+        if best is None or reserved < best[0]:
+            best = (reserved, share, margin, resolved)
+    _, share, margin, resolved = best if best is not None else (0.0, shares[0], 0.0, False)
+    covered = future <= peak + margin * spread(peak, median, share) + TINY
+    idle_future = rows.future_peak[rows.idle]
+    idle_limit = conformal_quantile(idle_future, risk)[0] if idle_future.size else None
     return Calibration(
-        features, growth, floor_sd, features.mean(axis=0), np.where(sd > TINY, sd, 1.0)
+        share=share,
+        margin=margin,
+        resolved=resolved and bool(peak.size),
+        idle_limit=idle_limit,
+        n_rows=rows.n_rows,
+        n_idle_rows=int(idle_future.size),
+        coverage=float(covered.mean()) if covered.size else math.nan,
     )
 
 
-def growth_quantile(peers: FloatArray, floor_sd: float, risk: float) -> tuple[float, float, float]:
-    """``(m, s, log quantile)`` of the peers' log growth at ``1 - risk``."""
-    m = float(peers.mean())
-    var = float(peers.var(ddof=1)) if peers.size > 1 else 0.0
-    s = math.sqrt(var + floor_sd**2)
-    return m, s, m + NormalDist().inv_cdf(1.0 - risk) * s
+def percent_cap(metric: str) -> float | None:
+    """100 for percentage metrics (a device cannot be more than fully busy), else none."""
+    from foresize.core.schemas import metric_info
 
-
-def loo_coverage(calibration: Calibration, *, k: int, risk: float) -> float:
-    """Share of calibration rows whose growth stayed under the limit their peers (not
-    themselves) give: the backtest of this method on the fleet's own histories.
-    """
-    if calibration.n_rows < 2:
-        return math.nan
-    hits = 0
-    for i in range(calibration.n_rows):
-        peers = calibration.peers(calibration.features[i], k, exclude=i)
-        _, _, q = growth_quantile(peers, calibration.floor_sd, risk)
-        hits += calibration.growth[i] <= max(q, 0.0)
-    return hits / calibration.n_rows
+    return PERCENT_CAP if metric_info(metric).unit == "%" else None
 
 
 class ForesizeStrategy:
-    """Fleet-calibrated growth quantile on the history peak (see the module docstring)."""
+    """The history peak plus a conformally calibrated, shape-scaled margin (see module)."""
 
     name = "foresize"
 
-    def __init__(self, *, k: int = K_PEERS, floor: float | None = None) -> None:
-        self.k = k
+    def __init__(
+        self, *, floor: float | None = None, split: Split = "length", share: float | None = None
+    ) -> None:
         self.floor = floor
+        self.split = split
+        self.share = share
 
     def __call__(
         self,
@@ -164,65 +237,90 @@ class ForesizeStrategy:
         risk: float,
         horizon_frac: float,
     ) -> dict[str, Sizing]:
-        """Calibrate on the fleet, then size each workload from its peers' growth."""
-        throttle_only = units_for(metric).kind != "memory"
-        calibration = calibrate(fleet, horizon_frac=horizon_frac)
-        coverage = loo_coverage(calibration, k=self.k, risk=risk)
-        longest = max(h.n_points for h in fleet.values())
-        out: dict[str, Sizing] = {}
-        for name, history in fleet.items():
-            out[name] = self._size(
+        """Calibrate on the fleet, then size each workload from its own peak and spread."""
+        units = units_for(metric)
+        cap = percent_cap(metric)
+        calibration = calibrate(
+            fleet,
+            horizon_frac=horizon_frac,
+            risk=risk,
+            cap=cap,
+            split=self.split,
+            shares=GAP_SHARES if self.share is None else (self.share,),
+        )
+        return {
+            name: self._size(
                 history,
                 calibration,
-                longest=longest,
                 risk=risk,
-                coverage=coverage,
-                throttle_only=throttle_only,
+                cap=cap,
+                pod_min=units.vpa_min,
+                throttle_only=units.kind != "memory",
             )
-        return out
+            for name, history in fleet.items()
+        }
 
     def _size(
         self,
         history: History,
         calibration: Calibration,
         *,
-        longest: int,
         risk: float,
-        coverage: float,
+        cap: float | None,
+        pod_min: float,
         throttle_only: bool,
     ) -> Sizing:
-        peak = float(history.values.max())
-        features = shape_features(history.values, longest)
-        peers = calibration.peers(features, self.k)
-        m, s, q = growth_quantile(peers, calibration.floor_sd, risk)
-        factor = max(1.0, math.exp(q))
-        value = peak * factor
+        values = history.values
+        peak = float(values.max())
+        level = f"P{(1 - risk) * 100:g}"
+        if peak <= TINY:
+            seen = calibration.idle_limit
+            value = max(seen or 0.0, pod_min)
+            rationale = (
+                f"idle history: {level} of the peaks that {calibration.n_idle_rows} idle "
+                "calibration rows reached, at least the pod minimum"
+                if seen is not None
+                else "idle history, no idle calibration rows: the pod minimum"
+            )
+        else:
+            scale = float(spread(peak, float(np.median(values)), calibration.share))
+            value = peak + calibration.margin * scale
+            shape = (
+                "the peak"
+                if math.isinf(calibration.share)
+                else f"peak - median + {calibration.share:g} x peak"
+            )
+            rationale = (
+                f"peak +{calibration.margin:.2f} x spread ({scale:.4g}: {shape}), the "
+                f"conformal {level} of {calibration.n_rows} calibration rows"
+            )
+            if not calibration.resolved:
+                rationale += f" (too few to resolve risk {risk:g}: the largest growth seen)"
+        if cap is not None and value > cap:
+            value = cap
+            rationale += f"; capped at {cap:g} %"
         floored = self.floor is not None and self.floor > value
         value = max(value, self.floor or 0.0)
-        rationale = (
-            f"peak x{factor:.3f}: P{(1 - risk) * 100:g} growth of {peers.size} peers "
-            f"(mean {math.exp(m) - 1:+.1%}, sd {s:.3f})"
-        )
         if floored:
             rationale += "; raised to the static-analysis floor"
         request = value
         if throttle_only:
-            usage = float(np.quantile(history.values, 1.0 - risk))
+            usage = float(np.quantile(values, 1.0 - risk))
             request = min(value, max(usage, self.floor or 0.0))
-            rationale = f"request P{(1 - risk) * 100:g} of usage; limit {rationale}"
+            rationale = f"request {level} of usage; limit {rationale}"
         return Sizing(
             request=request,
             limit=value,
             base=peak,
             quantile=1.0 - risk,
-            margin=factor - 1.0,
+            margin=value / peak - 1.0 if peak > TINY else 0.0,
             rationale=rationale,
             details={
-                "n_peers": float(peers.size),
-                "growth_mean": m,
-                "growth_sd": s,
                 "calibration_rows": float(calibration.n_rows),
-                "calibration_coverage": coverage,
+                "calibration_coverage": calibration.coverage,
                 "coverage_target": 1.0 - risk,
+                "spread_share": calibration.share,
+                "margin_spreads": calibration.margin,
+                "resolved": float(calibration.resolved),
             },
         )

@@ -1,0 +1,300 @@
+"""Right-sizing judged panel by panel, with every choice made on one panel only.
+
+Why: a right-sizer is used on fleets it has never seen, so a constant tuned on the
+panel it is scored on proves nothing. Each panel here is a fleet of one metric; the
+benchmark protocol (``foresize.recommend.rightsize``: recommend on each workload's first
+70 %, enforce the limit on its last 30 %) scores foresize at each risk, the VPA- and
+KRR-style references, the history max and the oracle, and checks three things:
+
+* **calibration**: at ``risk`` r the share of workloads whose limit is exceeded lies in
+  ``[r/2, 2r]`` (with its Clopper-Pearson 95 % interval, since a panel of a hundred
+  workloads cannot tell 1 % from 2 %);
+* **frontier**: at the VPA-style strategy's count of violated workloads, foresize's
+  least slack over a sweep of its risk, as a ratio to VPA's slack (target <= 0.7);
+* **default**: foresize at its default risk against VPA, less slack and no more
+  violated workloads.
+
+Panels: the real GenTD26 ``pod_memory_util`` and ``pod_gpu_duty_cycle`` (as
+utilisation), the demo generator's synthetic fleets (memory bytes, GPU memory bytes,
+CPU cores) and a constructed step-like GPU memory fleet (``step_fleet``: the real GenTD26
+GPU memory panel is not in the mirror, and a flat-then-jump fleet with known future
+peaks is what the real data here cannot show).
+
+``leave_one_panel_out`` picks the strategy's variant (how pseudo-histories are split,
+how the spread is scaled) on one panel and reports it on every other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from foresize.evaluate.common import read_table
+from foresize.recommend.rightsize import BacktestScore, backtest_rightsizing, histories
+from foresize.recommend.strategies import History, default_risk, make_strategy
+
+RISKS = (0.01, 0.02, 0.05, 0.1)
+#: The sweep that draws foresize's frontier (slack against violated workloads).
+SWEEP = (0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5)
+FRONTIER_TARGET = 0.7  # slack at VPA's violation count, as a share of VPA's
+#: Variants of the foresize strategy the leave-one-panel-out table chooses among.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "ratio/learned": {"split": "ratio"},
+    "ratio/share=0.02": {"split": "ratio", "share": 0.02},
+    "ratio/share=1": {"split": "ratio", "share": 1.0},
+    "length/learned": {"split": "length"},
+    "length/share=0.02": {"split": "length", "share": 0.02},
+}
+DEFAULT_VARIANT = "length/learned"
+#: The panel the default variant was chosen on.
+DEFAULT_CHOSEN_ON = "pod_memory_util"
+Fleet = dict[str, History]
+
+
+@dataclass(frozen=True, slots=True)
+class Panel:
+    """A fleet of one metric and what it is."""
+
+    name: str
+    metric: str
+    fleet: Fleet
+    source: str
+
+
+def step_fleet(n: int = 400, points: int = 1440, seed: int = 0) -> Fleet:
+    """A constructed step-like GPU memory fleet with known future peaks.
+
+    Each workload holds a level (log-normal around 20 GB) that changes at a constant
+    rate drawn per workload (40 % never change, the rest 0.5, 2 or 6 changes over the
+    series on average), each change multiplying the level by a log-normal factor
+    (sd 0.5), with 0.1 % sample noise: flat for hours, then a jump, as GPU memory is
+    when a server loads another model. Changes arrive uniformly in time, so the last
+    30 % of a series is exchangeable with the rest.
+    """
+    rng = np.random.default_rng(seed)
+    fleet: Fleet = {}
+    for i in range(n):
+        rate = float(rng.choice([0.0, 0.5, 2.0, 6.0], p=[0.4, 0.3, 0.2, 0.1]))
+        times = np.sort(rng.integers(1, points, size=rng.poisson(rate)))
+        level = math.exp(rng.normal(math.log(20e9), 0.8))
+        values = np.empty(points)
+        start = 0
+        for at in times:
+            values[start:at] = level
+            start = int(at)
+            level *= math.exp(rng.normal(0.0, 0.5))
+        values[start:] = level
+        values *= 1 + 0.001 * rng.standard_normal(points)
+        name = f"steps-{seed}-{i:03d}"
+        ts_s = np.arange(points, dtype=np.float64) * 60.0
+        fleet[name] = History(name, np.maximum(values, 0.0), ts_s)
+    return fleet
+
+
+def _synthetic(metric: str) -> Fleet:
+    from foresize.ingest.synthetic import generate_telemetry
+
+    frames = [
+        generate_telemetry(seed=seed, n_training=20, n_inference=20, duration="7d", step="5m")
+        .filter(pl.col("metric") == metric)
+        .with_columns(pl.col("workload") + f"-s{seed}")
+        for seed in range(3)
+    ]
+    return histories(pl.concat(frames), metric)
+
+
+def _gentd26(table: str, metric: str, mirror: Path | None) -> Callable[[], Fleet]:
+    return lambda: histories(read_table(f"alibaba-gentd26:{table}", mirror=mirror), metric)
+
+
+def load_panels(names: Sequence[str] | None = None, *, mirror: Path | None = None) -> list[Panel]:
+    """The right-sizing panels (all by default), in a fixed order."""
+    specs: dict[str, tuple[str, Callable[[], Fleet], str]] = {
+        "pod_memory_util": (
+            "mem_util_pct", _gentd26("memory_util", "mem_util_pct", mirror), "GenTD26, real"
+        ),
+        "pod_gpu_duty_cycle": (
+            "gpu_util_pct", _gentd26("gpu_duty_cycle", "gpu_util_pct", mirror), "GenTD26, real"
+        ),
+        "synthetic_mem_bytes": ("mem_bytes", lambda: _synthetic("mem_bytes"), "demo generator"),
+        "synthetic_gpu_mem_bytes": (
+            "gpu_mem_bytes", lambda: _synthetic("gpu_mem_bytes"), "demo generator"
+        ),
+        "synthetic_cpu_cores": ("cpu_cores", lambda: _synthetic("cpu_cores"), "demo generator"),
+        "steps_gpu_mem_bytes": (
+            "gpu_mem_bytes",
+            lambda: {**step_fleet(seed=0), **step_fleet(seed=1)},
+            "constructed step-like",
+        ),
+    }
+    chosen = list(specs) if names is None else list(names)
+    unknown = [n for n in chosen if n not in specs]
+    if unknown:
+        from foresize.core.errors import UnknownNameError
+
+        raise UnknownNameError("right-sizing panel", unknown[0], list(specs))
+    return [Panel(n, specs[n][0], specs[n][1](), specs[n][2]) for n in chosen]
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact binomial interval of ``k`` successes in ``n`` trials."""
+    from scipy.stats import beta
+
+    alpha = 1.0 - level
+    lo = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return lo, hi
+
+
+@dataclass(frozen=True, slots=True)
+class PanelResult:
+    """One panel's scores for one foresize variant."""
+
+    panel: Panel
+    variant: str
+    sweep: dict[float, BacktestScore]
+    references: dict[str, BacktestScore]
+
+    @property
+    def vpa(self) -> BacktestScore:
+        """The VPA-style reference."""
+        return self.references["vpa"]
+
+    @property
+    def default(self) -> BacktestScore:
+        """The foresize strategy at the metric's default risk."""
+        return self.sweep[default_risk(self.panel.metric)]
+
+    def frontier_ratio(self) -> float:
+        """Least foresize slack with no more violated workloads than VPA, over VPA's."""
+        fitting = [s.slack for s in self.sweep.values() if s.n_violated <= self.vpa.n_violated]
+        if not fitting or not self.vpa.slack:
+            return math.inf
+        return min(fitting) / self.vpa.slack
+
+    def dominates(self) -> bool:
+        """The default has less slack than VPA and no more violated workloads."""
+        return self.default.slack < self.vpa.slack and self.default.n_violated <= (
+            self.vpa.n_violated
+        )
+
+    def calibration(self) -> pl.DataFrame:
+        """Share of workloads exceeded at each risk, its interval and the band check."""
+        rows = []
+        for risk in RISKS:
+            score = self.sweep[risk]
+            share = score.n_violated / score.n_workloads
+            lo, hi = clopper_pearson(score.n_violated, score.n_workloads)
+            rows.append(
+                {
+                    "risk": risk,
+                    "violated": score.n_violated,
+                    "of": score.n_workloads,
+                    "share": share,
+                    "ci95_lo": lo,
+                    "ci95_hi": hi,
+                    "band": f"[{risk / 2:g}, {2 * risk:g}]",
+                    "in_band": risk / 2 <= share <= 2 * risk,
+                    "band_in_ci": lo <= 2 * risk and hi >= risk / 2,
+                }
+            )
+        return pl.DataFrame(rows)
+
+    def table(self) -> pl.DataFrame:
+        """Slack and violated workloads: foresize at each risk, the references, the oracle."""
+        rows = [
+            {"strategy": f"foresize r={r:g}", **_cells(self.sweep[r])} for r in RISKS
+        ] + [{"strategy": name, **_cells(s)} for name, s in self.references.items()]
+        return pl.DataFrame(rows)
+
+    def summary(self) -> dict[str, Any]:
+        """The panel's line in the cross-panel table."""
+        calibration = self.calibration()
+        return {
+            "panel": self.panel.name,
+            "variant": self.variant,
+            "workloads": self.vpa.n_workloads,
+            "default_risk": default_risk(self.panel.metric),
+            "slack": self.default.slack,
+            "violated": self.default.n_violated,
+            "vpa_slack": self.vpa.slack,
+            "vpa_violated": self.vpa.n_violated,
+            "dominates_vpa": self.dominates(),
+            "frontier_ratio": self.frontier_ratio(),
+            "frontier_met": self.frontier_ratio() <= FRONTIER_TARGET,
+            "calibrated": f"{int(calibration['in_band'].sum())}/{calibration.height}",
+        }
+
+
+def _cells(score: BacktestScore) -> dict[str, Any]:
+    return {
+        "slack": score.slack,
+        "reserved/oracle": score.reserved_over_oracle,
+        "violated": score.n_violated,
+        "of": score.n_workloads,
+    }
+
+
+def evaluate_panel(
+    panel: Panel,
+    variant: str = DEFAULT_VARIANT,
+    *,
+    references: Mapping[str, BacktestScore] | None = None,
+) -> PanelResult:
+    """One foresize variant over the risk sweep, and the references, on one panel."""
+    strategy = make_strategy("foresize", **VARIANTS[variant])
+    risks = sorted({*SWEEP, *RISKS, default_risk(panel.metric)})
+    sweep = {
+        r: backtest_rightsizing(panel.fleet, strategy, metric=panel.metric, risk=r)
+        for r in risks
+    }
+    return PanelResult(panel, variant, sweep, dict(references or reference_scores(panel)))
+
+
+def reference_scores(panel: Panel) -> dict[str, BacktestScore]:
+    """VPA-style, KRR-style, history max and the oracle on one panel."""
+    risk = default_risk(panel.metric)
+    out = {
+        name: backtest_rightsizing(panel.fleet, make_strategy(name), metric=panel.metric, risk=risk)
+        for name in ("vpa", "krr", "max")
+    }
+    out["oracle"] = backtest_rightsizing(panel.fleet, None, metric=panel.metric, risk=risk)
+    return out
+
+
+def leave_one_panel_out(
+    panels: Sequence[Panel], results: Mapping[tuple[str, str], PanelResult]
+) -> pl.DataFrame:
+    """For each panel: the variant that is best there (least frontier ratio, then least
+    default slack), and how that choice fares on every *other* panel.
+    """
+    rows = []
+    for tuned in panels:
+        chosen = min(
+            VARIANTS,
+            key=lambda v: (
+                results[(tuned.name, v)].frontier_ratio(),
+                results[(tuned.name, v)].default.slack,
+            ),
+        )
+        for other in panels:
+            if other.name == tuned.name:
+                continue
+            result = results[(other.name, chosen)]
+            rows.append(
+                {
+                    "chosen_on": tuned.name,
+                    "variant": chosen,
+                    "reported_on": other.name,
+                    "frontier_ratio": result.frontier_ratio(),
+                    "dominates_vpa": result.dominates(),
+                    "calibrated": f"{int(result.calibration()['in_band'].sum())}/{len(RISKS)}",
+                }
+            )
+    return pl.DataFrame(rows)

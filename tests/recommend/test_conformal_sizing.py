@@ -1,0 +1,146 @@
+"""The foresize strategy's risk means what it says, and odd histories get sane limits.
+
+Calibration is checked on a constructed step-like fleet (``step_fleet``) whose future
+peaks are known and whose changes arrive uniformly in time: the real step-like GPU
+memory panel is not in the mirror. Idle, constant and all-zero fleets are constructed
+too, since they are edge cases a real panel holds only a few of.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from foresize.evaluate.rightsize_panels import Panel, evaluate_panel, step_fleet
+from foresize.recommend.rightsize import histories, recommend_rightsizing
+from foresize.recommend.strategies import History, make_strategy
+from foresize.recommend.strategies.foresize import conformal_quantile
+
+
+@pytest.fixture(scope="module")
+def steps() -> Panel:
+    return Panel("steps", "gpu_mem_bytes", {**step_fleet(seed=0), **step_fleet(seed=1)}, "test")
+
+
+def test_conformal_quantile_known_answers() -> None:
+    scores = np.arange(1.0, 100.0)  # 99 rows
+    assert conformal_quantile(scores, 0.1) == (90.0, True)  # ceil(100 * 0.9) = 90th
+    assert conformal_quantile(scores, 0.01) == (99.0, True)
+    assert conformal_quantile(scores[:5], 0.01) == (5.0, False)  # cannot resolve 1 %
+    assert conformal_quantile(np.array([]), 0.1) == (0.0, False)
+
+
+@pytest.mark.parametrize("risk", [0.02, 0.05, 0.1])
+def test_share_of_workloads_exceeded_matches_the_risk(steps: Panel, risk: float) -> None:
+    result = evaluate_panel(steps)
+    score = result.sweep[risk]
+    assert score.n_workloads == 800
+    assert risk / 2 <= score.n_violated / score.n_workloads <= 2 * risk
+
+
+def test_risk_orders_reserve_and_violations(steps: Panel) -> None:
+    result = evaluate_panel(steps)
+    ordered = [result.sweep[r] for r in sorted(result.sweep)]
+    reserved = [s.reserved_over_oracle for s in ordered]
+    violated = [s.n_violated for s in ordered]
+    assert reserved == sorted(reserved, reverse=True)
+    assert violated == sorted(violated)
+
+
+def _fleet(rows: dict[str, np.ndarray]) -> dict[str, History]:
+    return {w: History(w, v.astype(np.float64), np.arange(v.size) * 60.0) for w, v in rows.items()}
+
+
+def test_constant_fleet_gets_its_level_exactly() -> None:
+    fleet = _fleet({f"c{i}": np.full(300, 1e9 * (i + 1)) for i in range(40)})
+    sized = make_strategy("foresize")(fleet, metric="mem_bytes", risk=0.01, horizon_frac=0.3)
+    for name, sizing in sized.items():
+        assert sizing.limit == pytest.approx(fleet[name].values[0])
+        assert sizing.request == sizing.limit
+
+
+def test_step_history_limit_covers_its_peak_with_a_margin() -> None:
+    rng = np.random.default_rng(3)
+    rows = {f"flat{i}": np.full(400, 8e9) for i in range(30)}
+    for i in range(10):  # flat, then a jump at a random time
+        at = int(rng.integers(50, 400))
+        rows[f"jump{i}"] = np.r_[np.full(at, 8e9), np.full(400 - at, 16e9)]
+    sized = make_strategy("foresize")(
+        _fleet(rows), metric="gpu_mem_bytes", risk=0.05, horizon_frac=0.3
+    )
+    for name, sizing in sized.items():
+        assert sizing.limit >= rows[name].max()
+    # jumps were seen in the fleet, so flat histories get room for one
+    assert sized["flat0"].limit > 8e9
+    assert "calibration rows" in sized["flat0"].rationale
+
+
+def test_idle_histories_get_what_idle_peers_reached_and_the_pod_minimum() -> None:
+    rows = {f"busy{i}": 20 + 10 * np.sin(np.arange(300) / (5 + i)) for i in range(35)}
+    rows |= {f"idle{i}": np.zeros(300) for i in range(4)}
+    rows["wakes"] = np.r_[np.zeros(250), np.full(50, 7.0)]
+    sized = make_strategy("foresize")(
+        _fleet(rows), metric="gpu_util_pct", risk=0.05, horizon_frac=0.3
+    )
+    # five idle pseudo-histories, one woke to 7 %: too few rows to resolve 5 %, so the
+    # most an idle peer reached
+    assert sized["idle0"].limit == pytest.approx(7.0)
+    assert sized["idle0"].request <= sized["idle0"].limit
+    assert "idle history" in sized["idle0"].rationale
+    del rows["wakes"]
+    asleep = make_strategy("foresize")(
+        _fleet(rows), metric="gpu_util_pct", risk=0.05, horizon_frac=0.3
+    )
+    assert asleep["idle0"].limit == pytest.approx(2.5)  # the pod minimum
+    zero = make_strategy("foresize")(
+        _fleet({f"z{i}": np.zeros(200) for i in range(3)}),
+        metric="mem_bytes",
+        risk=0.01,
+        horizon_frac=0.3,
+    )
+    assert all(s.limit == pytest.approx(250 * 1024**2) for s in zero.values())
+
+
+def test_utilisation_never_above_100_percent(mirror) -> None:  # type: ignore[no-untyped-def]
+    from foresize.evaluate.common import read_table
+
+    duty = read_table("alibaba-gentd26:gpu_duty_cycle", mirror=mirror)
+    for risk in (0.01, 0.05, 0.2):
+        result = recommend_rightsizing(duty, risk=risk, include_phases=False)
+        limits = [r.recommended.limit for r in result.recommendations if r.status == "ok"]
+        assert len(limits) == 129
+        assert max(limits) <= 100.0
+        assert min(limits) > 0.0
+    wild = pl.DataFrame(
+        {
+            "workload": ["w"] * 200,
+            "metric": ["gpu_util_pct"] * 200,
+            "ts": pl.datetime_range(
+                pl.datetime(2026, 1, 1, time_zone="UTC"),
+                pl.datetime(2026, 1, 1, 3, 19, time_zone="UTC"),
+                "1m",
+                eager=True,
+            ),
+            "value": np.r_[np.full(150, 0.01), np.full(50, 99.0)],
+        }
+    )
+    rec = recommend_rightsizing(wild, include_phases=False).recommendations[0]
+    assert rec.recommended.limit is not None
+    assert rec.recommended.limit <= 100.0
+    assert "too few to resolve" in rec.rationale  # one workload cannot resolve 5 %
+
+
+def test_single_fleet_history_is_judged_by_the_same_frame(mirror) -> None:  # type: ignore[no-untyped-def]
+    from foresize.evaluate.common import read_table
+
+    memory = read_table("alibaba-gentd26:memory_util", mirror=mirror)
+    fleet = histories(memory, "mem_util_pct")
+    sized = make_strategy("foresize")(
+        {w: h for w, h in fleet.items() if h.n_points >= 100},
+        metric="mem_util_pct",
+        risk=0.01,
+        horizon_frac=0.3,
+    )
+    assert all(s.limit <= 100.0 for s in sized.values())
+    assert all(s.limit >= fleet[w].values.max() for w, s in sized.items())
