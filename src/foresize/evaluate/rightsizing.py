@@ -22,9 +22,9 @@ from foresize.evaluate.report import Section
 from foresize.recommend.rightsize import BacktestScore, backtest_rightsizing, histories
 from foresize.recommend.sharing import analyze_sharing
 from foresize.recommend.strategies import make_strategy
+from foresize.recommend.strategies.base import DEFAULT_RISK
 
 MEMORY_METRIC = "mem_util_pct"
-DEFAULT_RISK = 0.01
 CURVES: dict[str, tuple[str, str, list[float]]] = {
     "foresize": ("foresize", "risk", [0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002]),
     "vpa": ("vpa", "margin", [0.0, 0.05, 0.1, 0.15, 0.25, 0.4]),
