@@ -32,6 +32,7 @@ from foresize.evaluate.rightsize_panels import (
     leave_one_panel_out,
     load_panels,
     reference_scores,
+    unseen_growth,
 )
 from foresize.evaluate.rightsizing import sharing_table
 from foresize.recommend.strategies.base import DEFAULT_RISK
@@ -63,6 +64,12 @@ def main() -> None:
         print(f"\n== {panel.name} ({panel.metric}, {panel.source}): {DEFAULT_VARIANT}")
         print(result.table())
         print(result.calibration())
+        beyond, n, seen = unseen_growth(panel)
+        print(
+            f"{beyond} of {n} workloads outgrew, in the judged period, the most any window "
+            f"of the fleet's histories grew (+{seen:.1%}): {beyond / n:.1%} of the fleet "
+            "jumped as no history had shown"
+        )
         s = result.summary()
         print(
             f"frontier: slack at VPA's {s['vpa_violated']} violated = "

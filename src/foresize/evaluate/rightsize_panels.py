@@ -268,6 +268,28 @@ def reference_scores(panel: Panel) -> dict[str, BacktestScore]:
     return out
 
 
+def unseen_growth(panel: Panel) -> tuple[int, int, float]:
+    """Workloads whose judged period outgrew every calibration window of the fleet.
+
+    The largest relative growth any pseudo-future of the histories showed is the most
+    a calibration learned from those histories has seen; workloads that grow past it in
+    the judged period jumped as no history had shown (a fleet-wide event, not the
+    exchangeable future calibration assumes): ``(count, workloads, largest growth
+    seen)``.
+    """
+    from foresize.recommend.rightsize import split_fleet
+    from foresize.recommend.strategies.foresize import calibration_rows
+
+    train, test = split_fleet(panel.fleet)
+    rows = calibration_rows(train, horizon_frac=0.3)
+    active = rows.past_peak > 0
+    seen = float((rows.future_peak[active] / rows.past_peak[active]).max()) - 1.0
+    beyond = sum(
+        float(test[w].max()) > float(h.values.max()) * (1.0 + seen) for w, h in train.items()
+    )
+    return int(beyond), len(train), seen
+
+
 def leave_one_panel_out(
     panels: Sequence[Panel], results: Mapping[tuple[str, str], PanelResult]
 ) -> pl.DataFrame:
