@@ -35,8 +35,13 @@ from foresize.evaluate.rightsize_panels import (
     unseen_growth,
 )
 from foresize.evaluate.rightsizing import sharing_table
-from foresize.recommend.strategies.base import DEFAULT_RISK
-from foresize.recommend.strategies.foresize import GAP_SHARES
+from foresize.recommend.strategies.base import DEFAULT_RISK, MIN_POINTS
+from foresize.recommend.strategies.foresize import (
+    GAP_SHARES,
+    MIN_WORKLOADS,
+    PERCENT_CAP,
+    SMALL_FLEET_SPLITS,
+)
 
 DEFAULT_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "alibaba-clusterdata"
 
@@ -54,6 +59,11 @@ def main() -> None:
         f"share is learned per fleet from {GAP_SHARES} (no panel sets it); default risk "
         f"{DEFAULT_RISK} for every resource, chosen on pod_memory_util (the least-slack "
         "standard risk that violates no more containers than VPA there)"
+    )
+    print(
+        f"constants not fitted to any panel: {MIN_POINTS} samples per workload (KRR's "
+        f"points_required), fleets under {MIN_WORKLOADS} workloads calibrated on the splits "
+        f"{SMALL_FLEET_SPLITS}, percentages capped at {PERCENT_CAP:g} (physical)"
     )
     results = {}
     for panel in panels:
