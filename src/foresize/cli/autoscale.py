@@ -29,13 +29,13 @@ from foresize.core.errors import InputError
 from foresize.core.io import atomic_write
 from foresize.core.units import parse_duration
 from foresize.recommend.plan import read_plan
-from foresize.simulate.autoscale.demand import DemandSeries, is_lora, open_demand
-from foresize.simulate.autoscale.nodes import NodePlan, parse_plan
-from foresize.simulate.autoscale.policies import SCALERS
-from foresize.simulate.autoscale.run import ZERO_DELAY, Comparison, ServiceConfig, compare
-from foresize.simulate.autoscale.service import FloatArray, IntArray
-from foresize.simulate.autoscale.stress import apply_injections, parse_injection
-from foresize.simulate.autoscale.vertical import (
+from foresize.simulate.replicas.demand import DemandSeries, is_lora, open_demand
+from foresize.simulate.replicas.nodes import NodePlan, parse_plan
+from foresize.simulate.replicas.run import ZERO_DELAY, Comparison, ServiceConfig, compare
+from foresize.simulate.replicas.scalers import SCALERS
+from foresize.simulate.replicas.service import FloatArray, IntArray
+from foresize.simulate.replicas.stress import apply_injections, parse_injection
+from foresize.simulate.replicas.vertical import (
     PlannedSizes,
     VerticalConfig,
     plan_sizes,

@@ -26,21 +26,21 @@ from foresize.core.errors import InputError
 from foresize.core.io import atomic_write
 from foresize.core.parallel import check_engine
 from foresize.core.units import parse_duration
-from foresize.simulate.carbon import CarbonAware, Series, diurnal, read_series
-from foresize.simulate.cluster import Cluster, parse_mig
-from foresize.simulate.engine import Autoscaling, Restart, replay
-from foresize.simulate.inflation import (
+from foresize.simulate.cluster.autoscaler import AUTOSCALE
+from foresize.simulate.cluster.carbon import CarbonAware, Series, diurnal, read_series
+from foresize.simulate.cluster.engine import Autoscaling, Restart, replay
+from foresize.simulate.cluster.inflation import (
     InflationCurve,
     compare_inflation,
     curves_document,
 )
-from foresize.simulate.policies.autoscale import AUTOSCALE
-from foresize.simulate.policies.placement import PLACEMENT
-from foresize.simulate.policies.preemption import PREEMPTION
-from foresize.simulate.policies.queue import QUEUE
-from foresize.simulate.pools import parse_pool, with_pools
-from foresize.simulate.traces import open_nodes, open_trace, with_deadlines
-from foresize.simulate.workload import Workload
+from foresize.simulate.cluster.placement import PLACEMENT
+from foresize.simulate.cluster.pools import parse_pool, with_pools
+from foresize.simulate.cluster.preemption import PREEMPTION
+from foresize.simulate.cluster.queue import QUEUE
+from foresize.simulate.cluster.state import Cluster, parse_mig
+from foresize.simulate.cluster.traces import open_nodes, open_trace, with_deadlines
+from foresize.simulate.cluster.workload import Workload
 
 app = typer.Typer(help="Reference scheduler simulator: replay traces, compare placement "
                   "and queue policies.", no_args_is_help=True)

@@ -65,7 +65,7 @@ from foresize.recommend.service import (
     size_model,
 )
 from foresize.recommend.strategies import MIN_POINTS
-from foresize.simulate.autoscale.run import ServiceConfig, compare
+from foresize.simulate.replicas.run import ServiceConfig, compare
 
 REFERENCE_MODEL = Path(__file__).resolve().parents[1] / "graph" / "reference" / "llama-2-7b.json"
 RESOURCE_METRICS = ("mem_bytes", "gpu_mem_bytes", "cpu_cores", "mem_util_pct")

@@ -43,7 +43,7 @@ import polars as pl
 from foresize.core.errors import InputError, InsufficientDataError
 from foresize.profile.phases import SPIKE, detect_phases
 from foresize.recommend.plan import ResourceRecommendation
-from foresize.simulate.autoscale.service import FloatArray
+from foresize.simulate.replicas.service import FloatArray
 
 STRATEGIES = ("fixed", "per_phase", "oracle")
 MIN_TRAIN = 20  # fewest training samples of a series worth sizing
