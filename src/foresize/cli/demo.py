@@ -2,7 +2,7 @@
 
 The command only gathers the inputs (synthetic telemetry from ``--seed``, or a
 registered dataset read from a mirror or the cache) and renders the summary; the
-stages live in ``foresize.evaluate.pipeline``.
+stages live in ``foresize.evaluate.demo``.
 """
 
 from __future__ import annotations
@@ -21,15 +21,9 @@ from foresize.cli.output import SETTINGS, Result, emit, info, progress
 from foresize.cli.profile import _scaled, short_id
 from foresize.core.io import atomic_write
 from foresize.core.units import human_bytes, human_duration, parse_duration
-from foresize.evaluate.demo_inputs import load_dataset
-from foresize.evaluate.pipeline import (
-    REFERENCE_MODEL,
-    Assumptions,
-    PipelineOptions,
-    recommendation_rows,
-    run_pipeline,
-    synthetic_assumptions,
-)
+from foresize.evaluate.demo.inputs import Assumptions, load_dataset, synthetic_assumptions
+from foresize.evaluate.demo.run import REFERENCE_MODEL, DemoOptions, run_demo
+from foresize.evaluate.demo.summary import recommendation_rows
 from foresize.forecast.models import FORECASTERS
 from foresize.ingest.synthetic import describe_synthetic, generate_telemetry
 
@@ -306,7 +300,7 @@ def demo(
         SETTINGS.quiet = True
     seed = SETTINGS.seed if seed is None else seed
     FORECASTERS.get(forecaster)
-    options = PipelineOptions(
+    options = DemoOptions(
         forecaster=forecaster,
         horizon_s=None if horizon is None else parse_duration(horizon),
     )
@@ -344,7 +338,7 @@ def demo(
             }
         }
     with progress("demo", 8) as bar:
-        result = run_pipeline(
+        result = run_demo(
             telemetry,
             model_spec=model or REFERENCE_MODEL,
             out_dir=out,

@@ -9,7 +9,8 @@ metrics, so every stage has something to chew on and the run stays short.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -17,6 +18,7 @@ import polars as pl
 from foresize.core.errors import InputError, InsufficientDataError
 from foresize.evaluate.common import read_table
 from foresize.ingest.datasets import Table, parse_address, table_path
+from foresize.ingest.synthetic import GPU_MEM_GIB, SERVICE_KINDS, TRAINING_KINDS
 from foresize.recommend.strategies import MIN_POINTS
 
 # per dataset, the tables the demo reads (the default: every telemetry table it has)
@@ -105,4 +107,47 @@ def load_dataset(address: str, *, mirror: Path | None, limit: int | None) -> Dat
         tables=tuple(t.address for t in tables),
         sha256={t.address: t.sha256 for t in tables},
         workloads_total=frame["workload"].n_unique(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Assumptions:
+    """What telemetry cannot say and the plan needs: replica capacity and today's GPUs.
+
+    ``capacity[w]`` is the demand one replica of service ``w`` serves at 100 %; a service
+    without one gets its observed peak / ``peak_replicas`` (its peak needs that many).
+    ``gpus[w]`` is the GPUs a pod of ``w`` holds today (default 1, a whole GPU).
+    """
+
+    capacity: Mapping[str, float] = field(default_factory=dict)
+    gpus: Mapping[str, float] = field(default_factory=dict)
+    peak_replicas: int = 8
+    notes: tuple[str, ...] = ()
+
+
+def synthetic_assumptions(workloads: Sequence[str]) -> Assumptions:
+    """The synthetic generator's own sizes: capacity = nominal peak / peak load per service
+    kind (``infer-chat``: 40 qps at 80 % -> 50 qps a replica), GPUs per training kind.
+    """
+    services = {f"infer-{k.name}": k.peak_qps / k.peak_load for k in SERVICE_KINDS}
+    training = {f"train-{k.name}": float(k.gpus) for k in TRAINING_KINDS}
+    capacity: dict[str, float] = {}
+    gpus: dict[str, float] = {}
+    for name in workloads:
+        kind = name.rsplit("-", 1)[0]
+        if kind in services:
+            capacity[name] = services[kind]
+            gpus[name] = 1.0
+        elif kind in training:
+            gpus[name] = training[kind]
+    return Assumptions(
+        capacity=capacity,
+        gpus=gpus,
+        notes=(
+            "replica capacity = the synthetic service's nominal peak / its load at peak "
+            + ", ".join(f"{k} {v:g} qps" for k, v in services.items()),
+            f"original pods hold whole {GPU_MEM_GIB:g} GiB GPUs: "
+            + ", ".join(f"{k} {v:g}" for k, v in training.items())
+            + ", services 1",
+        ),
     )
