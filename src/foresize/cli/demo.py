@@ -17,8 +17,7 @@ import typer
 from rich.table import Table
 
 from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, SeedOpt
-from foresize.cli.output import SETTINGS, Result, emit, info, progress
-from foresize.cli.profile import _scaled, short_id
+from foresize.cli.output import SETTINGS, Result, emit, info, progress, scaled, short_id
 from foresize.core.io import atomic_write
 from foresize.core.units import human_bytes, human_duration, parse_duration
 from foresize.evaluate.demo.inputs import Assumptions, load_dataset, synthetic_assumptions
@@ -78,8 +77,8 @@ def _plan_table(plan: Mapping[str, Any]) -> Table:
         table.add_row(
             short_id(row["workload"]),
             row["resource"],
-            _scaled(row["resource"], row["request"]),
-            _scaled(row["resource"], row["limit"]),
+            scaled(row["resource"], row["request"]),
+            scaled(row["resource"], row["limit"]),
             "-" if slack is None else f"{slack:.0%}",
             row["rationale"] if row["status"] == "ok" else row["status"],
         )

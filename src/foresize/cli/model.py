@@ -10,7 +10,7 @@ import polars as pl
 import typer
 
 from foresize.cli.common import provenance
-from foresize.cli.options import FormatOpt, OutputOpt
+from foresize.cli.options import FormatOpt, OutputOpt, parse_dims
 from foresize.cli.output import Result, emit, info
 from foresize.core.errors import InputError
 from foresize.core.io import sha256_file
@@ -33,16 +33,6 @@ Examples:
 
   foresize profile model model.onnx --dim batch=8 --train --device a100_80gb
 """
-
-
-def _parse_dims(texts: list[str] | None) -> dict[str, int]:
-    dims: dict[str, int] = {}
-    for text in texts or []:
-        name, sep, value = text.partition("=")
-        if not sep or not name or not value.strip().lstrip("-").isdigit():
-            raise typer.BadParameter(f"{text!r} is not NAME=INTEGER", param_hint="--dim")
-        dims[name.strip()] = int(value)
-    return dims
 
 
 def _config_path(source: Path) -> Path:
@@ -122,7 +112,7 @@ def model(
     if recompute not in ("none", "full"):
         raise typer.BadParameter(f"{recompute!r} is not none or full", param_hint="--recompute")
     device = None if device is None else device_name(device)
-    request = OnnxRequest(dims=_parse_dims(dim), dtype=dtype, device=device, train=train,
+    request = OnnxRequest(dims=parse_dims(dim), dtype=dtype, device=device, train=train,
                           optimizer=optimizer, top=top, strict=strict, by_layer=by_layer,
                           zero_stage=zero, data_parallel=dp, recompute=recompute)
     is_factory = not source.exists() and ":" in str(source)

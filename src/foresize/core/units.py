@@ -51,3 +51,28 @@ def parse_duration(text: str) -> float:
             "e.g. '90s', '24h'"
         )
     return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def parse_steps(text: str, step_s: float, *, option: str) -> int:
+    """Whole steps of ``step_s``: ``"30"`` is 30 steps, ``"30m"`` a duration rounded up."""
+    spec = text.strip()
+    if spec.isdigit():
+        return int(spec)
+    try:
+        seconds = parse_duration(spec)
+    except InputError:
+        raise InputError(
+            f"{option} {text!r} is neither a number of steps nor a duration like 2m"
+        ) from None
+    return math.ceil(seconds / step_s - 1e-9)
+
+
+def parse_levels(text: str, *, option: str = "--levels") -> tuple[int, ...]:
+    """``"80,95"`` -> (80, 95), each an integer percent strictly between 0 and 100."""
+    try:
+        levels = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"{option}: expected integers like 80,95, got {text!r}") from None
+    if not levels or any(not 0 < level < 100 for level in levels):
+        raise InputError(f"{option}: each level must be between 0 and 100, got {text!r}")
+    return levels
