@@ -36,7 +36,6 @@ from rich.table import Table
 from foresize.core.errors import InputError
 from foresize.core.io import atomic_write
 from foresize.core.registry import Registry
-from foresize.core.schemas import metric_info
 from foresize.core.units import human_bytes, human_duration
 
 
@@ -265,21 +264,3 @@ def progress(description: str, total: int | None) -> Iterator[Bar]:
         transient=True,
     ) as shown:
         yield Bar(shown, shown.add_task(description, total=total))
-
-
-def short_id(name: str, width: int = 14, longest: int = 24) -> str:
-    """Hashed ids (GenTD26 container_ip is an md5) shortened for tables, like git hashes."""
-    return name if len(name) <= longest else name[: width - 1] + "…"
-
-
-def scaled(metric: str, value: float | None) -> str:
-    """A value in its metric's unit, for tables: bytes and seconds humanised."""
-    unit = metric_info(metric).unit
-    if value is None:
-        return "-"
-    if unit == "bytes":
-        return human_bytes(value)
-    if unit == "s":
-        return human_duration(value)
-    suffix = "%" if unit == "%" else ""
-    return f"{value:,.1f}{suffix}" if abs(value) < 1e6 else f"{value:,.3g}{suffix}"

@@ -17,11 +17,10 @@ from foresize.cli.output import (
     format_cell,
     frame_table,
     progress,
-    scaled,
-    short_id,
     titled_table,
 )
 from foresize.core.errors import InsufficientDataError
+from foresize.core.units import human_metric, short_id
 from foresize.ingest.sources import TelemetrySource, open_source, shown_reports
 from foresize.profile.phases import detect_phases, phase_summary
 from foresize.profile.telemetry import profile_telemetry
@@ -71,11 +70,11 @@ def profile_table(result: Result) -> Table:
             format_cell("span_s", row["span_s"]),
             format_cell("interval_s", row["interval_s"]),
             f"{row['n_gaps']:,}",
-            *(scaled(metric, row[k]) for k in ("mean", "p50", "p95", "p99", "max")),
+            *(human_metric(metric, row[k]) for k in ("mean", "p50", "p95", "p99", "max")),
             format_cell("idle_frac", row["idle_frac"]),
             "-" if row["burstiness"] is None else f"{row['burstiness']:.1f}x",
             format_cell("period_s", row["period_s"]),
-            scaled(metric, row["trend_per_day"]),
+            human_metric(metric, row["trend_per_day"]),
         ]
         table.add_row(*cells)
     return table

@@ -18,13 +18,11 @@ from foresize.cli.output import (
     Result,
     emit,
     progress,
-    scaled,
-    short_id,
     titled_table,
     to_json,
 )
 from foresize.core.errors import InputError
-from foresize.core.units import human_bytes, parse_duration
+from foresize.core.units import human_bytes, human_metric, parse_duration, short_id
 from foresize.ingest.sources import TelemetrySource
 from foresize.recommend.cost import load_prices
 from foresize.recommend.describe import (
@@ -100,8 +98,8 @@ def rightsizing_table(result: Result, body: PlanBody) -> Table:
         cells = [
             short_id(rec.workload),
             rec.resource,
-            scaled(rec.resource, rec.recommended.request),
-            scaled(rec.resource, rec.recommended.limit),
+            human_metric(rec.resource, rec.recommended.request),
+            human_metric(rec.resource, rec.recommended.limit),
             "-" if slack is None else f"{slack:.1%}",
             f"{rec.risk.p_exceed:g}",
             rec.rationale,

@@ -6,6 +6,7 @@ import math
 import re
 
 from foresize.core.errors import InputError
+from foresize.core.schemas import metric_info
 
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 _DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
@@ -76,3 +77,21 @@ def parse_levels(text: str, *, option: str = "--levels") -> tuple[int, ...]:
     if not levels or any(not 0 < level < 100 for level in levels):
         raise InputError(f"{option}: each level must be between 0 and 100, got {text!r}")
     return levels
+
+
+def short_id(name: str, width: int = 14, longest: int = 24) -> str:
+    """Hashed ids (GenTD26 container_ip is an md5) shortened for tables, like git hashes."""
+    return name if len(name) <= longest else name[: width - 1] + "…"
+
+
+def human_metric(metric: str, value: float | None) -> str:
+    """A value in its metric's unit, for tables: bytes and seconds humanised."""
+    unit = metric_info(metric).unit
+    if value is None:
+        return "-"
+    if unit == "bytes":
+        return human_bytes(value)
+    if unit == "s":
+        return human_duration(value)
+    suffix = "%" if unit == "%" else ""
+    return f"{value:,.1f}{suffix}" if abs(value) < 1e6 else f"{value:,.3g}{suffix}"

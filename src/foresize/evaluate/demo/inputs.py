@@ -12,13 +12,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from foresize.core.errors import InputError, InsufficientDataError
 from foresize.evaluate.common import read_table
 from foresize.ingest.datasets import Table, parse_address, table_path
-from foresize.ingest.synthetic import GPU_MEM_GIB, SERVICE_KINDS, TRAINING_KINDS
+from foresize.ingest.synthetic import (
+    GPU_MEM_GIB,
+    SERVICE_KINDS,
+    TRAINING_KINDS,
+    describe_synthetic,
+    generate_telemetry,
+)
 from foresize.recommend.strategies import MIN_POINTS
 
 # per dataset, the tables the demo reads (the default: every telemetry table it has)
@@ -151,3 +158,40 @@ def synthetic_assumptions(workloads: Sequence[str]) -> Assumptions:
             + ", services 1",
         ),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DemoInput:
+    """What the demo runs on: telemetry, its label and hashes, the assumptions, and how
+    it was made (the summary's ``source``).
+    """
+
+    telemetry: pl.DataFrame
+    label: str
+    assumptions: Assumptions
+    inputs: dict[str, str | None]
+    source: dict[str, Any]
+
+
+def synthetic_input(*, seed: int, duration: str, step: str) -> DemoInput:
+    """The embedded synthetic telemetry of ``seed``, with the generator's own sizes."""
+    telemetry = generate_telemetry(seed=seed, duration=duration, step=step)
+    workloads = sorted(telemetry["workload"].unique().to_list())
+    made = {"seed": seed, "duration": duration, "step": step,
+            "workload_kinds": describe_synthetic()}
+    return DemoInput(telemetry, "synthetic", synthetic_assumptions(workloads), {},
+                     {"synthetic": made})
+
+
+def dataset_input(address: str, *, mirror: Path | None, limit: int) -> DemoInput:
+    """A registered dataset read offline, each service's capacity from its own peak."""
+    loaded = load_dataset(address, mirror=mirror, limit=limit)
+    assumptions = Assumptions(notes=(
+        f"replica capacity = each service's observed peak / {Assumptions().peak_replicas}",
+        "original pods hold one whole GPU with the node's CPU and memory per GPU",
+    ))
+    made = {"name": loaded.dataset, "tables": list(loaded.tables),
+            "workloads": loaded.frame["workload"].n_unique(),
+            "workloads_total": loaded.workloads_total, "limit": limit}
+    return DemoInput(loaded.frame, loaded.dataset, assumptions, dict(loaded.sha256),
+                     {"dataset": made})
