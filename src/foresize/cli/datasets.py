@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import polars as pl
 import typer
@@ -19,9 +19,14 @@ from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt
 from foresize.cli.output import Result, emit, frame_table, info, progress, resolve_format
 from foresize.core.errors import ChecksumError
 from foresize.core.io import atomic_write
-from foresize.core.units import human_bytes
 from foresize.ingest import datasets
-from foresize.ingest.datasets import Dataset, FetchedTable, Table, VerifyRow
+from foresize.ingest.catalog import (
+    dataset_doc,
+    fetch_rows,
+    fetch_summary,
+    file_rows,
+    verify_frame,
+)
 
 app = typer.Typer(
     help="Checksummed registry of public traces: list, info, fetch, verify, path.",
@@ -118,26 +123,10 @@ def _emit_paths(result: Result, paths: list[Path], *, fmt: str | None, output: P
 # --- list, info ------------------------------------------------------------------------
 
 
-def _dataset_doc(dataset: Dataset) -> dict[str, Any]:
-    return {
-        "name": dataset.name,
-        "alias": dataset.alias,
-        "title": dataset.title,
-        "description": dataset.description,
-        "license": dataset.license,
-        "homepage": dataset.homepage,
-        "citation": dataset.citation,
-        "card": dataset.card,
-        "size_bytes": dataset.size_bytes,
-        "n_tables": len(dataset.tables),
-        "n_mirrored": dataset.n_mirrored,
-    }
-
-
 @app.command("list", epilog=LIST_EPILOG)
 def list_command(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     """List the registered datasets: tables, size, license, and how many the shared mirror has."""
-    docs = [_dataset_doc(d) for d in datasets.list_datasets()]
+    docs = [dataset_doc(d) for d in datasets.list_datasets()]
     columns = ["name", "alias", "n_tables", "n_mirrored", "size_bytes", "license", "title"]
     frame = pl.DataFrame([{c: doc[c] for c in columns} for doc in docs]).rename({"name": "dataset"})
     document = {**provenance({}), "datasets": docs}
@@ -156,31 +145,13 @@ def list_command(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     )
 
 
-def _file_rows(tables: list[Table]) -> list[dict[str, Any]]:
-    return [
-        {
-            "table": t.name,
-            "kind": t.kind,
-            "file": f.path,
-            "size_bytes": f.size_bytes,
-            "sha256": f.sha256,
-            "mirrored": f.mirrored,
-            "url": f.url,
-            "reader": t.reader,
-            "description": t.description,
-        }
-        for t in tables
-        for f in t.files
-    ]
-
-
 @app.command("info", epilog=INFO_EPILOG)
 def info_command(name: AddressArg, fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     """Show a dataset's tables: upstream path, size, sha256, kind, mirrored, URL; and its card."""
     dataset, _ = datasets.parse_address(name)
-    rows = _file_rows(datasets.select_tables(name))
+    rows = file_rows(datasets.select_tables(name))
     frame = pl.DataFrame(rows, schema_overrides={"size_bytes": pl.Int64, "reader": pl.String})
-    document = {**provenance({}), "dataset": _dataset_doc(dataset), "files": rows}
+    document = {**provenance({}), "dataset": dataset_doc(dataset), "files": rows}
     caption = (
         f"{dataset.license} · cite: {dataset.citation} · card: {dataset.card} · {dataset.homepage}"
     )
@@ -200,27 +171,6 @@ def info_command(name: AddressArg, fmt: FormatOpt = None, output: OutputOpt = No
 # --- fetch -----------------------------------------------------------------------------
 
 
-def _fetch_summary(fetched: list[FetchedTable]) -> str:
-    """One line for stderr: what was verified, from where, and what the mirror lacked."""
-    done = [f for f in fetched if f.path is not None]
-    size = sum(f.table.size_bytes or 0 for f in done)
-    wording = {"mirror": "from the mirror", "download": "downloaded", "cache": "already cached"}
-    how = ", ".join(
-        f"{n} {words}"
-        for origin, words in wording.items()
-        if (n := sum(f.origin == origin for f in done))
-    )
-    tables = "1 table" if len(done) == 1 else f"{len(done)} tables"
-    text = f"{fetched[0].table.dataset}: {tables} verified ({human_bytes(size)}; {how})"
-    skipped = [f.table.name for f in fetched if f.path is None]
-    if skipped:
-        text += (
-            f"; {len(skipped)} not in the mirror: {', '.join(skipped)} "
-            "(drop --mirror to download them)"
-        )
-    return text
-
-
 @app.command("fetch", epilog=FETCH_EPILOG)
 def fetch_command(
     address: AddressArg,
@@ -238,21 +188,7 @@ def fetch_command(
         fetched = datasets.fetch_tables(
             address, mirror=mirror, cache_dir=cache_dir, progress=bar.advance
         )
-    rows = [
-        {
-            "dataset": f.table.dataset,
-            "table": f.table.name,
-            "status": "ok" if f.path is not None else "not_in_mirror",
-            "origin": f.origin,
-            "path": None if f.path is None else str(f.path),
-            "size_bytes": f.table.size_bytes,
-            "sha256": f.table.sha256,
-            "url": f.table.url,
-            "files": [str(p) for p in f.paths],
-            "missing": list(f.missing),
-        }
-        for f in fetched
-    ]
+    rows = fetch_rows(fetched)
     frame = pl.DataFrame(
         rows, schema_overrides={"origin": pl.String, "path": pl.String, "size_bytes": pl.Int64}
     )
@@ -266,32 +202,13 @@ def fetch_command(
         frame.drop("files", "missing"),
         document,
         title=f"Fetched {address}",
-        summary=_fetch_summary(fetched),
+        summary=fetch_summary(fetched),
         table=_human_table(["table", "status", "origin", "size_bytes", "path"]),
     )
     _emit_paths(result, [f.path for f in fetched if f.path is not None], fmt=fmt, output=output)
 
 
 # --- verify, path ----------------------------------------------------------------------
-
-
-def _verify_frame(rows: list[VerifyRow]) -> pl.DataFrame:
-    return pl.DataFrame(
-        [
-            {
-                "dataset": r.table.dataset,
-                "table": r.table.name,
-                "file": r.file.path,
-                "status": r.status,
-                "local_path": str(r.local_path),
-                "size_bytes": r.file.size_bytes,
-                "expected_sha256": r.file.sha256,
-                "actual_sha256": r.actual,
-            }
-            for r in rows
-        ],
-        schema_overrides={"size_bytes": pl.Int64, "actual_sha256": pl.String},
-    )
 
 
 @app.command("verify", epilog=VERIFY_EPILOG)
@@ -317,7 +234,7 @@ def verify_command(
     summary = (
         f"{where}: {counts['ok']} ok, {counts['mismatch']} mismatched, {counts['absent']} absent"
     )
-    frame = _verify_frame(rows)
+    frame = verify_frame(rows)
     emit(
         Result(
             frame,
