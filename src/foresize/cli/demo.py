@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, SeedOpt
-from foresize.cli.output import SETTINGS, Result, emit, info, progress
+from foresize.cli.output import SETTINGS, Result, emit, info, progress, text_table
 from foresize.core.io import atomic_write
 from foresize.core.units import parse_duration
 from foresize.evaluate.demo.inputs import dataset_input, synthetic_input
@@ -47,14 +47,7 @@ def summary_table(result: Result) -> Table:
     if result.title:
         grid.add_row(result.title)
     for title, frame in summary_tables(result.document):
-        table = Table(title=title, title_justify="left")
-        text = frame.columns[0] == "item" or "rationale" in frame.columns  # words, not numbers
-        for i, name in enumerate(frame.columns):
-            table.add_column(name, justify="left" if i == 0 or text else "right",
-                             no_wrap=name not in ("rationale", "value"))
-        for row in frame.iter_rows():
-            table.add_row(*row)
-        grid.add_row(table)
+        grid.add_row(text_table(frame, title=title))
     if result.caption:
         grid.add_row(result.caption)
     return grid

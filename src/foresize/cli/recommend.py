@@ -18,20 +18,22 @@ from foresize.cli.output import (
     Result,
     emit,
     progress,
-    titled_table,
+    text_table,
     to_json,
 )
 from foresize.core.errors import InputError
-from foresize.core.units import human_bytes, human_metric, parse_duration, short_id
+from foresize.core.units import parse_duration
 from foresize.ingest.sources import TelemetrySource
 from foresize.recommend.cost import load_prices
 from foresize.recommend.describe import (
-    gpu_label,
+    placement_view,
     plan_caption,
     plan_inputs,
     plan_rows,
     plan_summary,
     plan_title,
+    rightsizing_view,
+    scaling_view,
 )
 from foresize.recommend.export import parse_quantity, plan_yaml
 from foresize.recommend.plan import SCHEMA_VERSION, recommendation_schema, validate_plan
@@ -74,139 +76,15 @@ FORMATS.add("k8s", _write_k8s)
 
 
 
-def _money(value: float | None, currency: str = "") -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.2f}{' ' + currency if currency else ''}"
-
-
-def rightsizing_table(result: Result, body: PlanBody) -> Table:
-    """Request, limit, slack and risk with a one-line rationale per workload x resource."""
-    table = titled_table(result)
-    headers = ["workload", "resource", "request", "limit", "slack", "risk", "rationale"]
-    placed = any(r.placement is not None for r in body.recommendations)
-    if placed:
-        headers[-1:-1] = ["gpu", "$/h"]
-    for header in headers:
-        table.add_column(
-            header,
-            justify="left" if header in ("workload", "resource", "gpu", "rationale") else "right",
-            no_wrap=header != "rationale",
-        )
-    for rec in body.recommendations:
-        slack = rec.risk.expected_slack
-        cells = [
-            short_id(rec.workload),
-            rec.resource,
-            human_metric(rec.resource, rec.recommended.request),
-            human_metric(rec.resource, rec.recommended.limit),
-            "-" if slack is None else f"{slack:.1%}",
-            f"{rec.risk.p_exceed:g}",
-            rec.rationale,
-        ]
-        if placed:
-            gpu = "-" if rec.placement is None else gpu_label(rec.placement.device, rec.placement)
-            cost = None if rec.cost is None else rec.cost.per_hour.on_demand
-            cells[-1:-1] = [gpu, _money(cost)]
-        table.add_row(*cells)
-    return table
-
-
-def scaling_table(body: PlanBody, title: str | None = None) -> Table:
-    """One row per scaling plan: replicas, HPA settings, cron windows, cost."""
-    table = Table(title=title, title_justify="left")
-    for header in (
-        "workload",
-        "forecaster",
-        "demand peak",
-        "replicas",
-        "HPA min/max/target",
-        "cron",
-        "replica-h",
-        "vs static",
-        "cost",
-        "rationale",
-    ):
-        table.add_column(
-            header,
-            justify="left" if header in ("workload", "forecaster", "rationale") else "right",
-            no_wrap=header != "rationale",
-        )
-    for s in body.scaling_plans:
-        sched = s.schedule
-        table.add_row(
-            short_id(s.workload),
-            s.forecaster,
-            f"{max(sched.demand):.3g} {s.unit}",
-            f"{sched.low}-{sched.peak}",
-            f"{s.hpa.min_replicas}/{s.hpa.max_replicas}/{s.hpa.target_utilisation_pct}%",
-            f"{len(s.cron.windows)} windows",
-            f"{sched.replica_hours:,.1f}",
-            f"-{sched.saving_vs_static:.0%}",
-            "-" if s.cost is None else _money(s.cost.horizon_on_demand),
-            s.rationale,
-        )
-    return table
-
-
-def placement_table(body: PlanBody) -> Table | None:
-    """Placement of one replica, the fleet's cost per hour and the commitment advice."""
-    if body.placement is None or body.cost is None:
-        return None
-    place, cost = body.placement, body.cost
-    table = Table(title="Placement and cost", title_justify="left")
-    table.add_column("item", justify="left", no_wrap=True)
-    table.add_column("value", justify="left")
-    model = place.model
-    table.add_row(
-        "model", f"{model.source} ({model.kind}, {model.dtype}): {human_bytes(model.need_bytes)}"
-    )
-    util = "unknown (whole GPUs)" if place.util_p95 is None else f"{place.util_p95:.0%}"
-    table.add_row("GPU utilisation P95", util)
-    table.add_row(
-        "placement", f"{gpu_label(place.best.device, place.best)}: {place.best.rationale}"
-    )
-    table.add_row("fits on", ", ".join(sorted({o.device for o in place.options})))
-    hour = cost.per_replica.per_hour
-    table.add_row(
-        "per replica / h",
-        f"on demand {_money(hour.on_demand)}, 1y {_money(hour.reserved_1y)}, "
-        f"spot {_money(hour.spot)} {cost.currency}",
-    )
-    if cost.fleet is not None:
-        fleet = cost.fleet.per_hour
-        table.add_row(
-            f"fleet ({cost.fleet_replicas} workloads) / h",
-            f"on demand {_money(fleet.on_demand)}, 1y {_money(fleet.reserved_1y)}, "
-            f"spot {_money(fleet.spot)} {cost.currency}",
-        )
-    for s in body.scaling_plans:
-        commit = None if s.cost is None else s.cost.commitment
-        if commit is not None:
-            table.add_row(
-                f"commit ({short_id(s.workload)})",
-                f"{commit.committed_units:g} GPU(s) for 1y covers {commit.coverage:.0%} of the "
-                f"horizon; {_money(commit.mixed_cost)} vs {_money(commit.all_on_demand_cost)} "
-                f"all on demand ({commit.saving_fraction:.0%} saved)",
-            )
-    table.add_row("prices", f"{cost.source} (as of {cost.as_of})")
-    return table
-
-
 def plan_table(result: Result, body: PlanBody) -> Table:
-    """The terminal view: the main table, then scaling/placement/cost when present."""
-    if body.scaling_plans:
-        main = scaling_table(body, title=result.title)
-        if result.caption:
-            main.caption = result.caption
-    else:
-        main = rightsizing_table(result, body)
-    extra = placement_table(body)
-    if extra is None:
-        return main
+    """The terminal view: the main table, then placement and cost when present."""
+    main = scaling_view(body) if body.scaling_plans else rightsizing_view(body)
+    placed = placement_view(body)
+    if placed is None:
+        return text_table(main, title=result.title, caption=result.caption)
     grid = Table.grid(padding=(1, 0))
-    grid.add_row(main)
-    grid.add_row(extra)
+    grid.add_row(text_table(main, title=result.title, caption=result.caption))
+    grid.add_row(text_table(placed, title="Placement and cost"))
     return grid
 
 

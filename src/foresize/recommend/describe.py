@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from foresize.core.io import sha256_file
+from foresize.core.units import human_bytes, human_metric, short_id
 from foresize.recommend.service import PlanBody
 
 
@@ -138,3 +139,91 @@ def plan_summary(body: PlanBody, min_points: int) -> str:
         best = body.placement.best
         text += f"; placed on {gpu_label(best.device, best)}"
     return text
+
+
+# --- views: display text for a table per part of the plan --------------------------------
+
+
+def _money(value: float | None, currency: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.2f}{' ' + currency if currency else ''}"
+
+
+def _text(rows: list[dict[str, str]], columns: list[str]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String))
+
+
+def rightsizing_view(body: PlanBody) -> pl.DataFrame:
+    """Request, limit, slack and risk with a one-line rationale per workload x resource;
+    the GPU and its price per hour when the model was placed.
+    """
+    placed = any(r.placement is not None for r in body.recommendations)
+    rows = []
+    for rec in body.recommendations:
+        slack = rec.risk.expected_slack
+        row = {
+            "workload": short_id(rec.workload), "resource": rec.resource,
+            "request": human_metric(rec.resource, rec.recommended.request),
+            "limit": human_metric(rec.resource, rec.recommended.limit),
+            "slack": "-" if slack is None else f"{slack:.1%}", "risk": f"{rec.risk.p_exceed:g}",
+        }
+        if placed:
+            row["gpu"] = "-" if rec.placement is None else gpu_label(rec.placement.device,
+                                                                     rec.placement)
+            row["$/h"] = _money(None if rec.cost is None else rec.cost.per_hour.on_demand)
+        rows.append({**row, "rationale": rec.rationale})
+    columns = ["workload", "resource", "request", "limit", "slack", "risk",
+               *(["gpu", "$/h"] if placed else []), "rationale"]
+    return _text(rows, columns)
+
+
+def scaling_view(body: PlanBody) -> pl.DataFrame:
+    """One row per scaling plan: replicas, HPA settings, cron windows, cost."""
+    rows = [{
+        "workload": short_id(s.workload), "forecaster": s.forecaster,
+        "demand peak": f"{max(s.schedule.demand):.3g} {s.unit}",
+        "replicas": f"{s.schedule.low}-{s.schedule.peak}",
+        "HPA min/max/target": f"{s.hpa.min_replicas}/{s.hpa.max_replicas}/"
+        f"{s.hpa.target_utilisation_pct}%",
+        "cron": f"{len(s.cron.windows)} windows",
+        "replica-h": f"{s.schedule.replica_hours:,.1f}",
+        "vs static": f"-{s.schedule.saving_vs_static:.0%}",
+        "cost": "-" if s.cost is None else _money(s.cost.horizon_on_demand),
+        "rationale": s.rationale,
+    } for s in body.scaling_plans]  # fmt: skip
+    columns = ["workload", "forecaster", "demand peak", "replicas", "HPA min/max/target", "cron",
+               "replica-h", "vs static", "cost", "rationale"]
+    return _text(rows, columns)
+
+
+def _prices(hour: Any, currency: str) -> str:
+    return (f"on demand {_money(hour.on_demand)}, 1y {_money(hour.reserved_1y)}, "
+            f"spot {_money(hour.spot)} {currency}")
+
+
+def placement_view(body: PlanBody) -> pl.DataFrame | None:
+    """Placement of one replica, the fleet's cost per hour and the commitment advice."""
+    if body.placement is None or body.cost is None:
+        return None
+    place, cost, model = body.placement, body.cost, body.placement.model
+    items = {
+        "model": f"{model.source} ({model.kind}, {model.dtype}): {human_bytes(model.need_bytes)}",
+        "GPU utilisation P95": "unknown (whole GPUs)" if place.util_p95 is None
+        else f"{place.util_p95:.0%}",
+        "placement": f"{gpu_label(place.best.device, place.best)}: {place.best.rationale}",
+        "fits on": ", ".join(sorted({o.device for o in place.options})),
+        "per replica / h": _prices(cost.per_replica.per_hour, cost.currency),
+    }
+    if cost.fleet is not None:
+        items[f"fleet ({cost.fleet_replicas} workloads) / h"] = _prices(cost.fleet.per_hour,
+                                                                      cost.currency)
+    for s in body.scaling_plans:
+        commit = None if s.cost is None else s.cost.commitment
+        if commit is not None:
+            items[f"commit ({short_id(s.workload)})"] = (
+                f"{commit.committed_units:g} GPU(s) for 1y covers {commit.coverage:.0%} of the "
+                f"horizon; {_money(commit.mixed_cost)} vs {_money(commit.all_on_demand_cost)} "
+                f"all on demand ({commit.saving_fraction:.0%} saved)")
+    items["prices"] = f"{cost.source} (as of {cost.as_of})"
+    return _text([{"item": k, "value": v} for k, v in items.items()], ["item", "value"])
