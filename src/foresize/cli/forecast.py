@@ -18,7 +18,7 @@ from foresize.cli.options import (
     RayAddressOpt,
     telemetry_options,
 )
-from foresize.cli.output import Result, emit, format_cell, progress, titled_table
+from foresize.cli.output import Result, emit, frame_table, progress, titled_table
 from foresize.core.errors import InputError
 from foresize.core.parallel import check_engine
 from foresize.core.units import human_duration, parse_duration, parse_levels, parse_steps
@@ -112,12 +112,8 @@ def _forecast_table(result: Result) -> Table:
         *([pl.col("hi_95").max().alias("peak_hi_95")] if "hi_95" in frame.columns else []),
         *([pl.col("phase").first().alias("next_phase")] if "phase" in frame.columns else []),
     )
-    table = titled_table(result)
-    for column in last.columns:
-        table.add_column(column, justify="left" if last.schema[column] == pl.String else "right")
-    for row in last.iter_rows(named=True):
-        table.add_row(*(format_cell(k, v) for k, v in row.items()))
-    return table
+    return frame_table(Result(last, result.document, title=result.title,
+                              caption=result.caption))
 
 
 @app.command("run", epilog=RUN_EPILOG)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import polars as pl
 import typer
 
 from foresize.cli.common import provenance
@@ -13,8 +12,7 @@ from foresize.cli.options import FormatOpt, OutputOpt, parse_dims
 from foresize.cli.output import Result, emit, info
 from foresize.core.errors import InputError
 from foresize.core.io import sha256_file
-from foresize.core.units import human_bytes, human_duration
-from foresize.graph.analysis import GraphRequest, analyze_graph
+from foresize.graph.analysis import GraphRequest, analyze_graph, report_rows
 from foresize.graph.devices import DEVICES, device_name
 from foresize.graph.flops import by_layer
 from foresize.graph.hf_config import read_hf_config
@@ -36,34 +34,6 @@ Examples:
 
 def _config_path(source: Path) -> Path:
     return source / "config.json" if source.is_dir() else source
-
-
-def _flatten(report: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    rows: list[tuple[str, Any]] = []
-    for key, value in report.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            rows.extend(_flatten(value, f"{name}."))
-        else:
-            rows.append((name, value))
-    return rows
-
-
-def _human(name: str, value: Any) -> str:
-    """One report value for people, by the unit its key carries."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return str(value)
-    if name.endswith("bytes_per_s"):  # decimal, as datasheets print bandwidth
-        return f"{float(value) / 1e9:,.0f} GB/s"
-    if name.endswith("_per_s"):
-        return f"{value:,.1f}/s"
-    if name.endswith("_bytes") or "bytes." in name:
-        return human_bytes(float(value))
-    if name.endswith("_s"):
-        return human_duration(float(value)) if value >= 60 else f"{value:.4g} s"
-    if name.endswith(("flops", "prefill", "forward_per_token")):
-        return f"{value:.3e}"
-    return f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"
 
 
 def model(
@@ -143,9 +113,7 @@ def model(
         batch=batch, context=context, dtype=precision, device=device or "h100_sxm", train=train,
         optimizer=optimizer, zero_stage=zero_stage, data_parallel=dp, tensor_parallel=tp,
         recompute=recompute_mode))
-    rows = _flatten(report)
-    frame = pl.DataFrame({"item": [name for name, _ in rows],
-                          "value": [_human(name, value) for name, value in rows]})
+    frame = report_rows(report)
     document = {**provenance({str(path): sha256_file(path)}), "model": report}
     emit(Result(frame, document, title=f"{path} ({arch.model_type})",
                 caption="roofline lower bounds; 1 multiply-add = 2 FLOPs"),

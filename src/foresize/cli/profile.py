@@ -11,14 +11,7 @@ from rich.table import Table
 from foresize.cli import live, model
 from foresize.cli.common import announce, ingest_header, read_telemetry
 from foresize.cli.options import FormatOpt, MetricFilterOpt, OutputOpt, telemetry_options
-from foresize.cli.output import (
-    Result,
-    emit,
-    format_cell,
-    frame_table,
-    progress,
-    titled_table,
-)
+from foresize.cli.output import Result, emit, format_cell, frame_table, progress, titled_table
 from foresize.core.errors import InsufficientDataError
 from foresize.core.units import human_metric, short_id
 from foresize.ingest.sources import TelemetrySource, open_source, shown_reports
