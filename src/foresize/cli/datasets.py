@@ -20,7 +20,7 @@ from foresize.cli.output import Result, emit, frame_table, info, progress, resol
 from foresize.core.errors import ChecksumError
 from foresize.core.io import atomic_write
 from foresize.ingest import datasets
-from foresize.ingest.catalog import (
+from foresize.ingest.dataset_rows import (
     dataset_doc,
     fetch_rows,
     fetch_summary,
