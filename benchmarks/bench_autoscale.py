@@ -30,11 +30,11 @@ import polars as pl
 from foresize.evaluate.autoscaling import service
 from foresize.ingest.sources import ReadOptions, open_telemetry
 from foresize.recommend.service import PlanRequest, build_plan
-from foresize.simulate.autoscale.demand import DemandSeries, open_demand
-from foresize.simulate.autoscale.nodes import parse_plan
-from foresize.simulate.autoscale.run import ZERO_DELAY, ServiceConfig, Trajectory, compare
-from foresize.simulate.autoscale.stress import apply_injections, parse_injection
-from foresize.simulate.autoscale.vertical import (
+from foresize.simulate.replicas.demand import DemandSeries, open_demand
+from foresize.simulate.replicas.nodes import parse_plan
+from foresize.simulate.replicas.run import ZERO_DELAY, ServiceConfig, Trajectory, compare
+from foresize.simulate.replicas.stress import apply_injections, parse_injection
+from foresize.simulate.replicas.vertical import (
     VerticalConfig,
     plan_sizes,
     totals,

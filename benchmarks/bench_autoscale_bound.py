@@ -50,9 +50,9 @@ from foresize.evaluate.autoscaling import service
 from foresize.ingest import datasets
 from foresize.ingest.alibaba.gentd26 import read_gentd26_lora
 from foresize.ingest.sources import ReadOptions
-from foresize.simulate.autoscale.demand import DemandSeries, open_demand
-from foresize.simulate.autoscale.policies import ScaleContext, StepView, make_scaler
-from foresize.simulate.autoscale.run import ServiceConfig, Trajectory, simulate
+from foresize.simulate.replicas.demand import DemandSeries, open_demand
+from foresize.simulate.replicas.run import ServiceConfig, Trajectory, simulate
+from foresize.simulate.replicas.scalers import ScaleContext, StepView, make_scaler
 
 SEED = 0
 DAY_S = 86_400.0

@@ -12,9 +12,9 @@ import argparse
 
 import numpy as np
 
-from foresize.simulate.inflation import mean_curve, run_inflation
-from foresize.simulate.policies.placement import PLACEMENT, fragmentation_of
-from foresize.simulate.traces import load_cluster, load_workload
+from foresize.simulate.cluster.inflation import mean_curve, run_inflation
+from foresize.simulate.cluster.placement import PLACEMENT, fragmentation_of
+from foresize.simulate.cluster.traces import load_cluster, load_workload
 
 POLICIES = ("random", "dot_product", "gpu_packing", "best_fit", "first_fit", "fgd")
 POINTS = (0.9, 1.0, 1.1, 1.3)

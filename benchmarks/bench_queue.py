@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from foresize.simulate.policies.queue import QUEUE, QueueView, check_view
+from foresize.simulate.cluster.queue import QUEUE, QueueView, check_view
 
 
 def random_view(k: int, *, n_tenants: int, seed: int) -> QueueView:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 
-from foresize.simulate.engine import replay
-from foresize.simulate.policies.placement import PLACEMENT
-from foresize.simulate.policies.queue import QUEUE
-from foresize.simulate.traces import load_cluster, load_workload
+from foresize.simulate.cluster.engine import replay
+from foresize.simulate.cluster.placement import PLACEMENT
+from foresize.simulate.cluster.queue import QUEUE
+from foresize.simulate.cluster.traces import load_cluster, load_workload
 
 
 def main() -> None:

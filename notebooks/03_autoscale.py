@@ -23,7 +23,7 @@ import numpy as np
 from foresize.evaluate import plots
 from foresize.evaluate.autoscaling import first_hours, policy_table, service, stress_table
 from foresize.ingest.sources import ReadOptions
-from foresize.simulate.autoscale.demand import open_demand
+from foresize.simulate.replicas.demand import open_demand
 
 SMOKE = int(os.environ["FORESIZE_SMOKE"]) if os.environ.get("FORESIZE_SMOKE") else None
 OUT = Path(os.environ.get("FORESIZE_NOTEBOOK_OUT", "notebook-output"))

@@ -22,8 +22,8 @@ import polars as pl
 
 from foresize.evaluate import plots
 from foresize.evaluate.scheduling import PAPER_AT_100, POLICIES
-from foresize.simulate.inflation import compare_inflation
-from foresize.simulate.traces import open_nodes, open_trace
+from foresize.simulate.cluster.inflation import compare_inflation
+from foresize.simulate.cluster.traces import open_nodes, open_trace
 
 SMOKE = bool(os.environ.get("FORESIZE_SMOKE"))
 OUT = Path(os.environ.get("FORESIZE_NOTEBOOK_OUT", "notebook-output"))

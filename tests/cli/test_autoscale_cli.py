@@ -14,7 +14,7 @@ import pytest
 from foresize.cli.main import main
 from foresize.ingest.sources import ReadOptions, open_telemetry
 from foresize.recommend.plan import read_plan
-from foresize.simulate.autoscale.vertical import plan_sizes
+from foresize.simulate.replicas.vertical import plan_sizes
 
 
 def test_lora_end_to_end_json(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from foresize.simulate.cluster import Cluster
-from foresize.simulate.workload import Workload
+from foresize.simulate.cluster.state import Cluster
+from foresize.simulate.cluster.workload import Workload
 
 
 def make_cluster(cpu: list[int], gpus: list[int], *, memory: list[int] | None = None,

@@ -11,19 +11,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foresize.core.errors import InputError
-from foresize.simulate.carbon import DEFAULT_GPU_POWER_W, J_PER_KWH
-from foresize.simulate.cluster import Cluster
-from foresize.simulate.engine import Autoscaling, ReplayResult, replay
-from foresize.simulate.policies.autoscale import (
+from foresize.simulate.cluster.autoscaler import (
     AUTOSCALE,
     AutoscaleView,
     ClusterAutoscaler,
     ScaleDecision,
 )
-from foresize.simulate.policies.placement import PLACEMENT
-from foresize.simulate.policies.queue import QUEUE
-from foresize.simulate.pools import NodePool, parse_pool, with_pools
-from foresize.simulate.workload import Workload
+from foresize.simulate.cluster.carbon import DEFAULT_GPU_POWER_W, J_PER_KWH
+from foresize.simulate.cluster.engine import Autoscaling, ReplayResult, replay
+from foresize.simulate.cluster.placement import PLACEMENT
+from foresize.simulate.cluster.pools import NodePool, parse_pool, with_pools
+from foresize.simulate.cluster.queue import QUEUE
+from foresize.simulate.cluster.state import Cluster
+from foresize.simulate.cluster.workload import Workload
 
 from .helpers import make_cluster, make_workload
 

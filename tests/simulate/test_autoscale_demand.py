@@ -13,7 +13,7 @@ import pytest
 from foresize.core.errors import InputError
 from foresize.ingest.alibaba.gentd26 import read_gentd26_lora
 from foresize.ingest.sources import ReadOptions
-from foresize.simulate.autoscale.demand import (
+from foresize.simulate.replicas.demand import (
     lora_concurrency,
     mean_concurrency,
     open_demand,

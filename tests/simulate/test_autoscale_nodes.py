@@ -11,10 +11,10 @@ import pytest
 
 from foresize.core.errors import InputError
 from foresize.ingest.sources import ReadOptions
-from foresize.simulate.autoscale.demand import open_demand
-from foresize.simulate.autoscale.nodes import NodePlan, parse_plan, parse_replica_pool
-from foresize.simulate.autoscale.policies import ScaleContext, StepView, make_scaler
-from foresize.simulate.autoscale.run import ServiceConfig, compare, score, simulate
+from foresize.simulate.replicas.demand import open_demand
+from foresize.simulate.replicas.nodes import NodePlan, parse_plan, parse_replica_pool
+from foresize.simulate.replicas.run import ServiceConfig, compare, score, simulate
+from foresize.simulate.replicas.scalers import ScaleContext, StepView, make_scaler
 
 
 @dataclass

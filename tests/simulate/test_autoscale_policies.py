@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from foresize.core.errors import InputError, UnknownNameError
-from foresize.simulate.autoscale.policies import HPA, ScaleContext, StepView, make_scaler
-from foresize.simulate.autoscale.run import ServiceConfig, compare, simulate
-from foresize.simulate.autoscale.service import Sizer
-from foresize.simulate.autoscale.stress import apply_injections, parse_injection
+from foresize.simulate.replicas.run import ServiceConfig, compare, simulate
+from foresize.simulate.replicas.scalers import HPA, ScaleContext, StepView, make_scaler
+from foresize.simulate.replicas.service import Sizer
+from foresize.simulate.replicas.stress import apply_injections, parse_injection
 
 
 def hpa(target: float = 0.8, step_s: float = 15.0) -> HPA:
@@ -167,7 +167,7 @@ def test_injection_outside_the_series() -> None:
 def test_need_quantiles_learn_the_conditional_distribution() -> None:
     # demand alternates 0 and 4 every step: the state after a 0 always sees 4 one
     # step later, so once learnt the quantile is exact, and no label is used early
-    from foresize.simulate.autoscale.quantile import NeedQuantiles
+    from foresize.simulate.replicas.quantile import NeedQuantiles
 
     y = np.tile([0.0, 4.0], 400)
     model = NeedQuantiles(Sizer(1.0, min_replicas=0), horizon=1, level=0.95, min_count=5)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from foresize.core.errors import InputError
-from foresize.simulate.autoscale.service import (
+from foresize.simulate.replicas.service import (
     Sizer,
     erlang_c,
     latency_quantiles,

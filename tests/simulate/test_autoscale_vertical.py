@@ -11,7 +11,7 @@ import pytest
 
 from foresize.core.errors import InputError, InsufficientDataError
 from foresize.ingest.sources import ReadOptions, open_telemetry
-from foresize.simulate.autoscale.vertical import (
+from foresize.simulate.replicas.vertical import (
     PlannedSizes,
     VerticalConfig,
     merge_spikes,

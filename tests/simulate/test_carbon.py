@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from foresize.core.errors import InputError
-from foresize.simulate.carbon import CarbonAware, Series, account, diurnal, read_series
-from foresize.simulate.engine import replay
-from foresize.simulate.policies.placement import PLACEMENT
-from foresize.simulate.policies.queue import QUEUE
-from foresize.simulate.traces import synthetic_workload, with_deadlines
-from foresize.simulate.workload import Workload
+from foresize.simulate.cluster.carbon import CarbonAware, Series, account, diurnal, read_series
+from foresize.simulate.cluster.engine import replay
+from foresize.simulate.cluster.placement import PLACEMENT
+from foresize.simulate.cluster.queue import QUEUE
+from foresize.simulate.cluster.traces import synthetic_workload, with_deadlines
+from foresize.simulate.cluster.workload import Workload
 
 from .helpers import make_cluster, make_workload
 

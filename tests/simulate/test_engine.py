@@ -10,12 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foresize.core.errors import InputError
-from foresize.simulate.cluster import FULL_GPU_MILLI, ClusterState
-from foresize.simulate.engine import replay
-from foresize.simulate.inflation import mean_curve, run_inflation
-from foresize.simulate.policies.placement import PLACEMENT, ClusterView, PodRequest
-from foresize.simulate.policies.queue import QUEUE
-from foresize.simulate.traces import synthetic_workload
+from foresize.simulate.cluster.engine import replay
+from foresize.simulate.cluster.inflation import mean_curve, run_inflation
+from foresize.simulate.cluster.placement import PLACEMENT, ClusterView, PodRequest
+from foresize.simulate.cluster.queue import QUEUE
+from foresize.simulate.cluster.state import FULL_GPU_MILLI, ClusterState
+from foresize.simulate.cluster.traces import synthetic_workload
 
 from .helpers import make_cluster, make_workload
 

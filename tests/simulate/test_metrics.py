@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from foresize.simulate.metrics import (
+from foresize.simulate.cluster.metrics import (
     allocated_gpu_fraction,
     delay_stats,
     fragmentation_rate,

@@ -12,17 +12,17 @@ from hypothesis import strategies as st
 
 from foresize.cli.main import main
 from foresize.core.errors import InputError
-from foresize.simulate.cluster import (
+from foresize.simulate.cluster.engine import replay
+from foresize.simulate.cluster.placement import PLACEMENT, ClusterView, PodRequest
+from foresize.simulate.cluster.preemption import PREEMPTION
+from foresize.simulate.cluster.queue import QUEUE
+from foresize.simulate.cluster.state import (
     FULL_GPU_MILLI,
     ClusterState,
     Placement,
     parse_mig,
     slice_capacity_milli,
 )
-from foresize.simulate.engine import replay
-from foresize.simulate.policies.placement import PLACEMENT, ClusterView, PodRequest
-from foresize.simulate.policies.preemption import PREEMPTION
-from foresize.simulate.policies.queue import QUEUE
 
 from .helpers import make_cluster, make_workload
 

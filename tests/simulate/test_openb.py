@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from foresize.simulate.engine import replay
-from foresize.simulate.inflation import run_inflation
-from foresize.simulate.policies.placement import PLACEMENT, fragmentation_of
-from foresize.simulate.policies.queue import QUEUE
-from foresize.simulate.traces import load_cluster, load_workload
+from foresize.simulate.cluster.engine import replay
+from foresize.simulate.cluster.inflation import run_inflation
+from foresize.simulate.cluster.placement import PLACEMENT, fragmentation_of
+from foresize.simulate.cluster.queue import QUEUE
+from foresize.simulate.cluster.traces import load_cluster, load_workload
 
 
 @pytest.fixture(scope="module")

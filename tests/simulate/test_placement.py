@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from foresize.core.errors import UnknownNameError
-from foresize.simulate.cluster import ClusterState, Placement
-from foresize.simulate.metrics import Fragmentation, NodeStates
-from foresize.simulate.policies.placement import (
+from foresize.simulate.cluster.metrics import Fragmentation, NodeStates
+from foresize.simulate.cluster.placement import (
     PLACEMENT,
     ClusterView,
     Fgd,
@@ -17,6 +16,7 @@ from foresize.simulate.policies.placement import (
     fragmentation_of,
     pick_gpus,
 )
+from foresize.simulate.cluster.state import ClusterState, Placement
 
 from .helpers import make_cluster, make_workload
 

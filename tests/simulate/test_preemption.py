@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from foresize.core.errors import InputError
-from foresize.simulate.cluster import MAX_GPUS_PER_NODE
-from foresize.simulate.engine import replay
-from foresize.simulate.policies.placement import PLACEMENT
-from foresize.simulate.policies.preemption import PREEMPTION, PreemptionView
-from foresize.simulate.policies.queue import QUEUE
-from foresize.simulate.workload import Workload
+from foresize.simulate.cluster.engine import replay
+from foresize.simulate.cluster.placement import PLACEMENT
+from foresize.simulate.cluster.preemption import PREEMPTION, PreemptionView
+from foresize.simulate.cluster.queue import QUEUE
+from foresize.simulate.cluster.state import MAX_GPUS_PER_NODE
+from foresize.simulate.cluster.workload import Workload
 
 from .helpers import make_cluster, make_workload
 

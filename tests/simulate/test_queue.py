@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from foresize.core.errors import InputError, UnknownNameError
-from foresize.simulate.policies.queue import (
+from foresize.simulate.cluster.queue import (
     QUEUE,
     DrfOrder,
     EdfOrder,

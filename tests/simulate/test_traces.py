@@ -10,7 +10,7 @@ import pytest
 from foresize.core.errors import InputError
 from foresize.ingest.alibaba.dlrm2025 import read_dlrm_instances
 from foresize.ingest.alibaba.pai2020 import read_pai_table
-from foresize.simulate.traces import (
+from foresize.simulate.cluster.traces import (
     dlrm_workload,
     open_nodes,
     open_trace,

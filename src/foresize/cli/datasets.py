@@ -8,20 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import polars as pl
 import typer
 from rich.table import Table as RichTable
 
 from foresize.cli.common import provenance
-from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt
+from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, opt
 from foresize.cli.output import Result, emit, frame_table, info, progress, resolve_format
 from foresize.core.errors import ChecksumError
 from foresize.core.io import atomic_write
-from foresize.core.units import human_bytes
 from foresize.ingest import datasets
-from foresize.ingest.datasets import Dataset, FetchedTable, Table, VerifyRow
+from foresize.ingest.dataset_rows import (
+    dataset_doc,
+    fetch_rows,
+    fetch_summary,
+    file_rows,
+    verify_frame,
+)
 
 app = typer.Typer(
     help="Checksummed registry of public traces: list, info, fetch, verify, path.",
@@ -58,24 +63,12 @@ def _complete_address(incomplete: str) -> list[str]:
     return [name for name in names if name.startswith(incomplete)]
 
 
-AddressArg = Annotated[
-    str,
-    typer.Argument(
-        help="NAME or NAME:TABLE (full name or alias), e.g. gentd26, openb:default.",
-        autocompletion=_complete_address,
-        show_default=False,
-    ),
-]
-CacheDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--cache-dir",
-        help="Download into this folder (upstream layout, usable later as --mirror) "
-        "instead of the foresize cache.",
-        rich_help_panel="Input",
-        file_okay=False,
-    ),
-]
+AddressArg = Annotated[str, typer.Argument(
+    help="NAME or NAME:TABLE (full name or alias), e.g. gentd26, openb:default.",
+    autocompletion=_complete_address, show_default=False)]
+CacheDirOpt = Annotated[Path | None, opt(
+    "--cache-dir", "Download into this folder (upstream layout, usable later as --mirror) "
+    "instead of the foresize cache.", "Input", file_okay=False)]
 
 
 def _human_table(columns: list[str]) -> Callable[[Result], RichTable]:
@@ -115,195 +108,63 @@ def _emit_paths(result: Result, paths: list[Path], *, fmt: str | None, output: P
         info(result.summary)
 
 
-# --- list, info ------------------------------------------------------------------------
-
-
-def _dataset_doc(dataset: Dataset) -> dict[str, Any]:
-    return {
-        "name": dataset.name,
-        "alias": dataset.alias,
-        "title": dataset.title,
-        "description": dataset.description,
-        "license": dataset.license,
-        "homepage": dataset.homepage,
-        "citation": dataset.citation,
-        "card": dataset.card,
-        "size_bytes": dataset.size_bytes,
-        "n_tables": len(dataset.tables),
-        "n_mirrored": dataset.n_mirrored,
-    }
-
-
 @app.command("list", epilog=LIST_EPILOG)
 def list_command(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     """List the registered datasets: tables, size, license, and how many the shared mirror has."""
-    docs = [_dataset_doc(d) for d in datasets.list_datasets()]
+    docs = [dataset_doc(d) for d in datasets.list_datasets()]
     columns = ["name", "alias", "n_tables", "n_mirrored", "size_bytes", "license", "title"]
     frame = pl.DataFrame([{c: doc[c] for c in columns} for doc in docs]).rename({"name": "dataset"})
-    document = {**provenance({}), "datasets": docs}
-    emit(
-        Result(
-            frame,
-            document,
-            title="Datasets",
-            caption="n_mirrored: tables in the shared development mirror",
-            table=_human_table(
-                ["dataset", "alias", "n_tables", "n_mirrored", "size_bytes", "license"]
-            ),
-        ),
-        fmt=fmt,
-        output=output,
-    )
-
-
-def _file_rows(tables: list[Table]) -> list[dict[str, Any]]:
-    return [
-        {
-            "table": t.name,
-            "kind": t.kind,
-            "file": f.path,
-            "size_bytes": f.size_bytes,
-            "sha256": f.sha256,
-            "mirrored": f.mirrored,
-            "url": f.url,
-            "reader": t.reader,
-            "description": t.description,
-        }
-        for t in tables
-        for f in t.files
-    ]
+    shown = _human_table(["dataset", "alias", "n_tables", "n_mirrored", "size_bytes", "license"])
+    emit(Result(frame, {**provenance({}), "datasets": docs}, title="Datasets", table=shown,
+                caption="n_mirrored: tables in the shared development mirror"),
+         fmt=fmt, output=output)
 
 
 @app.command("info", epilog=INFO_EPILOG)
 def info_command(name: AddressArg, fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     """Show a dataset's tables: upstream path, size, sha256, kind, mirrored, URL; and its card."""
     dataset, _ = datasets.parse_address(name)
-    rows = _file_rows(datasets.select_tables(name))
+    rows = file_rows(datasets.select_tables(name))
     frame = pl.DataFrame(rows, schema_overrides={"size_bytes": pl.Int64, "reader": pl.String})
-    document = {**provenance({}), "dataset": _dataset_doc(dataset), "files": rows}
+    document = {**provenance({}), "dataset": dataset_doc(dataset), "files": rows}
     caption = (
         f"{dataset.license} · cite: {dataset.citation} · card: {dataset.card} · {dataset.homepage}"
     )
-    emit(
-        Result(
-            frame,
-            document,
-            title=f"{dataset.name} ({dataset.alias}): {dataset.title}",
-            caption=caption,
-            table=_human_table(["table", "kind", "size_bytes", "sha256", "mirrored", "url"]),
-        ),
-        fmt=fmt,
-        output=output,
-    )
-
-
-# --- fetch -----------------------------------------------------------------------------
-
-
-def _fetch_summary(fetched: list[FetchedTable]) -> str:
-    """One line for stderr: what was verified, from where, and what the mirror lacked."""
-    done = [f for f in fetched if f.path is not None]
-    size = sum(f.table.size_bytes or 0 for f in done)
-    wording = {"mirror": "from the mirror", "download": "downloaded", "cache": "already cached"}
-    how = ", ".join(
-        f"{n} {words}"
-        for origin, words in wording.items()
-        if (n := sum(f.origin == origin for f in done))
-    )
-    tables = "1 table" if len(done) == 1 else f"{len(done)} tables"
-    text = f"{fetched[0].table.dataset}: {tables} verified ({human_bytes(size)}; {how})"
-    skipped = [f.table.name for f in fetched if f.path is None]
-    if skipped:
-        text += (
-            f"; {len(skipped)} not in the mirror: {', '.join(skipped)} "
-            "(drop --mirror to download them)"
-        )
-    return text
+    emit(Result(frame, document, title=f"{dataset.name} ({dataset.alias}): {dataset.title}",
+                caption=caption,
+                table=_human_table(["table", "kind", "size_bytes", "sha256", "mirrored", "url"])),
+         fmt=fmt, output=output)
 
 
 @app.command("fetch", epilog=FETCH_EPILOG)
-def fetch_command(
-    address: AddressArg,
-    mirror: MirrorOpt = None,
-    cache_dir: CacheDirOpt = None,
-    fmt: FormatOpt = None,
-    output: OutputOpt = None,
-) -> None:
+def fetch_command(address: AddressArg, mirror: MirrorOpt = None, cache_dir: CacheDirOpt = None,
+                  fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     """Download a dataset or table (or find it in a mirror) and verify every sha256.
 
     stdout gets the local paths, one per line; -f table/json/csv/parquet gives the rows.
     """
     total = sum(t.size_bytes or 0 for t in datasets.select_tables(address)) or None
     with progress(f"fetching {address}", total) as bar:
-        fetched = datasets.fetch_tables(
-            address, mirror=mirror, cache_dir=cache_dir, progress=bar.advance
-        )
-    rows = [
-        {
-            "dataset": f.table.dataset,
-            "table": f.table.name,
-            "status": "ok" if f.path is not None else "not_in_mirror",
-            "origin": f.origin,
-            "path": None if f.path is None else str(f.path),
-            "size_bytes": f.table.size_bytes,
-            "sha256": f.table.sha256,
-            "url": f.table.url,
-            "files": [str(p) for p in f.paths],
-            "missing": list(f.missing),
-        }
-        for f in fetched
-    ]
+        fetched = datasets.fetch_tables(address, mirror=mirror, cache_dir=cache_dir,
+                                        progress=bar.advance)
+    rows = fetch_rows(fetched)
     frame = pl.DataFrame(
         rows, schema_overrides={"origin": pl.String, "path": pl.String, "size_bytes": pl.Int64}
     )
-    inputs = {
-        str(p): file.sha256
-        for f in fetched
-        for p, file in zip(f.paths, f.table.files, strict=False)
-    }
+    inputs = {str(p): file.sha256 for f in fetched
+              for p, file in zip(f.paths, f.table.files, strict=False)}
     document = {**provenance(inputs), "address": address, "tables": rows}
-    result = Result(
-        frame.drop("files", "missing"),
-        document,
-        title=f"Fetched {address}",
-        summary=_fetch_summary(fetched),
-        table=_human_table(["table", "status", "origin", "size_bytes", "path"]),
-    )
+    result = Result(frame.drop("files", "missing"), document, title=f"Fetched {address}",
+                    summary=fetch_summary(fetched),
+                    table=_human_table(["table", "status", "origin", "size_bytes", "path"]))
     _emit_paths(result, [f.path for f in fetched if f.path is not None], fmt=fmt, output=output)
-
-
-# --- verify, path ----------------------------------------------------------------------
-
-
-def _verify_frame(rows: list[VerifyRow]) -> pl.DataFrame:
-    return pl.DataFrame(
-        [
-            {
-                "dataset": r.table.dataset,
-                "table": r.table.name,
-                "file": r.file.path,
-                "status": r.status,
-                "local_path": str(r.local_path),
-                "size_bytes": r.file.size_bytes,
-                "expected_sha256": r.file.sha256,
-                "actual_sha256": r.actual,
-            }
-            for r in rows
-        ],
-        schema_overrides={"size_bytes": pl.Int64, "actual_sha256": pl.String},
-    )
 
 
 @app.command("verify", epilog=VERIFY_EPILOG)
 def verify_command(
-    address: Annotated[
-        str | None,
-        typer.Argument(
-            help="NAME or NAME:TABLE; default: every dataset.",
-            autocompletion=_complete_address,
-            show_default=False,
-        ),
-    ] = None,
+    address: Annotated[str | None, typer.Argument(
+        help="NAME or NAME:TABLE; default: every dataset.", autocompletion=_complete_address,
+        show_default=False)] = None,
     mirror: MirrorOpt = None,
     cache_dir: CacheDirOpt = None,
     fmt: FormatOpt = None,
@@ -317,28 +178,13 @@ def verify_command(
     summary = (
         f"{where}: {counts['ok']} ok, {counts['mismatch']} mismatched, {counts['absent']} absent"
     )
-    frame = _verify_frame(rows)
-    emit(
-        Result(
-            frame,
-            {**provenance({}), "location": str(where), "counts": counts, "files": frame.to_dicts()},
-            title=f"Verify {address or 'all datasets'}",
-            summary=summary,
-            table=_human_table(
-                [
-                    "dataset",
-                    "table",
-                    "file",
-                    "status",
-                    "size_bytes",
-                    "expected_sha256",
-                    "actual_sha256",
-                ]
-            ),
-        ),
-        fmt=fmt,
-        output=output,
-    )
+    frame = verify_frame(rows)
+    document = {**provenance({}), "location": str(where), "counts": counts,
+                "files": frame.to_dicts()}
+    shown = _human_table(["dataset", "table", "file", "status", "size_bytes", "expected_sha256",
+                          "actual_sha256"])
+    emit(Result(frame, document, title=f"Verify {address or 'all datasets'}", summary=summary,
+                table=shown), fmt=fmt, output=output)
     bad = [r for r in rows if r.status == "mismatch"]
     if bad:
         raise ChecksumError(
@@ -353,14 +199,9 @@ def path_command(
     address: AddressArg,
     mirror: MirrorOpt = None,
     cache_dir: CacheDirOpt = None,
-    extracted: Annotated[
-        bool,
-        typer.Option(
-            "--extracted",
-            help="Print the CSV inside a .tar.gz table (extracted once, cached).",
-            rich_help_panel="Output",
-        ),
-    ] = False,
+    extracted: Annotated[bool, opt(
+        "--extracted", "Print the CSV inside a .tar.gz table (extracted once, cached).",
+        "Output")] = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:

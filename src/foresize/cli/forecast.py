@@ -2,41 +2,31 @@
 
 from __future__ import annotations
 
-import math
 import time
+from dataclasses import replace
 from typing import Annotated, Any
 
 import polars as pl
 import typer
 from rich.table import Table
 
-from foresize.cli.common import read_canonical, read_options
+from foresize.cli.common import read_telemetry
 from foresize.cli.options import (
-    AsMetricOpt,
     EngineOpt,
     FormatOpt,
-    MapOpt,
-    MirrorOpt,
     OutputOpt,
-    QueryOpt,
     RayAddressOpt,
-    SinceOpt,
-    SourcesArg,
-    StepOpt,
-    StrictOpt,
-    TsFormatOpt,
-    TsUnitOpt,
-    UntilOpt,
-    WorkloadOpt,
+    telemetry_options,
 )
-from foresize.cli.output import Result, emit, format_cell, progress, titled_table
+from foresize.cli.output import Result, emit, frame_table, progress, titled_table
 from foresize.core.errors import InputError
 from foresize.core.parallel import check_engine
-from foresize.core.units import human_duration, parse_duration
+from foresize.core.units import human_duration, parse_duration, parse_levels, parse_steps
 from foresize.forecast.backtest import BacktestResult, backtest, backtest_fanout
 from foresize.forecast.models import FORECASTERS, make_forecaster
 from foresize.forecast.panel import PanelReport, to_panel
 from foresize.forecast.phased import phase_forecast
+from foresize.ingest.sources import TelemetrySource
 
 
 class _DefaultRun(typer.core.TyperGroup):
@@ -95,38 +85,21 @@ samples averaged per grid point, gaps interpolated; counts on stderr).
 
 def horizon_steps(text: str, step_s: float) -> int:
     """A horizon given as steps ("30") or as a duration ("30m"), in whole steps."""
-    if text.strip().isdigit():
-        steps = int(text)
-    else:
-        steps = math.ceil(parse_duration(text) / step_s - 1e-9)
+    steps = parse_steps(text, step_s, option="--horizon")
     if steps < 1:
         raise InputError(f"--horizon: must be at least one step ({human_duration(step_s)}), "
                          f"got {text!r}")
     return steps
 
 
-def parse_levels(text: str) -> tuple[int, ...]:
-    """``"80,95"`` -> (80, 95), each an integer percent strictly between 0 and 100."""
-    try:
-        levels = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise InputError(f"--levels: expected integers like 80,95, got {text!r}") from None
-    if not levels or any(not 0 < level < 100 for level in levels):
-        raise InputError(f"--levels: each level must be between 0 and 100, got {text!r}")
-    return levels
-
-
-def _panel(
-    sources: list[str], *, metric: str | None, grid: str | None, workload: list[str] | None,
-    read: dict[str, Any], strict: bool,
-) -> tuple[pl.DataFrame, PanelReport, dict[str, Any], str]:
-    options = read_options(**read)
-    frame, header = read_canonical(sources, options, strict=strict, workload=workload,
-                                   metric=[metric] if metric else None, all_reports=False)
-    label = ", ".join(sources)
+def _panel(telemetry: TelemetrySource, *, metric: str | None, grid: str | None,
+           ) -> tuple[pl.DataFrame, PanelReport, dict[str, Any]]:
+    """The series of one metric on a regular grid, and the document header."""
+    chosen = replace(telemetry, metrics=(metric,) if metric else ())
+    read, header = read_telemetry(chosen)
     step_s = parse_duration(grid) if grid else None
-    panel, report = to_panel(frame, metric=metric, step_s=step_s, source=label)
-    return panel, report, header, label
+    panel, report = to_panel(read.frame, metric=metric, step_s=step_s, source=telemetry.label)
+    return panel, report, header
 
 
 def _forecast_table(result: Result) -> Table:
@@ -139,17 +112,14 @@ def _forecast_table(result: Result) -> Table:
         *([pl.col("hi_95").max().alias("peak_hi_95")] if "hi_95" in frame.columns else []),
         *([pl.col("phase").first().alias("next_phase")] if "phase" in frame.columns else []),
     )
-    table = titled_table(result)
-    for column in last.columns:
-        table.add_column(column, justify="left" if last.schema[column] == pl.String else "right")
-    for row in last.iter_rows(named=True):
-        table.add_row(*(format_cell(k, v) for k, v in row.items()))
-    return table
+    return frame_table(Result(last, result.document, title=result.title,
+                              caption=result.caption))
 
 
 @app.command("run", epilog=RUN_EPILOG)
+@telemetry_options()
 def run(
-    sources: SourcesArg,
+    *,
     metric: MetricOpt = None,
     horizon: HorizonOpt = "30m",
     model: Annotated[str, typer.Option("--model", "-m", help="Forecaster: "
@@ -161,28 +131,12 @@ def run(
     grid: GridOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
-    workload: WorkloadOpt = None,
-    mapping: MapOpt = None,
-    as_metric: AsMetricOpt = None,
-    ts_unit: TsUnitOpt = "s",
-    ts_format: TsFormatOpt = None,
-    mirror: MirrorOpt = None,
-    query: QueryOpt = None,
-    since: SinceOpt = "7d",
-    until: UntilOpt = None,
-    step: StepOpt = "1m",
-    strict: StrictOpt = False,
+    telemetry: TelemetrySource,
 ) -> None:
     """Forecast each series of one metric HORIZON ahead with central intervals."""
     forecaster = make_forecaster(model)
     wanted = parse_levels(levels)
-    panel, report, header, label = _panel(
-        sources, metric=metric, grid=grid, workload=workload,
-        read={"mapping": mapping, "as_metric": as_metric, "ts_unit": ts_unit,
-              "ts_format": ts_format, "mirror": mirror, "query": query, "since": since,
-              "until": until, "step": step},
-        strict=strict,
-    )
+    panel, report, header = _panel(telemetry, metric=metric, grid=grid)
     h = horizon_steps(horizon, report.step_s)
     with progress(f"fitting {model} on {report.series:,} series", None):
         frame = forecaster.fit(panel).predict(h, wanted)
@@ -202,7 +156,7 @@ def run(
     emit(
         Result(
             frame, document, table=_forecast_table,
-            title=f"{model} forecast of {report.metric} from {label}",
+            title=f"{model} forecast of {report.metric} from {telemetry.label}",
             caption=f"{report.series:,} series · {h} steps of {human_duration(report.step_s)}",
             summary=(f"{report.series:,} series, {report.points:,} grid points "
                      f"({report.filled:,} interpolated, {report.merged:,} merged); "
@@ -229,9 +183,29 @@ METRIC_COLUMNS = ("mase", "accuracy", "wape", "pinball_90", "pinball_95", "cover
                   "series", "origins")
 
 
+def _backtest_all(panel: pl.DataFrame, names: list[str], forecasters: list[Any], *,
+                  engine: str, address: str | None, **protocol: Any) -> list[BacktestResult]:
+    """Each forecaster's backtest, in turn, with a progress bar per forecaster."""
+    results: list[BacktestResult] = []
+    for name, forecaster in zip(names, forecasters, strict=True):
+        with progress(f"backtesting {name}", None) as bar:
+
+            def advance(done: int, total: int, bar: Any = bar) -> None:
+                bar.set_total(total)
+                bar.advance(1)
+
+            if engine == "serial":
+                results.append(backtest(panel, forecaster, on_origin=advance, **protocol))
+            else:
+                results.append(backtest_fanout(panel, name, engine=engine, address=address,
+                                               **protocol))
+    return results
+
+
 @app.command("backtest", epilog=BACKTEST_EPILOG)
+@telemetry_options()
 def backtest_command(
-    sources: SourcesArg,
+    *,
     metric: MetricOpt = None,
     models: Annotated[str, typer.Option("--models", help="Comma-separated forecasters.",
                       rich_help_panel="Forecast")] = "naive,window_average,arima,wavelet,hybrid",
@@ -243,47 +217,19 @@ def backtest_command(
     grid: GridOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
-    workload: WorkloadOpt = None,
-    mapping: MapOpt = None,
-    as_metric: AsMetricOpt = None,
-    ts_unit: TsUnitOpt = "s",
-    ts_format: TsFormatOpt = None,
-    mirror: MirrorOpt = None,
-    query: QueryOpt = None,
-    since: SinceOpt = "7d",
-    until: UntilOpt = None,
-    step: StepOpt = "1m",
+    telemetry: TelemetrySource,
     engine: EngineOpt = "serial",
     ray_address: RayAddressOpt = None,
-    strict: StrictOpt = False,
 ) -> None:
     """Rolling-origin backtest of forecasters: MASE, accuracy, pinball, coverage, speed."""
     engine = check_engine(engine)
     names = [name.strip() for name in models.split(",") if name.strip()]
     forecasters = [make_forecaster(name) for name in names]  # unknown names fail before reading
-    panel, report, header, label = _panel(
-        sources, metric=metric, grid=grid, workload=workload,
-        read={"mapping": mapping, "as_metric": as_metric, "ts_unit": ts_unit,
-              "ts_format": ts_format, "mirror": mirror, "query": query, "since": since,
-              "until": until, "step": step},
-        strict=strict,
-    )
+    panel, report, header = _panel(telemetry, metric=metric, grid=grid)
     h = horizon_steps(horizon, report.step_s)
-    results: list[BacktestResult] = []
     began = time.perf_counter()
-    for name, forecaster in zip(names, forecasters, strict=True):
-        with progress(f"backtesting {name}", None) as bar:
-
-            def advance(done: int, total: int, bar: Any = bar) -> None:
-                bar.set_total(total)
-                bar.advance(1)
-
-            if engine == "serial":
-                results.append(backtest(panel, forecaster, horizon=h, every=every,
-                                        test_frac=test_frac, on_origin=advance))
-            else:
-                results.append(backtest_fanout(panel, name, engine=engine, address=ray_address,
-                                               horizon=h, every=every, test_frac=test_frac))
+    results = _backtest_all(panel, names, forecasters, engine=engine, address=ray_address,
+                            horizon=h, every=every, test_frac=test_frac)
     wall = time.perf_counter() - began
     rows = [{"model": name, **r.metrics} for name, r in zip(names, results, strict=True)]
     table = pl.DataFrame(rows).select("model", *(c for c in METRIC_COLUMNS if c in rows[0]))
@@ -302,7 +248,7 @@ def backtest_command(
     emit(
         Result(
             table, document, table=_metrics_table,
-            title=f"Backtest of {report.metric} from {label}",
+            title=f"Backtest of {report.metric} from {telemetry.label}",
             caption=(f"{int(best['series']):,} series · horizon {h} steps · origins every "
                      f"{every} · last {test_frac:.0%} held out"),
             summary=f"best MASE: {best['model']} ({best['mase']:.3f}); {wall:.1f} s wall "

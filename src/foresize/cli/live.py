@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import polars as pl
 import typer
 from rich.live import Live
 from rich.table import Table
@@ -23,13 +21,12 @@ from foresize.cli.output import (
     stderr,
     titled_table,
 )
-from foresize.core.errors import InputError
-from foresize.core.io import atomic_write
+from foresize.core.io import atomic_write, check_writable_file
 from foresize.core.schemas import metric_info
 from foresize.core.units import human_bytes, human_duration, parse_duration
 from foresize.ingest.sampler import Recording, attach_process, record, start_command
 from foresize.profile.phases import detect_phases
-from foresize.profile.telemetry import QUANTILES
+from foresize.profile.telemetry import recording_summary
 
 RUN_EPILOG = """\
 Examples:
@@ -61,19 +58,6 @@ PerProcessOpt = Annotated[
 NameOpt = Annotated[
     str | None, typer.Option("--name", help="Workload name (default: the command's name).")
 ]
-
-
-def _check_writable(path: Path | None) -> None:
-    """Fail before the workload starts, not after an hour of sampling."""
-    if path is None:
-        return
-    if path.suffix.lower() not in (".parquet", ".csv"):
-        raise InputError(f"{path}: samples are written as .parquet or .csv")
-    folder = path.parent if str(path.parent) else Path()
-    if not folder.is_dir():
-        raise InputError(f"{path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"{path}: folder {folder} is not writable")
 
 
 def _show(metric: str, value: float) -> str:
@@ -116,21 +100,6 @@ class _LiveView:
         return table
 
 
-def _summary(telemetry: pl.DataFrame) -> pl.DataFrame:
-    """Peak, P95 and mean per workload, metric and phase of the recorded samples."""
-    keys = [k for k in ("workload", "metric", "phase") if k in telemetry.columns]
-    return (
-        telemetry.group_by(keys, maintain_order=True)
-        .agg(
-            pl.len().alias("n_samples"),
-            pl.col("value").max().alias("peak"),
-            pl.col("value").quantile(QUANTILES["p95"], "linear").alias("p95"),
-            pl.col("value").mean().alias("mean"),
-        )
-        .sort(keys)
-    )
-
-
 def _summary_table(result: Result) -> Table:
     table = titled_table(result)
     columns = [c for c in result.frame.columns if c != "n_samples"]
@@ -157,7 +126,7 @@ def _finish(recording: Recording, *, name: str, command: list[str] | None, pid: 
         info(f"wrote {output} ({telemetry.height:,} rows)")
     elif not SETTINGS.quiet:
         info("Hint: pass -o FILE.parquet to keep the samples")
-    summary = _summary(telemetry)
+    summary = recording_summary(telemetry)
     n_ticks = telemetry["ts"].n_unique()
     document: dict[str, Any] = {
         **provenance({}),
@@ -211,7 +180,7 @@ def run(
     """Run a command and sample its whole process tree until it exits; its exit code is
     passed through. Ctrl-C stops the command and keeps every sample taken.
     """
-    _check_writable(output)
+    check_writable_file(output, suffixes=(".parquet", ".csv"))
     workload = name or Path(command[0]).name
     root = start_command(command)
     recording = _sample(root, name=workload, interval=interval, per_process=per_process,
@@ -229,7 +198,7 @@ def attach(
     fmt: FormatOpt = None,
 ) -> None:
     """Sample a running process and its children until it exits or Ctrl-C (samples kept)."""
-    _check_writable(output)
+    check_writable_file(output, suffixes=(".parquet", ".csv"))
     root = attach_process(pid)
     workload = name or root.name()
     recording = _sample(root, name=workload, interval=interval, per_process=per_process,

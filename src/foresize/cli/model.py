@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import polars as pl
 import typer
 
 from foresize.cli.common import provenance
-from foresize.cli.options import FormatOpt, OutputOpt
+from foresize.cli.options import FormatOpt, OutputOpt, parse_dims
 from foresize.cli.output import Result, emit, info
 from foresize.core.errors import InputError
 from foresize.core.io import sha256_file
-from foresize.core.units import human_bytes, human_duration
+from foresize.graph.analysis import GraphRequest, analyze_graph, report_rows
 from foresize.graph.devices import DEVICES, device_name
-from foresize.graph.flops import analyze_flops, by_layer, roofline_rows
+from foresize.graph.flops import by_layer
 from foresize.graph.hf_config import read_hf_config
-from foresize.graph.liveness import graph_precision, inference_memory, training_memory
 from foresize.graph.model import ModelGraph
 from foresize.graph.sizing import SizingRequest, size_architecture
 
@@ -35,46 +32,8 @@ Examples:
 """
 
 
-def _parse_dims(texts: list[str] | None) -> dict[str, int]:
-    dims: dict[str, int] = {}
-    for text in texts or []:
-        name, sep, value = text.partition("=")
-        if not sep or not name or not value.strip().lstrip("-").isdigit():
-            raise typer.BadParameter(f"{text!r} is not NAME=INTEGER", param_hint="--dim")
-        dims[name.strip()] = int(value)
-    return dims
-
-
 def _config_path(source: Path) -> Path:
     return source / "config.json" if source.is_dir() else source
-
-
-def _flatten(report: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    rows: list[tuple[str, Any]] = []
-    for key, value in report.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            rows.extend(_flatten(value, f"{name}."))
-        else:
-            rows.append((name, value))
-    return rows
-
-
-def _human(name: str, value: Any) -> str:
-    """One report value for people, by the unit its key carries."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return str(value)
-    if name.endswith("bytes_per_s"):  # decimal, as datasheets print bandwidth
-        return f"{float(value) / 1e9:,.0f} GB/s"
-    if name.endswith("_per_s"):
-        return f"{value:,.1f}/s"
-    if name.endswith("_bytes") or "bytes." in name:
-        return human_bytes(float(value))
-    if name.endswith("_s"):
-        return human_duration(float(value)) if value >= 60 else f"{value:.4g} s"
-    if name.endswith(("flops", "prefill", "forward_per_token")):
-        return f"{value:.3e}"
-    return f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"
 
 
 def model(
@@ -122,7 +81,7 @@ def model(
     if recompute not in ("none", "full"):
         raise typer.BadParameter(f"{recompute!r} is not none or full", param_hint="--recompute")
     device = None if device is None else device_name(device)
-    request = OnnxRequest(dims=_parse_dims(dim), dtype=dtype, device=device, train=train,
+    request = GraphRequest(dims=parse_dims(dim), dtype=dtype, device=device, train=train,
                           optimizer=optimizer, top=top, strict=strict, by_layer=by_layer,
                           zero_stage=zero, data_parallel=dp, recompute=recompute)
     is_factory = not source.exists() and ":" in str(source)
@@ -154,30 +113,11 @@ def model(
         batch=batch, context=context, dtype=precision, device=device or "h100_sxm", train=train,
         optimizer=optimizer, zero_stage=zero_stage, data_parallel=dp, tensor_parallel=tp,
         recompute=recompute_mode))
-    rows = _flatten(report)
-    frame = pl.DataFrame({"item": [name for name, _ in rows],
-                          "value": [_human(name, value) for name, value in rows]})
+    frame = report_rows(report)
     document = {**provenance({str(path): sha256_file(path)}), "model": report}
     emit(Result(frame, document, title=f"{path} ({arch.model_type})",
                 caption="roofline lower bounds; 1 multiply-add = 2 FLOPs"),
          fmt=fmt, output=output)
-
-
-@dataclass(frozen=True, slots=True)
-class OnnxRequest:
-    """What the ONNX path was asked for, gathered so the helper takes few arguments."""
-
-    dims: dict[str, int]
-    dtype: str | None
-    device: str | None
-    train: bool
-    optimizer: str
-    top: int
-    strict: bool
-    by_layer: bool = False
-    zero_stage: int = 0
-    data_parallel: int = 1
-    recompute: str = "none"
 
 
 def _reject_config_options(*, batch: int, context: int | None, tp: int) -> None:
@@ -214,67 +154,26 @@ def _parse_inputs(texts: list[str] | None, spec: str) -> dict[str, tuple[int, ..
     return shapes
 
 
-def _onnx(graph: ModelGraph, request: OnnxRequest, *, label: str, inputs: dict[str, Any],
+def _onnx(graph: ModelGraph, request: GraphRequest, *, label: str, inputs: dict[str, Any],
           fmt: str | None, output: Path | None) -> None:
     """Render the analysis of an ONNX graph (read from a file or exported from PyTorch)."""
-    report = analyze_flops(graph, strict=request.strict)
-    memory = inference_memory(graph, dtype=request.dtype)
-    precision = request.dtype or graph_precision(graph)
-    rows = report.rows
-    summary: dict[str, Any] = {
-        "parameters": report.n_params, "param_bytes": graph.param_bytes,
-        "flops": report.flops, "macs": report.macs,
-        "bytes_read": report.bytes_read, "bytes_written": report.bytes_written,
-        "coverage_pct": report.coverage_pct, "unsupported": report.unsupported,
-        "unresolved": report.unresolved, "dims": request.dims,
-        "convention": "1 multiply-add = 2 FLOPs",
-        "inference": {"dtype": precision, "weight_bytes": memory.weight_bytes,
-                      "peak_activation_bytes": memory.peak_activation_bytes,
-                      "peak_node": memory.peak_node, "total_bytes": memory.total_bytes,
-                      "unsized_tensors": list(memory.unsized)},
-    }
-    notes = [f"memory ({precision}): weights {human_bytes(memory.weight_bytes)} + peak "
-             f"activations {human_bytes(memory.peak_activation_bytes)} (at {memory.peak_node})"]
-    if request.train:
-        step = training_memory(graph, optimizer=request.optimizer, dtype=request.dtype,
-                               zero_stage=request.zero_stage,
-                               data_parallel=request.data_parallel,
-                               recompute=request.recompute)
-        summary["training"] = {"optimizer": step.optimizer, "precision": step.precision,
-                               "zero_stage": request.zero_stage,
-                               "data_parallel": request.data_parallel,
-                               "recompute": request.recompute,
-                               "components_bytes": dict(step.components),
-                               "total_bytes": step.total_bytes, "n_saved_tensors": len(step.saved)}
-        parts = ", ".join(f"{k} {human_bytes(v)}" for k, v in step.components.items())
-        sharded = (f", ZeRO-{request.zero_stage} over {request.data_parallel} ranks"
-                   if request.zero_stage and request.data_parallel > 1 else "")
-        sharded += ", blocks recomputed" if request.recompute == "full" else ""
-        notes.append(f"training step ({step.optimizer}{sharded}): "
-                     f"{human_bytes(step.total_bytes)} = {parts}")
-    if request.device is not None:
-        rows = roofline_rows(report, request.device, precision)
-        total_s = float(rows["time_s"].sum())
-        summary["roofline"] = {"device": request.device, "dtype": precision, "time_s": total_s,
-                               "convention": "sum of per-op lower bounds"}
-        notes.append(f"roofline on {request.device} ({precision}): {total_s:.4g} s, "
-                     "the sum of per-op lower bounds")
-    costly = rows.sort("flops", descending=True, maintain_order=True).head(request.top)
+    analysis = analyze_graph(graph, request)
+    report, rows = analysis.flops, analysis.rows
     if report.unsupported:
         info("unsupported ops (counted as 0 FLOPs): "
              + ", ".join(f"{op} x{n}" for op, n in sorted(report.unsupported.items())))
-    document = {**provenance(inputs), "model": summary,
-                "ops": rows.to_dicts()}
+    document = {**provenance(inputs), "model": analysis.summary, "ops": rows.to_dicts()}
     if request.by_layer:
         layers = by_layer(report)
         document["layers"] = layers.to_dicts()
         shown, caption = layers, f"{layers.height} layers; 1 multiply-add = 2 FLOPs"
     else:
+        costly = rows.sort("flops", descending=True, maintain_order=True).head(request.top)
         shown = rows if fmt in ("csv", "parquet", "json") else costly
         caption = (f"the {min(request.top, rows.height)} costliest of {rows.height} ops; "
                    "1 multiply-add = 2 FLOPs")
     emit(Result(shown, document,
                 title=f"{label}: {report.n_params:,} parameters, {report.flops:.3e} FLOPs, "
                 f"{report.coverage_pct:.1f}% of ops priced",
-                caption=caption, summary="; ".join(notes)),
+                caption=caption, summary="; ".join(analysis.notes)),
          fmt=fmt, output=output)

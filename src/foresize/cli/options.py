@@ -1,14 +1,28 @@
-"""Options shared by many commands: one name and one meaning everywhere."""
+"""Options shared by many commands: one name and one meaning everywhere.
+
+The telemetry source options are one group, declared once: :func:`telemetry_options`
+puts them on a command whose ``telemetry`` parameter then receives a
+:class:`~foresize.ingest.sources.TelemetrySource`.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from foresize.cli.output import FORMATS
+from foresize.core.units import parse_duration
+from foresize.ingest.sources import ReadOptions, TelemetrySource
+from foresize.ingest.tabular import TsUnit, parse_mapping
+
+TS_UNITS: tuple[TsUnit, ...] = ("s", "ms", "us", "ns")
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 
 def _complete_format(incomplete: str) -> list[str]:
@@ -31,76 +45,21 @@ OutputOpt = Annotated[
         rich_help_panel="Output", dir_okay=False,
     ),
 ]
-MapOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--map",
-        help="Column mapping for generic files: ts=COL,workload=COL[,metric=COL][,value=COL].",
-        rich_help_panel="Input",
-    ),
-]
-TsUnitOpt = Annotated[
-    str,
-    typer.Option("--ts-unit", help="Unit of numeric timestamps: s, ms, us or ns.",
-                 rich_help_panel="Input"),
-]
-TsFormatOpt = Annotated[
-    str | None,
-    typer.Option("--ts-format", help="strftime format of text timestamps, e.g. '%Y-%m-%d %H:%M'.",
-                 rich_help_panel="Input"),
-]
-StrictOpt = Annotated[
-    bool,
-    typer.Option("--strict", help="Fail (exit 3) instead of dropping invalid rows with a count.",
-                 rich_help_panel="Input"),
-]
-MirrorOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--mirror", envvar="FORESIZE_DATA_MIRROR",
-        help="Read datasets from this local mirror of the upstream layout instead of downloading.",
-        rich_help_panel="Input", file_okay=False,
-    ),
-]
+_MIRROR = typer.Option(
+    "--mirror", envvar="FORESIZE_DATA_MIRROR",
+    help="Read datasets from this local mirror of the upstream layout instead of downloading.",
+    rich_help_panel="Input", file_okay=False,
+)
+MirrorOpt = Annotated[Path | None, _MIRROR]
 SeedOpt = Annotated[
     int | None,
     typer.Option("--seed", help="Seed for this command (overrides the global --seed).",
                  show_default=False),
 ]
-QueryOpt = Annotated[
-    str | None,
-    typer.Option("--query", help="PromQL for a prometheus://HOST:PORT source.",
-                 rich_help_panel="Prometheus"),
-]
-SinceOpt = Annotated[
-    str,
-    typer.Option("--since", help="How far back to read from Prometheus, e.g. 7d, 12h.",
-                 rich_help_panel="Prometheus"),
-]
-UntilOpt = Annotated[
-    datetime | None,
-    typer.Option("--until", help="End of the Prometheus window (UTC; default: now).",
-                 rich_help_panel="Prometheus"),
-]
-StepOpt = Annotated[
-    str,
-    typer.Option("--step", help="Prometheus query resolution, e.g. 1m, 30s.",
-                 rich_help_panel="Prometheus"),
-]
 SourcesArg = Annotated[
     list[str],
     typer.Argument(help="Telemetry files (parquet, CSV, tar.gz; - for stdin), dataset names, "
                    "NAME:TABLE, or prometheus://HOST:PORT with --query.", show_default=False),
-]
-AsMetricOpt = Annotated[
-    str | None,
-    typer.Option("--as-metric", help="Metric name for a generic file whose rows name none.",
-                 rich_help_panel="Input"),
-]
-WorkloadOpt = Annotated[
-    list[str] | None,
-    typer.Option("--workload", help="Keep workloads matching this glob (repeatable).",
-                 rich_help_panel="Filter"),
 ]
 MetricFilterOpt = Annotated[
     list[str] | None,
@@ -118,3 +77,105 @@ RayAddressOpt = Annotated[
                  "--engine ray (e.g. ray://head:10001 or auto); default: a local Ray instance.",
                  rich_help_panel="Scale-out"),
 ]
+
+# The telemetry source group: parameter -> (type, default, the option). Order is help order.
+SOURCE_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
+    "mapping": (str | None, None, typer.Option(
+        "--map", rich_help_panel="Input", help="Column mapping for generic files: "
+        "ts=COL,workload=COL[,metric=COL][,value=COL].")),
+    "as_metric": (str | None, None, typer.Option(
+        "--as-metric", rich_help_panel="Input",
+        help="Metric name for a generic file whose rows name none.")),
+    "ts_unit": (str, "s", typer.Option(
+        "--ts-unit", rich_help_panel="Input", help="Unit of numeric timestamps: s, ms, us or ns.")),
+    "ts_format": (str | None, None, typer.Option(
+        "--ts-format", rich_help_panel="Input",
+        help="strftime format of text timestamps, e.g. '%Y-%m-%d %H:%M'.")),
+    "mirror": (Path | None, None, _MIRROR),
+    "query": (str | None, None, typer.Option(
+        "--query", rich_help_panel="Prometheus",
+        help="PromQL for a prometheus://HOST:PORT source.")),
+    "since": (str, "7d", typer.Option(
+        "--since", rich_help_panel="Prometheus",
+        help="How far back to read from Prometheus, e.g. 7d, 12h.")),
+    "until": (datetime | None, None, typer.Option(
+        "--until", rich_help_panel="Prometheus",
+        help="End of the Prometheus window (UTC; default: now).")),
+    "step": (str, "1m", typer.Option(
+        "--step", rich_help_panel="Prometheus", help="Prometheus query resolution, e.g. 1m, 30s.")),
+    "strict": (bool, False, typer.Option(
+        "--strict", rich_help_panel="Input",
+        help="Fail (exit 3) instead of dropping invalid rows with a count.")),
+    "workload": (list[str] | None, None, typer.Option(
+        "--workload", rich_help_panel="Filter",
+        help="Keep workloads matching this glob (repeatable).")),
+}
+PROMETHEUS = ("query", "since", "until", "step")
+
+
+def telemetry_source(sources: str | list[str] | None, **flags: Any) -> TelemetrySource:
+    """The TelemetrySource the group's flags describe (flags not offered keep defaults)."""
+    given = {name: default for name, (_, default, _) in SOURCE_OPTIONS.items()} | flags
+    if given["ts_unit"] not in TS_UNITS:
+        raise typer.BadParameter(f"{given['ts_unit']!r} is not one of {', '.join(TS_UNITS)}",
+                                 param_hint="--ts-unit")
+    options = ReadOptions(
+        mapping=parse_mapping(given["mapping"]), metric=given["as_metric"],
+        ts_unit=given["ts_unit"], ts_format=given["ts_format"], mirror=given["mirror"],
+        query=given["query"], since_s=parse_duration(given["since"]), until=given["until"],
+        step_s=parse_duration(given["step"]),
+    )
+    listed = [sources] if isinstance(sources, str) else sources or []
+    return TelemetrySource(tuple(listed), options, workloads=tuple(given["workload"] or ()),
+                           strict=given["strict"])
+
+
+def telemetry_options(
+    *, sources: Any = SourcesArg, default: Any = inspect.Parameter.empty,
+    omit: Collection[str] = (), name: str = "sources",
+) -> Callable[[Command], Command]:
+    """Give a command the SOURCES argument and the source options, declared once here.
+
+    The command's ``telemetry`` parameter is replaced by the argument (``name``, first)
+    and the options (where ``telemetry`` stood, minus ``omit``); the command is called
+    with the TelemetrySource they describe.
+    """
+    offered = [name for name in SOURCE_OPTIONS if name not in omit]
+
+    def decorate(command: Command) -> Command:
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        own = inspect.signature(command, eval_str=True).parameters.values()
+        group = [inspect.Parameter(name, keyword, annotation=Annotated[kind, option],
+                                   default=value)
+                 for name, (kind, value, option) in SOURCE_OPTIONS.items() if name in offered]
+        params = [inspect.Parameter(name, keyword, annotation=sources, default=default)]
+        for param in own:
+            params += group if param.name == "telemetry" else [param.replace(kind=keyword)]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            flags = {name: kwargs.pop(name) for name in offered}
+            kwargs["telemetry"] = telemetry_source(kwargs.pop(name), **flags)
+            return command(**kwargs)
+
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def parse_dims(texts: list[str] | None) -> dict[str, int]:
+    """``--dim NAME=VALUE`` options as ``{NAME: VALUE}``."""
+    dims: dict[str, int] = {}
+    for text in texts or []:
+        name, sep, value = text.partition("=")
+        if not sep or not name or not value.strip().lstrip("-").isdigit():
+            raise typer.BadParameter(f"{text!r} is not NAME=INTEGER", param_hint="--dim")
+        dims[name.strip()] = int(value)
+    return dims
+
+
+def opt(flag: str, text: str, panel: str | None = None, **extra: Any) -> Any:
+    """A typer option in one line: its flag, help and help panel (and any extra settings)."""
+    return typer.Option(flag, help=text, rich_help_panel=panel, **extra)

@@ -227,6 +227,25 @@ def frame_table(result: Result, *, columns: list[str] | None = None) -> Table:
     return table
 
 
+WORD_COLUMNS = frozenset({"workload", "resource", "gpu", "rationale", "forecaster", "item",
+                          "value", "metric", "policy", "requests"})
+
+
+def text_table(frame: pl.DataFrame, *, title: str | None = None,
+               caption: str | None = None) -> Table:
+    """A table of display text (a library view): words left, figures right; the
+    rationale and value columns wrap.
+    """
+    table = Table(title=escape(title) if title else None,
+                  caption=escape(caption) if caption else None, title_justify="left")
+    for name in frame.columns:
+        table.add_column(name, justify="left" if name in WORD_COLUMNS else "right",
+                         no_wrap=name not in ("rationale", "value"))
+    for row in frame.iter_rows():
+        table.add_row(*row)
+    return table
+
+
 @dataclass(slots=True)
 class Bar:
     """Handle on a progress bar; a no-op when the bar is not shown."""

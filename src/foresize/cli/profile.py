@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from foresize.cli import live, model
-from foresize.cli.common import (
-    announce,
-    ingest_reports,
-    open_filtered,
-    provenance,
-    read_canonical,
-    read_options,
-)
-from foresize.cli.options import (
-    AsMetricOpt,
-    FormatOpt,
-    MapOpt,
-    MetricFilterOpt,
-    MirrorOpt,
-    OutputOpt,
-    QueryOpt,
-    SinceOpt,
-    SourcesArg,
-    StepOpt,
-    StrictOpt,
-    TsFormatOpt,
-    TsUnitOpt,
-    UntilOpt,
-    WorkloadOpt,
-)
-from foresize.cli.output import (
-    Result,
-    emit,
-    format_cell,
-    frame_table,
-    progress,
-    titled_table,
-)
+from foresize.cli.common import announce, ingest_header, read_telemetry
+from foresize.cli.options import FormatOpt, MetricFilterOpt, OutputOpt, telemetry_options
+from foresize.cli.output import Result, emit, format_cell, frame_table, progress, titled_table
 from foresize.core.errors import InsufficientDataError
-from foresize.core.schemas import metric_info
-from foresize.core.units import human_bytes, human_duration
+from foresize.core.units import human_metric, short_id
+from foresize.ingest.sources import TelemetrySource, open_source, shown_reports
 from foresize.profile.phases import detect_phases, phase_summary
 from foresize.profile.telemetry import profile_telemetry
 
@@ -73,23 +44,6 @@ Examples:
 """
 
 
-def short_id(name: str, width: int = 14, longest: int = 24) -> str:
-    """Hashed ids (GenTD26 container_ip is an md5) shortened for tables, like git hashes."""
-    return name if len(name) <= longest else name[: width - 1] + "…"
-
-
-def _scaled(metric: str, value: float | None) -> str:
-    unit = metric_info(metric).unit
-    if value is None:
-        return "-"
-    if unit == "bytes":
-        return human_bytes(value)
-    if unit == "s":
-        return human_duration(value)
-    suffix = "%" if unit == "%" else ""
-    return f"{value:,.1f}{suffix}" if abs(value) < 1e6 else f"{value:,.3g}{suffix}"
-
-
 def profile_table(result: Result) -> Table:
     """The human view of a profile: one row per series, values in their metric's unit."""
     table = titled_table(result)
@@ -109,31 +63,23 @@ def profile_table(result: Result) -> Table:
             format_cell("span_s", row["span_s"]),
             format_cell("interval_s", row["interval_s"]),
             f"{row['n_gaps']:,}",
-            *(_scaled(metric, row[k]) for k in ("mean", "p50", "p95", "p99", "max")),
+            *(human_metric(metric, row[k]) for k in ("mean", "p50", "p95", "p99", "max")),
             format_cell("idle_frac", row["idle_frac"]),
             "-" if row["burstiness"] is None else f"{row['burstiness']:.1f}x",
             format_cell("period_s", row["period_s"]),
-            _scaled(metric, row["trend_per_day"]),
+            human_metric(metric, row["trend_per_day"]),
         ]
         table.add_row(*cells)
     return table
 
 
 @app.command("telemetry", epilog=TELEMETRY_EPILOG)
+@telemetry_options(omit=("strict",))
 def telemetry(
-    sources: SourcesArg,
+    *,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
-    mapping: MapOpt = None,
-    as_metric: AsMetricOpt = None,
-    ts_unit: TsUnitOpt = "s",
-    ts_format: TsFormatOpt = None,
-    mirror: MirrorOpt = None,
-    query: QueryOpt = None,
-    since: SinceOpt = "7d",
-    until: UntilOpt = None,
-    step: StepOpt = "1m",
-    workload: WorkloadOpt = None,
+    telemetry: TelemetrySource,
     metric: MetricFilterOpt = None,
     by_phase: Annotated[bool, typer.Option(
         "--by-phase", help="One row per phase as well (detected when the data has no labels).",
@@ -142,10 +88,7 @@ def telemetry(
     """Historic pattern analysis per workload and metric: level, percentiles, idle share,
     burstiness, gaps, dominant periods and trend.
     """
-    options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
-                           ts_format=ts_format, mirror=mirror, query=query, since=since,
-                           until=until, step=step)
-    opened = open_filtered(sources, options, workloads=workload, metrics=metric)
+    opened = open_source(replace(telemetry, metrics=tuple(metric or ())))
     with progress("profiling rows", None) as bar:
 
         def on_chunk(rows: int, total: int) -> None:
@@ -154,41 +97,22 @@ def telemetry(
 
         profile, report = profile_telemetry(opened.frame, source=opened.label,
                                             by_phase=by_phase, on_chunk=on_chunk)
-    reports = ingest_reports(opened, report)
-    announce(reports, all_reports=False)
-    n_workloads = profile["workload"].n_unique()
-    n_metrics = profile["metric"].n_unique()
-    document = {
-        **provenance(opened.sha256),
-        "ingest": [r.to_dict() for r in reports],
-        "profiles": profile.to_dicts(),
-    }
-    emit(
-        Result(
-            profile, document, table=profile_table,
-            title=f"Telemetry profile of {opened.label}",
-            caption=f"{profile.height:,} series · {n_workloads:,} workloads · {n_metrics} metrics",
-        ),
-        fmt=fmt, output=output,
-    )
+    reports = shown_reports(opened, report)
+    announce(reports)
+    document = {**ingest_header(opened.sha256, reports), "profiles": profile.to_dicts()}
+    caption = (f"{profile.height:,} series · {profile['workload'].n_unique():,} workloads · "
+               f"{profile['metric'].n_unique()} metrics")
+    emit(Result(profile, document, table=profile_table, caption=caption,
+                title=f"Telemetry profile of {opened.label}"), fmt=fmt, output=output)
 
 
 @app.command("ingest", epilog=INGEST_EPILOG)
+@telemetry_options()
 def ingest(
-    sources: SourcesArg,
+    *,
     output: OutputOpt = None,
     fmt: FormatOpt = None,
-    mapping: MapOpt = None,
-    as_metric: AsMetricOpt = None,
-    ts_unit: TsUnitOpt = "s",
-    ts_format: TsFormatOpt = None,
-    mirror: MirrorOpt = None,
-    query: QueryOpt = None,
-    since: SinceOpt = "7d",
-    until: UntilOpt = None,
-    step: StepOpt = "1m",
-    strict: StrictOpt = False,
-    workload: WorkloadOpt = None,
+    telemetry: TelemetrySource,
     metric: MetricFilterOpt = None,
 ) -> None:
     """Canonicalise telemetry files and traces into one long-format frame (parquet or CSV);
@@ -197,13 +121,10 @@ def ingest(
     if fmt is None and output is None:
         raise typer.BadParameter("pass -o FILE (.parquet or .csv) or -f FORMAT",
                                  param_hint="-o/--output")
-    options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
-                           ts_format=ts_format, mirror=mirror, query=query, since=since,
-                           until=until, step=step)
-    frame, header = read_canonical(sources, options, strict=strict, workload=workload,
-                                   metric=metric, all_reports=True)
-    document = {**header, "telemetry": frame.to_dicts()}
-    emit(Result(frame, document, title="Canonical telemetry"), fmt=fmt, output=output)
+    read, header = read_telemetry(replace(telemetry, metrics=tuple(metric or ())),
+                                  all_reports=True)
+    document = {**header, "telemetry": read.frame.to_dicts()}
+    emit(Result(read.frame, document, title="Canonical telemetry"), fmt=fmt, output=output)
 
 
 PHASES_EPILOG = """\
@@ -216,50 +137,35 @@ Examples:
 
 
 @app.command("phases", epilog=PHASES_EPILOG)
+@telemetry_options()
 def phases(
-    sources: SourcesArg,
+    *,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
-    mapping: MapOpt = None,
-    as_metric: AsMetricOpt = None,
-    ts_unit: TsUnitOpt = "s",
-    ts_format: TsFormatOpt = None,
-    mirror: MirrorOpt = None,
-    query: QueryOpt = None,
-    since: SinceOpt = "7d",
-    until: UntilOpt = None,
-    step: StepOpt = "1m",
-    workload: WorkloadOpt = None,
+    telemetry: TelemetrySource,
     metric: MetricFilterOpt = None,
     min_dwell: Annotated[int, typer.Option("--min-dwell", help="Shortest phase, in samples; "
                                            "shorter excursions are spikes.")] = 3,
     max_regimes: Annotated[int, typer.Option("--max-regimes", help="Active levels to tell "
                                              "apart (1-3), besides idle and spike.")] = 3,
-    strict: StrictOpt = False,
 ) -> None:
     """Phases per workload and metric (idle, low/mid/high or busy, spike): share of time,
     visits, dwell times, demand percentiles and where each phase goes next.
     """
-    options = read_options(mapping=mapping, as_metric=as_metric, ts_unit=ts_unit,
-                           ts_format=ts_format, mirror=mirror, query=query, since=since,
-                           until=until, step=step)
-    frame, header = read_canonical(sources, options, strict=strict, workload=workload,
-                                   metric=metric, all_reports=False)
-    if frame.is_empty():
-        raise InsufficientDataError(f"{', '.join(sources)}: no telemetry rows")
-    labeled = detect_phases(frame.drop("phase", strict=False), min_dwell=min_dwell,
+    read, header = read_telemetry(replace(telemetry, metrics=tuple(metric or ())))
+    if read.frame.is_empty():
+        raise InsufficientDataError(f"{telemetry.label}: no telemetry rows")
+    labeled = detect_phases(read.frame.drop("phase", strict=False), min_dwell=min_dwell,
                             max_regimes=max_regimes)
     summary = phase_summary(labeled)
     document = {**header, "parameters": {"min_dwell": min_dwell, "max_regimes": max_regimes},
                 "phases": summary.to_dicts()}
     shown = ["workload", "metric", "phase", "time_share", "n_visits", "mean_dwell_s",
              "p50", "p95", "max", "p_stay"]
-    emit(Result(summary, document, title=f"Phases of {', '.join(sources)}",
+    emit(Result(summary, document, title=f"Phases of {telemetry.label}",
                 caption=f"{summary.select('workload', 'metric').n_unique():,} series",
                 table=lambda result: frame_table(result, columns=shown)),
          fmt=fmt, output=output)
-
-
 
 
 app.command("run", epilog=live.RUN_EPILOG,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, cast, get_args
 
@@ -22,25 +22,26 @@ from foresize.cli.options import (
     SeedOpt,
 )
 from foresize.cli.output import SETTINGS, Result, emit, info, progress
-from foresize.core.errors import InputError
-from foresize.core.io import atomic_write
 from foresize.core.parallel import check_engine
-from foresize.core.units import parse_duration
-from foresize.simulate.carbon import CarbonAware, Series, diurnal, read_series
-from foresize.simulate.cluster import Cluster, parse_mig
-from foresize.simulate.engine import Autoscaling, Restart, replay
-from foresize.simulate.inflation import (
-    InflationCurve,
-    compare_inflation,
-    curves_document,
+from foresize.simulate.cluster.autoscaler import AUTOSCALE
+from foresize.simulate.cluster.carbon import diurnal, read_series
+from foresize.simulate.cluster.engine import Restart
+from foresize.simulate.cluster.inflation import compare_inflation, curves_document
+from foresize.simulate.cluster.placement import PLACEMENT
+from foresize.simulate.cluster.preemption import PREEMPTION
+from foresize.simulate.cluster.queue import QUEUE
+from foresize.simulate.cluster.state import parse_mig
+from foresize.simulate.cluster.study import (
+    ClusterSpec,
+    ReplaySetup,
+    build_cluster,
+    check_placements,
+    compare_replays,
+    pai_files,
+    plot_curves,
 )
-from foresize.simulate.policies.autoscale import AUTOSCALE
-from foresize.simulate.policies.placement import PLACEMENT
-from foresize.simulate.policies.preemption import PREEMPTION
-from foresize.simulate.policies.queue import QUEUE
-from foresize.simulate.pools import parse_pool, with_pools
-from foresize.simulate.traces import open_nodes, open_trace, with_deadlines
-from foresize.simulate.workload import Workload
+from foresize.simulate.cluster.traces import open_trace, with_deadlines
+from foresize.simulate.cluster.workload import Workload
 
 app = typer.Typer(help="Reference scheduler simulator: replay traces, compare placement "
                   "and queue policies.", no_args_is_help=True)
@@ -72,15 +73,6 @@ Examples:
 """
 
 
-def _names(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise InputError("--placement names no policy", hint="e.g. --placement best_fit,fgd")
-    for name in names:
-        PLACEMENT.get(name)  # UnknownNameError with "Did you mean"
-    return names
-
-
 def _mig_layout(text: str) -> tuple[str, tuple[int, ...]]:
     """``A100=3g+2g+2g`` -> ``("A100", (3, 2, 2))`` (the ``--mig`` syntax)."""
     model, sep, layout = text.partition("=")
@@ -90,135 +82,22 @@ def _mig_layout(text: str) -> tuple[str, tuple[int, ...]]:
     return model, parse_mig(layout)
 
 
-def _pai_files(options: list[str]) -> dict[str, str]:
-    """``--pai-table job=FILE`` options as ``{"job": "FILE"}``."""
-    files: dict[str, str] = {}
-    for text in options:
-        name, sep, path = text.partition("=")
-        if not sep or not path:
-            raise InputError(f"--pai-table {text!r}: expected TABLE=FILE",
-                             hint="e.g. --pai-table job=pai_job_table.tar.gz")
-        files[name] = path
-    return files
-
-
-def _inflation(workload: Workload, cluster: Cluster, names: list[str], seeds: list[int], *,
-               target: float, step: float, engine: str, address: str | None,
-               ) -> tuple[pl.DataFrame, dict[str, Any], dict[str, InflationCurve]]:
-    with progress("inflation runs", len(names)) as bar:
-        rows, curves = compare_inflation(workload, cluster, names, seeds, target=target,
-                                         step=step, engine=engine, address=address,
-                                         on_run=bar.advance)
-    return pl.DataFrame(rows), {"curves": curves_document(curves)}, curves
-
-
-@dataclass(frozen=True, slots=True)
-class ReplaySetup:
-    """What a replay run composes besides placement: queue, preemption, restart, carbon."""
-
-    queue: str
-    preemption: str
-    restart: Restart
-    intensity: Series
-    carbon_aware: bool
-    autoscaling: Autoscaling | None = None
-
-
-def _one_replay(workload: Workload, cluster: Cluster, name: str, seed: int,
-                setup: ReplaySetup, admission: CarbonAware | None) -> dict[str, Any]:
+def _run_bar(workload: Workload) -> Callable[[str, int], AbstractContextManager[Any]]:
+    """A progress bar per replay run, advanced by the engine's clock."""
     end = float(np.max(workload.arrival_s + workload.duration_s))
-    with progress(f"replay {name} seed {seed}", round(end)) as bar:
-        done = [0.0]
 
-        def tick(now: float) -> None:
-            bar.advance(round(now - done[0]))
-            done[0] = round(now)
+    @contextmanager
+    def run_bar(name: str, seed: int) -> Iterator[Callable[[float], None]]:
+        with progress(f"replay {name} seed {seed}", round(end)) as bar:
+            done = [0.0]
 
-        result = replay(workload, cluster, PLACEMENT.get(name)(workload, cluster),
-                        QUEUE.get(setup.queue)(),
-                        preemption=PREEMPTION.get(setup.preemption)(),
-                        admission=admission, restart=setup.restart, seed=seed, tick=tick,
-                        autoscaling=setup.autoscaling)
-    return result.summary(workload, cluster, intensity=setup.intensity)
+            def tick(now: float) -> None:
+                bar.advance(round(now - done[0]))
+                done[0] = round(now)
 
+            yield tick
 
-def _replay(workload: Workload, cluster: Cluster, names: list[str], seeds: list[int], *,
-            setup: ReplaySetup) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Each policy and seed; with ``carbon_aware`` also the same run without holding
-    jobs, so the carbon saved is measured against an otherwise identical run.
-    """
-    aware = CarbonAware(setup.intensity) if setup.carbon_aware else None
-    rows, runs = [], []
-    for name in names:
-        summaries = []
-        for seed in seeds:
-            summary = _one_replay(workload, cluster, name, seed, setup, aware)
-            if aware is not None:
-                base = _one_replay(workload, cluster, name, seed, setup, None)["energy"]
-                summary["carbon_saved_kg"] = {
-                    "total": base["carbon_kg"] - summary["energy"]["carbon_kg"],
-                    "dynamic": base["dynamic_carbon_kg"] - summary["energy"]["dynamic_carbon_kg"],
-                }
-            summaries.append(summary)
-            runs.append({"policy": name, "seed": seed, **summary})
-
-        def mean(*path: str, of: list[dict[str, Any]] = summaries) -> float:
-            values = []
-            for summary in of:
-                value: Any = summary
-                for key in path:
-                    value = value[key]
-                values.append(float(value))
-            return float(np.mean(values))
-
-        row = {
-            "policy": name,
-            "wait_mean_s": mean("queueing_delay", "mean_s"),
-            "wait_p99_s": mean("queueing_delay", "p99_s"),
-            "jct_mean_s": mean("jct", "mean_s"),
-            "makespan_s": mean("makespan_s"),
-            "gpu_util_frac": mean("mean_util", "gpu"),
-            "never_fit": summaries[0]["n_never_fit"],
-            "unscheduled": mean("n_unscheduled"),
-            "preemptions": mean("preemptions", "total"),
-            "deadline_miss_frac": mean("deadlines", "miss_rate"),
-            "cost_usd": mean("energy", "cost_usd"),
-            "energy_kwh": mean("energy", "energy_kwh"),
-            "carbon_kg": mean("energy", "carbon_kg"),
-            "events_per_second": mean("events_per_second"),
-        }
-        if aware is not None:
-            row["dyn_carbon_saved_kg"] = mean("carbon_saved_kg", "dynamic")
-        if setup.autoscaling is not None:
-            row.update(node_hours=mean("autoscale", "node_hours"),
-                       pool_cost_usd=mean("autoscale", "cost_usd"),
-                       scale_ups=mean("autoscale", "scale_ups"),
-                       scale_downs=mean("autoscale", "scale_downs"),
-                       provisioning_wait_s=mean("autoscale", "provisioning_wait", "total_s"))
-        rows.append(row)
-    return pl.DataFrame(rows), {"runs": runs}
-
-
-def _plot(curves: dict[str, InflationCurve], path: Path) -> None:
-    try:
-        import matplotlib as mpl
-
-        mpl.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InputError("--plot needs matplotlib",
-                         hint="pip install 'foresize[plot]'") from None
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, curve in curves.items():
-        ax.plot(curve.arrived_frac * 100, curve.allocated_frac * 100, label=name)
-    ax.set_xlabel("arrived GPU demand (% of capacity)")
-    ax.set_ylabel("allocated GPU (% of capacity)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
-    plt.close(fig)
-    info(f"wrote {path}")
+    return run_bar
 
 
 @app.command("schedule", epilog=SCHEDULE_EPILOG)
@@ -299,7 +178,7 @@ def schedule(
     if mode not in ("inflation", "replay"):
         raise typer.BadParameter(f"{mode!r} is not one of inflation, replay",
                                  param_hint="--mode")
-    names = _names(placement)
+    names = check_placements(placement)
     QUEUE.get(queue)
     PREEMPTION.get(preemption)
     if restart not in get_args(Restart):
@@ -307,48 +186,28 @@ def schedule(
                                  param_hint="--restart")
     intensity = diurnal() if carbon == "diurnal" else read_series(carbon)
     base = SETTINGS.seed if seed is None else seed
-    workload = open_trace(trace, seed=base, pai_files=_pai_files(pai_table or []), mirror=mirror)
+    workload = open_trace(trace, seed=base, pai_files=pai_files(pai_table or []), mirror=mirror)
     if deadline_factor is not None:
         workload = with_deadlines(workload, deadline_factor)
-    autoscaling = None
-    if pool or nodes == "none":
-        if mode != "replay":
-            raise InputError("--pool and --nodes none need --mode replay",
-                             hint="inflation places pods on a fixed cluster")
-        fixed = None if nodes == "none" else open_nodes(nodes, mirror=mirror)
-        cluster, layout = with_pools(fixed, [parse_pool(text) for text in pool or []])
-        policy = AUTOSCALE.get(autoscaler)
-        # only policies with that setting take it (``none`` has no settings)
-        accepted = inspect.signature(policy).parameters
-        settings = ({"scale_down_after_s": parse_duration(scale_down_after)}
-                    if "scale_down_after_s" in accepted else {})
-        autoscaling = Autoscaling(layout, policy(**settings),
-                                  every_s=parse_duration(autoscale_every))
-    else:
-        AUTOSCALE.get(autoscaler)
-        cluster = open_nodes(nodes, mirror=mirror)
-    if mig:
-        if preemption != "none":
-            raise InputError("--mig cannot be combined with --preemption yet",
-                             hint="preemption does not model MIG slices")
-        cluster = cluster.with_mig(dict(_mig_layout(text) for text in mig))
+    spec = ClusterSpec(nodes, tuple(pool or ()), autoscaler, autoscale_every, scale_down_after,
+                       dict(_mig_layout(text) for text in mig or []))
+    cluster, autoscaling = build_cluster(spec, mode=mode, preemption=preemption, mirror=mirror)
     seed_list = list(range(base, base + seeds))
+    setup = ReplaySetup(queue, preemption, cast(Restart, restart), intensity, carbon_aware,
+                        autoscaling)
     if mode == "inflation":
-        frame, body, curves = _inflation(workload, cluster, names, seed_list, target=target,
-                                         step=step, engine=engine, address=ray_address)
+        with progress("inflation runs", len(names)) as bar:
+            rows, curves = compare_inflation(workload, cluster, names, seed_list, target=target,
+                                             step=step, engine=engine, address=ray_address,
+                                             on_run=bar.advance)
+        frame, body = pl.DataFrame(rows), {"curves": curves_document(curves)}
         if plot is not None:
-            _plot(curves, plot)
+            plot_curves(curves, plot)
+            info(f"wrote {plot}")
     else:
-        setup = ReplaySetup(queue, preemption, cast(Restart, restart), intensity,
-                            carbon_aware, autoscaling)
-        frame, body = _replay(workload, cluster, names, seed_list, setup=setup)
-    replay_settings = {"preemption": preemption, "restart": restart,
-                       "deadline_factor": deadline_factor, "carbon": intensity.describe(),
-                       "carbon_aware": carbon_aware,
-                       "pools": [asdict(p) for p in autoscaling.layout.pools] if autoscaling
-                       else [],
-                       "autoscaler": autoscaler if autoscaling else None,
-                       "autoscale_every_s": autoscaling.every_s if autoscaling else None}
+        frame, body = compare_replays(workload, cluster, names, seed_list, setup=setup,
+                                      on_run=_run_bar(workload))
+    replay_settings = setup.describe(autoscaler, deadline_factor)
     document = {
         **provenance({trace: workload.sha256 or "", nodes: cluster.sha256 or ""}),
         "simulation": {"mode": mode, "placement": names, "queue": queue if mode == "replay"

@@ -104,3 +104,20 @@ def read_json_object(path: Path, *, what: str, hint: str | None = None) -> dict[
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object, got {type(data).__name__}", hint=hint)
     return data
+
+
+def check_writable_file(
+    path: Path | None, *, suffixes: tuple[str, ...], what: str = "samples"
+) -> None:
+    """Fail before the work starts, not after an hour of it, when ``path`` cannot be written
+    (a suffix not in ``suffixes``, a missing or read-only folder).
+    """
+    if path is None:
+        return
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"{path}: {what} are written as {' or '.join(suffixes)}")
+    folder = path.parent if str(path.parent) else Path()
+    if not folder.is_dir():
+        raise InputError(f"{path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"{path}: folder {folder} is not writable")

@@ -6,6 +6,7 @@ import math
 import re
 
 from foresize.core.errors import InputError
+from foresize.core.schemas import metric_info
 
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 _DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
@@ -51,3 +52,46 @@ def parse_duration(text: str) -> float:
             "e.g. '90s', '24h'"
         )
     return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def parse_steps(text: str, step_s: float, *, option: str) -> int:
+    """Whole steps of ``step_s``: ``"30"`` is 30 steps, ``"30m"`` a duration rounded up."""
+    spec = text.strip()
+    if spec.isdigit():
+        return int(spec)
+    try:
+        seconds = parse_duration(spec)
+    except InputError:
+        raise InputError(
+            f"{option} {text!r} is neither a number of steps nor a duration like 2m"
+        ) from None
+    return math.ceil(seconds / step_s - 1e-9)
+
+
+def parse_levels(text: str, *, option: str = "--levels") -> tuple[int, ...]:
+    """``"80,95"`` -> (80, 95), each an integer percent strictly between 0 and 100."""
+    try:
+        levels = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"{option}: expected integers like 80,95, got {text!r}") from None
+    if not levels or any(not 0 < level < 100 for level in levels):
+        raise InputError(f"{option}: each level must be between 0 and 100, got {text!r}")
+    return levels
+
+
+def short_id(name: str, width: int = 14, longest: int = 24) -> str:
+    """Hashed ids (GenTD26 container_ip is an md5) shortened for tables, like git hashes."""
+    return name if len(name) <= longest else name[: width - 1] + "…"
+
+
+def human_metric(metric: str, value: float | None) -> str:
+    """A value in its metric's unit, for tables: bytes and seconds humanised."""
+    unit = metric_info(metric).unit
+    if value is None:
+        return "-"
+    if unit == "bytes":
+        return human_bytes(value)
+    if unit == "s":
+        return human_duration(value)
+    suffix = "%" if unit == "%" else ""
+    return f"{value:,.1f}{suffix}" if abs(value) < 1e6 else f"{value:,.3g}{suffix}"

@@ -18,9 +18,9 @@ import polars as pl
 from foresize.evaluate import plots
 from foresize.evaluate.report import Figure, Section
 from foresize.ingest.sources import ReadOptions
-from foresize.simulate.autoscale.demand import DemandSeries, open_demand
-from foresize.simulate.autoscale.run import ServiceConfig, compare
-from foresize.simulate.autoscale.stress import apply_injections, parse_injection
+from foresize.simulate.replicas.demand import DemandSeries, open_demand
+from foresize.simulate.replicas.run import ServiceConfig, compare
+from foresize.simulate.replicas.stress import apply_injections, parse_injection
 
 POLICIES = ["static", "hpa", "predictive", "hybrid", "oracle"]
 COLUMNS = [

@@ -21,11 +21,11 @@ import numpy as np
 import polars as pl
 
 from foresize.core.errors import InputError
-from foresize.simulate.cluster import FULL_GPU_MILLI, MAX_GPUS_PER_NODE, Cluster
-from foresize.simulate.engine import replay
-from foresize.simulate.policies.placement import PLACEMENT
-from foresize.simulate.policies.queue import QUEUE
-from foresize.simulate.workload import Workload
+from foresize.simulate.cluster.engine import replay
+from foresize.simulate.cluster.placement import PLACEMENT
+from foresize.simulate.cluster.queue import QUEUE
+from foresize.simulate.cluster.state import FULL_GPU_MILLI, MAX_GPUS_PER_NODE, Cluster
+from foresize.simulate.cluster.workload import Workload
 
 MIB = float(1 << 20)
 GIB = float(1 << 30)

@@ -16,8 +16,8 @@ import polars as pl
 
 from foresize.evaluate import plots
 from foresize.evaluate.report import Section
-from foresize.simulate.inflation import compare_inflation
-from foresize.simulate.traces import open_nodes, open_trace
+from foresize.simulate.cluster.inflation import compare_inflation
+from foresize.simulate.cluster.traces import open_nodes, open_trace
 
 PAPER_NOTE = (
     "`paper_allocated_at_100_frac` is the FGD authors' median at 100% arrived "

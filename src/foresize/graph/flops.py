@@ -13,16 +13,16 @@ are an error, never a guess: a count with ``batch`` silently set to 1 would look
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import polars as pl
 
-from foresize.core.errors import InputError, InsufficientDataError
+from foresize.core.errors import InsufficientDataError
 from foresize.graph.devices import Device, roofline_time
-from foresize.graph.model import ModelGraph, Node, TensorInfo, module_path, numel
-from foresize.graph.ops import RULES, ZERO_COST, OpCost, OpNode, ShapeUnknownError
+from foresize.graph.model import ModelGraph, Node, module_path, numel
+from foresize.graph.ops import RULES, ShapeUnknownError
+from foresize.graph.ops.pricing import gaps, op_node, price_nodes
 
 ROW_SCHEMA: Mapping[str, type[pl.DataType]] = {
     "node": pl.String,
@@ -50,22 +50,6 @@ class FlopReport:
     unsupported: dict[str, int]
     unresolved: dict[str, int]
     coverage_pct: float
-
-
-def op_node(node: Node, tensors: Mapping[str, TensorInfo], graph: ModelGraph) -> OpNode:
-    """Resolve a node's tensor names into the view a rule receives."""
-
-    def look(name: str) -> TensorInfo | None:
-        if not name:
-            return None
-        return tensors.get(name) or TensorInfo(name, None, "undefined", 0)
-
-    return OpNode(
-        node=node,
-        inputs=tuple(look(n) for n in node.inputs),
-        outputs=tuple(look(n) for n in node.outputs),
-        constants=graph.constants,
-    )
 
 
 def propagate_shapes(graph: ModelGraph) -> ModelGraph:
@@ -98,63 +82,22 @@ def propagate_shapes(graph: ModelGraph) -> ModelGraph:
     return replace(graph, tensors=tensors)
 
 
-def unbound_dims(graph: ModelGraph) -> list[str]:
-    """Dims the user must bind: symbolic dims of the graph's inputs that a FLOP count needs.
-
-    Dims that shape inference invents inside the graph (``unk__3``) cannot be bound with
-    ``--dim``; the nodes that need them are reported as unresolved instead.
-    """
-    bindable: set[str] = set()
-    for name in graph.inputs:
-        tensor = graph.tensors.get(name)
-        if tensor is not None:
-            bindable |= tensor.symbolic_dims
-    names: set[str] = set()
-    for node in graph.nodes:
-        if node.key not in RULES:
-            continue
-        for name in (*node.inputs, *node.outputs):
-            tensor = graph.tensors.get(name)
-            if tensor is not None:
-                names |= tensor.symbolic_dims & bindable
-    return sorted(names)
-
-
 def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
     """Price every node; raise InputError on unbound dims, and under ``strict`` on gaps.
 
     ``strict`` turns unsupported or unresolved nodes into InsufficientDataError, for
     callers that would rather fail than report a partial total.
     """
-    unbound = unbound_dims(graph)
-    if unbound:
-        where = graph.source or graph.name
-        msg = (
-            f"{where}: symbolic dims not bound: {', '.join(unbound)}; "
-            f"give each with --dim NAME=VALUE (e.g. --dim {unbound[0]}=1)"
-        )
-        raise InputError(msg)
-    rows: list[tuple[str, str, str, str, int, int, int, int, int]] = []
-    unsupported: Counter[str] = Counter()
-    unresolved: Counter[str] = Counter()
-    for node in graph.nodes:
-        params = sum(
-            numel(graph.tensors[n].concrete_shape or ())
-            for n in node.inputs
-            if n in graph.tensors and graph.tensors[n].is_param
-        )
-        status, priced = _price(node, graph)
-        if status == "unsupported":
-            unsupported[node.key] += 1
-        elif status == "unresolved":
-            unresolved[node.key] += 1
-        rows.append((
-            node.name, layer_of_node(node), node.key, status, priced.flops, priced.macs,
-            priced.bytes_read, priced.bytes_written, params,
-        ))  # fmt: skip
+    priced = price_nodes(graph)
+    unsupported, unresolved = gaps(priced)
+    rows = [
+        (node.name, layer_of_node(node), node.key, status, cost.flops, cost.macs,
+         cost.bytes_read, cost.bytes_written, _params(node, graph))
+        for node, status, cost in priced
+    ]  # fmt: skip
     if strict and (unsupported or unresolved):
-        gaps = {**unsupported, **unresolved}
-        listed = ", ".join(f"{op} x{n}" for op, n in sorted(gaps.items()))
+        missing = {**unsupported, **unresolved}
+        listed = ", ".join(f"{op} x{n}" for op, n in sorted(missing.items()))
         msg = f"{graph.source or graph.name}: nodes not counted under --strict: {listed}"
         raise InsufficientDataError(msg)
     frame = pl.DataFrame(rows, schema=dict(ROW_SCHEMA), orient="row")
@@ -197,19 +140,13 @@ def roofline_rows(report: FlopReport, device: str | Device, dtype: str) -> pl.Da
     )
 
 
-_NOTHING = OpCost(0, 0, 0, 0, ())
-
-
-def _price(node: Node, graph: ModelGraph) -> tuple[str, OpCost]:
-    """The status and cost of one node."""
-    if node.key in ZERO_COST:
-        return "zero_cost", _NOTHING
-    if node.key not in RULES:
-        return "unsupported", _NOTHING
-    try:
-        return "counted", RULES.get(node.key)(op_node(node, graph.tensors, graph))
-    except ShapeUnknownError:
-        return "unresolved", _NOTHING
+def _params(node: Node, graph: ModelGraph) -> int:
+    """Elements of the parameters a node reads."""
+    return sum(
+        numel(graph.tensors[n].concrete_shape or ())
+        for n in node.inputs
+        if n in graph.tensors and graph.tensors[n].is_param
+    )
 
 
 def is_indexed(scope: str) -> bool:

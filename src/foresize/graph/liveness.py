@@ -46,7 +46,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from foresize.core.errors import InputError, UnknownNameError
-from foresize.graph.flops import op_node
 from foresize.graph.lifetimes import (
     checkpointed_blocks,
     held_by_frames,
@@ -55,8 +54,10 @@ from foresize.graph.lifetimes import (
 )
 from foresize.graph.memory import DTYPE_BYTES, FP32_BYTES, OPTIMIZER_MOMENTS
 from foresize.graph.model import ModelGraph, Node, TensorInfo, numel
+from foresize.graph.ops.base import OpNode
 from foresize.graph.ops.fusion import fuse
-from foresize.graph.ops.memory import WORKSPACE_MODES, MemoryEffect, memory_effect
+from foresize.graph.ops.memory import MEMORY_RULES, WORKSPACE_MODES, MemoryEffect, memory_effect
+from foresize.graph.ops.pricing import op_node
 
 # Graph dtype names that are floating point: the ones --dtype re-prices and that train.
 FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
@@ -467,3 +468,20 @@ def graph_precision(graph: ModelGraph) -> str:
     if not by_dtype:
         return "fp32"
     return PRECISION_OF[max(by_dtype, key=lambda name: by_dtype[name])]
+
+
+@MEMORY_RULES.register("If", "Loop", "Scan")
+def control_flow(op: OpNode, mode: str, /) -> MemoryEffect:
+    """A body's own activations are scratch of the node: the largest body's peak.
+
+    An If runs one branch and loop iterations reuse their memory, so the peak of the
+    largest subgraph bounds it. Bodies that cannot be sized add nothing. The rule lives
+    here, beside the pass it runs on each body, not in ``graph.ops.memory``.
+    """
+    peaks = [0]
+    for body in op.node.subgraphs.values():
+        try:
+            peaks.append(inference_memory(body, workspace=mode).peak_activation_bytes)
+        except InputError:
+            continue
+    return MemoryEffect(tuple(n for n in op.node.inputs if n), workspace_bytes=max(peaks))

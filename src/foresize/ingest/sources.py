@@ -1,5 +1,9 @@
 """One door for telemetry: a SOURCE is a file path, ``-`` (stdin), a dataset name or
 ``NAME:TABLE``, or a Prometheus server (``prometheus://HOST:PORT`` with a query).
+
+A :class:`TelemetrySource` is what every command that reads telemetry is given (the CLI
+builds it from one group of options); :func:`read_canonical` turns it into the canonical
+frame and the ingest reports worth showing.
 """
 
 from __future__ import annotations
@@ -7,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import polars as pl
@@ -15,7 +20,8 @@ from foresize.core.errors import InputError
 from foresize.core.io import sha256_file
 from foresize.ingest.prometheus import open_prometheus, parse_prometheus_source
 from foresize.ingest.report import IngestReport
-from foresize.ingest.tabular import STDIN, TsUnit, scan_telemetry
+from foresize.ingest.tabular import STDIN, TsUnit, collect_input, scan_telemetry
+from foresize.ingest.validate import canonicalize
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +100,68 @@ def _open_dataset(address: str, *, mirror: Path | None) -> tuple[pl.LazyFrame, l
 
     frames, reports = datasets.read_telemetry_tables(address, mirror=mirror)
     return pl.concat([f.lazy() for f in frames], how="diagonal_relaxed"), reports
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetrySource:
+    """Telemetry to read: the SOURCEs, how to read them, and which rows to keep.
+
+    ``workloads`` are globs and ``metrics`` names (empty keeps all); ``strict`` makes an
+    invalid row an error instead of a counted drop.
+    """
+
+    sources: tuple[str, ...]
+    options: ReadOptions = field(default_factory=ReadOptions)
+    workloads: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    strict: bool = False
+
+    @property
+    def label(self) -> str:
+        """The sources as one line, for titles and messages."""
+        return ", ".join(self.sources)
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalTelemetry:
+    """Canonical telemetry rows, where they came from and what reading them dropped."""
+
+    frame: pl.DataFrame
+    label: str
+    reports: list[IngestReport]
+    sha256: dict[str, str]
+
+
+def open_source(source: TelemetrySource) -> Telemetry:
+    """Open the sources lazily and keep only the workloads (globs) and metrics asked for."""
+    telemetry = open_telemetry(source.sources, source.options)
+    frame = telemetry.frame
+    if source.metrics:
+        frame = frame.filter(pl.col("metric").is_in(list(source.metrics)))
+    if source.workloads:
+        patterns = list(source.workloads)
+        frame = frame.filter(
+            pl.col("workload").map_elements(
+                lambda name: any(fnmatchcase(name, p) for p in patterns),
+                return_dtype=pl.Boolean,
+            )
+        )
+    telemetry.frame = frame
+    return telemetry
+
+
+def shown_reports(opened: Telemetry, final: IngestReport) -> list[IngestReport]:
+    """The reports worth showing: each dataset table's own, plus the final pass over the
+    stacked rows where it found something more (or where nothing validated them before).
+    """
+    if not opened.reports or final.n_dropped or final.reordered:
+        return [*opened.reports, final]
+    return list(opened.reports)
+
+
+def read_canonical(source: TelemetrySource) -> CanonicalTelemetry:
+    """Open, filter and canonicalise ``source``: the frame and its ingest reports."""
+    opened = open_source(source)
+    raw = collect_input(opened.frame, source=opened.label)
+    frame, report = canonicalize(raw, source=opened.label, strict=source.strict)
+    return CanonicalTelemetry(frame, opened.label, shown_reports(opened, report), opened.sha256)

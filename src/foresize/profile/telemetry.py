@@ -190,3 +190,18 @@ def profile_telemetry(
         )
     order = [*keys, *(c for c in PROFILE_SCHEMA if c not in keys)]
     return pl.concat(parts).select(order), report
+
+
+def recording_summary(telemetry: pl.DataFrame) -> pl.DataFrame:
+    """Peak, P95 and mean per workload, metric and phase of recorded samples."""
+    keys = [k for k in ("workload", "metric", "phase") if k in telemetry.columns]
+    return (
+        telemetry.group_by(keys, maintain_order=True)
+        .agg(
+            pl.len().alias("n_samples"),
+            pl.col("value").max().alias("peak"),
+            pl.col("value").quantile(QUANTILES["p95"], "linear").alias("p95"),
+            pl.col("value").mean().alias("mean"),
+        )
+        .sort(keys)
+    )

@@ -1,1 +1,1 @@
-"""Reference scheduler simulator: a discrete-event engine with pluggable policies."""
+"""Simulators: ``cluster`` (pods on nodes, node autoscaling) and ``replicas`` (replica scaling)."""

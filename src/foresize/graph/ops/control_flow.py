@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from foresize.core.errors import InputError
 from foresize.graph.model import ConcreteShape, ModelGraph
 from foresize.graph.ops.base import RULES, OpCost, OpNode, ShapeUnknownError
+from foresize.graph.ops.pricing import gaps, price_nodes
 
 
 class ControlFlowWarning(UserWarning):
@@ -29,19 +30,25 @@ class ControlFlowWarning(UserWarning):
 
 def body_cost(graph: ModelGraph) -> OpCost:
     """FLOPs, MACs and bytes of one execution of a subgraph."""
-    from foresize.graph.flops import analyze_flops  # flops imports the rules: import on use
-
     try:
-        report = analyze_flops(graph)
+        priced = price_nodes(graph)
     except InputError as exc:
         raise ShapeUnknownError(str(exc)) from None
-    gaps = {**report.unsupported, **report.unresolved}
-    if gaps:
-        listed = ", ".join(f"{op} x{n}" for op, n in sorted(gaps.items()))
+    unsupported, unresolved = gaps(priced)
+    missing = {**unsupported, **unresolved}
+    if missing:
+        listed = ", ".join(f"{op} x{n}" for op, n in sorted(missing.items()))
         warnings.warn(
             f"subgraph {graph.name}: not counted: {listed}", ControlFlowWarning, stacklevel=2
         )
-    return OpCost(report.flops, report.macs, report.bytes_read, report.bytes_written, ())
+    costs = [cost for _, _, cost in priced]
+    return OpCost(
+        sum(c.flops for c in costs),
+        sum(c.macs for c in costs),
+        sum(c.bytes_read for c in costs),
+        sum(c.bytes_written for c in costs),
+        (),
+    )
 
 
 def _repeat(op: OpNode, body: OpCost, times: int) -> OpCost:

@@ -9,7 +9,9 @@ reads. ``MatMul``/``Gemm``/``Conv``: the input (the weight gradient is ``input^T
 normalisations: the input (the per-row statistics are small); ``Relu``, ``Sigmoid``,
 ``Tanh``, ``Softmax``, ``Exp``, ``Sqrt``, ``Reciprocal``: the output, since their derivative
 is a function of it; ``If``/``Loop``/``Scan``: their inputs, with the largest body's
-activation peak as scratch; ``Gelu``, ``Erf``, ``Mul``, ``Div``, ``Pow``: their inputs; views,
+activation peak as scratch (that rule runs the liveness pass on the body, so
+:mod:`foresize.graph.liveness` registers it); ``Gelu``, ``Erf``, ``Mul``, ``Div``,
+``Pow``: their inputs; views,
 copies, ``Add``/``Sub``, concatenation, slicing, sums and average pools: nothing, their
 gradient needs only shapes. An op without a rule keeps all its inputs, so an unknown op
 costs too much rather than nothing.
@@ -35,7 +37,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from foresize.core.errors import InputError
 from foresize.core.registry import Registry
 from foresize.graph.model import TensorInfo, numel
 from foresize.graph.ops.base import ZERO_COST, OpNode
@@ -236,24 +237,6 @@ def attention(op: OpNode, mode: str, /) -> MemoryEffect:
     rows = numel(shape[:-1]) if shape else 0
     names = tuple(n for n in op.node.inputs[:3] if n) + op.node.outputs[:1]
     return MemoryEffect(names, extra_saved_bytes=math.ceil(rows * STAT_BYTES))
-
-
-@MEMORY_RULES.register("If", "Loop", "Scan")
-def control_flow(op: OpNode, mode: str, /) -> MemoryEffect:
-    """A body's own activations are scratch of the node: the largest body's peak.
-
-    An If runs one branch and loop iterations reuse their memory, so the peak of the
-    largest subgraph bounds it. Bodies that cannot be sized add nothing.
-    """
-    from foresize.graph.liveness import inference_memory  # liveness imports these rules
-
-    peaks = [0]
-    for body in op.node.subgraphs.values():
-        try:
-            peaks.append(inference_memory(body, workspace=mode).peak_activation_bytes)
-        except InputError:
-            continue
-    return MemoryEffect(tuple(n for n in op.node.inputs if n), workspace_bytes=max(peaks))
 
 
 def memory_effect(op: OpNode, mode: str) -> MemoryEffect:

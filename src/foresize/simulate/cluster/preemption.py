@@ -24,8 +24,8 @@ import numpy as np
 
 from foresize.core.errors import InputError
 from foresize.core.registry import Registry
-from foresize.simulate.cluster import BoolArray, IntArray
-from foresize.simulate.workload import FloatArray, Workload
+from foresize.simulate.cluster.state import BoolArray, IntArray
+from foresize.simulate.cluster.workload import FloatArray, Workload
 
 __all__ = ["PREEMPTION", "LeastAttained", "LowestPriority", "NoPreemption",
            "PreemptionPolicy", "PreemptionView", "fits_after"]

@@ -9,14 +9,23 @@ metrics, so every stage has something to chew on and the run stays short.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from foresize.core.errors import InputError, InsufficientDataError
 from foresize.evaluate.common import read_table
 from foresize.ingest.datasets import Table, parse_address, table_path
+from foresize.ingest.synthetic import (
+    GPU_MEM_GIB,
+    SERVICE_KINDS,
+    TRAINING_KINDS,
+    describe_synthetic,
+    generate_telemetry,
+)
 from foresize.recommend.strategies import MIN_POINTS
 
 # per dataset, the tables the demo reads (the default: every telemetry table it has)
@@ -106,3 +115,83 @@ def load_dataset(address: str, *, mirror: Path | None, limit: int | None) -> Dat
         sha256={t.address: t.sha256 for t in tables},
         workloads_total=frame["workload"].n_unique(),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Assumptions:
+    """What telemetry cannot say and the plan needs: replica capacity and today's GPUs.
+
+    ``capacity[w]`` is the demand one replica of service ``w`` serves at 100 %; a service
+    without one gets its observed peak / ``peak_replicas`` (its peak needs that many).
+    ``gpus[w]`` is the GPUs a pod of ``w`` holds today (default 1, a whole GPU).
+    """
+
+    capacity: Mapping[str, float] = field(default_factory=dict)
+    gpus: Mapping[str, float] = field(default_factory=dict)
+    peak_replicas: int = 8
+    notes: tuple[str, ...] = ()
+
+
+def synthetic_assumptions(workloads: Sequence[str]) -> Assumptions:
+    """The synthetic generator's own sizes: capacity = nominal peak / peak load per service
+    kind (``infer-chat``: 40 qps at 80 % -> 50 qps a replica), GPUs per training kind.
+    """
+    services = {f"infer-{k.name}": k.peak_qps / k.peak_load for k in SERVICE_KINDS}
+    training = {f"train-{k.name}": float(k.gpus) for k in TRAINING_KINDS}
+    capacity: dict[str, float] = {}
+    gpus: dict[str, float] = {}
+    for name in workloads:
+        kind = name.rsplit("-", 1)[0]
+        if kind in services:
+            capacity[name] = services[kind]
+            gpus[name] = 1.0
+        elif kind in training:
+            gpus[name] = training[kind]
+    return Assumptions(
+        capacity=capacity,
+        gpus=gpus,
+        notes=(
+            "replica capacity = the synthetic service's nominal peak / its load at peak "
+            + ", ".join(f"{k} {v:g} qps" for k, v in services.items()),
+            f"original pods hold whole {GPU_MEM_GIB:g} GiB GPUs: "
+            + ", ".join(f"{k} {v:g}" for k, v in training.items())
+            + ", services 1",
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DemoInput:
+    """What the demo runs on: telemetry, its label and hashes, the assumptions, and how
+    it was made (the summary's ``source``).
+    """
+
+    telemetry: pl.DataFrame
+    label: str
+    assumptions: Assumptions
+    inputs: dict[str, str | None]
+    source: dict[str, Any]
+
+
+def synthetic_input(*, seed: int, duration: str, step: str) -> DemoInput:
+    """The embedded synthetic telemetry of ``seed``, with the generator's own sizes."""
+    telemetry = generate_telemetry(seed=seed, duration=duration, step=step)
+    workloads = sorted(telemetry["workload"].unique().to_list())
+    made = {"seed": seed, "duration": duration, "step": step,
+            "workload_kinds": describe_synthetic()}
+    return DemoInput(telemetry, "synthetic", synthetic_assumptions(workloads), {},
+                     {"synthetic": made})
+
+
+def dataset_input(address: str, *, mirror: Path | None, limit: int) -> DemoInput:
+    """A registered dataset read offline, each service's capacity from its own peak."""
+    loaded = load_dataset(address, mirror=mirror, limit=limit)
+    assumptions = Assumptions(notes=(
+        f"replica capacity = each service's observed peak / {Assumptions().peak_replicas}",
+        "original pods hold one whole GPU with the node's CPU and memory per GPU",
+    ))
+    made = {"name": loaded.dataset, "tables": list(loaded.tables),
+            "workloads": loaded.frame["workload"].n_unique(),
+            "workloads_total": loaded.workloads_total, "limit": limit}
+    return DemoInput(loaded.frame, loaded.dataset, assumptions, dict(loaded.sha256),
+                     {"dataset": made})

@@ -27,8 +27,8 @@ import polars as pl
 from foresize.core.errors import InputError
 from foresize.core.registry import Registry
 from foresize.forecast.models import make_forecaster
-from foresize.simulate.autoscale.quantile import NeedQuantiles, reactive_need
-from foresize.simulate.autoscale.service import FloatArray, Sizer
+from foresize.simulate.replicas.quantile import NeedQuantiles, reactive_need
+from foresize.simulate.replicas.service import FloatArray, Sizer
 
 EMPIRICAL = "empirical"  # the online conditional-quantile model, not a FORECASTERS name
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,8 +43,8 @@ import polars as pl
 
 from foresize.core.errors import InputError, InsufficientDataError
 from foresize.profile.phases import SPIKE, detect_phases
-from foresize.recommend.plan import ResourceRecommendation
-from foresize.simulate.autoscale.service import FloatArray
+from foresize.recommend.plan import ResourceRecommendation, read_plan
+from foresize.simulate.replicas.service import FloatArray
 
 STRATEGIES = ("fixed", "per_phase", "oracle")
 MIN_TRAIN = 20  # fewest training samples of a series worth sizing
@@ -185,6 +186,19 @@ def plan_sizes(
         phases = {p.phase: p.request for p in rec.phases}
         out[rec.workload] = PlannedSizes(rec.recommended.request, phases)
     return out
+
+
+def read_planned_sizes(path: Path, metric: str) -> dict[str, PlannedSizes]:
+    """The sizes a plan file gives ``metric``; a plan for another resource is an input error."""
+    recommendations = read_plan(path).recommendations
+    sizes = plan_sizes(recommendations, metric)
+    if not sizes:
+        resources = sorted({r.resource for r in recommendations}) or ["nothing"]
+        raise InputError(
+            f"{path}: the plan sizes {', '.join(resources)}, not {metric}",
+            hint="pass the plan made from this metric's earlier telemetry",
+        )
+    return sizes
 
 
 def replay_series(

@@ -32,8 +32,8 @@ import numpy.typing as npt
 import polars as pl
 
 from foresize.core.errors import InputError
-from foresize.simulate.cluster import Cluster, IntArray
-from foresize.simulate.workload import FloatArray, Workload
+from foresize.simulate.cluster.state import Cluster, IntArray
+from foresize.simulate.cluster.workload import FloatArray, Workload
 
 HOUR_S = 3600.0
 J_PER_KWH = 3.6e6

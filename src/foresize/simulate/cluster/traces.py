@@ -29,8 +29,8 @@ from foresize.ingest.alibaba.openb import read_openb_nodes, read_openb_pods
 from foresize.ingest.alibaba.pai2020 import read_pai_table
 from foresize.ingest.datasets import table_path
 from foresize.ingest.report import IngestReport
-from foresize.simulate.cluster import FULL_GPU_MILLI, Cluster, IntArray
-from foresize.simulate.workload import FloatArray, Workload
+from foresize.simulate.cluster.state import FULL_GPU_MILLI, Cluster, IntArray
+from foresize.simulate.cluster.workload import FloatArray, Workload
 
 QOS_PRIORITY = {"LS": 2, "Guaranteed": 2, "Burstable": 1, "BE": 0}
 PAI_JOB_TABLES = ("job", "task", "instance")

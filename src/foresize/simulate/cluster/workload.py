@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from foresize.core.errors import InputError
-from foresize.simulate.cluster import FULL_GPU_MILLI, BoolArray, Cluster, IntArray
+from foresize.simulate.cluster.state import FULL_GPU_MILLI, BoolArray, Cluster, IntArray
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from foresize.core.errors import InputError
-from foresize.simulate.autoscale.service import FloatArray, Sizer
+from foresize.simulate.replicas.service import FloatArray, Sizer
 
 MIN_LEVEL, MAX_LEVEL = 0.5, 0.999
 

@@ -8,21 +8,21 @@ import polars as pl
 import pytest
 
 from foresize.core.errors import InputError
-from foresize.evaluate.demo_inputs import demo_tables, load_dataset, select_workloads
-from foresize.evaluate.fleet import GIB, NodeShape, PodSize, fleet_workload, nodes_needed
-from foresize.evaluate.pipeline import (
-    ARTEFACTS,
-    PipelineResult,
-    run_pipeline,
+from foresize.evaluate.demo.inputs import (
+    demo_tables,
+    load_dataset,
+    select_workloads,
     synthetic_assumptions,
 )
+from foresize.evaluate.demo.run import ARTEFACTS, DemoResult, run_demo
+from foresize.evaluate.fleet import GIB, NodeShape, PodSize, fleet_workload, nodes_needed
 from foresize.ingest.synthetic import generate_telemetry
 
 
-def _run(out: Path, seed: int = 1) -> PipelineResult:
+def _run(out: Path, seed: int = 1) -> DemoResult:
     telemetry = generate_telemetry(seed=seed, duration="12h")
     workloads = sorted(telemetry["workload"].unique().to_list())
-    return run_pipeline(
+    return run_demo(
         telemetry,
         out_dir=out,
         seed=seed,
@@ -32,7 +32,7 @@ def _run(out: Path, seed: int = 1) -> PipelineResult:
 
 
 @pytest.fixture(scope="module")
-def twice(tmp_path_factory: pytest.TempPathFactory) -> tuple[PipelineResult, PipelineResult]:
+def twice(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, DemoResult]:
     root = tmp_path_factory.mktemp("pipeline")
     return _run(root / "a"), _run(root / "b")
 
@@ -45,7 +45,7 @@ def _without(value: Any, keys: set[str]) -> Any:
     return value
 
 
-def test_same_seed_same_artefacts(twice: tuple[PipelineResult, PipelineResult]) -> None:
+def test_same_seed_same_artefacts(twice: tuple[DemoResult, DemoResult]) -> None:
     a, b = twice
     assert set(a.paths) == set(ARTEFACTS)
     assert all(p.is_file() for p in a.paths.values())
@@ -57,7 +57,7 @@ def test_same_seed_same_artefacts(twice: tuple[PipelineResult, PipelineResult]) 
     assert a.plan_yaml.split("\n", 1)[1] == b.plan_yaml.split("\n", 1)[1]  # header has the time
 
 
-def test_forecast_intervals_are_nested(twice: tuple[PipelineResult, PipelineResult]) -> None:
+def test_forecast_intervals_are_nested(twice: tuple[DemoResult, DemoResult]) -> None:
     forecast = twice[0].forecast
     assert set(forecast["metric"].unique()) == {
         "qps",
@@ -77,7 +77,7 @@ def test_forecast_intervals_are_nested(twice: tuple[PipelineResult, PipelineResu
     assert accuracy["coverage_95"].min() >= accuracy["coverage_80"].min()  # type: ignore[operator]
 
 
-def test_plan_and_simulations_are_consistent(twice: tuple[PipelineResult, PipelineResult]) -> None:
+def test_plan_and_simulations_are_consistent(twice: tuple[DemoResult, DemoResult]) -> None:
     result = twice[0]
     services = {s["workload"] for s in result.plan["scaling_plans"]}
     assert services == {w for w in result.profile["workload"] if w.startswith("infer-")}

@@ -1,7 +1,7 @@
 """Simulate scalers on one demand series and score them against the oracle.
 
 Per step ``t``: replicas whose start-up finished become ready, the scaler decides
-(see ``policies``), then the step is served: ``served = min(demand, capacity x
+(see ``scalers``), then the step is served: ``served = min(demand, capacity x
 usl_throughput(ready))``, the rest is unserved. Billing counts every replica that
 exists: ready, starting (a cold start is paid for) and draining (a removed ready
 replica keeps running ``drain`` steps to finish its requests, without new work).
@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from foresize.core.errors import InputError
-from foresize.simulate.autoscale.nodes import NodePlan, run_with_nodes
-from foresize.simulate.autoscale.policies import ScaleContext, Scaler, StepView, make_scaler
-from foresize.simulate.autoscale.service import (
+from foresize.simulate.replicas.nodes import NodePlan, run_with_nodes
+from foresize.simulate.replicas.scalers import ScaleContext, Scaler, StepView, make_scaler
+from foresize.simulate.replicas.service import (
     MAX_RHO,
     FloatArray,
     IntArray,

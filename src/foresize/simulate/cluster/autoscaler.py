@@ -27,9 +27,9 @@ import numpy as np
 
 from foresize.core.errors import InputError
 from foresize.core.registry import Registry
-from foresize.simulate.cluster import FULL_GPU_MILLI, BoolArray, IntArray
-from foresize.simulate.pools import FIXED_POOL, NodePool
-from foresize.simulate.workload import FloatArray
+from foresize.simulate.cluster.pools import FIXED_POOL, NodePool
+from foresize.simulate.cluster.state import FULL_GPU_MILLI, BoolArray, IntArray
+from foresize.simulate.cluster.workload import FloatArray
 
 __all__ = ["ABSENT", "AUTOSCALE", "PROVISIONING", "READY", "AutoscaleView", "Autoscaler",
            "ClusterAutoscaler", "NoAutoscaler", "ScaleDecision"]

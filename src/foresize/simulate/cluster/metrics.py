@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from foresize.simulate.cluster import MAX_GPUS_PER_NODE, BoolArray, IntArray, any_per_node
-from foresize.simulate.workload import FloatArray, TaskClasses
+from foresize.simulate.cluster.state import MAX_GPUS_PER_NODE, BoolArray, IntArray, any_per_node
+from foresize.simulate.cluster.workload import FloatArray, TaskClasses
 
 _HASH_WEIGHTS = np.random.default_rng(20230710).integers(1, 2**62, size=10, dtype=np.int64)
 

@@ -17,16 +17,16 @@ import numpy as np
 
 from foresize.core.errors import InputError
 from foresize.core.parallel import run_tasks
-from foresize.simulate.cluster import Cluster, ClusterState
-from foresize.simulate.metrics import Fragmentation
-from foresize.simulate.policies.placement import (
+from foresize.simulate.cluster.metrics import Fragmentation
+from foresize.simulate.cluster.placement import (
     PLACEMENT,
     ClusterView,
     PlacementPolicy,
     PodRequest,
     fragmentation_of,
 )
-from foresize.simulate.workload import FloatArray, Workload
+from foresize.simulate.cluster.state import Cluster, ClusterState
+from foresize.simulate.cluster.workload import FloatArray, Workload
 
 CURVES = ("allocated_frac", "fragmentation_rate", "fragmented_frac", "unallocated_frac",
           "failed_pods", "failed_gpu_frac")

@@ -43,17 +43,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from foresize.simulate.carbon import HOUR_S, Powered, Series, account, diurnal
-from foresize.simulate.cluster import (
-    FULL_GPU_MILLI,
-    MAX_GPUS_PER_NODE,
-    Cluster,
-    ClusterState,
-    IntArray,
-    Placement,
-)
-from foresize.simulate.metrics import delay_stats, jain_fairness
-from foresize.simulate.policies.autoscale import (
+from foresize.simulate.cluster.autoscaler import (
     ABSENT,
     PROVISIONING,
     READY,
@@ -61,16 +51,26 @@ from foresize.simulate.policies.autoscale import (
     AutoscaleView,
     ScaleDecision,
 )
-from foresize.simulate.policies.placement import ClusterView, PlacementPolicy, PodRequest
-from foresize.simulate.policies.preemption import (
+from foresize.simulate.cluster.carbon import HOUR_S, Powered, Series, account, diurnal
+from foresize.simulate.cluster.metrics import delay_stats, jain_fairness
+from foresize.simulate.cluster.placement import ClusterView, PlacementPolicy, PodRequest
+from foresize.simulate.cluster.pools import FIXED_POOL, NodePool, PoolLayout
+from foresize.simulate.cluster.preemption import (
     NoPreemption,
     PreemptionPolicy,
     PreemptionView,
     fits_after,
 )
-from foresize.simulate.policies.queue import QueuePolicy, QueueView
-from foresize.simulate.pools import FIXED_POOL, NodePool, PoolLayout
-from foresize.simulate.workload import FloatArray, Workload
+from foresize.simulate.cluster.queue import QueuePolicy, QueueView
+from foresize.simulate.cluster.state import (
+    FULL_GPU_MILLI,
+    MAX_GPUS_PER_NODE,
+    Cluster,
+    ClusterState,
+    IntArray,
+    Placement,
+)
+from foresize.simulate.cluster.workload import FloatArray, Workload
 
 # event kinds, in processing order at equal times; the tick comes last so an autoscaler
 # sees the state after the scheduling pass of its instant

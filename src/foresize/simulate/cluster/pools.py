@@ -17,7 +17,7 @@ import numpy as np
 
 from foresize.core.errors import InputError
 from foresize.core.units import parse_duration
-from foresize.simulate.cluster import MAX_GPUS_PER_NODE, Cluster, IntArray
+from foresize.simulate.cluster.state import MAX_GPUS_PER_NODE, Cluster, IntArray
 
 FIXED_POOL = -1  # pool code of the nodes given with --nodes: always up, never scaled
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from foresize.core.errors import InputError
 from foresize.core.units import parse_duration
-from foresize.simulate.autoscale.service import FloatArray, IntArray
+from foresize.simulate.replicas.service import FloatArray, IntArray
 
 Kind = Literal["spike", "shift", "blackout"]
 SYNTAX = "spike:3x:10m@12h, shift:+50%@6h or blackout:2h@10h"

@@ -33,7 +33,7 @@ from foresize.core.schemas import check_telemetry
 from foresize.forecast.panel import infer_step_s, to_panel
 from foresize.ingest.alibaba.gentd26 import read_gentd26_lora
 from foresize.ingest.sources import ReadOptions, open_telemetry
-from foresize.simulate.autoscale.service import FloatArray
+from foresize.simulate.replicas.service import FloatArray
 
 LORA_ADDRESSES = ("alibaba-gentd26:lora", "gentd26:lora")
 QPS_ADDRESSES = ("alibaba-gentd26:qps", "gentd26:qps")

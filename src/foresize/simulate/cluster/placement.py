@@ -37,7 +37,8 @@ import numpy as np
 
 from foresize.core.errors import InputError
 from foresize.core.registry import Registry
-from foresize.simulate.cluster import (
+from foresize.simulate.cluster.metrics import Fragmentation, NodeStates
+from foresize.simulate.cluster.state import (
     FULL_GPU_MILLI,
     BoolArray,
     Cluster,
@@ -46,8 +47,7 @@ from foresize.simulate.cluster import (
     any_per_node,
     count_per_node,
 )
-from foresize.simulate.metrics import Fragmentation, NodeStates
-from foresize.simulate.workload import FloatArray, Workload, task_classes
+from foresize.simulate.cluster.workload import FloatArray, Workload, task_classes
 
 
 @dataclass(frozen=True, slots=True)

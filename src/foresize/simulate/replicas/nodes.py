@@ -5,7 +5,7 @@ its start-up. With one, every replica needs a slot on a node, and a node pool
 autoscaler (the Kubernetes Cluster Autoscaler's behaviour, simplified) adds and removes
 nodes, so the cost is in money and a scale-up that needs a new node waits for it.
 
-Pools reuse ``foresize.simulate.pools.NodePool`` (shape, price per node-hour,
+Pools reuse ``foresize.simulate.cluster.pools.NodePool`` (shape, price per node-hour,
 provisioning delay, ``min``/``max``/``initial`` nodes); a pool is on-demand, or spot
 (``spot=1``, or ``spot_price=X``, which also sets the price). A node holds
 ``replicas_per_node`` replicas: given, or the node's GPUs // GPUs per replica.
@@ -49,8 +49,8 @@ import numpy as np
 
 from foresize.core.errors import InputError
 from foresize.core.units import parse_duration
-from foresize.simulate.autoscale.service import IntArray, Sizer
-from foresize.simulate.pools import NodePool
+from foresize.simulate.cluster.pools import NodePool
+from foresize.simulate.replicas.service import IntArray, Sizer
 
 POOL_KEYS = (
     "name",

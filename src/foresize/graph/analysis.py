@@ -1,0 +1,126 @@
+"""The static analysis of a graph in one call: FLOPs, inference and training memory and
+roofline time, with the summary and the notes ``foresize profile model`` prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from foresize.core.units import human_bytes, human_duration
+from foresize.graph.flops import FlopReport, analyze_flops, roofline_rows
+from foresize.graph.liveness import graph_precision, inference_memory, training_memory
+from foresize.graph.model import ModelGraph
+
+
+@dataclass(frozen=True, slots=True)
+class GraphRequest:
+    """What the analysis of a graph was asked for (dims bound, precision, device, training)."""
+
+    dims: dict[str, int]
+    dtype: str | None
+    device: str | None
+    train: bool
+    optimizer: str
+    top: int
+    strict: bool
+    by_layer: bool = False
+    zero_stage: int = 0
+    data_parallel: int = 1
+    recompute: str = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class GraphAnalysis:
+    """The FLOP report, its rows (with roofline time when a device was given), the
+    summary document and one note per figure for people.
+    """
+
+    flops: FlopReport
+    rows: pl.DataFrame
+    summary: dict[str, Any]
+    notes: list[str]
+
+
+def analyze_graph(graph: ModelGraph, request: GraphRequest) -> GraphAnalysis:
+    """FLOPs per op, memory by liveness, a training step and roofline time, as asked."""
+    report = analyze_flops(graph, strict=request.strict)
+    memory = inference_memory(graph, dtype=request.dtype)
+    precision = request.dtype or graph_precision(graph)
+    rows = report.rows
+    summary: dict[str, Any] = {
+        "parameters": report.n_params, "param_bytes": graph.param_bytes,
+        "flops": report.flops, "macs": report.macs,
+        "bytes_read": report.bytes_read, "bytes_written": report.bytes_written,
+        "coverage_pct": report.coverage_pct, "unsupported": report.unsupported,
+        "unresolved": report.unresolved, "dims": request.dims,
+        "convention": "1 multiply-add = 2 FLOPs",
+        "inference": {"dtype": precision, "weight_bytes": memory.weight_bytes,
+                      "peak_activation_bytes": memory.peak_activation_bytes,
+                      "peak_node": memory.peak_node, "total_bytes": memory.total_bytes,
+                      "unsized_tensors": list(memory.unsized)},
+    }
+    notes = [f"memory ({precision}): weights {human_bytes(memory.weight_bytes)} + peak "
+             f"activations {human_bytes(memory.peak_activation_bytes)} (at {memory.peak_node})"]
+    if request.train:
+        step = training_memory(graph, optimizer=request.optimizer, dtype=request.dtype,
+                               zero_stage=request.zero_stage,
+                               data_parallel=request.data_parallel,
+                               recompute=request.recompute)
+        summary["training"] = {"optimizer": step.optimizer, "precision": step.precision,
+                               "zero_stage": request.zero_stage,
+                               "data_parallel": request.data_parallel,
+                               "recompute": request.recompute,
+                               "components_bytes": dict(step.components),
+                               "total_bytes": step.total_bytes, "n_saved_tensors": len(step.saved)}
+        parts = ", ".join(f"{k} {human_bytes(v)}" for k, v in step.components.items())
+        sharded = (f", ZeRO-{request.zero_stage} over {request.data_parallel} ranks"
+                   if request.zero_stage and request.data_parallel > 1 else "")
+        sharded += ", blocks recomputed" if request.recompute == "full" else ""
+        notes.append(f"training step ({step.optimizer}{sharded}): "
+                     f"{human_bytes(step.total_bytes)} = {parts}")
+    if request.device is not None:
+        rows = roofline_rows(report, request.device, precision)
+        total_s = float(rows["time_s"].sum())
+        summary["roofline"] = {"device": request.device, "dtype": precision, "time_s": total_s,
+                               "convention": "sum of per-op lower bounds"}
+        notes.append(f"roofline on {request.device} ({precision}): {total_s:.4g} s, "
+                     "the sum of per-op lower bounds")
+    return GraphAnalysis(report, rows, summary, notes)
+
+
+def _flatten(report: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in report.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(_flatten(value, f"{name}."))
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def _human(name: str, value: Any) -> str:
+    """One report value for people, by the unit its key carries."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return str(value)
+    if name.endswith("bytes_per_s"):  # decimal, as datasheets print bandwidth
+        return f"{float(value) / 1e9:,.0f} GB/s"
+    if name.endswith("_per_s"):
+        return f"{value:,.1f}/s"
+    if name.endswith("_bytes") or "bytes." in name:
+        return human_bytes(float(value))
+    if name.endswith("_s"):
+        return human_duration(float(value)) if value >= 60 else f"{value:.4g} s"
+    if name.endswith(("flops", "prefill", "forward_per_token")):
+        return f"{value:.3e}"
+    return f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"
+
+
+def report_rows(report: dict[str, Any]) -> pl.DataFrame:
+    """A sizing report as ``item, value`` rows, values in their units for people."""
+    rows = _flatten(report)
+    return pl.DataFrame({"item": [name for name, _ in rows],
+                         "value": [_human(name, value) for name, value in rows]})

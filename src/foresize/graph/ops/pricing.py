@@ -1,0 +1,92 @@
+"""Pricing nodes through the op rules: the piece the FLOP count and control flow share.
+
+:mod:`foresize.graph.flops` counts a whole graph; the ``If``/``Loop``/``Scan`` rules
+(:mod:`foresize.graph.ops.control_flow`) price their bodies with the same loop. Both import
+it from here, below the rules, so neither has to import the other.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+from foresize.core.errors import InputError
+from foresize.graph.model import ModelGraph, Node, TensorInfo
+from foresize.graph.ops.base import RULES, ZERO_COST, OpCost, OpNode, ShapeUnknownError
+
+NOTHING = OpCost(0, 0, 0, 0, ())
+
+
+def op_node(node: Node, tensors: Mapping[str, TensorInfo], graph: ModelGraph) -> OpNode:
+    """Resolve a node's tensor names into the view a rule receives."""
+
+    def look(name: str) -> TensorInfo | None:
+        if not name:
+            return None
+        return tensors.get(name) or TensorInfo(name, None, "undefined", 0)
+
+    return OpNode(
+        node=node,
+        inputs=tuple(look(n) for n in node.inputs),
+        outputs=tuple(look(n) for n in node.outputs),
+        constants=graph.constants,
+    )
+
+
+def unbound_dims(graph: ModelGraph) -> list[str]:
+    """Dims the user must bind: symbolic dims of the graph's inputs that a FLOP count needs.
+
+    Dims that shape inference invents inside the graph (``unk__3``) cannot be bound with
+    ``--dim``; the nodes that need them are reported as unresolved instead.
+    """
+    bindable: set[str] = set()
+    for name in graph.inputs:
+        tensor = graph.tensors.get(name)
+        if tensor is not None:
+            bindable |= tensor.symbolic_dims
+    names: set[str] = set()
+    for node in graph.nodes:
+        if node.key not in RULES:
+            continue
+        for name in (*node.inputs, *node.outputs):
+            tensor = graph.tensors.get(name)
+            if tensor is not None:
+                names |= tensor.symbolic_dims & bindable
+    return sorted(names)
+
+
+def price_node(node: Node, graph: ModelGraph) -> tuple[str, OpCost]:
+    """The status (counted, zero_cost, unsupported, unresolved) and cost of one node."""
+    if node.key in ZERO_COST:
+        return "zero_cost", NOTHING
+    if node.key not in RULES:
+        return "unsupported", NOTHING
+    try:
+        return "counted", RULES.get(node.key)(op_node(node, graph.tensors, graph))
+    except ShapeUnknownError:
+        return "unresolved", NOTHING
+
+
+def price_nodes(graph: ModelGraph) -> list[tuple[Node, str, OpCost]]:
+    """Every node with its status and cost; InputError when input dims are unbound."""
+    unbound = unbound_dims(graph)
+    if unbound:
+        where = graph.source or graph.name
+        msg = (
+            f"{where}: symbolic dims not bound: {', '.join(unbound)}; "
+            f"give each with --dim NAME=VALUE (e.g. --dim {unbound[0]}=1)"
+        )
+        raise InputError(msg)
+    return [(node, *price_node(node, graph)) for node in graph.nodes]
+
+
+def gaps(priced: list[tuple[Node, str, OpCost]]) -> tuple[Counter[str], Counter[str]]:
+    """Node counts by op type: those without a rule, and those a rule could not price."""
+    unsupported: Counter[str] = Counter()
+    unresolved: Counter[str] = Counter()
+    for node, status, _ in priced:
+        if status == "unsupported":
+            unsupported[node.key] += 1
+        elif status == "unresolved":
+            unresolved[node.key] += 1
+    return unsupported, unresolved

@@ -1,1 +1,0 @@
-"""Simulator policies, one protocol and one registry per kind."""

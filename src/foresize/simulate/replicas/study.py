@@ -1,0 +1,212 @@
+"""One replica-scaling study (``foresize simulate autoscale``): the settings given as text,
+every scaler on the clean (and stressed) demand, and the result as rows and a document.
+
+Callable from notebooks as from the CLI: :func:`service_config` reads the service from
+the user's units, :func:`run_study` runs the scalers and :func:`study_document` describes it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from foresize.core.errors import InputError
+from foresize.core.io import atomic_write
+from foresize.core.units import parse_duration, parse_steps
+from foresize.simulate.replicas.demand import DemandSeries
+from foresize.simulate.replicas.nodes import NodePlan, parse_plan
+from foresize.simulate.replicas.run import ZERO_DELAY, Comparison, ServiceConfig, compare
+from foresize.simulate.replicas.scalers import SCALERS
+from foresize.simulate.replicas.service import FloatArray, IntArray
+from foresize.simulate.replicas.stress import Injection, apply_injections
+
+NODE_COLUMNS = ("node_hours", "peak_nodes", "interruptions", "replicas_lost", "unserved_node_extra")
+ROW_COLUMNS = ("scenario", "policy", "replica_hours", "vs_oracle", "vs_oracle_nodelay",
+               "unserved_frac", "violation_min", "latency_p95_s", "latency_p99_s", "actions",
+               "peak_replicas", "cost_usd")
+LATENCY_MODEL = "M/M/c per step (Erlang C), ready replicas as servers"
+
+
+def parse_capacity(text: str | None, series: DemandSeries) -> float:
+    """``--capacity``: a number per replica, or ``peak/N`` (the peak needs N replicas)."""
+    if text is None:
+        if series.unit == "concurrent requests":
+            return 1.0
+        raise InputError(
+            "--capacity is required for this source",
+            hint="demand units one replica serves, e.g. --capacity 5 or --capacity peak/20",
+        )
+    spec = text.strip()
+    try:
+        if spec.startswith("peak/"):
+            value = float(series.values.max()) / float(spec.removeprefix("peak/"))
+        else:
+            value = float(spec)
+    except (ValueError, ZeroDivisionError):
+        raise InputError(f"--capacity {text!r} is not a number or peak/N") from None
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"--capacity must be > 0 per replica, got {text!r}")
+    return value
+
+
+def check_scalers(text: str) -> list[str]:
+    """Comma-separated scaler names, each known (UnknownNameError with "Did you mean")."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise InputError("--policies names no policy", hint=f"e.g. {','.join(SCALERS.names())}")
+    for name in names:
+        SCALERS.get(name)
+    return names
+
+
+def node_plan(pools: Sequence[str] | None, *, replicas_per_node: int | None,
+              gpus_per_replica: float, interruption_rate: float, seed: int,
+              scale_down_after: str) -> NodePlan | None:
+    """The node pools replicas run on (``--pool``), or None: replicas need no nodes."""
+    if pools:
+        return parse_plan(list(pools), replicas_per_node=replicas_per_node,
+                          gpus_per_replica=gpus_per_replica,
+                          interruption_rate=interruption_rate, seed=seed,
+                          scale_down_after_s=parse_duration(scale_down_after))
+    if replicas_per_node is not None or interruption_rate > 0:
+        raise InputError(
+            "--replicas-per-node and --spot-interruptions need at least one --pool",
+            hint="e.g. --pool name=a100,gpus=8,gpu_model=A100,price=32.8,delay=3m",
+        )
+    return None
+
+
+def service_config(series: DemandSeries, *, capacity: str | None, startup: str, drain: str,
+                   service_time: str | None, slo: str | None, **fixed: Any) -> ServiceConfig:
+    """The service on ``series``: capacity, delays in steps (``2`` or ``2m``), latency model.
+
+    ``fixed`` holds the plain numbers (``alpha``, ``beta``, replica bounds, price).
+    """
+    cap = parse_capacity(capacity, series)
+    n, step_s = series.values.size, series.step_s
+    startup_steps = parse_steps(startup, step_s, option="--startup")
+    if startup_steps >= n:
+        raise InputError(
+            f"--startup {startup!r} ({startup_steps} steps) is longer than the "
+            f"series ({n} steps of {step_s:g} s)"
+        )
+    service_s = (parse_duration(service_time) if service_time is not None
+                 else series.service_time_s or 1.0 / cap)
+    return ServiceConfig(capacity=cap, startup=startup_steps,
+                         drain=parse_steps(drain, step_s, option="--drain"), step_s=step_s,
+                         service_time_s=service_s,
+                         slo_s=parse_duration(slo) if slo is not None else None, **fixed)
+
+
+@dataclass(slots=True)
+class Study:
+    """Rows per scenario and scaler, the last comparison (for plots) and the degradation."""
+
+    rows: list[dict[str, Any]]
+    last: Comparison
+    degradation: list[dict[str, Any]] = field(default_factory=list)
+
+    def frame(self, nodes: NodePlan | None) -> pl.DataFrame:
+        """The rows' shown columns (node columns with ``nodes``)."""
+        columns = list(ROW_COLUMNS)
+        if nodes is not None:
+            columns += [*NODE_COLUMNS, *(f"node_hours:{p.name}" for p in nodes.pools)]
+        return pl.DataFrame(self.rows).select(columns)
+
+
+def n_runs(names: Sequence[str], injections: Sequence[Injection]) -> int:
+    """Simulations a study runs: each scaler and the references, per scenario."""
+    return (2 if injections else 1) * (len(names) + (1 if "oracle" in names else 2))
+
+
+def run_study(series: DemandSeries, names: Sequence[str], config: ServiceConfig, *,
+              settings: dict[str, dict[str, Any]], injections: Sequence[Injection] = (),
+              nodes: NodePlan | None = None,
+              on_policy: Callable[[str], None] | None = None) -> Study:
+    """Every scaler on the clean demand and, with injections, on the stressed demand."""
+    stressed, visible, factor = apply_injections(series.values, series.step_s, list(injections))
+    offered = series.offered
+    scenarios: list[tuple[str, FloatArray, IntArray | None, FloatArray | None]] = [
+        ("clean", series.values, None, offered)
+    ]
+    if injections:
+        scenarios.append(
+            ("stressed", stressed, visible, None if offered is None else offered * factor))
+    rows: list[dict[str, Any]] = []
+    runs = []
+    for scenario, demand, seen, load in scenarios:
+        runs.append(compare(demand, list(names), config, settings=settings, visible=seen,
+                            offered=load, on_policy=on_policy, nodes=nodes))
+        rows += [{"scenario": scenario, **row} for row in runs[-1].rows]
+    return Study(rows, runs[-1], _degradation(rows) if injections else [])
+
+
+def _degradation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per scaler: what the stress cost against the clean run."""
+    clean = {r["policy"]: r for r in rows if r["scenario"] == "clean"}
+    out = []
+    for row in (r for r in rows if r["scenario"] == "stressed"):
+        base = clean[row["policy"]]
+        out.append({
+            "policy": row["policy"],
+            "unserved_frac_clean": base["unserved_frac"],
+            "unserved_frac_stressed": row["unserved_frac"],
+            "violation_min_added": row["violation_min"] - base["violation_min"],
+            "replica_hours_ratio": row["replica_hours"] / base["replica_hours"],
+        })  # fmt: skip
+    return out
+
+
+def study_document(series: DemandSeries, config: ServiceConfig, study: Study, *,
+                   names: Sequence[str], settings: dict[str, dict[str, Any]],
+                   injections: Sequence[Injection], nodes: NodePlan | None) -> dict[str, Any]:
+    """The study's JSON body: demand, service, nodes, scalers, stress, results."""
+    return {
+        "demand": series.describe(),
+        "service": {
+            "capacity": config.capacity, "startup_steps": config.startup,
+            "drain_steps": config.drain, "step_s": config.step_s,
+            "service_time_s": config.service_time_s, "usl_alpha": config.alpha,
+            "usl_beta": config.beta, "min_replicas": config.min_replicas,
+            "max_replicas": config.max_replicas, "price_per_replica_h": config.price_per_replica_h,
+            "slo_s": config.slo_s, "latency_model": LATENCY_MODEL,
+        },
+        "nodes": nodes.describe() if nodes is not None else None,
+        "policies": {"names": list(names), "settings": settings},
+        "injections": [i.text for i in injections],
+        "results": study.rows,
+        "degradation": study.degradation,
+    }
+
+
+def plot_study(series: DemandSeries, study: Study, capacity: float, path: Path) -> None:
+    """A PNG of the demand (in replicas) and each scaler's replicas, written atomically."""
+    try:
+        import matplotlib as mpl
+
+        mpl.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError("--plot needs matplotlib", hint="pip install 'foresize[plot]'") from None
+    hours = np.arange(series.values.size) * series.step_s / 3600.0
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    runs = study.last.runs
+    ax.plot(hours, runs[ZERO_DELAY].demand / capacity, color="black", lw=0.8,
+            label="demand / capacity")
+    for name, run in runs.items():
+        if name != ZERO_DELAY:
+            ax.step(hours, run.billed, where="post", lw=0.9, label=f"{name} replicas")
+    ax.set_xlabel("hours from the start of the series")
+    ax.set_ylabel("replicas")
+    ax.set_title(series.name)
+    ax.legend(fontsize=8, ncol=3)
+    ax.grid(alpha=0.3)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
+    plt.close(fig)
