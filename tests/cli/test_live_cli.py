@@ -76,15 +76,17 @@ def test_ctrl_c_keeps_every_sample(tmp_path: Path) -> None:
          f"import pathlib, time; pathlib.Path({str(ready)!r}).touch(); time.sleep(60)"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    wait_for(ready)  # the workload runs, so the sampler is sampling it
-    time.sleep(1.0)
+    assert sampler.stderr is not None
+    assert sampler.stderr.readline().startswith("sampling")  # the sampler's readiness line
+    wait_for(ready)  # and the workload runs
+    time.sleep(1.5)
     sampler.send_signal(signal.SIGINT)
     out, err = sampler.communicate(timeout=60)
     assert sampler.returncode == 130, err
     document = json.loads(out)
     assert document["interrupted"] is True
     samples = pl.read_parquet(target)
-    assert samples["ts"].n_unique() == document["n_samples"] >= 3
+    assert samples["ts"].n_unique() == document["n_samples"] >= 2
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -97,7 +99,9 @@ def test_attach_stops_on_ctrl_c_and_keeps_samples(tmp_path: Path) -> None:
              "--interval", "100ms", "-o", str(target)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        time.sleep(3.0)  # start-up (imports) can take over a second on a loaded machine
+        assert sampler.stderr is not None
+        assert sampler.stderr.readline().startswith("sampling")  # readiness, after start-up
+        time.sleep(1.5)
         sampler.send_signal(signal.SIGINT)
         _, err = sampler.communicate(timeout=30)
         assert sampler.returncode == 130, err
@@ -106,5 +110,5 @@ def test_attach_stops_on_ctrl_c_and_keeps_samples(tmp_path: Path) -> None:
         workload.kill()
         workload.wait()
     samples = pl.read_csv(target)
-    assert samples["ts"].n_unique() >= 3  # samples every 100 ms for what remains of 3 s
+    assert samples["ts"].n_unique() >= 2  # samples every 100 ms, kept after Ctrl-C
     assert f"wrote {target}" in err

@@ -161,6 +161,8 @@ def _sample(root: Any, *, name: str, interval: str, per_process: bool, own_child
     interval_s = parse_duration(interval)
     view = _LiveView(f"sampling {name}") if stderr.is_terminal and not SETTINGS.quiet else None
     if view is None:
+        if not SETTINGS.quiet:  # piped: one line says sampling has begun (Ctrl-C keeps it)
+            stderr.print(f"sampling {name} every {interval}", soft_wrap=True)
         return record(root, name=name, interval_s=interval_s, per_process=per_process,
                       own_child=own_child)
     with view.live:
