@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,48 @@ def test_replay_with_autoscaled_pools(tmp_path: Path) -> None:
     run = document["runs"][0]
     assert run["n_started"] + run["n_never_fit"] == 40
     assert set(run["autoscale"]["pools"]) == {"small", "big"}
+
+
+@pytest.fixture(scope="module")
+def five_column_pods(openb_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """openb default in the upstream multigpu* layout: the five request columns only."""
+    import polars as pl
+
+    path = tmp_path_factory.mktemp("openb") / "openb_pod_list_multigpu_like.csv"
+    columns = ["name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli"]
+    pl.read_csv(openb_dir / "openb_pod_list_default.csv").select(columns).write_csv(path)
+    return path
+
+
+def test_schedule_runs_the_five_column_layout(openb_dir: Path, five_column_pods: Path,
+                                              tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    code = main(["simulate", "schedule", "--trace", str(five_column_pods),
+                 "--nodes", str(openb_dir / "openb_node_list_gpu_node.csv"),
+                 "--placement", "best_fit,fgd", "--seeds", "3", "--target", "0.5",
+                 "-o", str(out)])
+    assert code == 0
+    document = json.loads(out.read_text())
+    assert document["simulation"]["n_pods_in_trace"] == 8152
+    assert document["simulation"]["seeds"] == [0, 1, 2]
+    for row in document["results"]:  # nothing fails to fit at half the cluster's capacity
+        assert row["failed_pods"] == 0
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("p2,lots,24576,1,1000", r": row 3: column 'cpu_milli' is String \(e\.g\. 'lots'\)"),
+    ("p2,12000,-1,1,1000", r": row 3: field 'memory_mib' is negative \(got -1\)"),
+    ("p2,12000,24576,2,2000", r": row 3: field 'gpu_milli' is above 1000 .*\(got 2000\)"),
+])
+def test_bad_pod_list_is_one_line_naming_file_row_and_column(
+        five_column_pods: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        row: str, message: str) -> None:
+    lines = five_column_pods.read_text().splitlines()
+    lines[3] = row
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines[:10]) + "\n")
+    assert main(["simulate", "schedule", "--trace", str(bad), "--placement", "best_fit",
+                 "--target", "0.1"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert re.search(re.escape(str(bad)) + message, err), err

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from foresize.core.errors import InputError
 from foresize.simulate.cluster.engine import replay
-from foresize.simulate.cluster.inflation import mean_curve, run_inflation
+from foresize.simulate.cluster.inflation import binned_mean, mean_curve, run_inflation
 from foresize.simulate.cluster.placement import PLACEMENT, ClusterView, PodRequest
 from foresize.simulate.cluster.queue import QUEUE
 from foresize.simulate.cluster.state import FULL_GPU_MILLI, ClusterState
@@ -94,8 +94,8 @@ def test_inflation_curves_are_monotonic() -> None:
     for curve in [*curves, mean]:
         assert (np.diff(curve.allocated_frac) >= 0).all()
         assert (np.diff(curve.failed_pods) >= 0).all()
-        # what arrived was either placed or failed, and at least the checkpoint arrived
-        assert (curve.allocated_frac + curve.failed_gpu_frac >= curve.arrived_frac - 1e-9).all()
+        # the 200 pods ask for far more than 1.3x: the run keeps a random subset within it
+        assert curve.allocated_frac[-1] + curve.failed_gpu_frac[-1] <= 1.3 + 1e-9
         np.testing.assert_allclose(curve.allocated_frac + curve.unallocated_frac, 1.0)
     assert curves[0].allocated_frac[-1] < 1.0  # 130% demand cannot all fit
 
@@ -119,3 +119,11 @@ def test_bad_input_is_an_input_error() -> None:
     cpu_only = make_workload([(1000, 0, 0)])
     with pytest.raises(InputError, match="no pod asks for a GPU"):
         run_inflation(cpu_only, CLUSTER, PLACEMENT.get("best_fit")(cpu_only, CLUSTER), seed=0)
+
+
+def test_binned_mean_reads_points_as_the_authors_analysis() -> None:
+    arrived = np.array([0.09, 0.104, 0.11, 0.31])
+    value = np.array([1.0, 2.0, 3.0, 4.0])
+    # point 0.1 holds the events rounding to it; 0.2 has none and averages 0.1..0.3;
+    # 0.3 holds the last event
+    np.testing.assert_allclose(binned_mean(arrived, value, 0.1, 3), [2.0, 2.5, 4.0])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from foresize.simulate.cluster.engine import replay
-from foresize.simulate.cluster.inflation import run_inflation
+from foresize.simulate.cluster.inflation import inflation_order, run_inflation
 from foresize.simulate.cluster.placement import PLACEMENT, fragmentation_of
 from foresize.simulate.cluster.queue import QUEUE
 from foresize.simulate.cluster.traces import load_cluster, load_workload
@@ -48,3 +48,20 @@ def test_replay_of_the_default_trace(openb: tuple) -> None:
     assert summary["n_started"] + summary["n_never_fit"] + summary["n_unscheduled"] == 8152
     assert np.isfinite(result.end_s[np.isfinite(result.start_s)]).all()
     assert summary["n_events"] == 2 * summary["n_started"] + summary["n_unscheduled"]
+
+
+def test_inflation_order_is_the_shuffled_trace_then_copies(openb: tuple) -> None:
+    """The authors' protocol: all 8152 pods once (0.98 of the GPUs), then random copies
+    up to 1.3x capacity.
+    """
+    workload, cluster = openb
+    capacity = cluster.gpu_capacity_milli
+    order = inflation_order(workload, capacity, 1.3, np.random.default_rng(0))
+    assert sorted(order[:8152].tolist()) == list(range(8152))
+    assert order[:8152].tolist() != list(range(8152))
+    demand = workload.gpu_demand_milli[order]
+    assert demand[:8152].sum() / capacity == pytest.approx(0.98, abs=0.005)
+    assert 1.29 * capacity < demand.sum() <= 1.3 * capacity
+    down = inflation_order(workload, capacity, 0.5, np.random.default_rng(0))
+    assert len(set(down.tolist())) == down.size  # a subset, no copies
+    assert 0.49 * capacity < workload.gpu_demand_milli[down].sum() <= 0.5 * capacity

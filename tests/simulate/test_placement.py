@@ -10,8 +10,9 @@ from foresize.simulate.cluster.metrics import Fragmentation, NodeStates
 from foresize.simulate.cluster.placement import (
     PLACEMENT,
     ClusterView,
-    Fgd,
+    FgdScore,
     PodRequest,
+    Scored,
     feasible,
     fragmentation_of,
     pick_gpus,
@@ -43,16 +44,44 @@ PROBE = PodRequest(1000, 1024, 1, 250, np.ones(3, dtype=bool))
 
 
 @pytest.mark.parametrize(("name", "expected"), [
-    ("first_fit", Placement(0, (0,))),      # first node; tightest GPU (500 free)
-    ("best_fit", Placement(0, (0,))),       # leftover 0.203 < 0.240 (node2) < 0.953
-    ("worst_fit", Placement(1, (0,))),      # the idle 4-GPU node
-    ("dot_product", Placement(1, (0,))),    # most free CPU and GPU aligned with demand
-    ("gpu_packing", Placement(2, (0,))),    # shared GPU with least free (300 < 500)
-    ("fgd", Placement(0, (0,))),            # growth -187.5 < -175 (node2) < +62.5 < +312.5
+    ("first_fit", Placement(0, (0,))),       # first node; tightest GPU (500 free)
+    # int((1 - leftover) * 100): leftover 0.203 -> 79 > 0.241 (node2) -> 75 > 0.953 -> 4
+    ("best_fit", Placement(0, (0,))),
+    ("worst_fit", Placement(1, (0,))),       # the idle 4-GPU node
+    # int(100 (1 - dot / 2)): node0 98 = node2 98 > node1 95; the tie goes to node0
+    ("dot_product", Placement(0, (0,))),
+    # a shared GPU: 100 - 300 // 100 = 97 (node2) > 95 (node0) > idle node 33 - 4
+    ("gpu_packing", Placement(2, (0,))),
+    # no pod anywhere: all "idle" tier, fuller first: 25 * 3700 // 4000 = 23 (node2)
+    ("gpu_clustering", Placement(2, (0,))),
+    # growth -187.5 (node0) and -175 (node2) both score int(100 sigmoid(0.18)) = 54,
+    # node1 +62.5 -> 48: node0 wins the tie, on its GPU 0
+    ("fgd", Placement(0, (0,))),
 ])
 def test_policy_choice(name: str, expected: Placement) -> None:
     policy = PLACEMENT.get(name)(WORKLOAD, CLUSTER)
     assert policy.place(PROBE, _view(_state())) == expected
+
+
+@pytest.mark.parametrize("name", ["fgd", "dot_product"])
+def test_ties_go_to_the_lowest_node_rank(name: str) -> None:
+    """The authors' scheduler takes the smallest node name among equal scores, and names
+    nodes by a random permutation: node2 ranked first wins the 54/54 and 98/98 ties.
+    """
+    state = _state()
+    view = ClusterView(state.cpu_free, state.memory_free, state.gpu_free, CLUSTER,
+                       np.random.default_rng(0), node_rank=np.array([2, 1, 0]))
+    assert PLACEMENT.get(name)(WORKLOAD, CLUSTER).place(PROBE, view) == Placement(2, (0,))
+
+
+def test_gpu_clustering_prefers_nodes_of_the_same_kind() -> None:
+    state = _state()
+    state.gpu_pods[1, 0] = 1  # a share already runs on the idle-looking node1
+    state.gpu_pods[2, 2] = 1  # a 2-GPU pod on node2: another kind
+    view = ClusterView(state.cpu_free, state.memory_free, state.gpu_free, CLUSTER,
+                       np.random.default_rng(0), gpu_pods=state.gpu_pods)
+    policy = PLACEMENT.get("gpu_clustering")(WORKLOAD, CLUSTER)
+    assert policy.place(PROBE, view) == Placement(1, (0,))  # only shares there: 75 + 0
 
 
 def test_random_places_on_a_feasible_node_reproducibly() -> None:
@@ -94,10 +123,11 @@ def test_unknown_policy_name_suggests() -> None:
 
 
 class _DirectFgd:
-    """FGD by brute force: every feasible node and fitting GPU, F_n(M) before and after.
+    """FGD by brute force: every feasible node and fitting GPU, F_n(M) before and after,
+    scored as the authors (``int(100 sigmoid(drop / 1000))``, drop in milli).
 
-    The oracle for the tabled :class:`Fgd`: same measure, no caching, strict ``<`` so
-    ties go to the lowest node, then the lowest GPU.
+    The oracle for the tabled :class:`FgdScore`: same measure, no caching, strict ``>``
+    so ties go to the lowest node, then the lowest GPU.
     """
 
     def __init__(self, frag: Fragmentation) -> None:
@@ -107,7 +137,7 @@ class _DirectFgd:
         return int(self.frag.weighted(np.array([cpu]), free[None, :], np.array([gpu_type]))[0])
 
     def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
-        best: tuple[int, Placement] | None = None
+        best: tuple[float, Placement] | None = None
         for node in np.flatnonzero(feasible(pod, view)).tolist():
             free, cpu = view.gpu_free[node], int(view.cpu_free[node])
             gpu_type = int(view.cluster.gpu_type[node])
@@ -118,8 +148,10 @@ class _DirectFgd:
                 after = free.copy()
                 after[list(gpus)] -= pod.gpu_milli
                 growth = self._weighted(cpu - pod.cpu_milli, after, gpu_type) - before
-                if best is None or growth < best[0]:
-                    best = (growth, Placement(node, gpus))
+                drop = -growth / self.frag.total / 1000.0
+                score = float(np.trunc(1.0 / (1.0 + np.exp(-drop)) * 100))
+                if best is None or score > best[0]:
+                    best = (score, Placement(node, gpus))
         return None if best is None else best[1]
 
 
@@ -137,7 +169,7 @@ def test_tabled_fgd_matches_direct_evaluation(seed: int) -> None:
     pods = [(int(rng.choice([500, 1000, 4000, 8000])), *shapes[k]) for k in picks]
     workload = make_workload(pods)
     frag = fragmentation_of(workload, cluster)
-    fast, direct = Fgd(frag), _DirectFgd(frag)
+    fast, direct = Scored(FgdScore(frag)), _DirectFgd(frag)
     state = ClusterState(cluster)
     running: list[tuple[PodRequest, Placement]] = []
     everywhere = np.ones(cluster.n_nodes, dtype=bool)

@@ -130,8 +130,8 @@ def test_node_rules_drop_and_count(tmp_path: Path) -> None:
      r"missing required column 'model' \(found: sn, cpu_milli, memory_mib, gpu\)"),
     (read_openb_nodes, "sn,cpu_milli,memory_mib,gpu,model\nn0,lots,2,0,\n",
      r"column 'cpu_milli' is String \(e\.g\. 'lots'\), expected a number"),
-    (read_openb_pods, ",".join(POD_HEADER[:-1]) + "\np,1,1,0,0,,LS,Running,0,1\n",
-     r"missing required column 'scheduled_time'"),
+    (read_openb_pods, ",".join(POD_HEADER[:4]) + "\np,1,1,0\n",
+     r"missing required column 'gpu_milli'"),
     (read_openb_pods, ",".join(POD_HEADER) + "\np,1,1,0,0,,LS,Running,0,1,soon\n",
      r"column 'scheduled_time' is String \(e\.g\. 'soon'\)"),
 ])
@@ -207,3 +207,31 @@ def test_property_openb_nodes(
     assert report.rows_in == len(rows)
     assert nodes["node"].is_unique().all()
     assert all((nodes[c] >= 0).all() for c in ("cpu_milli", "memory_mib", "gpu"))
+
+
+def test_five_column_layout_reads_with_documented_defaults(openb_dir: Path,
+                                                           tmp_path: Path) -> None:
+    """The multigpu* lists publish only the five requests; derive that layout from a list
+    with GPU-model constraints (gpuspec33), so dropping gpu_spec visibly lifts them.
+    """
+    full, _ = read_openb_pods(openb_dir / "openb_pod_list_gpuspec33.csv")
+    requests = ["name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli"]
+    path = tmp_path / "openb_pod_list_multigpu_like.csv"
+    pl.read_csv(openb_dir / "openb_pod_list_gpuspec33.csv").select(requests).write_csv(path)
+    pods, report = read_openb_pods(path)
+    assert report.rows_in == report.rows_out == 8152
+    assert pods.schema == OPENB_PODS
+    keys = ["pod", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli"]
+    assert pods.select(keys).equals(full.select(keys))
+    assert pods["gpu_spec"].list.len().sum() == 0  # no GPU-model constraint
+    for column in ("qos", "pod_phase", "creation_s", "deletion_s", "scheduled_s"):
+        assert pods[column].null_count() == 8152, column
+    assert full["gpu_spec"].list.len().gt(0).sum() > 500  # the source did constrain pods
+
+
+def test_wrong_type_names_the_row(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "pods.csv", POD_HEADER[:5],
+                     [["p0", "1000", "1", "0", "0"], ["p1", "many", "1", "0", "0"]])
+    with pytest.raises(SchemaMismatchError,
+                       match=r"pods\.csv: row 2: column 'cpu_milli' is String \(e\.g\. 'many'\)"):
+        read_openb_pods(path)

@@ -47,7 +47,9 @@ def as_numeric(frame: pl.LazyFrame, columns: Iterable[str], *, source: str) -> p
     """Check that ``columns`` hold numbers; an all-empty column (read as text) becomes Float64.
 
     Text in a number column means the file is not in the upstream format: that raises
-    ``SchemaMismatchError`` naming the column and one offending value.
+    ``SchemaMismatchError`` naming the first offending row (numbered from 1, the first
+    data row, as ``validate.apply_rules`` numbers them), the column and its value, so
+    the user can open the file at that line.
     """
     schema = frame.collect_schema()
     empty: list[str] = []
@@ -57,15 +59,16 @@ def as_numeric(frame: pl.LazyFrame, columns: Iterable[str], *, source: str) -> p
             continue
         as_text = pl.col(column).cast(pl.String)
         bad = (
-            frame.select(as_text)
+            frame.with_row_index("row", offset=1)
+            .select("row", as_text)
             .filter(as_text.is_not_null() & as_text.cast(pl.Float64, strict=False).is_null())
             .head(1)
             .collect()
         )
         if bad.height:
             raise SchemaMismatchError(
-                f"{source}: column {column!r} is {dtype} (e.g. {bad.item()!r}), "
-                "expected a number"
+                f"{source}: row {bad['row'].item()}: column {column!r} is {dtype} "
+                f"(e.g. {bad[column].item()!r}), expected a number"
             )
         empty.append(column)
     return frame.with_columns(pl.col(empty).cast(pl.Float64)) if empty else frame

@@ -5,6 +5,14 @@ These are the inputs of the FGD paper's Kubernetes scheduler simulator: a node l
 memory_mib, num_gpu, gpu_milli, gpu_spec, qos, pod_phase, creation_time,
 deletion_time, scheduled_time``). Times are integer seconds from the trace start.
 
+Not every published pod list has every column: the ``multigpu*`` lists have only the
+five requests (``name, cpu_milli, memory_mib, num_gpu, gpu_milli``). Those five are
+required; a list without the others reads them as their documented default, as the FGD
+authors' converter does (``data/pod_csv_to_yaml.py`` writes an annotation only for a
+column the file has): no ``gpu_spec`` is no GPU-model constraint, no ``qos`` or
+``pod_phase`` is null, and no times are null (the simulator then lets every pod arrive
+at the start, which is all the inflation protocol needs).
+
 Rows a simulator cannot replay are dropped and counted. The rules come from the README
 and the data: in all three mirrored pod lists (8,152 pods each) ``gpu_milli`` is 0 when
 ``num_gpu`` is 0, 50..1000 when ``num_gpu`` is 1 (GPU sharing), and exactly 1000 when
@@ -60,6 +68,8 @@ _POD_COLUMNS = {"name": "pod", "cpu_milli": "cpu_milli", "memory_mib": "memory_m
                 "num_gpu": "num_gpu", "gpu_milli": "gpu_milli", "gpu_spec": "gpu_spec",
                 "qos": "qos", "pod_phase": "pod_phase", "creation_time": "creation_s",
                 "deletion_time": "deletion_s", "scheduled_time": "scheduled_s"}
+# the columns every published pod list has; the rest are optional (see the module doc)
+_POD_REQUIRED = ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli")
 _NODE_RESOURCES = ("cpu_milli", "memory_mib", "gpu")
 _POD_RESOURCES = ("cpu_milli", "memory_mib", "num_gpu", "gpu_milli")
 _POD_TIMES = ("creation_time", "deletion_time", "scheduled_time")
@@ -82,11 +92,18 @@ def _unique(column: str, reason: str) -> RowRule:
                    "repeats an earlier row's name")
 
 
-def _open(path: str | os.PathLike[str], columns: dict[str, str], numeric: tuple[str, ...]
-          ) -> pl.DataFrame:
+def _open(path: str | os.PathLike[str], columns: dict[str, str], numeric: tuple[str, ...],
+          *, required: tuple[str, ...] | None = None) -> pl.DataFrame:
+    """The file's ``columns``; those outside ``required`` (default: all) may be absent and
+    are then read as nulls.
+    """
     source = str(path)
     lazy = scan_file(path)
-    require_columns(lazy.collect_schema(), columns, source=source)
+    schema = lazy.collect_schema()
+    require_columns(schema, columns if required is None else required, source=source)
+    absent = [c for c in columns if c not in schema]
+    lazy = lazy.with_columns(
+        pl.lit(None, dtype=pl.Float64 if c in numeric else pl.String).alias(c) for c in absent)
     lazy = nan_to_null(as_numeric(lazy, numeric, source=source), numeric)
     return collect_input(lazy.select(list(columns)), source=source)
 
@@ -158,12 +175,14 @@ def read_openb_pods(
 ) -> tuple[pl.DataFrame, IngestReport]:
     """Read an openb pod list (``OPENB_PODS``), one row per pod in file order.
 
+    Any published variant reads as it is: only the five request columns are required,
+    the others default to null (``gpu_spec`` to no constraint) when the file lacks them.
     ``gpu_spec`` becomes the list of acceptable GPU models (empty: any model). Dropped
     with counts: no name; a missing, fractional or negative resource; ``gpu_milli``
     above 1000 or inconsistent with ``num_gpu``; fractional times; deletion or
     scheduling before creation; a repeated name. Under ``strict`` these raise.
     """
-    raw = _open(path, _POD_COLUMNS, (*_POD_RESOURCES, *_POD_TIMES))
+    raw = _open(path, _POD_COLUMNS, (*_POD_RESOURCES, *_POD_TIMES), required=_POD_REQUIRED)
     kept, report = apply_rules(raw, _pod_rules(), source=str(path), strict=strict,
                                unique=_unique("name", "duplicate_pod"))
     pods = kept.select(

@@ -327,7 +327,7 @@ class _Replay:
     def view(self) -> ClusterView:
         s = self.state
         return ClusterView(s.cpu_free, s.memory_free, s.gpu_free, self.cluster, self.rng,
-                           s.gpu_fit)
+                           s.gpu_fit, s.gpu_pods)
 
     def preemption_view(self, now: float) -> PreemptionView:
         """Built once per pass: it holds the live arrays, so it stays current."""

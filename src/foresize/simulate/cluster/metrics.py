@@ -54,6 +54,11 @@ class Fragmentation:
         return cls(classes, access, levels.astype(np.int64), level_of.astype(np.int64),
                    int(classes.count.sum()))
 
+    @property
+    def total(self) -> int:
+        """Target pods counted in the classes: ``weighted`` / ``total`` is F_n(M) in milli."""
+        return self._total
+
     def amount(self, cpu_free: IntArray, gpu_free: IntArray, gpu_type: IntArray
                ) -> FloatArray:
         """F_n(M) for K node states: ``cpu_free`` (K,), ``gpu_free`` (K, 8), ``gpu_type`` (K,)."""

@@ -3,28 +3,46 @@
 Every policy has one signature, ``place(pod, view) -> Placement | None``, and is built
 by a factory from the target workload and the cluster (FGD needs the workload's task
 classes; the others ignore them), so the engine never branches on policy names.
-Ties go to the lowest node index (and lowest GPU index), so runs are deterministic;
-``random`` draws from the view's seeded generator.
 
-Baselines follow the FGD authors' simulator
-(github.com/hkust-adsl/kubernetes-scheduler-simulator, ``pkg/simulator/plugin``):
+The paper's policies follow the FGD authors' simulator
+(github.com/hkust-adsl/kubernetes-scheduler-simulator, ``pkg/simulator/plugin``), which
+runs each policy as the only Kubernetes score plugin. A policy is therefore an *integer*
+node score in 0..100 (higher is better), and the scheduler's ``selectHost`` takes a node
+among those with the highest score. Their fork of the scheduler
+(``github.com/mental2008/kubernetes v1.20.5-minor``, ``selectHost``) replaces Kubernetes'
+random choice with the lexicographically smallest node name "for reproducibility", and
+their simulator names nodes ``%04d-<name>`` with a seeded random permutation
+(``syncClusterResourceList``): ties go to the first node of a random order fixed for the
+run. :class:`Scored` does the same with ``ClusterView.node_rank`` (lowest index when the
+view has none). Both details matter: integer truncation makes many nodes tie, and a fixed
+order fills the same nodes first and keeps the others whole, where a fresh random choice
+per pod spreads pods over every tied node (FGD on openb default, whose 95 % task classes
+drop every multi-GPU class, then allocates 89.4 % instead of 95.1 % at 100 % arrived).
 
-* ``best_fit``: least leftover sum_i w_i (free_i - req_i) / max_i over CPU and GPU milli,
-  w = 0.5 each (``best_fit_score.go``); ``worst_fit`` takes the most leftover.
-* ``dot_product``: Tetris alignment, the largest dot product of the normalised demand
-  and free vectors (CPU, memory, GPU milli).
-* ``gpu_packing``: prefer nodes where the pod fits on already shared GPUs (least free
-  milli left on them), then used nodes needing the fewest idle GPUs, then idle nodes
-  with the fewest GPUs (``gpu_packing_score.go``).
-* ``first_fit``: the first feasible node in node order.
-* ``fgd``: the node and GPU where F_n(M) grows least (``fgd_score.go``; see
-  ``simulate.metrics`` for the measure).
+* ``random``: a random feasible node (``random_score.go``); a share goes to a random
+  fitting GPU.
+* ``best_fit``: ``int((1 - sum_i 0.5 (free_i - req_i) / max_i) * 100)`` over CPU and GPU
+  milli, ``max`` the largest node (``best_fit_score.go``).
+* ``dot_product``: ``int(100 (1 - (n . p) / 2))`` with node-free and pod vectors (CPU, GPU
+  milli) divided by the largest node: the authors' "DotProd" (``-dimext merge -norm max``)
+  prefers the *smallest* dot product (``dot_product_score.go``), the opposite of Tetris's
+  alignment.
+* ``gpu_packing``: shared GPUs first (score 100 - free/100, at least 50), then used nodes
+  (50 - idle GPUs taken, at least 33), then idle nodes (33 - GPUs) (``gpu_packing_score.go``).
+* ``gpu_clustering``: nodes already holding pods of the same kind (a share, or k whole
+  GPUs), then idle nodes, then mixed ones, fuller first (``gpu_clustering_score.go``).
+* ``fgd``: ``int(100 sigmoid((F_n(M) before - after) / 1000))``, F_n(M) FGD's fragmentation
+  with the authors' task classes (``fgd_score.go``, see ``simulate.metrics``); a share
+  goes to the lowest-indexed GPU with the best score.
 
-Shared pods go to the tightest GPU that fits (FGD: the GPU with the smallest growth),
-whole-GPU pods to the lowest-indexed idle GPUs. Fit tests read ``ClusterView.fit``
-(``cluster.ClusterState.gpu_fit``), so MIG slices need nothing policy-specific; on a
-partitioned GPU "tightest" compares the largest free slice. FGD does not model slices
-yet and refuses partitioned clusters.
+Except for ``random`` and ``fgd``, a share goes to the tightest GPU that fits (the
+authors' ``-gpusel best``) and whole-GPU pods to the lowest-indexed idle GPUs. Two
+policies are ours, not the paper's, and keep deterministic lowest-index ties: ``first_fit``
+(the first feasible node) and ``worst_fit`` (most CPU and GPU left over).
+
+Fit tests read ``ClusterView.fit`` (``cluster.ClusterState.gpu_fit``), so MIG slices need
+nothing policy-specific; on a partitioned GPU "tightest" compares the largest free slice.
+FGD does not model slices yet and refuses partitioned clusters.
 """
 
 from __future__ import annotations
@@ -40,14 +58,19 @@ from foresize.core.registry import Registry
 from foresize.simulate.cluster.metrics import Fragmentation, NodeStates
 from foresize.simulate.cluster.state import (
     FULL_GPU_MILLI,
+    N_GPU_POD_KINDS,
     BoolArray,
     Cluster,
     IntArray,
     Placement,
     any_per_node,
     count_per_node,
+    gpu_pod_kind,
 )
 from foresize.simulate.cluster.workload import FloatArray, Workload, task_classes
+
+MAX_NODE_SCORE = 100  # Kubernetes' framework.MaxNodeScore: the authors' score range
+AUTHORS_POPULARITY_PCT = 95.0  # their run scripts' --pod-popularity-threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +92,9 @@ class PodRequest:
 @dataclass(frozen=True, slots=True)
 class ClusterView:
     """Read-only snapshot of free resources handed to a policy; ``rng`` is its only
-    source of randomness.
+    source of randomness. ``gpu_pods`` counts each node's GPU pods by kind
+    (``state.gpu_pod_kind``); None means no GPU pod runs anywhere. ``node_rank`` orders
+    nodes for ties between equal scores (lowest rank wins); None means node index.
     """
 
     cpu_free: IntArray
@@ -78,6 +103,8 @@ class ClusterView:
     cluster: Cluster
     rng: np.random.Generator
     gpu_fit: IntArray | None = None  # largest per-GPU demand each GPU takes (MIG slices)
+    gpu_pods: IntArray | None = None
+    node_rank: IntArray | None = None
 
     @property
     def fit(self) -> IntArray:
@@ -136,6 +163,161 @@ def _on(node: int | None, pod: PodRequest, view: ClusterView, *, tightest: bool 
     return Placement(node, pick_gpus(pod, view.fit[node], tightest=tightest))
 
 
+def _scales(view: ClusterView) -> tuple[float, float]:
+    """The largest node's CPU and GPU milli: the authors' ``MaxSpecCpu`` (128000) and
+    ``MaxSpecGpu`` (8000) on openb, taken from the cluster so other clusters scale too.
+    """
+    c = view.cluster
+    return float(max(int(c.cpu_milli.max()), 1)), float(max(int(c.n_gpu.max()), 1)
+                                                        * FULL_GPU_MILLI)
+
+
+class NodeScorer(Protocol):
+    """A node score for one pod (higher is better) and the GPUs it takes on a node."""
+
+    def score(self, pod: PodRequest, view: ClusterView, nodes: IntArray, /) -> FloatArray:
+        """Scores of the feasible ``nodes``."""
+        ...
+
+    def gpus(self, pod: PodRequest, view: ClusterView, node: int, /) -> tuple[int, ...]:
+        """The GPUs ``pod`` takes on ``node``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A score plugin under the authors' ``selectHost``: the highest score wins, ties go
+    to the lowest ``ClusterView.node_rank`` (node index without one).
+    """
+
+    scorer: NodeScorer
+
+    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
+        """A best-scoring feasible node, ties by rank."""
+        nodes = np.flatnonzero(feasible(pod, view))
+        if nodes.size == 0:
+            return None
+        score = self.scorer.score(pod, view, nodes)
+        best = nodes[score == score.max()]
+        node = int(best[0] if view.node_rank is None or best.size == 1
+                   else best[np.argmin(view.node_rank[best])])
+        return Placement(node, self.scorer.gpus(pod, view, node))
+
+
+class _TightestGpu:
+    """The authors' ``-gpusel best``: a share on the tightest GPU that fits (lowest index
+    on ties), whole GPUs on the lowest-indexed idle ones.
+    """
+
+    __slots__ = ()
+
+    def gpus(self, pod: PodRequest, view: ClusterView, node: int, /) -> tuple[int, ...]:
+        """GPUs on ``node``."""
+        return pick_gpus(pod, view.fit[node])
+
+
+class RandomScore:
+    """One feasible node drawn at random scores 100, the rest 0 (the authors' PreScore
+    draw); a share takes a random GPU that fits.
+    """
+
+    __slots__ = ()
+
+    def score(self, pod: PodRequest, view: ClusterView, nodes: IntArray, /) -> FloatArray:
+        """100 for a uniformly drawn node."""
+        result = np.zeros(nodes.size)
+        result[int(view.rng.integers(nodes.size))] = MAX_NODE_SCORE
+        return result
+
+    def gpus(self, pod: PodRequest, view: ClusterView, node: int, /) -> tuple[int, ...]:
+        """Random fitting GPU for a share, lowest idle GPUs otherwise (as the authors)."""
+        if not pod.is_shared:
+            return pick_gpus(pod, view.fit[node])
+        fitting = np.flatnonzero(view.fit[node] >= pod.gpu_milli)
+        return (int(fitting[int(view.rng.integers(fitting.size))]),)
+
+
+class BestFitScore(_TightestGpu):
+    """Least CPU and GPU left over, truncated to an integer percentage."""
+
+    __slots__ = ()
+
+    def score(self, pod: PodRequest, view: ClusterView, nodes: IntArray, /) -> FloatArray:
+        """``int((1 - (0.5 cpu_left / cpu_max + 0.5 gpu_left / gpu_max)) * 100)``."""
+        cpu_max, gpu_max = _scales(view)
+        cpu = (view.cpu_free[nodes] - pod.cpu_milli) / cpu_max * 0.5
+        gpu = (view.gpu_free[nodes].sum(axis=1) - pod.num_gpu * pod.gpu_milli) / gpu_max * 0.5
+        result: FloatArray = np.trunc((1.0 - (cpu + gpu)) * MAX_NODE_SCORE)
+        return result
+
+
+class DotProductScore(_TightestGpu):
+    """The authors' DotProd: the smallest dot product of free and requested CPU and GPU."""
+
+    __slots__ = ()
+
+    def score(self, pod: PodRequest, view: ClusterView, nodes: IntArray, /) -> FloatArray:
+        """``int(100 (1 - (n . p) / 2))``, both vectors divided by the largest node."""
+        cpu_max, gpu_max = _scales(view)
+        dot = (view.cpu_free[nodes] / cpu_max * (pod.cpu_milli / cpu_max)
+               + view.gpu_free[nodes].sum(axis=1) / gpu_max
+               * (pod.num_gpu * pod.gpu_milli / gpu_max))
+        result: FloatArray = np.trunc(MAX_NODE_SCORE * (1 - dot / 2))
+        return result
+
+
+class GpuPackingScore(_TightestGpu):
+    """Shared GPUs, then used nodes, then idle nodes, in the authors' integer tiers."""
+
+    __slots__ = ()
+
+    def score(self, pod: PodRequest, view: ClusterView, nodes: IntArray, /) -> FloatArray:
+        """Tier 1 (50..100): the share fits a used GPU, 100 - its free milli / 100;
+        tier 2 (33..50): a used node, 50 - idle GPUs taken; tier 3: an idle node,
+        33 - its GPUs. CPU-only pods score 0 everywhere.
+        """
+        if pod.num_gpu == 0:
+            return np.zeros(nodes.size)
+        free = view.fit[nodes]
+        n_gpu = view.cluster.n_gpu[nodes]
+        idle_node = count_per_node(free == FULL_GPU_MILLI) == n_gpu
+        if pod.is_shared:
+            tight = np.where(free >= pod.gpu_milli, free, FULL_GPU_MILLI).min(axis=1)
+            shared = np.maximum(MAX_NODE_SCORE - tight * 100 // FULL_GPU_MILLI // 10,
+                                MAX_NODE_SCORE // 2)
+            used = np.where(tight == FULL_GPU_MILLI, MAX_NODE_SCORE // 2 - 1, shared)
+        else:
+            used = np.full(nodes.size, max(MAX_NODE_SCORE // 2 - pod.num_gpu,
+                                           MAX_NODE_SCORE // 3))
+        idle = np.maximum(MAX_NODE_SCORE // 3 - n_gpu, n_gpu)
+        return np.where(idle_node, idle, used).astype(np.float64)
+
+
+class GpuClusteringScore(_TightestGpu):
+    """Pods of a kind together: nodes holding only that kind, then with it among others,
+    then idle nodes, then nodes of other kinds; fuller nodes first within a tier.
+    """
+
+    __slots__ = ()
+
+    def score(self, pod: PodRequest, view: ClusterView, nodes: IntArray, /) -> FloatArray:
+        """``tier + 25 (gpu_max - free) // gpu_max`` with tier 75/50/25/0 as the authors;
+        CPU-only pods score 0 everywhere.
+        """
+        if pod.num_gpu == 0:
+            return np.zeros(nodes.size)
+        counts = (np.zeros((nodes.size, N_GPU_POD_KINDS), dtype=np.int64)
+                  if view.gpu_pods is None else view.gpu_pods[nodes])
+        kinds = np.count_nonzero(counts, axis=1)
+        same = counts[:, gpu_pod_kind(pod.num_gpu, pod.gpu_milli)] > 0
+        _, gpu_max = _scales(view)
+        quarter = MAX_NODE_SCORE // 4
+        fuller = quarter * (int(gpu_max) - view.gpu_free[nodes].sum(axis=1)) // int(gpu_max)
+        tier = np.where(same, np.where(kinds == 1, 3, 2), np.where(kinds == 0, 1, 0))
+        result: FloatArray = (tier * quarter + fuller).astype(np.float64)
+        return result
+
+
 @dataclass(frozen=True, slots=True)
 class FirstFit:
     """The first node in node order that fits."""
@@ -146,112 +328,38 @@ class FirstFit:
         return _on(int(np.argmax(mask)) if mask.any() else None, pod, view)
 
 
-def _leftover(pod: PodRequest, view: ClusterView) -> FloatArray:
-    cluster = view.cluster
-    cpu = (view.cpu_free - pod.cpu_milli) / max(int(cluster.cpu_milli.max()), 1)
-    gpu_cap = max(int(cluster.n_gpu.max()), 1) * FULL_GPU_MILLI
-    gpu = (view.gpu_free.sum(axis=1) - pod.num_gpu * pod.gpu_milli) / gpu_cap
-    result: FloatArray = 0.5 * cpu + 0.5 * gpu
-    return result
-
-
-@dataclass(frozen=True, slots=True)
-class BestFit:
-    """Least CPU and GPU left over after placing the pod."""
-
-    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
-        """Tightest node."""
-        return _on(_lowest(_leftover(pod, view), feasible(pod, view)), pod, view)
-
-
 @dataclass(frozen=True, slots=True)
 class WorstFit:
     """Most CPU and GPU left over: spreads load, the opposite of best fit."""
 
     def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
-        """Loosest node, loosest GPU."""
-        node = _lowest(-_leftover(pod, view), feasible(pod, view))
-        return _on(node, pod, view, tightest=False)
+        """Loosest node (lowest index on ties), loosest GPU."""
+        cpu_max, gpu_max = _scales(view)
+        left = (0.5 * (view.cpu_free - pod.cpu_milli) / cpu_max
+                + 0.5 * (view.gpu_free.sum(axis=1) - pod.num_gpu * pod.gpu_milli) / gpu_max)
+        return _on(_lowest(-left, feasible(pod, view)), pod, view, tightest=False)
 
 
-@dataclass(frozen=True, slots=True)
-class DotProduct:
-    """Tetris: the node whose free resources align best with the demand."""
-
-    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
-        """Largest normalised dot product of demand and free vectors."""
-        c = view.cluster
-        cpu_max = max(int(c.cpu_milli.max()), 1)
-        mem_max = max(int(c.memory_mib.max()), 1)
-        gpu_max = max(int(c.n_gpu.max()), 1) * FULL_GPU_MILLI
-        dot = (pod.cpu_milli / cpu_max * (view.cpu_free / cpu_max)
-               + pod.memory_mib / mem_max * (view.memory_free / mem_max)
-               + pod.num_gpu * pod.gpu_milli / gpu_max * (view.gpu_free.sum(axis=1) / gpu_max))
-        return _on(_lowest(-dot, feasible(pod, view)), pod, view)
+def _sigmoid_score(drop: FloatArray) -> FloatArray:
+    """The authors' ``int64(sigmoid(drop / 1000) * 100)`` for a fragmentation drop in milli."""
+    result: FloatArray = np.trunc(1.0 / (1.0 + np.exp(-drop / 1000.0)) * MAX_NODE_SCORE)
+    return result
 
 
-@dataclass(frozen=True, slots=True)
-class GpuPacking:
-    """Fill shared GPUs first, then used nodes, then idle nodes (smallest first)."""
+class FgdScore:
+    """Fragmentation Gradient Descent: score each node by how little F_n(M) grows.
 
-    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
-        """Three tiers, as in the authors' ``getPackingScore``; lower score wins here."""
-        mask = feasible(pod, view)
-        if pod.num_gpu == 0 or not mask.any():
-            return _on(_lowest(np.zeros(len(mask)), mask), pod, view)
-        free = view.gpu_free
-        n_gpu = view.cluster.n_gpu
-        idle = free == FULL_GPU_MILLI
-        n_idle = idle.sum(axis=1)
-        if pod.is_shared:
-            shared = (view.fit >= pod.gpu_milli) & ~idle
-            has_shared = shared.any(axis=1)
-            tight = np.where(shared, view.fit, FULL_GPU_MILLI).min(axis=1)
-            idle_needed = np.where(has_shared, 0, 1)
-        else:
-            has_shared = np.zeros(len(mask), dtype=bool)
-            tight = np.zeros(len(mask), dtype=np.int64)
-            idle_needed = np.full(len(mask), pod.num_gpu)
-        node_idle = n_idle == n_gpu
-        # tier 0: shared GPU (least free left), 1: used node (fewest idle GPUs taken),
-        # 2: idle node (fewest GPUs)
-        tier = np.where(has_shared, 0, np.where(node_idle, 2, 1))
-        within = np.where(tier == 0, tight, np.where(tier == 1, idle_needed, n_gpu))
-        score = tier * 10_000.0 + within
-        return _on(_lowest(score, mask), pod, view)
+    The score is the authors' ``int(100 sigmoid(-growth / 1000))`` with the growth in
+    milli-GPU, so growths within ~40 milli of each other tie. For a share every GPU that
+    fits is a candidate and the node scores its best GPU (the lowest index among equal
+    scores, as the authors); whole-GPU and CPU pods have one outcome per node.
 
-
-@dataclass(frozen=True, slots=True)
-class RandomFit:
-    """A uniformly random feasible node: the baseline every heuristic must beat."""
-
-    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
-        """Random feasible node, random fitting GPU(s)."""
-        nodes = np.flatnonzero(feasible(pod, view))
-        if nodes.size == 0:
-            return None
-        node = int(view.rng.choice(nodes))
-        if pod.num_gpu == 0:
-            return Placement(node)
-        gpus = np.flatnonzero(view.fit[node] >= pod.gpu_milli)
-        chosen = view.rng.choice(gpus, size=pod.num_gpu, replace=False)
-        return Placement(node, tuple(sorted(int(g) for g in chosen)))
-
-
-class Fgd:
-    """Fragmentation Gradient Descent: place where F_n(M) grows least.
-
-    For a shared pod every GPU that fits is a candidate; whole-GPU and CPU pods have one
-    outcome per node. The growth is F_n(M) after minus before; ties go to the lowest
-    node, then the lowest GPU index.
-
-    Scoring every node for every pod is what made FGD slow, yet the growth depends only
-    on the node's state and the pod's request, and a cluster holds few distinct states.
-    So growths are tabled per (request, state) on :class:`NodeStates` and each pod costs
-    a table look-up over the feasible nodes; only states never scored for that request
-    are computed. The tables hold exactly the values a direct evaluation gives, so the
-    decisions are the same (``tests/simulate/test_placement.py`` checks this against a
-    direct implementation).
+    Scoring every node for every pod is what made FGD slow, yet the score depends only on
+    the node's state and the pod's request, and a cluster holds few distinct states. So
+    scores are tabled per (request, state) on :class:`NodeStates` and each pod costs a
+    table look-up over the feasible nodes; only states never scored for that request are
+    computed. The tables hold exactly the values a direct evaluation gives
+    (``tests/simulate/test_placement.py`` checks this against a direct implementation).
     """
 
     __slots__ = ("_states", "fragmentation")
@@ -260,92 +368,108 @@ class Fgd:
         self.fragmentation = fragmentation
         self._states: NodeStates | None = None
 
-    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
-        """Smallest fragmentation growth."""
+    def _tables(self, pod: PodRequest, view: ClusterView, nodes: IntArray
+                ) -> tuple[NodeStates, FloatArray, IntArray]:
         states = self._states
         if states is None or states.gpu_type is not view.cluster.gpu_type:
             states = self._states = NodeStates(self.fragmentation, view.cluster.gpu_type)
         states.sync(view.cpu_free, view.gpu_free)
-        nodes = np.flatnonzero(feasible(pod, view))
-        if nodes.size == 0:
-            return None
         ids = states.node_state[nodes]
         table = states.table((pod.cpu_milli, pod.num_gpu, pod.gpu_milli), 3)
-        growth = table[ids, 0]
-        if np.isnan(growth).any():
-            self._score(pod, states, table, np.unique(ids[np.isnan(growth)]))
-            growth = table[ids, 0]
-        best = int(np.argmin(growth))
-        node = int(nodes[best])
-        if not pod.is_shared:
-            return _on(node, pod, view)
-        free = view.gpu_free[node]
-        value, ambiguous = table[ids[best], 1:]
-        if ambiguous:  # distinct free values tie: the lowest GPU index among them wins
-            row = self._shared_growth(pod, view.cpu_free[node:node + 1], free[None, :],
-                                      view.cluster.gpu_type[node:node + 1],
-                                      states.weighted[ids[best:best + 1]])
-            return Placement(node, (int(np.argmin(row[0])),))
-        return Placement(node, (int(np.argmax(free == value)),))
+        new = ids[np.isnan(table[ids, 0])]
+        if new.size:
+            self._fill(pod, states, table, np.unique(new))
+        return states, table, ids
 
-    def _shared_growth(self, pod: PodRequest, cpu: IntArray, free: IntArray,
-                       types: IntArray, before: IntArray) -> FloatArray:
-        """(k, 8) growth of putting the share on each GPU of k nodes (inf: no fit), in
-        :meth:`Fragmentation.weighted` units: integers, so ties are exact.
-        """
+    def score(self, pod: PodRequest, view: ClusterView, nodes: IntArray, /) -> FloatArray:
+        """Each feasible node's FGD score."""
+        _, table, ids = self._tables(pod, view, nodes)
+        result: FloatArray = table[ids, 0]
+        return result
+
+    def gpus(self, pod: PodRequest, view: ClusterView, node: int, /) -> tuple[int, ...]:
+        """The share's best GPU on ``node``; whole GPUs as usual."""
+        if not pod.is_shared:
+            return pick_gpus(pod, view.fit[node])
+        states, table, ids = self._tables(pod, view, np.array([node]))
+        free = view.gpu_free[node]
+        value, ambiguous = table[ids[0], 1:]
+        if ambiguous:  # distinct free values tie: the lowest GPU index among them wins
+            row = self._shared(pod, view.cpu_free[node:node + 1], free[None, :],
+                               view.cluster.gpu_type[node:node + 1], states.weighted[ids])
+            return (int(np.argmax(row[0])),)
+        return (int(np.argmax(free == value)),)
+
+    def _to_score(self, growth: FloatArray) -> FloatArray:
+        """Growth in :meth:`Fragmentation.weighted` units to a score (higher is better)."""
+        return _sigmoid_score(-growth / self.fragmentation.total)
+
+    def _shared(self, pod: PodRequest, cpu: IntArray, free: IntArray, types: IntArray,
+                before: IntArray) -> FloatArray:
+        """(k, 8) score of putting the share on each GPU of k nodes (-inf: no fit)."""
         row, gpu = np.nonzero(free >= pod.gpu_milli)
         after = free[row]
         after[np.arange(row.size), gpu] -= pod.gpu_milli
-        grid = np.full(free.shape, np.inf)
-        grid[row, gpu] = (self.fragmentation.weighted(cpu[row] - pod.cpu_milli, after,
-                                                      types[row]) - before[row])
+        growth = (self.fragmentation.weighted(cpu[row] - pod.cpu_milli, after, types[row])
+                  - before[row])
+        grid = np.full(free.shape, -np.inf)
+        grid[row, gpu] = self._to_score(growth.astype(np.float64))
         return grid
 
-    def _score(self, pod: PodRequest, states: NodeStates, table: FloatArray,
-               new: IntArray) -> None:
-        """Fill ``table`` rows ``new``: growth, and for shares the free milli of the best
+    def _fill(self, pod: PodRequest, states: NodeStates, table: FloatArray,
+              new: IntArray) -> None:
+        """Fill ``table`` rows ``new``: score, and for shares the free milli of the best
         GPU and whether another free value ties with it.
         """
         free, cpu, types, before = (states.gpu[new], states.cpu[new], states.type[new],
                                     states.weighted[new])
         if pod.is_shared:
-            grid = self._shared_growth(pod, cpu, free, types, before)
-            pick = np.argmin(grid, axis=1)
-            lowest = grid[np.arange(new.size), pick]
+            grid = self._shared(pod, cpu, free, types, before)
+            pick = np.argmax(grid, axis=1)
+            best = grid[np.arange(new.size), pick]
             value = free[np.arange(new.size), pick]
-            tied = ((grid == lowest[:, None]) & (free != value[:, None])).any(axis=1)
-            table[new] = np.column_stack([lowest, value, tied])
+            tied = ((grid == best[:, None]) & (free != value[:, None])).any(axis=1)
+            table[new] = np.column_stack([best, value, tied])
             return
         after = free
         if pod.num_gpu:
             take = free >= pod.gpu_milli
             take &= np.cumsum(take, axis=1) <= pod.num_gpu
             after = free - take * pod.gpu_milli
-        table[new, 0] = self.fragmentation.weighted(cpu - pod.cpu_milli, after, types) - before
+        growth = self.fragmentation.weighted(cpu - pod.cpu_milli, after, types) - before
+        table[new, 0] = self._to_score(growth.astype(np.float64))
 
 
-def fragmentation_of(workload: Workload, cluster: Cluster) -> Fragmentation:
-    """FGD's measure for ``workload`` as the target workload on ``cluster``."""
+def fragmentation_of(workload: Workload, cluster: Cluster, *,
+                     popularity_pct: float = AUTHORS_POPULARITY_PCT) -> Fragmentation:
+    """FGD's measure for ``workload`` as the target workload on ``cluster``, with the
+    authors' task classes (the most popular covering 95 % of pods).
+    """
     types = np.arange(len(cluster.gpu_types))
     by_type = np.stack([
         np.isin(types, [cluster.gpu_types.index(t) for t in spec if t in cluster.gpu_types])
         if spec else np.ones(types.size, dtype=bool)
         for spec in workload.gpu_specs
     ])
-    return Fragmentation.build(task_classes(workload), by_type)
+    return Fragmentation.build(task_classes(workload, popularity_pct=popularity_pct), by_type)
+
+
+def _no_mig(name: str, cluster: Cluster) -> None:
+    if cluster.partitioned:
+        raise InputError(f"placement {name} does not model MIG slices yet",
+                         hint="use another --placement with MIG layouts")
 
 
 def _fgd(workload: Workload, cluster: Cluster) -> PlacementPolicy:
-    if cluster.partitioned:
-        raise InputError("placement fgd does not model MIG slices yet",
-                         hint="use another --placement with MIG layouts")
-    return Fgd(fragmentation_of(workload, cluster))
+    _no_mig("fgd", cluster)
+    return Scored(FgdScore(fragmentation_of(workload, cluster)))
 
 
 PLACEMENT.add("first_fit", lambda _w, _c: FirstFit())
-PLACEMENT.add("best_fit", lambda _w, _c: BestFit())
+PLACEMENT.add("best_fit", lambda _w, _c: Scored(BestFitScore()))
 PLACEMENT.add("worst_fit", lambda _w, _c: WorstFit())
-PLACEMENT.add("dot_product", lambda _w, _c: DotProduct())
-PLACEMENT.add("gpu_packing", lambda _w, _c: GpuPacking())
-PLACEMENT.add("random", lambda _w, _c: RandomFit())
+PLACEMENT.add("dot_product", lambda _w, _c: Scored(DotProductScore()))
+PLACEMENT.add("gpu_packing", lambda _w, _c: Scored(GpuPackingScore()))
+PLACEMENT.add("gpu_clustering", lambda _w, _c: Scored(GpuClusteringScore()))
+PLACEMENT.add("random", lambda _w, _c: Scored(RandomScore()))
 PLACEMENT.add("fgd", _fgd)

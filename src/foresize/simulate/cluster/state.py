@@ -107,6 +107,16 @@ def any_per_node(mask: BoolArray) -> BoolArray:
     return result
 
 
+N_GPU_POD_KINDS = MAX_GPUS_PER_NODE + 1
+
+
+def gpu_pod_kind(num_gpu: int, gpu_milli: int) -> int:
+    """A GPU pod's kind as the FGD authors' GPU clustering groups pods: 0 for a share of
+    one GPU, k for k whole GPUs (their ``share-gpu`` / ``k-gpu`` affinity tags).
+    """
+    return 0 if num_gpu == 1 and gpu_milli < FULL_GPU_MILLI else num_gpu
+
+
 @dataclass(frozen=True, slots=True)
 class Cluster:
     """Static node inventory. ``gpu_type`` holds codes into ``gpu_types`` (-1: no GPU)."""
@@ -220,7 +230,8 @@ class ClusterState:
     a pod takes it (the rest of the slice is of no use to anyone else).
     """
 
-    __slots__ = ("cluster", "cpu_free", "gpu_fit", "gpu_free", "memory_free", "slices")
+    __slots__ = ("cluster", "cpu_free", "gpu_fit", "gpu_free", "gpu_pods", "memory_free",
+                 "slices")
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -229,6 +240,9 @@ class ClusterState:
         slots = np.arange(MAX_GPUS_PER_NODE)[None, :] < cluster.n_gpu[:, None]
         self.gpu_free: IntArray = np.where(slots, FULL_GPU_MILLI, 0).astype(np.int64)
         self.gpu_fit: IntArray = self.gpu_free
+        # GPU pods per node by kind (see gpu_pod_kind): what GPU-clustering placement
+        # reads, since free milli alone cannot tell a node of shares from one 2-GPU pod
+        self.gpu_pods: IntArray = np.zeros((cluster.n_nodes, N_GPU_POD_KINDS), dtype=np.int64)
         self.slices: Slices | None = None
         if cluster.partitioned:
             cap = np.zeros((cluster.n_nodes, MAX_GPUS_PER_NODE, MAX_SLICES), dtype=np.int64)
@@ -257,6 +271,8 @@ class ClusterState:
         node, gpus = placement.node, list(placement.gpus)
         self.cpu_free[node] -= cpu_milli
         self.memory_free[node] -= memory_mib
+        if gpus:
+            self.gpu_pods[node, gpu_pod_kind(len(gpus), gpu_milli)] += 1
         if self.slices is None:
             self.gpu_free[node, gpus] -= gpu_milli
         else:
@@ -293,6 +309,8 @@ class ClusterState:
         node, gpus = placement.node, list(placement.gpus)
         self.cpu_free[node] += cpu_milli
         self.memory_free[node] += memory_mib
+        if gpus:
+            self.gpu_pods[node, gpu_pod_kind(len(gpus), gpu_milli)] -= 1
         slices = self.slices
         if slices is None:
             self.gpu_free[node, gpus] += gpu_milli
@@ -312,6 +330,7 @@ class ClusterState:
         c = self.cluster
         self.cpu_free[node] = c.cpu_milli[node] if up else 0
         self.memory_free[node] = c.memory_mib[node] if up else 0
+        self.gpu_pods[node] = 0
         self.gpu_free[node] = np.where(np.arange(MAX_GPUS_PER_NODE) < c.n_gpu[node],
                                        FULL_GPU_MILLI if up else 0, 0)
         if self.slices is not None:

@@ -75,17 +75,24 @@ def workload_from_frame(pods: pl.DataFrame, *, source: str = "memory",
 
     Duration is deletion minus creation; a pod without a deletion time runs to the end
     of the trace (the last creation or deletion seen), as it was still running then.
+    A list without times at all (the ``multigpu*`` layout) is a set of requests, not a
+    history: every pod arrives at 0 and never leaves, the default the inflation protocol
+    assumes. A list with times where some pod lacks one is an error.
     """
     if pods.height == 0:
         raise InputError(f"{source}: the trace has no pods")
     created = pods["creation_s"]
-    if created.null_count():
+    if created.null_count() == pods.height and pods["deletion_s"].null_count() == pods.height:
+        arrival = np.zeros(pods.height)
+        duration = np.full(pods.height, np.inf)
+    elif created.null_count():
         first = pods.filter(pl.col("creation_s").is_null())["pod"][0]
         raise InputError(f"{source}: pod {first!r} has no creation time")
-    arrival = created.to_numpy().astype(np.float64)
-    deleted = pods["deletion_s"].cast(pl.Float64).to_numpy()
-    horizon = float(np.nanmax(np.concatenate([arrival, deleted])))
-    duration = np.where(np.isnan(deleted), horizon, deleted) - arrival
+    else:
+        arrival = created.to_numpy().astype(np.float64)
+        deleted = pods["deletion_s"].cast(pl.Float64).to_numpy()
+        horizon = float(np.nanmax(np.concatenate([arrival, deleted])))
+        duration = np.where(np.isnan(deleted), horizon, deleted) - arrival
     specs = pods["gpu_spec"].list.eval(pl.element().unique().sort()).to_list()
     keys = [tuple(s) for s in specs]
     gpu_specs: tuple[tuple[str, ...], ...] = ((), *sorted({k for k in keys if k}))
@@ -116,9 +123,19 @@ def load_cluster(source: str | os.PathLike[str], *,
 def load_workload(source: str | os.PathLike[str], *,
                   mirror: str | os.PathLike[str] | None = None
                   ) -> tuple[Workload, IngestReport]:
-    """Read an openb pod list (address such as ``openb:default``, or a file)."""
+    """Read an openb pod list (address such as ``openb:default``, or a file).
+
+    Strictly: a row the simulator cannot place as written (a negative request, a
+    ``gpu_milli`` over 1000, ...) is an ``InputError`` naming the file, row and column,
+    because a study that silently ran on fewer pods would not be the trace's study.
+    """
     path = resolve_source(source, mirror=mirror)
-    frame, report = read_openb_pods(path)
+    try:
+        frame, report = read_openb_pods(path, strict=True)
+    except InputError as err:  # the reader's hint names --strict, which the simulator lacks
+        if err.hint is None:
+            raise
+        raise InputError(err.message) from None
     return workload_from_frame(frame, source=str(source), sha256=report.sha256), report
 
 
@@ -307,8 +324,8 @@ def open_trace(text: str, *, seed: int = 0, pai_files: dict[str, str] | None = N
     if text.startswith("dlrm2025:") or _is_dlrm_file(path):
         frame, report = read_dlrm_instances(path)
         return replace(dlrm_workload(frame, source=text), sha256=report.sha256)
-    frame, report = read_openb_pods(path)
-    return workload_from_frame(frame, source=text, sha256=report.sha256)
+    workload, _ = load_workload(path)
+    return replace(workload, source=text)
 
 
 def open_nodes(text: str, *, mirror: str | os.PathLike[str] | None = None) -> Cluster:
