@@ -187,3 +187,13 @@ def test_cpu_requests_a_usage_quantile_and_keeps_the_peak_limit() -> None:
         assert rec.recommended.limit >= usage.max()
         assert rec.rationale.startswith("request P95 of usage")
     assert all(r.recommended.request == r.recommended.limit for r in mem.recommendations)
+
+
+def test_no_strategy_asks_for_more_than_all_of_a_percentage(memory: pl.DataFrame) -> None:
+    for strategy in ("vpa", "krr", "max", "foresize"):
+        result = recommend_rightsizing(memory, strategy=strategy, include_phases=False)
+        ok = [r for r in result.recommendations if r.status == "ok"]
+        assert max(r.recommended.request or 0.0 for r in ok) <= 100.0
+        assert max(r.recommended.limit or 0.0 for r in ok) <= 100.0
+    vpa = recommend_rightsizing(memory, strategy="vpa", include_phases=False)
+    assert any("capped at 100 %" in r.rationale for r in vpa.recommendations)

@@ -41,6 +41,7 @@ from foresize.recommend.strategies import (
     make_strategy,
     oracle_sizing,
 )
+from foresize.recommend.strategies.foresize import percent_cap
 
 DEFAULT_HORIZON_FRAC = 0.3
 MIN_PHASE_SHARE = 0.05  # phases holding less of the time get no schedule row
@@ -154,9 +155,12 @@ def recommend_rightsizing(
     if ceiling:
         show = human_bytes if name.endswith("_bytes") else (lambda v: f"{v:.4g}")
         sizings = {
-            w: _capped(s, ceiling[w], show(ceiling[w])) if w in ceiling else s
+            w: _capped(s, ceiling[w], f"the hardware's {show(ceiling[w])}") if w in ceiling else s
             for w, s in sizings.items()
         }
+    top = percent_cap(name)
+    if top is not None:  # no strategy may ask for more than all of a percentage
+        sizings = {w: _capped(s, top, f"{top:g} %") for w, s in sizings.items()}
     schedules = phase_schedules(frame, name, sizings) if include_phases else {}
     unit = metric_info(name).unit
     recs: list[ResourceRecommendation] = []
@@ -197,19 +201,21 @@ def _floored(sizing: Sizing, floor: float) -> Sizing:
     )
 
 
-def _capped(sizing: Sizing, cap: float, shown: str) -> Sizing:
-    top = max(sizing.request, sizing.limit or 0.0)
-    if top <= cap:
+def _capped(sizing: Sizing, cap: float, what: str) -> Sizing:
+    """``sizing`` with its request, limit and bounds held to ``cap``."""
+    optional = (sizing.limit, sizing.lower, sizing.upper)
+    if sizing.request <= cap and all(v is None or v <= cap for v in optional):
         return sizing
+    limit, lower, upper = (None if v is None else min(v, cap) for v in optional)
     return Sizing(
         min(sizing.request, cap),
-        None if sizing.limit is None else min(sizing.limit, cap),
+        limit,
         sizing.base,
         sizing.quantile,
         sizing.margin,
-        sizing.lower,
-        sizing.upper,
-        sizing.rationale + f"; capped at the hardware's {shown}",
+        lower,
+        upper,
+        sizing.rationale + f"; capped at {what}",
         sizing.details,
     )
 
