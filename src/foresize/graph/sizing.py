@@ -49,17 +49,22 @@ def size_architecture(arch: Architecture, request: SizingRequest) -> dict[str, A
     device = get_device(request.device)
     tokens = request.batch * context
     flops_per_token = arch.forward_flops_per_token(context=context)
+    prefill_flops = arch.prefill_flops_per_token(context=context) * tokens
     inference = inference_memory(arch, dtype=request.dtype, batch=request.batch,
                                  context=context, tensor_parallel=request.tensor_parallel)
     prefill_s, prefill_bound = roofline_time(
-        flops_per_token * tokens / request.tensor_parallel,
+        prefill_flops / request.tensor_parallel,
         inference.total_bytes, device, request.dtype)
+    flops: dict[str, Any] = {"convention": "1 multiply-add = 2 FLOPs",
+                             "forward_per_token": flops_per_token, "context": context}
+    if arch.is_encoder_decoder:  # the prefill is the encoder's pass over the source
+        flops["encoder_per_token"] = arch.encoder_flops_per_token(context=context)
+    flops["prefill"] = prefill_flops
     report: dict[str, Any] = {
         "model_type": arch.model_type,
-        "parameters": {"total": arch.n_params, "by_component": dict(arch.params)},
-        "flops": {"convention": "1 multiply-add = 2 FLOPs",
-                  "forward_per_token": flops_per_token, "context": context,
-                  "prefill": flops_per_token * tokens},
+        "parameters": {"total": arch.n_params, "active": arch.n_active_params,
+                       "by_component": dict(arch.params)},
+        "flops": flops,
         "inference": {"batch": request.batch, "context": context, "dtype": request.dtype,
                       **_memory_rows(inference),
                       "devices_needed": fits(inference.total_bytes * request.tensor_parallel,
@@ -85,9 +90,10 @@ def size_architecture(arch: Architecture, request: SizingRequest) -> dict[str, A
             optimizer=request.optimizer, recompute=request.recompute,
             zero_stage=request.zero_stage, data_parallel=request.data_parallel,
             tensor_parallel=request.tensor_parallel)
-        step_flops = 3 * flops_per_token * tokens  # forward + backward (2x forward)
+        forward = arch.train_flops_per_token(context=context) * tokens
+        step_flops = 3 * forward  # forward + backward (2x forward)
         if request.recompute == "full":
-            step_flops += flops_per_token * tokens  # the forward pass again
+            step_flops += forward  # the forward pass again
         step_s, step_bound = roofline_time(step_flops / request.tensor_parallel,
                                            training.total_bytes, device, request.dtype)
         report["training"] = {"optimizer": request.optimizer, "zero_stage": request.zero_stage,
