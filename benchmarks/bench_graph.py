@@ -689,10 +689,10 @@ def bench_zoo(tmp: Path, anchors: bool) -> dict[str, dict]:
         f"foresize MAC-type ops: {', '.join(MAC_OPS)} -> 2 x MACs (bias adds excluded, as in torch)\n"
     )
     print(
-        "| model | params (torch) | truth FLOPs | default-FCM FLOPs | foresize MAC FLOPs | err% | "
-        "foresize elementwise | coverage | export s | foresize s |"
+        "| model | params (torch) | foresize params (err%) | truth FLOPs | default-FCM FLOPs "
+        "| foresize MAC FLOPs | err% | foresize elementwise | coverage | export s | foresize s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in ZOO:
         model, x = build(name)
         truth = flop_counter(model, x, fixed=True)
@@ -704,7 +704,8 @@ def bench_zoo(tmp: Path, anchors: bool) -> dict[str, dict]:
         params = sum(p.numel() for p in model.parameters())
         gaps = f" {fs['gaps']}" if fs["gaps"] else ""
         print(
-            f"| {name} | {params:,} | {truth['total']:.5g} | {default['total']:.5g} | {fs['mac_flops']:.5g} "
+            f"| {name} | {params:,} | {fs['params']:,} ({err(fs['params'], params):+.2f}) "
+            f"| {truth['total']:.5g} | {default['total']:.5g} | {fs['mac_flops']:.5g} "
             f"| {err(fs['mac_flops'], truth['total']):+.3f} | {fs['elementwise']:.3g} "
             f"| {fs['coverage']:.1f}%{gaps} | {export_s:.1f} | {fs['seconds']:.3f} |"
         )
