@@ -67,6 +67,8 @@ def test_every_family_config_profiles(name: str, expected: int,
     report = json.loads(out)["model"]
     assert report["parameters"]["total"] == expected
     assert report["inference"]["components_bytes"]["weights"] == 2 * expected  # bf16
+    # timed over the devices it needs
+    assert report["inference"]["tensor_parallel"] == report["inference"]["devices_needed"]
     assert report["training"]["step_flops"] > 6 * report["parameters"]["active"] * 2048 * 0.5
 
 
