@@ -2,6 +2,7 @@
 """Benchmark foresize's graph FLOP counter: accuracy, anchors, big-graph speed.
 
 Run:  .venv/bin/python benchmarks/bench_graph.py [--skip-anchors] [--skip-big] [--skip-memory]
+      [--skip-zoo]
 
 1. FLOPs accuracy on a zoo of plain-torch models (benchmarks/zoo.py). Ground truth is
    ``torch.utils.flop_counter.FlopCounterMode`` run with the SDPA MATH backend and
@@ -18,6 +19,8 @@ Run:  .venv/bin/python benchmarks/bench_graph.py [--skip-anchors] [--skip-big] [
    Two measurements, each validated on known allocations: peak RSS (VmHWM), and for
    inference also the CPU allocator's own events (torch.profiler), which resolves the
    sub-MiB peaks that RSS's batched kernel counters cannot.
+5. Every config.json family: exact parameters against the published checkpoints
+   (tests/graph/configs/published.csv), active parameters, FLOPs and KV cache per token.
 
 Seeded; prints tables; not part of the tests.
 """
@@ -642,6 +645,39 @@ def bench_memory(tmp: Path) -> None:
         )
 
 
+# ---------------------------------------------------------------- 5. config.json families
+
+CONFIGS = Path(__file__).resolve().parents[1] / "tests" / "graph" / "configs"
+
+
+def bench_families() -> None:
+    """Every supported family's published checkpoints: exact parameters, FLOPs, KV cache."""
+    import csv
+
+    from foresize.graph.hf_config import read_hf_config
+    from foresize.graph.memory import kv_cache_bytes
+
+    print("\n## 5. config.json families: parameters vs the published checkpoints\n")
+    print("exact = the checkpoint's count (datasets/hf-config-parameters.md); FLOPs per token at "
+          "a 4096-token context; KV cache per token in bf16, summed over layers\n")
+    print("| config | model_type | headline (source) | exact | foresize | match | active "
+          "| FLOPs/token @4k | KV bytes/token |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    with (CONFIGS / "published.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    n_exact = 0
+    for row in rows:
+        arch = read_hf_config(CONFIGS / f"{row['config']}.json")
+        exact = int(row["parameters"])
+        n_exact += arch.n_params == exact
+        kv = kv_cache_bytes(arch, batch=1, context=4096, dtype="bf16") / 4096
+        print(f"| {row['config']} | {arch.model_type} | {row['headline']} ({row['headline_source']}) "
+              f"| {exact:,} | {arch.n_params:,} | {'yes' if arch.n_params == exact else 'NO'} "
+              f"| {arch.n_active_params:,} | {arch.forward_flops_per_token(context=4096):.4g} "
+              f"| {kv:,.0f} |")
+    print(f"\n{n_exact} of {len(rows)} exact")
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -653,10 +689,10 @@ def bench_zoo(tmp: Path, anchors: bool) -> dict[str, dict]:
         f"foresize MAC-type ops: {', '.join(MAC_OPS)} -> 2 x MACs (bias adds excluded, as in torch)\n"
     )
     print(
-        "| model | params (torch) | truth FLOPs | default-FCM FLOPs | foresize MAC FLOPs | err% | "
-        "foresize elementwise | coverage | export s | foresize s |"
+        "| model | params (torch) | foresize params (err%) | truth FLOPs | default-FCM FLOPs "
+        "| foresize MAC FLOPs | err% | foresize elementwise | coverage | export s | foresize s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in ZOO:
         model, x = build(name)
         truth = flop_counter(model, x, fixed=True)
@@ -668,7 +704,8 @@ def bench_zoo(tmp: Path, anchors: bool) -> dict[str, dict]:
         params = sum(p.numel() for p in model.parameters())
         gaps = f" {fs['gaps']}" if fs["gaps"] else ""
         print(
-            f"| {name} | {params:,} | {truth['total']:.5g} | {default['total']:.5g} | {fs['mac_flops']:.5g} "
+            f"| {name} | {params:,} | {fs['params']:,} ({err(fs['params'], params):+.2f}) "
+            f"| {truth['total']:.5g} | {default['total']:.5g} | {fs['mac_flops']:.5g} "
             f"| {err(fs['mac_flops'], truth['total']):+.3f} | {fs['elementwise']:.3g} "
             f"| {fs['coverage']:.1f}%{gaps} | {export_s:.1f} | {fs['seconds']:.3f} |"
         )
@@ -720,6 +757,7 @@ def main() -> None:
     parser.add_argument("--skip-anchors", action="store_true")
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-zoo", action="store_true", help="no FLOPs zoo or anchors")
     parser.add_argument("--only", nargs="*", help="zoo models to run (default all)")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -731,11 +769,13 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        bench_zoo(tmp, anchors=not args.skip_anchors)
+        if not args.skip_zoo:
+            bench_zoo(tmp, anchors=not args.skip_anchors)
         if not args.skip_big:
             bench_big(tmp)
         if not args.skip_memory:
             bench_memory(tmp)
+        bench_families()
     print(f"\nwhole benchmark: {time.perf_counter() - start:.1f} s")
 
 

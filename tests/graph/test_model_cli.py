@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from foresize.cli.main import main
 
+CONFIGS = Path(__file__).parent / "configs"
 LLAMA2_7B = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
              "num_attention_heads": 32, "num_key_value_heads": 32, "intermediate_size": 11008,
              "vocab_size": 32000, "max_position_embeddings": 4096,
@@ -50,6 +52,49 @@ def test_config_json_sizes_llama2_7b(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "training.total_bytes" in out
 
 
+def _published() -> dict[str, int]:
+    with (CONFIGS / "published.csv").open(newline="") as handle:
+        return {row["config"]: int(row["parameters"]) for row in csv.DictReader(handle)}
+
+
+@pytest.mark.parametrize(("name", "expected"), sorted(_published().items()))
+def test_every_family_config_profiles(name: str, expected: int,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`foresize profile model` sizes each family's published config, training included."""
+    code, out, err = run(["profile", "model", str(CONFIGS / f"{name}.json"), "--context", "2048",
+                          "--train", "-f", "json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)["model"]
+    assert report["parameters"]["total"] == expected
+    assert report["inference"]["components_bytes"]["weights"] == 2 * expected  # bf16
+    # timed over the devices it needs
+    assert report["inference"]["tensor_parallel"] == report["inference"]["devices_needed"]
+    assert report["training"]["step_flops"] > 6 * report["parameters"]["active"] * 2048 * 0.5
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"num_attention_heads": 48},
+         "hidden_size=4096 is not divisible by num_attention_heads=48"),
+        ({"num_experts_per_tok": 9}, "num_experts_per_tok=9 exceeds num_local_experts=8"),
+        ({"hidden_size": None}, "'hidden_size' is null"),
+    ],
+)
+def test_contradicting_config_is_one_line_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, object], key: str
+) -> None:
+    config = json.loads((CONFIGS / "mixtral_8x7b.json").read_text()) | change
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    code, out, err = run(["profile", "model", str(tmp_path)], capsys)
+    assert code == 3
+    assert out == ""
+    first = err.splitlines()[0]
+    assert key in first
+    assert first.startswith(f"Error: {tmp_path / 'config.json'}: ")
+    assert "Traceback" not in err
+
+
 def test_onnx_flops_by_hand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = mlp(tmp_path / "mlp.onnx")
     code, out, err = run(["profile", "model", str(path), "--dim", "batch=8", "-f", "json"], capsys)
@@ -70,7 +115,7 @@ def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["profile", "model", str(tmp_path / "t5.json")], capsys)
     assert code == 3
     assert "mamba" in err
-    assert "supported: bert, gemma, gemma2, gpt2, llama, mistral, mixtral, qwen2" in err
+    assert "supported: bart, bert, deepseek_v2, deepseek_v3, falcon, gemma" in err
     (tmp_path / "config.json").write_text(json.dumps(LLAMA2_7B))
     code, _, err = run(["profile", "model", str(tmp_path), "--device", "h100_sxn"], capsys)
     assert code == 3

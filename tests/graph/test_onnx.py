@@ -253,7 +253,8 @@ def test_large_inline_weights_counted_from_dims_and_small_constants_kept(tmp_pat
     g = read_onnx(save(tmp_path, graph))
     r = analyze_flops(g)
     assert r.macs == 4 * 256 * 8192
-    assert r.n_params == 256 * 8192 + 3
+    assert r.n_params == 256 * 8192  # the shape vector is an initializer, not a weight
+    assert len(g.parameters) == 2
     assert g.tensors["y"].concrete_shape == (4, 64, 128)
     assert r.flops == 2 * r.macs + 4 * 8192  # the Relu, priced through the inferred shape
     assert g.constants["shape"] == (4, 64, 128)
@@ -278,3 +279,76 @@ def test_dims_invented_by_inference_leave_nodes_unresolved(tmp_path: Path) -> No
     assert report.coverage_pct < 100
     with pytest.raises(InsufficientDataError, match="MatMul x1"):
         analyze_flops(read_onnx(path), strict=True)
+
+
+def test_parameters_are_the_trainable_weights(tmp_path: Path) -> None:
+    """Initializers that are masks, RoPE tables, running statistics, initial states or
+    scalars are stored but are not parameters; a tied table is counted once."""
+    nodes = [
+        helper.make_node("Gather", ["table", "ids"], ["e"], name="embed"),  # table: 50 x 8
+        helper.make_node("Mul", ["e", "norm_w"], ["n"], name="rmsnorm_scale"),  # 8
+        helper.make_node("Mul", ["n", "half"], ["n2"], name="scale_by_const"),  # scalar
+        helper.make_node("Slice", ["rope", "zero", "six"], ["cos"], name="rope_slice"),
+        helper.make_node("Mul", ["n2", "cos_b"], ["r"], name="apply_rope"),
+        helper.make_node("MatMul", ["r", "wt"], ["q"], name="proj"),  # wt: Transpose(w) 8x8
+        helper.make_node("Transpose", ["w"], ["wt"], name="w_t", perm=[1, 0]),
+        helper.make_node("Add", ["q", "bias"], ["qb"], name="proj_bias"),  # 8
+        helper.make_node("MatMul", ["qb", "qb_t"], ["s"], name="scores"),
+        helper.make_node("Transpose", ["qb"], ["qb_t"], name="k_t", perm=[0, 2, 1]),
+        helper.make_node("Add", ["s", "mask"], ["sm"], name="mask_add"),  # 6 x 6 mask
+        helper.make_node("MatMul", ["sm", "qb"], ["o"], name="mix"),
+        helper.make_node("Transpose", ["table"], ["table_t"], name="head_t", perm=[1, 0]),
+        helper.make_node("MatMul", ["o", "table_t"], ["logits"], name="tied_head"),
+        helper.make_node("Expand", ["cos", "cos_shape"], ["cos_b"], name="rope_expand"),
+    ]
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 6])
+    initializers = [
+        init("table", 50, 8), init("norm_w", 8), init("w", 8, 8), init("bias", 8),
+        init("mask", 6, 6), init("rope", 16, 8),
+        numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half"),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
+        numpy_helper.from_array(np.array([6], dtype=np.int64), "six"),
+        numpy_helper.from_array(np.array([1, 6, 8], dtype=np.int64), "cos_shape"),
+    ]
+    graph = helper.make_graph(nodes, "tiny_lm", [ids],
+                              [helper.make_tensor_value_info("logits", F, None)], initializers)
+    g = read_onnx(save(tmp_path, graph))
+    assert {t.name for t in g.weights} == {"table", "norm_w", "w", "bias"}
+    assert g.n_params == 50 * 8 + 8 + 8 * 8 + 8
+    assert analyze_flops(g).n_params == g.n_params
+    assert len(g.parameters) == 10  # every initializer still occupies memory
+    assert g.param_bytes == 4 * (50 * 8 + 8 + 64 + 8 + 36 + 128 + 1) + 8 * (1 + 1 + 3)
+
+
+def test_rnn_initial_states_and_batchnorm_statistics_are_not_parameters(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("BatchNormalization", ["x", "g", "b", "mean", "var"], ["bn"], name="bn"),
+        helper.make_node("LSTM", ["bn", "W", "R", "B", "", "h0", "c0"], ["y"], name="lstm",
+                         hidden_size=4),
+    ]
+    graph = helper.make_graph(
+        nodes, "rnn", [helper.make_tensor_value_info("x", F, [5, 2, 3])],
+        [helper.make_tensor_value_info("y", F, None)],
+        [init("g", 2), init("b", 2), init("mean", 2), init("var", 2), init("W", 1, 16, 3),
+         init("R", 1, 16, 4), init("B", 1, 32), init("h0", 1, 2, 4), init("c0", 1, 2, 4)])
+    g = read_onnx(save(tmp_path, graph))
+    assert g.n_params == 2 + 2 + 16 * 3 + 16 * 4 + 32
+
+
+def test_weights_reordered_by_slice_and_concat_still_count(tmp_path: Path) -> None:
+    """The torch exporter cuts an LSTM's weight into gates and concatenates them in ONNX
+    order; the pieces still reach the LSTM's W slot."""
+    nodes = [
+        helper.make_node("Slice", ["w_ih", "s0", "s8"], ["gates_a"], name="cut_a"),
+        helper.make_node("Slice", ["w_ih", "s8", "s16"], ["gates_b"], name="cut_b"),
+        helper.make_node("Concat", ["gates_b", "gates_a"], ["w_onnx"], name="reorder", axis=0),
+        helper.make_node("Unsqueeze", ["w_onnx", "axis0"], ["W"], name="add_dir"),
+        helper.make_node("LSTM", ["x", "W", "R"], ["y"], name="lstm", hidden_size=4),
+    ]
+    ints = {name: numpy_helper.from_array(np.array(v, dtype=np.int64), name)
+            for name, v in (("s0", [0]), ("s8", [8]), ("s16", [16]), ("axis0", [0]))}
+    graph = helper.make_graph(
+        nodes, "lstm", [helper.make_tensor_value_info("x", F, [5, 2, 3])],
+        [helper.make_tensor_value_info("y", F, None)],
+        [init("w_ih", 16, 3), init("R", 1, 16, 4), *ints.values()])
+    assert read_onnx(save(tmp_path, graph)).n_params == 16 * 3 + 16 * 4

@@ -55,3 +55,26 @@ def test_encoders_have_no_decode_step() -> None:
     report = size_architecture(read_hf_config(bert), SizingRequest(batch=8, context=128))
     assert "decode_step_s" not in report["inference"]
     assert report["parameters"]["total"] == 109_482_240
+
+
+def test_a_model_that_needs_two_devices_is_timed_on_two():
+    """LLaMA-3.1-70B in bf16 needs two H200s; each streams half the weights per token, and
+    two all-reduces per layer cross NVLink (900 GB/s both ways)."""
+    from pathlib import Path
+
+    from foresize.graph.memory import decode_weight_bytes, kv_cache_bytes
+
+    arch = read_hf_config(Path(__file__).parent / "configs" / "llama3.1_70b.json")
+    report = size_architecture(arch, SizingRequest(context=8192, device="h200"))
+    inference = report["inference"]
+    assert (inference["devices_needed"], inference["tensor_parallel"]) == (2, 2)
+    h200 = get_device("h200")
+    step_bytes = decode_weight_bytes(arch, "bf16", batch=1) + kv_cache_bytes(
+        arch, batch=1, context=8192, dtype="bf16")
+    allreduce = 2 * 80 * (2 * 1 / 2 * 8192 * 2 / (900e9 / 2))  # 2 per layer, 8192 x bf16
+    assert inference["decode_allreduce_s"] == pytest.approx(allreduce)
+    assert inference["decode_step_s"] == pytest.approx(
+        step_bytes / 2 / h200.bandwidth_bytes_per_s + allreduce)
+    alone = size_architecture(arch, SizingRequest(context=8192, device="h200", tensor_parallel=4))
+    assert alone["inference"]["tensor_parallel"] == 4
+    assert alone["inference"]["decode_step_s"] < inference["decode_step_s"]

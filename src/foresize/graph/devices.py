@@ -37,6 +37,7 @@ class Device:
     bandwidth_bytes_per_s: float
     peak_flops: Mapping[str, float]
     source: str
+    link_bytes_per_s: float | None = None  # device-to-device, both directions together
 
     def peak(self, dtype: str) -> float:
         """Dense peak FLOP/s (ops/s for int8) in ``dtype``; a missing dtype is an error."""
@@ -52,21 +53,43 @@ DEVICES: Registry[Device] = Registry("device")
 
 
 def _add(
-    name: str, memory_gib: int, bandwidth_gb_s: float, peak_tflops: dict[str, float], source: str
+    name: str,
+    memory_gib: int,
+    bandwidth_gb_s: float,
+    peak_tflops: dict[str, float],
+    source: str,
+    link_gb_s: float | None = None,
 ) -> None:
-    """Register a device from datasheet units (GiB, GB/s, TFLOP/s)."""
+    """Register a device from datasheet units (GiB, GB/s, TFLOP/s).
+
+    ``link_gb_s`` is the datasheet's GPU-to-GPU bandwidth (NVLink, else the PCIe slot),
+    both directions together, as datasheets print it.
+    """
     peaks = {dtype: tflops * TERA for dtype, tflops in peak_tflops.items()}
-    DEVICES.add(name, Device(name, memory_gib * GiB, bandwidth_gb_s * GB_S, peaks, source))
+    link = None if link_gb_s is None else link_gb_s * GB_S
+    DEVICES.add(name, Device(name, memory_gib * GiB, bandwidth_gb_s * GB_S, peaks, source, link))
 
 
 # NVIDIA A100 Tensor Core GPU datasheet (2021, 1758950-r4), SXM column; dense figures
-# (the datasheet prints sparse ones separately).
+# (the datasheet prints sparse ones separately). Link bandwidths below are each
+# datasheet's NVLink figure for SXM parts (A100 600 GB/s, H100/H200 900, V100 300) and
+# the PCIe slot's for cards (H100 PCIe Gen5 128, L4 Gen4 64, T4 Gen3 32).
 _A100 = "NVIDIA A100 datasheet (nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf)"
 _add(
-    "a100_40gb", 40, 1555, {"fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312, "int8": 624}, _A100
+    "a100_40gb",
+    40,
+    1555,
+    {"fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312, "int8": 624},
+    _A100,
+    600,
 )
 _add(
-    "a100_80gb", 80, 2039, {"fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312, "int8": 624}, _A100
+    "a100_80gb",
+    80,
+    2039,
+    {"fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312, "int8": 624},
+    _A100,
+    600,
 )
 # NVIDIA H100 Tensor Core GPU datasheet (2023); tensor figures there are with sparsity:
 # SXM TF32 989, BF16/FP16 1979, INT8 3958; PCIe TF32 756, BF16/FP16 1513, INT8 3026.
@@ -77,6 +100,7 @@ _add(
     3350,
     {"fp32": 67, "tf32": 494.5, "bf16": 989.5, "fp16": 989.5, "int8": 1979},
     _H100,
+    900,
 )
 _add(
     "h100_pcie",
@@ -84,6 +108,7 @@ _add(
     2000,
     {"fp32": 51, "tf32": 378, "bf16": 756.5, "fp16": 756.5, "int8": 1513},
     _H100,
+    128,  # PCIe Gen5 x16 (an NVLink bridge pairs two cards at 600)
 )
 # NVIDIA H200 Tensor Core GPU datasheet (2024), SXM: 141 GB HBM3e at 4.8 TB/s, the H100
 # SXM's compute (sparse TF32 989, BF16/FP16 1979, INT8 3958).
@@ -93,6 +118,7 @@ _add(
     4800,
     {"fp32": 67, "tf32": 494.5, "bf16": 989.5, "fp16": 989.5, "int8": 1979},
     "NVIDIA H200 datasheet (2024), dense = sparse / 2",
+    900,
 )
 # NVIDIA L4 Tensor Core GPU datasheet (2023): 24 GB GDDR6, 300 GB/s; sparse TF32 120,
 # BF16/FP16 242, INT8 485.
@@ -102,15 +128,16 @@ _add(
     300,
     {"fp32": 30.3, "tf32": 60, "bf16": 121, "fp16": 121, "int8": 242.5},
     "NVIDIA L4 datasheet (2023), dense = sparse / 2",
+    64,  # PCIe Gen4 x16
 )
 # NVIDIA T4 Tensor Core GPU datasheet (Turing, no sparsity, no TF32/BF16): 16 GB GDDR6,
 # 320 GB/s, FP32 8.1, mixed FP16/FP32 65, INT8 130.
-_add("t4", 16, 320, {"fp32": 8.1, "fp16": 65, "int8": 130}, "NVIDIA T4 datasheet (2019)")
+_add("t4", 16, 320, {"fp32": 8.1, "fp16": 65, "int8": 130}, "NVIDIA T4 datasheet (2019)", 32)
 # NVIDIA V100 Tensor Core GPU datasheet (Volta, SXM2): 900 GB/s, FP32 15.7, tensor
 # (FP16) 125; no TF32, BF16 or INT8 tensor cores.
 _V100 = "NVIDIA V100 datasheet (volta-v100-datasheet-update-us-1165301-r5), SXM2"
-_add("v100_16gb", 16, 900, {"fp32": 15.7, "fp16": 125}, _V100)
-_add("v100_32gb", 32, 900, {"fp32": 15.7, "fp16": 125}, _V100)
+_add("v100_16gb", 16, 900, {"fp32": 15.7, "fp16": 125}, _V100, 300)
+_add("v100_32gb", 32, 900, {"fp32": 15.7, "fp16": 125}, _V100, 300)
 # A generic server CPU socket, not a product: 32 cores x 2 AVX-512 FMA units x 16 fp32
 # lanes x 2 FLOPs x 2.0 GHz = 4.1 TFLOP/s; 8 channels of DDR4-3200 = 8 x 25.6 GB/s; 256 GiB.
 _add("cpu", 256, 204.8, {"fp32": 4.096}, "illustrative AVX-512 socket (see comment)")
@@ -179,3 +206,19 @@ def fits(
         raise InputError(f"usable_fraction must be in (0, 1], got {usable_fraction}")
     usable = get_device(device).memory_bytes * usable_fraction
     return max(1, math.ceil(total_bytes / usable))
+
+
+def allreduce_time(n_bytes: float, degree: int, device: str | Device) -> float:
+    """Lower-bound time of a ring all-reduce of ``n_bytes`` over ``degree`` devices.
+
+    Each device sends and receives ``2 (degree - 1) / degree x n_bytes`` (Patarasuk and
+    Yuan 2009), at half its two-way link bandwidth each way. Per-message latency (a few
+    microseconds) is not modelled. A device without a link in the catalogue (``cpu``)
+    cannot be split: an error.
+    """
+    if degree == 1:
+        return 0.0
+    spec = get_device(device)
+    if spec.link_bytes_per_s is None:
+        raise InputError(f"{spec.name} has no device-to-device link in the catalogue")
+    return 2 * (degree - 1) / degree * n_bytes / (spec.link_bytes_per_s / 2)

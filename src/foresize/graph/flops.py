@@ -90,9 +90,10 @@ def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
     """
     priced = price_nodes(graph)
     unsupported, unresolved = gaps(priced)
+    weights = {t.name: numel(t.concrete_shape or ()) for t in graph.weights}
     rows = [
         (node.name, layer_of_node(node), node.key, status, cost.flops, cost.macs,
-         cost.bytes_read, cost.bytes_written, _params(node, graph))
+         cost.bytes_read, cost.bytes_written, sum(weights.get(n, 0) for n in node.inputs))
         for node, status, cost in priced
     ]  # fmt: skip
     if strict and (unsupported or unresolved):
@@ -109,7 +110,7 @@ def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
         macs=sum(r[5] for r in rows),
         bytes_read=sum(r[6] for r in rows),
         bytes_written=sum(r[7] for r in rows),
-        n_params=graph.n_params,
+        n_params=sum(weights.values()),
         unsupported=dict(unsupported),
         unresolved=dict(unresolved),
         coverage_pct=100.0 * covered / n_nodes if n_nodes else 100.0,
@@ -137,15 +138,6 @@ def roofline_rows(report: FlopReport, device: str | Device, dtype: str) -> pl.Da
         bounds.append(bound if status == "counted" else None)
     return report.rows.with_columns(
         pl.Series("time_s", times, dtype=pl.Float64), pl.Series("bound", bounds, dtype=pl.String)
-    )
-
-
-def _params(node: Node, graph: ModelGraph) -> int:
-    """Elements of the parameters a node reads."""
-    return sum(
-        numel(graph.tensors[n].concrete_shape or ())
-        for n in node.inputs
-        if n in graph.tensors and graph.tensors[n].is_param
     )
 
 

@@ -223,7 +223,7 @@ def training_memory(
     _check(graph, dtype, workspace)
     plan = _plan(graph, dtype, workspace)
     precision = dtype or graph_precision(graph)
-    trainable = [t for t in graph.parameters if t.dtype in FLOAT_DTYPES]
+    trainable = graph.weights
     n_trainable = sum(numel(t.concrete_shape or ()) for t in trainable)
     largest = max((numel(t.concrete_shape or ()) for t in trainable), default=0)
     n = len(plan.kernels)

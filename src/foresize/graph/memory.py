@@ -68,30 +68,34 @@ def decode_weight_bytes(arch: Architecture, dtype: str, *, batch: int) -> int:
     """Weights one decode step reads for ``batch`` sequences (one new token each).
 
     A dense model reads all of them. A mixture of experts reads its shared weights and
-    only the experts some token of the step is routed to: with uniform routing a token
+    only the routed experts some token of the step is sent to: with uniform routing a token
     leaves a given expert out with probability ``1 - k / E``, so an expert goes unread by
     all ``batch`` tokens with probability ``(1 - k / E) ** batch``. At batch 1, Mixtral
-    (2 of 8) reads a quarter of its experts; by batch 16, 99 % of them.
+    (2 of 8) reads a quarter of its experts; by batch 16, 99 % of them. An
+    encoder-decoder's step runs the decoder only: the encoder's weights are not read.
     """
     _check_positive(batch=batch)
-    total = weight_bytes(arch, dtype)
+    size = Fraction(dtype_bytes(dtype))
+    total = weight_bytes(arch, dtype) - math.floor(Fraction(arch.encoder_params) * size)
     if arch.n_experts == 1:
         return total
-    experts = Fraction(arch.params["mlp"]) * Fraction(dtype_bytes(dtype))
+    experts = Fraction(arch.params["experts"]) * size
     unread = Fraction(arch.n_experts - arch.experts_per_token, arch.n_experts) ** batch
     return total - math.floor(experts * unread)
 
 
 def kv_cache_bytes(arch: Architecture, *, batch: int, context: int, dtype: str = "fp16") -> int:
-    """Keys and values cached by a decoder: 2 x layers x batch x context x kv_heads x head_dim.
+    """Keys and values cached by a decoder: batch x positions x the layer's cache width.
 
-    A sliding-window layer caches at most its window (``Architecture.attended_tokens``).
-    Encoders (bert) keep no cache: they see the whole input in one pass.
+    The width is ``2 x kv_heads x head_dim`` (MLA: its latent, ``Architecture.kv_cache_width``);
+    positions are summed over layers: a sliding-window layer caches at most its window and
+    an encoder-decoder's layer also caches the source's cross-attention keys and values
+    (``Architecture.attended_tokens``). Encoders (bert) keep no cache: they see the whole
+    input in one pass.
     """
     if not arch.is_decoder:
         return 0
-    positions = arch.attended_tokens(context)
-    elements = 2 * batch * positions * arch.n_kv_heads * arch.head_dim
+    elements = batch * arch.attended_tokens(context) * arch.kv_cache_width
     return math.ceil(elements * dtype_bytes(dtype))
 
 
@@ -246,6 +250,9 @@ def _activation_components(
 ) -> dict[str, int]:
     """Saved activations of all layers, the recompute workspace and the fp32 logits.
 
+    An encoder-decoder's encoder layers are sized like its decoder layers (the decoder's
+    cross-attention inputs are not counted on top).
+
     The loss upcasts logits to fp32 (``4 b s v``, split by vocabulary across tensor-parallel
     ranks as Megatron does); encoders without an LM head have none.
     """
@@ -259,10 +266,11 @@ def _activation_components(
     )
     layer_input = batch * seq * arch.hidden * _activation_dtype_bytes(precision)
     logits = batch * seq * arch.vocab * FP32_BYTES if arch.is_decoder else 0
+    n_layers = arch.n_layers + arch.n_encoder_layers
     if recompute == "full":
-        saved, workspace = arch.n_layers * layer_input, per_layer
+        saved, workspace = n_layers * layer_input, per_layer
     else:
-        saved, workspace = arch.n_layers * per_layer, 0
+        saved, workspace = n_layers * per_layer, 0
     return {
         "activations": saved,
         "recompute_workspace": workspace,

@@ -50,6 +50,33 @@ DTYPES: Mapping[int, tuple[str, int]] = {
 UNKNOWN_DTYPE = ("undefined", 0)
 
 
+# Where an op reads trainable weights: its input slots (None: any input). Biases and the
+# scale/shift of decomposed norms reach Add/Mul/Sub; a learned token (a ViT's class token)
+# reaches Concat. Not listed, so never weights: BatchNormalization's running statistics
+# (slots 3, 4), an RNN's initial states (5, 6), tables read by Slice, Trilu or Where
+# (RoPE caches, masks).
+WEIGHT_SLOTS: Mapping[str, tuple[int, ...] | None] = {
+    "MatMul": None, "Gemm": None, "Einsum": None, "MatMulInteger": (1,),
+    "Conv": (1, 2), "ConvTranspose": (1, 2), "ConvInteger": (1,),
+    "BatchNormalization": (1, 2), "LayerNormalization": (1, 2),
+    "InstanceNormalization": (1, 2), "GroupNormalization": (1, 2), "RMSNormalization": (1,),
+    "SimplifiedLayerNormalization": (1,), "Gather": (0,),
+    "LSTM": (1, 2, 3), "GRU": (1, 2, 3), "RNN": (1, 2, 3), "PRelu": (1,),
+    "Add": None, "Mul": None, "Sub": None, "Concat": None,
+}  # fmt: skip
+ELEMENTWISE_SLOTS = frozenset({"Add", "Mul", "Sub", "Concat"})
+# Ops a weight passes through unchanged on its way to the op that uses it.
+WEIGHT_VIEWS = frozenset(
+    {"Transpose", "Reshape", "Cast", "Identity", "Squeeze", "Unsqueeze", "Flatten",
+     "DequantizeLinear"}
+)  # fmt: skip
+# Ops that cut a weight into pieces or put pieces together: an exporter reorders an LSTM's
+# gates with Slice and Concat. Through them only a matmul-like slot (not Add/Mul/Sub/
+# Concat) makes a weight, so that a RoPE table sliced to the sequence stays a constant.
+WEIGHT_PIECES = frozenset({"Slice", "Split", "Concat"})
+FLOAT_WEIGHT_DTYPES = frozenset({"float32", "float16", "bfloat16", "float64"})
+
+
 def numel(shape: ConcreteShape) -> int:
     """Number of elements of a concrete shape (1 for a scalar)."""
     return math.prod(shape)
@@ -157,9 +184,20 @@ class ModelGraph:
         return tuple(t for t in self.tensors.values() if t.is_param)
 
     @property
+    def weights(self) -> tuple[TensorInfo, ...]:
+        """The trainable weights among the initializers (see :func:`is_weight`)."""
+        uses = _weight_uses(self)
+        return tuple(t for t in self.parameters if is_weight(t, uses.get(t.name, ())))
+
+    @property
     def n_params(self) -> int:
-        """Total parameter elements; shapes of initializers are always concrete."""
-        return sum(numel(t.concrete_shape or ()) for t in self.parameters)
+        """Trainable weight elements, each stored weight once (shared ones too).
+
+        Masks, RoPE tables, an RNN's initial states and scalar constants are initializers
+        too, but not parameters: they are in ``parameters`` (and in the weight bytes a
+        device holds), not here.
+        """
+        return sum(numel(t.concrete_shape or ()) for t in self.weights)
 
     @property
     def param_bytes(self) -> int:
@@ -203,3 +241,54 @@ def topological_order(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
     placed = set(order)
     order.extend(i for i in range(len(nodes)) if i not in placed)
     return tuple(nodes[i] for i in order)
+
+
+Use = tuple[str, int, bool]  # (op, input slot, reached through a Slice/Split/Concat)
+
+
+def is_weight(tensor: TensorInfo, uses: tuple[Use, ...]) -> bool:
+    """Whether an initializer is a trainable weight, from the ``(op, slot, cut)`` it feeds.
+
+    A float tensor of two or more elements that reaches a weight slot of ``WEIGHT_SLOTS``
+    is one. Into Add/Mul/Sub/Concat, only directly (not cut by Slice/Split/Concat) and
+    only when it is not a square block (``[..., s, s]``, an attention mask): biases, norm
+    scales, learned position tables and tokens.
+    """
+    shape = tensor.concrete_shape
+    if tensor.dtype not in FLOAT_WEIGHT_DTYPES or shape is None or numel(shape) < 2:
+        return False
+    square = len(shape) >= 2 and shape[-1] == shape[-2]
+    for op, slot, cut in uses:
+        slots = WEIGHT_SLOTS.get(op, ())
+        if slots is not None and slot not in slots:
+            continue
+        if op not in ELEMENTWISE_SLOTS or not (square or cut):
+            return True
+    return False
+
+
+def _weight_uses(graph: ModelGraph) -> dict[str, tuple[Use, ...]]:
+    """For each initializer, the ops and slots it reaches through views and cuts."""
+    consumers: dict[str, list[tuple[Node, int]]] = {}
+    for node in graph.nodes:
+        for slot, name in enumerate(node.inputs):
+            if name:
+                consumers.setdefault(name, []).append((node, slot))
+    uses: dict[str, tuple[Use, ...]] = {}
+    for tensor in graph.parameters:
+        found: list[Use] = []
+        frontier: list[tuple[str, bool]] = [(tensor.name, False)]
+        seen = {tensor.name}
+        while frontier:
+            name, cut = frontier.pop()
+            for node, slot in consumers.get(name, ()):
+                passes = node.op_type in WEIGHT_VIEWS and slot == 0
+                pieces = node.op_type in WEIGHT_PIECES and (slot == 0 or node.op_type == "Concat")
+                if passes or pieces:
+                    fresh = [out for out in node.outputs if out and out not in seen]
+                    seen.update(fresh)
+                    frontier.extend((out, cut or pieces) for out in fresh)
+                if not passes:
+                    found.append((node.op_type, slot, cut))
+        uses[tensor.name] = tuple(found)
+    return uses

@@ -3,7 +3,10 @@
 Composes ``hf_config`` (what the model is), ``memory`` (what it holds) and ``devices``
 (what runs it) into one report, the answer a job owner needs before asking for GPUs.
 Times are roofline lower bounds: a prefill pass is usually compute-bound, a decode step
-memory-bound (every weight and the KV cache are read once per generated token).
+memory-bound (every weight and the KV cache are read once per generated token). A model
+that needs several devices is timed split over them by tensor parallelism (or over
+``--tp`` when that is more): each device reads its share, and the per-layer all-reduces
+are priced from the catalogue's device-to-device bandwidth.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from foresize.graph.devices import fits, get_device, roofline_time
+from foresize.graph.devices import Device, allreduce_time, fits, get_device, roofline_time
 from foresize.graph.hf_config import Architecture
 from foresize.graph.memory import (
     MemoryBreakdown,
@@ -43,41 +46,66 @@ def _memory_rows(breakdown: MemoryBreakdown) -> dict[str, Any]:
     return {"components_bytes": dict(breakdown.components), "total_bytes": breakdown.total_bytes}
 
 
+def _tp_allreduce_s(arch: Architecture, tokens: int, degree: int, device: Device, dtype: str,
+                    *, layers: int) -> float:
+    """Tensor-parallel communication of one forward pass over ``tokens`` tokens.
+
+    Megatron-style tensor parallelism all-reduces the ``tokens x hidden`` activations twice
+    per layer (after attention's output projection and after the MLP; Shoeybi et al. 2019,
+    section 3), in the 16-bit activation dtype (fp32 when computing in fp32).
+    """
+    message = tokens * arch.hidden * (4 if dtype == "fp32" else 2)
+    return 2 * layers * allreduce_time(message, degree, device)
+
+
 def size_architecture(arch: Architecture, request: SizingRequest) -> dict[str, Any]:
     """The sizing report of ``arch`` for ``request``, as a JSON-ready dict."""
     context = request.context or arch.max_positions or 2048
     device = get_device(request.device)
     tokens = request.batch * context
     flops_per_token = arch.forward_flops_per_token(context=context)
+    prefill_flops = arch.prefill_flops_per_token(context=context) * tokens
     inference = inference_memory(arch, dtype=request.dtype, batch=request.batch,
                                  context=context, tensor_parallel=request.tensor_parallel)
+    needed = fits(inference.total_bytes * request.tensor_parallel, device)
+    # a model that does not fit one device is timed split over as many as hold it
+    split = max(request.tensor_parallel, needed)
+    per_device = inference_memory(arch, dtype=request.dtype, batch=request.batch,
+                                  context=context, tensor_parallel=split).total_bytes
     prefill_s, prefill_bound = roofline_time(
-        flops_per_token * tokens / request.tensor_parallel,
-        inference.total_bytes, device, request.dtype)
+        prefill_flops / split, per_device, device, request.dtype)
+    prefill_comm_s = _tp_allreduce_s(arch, tokens, split, device, request.dtype,
+                                     layers=arch.n_layers + arch.n_encoder_layers)
+    flops: dict[str, Any] = {"convention": "1 multiply-add = 2 FLOPs",
+                             "forward_per_token": flops_per_token, "context": context}
+    if arch.is_encoder_decoder:  # the prefill is the encoder's pass over the source
+        flops["encoder_per_token"] = arch.encoder_flops_per_token(context=context)
+    flops["prefill"] = prefill_flops
     report: dict[str, Any] = {
         "model_type": arch.model_type,
-        "parameters": {"total": arch.n_params, "by_component": dict(arch.params)},
-        "flops": {"convention": "1 multiply-add = 2 FLOPs",
-                  "forward_per_token": flops_per_token, "context": context,
-                  "prefill": flops_per_token * tokens},
+        "parameters": {"total": arch.n_params, "active": arch.n_active_params,
+                       "by_component": dict(arch.params)},
+        "flops": flops,
         "inference": {"batch": request.batch, "context": context, "dtype": request.dtype,
                       **_memory_rows(inference),
-                      "devices_needed": fits(inference.total_bytes * request.tensor_parallel,
-                                             device),
-                      "prefill_s": prefill_s, "prefill_bound": prefill_bound},
+                      "devices_needed": needed, "tensor_parallel": split,
+                      "prefill_s": prefill_s + prefill_comm_s, "prefill_bound": prefill_bound,
+                      "prefill_allreduce_s": prefill_comm_s},
         "device": {"name": device.name, "memory_bytes": device.memory_bytes,
                    "bandwidth_bytes_per_s": device.bandwidth_bytes_per_s,
                    "peak_flops": device.peak(request.dtype)},
     }
     if arch.is_decoder:
         step_bytes = (decode_weight_bytes(arch, request.dtype, batch=request.batch)
-                      / request.tensor_parallel
                       + kv_cache_bytes(arch, batch=request.batch, context=context,
-                                       dtype=request.dtype) / request.tensor_parallel)
+                                       dtype=request.dtype)) / split
         decode_s, decode_bound = roofline_time(
-            flops_per_token * request.batch / request.tensor_parallel, step_bytes, device,
-            request.dtype)
+            flops_per_token * request.batch / split, step_bytes, device, request.dtype)
+        decode_comm_s = _tp_allreduce_s(arch, request.batch, split, device, request.dtype,
+                                        layers=arch.n_layers)
+        decode_s += decode_comm_s
         report["inference"].update(decode_step_s=decode_s, decode_bound=decode_bound,
+                                   decode_allreduce_s=decode_comm_s,
                                    decode_tokens_per_s=request.batch / decode_s)
     if request.train:
         training = training_memory(
@@ -85,11 +113,15 @@ def size_architecture(arch: Architecture, request: SizingRequest) -> dict[str, A
             optimizer=request.optimizer, recompute=request.recompute,
             zero_stage=request.zero_stage, data_parallel=request.data_parallel,
             tensor_parallel=request.tensor_parallel)
-        step_flops = 3 * flops_per_token * tokens  # forward + backward (2x forward)
+        forward = arch.train_flops_per_token(context=context) * tokens
+        step_flops = 3 * forward  # forward + backward (2x forward)
         if request.recompute == "full":
-            step_flops += flops_per_token * tokens  # the forward pass again
+            step_flops += forward  # the forward pass again
         step_s, step_bound = roofline_time(step_flops / request.tensor_parallel,
                                            training.total_bytes, device, request.dtype)
+        # forward and backward each all-reduce twice per layer
+        step_s += 2 * _tp_allreduce_s(arch, tokens, request.tensor_parallel, device,
+                                      request.dtype, layers=arch.n_layers + arch.n_encoder_layers)
         report["training"] = {"optimizer": request.optimizer, "zero_stage": request.zero_stage,
                               "data_parallel": request.data_parallel,
                               "tensor_parallel": request.tensor_parallel,
