@@ -65,6 +65,11 @@ class Scope:
                                                                 self.cluster_label):
             raise InputError(f"--cluster-label {self.cluster_label!r} is not a label name")
 
+    def to_dict(self) -> dict[str, object]:
+        """The scope as the plan records it."""
+        return {"namespaces": list(self.namespaces), "owner_kinds": sorted(self.kinds),
+                "selector": self.selector, "cluster_label": self.cluster_label}
+
     @property
     def kinds(self) -> set[str]:
         """The owner kinds asked for, in their canonical spelling (empty: all)."""

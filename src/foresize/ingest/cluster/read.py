@@ -92,7 +92,8 @@ class ClusterRequest:
 class ClusterTelemetry:
     """Pooled usage per workload container, the containers themselves and the read's cost.
 
-    ``containers`` has one row per workload container: the identity columns, ``workload``
+    ``containers`` has one row per workload container: the identity columns (``cluster``
+    null without ``--cluster-label``), ``workload``
     (the identity as one string, the frame's key), ``pods`` (pods seen), ``replicas``
     (pods running at the window's end, at least 1), the current
     ``{cpu,memory,gpu}_{request,limit}`` (null where unset) and ``gpu_model`` (DCGM's
@@ -313,6 +314,7 @@ def _containers(pods: pl.DataFrame, keys: list[str], models: pl.DataFrame) -> pl
             .alias("workload"),
             pl.col("replicas").clip(lower_bound=1).cast(pl.Int64),
             pl.col("pods").cast(pl.Int64),
+            (pl.col(keys[0]) if len(keys) > 1 else pl.lit(None, pl.String)).alias("cluster"),
         )
         .sort(identity)
     )
