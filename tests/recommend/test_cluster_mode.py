@@ -285,3 +285,50 @@ def test_unreachable_and_slow_servers(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 3
     assert "no complete answer within the --timeout of 1 s" in err
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the html report, rendered by headless Chromium (Debian's chromium package) ---------
+
+
+def _render(page: Path) -> str:
+    """The DOM after the page's scripts ran, from headless Chromium."""
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("the html report test needs Chromium: apt-get install -y chromium")
+    done = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         f"--user-data-dir={page.parent / 'profile'}", "--virtual-time-budget=5000",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_html_report_renders_in_headless_chromium(
+    cluster_server: ClusterServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = tmp_path / "report.html"
+    code, _, err = run(["recommend", cluster_server.url, *_window(cluster_server),
+                        "--namespace", "team-*", "-o", str(page)], capsys)
+    assert code == 0, err
+    html = page.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # nothing fetched
+    # click the severity header once: rows sort by severity, ascending
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(html.replace("</body>", "<script>document.querySelectorAll('#owners th')"
+                                               "[5].click()</script></body>"))
+    dom = _render(clicked)
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>"
+                      r".*?<td class=\"(GOOD|OK|WARNING|CRITICAL)\"", dom)
+    assert len(rows) == 8  # containers of the team-* owners
+    grades = [r[4] for r in rows]
+    order = ["GOOD", "OK", "WARNING", "CRITICAL"]
+    assert grades == sorted(grades, key=order.index)
+    assert {r[1] for r in rows} == {"Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job"}
+    assert dom.count("<polyline") == 16  # a CPU and a memory chart per container
+    assert dom.count('class="old"') == 16
+    assert dom.count('class="new"') == 16
+    assert "team-a/Deployment/short-0/app" in dom  # listed as skipped

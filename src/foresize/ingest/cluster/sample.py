@@ -50,6 +50,7 @@ KSM_EVERY = 10
 GPU_MODEL = "NVIDIA A100-SXM4-80GB"
 GIB = 2**30
 FloatArray = npt.NDArray[np.float64]
+_SHARED = ("kube_replicaset_owner", "kube_job_owner")
 KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job")
 
 
@@ -137,6 +138,8 @@ class SampleCluster:
             for name, lines in _pod_lines(self, pod).items():
                 families.setdefault(name, []).extend(lines)
         for name, lines in families.items():
+            if name in _SHARED:  # replicas of one ReplicaSet share its owner series
+                lines = list(dict.fromkeys(lines))
             kind = "counter" if name.endswith("_total") else "gauge"
             family = name.removesuffix("_total") if kind == "counter" else name
             yield f"# TYPE {family} {kind}\n"
