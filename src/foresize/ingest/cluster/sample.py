@@ -328,3 +328,27 @@ def sample_cluster(mirror: Path, *, n_owners: int, days: float = 1.0, short: int
     t0_s = int(t0.timestamp()) // STEP_S * STEP_S
     return SampleCluster(sample_layout(n_owners, n_samples, gpu_every=gpu_every, short=short),
                          n_samples, t0_s, memory, duty)
+
+
+def _main(argv: Sequence[str] | None = None) -> None:
+    """``python -m foresize.ingest.cluster.sample OUT.om``: write the README's backfill file
+    (the GenTD26 mirror from ``FORESIZE_DATA_MIRROR``).
+    """
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(description="Write a sample cluster's OpenMetrics "
+                                     "backfill for promtool tsdb create-blocks-from openmetrics")
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--owners", type=int, default=10)
+    parser.add_argument("--days", type=float, default=1.0)
+    parser.add_argument("--mirror", type=Path, default=os.environ.get("FORESIZE_DATA_MIRROR"))
+    args = parser.parse_args(argv)
+    if args.mirror is None:
+        parser.error("set FORESIZE_DATA_MIRROR or pass --mirror (the alibaba-clusterdata mirror)")
+    cluster = sample_cluster(args.mirror, n_owners=args.owners, days=args.days, short=1)
+    cluster.write_openmetrics(args.output)
+
+
+if __name__ == "__main__":
+    _main()
