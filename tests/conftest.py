@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,15 @@ def mirror() -> Path:
             "holding the alibaba-clusterdata mirror (see README)"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def cluster_server(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Prometheus backfilled with the sample cluster (tests/ingest/cluster_server.py)."""
+    from tests.ingest.cluster_server import running
+
+    with running(mirror, tmp_path_factory.mktemp("cluster-prometheus")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -427,6 +427,10 @@ def test_profile_telemetry_reads_a_prometheus_source(
     for workload, mean, n in expected.iter_rows():
         assert profiles[workload]["n_samples"] == n
         assert profiles[workload]["mean"] == pytest.approx(mean)
+    # without --query the source is a whole cluster (#21); this server has no
+    # kube-state-metrics, which the one-line error says, pointing at --query
     code = main(["profile", "telemetry", server.url, "--since", "1h"])
-    assert code == 3
-    assert "needs --query" in capsys.readouterr().err
+    assert code == 4
+    err = capsys.readouterr().err
+    assert "no kube_pod_owner series in the window: kube-state-metrics is not scraped" in err
+    assert "--query 'PROMQL'" in err

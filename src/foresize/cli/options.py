@@ -94,7 +94,27 @@ SOURCE_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
     "mirror": (Path | None, None, _MIRROR),
     "query": (str | None, None, typer.Option(
         "--query", rich_help_panel="Prometheus",
-        help="PromQL for a prometheus://HOST:PORT source.")),
+        help="PromQL for a prometheus://HOST:PORT source; without it the source is a whole "
+        "Kubernetes cluster (kube-state-metrics, cAdvisor, DCGM).")),
+    "namespace": (list[str] | None, None, typer.Option(
+        "--namespace", rich_help_panel="Prometheus",
+        help="Cluster mode: namespaces to read (glob, repeatable; default all).")),
+    "owner_kind": (list[str] | None, None, typer.Option(
+        "--owner-kind", rich_help_panel="Prometheus",
+        help="Cluster mode: owner kinds to read (Deployment, StatefulSet, DaemonSet, Job, "
+        "CronJob, ReplicaSet, Pod; repeatable).")),
+    "selector": (str | None, None, typer.Option(
+        "--selector", rich_help_panel="Prometheus",
+        help="Cluster mode: pod label selector, e.g. 'app=web,tier!=db'.")),
+    "cluster_label": (str | None, None, typer.Option(
+        "--cluster-label", rich_help_panel="Prometheus",
+        help="Cluster mode: the label naming the cluster in a multi-cluster Prometheus.")),
+    "timeout": (str, "5m", typer.Option(
+        "--timeout", rich_help_panel="Prometheus",
+        help="Give up on Prometheus after this long, all requests together, e.g. 5m.")),
+    "max_response": (str, "512Mi", typer.Option(
+        "--max-response", rich_help_panel="Prometheus",
+        help="Largest answer to accept from Prometheus (an error beyond), e.g. 512Mi.")),
     "since": (str, "7d", typer.Option(
         "--since", rich_help_panel="Prometheus",
         help="How far back to read from Prometheus, e.g. 7d, 12h.")),
@@ -110,7 +130,8 @@ SOURCE_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
         "--workload", rich_help_panel="Filter",
         help="Keep workloads matching this glob (repeatable).")),
 }
-PROMETHEUS = ("query", "since", "until", "step")
+PROMETHEUS = ("query", "since", "until", "step", "namespace", "owner_kind", "selector",
+              "cluster_label", "timeout", "max_response")
 
 
 def telemetry_source(sources: str | list[str] | None, **flags: Any) -> TelemetrySource:
@@ -124,10 +145,27 @@ def telemetry_source(sources: str | list[str] | None, **flags: Any) -> Telemetry
         ts_unit=given["ts_unit"], ts_format=given["ts_format"], mirror=given["mirror"],
         query=given["query"], since_s=parse_duration(given["since"]), until=given["until"],
         step_s=parse_duration(given["step"]),
+        namespaces=tuple(given["namespace"] or ()), owner_kinds=tuple(given["owner_kind"] or ()),
+        selector=given["selector"], cluster_label=given["cluster_label"],
+        timeout_s=parse_duration(given["timeout"]),
+        max_response_bytes=_bytes(given["max_response"]),
     )
     listed = [sources] if isinstance(sources, str) else sources or []
     return TelemetrySource(tuple(listed), options, workloads=tuple(given["workload"] or ()),
                            strict=given["strict"])
+
+
+def _bytes(text: str) -> int:
+    """``512Mi`` -> bytes, for ``--max-response``."""
+    from foresize.recommend.export import parse_quantity
+
+    try:
+        value = parse_quantity(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--max-response") from None
+    if value < 1:
+        raise typer.BadParameter(f"{text!r} is below one byte", param_hint="--max-response")
+    return int(value)
 
 
 def telemetry_options(

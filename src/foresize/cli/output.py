@@ -76,6 +76,7 @@ class Result:
     caption: str | None = None
     summary: str | None = None
     table: Callable[[Result], Table] | None = field(default=None, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # what a format may need
 
 
 Writer = Callable[[Result, io.BufferedWriter | Any], None]

@@ -23,7 +23,15 @@ from foresize.cli.output import (
 )
 from foresize.core.errors import InputError
 from foresize.core.units import parse_duration
-from foresize.ingest.sources import TelemetrySource
+from foresize.ingest.sources import TelemetrySource, cluster_request, is_cluster_source
+from foresize.recommend.cluster import ClusterPlanRequest, recommend_cluster
+from foresize.recommend.cluster_export import cluster_patches_yaml, vpa_yaml
+from foresize.recommend.cluster_report import (
+    cluster_html,
+    cluster_rows,
+    cluster_summary,
+    cluster_view,
+)
 from foresize.recommend.cost import load_prices
 from foresize.recommend.describe import (
     placement_view,
@@ -36,6 +44,7 @@ from foresize.recommend.describe import (
     scaling_view,
 )
 from foresize.recommend.export import parse_quantity, plan_yaml
+from foresize.recommend.k8s import to_yaml
 from foresize.recommend.plan import SCHEMA_VERSION, recommendation_schema, validate_plan
 from foresize.recommend.service import (
     DEFAULT_FORECASTER,
@@ -56,6 +65,10 @@ Examples:
 
   foresize recommend gentd26:memory_util --current-limit 16Gi -f k8s -o patches.yaml
 
+  foresize recommend prometheus://localhost:9090 --namespace 'team-*' -f k8s -o patches.yaml
+
+  foresize recommend prometheus://localhost:9090 --since 14d -f vpa -o vpa.yaml
+
   foresize recommend gentd26:qps --capacity 5 --startup 2m -f k8s -o scaling.yaml
 
   foresize recommend gentd26:gpu_duty_cycle --model config.json --prices prices.toml
@@ -66,13 +79,42 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def _write_k8s(result: Result, handle: Any) -> None:
-    """The ``k8s`` format: a recommend plan's Kubernetes manifests as one YAML stream."""
+    """The ``k8s`` format: a recommend plan's Kubernetes manifests as one YAML stream (a
+    cluster plan: one patch per owner).
+    """
     if "recommendations" not in result.document:
         raise InputError("-f k8s writes the manifests of a plan; only `foresize recommend` has one")
-    handle.write(plan_yaml(validate_plan(result.document)))
+    plan = validate_plan(result.document)
+    handle.write(cluster_patches_yaml(plan) if plan.cluster else plan_yaml(plan))
+
+
+def _write_vpa(result: Result, handle: Any) -> None:
+    """The ``vpa`` format: a cluster plan as VerticalPodAutoscalers (updateMode Off)."""
+    if "recommendations" not in result.document:
+        raise InputError("-f vpa writes the VerticalPodAutoscalers of a cluster plan")
+    handle.write(vpa_yaml(validate_plan(result.document)))
+
+
+def _write_yaml(result: Result, handle: Any) -> None:
+    """The ``yaml`` format: the JSON document's tree as YAML."""
+    handle.write(to_yaml(json.loads(to_json(result.document))))
+
+
+def _write_html(result: Result, handle: Any) -> None:
+    """The ``html`` format: a cluster plan's self-contained report."""
+    if "recommendations" not in result.document:
+        raise InputError("-f html writes the report of a cluster plan")
+    plan = validate_plan(result.document)
+    if plan.cluster is None or "usage" not in result.extra:
+        raise InputError("-f html writes the report of a cluster plan "
+                         "(foresize recommend prometheus://HOST:PORT)")
+    handle.write(cluster_html(plan.cluster, result.extra["usage"], title=result.title or ""))
 
 
 FORMATS.add("k8s", _write_k8s)
+FORMATS.add("vpa", _write_vpa)
+FORMATS.add("yaml", _write_yaml)
+FORMATS.add("html", _write_html)
 
 
 
@@ -95,7 +137,8 @@ def _seconds(text: str | None) -> float | None:
 @telemetry_options(
     sources=Annotated[list[str] | None, typer.Argument(
         help="Telemetry files (parquet, CSV, tar.gz; - for stdin), dataset names, NAME:TABLE, "
-        "or prometheus://HOST:PORT with --query.", show_default=False)],
+        "or prometheus://HOST:PORT (a whole cluster; one query with --query).",
+        show_default=False)],
     default=None,
 )
 def recommend(
@@ -172,6 +215,15 @@ def recommend(
         raise typer.BadParameter("give a telemetry SOURCE (or --schema)", param_hint="SOURCES")
     if fmt is None and output is not None and output.suffix.lower() in YAML_SUFFIXES:
         fmt = "k8s"
+    if fmt is None and output is not None and output.suffix.lower() == ".html":
+        fmt = "html"
+    if is_cluster_source(telemetry):
+        _recommend_cluster(telemetry, ClusterPlanRequest(
+            strategy=strategy, risk=risk, horizon_s=_seconds(horizon), min_points=min_points,
+            prices=None if prices is None else load_prices(prices,
+                                                           merge_defaults=not prices_only)),
+            fmt=fmt, output=output)
+        return
     scaling = None if capacity is None else ScalingRequest(
         capacity=capacity, target_utilisation=target_utilisation,
         startup_s=parse_duration(startup), scale_down_delay_s=parse_duration(scale_down_delay),
@@ -198,3 +250,23 @@ def recommend(
     emit(Result(plan_rows(body), document, table=partial(plan_table, body=body),
                 title=plan_title(body, read.label), caption=plan_caption(body),
                 summary=plan_summary(body, min_points)), fmt=fmt, output=output)
+
+
+def _recommend_cluster(telemetry: TelemetrySource, request: ClusterPlanRequest, *,
+                       fmt: str | None, output: Path | None) -> None:
+    """Cluster mode: read the cluster, plan every owner, emit (library does the work)."""
+    source = telemetry.sources[0]
+    with progress("reading the cluster", None):
+        plan = recommend_cluster(cluster_request(source, telemetry.options), request)
+    document = {**provenance({source: None}), "schema_version": SCHEMA_VERSION,
+                **plan.document()}
+    document = json.loads(to_json(document))
+    validate_plan(document)
+    section = plan.section
+    emit(Result(cluster_rows(section), document,
+                table=lambda result: text_table(cluster_view(section), title=result.title,
+                                                caption=result.caption),
+                title=f"Right-sizing {source} ({section.start} .. {section.end})",
+                caption=f"strategy {request.strategy}; severity as KRR grades the change",
+                summary=cluster_summary(section), extra={"usage": plan.usage}),
+         fmt=fmt, output=output)

@@ -18,6 +18,9 @@ import polars as pl
 
 from foresize.core.errors import InputError
 from foresize.core.io import sha256_file
+from foresize.ingest.cluster.client import DEFAULT_MAX_RESPONSE_BYTES
+from foresize.ingest.cluster.discovery import Scope
+from foresize.ingest.cluster.read import DEFAULT_TIMEOUT_S, ClusterRequest, read_cluster
 from foresize.ingest.prometheus import open_prometheus, parse_prometheus_source
 from foresize.ingest.report import IngestReport
 from foresize.ingest.tabular import STDIN, TsUnit, collect_input, scan_telemetry
@@ -38,6 +41,12 @@ class ReadOptions:
     since_s: float = 7 * 86400.0
     until: datetime | None = None
     step_s: float = 60.0
+    namespaces: tuple[str, ...] = ()
+    owner_kinds: tuple[str, ...] = ()
+    selector: str | None = None
+    cluster_label: str | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 @dataclass(slots=True)
@@ -69,7 +78,11 @@ def open_telemetry(sources: Sequence[str], options: ReadOptions | None = None) -
     reports: list[IngestReport] = []
     hashes: dict[str, str] = {}
     for source in sources:
-        if parse_prometheus_source(source) is not None:
+        if parse_prometheus_source(source) is not None and options.query is None:
+            cluster = read_cluster(cluster_request(source, options))
+            frames.append(cluster.frame.lazy())
+            reports.append(cluster.report)
+        elif parse_prometheus_source(source) is not None:
             frame_eager, report = open_prometheus(
                 source, query=options.query, since_s=options.since_s, until=options.until,
                 step_s=options.step_s, mapping=options.mapping, metric=options.metric,
@@ -93,6 +106,21 @@ def open_telemetry(sources: Sequence[str], options: ReadOptions | None = None) -
             hashes.update({r.source: r.sha256 for r in dataset_reports if r.sha256})
     stacked = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     return Telemetry(stacked, ", ".join(sources), reports, hashes)
+
+
+def cluster_request(source: str, options: ReadOptions) -> ClusterRequest:
+    """A Prometheus SOURCE without ``--query`` is a whole cluster (``ingest.cluster``)."""
+    scope = Scope(namespaces=options.namespaces, owner_kinds=options.owner_kinds,
+                  selector=options.selector, cluster_label=options.cluster_label)
+    return ClusterRequest(source, since_s=options.since_s, until=options.until,
+                          step_s=options.step_s, scope=scope, timeout_s=options.timeout_s,
+                          max_response_bytes=options.max_response_bytes)
+
+
+def is_cluster_source(source: TelemetrySource) -> bool:
+    """One Prometheus SOURCE and no ``--query``: cluster mode."""
+    return (len(source.sources) == 1 and source.options.query is None
+            and parse_prometheus_source(source.sources[0]) is not None)
 
 
 def _open_dataset(address: str, *, mirror: Path | None) -> tuple[pl.LazyFrame, list[IngestReport]]:

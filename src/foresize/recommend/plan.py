@@ -4,7 +4,9 @@ Field names follow DESIGN §2.3 (VPA vocabulary for bounds). Values are in the b
 of ``resource`` (the metric name carries it). ``placement``, ``cost`` and
 ``scaling_plans`` are filled by ``recommend.service`` from the placement, cost and scaling
 modules (their ``to_dict`` shapes); right-sizing alone leaves them empty. Only additive
-changes are allowed within a major ``schema_version``: 1.1 typed those three hooks.
+changes are allowed within a major ``schema_version``: 1.1 typed those three hooks, 1.2
+added ``cluster`` (cluster mode: per owner and container, current -> recommended requests
+and limits, the GPU decision, the change in money and a severity).
 
 ``validate_plan`` checks a document twice: against the pydantic models, and -- as JSON --
 against the published JSON Schema itself (``jsonschema``), so what ``--schema`` prints is
@@ -24,8 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from foresize.core.errors import SchemaMismatchError
 from foresize.core.io import read_json_object
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 Status = Literal["ok", "insufficient_data"]
+Severity = Literal["GOOD", "OK", "WARNING", "CRITICAL"]
 
 
 class _Model(BaseModel):
@@ -297,6 +300,90 @@ class ResourceRecommendation(_Model):
     cost: HourlyCost | None = Field(None, description="cost per hour of that placement")
 
 
+class ResourceChange(_Model):
+    """One container resource in cluster mode: what it has, what it should have, how much
+    that matters (KRR's severity), and why.
+    """
+
+    resource: Literal["cpu", "memory"]
+    unit: Literal["cores", "bytes"]
+    current: Values
+    recommended: Values
+    lower: float | None = Field(None, description="lowest request the bounds allow (VPA min)")
+    upper: float | None = Field(None, description="highest request the bounds allow (VPA max)")
+    severity: Severity
+    note: str = ""
+
+
+class GpuDecision(_Model):
+    """The GPU a container should get: whole devices, a MIG profile or a milli share."""
+
+    model: str | None = Field(description="DCGM's modelName of the GPU it runs on")
+    device: str | None = Field(description="the device catalogue's name for that model")
+    current_gpus: float | None
+    placement: GpuPlacement | None
+    severity: Severity
+    note: str
+
+
+class CostChange(_Model):
+    """Cost per hour of the container's requests over its replicas, now and recommended."""
+
+    currency: str
+    current_per_hour: float
+    recommended_per_hour: float
+    delta_per_hour: float
+
+
+class ContainerPlan(_Model):
+    """One container of an owner: its resources, its GPU, its cost and its severity."""
+
+    container: str
+    workload: str = Field(description="namespace/Kind/name/container, the recommendations' key")
+    pods: int
+    replicas: int
+    resources: list[ResourceChange]
+    gpu: GpuDecision | None = None
+    cost: CostChange | None = None
+    severity: Severity
+    reasons: list[Reason] = Field(default_factory=list)
+
+
+class OwnerPlan(_Model):
+    """One workload owner (Deployment, StatefulSet, ...) and all its containers."""
+
+    cluster: str | None = None
+    namespace: str
+    kind: str
+    name: str
+    severity: Severity
+    containers: list[ContainerPlan]
+    delta_per_hour: float | None = None
+
+
+class Skipped(_Model):
+    """A workload container left without a recommendation, and why."""
+
+    workload: str
+    reasons: list[Reason]
+
+
+class ClusterSection(_Model):
+    """Cluster mode: every owner in scope, what was skipped, and the money at stake."""
+
+    source: str
+    start: str
+    end: str
+    step_s: float
+    scope: dict[str, Any]
+    owners: list[OwnerPlan]
+    skipped: list[Skipped] = Field(default_factory=list)
+    currency: str | None = None
+    current_per_hour: float | None = None
+    recommended_per_hour: float | None = None
+    delta_per_hour: float | None = None
+
+
 class Input(_Model):
     """A source the plan was computed from."""
 
@@ -307,7 +394,7 @@ class Input(_Model):
 class Plan(_Model):
     """A right-sizing (and later scaling, placement and cost) plan."""
 
-    schema_version: Literal["1.1"] = "1.1"
+    schema_version: Literal["1.1", "1.2"] = "1.2"
     foresize_version: str
     generated_at: str
     seed: int = 0
@@ -317,6 +404,7 @@ class Plan(_Model):
     scaling_plans: list[ScalingPlan] = Field(default_factory=list)
     placement: PlacementSection | None = None
     cost: CostSection | None = None
+    cluster: ClusterSection | None = None
 
 
 def recommendation_schema() -> dict[str, Any]:
