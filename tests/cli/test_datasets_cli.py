@@ -58,6 +58,7 @@ def test_list_shows_every_dataset_with_alias_size_and_license(
         ("alibaba-openb", "openb"),
         ("alibaba-pai-2020", "pai2020"),
         ("alibaba-dlrm-2025", "dlrm2025"),
+        ("azure-llm-inference-2023", "azure-llm"),
     ]:
         line = next(ln for ln in out.splitlines() if f" {name} " in ln)
         assert alias in line
@@ -71,6 +72,7 @@ def test_list_shows_every_dataset_with_alias_size_and_license(
         ("openb", 26, 5),
         ("pai2020", 12, 4),
         ("dlrm2025", 1, 0),
+        ("azure-llm", 2, 2),
     ]
 
 

@@ -69,10 +69,34 @@ def test_catalog_lists_every_mirrored_data_file_with_its_mirror_digest_and_size(
     files = _all_files()
     sums = _sha256sums(mirror)
     data_files = {p for p in sums if not p.endswith(("README.md", "LICENSE"))}
-    assert data_files == {p for p, f in files.items() if f.mirrored}
+    assert data_files == {
+        p for p, f in files.items() if f.mirrored and not p.startswith(AZURE_DIR)
+    }
     for path in data_files:
         assert files[path].sha256 == sums[path], path
         assert files[path].size_bytes == (mirror / path).stat().st_size, path
+
+
+AZURE_DIR = "azure-llm-inference-2023/"
+
+
+def test_the_azure_traces_are_registered_with_the_mirror_digests_beside_the_alibaba_mirror(
+    mirror: Path,
+) -> None:
+    azure = mirror.parent / AZURE_DIR
+    sums = {f"{AZURE_DIR}{name}": digest for digest, name in
+            (ln.split() for ln in (azure / "SHA256SUMS").read_text().splitlines())}
+    files = {p: f for p, f in _all_files().items() if p.startswith(AZURE_DIR)}
+    assert {p: f.sha256 for p, f in files.items()} == sums
+    for path, file in files.items():
+        assert file.mirrored
+        assert file.size_bytes == (mirror.parent / path).stat().st_size
+        assert file.url == ("https://raw.githubusercontent.com/Azure/AzurePublicDataset/master/"
+                            f"data/{path.removeprefix(AZURE_DIR)}")
+    fetched = datasets.fetch_tables("azure-llm", mirror=mirror)
+    assert [(f.table.name, f.origin, f.path) for f in fetched] == [
+        (t, "mirror", azure / f"AzureLLMInferenceTrace_{t}.csv") for t in ("code", "conv")
+    ]
 
 
 def test_catalog_lists_every_upstream_digest_of_the_shared_readme(mirror: Path) -> None:
@@ -98,6 +122,7 @@ def test_datasets_tables_and_readers_are_as_documented() -> None:
         ("alibaba-openb", "openb"),
         ("alibaba-pai-2020", "pai2020"),
         ("alibaba-dlrm-2025", "dlrm2025"),
+        ("azure-llm-inference-2023", "azure-llm"),
     ]
     gentd = get_dataset("gentd26")
     assert [t.name for t in gentd.tables] == [
@@ -327,7 +352,8 @@ def test_verify_rehashes_and_reports_ok_mismatch_and_absent(mirror: Path, tmp_pa
     assert rows["queue_size"].local_path == fake / QUEUE_SIZE
     everything = verify(mirror=mirror, cache_dir=tmp_path)
     assert len(everything) == sum(len(t.files) for d in list_datasets() for t in d.tables)
-    assert sum(r.status == "ok" for r in everything) == len(_sha256sums(mirror)) - 8  # docs
+    # the docs (8) are not tables; the 2 Azure traces are found beside the mirror
+    assert sum(r.status == "ok" for r in everything) == len(_sha256sums(mirror)) - 8 + 2
     assert {r.status for r in everything} == {"ok", "absent"}
 
 

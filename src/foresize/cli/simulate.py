@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import typer
 
-from foresize.cli import autoscale
+from foresize.cli import autoscale, serve
 from foresize.cli.common import provenance
 from foresize.cli.options import (
     EngineOpt,
@@ -243,3 +243,4 @@ def policies(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
 
 app.command("autoscale", epilog=autoscale.EPILOG)(autoscale.autoscale)
 app.command("vertical", epilog=autoscale.VERTICAL_EPILOG)(autoscale.vertical)
+app.command("serve", epilog=serve.EPILOG)(serve.serve)

@@ -209,7 +209,9 @@ def _total_size(files: Iterable[RemoteFile]) -> int | None:
 def _remote_file(entry: dict[str, Any], bases: dict[str, str]) -> RemoteFile:
     path = str(entry["path"])
     # The PAI 2020 tables live on OSS under their bare name; GitHub only has LFS pointers.
+    # Other upstreams keep a file under another path than the mirror's (``upstream_path``).
     suffix = PurePosixPath(path).name if entry["source"] == "pai_oss" else path
+    suffix = str(entry.get("upstream_path", suffix))
     return RemoteFile(
         path=path,
         sha256=str(entry["sha256"]),
@@ -470,18 +472,30 @@ def _download(
 # --- fetch -----------------------------------------------------------------------------
 
 
+def in_mirror(root: Path, path: str) -> Path:
+    """Where a mirror holds ``path``: below the mirror, else beside it.
+
+    A mirror folder holds one upstream repository's files under their relative paths;
+    mirrors of other repositories sit beside it (``/work/shared/datasets/alibaba-
+    clusterdata`` and ``.../azure-llm-inference-2023``), so one ``--mirror`` finds both.
+    """
+    below = root / path
+    beside = root.parent / path
+    return beside if not below.is_file() and beside.is_file() else below
+
+
 def _from_mirror(
     table: Table, root: Path, digests: _Digests, progress: Progress | None
 ) -> FetchedTable:
-    missing = tuple(f.path for f in table.files if not (root / f.path).is_file())
+    missing = tuple(f.path for f in table.files if not in_mirror(root, f.path).is_file())
     if missing:
         return FetchedTable(table, (), None, missing)
     for file in table.files:
-        local = root / file.path
+        local = in_mirror(root, file.path)
         actual = _digest(local, file.sha256, digests, progress)
         if actual != file.sha256:
             raise _mismatch(local, file, actual)
-    return FetchedTable(table, tuple(root / f.path for f in table.files), "mirror")
+    return FetchedTable(table, tuple(in_mirror(root, f.path) for f in table.files), "mirror")
 
 
 def _from_cache(
@@ -605,7 +619,7 @@ def table_path(
     digests = _Digests(cache_root(cache_dir))
     try:
         for file in table.files:
-            local = local_root / file.path
+            local = local_root / file.path if root is None else in_mirror(root, file.path)
             if not local.is_file():
                 if root is not None:
                     raise _not_in_mirror(root, table, file.path)
@@ -618,7 +632,7 @@ def table_path(
                 raise _mismatch(local, file, actual)
     finally:
         digests.save()
-    return local_root / table.file.path
+    return local_root / table.file.path if root is None else in_mirror(root, table.file.path)
 
 
 def extracted_path(
@@ -651,7 +665,8 @@ def verify(
     try:
         for table in tables:
             for file in table.files:
-                rows.append(_verify_file(table, file, local_root / file.path, digests, progress))
+                local = local_root / file.path if root is None else in_mirror(root, file.path)
+                rows.append(_verify_file(table, file, local, digests, progress))
     finally:
         digests.save()
     return rows

@@ -1,0 +1,485 @@
+"""The serving engine: a request trace through one admission queue onto replicas that batch
+continuously, as vLLM does, with a replica scaler deciding how many replicas run.
+
+Per replica, one engine iteration runs every decoding sequence one token and, in the
+same iteration, up to ``max_batched_tokens - decoding`` prompt tokens (chunked prefill,
+Sarathi-Serve / vLLM V1). A request is admitted from the shared FIFO queue when the
+replica has fewer than ``max_num_seqs`` sequences and its KV cache has room for the
+prompt; a decode step that would overflow the cache preempts the most recently admitted
+sequence, which goes back to the head of the queue and is recomputed later (vLLM's
+recompute preemption). The first output token comes with the end of the prompt's last
+prefill chunk (TTFT); each later token with one decode iteration (TPOT).
+
+Speed: iterations are not simulated one by one. Between events (an admission, the end of
+a prompt's prefill, the end of a sequence, the KV cache filling up) a replica's batch is
+fixed, so iteration ``j`` of a segment takes ``alpha + beta (C0 + b j)`` and ``k``
+iterations take ``k alpha + beta (k C0 + b k (k - 1) / 2)``: one closed form per segment.
+An arrival that an iterating replica could admit cuts its segment at the end of the
+iteration in progress (a quadratic's root). Events are O(requests), not O(tokens).
+
+Scaling: every ``tick_s`` the engine samples its metrics (queue, in-flight requests, KV
+usage, busy time, arriving tokens) and asks the policy for a replica count. New replicas
+are ready ``startup_s`` later; removals take starting replicas first, then drain the
+least loaded ready ones (they admit nothing and leave when empty). Every replica that
+exists is billed, starting and draining ones included.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from foresize.core.errors import InputError
+from foresize.simulate.serve.replica import IDLE_POWER_FRACTION, ReplicaModel
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+INF = math.inf
+KV_WATERMARK = 0.01  # vLLM keeps 1 % of the KV blocks free at admission
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """Requests by arrival: seconds from the start, prompt and output tokens."""
+
+    arrival_s: FloatArray
+    input_tokens: IntArray
+    output_tokens: IntArray
+
+    @property
+    def n(self) -> int:
+        """Requests."""
+        return int(self.arrival_s.size)
+
+
+@dataclass(frozen=True, slots=True)
+class TickView:
+    """What a policy sees at a tick: the metric history so far, one value per tick."""
+
+    t: int  # tick index
+    now_s: float
+    ready: int
+    starting: int
+    queue: FloatArray  # requests waiting in the admission queue
+    in_flight: FloatArray  # waiting + running requests
+    kv_used: FloatArray  # KV tokens in use, summed over ready replicas
+    busy: FloatArray  # busy replica-seconds per second (sum of GPU utilisations)
+    work: FloatArray  # arriving work, replica-seconds per second (see ``work_per_request``)
+
+    @property
+    def current(self) -> int:
+        """Replicas asked for so far (ready + starting)."""
+        return self.ready + self.starting
+
+
+class Policy(Protocol):
+    """Decides the replica count at each tick."""
+
+    def start(self, n_ticks: int, tick_s: float) -> int:
+        """Reset for a run of ``n_ticks`` ticks; return the replicas ready at time 0."""
+        ...
+
+    def desired(self, view: TickView) -> int:
+        """Replicas wanted from now on."""
+        ...
+
+
+@dataclass(slots=True)
+class _Replica:
+    index: int
+    created_s: float
+    ready_s: float
+    removed_s: float = INF
+    draining: bool = False
+    it: int = 0  # iterations completed
+    kv: int = 0  # KV tokens held (reserved prompts + decoded tokens)
+    pending: int = 0  # reserved prompt tokens not prefilled yet (held, not read)
+    n_seqs: int = 0
+    n_dec: int = 0
+    busy_s: float = 0.0
+    heap: list[tuple[int, int, int]] = field(default_factory=list)  # (finish_it, req, epoch)
+    prefill: deque[list[int]] = field(default_factory=deque)  # [req, remaining tokens]
+    stack: list[int] = field(default_factory=list)  # admission order, for preemption
+    # the segment in progress
+    version: int = 0
+    t0: float = 0.0
+    end: float = INF
+    k: int = 0
+    alpha: float = 0.0
+    beta: float = 0.0
+    c0: int = 0
+    g: int = 0
+    q: int = 0
+    multi: bool = False
+
+
+@dataclass(slots=True)
+class RunResult:
+    """Per-request outcomes and per-tick series of one run."""
+
+    first_token_s: FloatArray  # absolute time of the first token (NaN: never served)
+    finish_s: FloatArray
+    preemptions: IntArray
+    replica_s: float  # replica-seconds billed
+    busy_s: float
+    end_s: float
+    n_cold_starts: int
+    tick_s: float
+    ticks: dict[str, FloatArray]
+
+
+def work_per_request(model: ReplicaModel, trace: Trace, *, ref_batch: int = 32) -> FloatArray:
+    """Replica-seconds a request costs at a typical operating point.
+
+    Its prompt at full-chunk prefill speed plus its output tokens at the per-sequence
+    share of a decode step of ``ref_batch`` sequences of the trace's mean context. A
+    weighting only (the capacity a policy sizes with is calibrated on the engine).
+    """
+    chunk = model.spec.max_batched_tokens
+    prefill_tok = model.iteration_s(chunk, chunk) / chunk
+    context = int(trace.input_tokens.mean() + trace.output_tokens.mean() / 2) if trace.n else 1
+    decode_tok = model.decode_step_s(ref_batch, context) / ref_batch
+    work: FloatArray = trace.input_tokens * prefill_tok + trace.output_tokens * decode_tok
+    return work
+
+
+class ServeEngine:
+    """One run of a trace on replicas of ``model`` under ``policy``."""
+
+    def __init__(self, model: ReplicaModel, trace: Trace, *, tick_s: float = 5.0,
+                 max_replicas: int = 1_000, min_replicas: int = 1) -> None:
+        if not tick_s > 0:
+            raise InputError(f"tick must be > 0 s, got {tick_s}")
+        self.model = model
+        self.trace = trace
+        self.tick_s = tick_s
+        self.max_replicas, self.min_replicas = max_replicas, min_replicas
+        self.work = work_per_request(model, trace)
+
+    def run(self, policy: Policy, *, on_tick: Callable[[int], None] | None = None) -> RunResult:
+        """Simulate the whole trace; every request finishes (the queue never drops)."""
+        return _Run(self, policy).go()
+
+
+class _Run:
+    """The state of one run (a class so the hot loop reads attributes, not closures)."""
+
+    def __init__(self, engine: ServeEngine, policy: Policy) -> None:
+        m = engine.model
+        tr = engine.trace
+        self.engine, self.policy, self.model = engine, policy, m
+        self.arr = tr.arrival_s.tolist()
+        self.inp = tr.input_tokens.tolist()
+        self.out = tr.output_tokens.tolist()
+        n = tr.n
+        self.n = n
+        self.need = list(self.out)  # output tokens still to produce
+        self.eff = list(self.inp)  # prompt to (re)compute on the next admission
+        self.dec_start = [0] * n
+        self.epoch = [0] * n
+        self.first = [math.nan] * n
+        self.finish = [math.nan] * n
+        self.preempt = [0] * n
+        self.queue: deque[int] = deque()
+        self.replicas: list[_Replica] = []
+        self.events: list[tuple[float, int, int, int]] = []  # (time, seq, replica, version)
+        self.seq = 0
+        self.done = 0
+        self.cap = m.kv_capacity_tokens
+        self.admit_cap = int(self.cap * (1 - KV_WATERMARK))
+        self.budget = m.spec.max_batched_tokens
+        self.max_seqs = m.spec.max_num_seqs
+        self.wread = m.weight_read_s
+        self.per_tok = m.per_token_s + m.allreduce_s_per_token
+        self.attn = m.attention_s_per_token2
+        self.fixed = m.spec.overhead_s + m.allreduce_fixed_s
+        self.beta = m.kv_read_s
+        self.cold_starts = 0
+        for i, e in enumerate(self.eff):
+            if e + 1 > self.admit_cap:
+                raise InputError(
+                    f"request {i + 1}: {e:,} prompt tokens exceed the replica's KV capacity "
+                    f"of {self.cap:,} tokens", hint="use more TP, a bigger device or a "
+                    "smaller dtype")
+
+    # --- replicas ----------------------------------------------------------------------
+
+    def _add(self, now: float, ready_s: float) -> None:
+        r = _Replica(len(self.replicas), now, ready_s)
+        self.replicas.append(r)
+        if ready_s > now:
+            self.cold_starts += 1
+            self._push(ready_s, r)  # a wake-up at ready time
+
+    def _push(self, when: float, r: _Replica) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (when, self.seq, r.index, r.version))
+
+    def _admit(self, r: _Replica) -> None:
+        queue, eff = self.queue, self.eff
+        while queue and r.n_seqs < self.max_seqs:
+            i = queue[0]
+            if r.kv + eff[i] > self.admit_cap:
+                break
+            queue.popleft()
+            r.kv += eff[i]
+            r.pending += eff[i]
+            r.n_seqs += 1
+            r.prefill.append([i, eff[i]])
+            r.stack.append(i)
+
+    def _preempt(self, r: _Replica) -> None:
+        """Evict the most recently admitted live sequence back to the queue's head."""
+        while r.stack:
+            i = r.stack.pop()
+            if not math.isnan(self.finish[i]):
+                continue
+            for item in r.prefill:
+                if item[0] == i:
+                    r.prefill.remove(item)
+                    r.kv -= self.eff[i]
+                    r.pending -= item[1]
+                    break
+            else:
+                made = r.it - self.dec_start[i]
+                r.kv -= self.eff[i] + made
+                self.need[i] -= made
+                self.eff[i] += made + 1
+                self.epoch[i] += 1
+                r.n_dec -= 1
+            r.n_seqs -= 1
+            self.preempt[i] += 1
+            self.queue.appendleft(i)
+            return
+
+    def _plan(self, r: _Replica, now: float) -> None:
+        """Start the next segment of ``r`` at ``now`` (or leave it idle)."""
+        r.version += 1
+        if not r.draining and r.ready_s <= now:
+            self._admit(r)
+        while r.n_dec and r.kv + r.n_dec > self.cap:
+            self._preempt(r)
+        b = r.n_dec
+        if b == 0 and not r.prefill:
+            r.end, r.k = INF, 0
+            if r.draining and r.n_seqs == 0 and r.removed_s == INF:
+                r.removed_s = now
+            return
+        k = 1 << 40
+        if b:
+            heap, epoch = r.heap, self.epoch
+            while epoch[heap[0][1]] != heap[0][2]:
+                heapq.heappop(heap)
+            k = min(heap[0][0] - r.it, (self.cap - r.kv) // b)
+        room = self.budget - b
+        q, attention, r.multi = 0, 0.0, False
+        if r.prefill and room > 0:
+            i, rem = r.prefill[0]
+            done = self.eff[i] - rem
+            if rem >= room:
+                q = room
+                k = min(k, rem // room)
+                attention = q * (done + q / 2)
+            else:
+                r.multi, k = True, 1
+                for i, rem in r.prefill:
+                    piece = min(rem, room - q)
+                    attention += piece * (self.eff[i] - rem + piece / 2)
+                    q += piece
+                    if q >= room:
+                        break
+        alpha = self.fixed + max(self.wread, (b + q) * self.per_tok + attention * self.attn)
+        c0, g = r.kv - r.pending, b + q  # cached tokens read; each iteration caches b + q
+        r.t0, r.k, r.alpha, r.c0, r.g, r.q = now, k, alpha, c0, g, q
+        duration = k * alpha + self.beta * (k * c0 + g * k * (k - 1) / 2)
+        r.end = now + duration
+        r.busy_s += duration
+        self._push(r.end, r)
+
+    def _cut(self, r: _Replica, now: float) -> None:
+        """End ``r``'s segment at the iteration in progress at ``now`` (to admit)."""
+        if r.k <= 1 or r.end <= now:
+            return
+        g, a, beta = r.g, r.alpha, self.beta
+        dt = now - r.t0
+        # iterations j whose cumulative time <= dt: (beta g / 2) j^2 + (a + beta C0 - beta g / 2) j
+        qa, qb = beta * g / 2, a + beta * r.c0 - beta * g / 2
+        j = dt / qb if qa == 0 else (-qb + math.sqrt(qb * qb + 4 * qa * dt)) / (2 * qa)
+        k = min(r.k, int(j) + 1)
+        if k >= r.k:
+            return
+        old = r.end
+        r.k = k
+        r.end = r.t0 + k * a + beta * (k * r.c0 + g * k * (k - 1) / 2)
+        r.busy_s -= old - r.end
+        r.version += 1
+        self._push(r.end, r)
+
+    def _finish_segment(self, r: _Replica) -> None:
+        """Apply the segment that just ended at ``r.end``."""
+        now, k, b = r.end, r.k, r.n_dec
+        r.it += k
+        r.kv += b * k
+        if r.q:
+            if r.multi:
+                q = r.q
+                while q and r.prefill:
+                    item = r.prefill[0]
+                    piece = min(item[1], q)
+                    item[1] -= piece
+                    r.pending -= piece
+                    q -= piece
+                    if item[1] == 0:
+                        r.prefill.popleft()
+                        self._prefilled(r, item[0], now)
+            else:
+                item = r.prefill[0]
+                item[1] -= r.q * k
+                r.pending -= r.q * k
+                if item[1] == 0:
+                    r.prefill.popleft()
+                    self._prefilled(r, item[0], now)
+        heap, epoch = r.heap, self.epoch
+        while heap and heap[0][0] <= r.it:
+            _, i, e = heapq.heappop(heap)
+            if epoch[i] != e:
+                continue
+            r.kv -= self.eff[i] + (r.it - self.dec_start[i])
+            r.n_dec -= 1
+            r.n_seqs -= 1
+            self.finish[i] = now
+            self.done += 1
+
+    def _prefilled(self, r: _Replica, i: int, now: float) -> None:
+        if math.isnan(self.first[i]):
+            self.first[i] = now
+        self.need[i] -= 1
+        if self.need[i] == 0:
+            r.kv -= self.eff[i]
+            r.n_seqs -= 1
+            self.finish[i] = now
+            self.done += 1
+            return
+        self.dec_start[i] = r.it
+        r.n_dec += 1
+        heapq.heappush(r.heap, (r.it + self.need[i], i, self.epoch[i]))
+
+    def _dispatch(self, now: float) -> None:
+        """The queue's head just arrived: wake an idle replica or cut a busy one."""
+        head = self.eff[self.queue[0]]
+        best, best_free = None, -1
+        for r in self.replicas:
+            if r.draining or r.ready_s > now or r.removed_s != INF:
+                continue
+            free = self.admit_cap - r.kv
+            if free < head or r.n_seqs >= self.max_seqs:
+                continue
+            if r.end == INF:
+                self._plan(r, now)
+                return
+            if free > best_free:
+                best, best_free = r, free
+        if best is not None:
+            self._cut(best, now)
+
+    # --- scaling -----------------------------------------------------------------------
+
+    def _scale(self, want: int, now: float) -> None:
+        e = self.engine
+        want = max(e.min_replicas, min(want, e.max_replicas))
+        if self.queue:
+            want = max(want, 1)  # a request waits: scale from zero (Knative's activator)
+        live = [r for r in self.replicas if not r.draining and r.removed_s == INF]
+        if want > len(live):
+            for _ in range(want - len(live)):
+                self._add(now, now + self.model.startup_s)
+            return
+        extra = len(live) - want
+        starting = sorted((r for r in live if r.ready_s > now), key=lambda r: -r.created_s)
+        for r in starting[:extra]:
+            r.draining, r.removed_s = True, now
+            r.version += 1
+        extra -= min(extra, len(starting))
+        ready = sorted((r for r in live if r.ready_s <= now), key=lambda r: r.n_seqs)
+        for r in ready[:extra]:
+            r.draining = True
+            if r.n_seqs == 0 and r.end == INF:
+                r.removed_s = now
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def go(self) -> RunResult:
+        e, policy = self.engine, self.policy
+        tick = e.tick_s
+        last = self.arr[-1] if self.n else 0.0
+        n_ticks_hint = int(last / tick) + 2
+        for _ in range(max(policy.start(n_ticks_hint, tick), 0 if self.n == 0 else 1)):
+            self._add(0.0, 0.0)
+        keys = ("queue", "in_flight", "kv_used", "busy", "work", "ready", "starting", "replicas")
+        store = np.zeros((len(keys), max(n_ticks_hint, 16)))
+        n_t = 0
+        work = e.work.tolist()
+        next_tick, a, tick_work, busy_mark = tick, 0, 0.0, 0.0
+        events, replicas, arr = self.events, self.replicas, self.arr
+        while self.done < self.n:
+            t_arr = arr[a] if a < self.n else INF
+            t_ev = events[0][0] if events else INF
+            if next_tick <= t_arr and next_tick <= t_ev:
+                now = next_tick
+                busy = sum(r.busy_s for r in replicas)
+                ready = [r for r in replicas if r.ready_s <= now and r.removed_s == INF]
+                starting = sum(1 for r in replicas if r.ready_s > now and r.removed_s == INF
+                               and not r.draining)
+                running = sum(r.n_seqs for r in ready)
+                n_ready = sum(1 for r in ready if not r.draining)
+                if n_t == store.shape[1]:
+                    store = np.concatenate([store, np.zeros_like(store)], axis=1)
+                store[:, n_t] = (len(self.queue), len(self.queue) + running,
+                                 sum(r.kv for r in ready), (busy - busy_mark) / tick,
+                                 tick_work / tick, n_ready, starting, len(ready) + starting)
+                n_t += 1
+                busy_mark, tick_work = busy, 0.0
+                s = store[:, :n_t]
+                view = TickView(n_t - 1, now, n_ready, starting, s[0], s[1], s[2], s[3], s[4])
+                self._scale(policy.desired(view), now)
+                for r in replicas:  # replicas that just turned ready or idle may admit
+                    if r.end == INF and r.ready_s <= now and self.queue and not r.draining \
+                            and r.removed_s == INF:
+                        self._plan(r, now)
+                next_tick += tick
+            elif t_arr <= t_ev:
+                self.queue.append(a)
+                tick_work += work[a]
+                a += 1
+                if len(self.queue) == 1:
+                    self._dispatch(t_arr)
+            else:
+                when, _, index, version = heapq.heappop(events)
+                r = replicas[index]
+                if version != r.version:
+                    continue
+                if r.end == when and r.k:
+                    self._finish_segment(r)
+                if r.removed_s == INF or r.n_seqs:
+                    self._plan(r, when)
+        end = max(max(self.finish, default=0.0), last)
+        billed = sum(min(r.removed_s, end) - r.created_s for r in replicas if r.created_s < end)
+        busy = sum(r.busy_s for r in replicas)
+        return RunResult(np.asarray(self.first), np.asarray(self.finish),
+                         np.asarray(self.preempt, dtype=np.int64), billed, busy, end,
+                         self.cold_starts, tick,
+                         {k: store[i, :n_t].copy() for i, k in enumerate(keys)})
+
+
+def energy_kwh(model: ReplicaModel, result: RunResult) -> float:
+    """Board energy: busy time at full power, the rest of the billed time at idle power."""
+    busy = min(result.busy_s, result.replica_s)
+    idle = result.replica_s - busy
+    return model.power_w * (busy + IDLE_POWER_FRACTION * idle) / 3.6e6

@@ -1,0 +1,67 @@
+"""``foresize simulate serve`` end to end on an Azure trace, and every bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from foresize.cli.main import main
+
+MODEL = str(Path(__file__).resolve().parents[2] / "src/foresize/graph/reference/llama-2-7b.json")
+
+
+def test_serve_json_states_the_replay_the_replica_and_each_policy(
+    mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "serve.json"
+    code = main(["simulate", "serve", "azure-llm:code", "--model", MODEL, "--device", "h100",
+                 "--mirror", str(mirror), "--rate-scale", "6", "--splice", "2",
+                 "--policies", "static,kpa,predictive", "-o", str(target)])
+    assert code == 0, capsys.readouterr().err
+    doc = json.loads(target.read_text())
+    assert doc["replay"] == {"rate_scale": 6.0, "splice": 2, "n_requests": 2 * 8_819,
+                             "duration_s": pytest.approx(doc["replay"]["duration_s"])}
+    assert doc["replica"]["kv_capacity_tokens"] > 100_000
+    assert [r["policy"] for r in doc["results"]] == ["static", "kpa", "predictive", "oracle"]
+    for row in doc["results"]:
+        assert 0 <= row["attainment"] <= 1
+        assert row["gpu_hours"] > 0
+        assert row["cost_usd"] == pytest.approx(row["gpu_hours"] * doc["price_per_gpu_h"])
+    assert doc["inputs"][0]["sha256"].startswith("54e9a6d2")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--device", "h900"], "Unknown device 'h900'"),
+        (["--model", "LLAMA70", "--device", "l4"], "does not fit l4"),
+        (["--slo", "ttft=5ms"], "cannot be met even on an idle replica"),
+        (["--policies", "hpa,kpaa"], "kpaa"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_3(
+    mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+    message: str,
+) -> None:
+    args = [MODEL.replace("llama-2-7b", "llama-2-70b") if a == "LLAMA70" else a for a in args]
+    out = tmp_path / "never.json"
+    base = ["simulate", "serve", "azure-llm:conv", "--model", MODEL, "--mirror", str(mirror)]
+    code = main([*base, *args, "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert message.lower() in err.lower()
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_trace_with_a_zero_token_count_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("time,p,g\n1,10,5\n2,10,0\n")
+    code = main(["simulate", "serve", str(trace), "--map",
+                 "ts=time,input_tokens=p,output_tokens=g", "--model", MODEL])
+    assert code == 3
+    assert "row 2: output_tokens = 0" in capsys.readouterr().err

@@ -1,0 +1,123 @@
+"""The serving engine and its replica model, on the real Azure LLM traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from foresize.core.errors import InputError
+from foresize.graph.hf_config import read_hf_config
+from foresize.ingest.requests import read_request_source, replay
+from foresize.simulate.serve.engine import ServeEngine, Trace
+from foresize.simulate.serve.policies import KPA, PolicyContext, Static
+from foresize.simulate.serve.replica import ReplicaModel, ReplicaSpec, build_replica
+from foresize.simulate.serve.study import Slo, attained, check_slo_floor, trace_from_frame
+
+REFERENCE = Path(__file__).resolve().parents[2] / "src/foresize/graph/reference"
+
+
+def _model(name: str = "llama-2-7b", **spec: object) -> ReplicaModel:
+    return build_replica(read_hf_config(REFERENCE / f"{name}.json"),
+                         ReplicaSpec(**spec),  # type: ignore[arg-type]
+                         model=name)
+
+
+@pytest.fixture(scope="module")
+def code_trace(mirror: Path) -> Trace:
+    frame, _ = read_request_source("azure-llm:code", mirror=mirror)
+    return trace_from_frame(replay(frame, rate_scale=4.0)[0])
+
+
+def test_replica_model_of_llama_2_7b_on_h100_has_the_known_sizes() -> None:
+    m = _model(device="h100")
+    assert m.weight_bytes == 2 * 6_738_415_616
+    assert m.kv_bytes_per_token == 2 * 32 * 32 * 128 * 2  # K and V, 32 layers, 32 heads x 128
+    free = 0.9 * 80 * 2**30 - m.weight_bytes - (2048 * (2 * 4096 + 2 * 11008) * 2 + 32000 * 4)
+    assert m.kv_capacity_tokens == int(free // m.kv_bytes_per_token)
+    assert m.startup_s == pytest.approx(30 + m.weight_bytes / 2e9)
+    # a decode step at batch 1 reads every weight once: >= weights / bandwidth
+    assert m.decode_step_s(1, 1) > m.weight_bytes / 3.35e12
+    tp2 = _model(device="h100", tp=2)
+    assert tp2.weight_read_s == pytest.approx(m.weight_read_s / 2)
+    assert tp2.kv_capacity_tokens > 2 * m.kv_capacity_tokens
+
+
+def test_a_model_that_does_not_fit_says_what_would() -> None:
+    with pytest.raises(InputError, match="does not fit h100_sxm at TP 1") as info:
+        _model("llama-2-70b", device="h100")
+    assert "--tp 2" in str(info.value.hint)
+    with pytest.raises(InputError, match="does not fit l4") as info:
+        _model("llama-2-7b", device="l4", gpu_memory_utilization=0.5)
+    assert "--dtype int8" in str(info.value.hint)
+
+
+def test_one_request_alone_takes_its_prefill_then_one_decode_step_per_token() -> None:
+    m = _model(device="h100")
+    trace = Trace(np.array([0.0]), np.array([3000]), np.array([50]))
+    result = ServeEngine(m, trace).run(Static(1))
+    assert result.first_token_s[0] == pytest.approx(m.prefill_s(3000), rel=1e-9)
+    steps = sum(m.iteration_s(1, 3000 + j) for j in range(49))
+    assert result.finish_s[0] - result.first_token_s[0] == pytest.approx(steps, rel=1e-9)
+
+
+def test_every_request_is_served_once_in_order_of_its_own_events(code_trace: Trace) -> None:
+    result = ServeEngine(_model(device="h100"), code_trace).run(Static(2))
+    assert np.isfinite(result.finish_s).all()
+    assert (result.first_token_s >= code_trace.arrival_s).all()
+    assert (result.finish_s >= result.first_token_s).all()
+    single = code_trace.output_tokens == 1
+    assert (result.finish_s[single] == result.first_token_s[single]).all()
+
+
+def test_littles_law_holds_for_requests_in_the_system(code_trace: Trace) -> None:
+    result = ServeEngine(_model(device="h100"), code_trace).run(Static(2))
+    span = result.ticks["in_flight"].size * result.tick_s
+    sojourn = float((result.finish_s - code_trace.arrival_s).sum())
+    # L = lambda W: the time-average in the system (sampled each second) vs arrivals x wait
+    assert result.ticks["in_flight"].mean() == pytest.approx(sojourn / span, rel=0.05)
+
+
+def test_more_replicas_never_serve_worse_and_cost_more(code_trace: Trace) -> None:
+    model, slo = _model(device="h100"), Slo(2.0, 0.1)
+    rows = []
+    for n in (1, 2, 4):
+        result = ServeEngine(model, code_trace).run(Static(n))
+        ttft, _, share = attained(result, code_trace, slo)
+        rows.append((result.replica_s, share, float(np.quantile(ttft, 0.99))))
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+    assert rows[0][1] < rows[1][1] <= rows[2][1]
+    assert rows[0][2] > rows[1][2] >= rows[2][2]
+
+
+def test_a_full_kv_cache_preempts_and_recomputes_without_losing_requests(
+    code_trace: Trace,
+) -> None:
+    small = _model(device="h100", gpu_memory_utilization=0.22)
+    assert small.kv_capacity_tokens < 20_000
+    result = ServeEngine(small, code_trace).run(Static(2))
+    assert result.preemptions.sum() > 0
+    assert np.isfinite(result.finish_s).all()
+
+
+def test_an_slo_below_the_idle_floor_names_the_floor(code_trace: Trace) -> None:
+    with pytest.raises(InputError, match=r"TTFT SLO of 10 ms cannot be met.*floor"):
+        check_slo_floor(_model(device="h100"), code_trace, Slo(0.01, 0.1))
+
+
+def test_kpa_panics_on_a_burst_and_holds_its_peak() -> None:
+    ctx = PolicyContext(1.0, 1000, 30.0, 1.0, np.ones(4))
+    kpa = KPA(10.0, ctx)
+    assert kpa.start(100, 1.0) == 1
+    from foresize.simulate.serve.engine import TickView
+
+    def view(t: int, flight: list[float], ready: int) -> TickView:
+        z = np.zeros(len(flight))
+        return TickView(t, t + 1.0, ready, 0, z, np.asarray(flight), z, z, z)
+
+    calm = [7.0] * 60
+    assert kpa.desired(view(59, calm, 1)) == 1  # 7 / (10 x 0.7) = 1
+    burst = calm[:-6] + [70.0] * 6  # panic window asks for 10 >= 2 x 1 ready
+    assert kpa.desired(view(61, [*burst, 70.0, 70.0], 1)) == 10
+    assert kpa.desired(view(63, [*burst, 70.0, 70.0, 0.0, 0.0], 10)) == 10  # no scale-down
