@@ -42,9 +42,10 @@ class Fragmentation:
 
     classes: TaskClasses
     type_access: BoolArray
-    _milli_levels: IntArray
+    _milli_levels: IntArray  # (u, 1): the classes' distinct per-GPU demands
     _level_of_class: IntArray
     _total: int
+    _gpu_access: BoolArray  # type_access of the classes that ask for a GPU
 
     @classmethod
     def build(cls, classes: TaskClasses, spec_masks_by_type: BoolArray) -> Fragmentation:
@@ -52,8 +53,9 @@ class Fragmentation:
         access = spec_masks_by_type[classes.spec_id].T  # (n_types, m)
         access = np.vstack([access, np.zeros((1, access.shape[1]), dtype=bool)])
         levels, level_of = np.unique(classes.gpu_milli, return_inverse=True)
-        return cls(classes, access, levels.astype(np.int64), level_of.astype(np.int64),
-                   int(classes.count.sum()))
+        return cls(classes, access, levels.astype(np.int64)[:, None],
+                   level_of.astype(np.int64), int(classes.count.sum()),
+                   access & (classes.num_gpu > 0))
 
     @property
     def total(self) -> int:
@@ -74,14 +76,13 @@ class Fragmentation:
         they were computed in; float weights (and BLAS) do not guarantee that, integers do.
         """
         c = self.classes
-        total = gpu_free.sum(axis=1)
-        fits_gpu = gpu_free[:, :, None] >= self._milli_levels[None, None, :]  # (K, 8, u)
-        n_fit = fits_gpu.sum(axis=1)[:, self._level_of_class]  # (K, m)
-        usable = (gpu_free[:, :, None] * fits_gpu).sum(axis=1)[:, self._level_of_class]
-        runs = ((n_fit >= c.num_gpu) & (c.num_gpu > 0)
-                & (cpu_free[:, None] >= c.cpu_milli) & self.type_access[gpu_type])
-        frag = np.where(runs, total[:, None] - usable, total[:, None])
-        result: IntArray = frag @ c.count
+        free = gpu_free[:, None, :]
+        fits = free >= self._milli_levels  # (K, u, 8): GPUs with each demand level free
+        usable = (fits * free).sum(axis=2)[:, self._level_of_class]  # (K, m)
+        runs = ((fits.sum(axis=2)[:, self._level_of_class] >= c.num_gpu)
+                & (cpu_free[:, None] >= c.cpu_milli) & self._gpu_access[gpu_type])
+        # sum_m count_m F_n(m), F_n(m) = all free milli, less what m can use where it runs
+        result: IntArray = gpu_free.sum(axis=1) * self._total - (usable * runs) @ c.count
         return result
 
     def amount_dedup(self, cpu_free: IntArray, gpu_free: IntArray, gpu_type: IntArray
