@@ -4,7 +4,9 @@ Run: FORESIZE_DATA_MIRROR=... .venv/bin/python benchmarks/bench_fgd.py [--seeds 
 For each pod list and placement policy it prints our allocated GPU share at 100 % arrived
 (mean over seeds 42..42+N-1, as the authors' seeds), the FGD authors' published median
 of their 10 seeds (datasets/fgd-paper-reference.md), the difference in pp, the mean
-seconds per run and the speed-up over the simulator before issue #19 (BEFORE_S).
+seconds per run and the speed-up over the simulator before issue #19 (BEFORE_S); per pod
+list, the time of all policies x seeds and, on default, its ratio to the simulator of
+commit 06df4fa (TODAY_S: before FGD's scores and the snapshots were vectorised).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ AUTHORS = {
 # 2 shared cores, commit 356f396): the baseline of the speed-up column
 BEFORE_S = {"random": 0.78, "dot_product": 1.03, "gpu_packing": 2.06, "best_fit": 1.84,
             "fgd": 2.41}
+# commit 06df4fa on this machine's 2 shared cores, quiet: seconds per FGD run on openb
+# default, and the six policies x 10 seeds with --engine local
+TODAY_S = {"fgd": 2.7, "openb:default": 66.6}
 
 
 def main() -> None:
@@ -41,7 +46,7 @@ def main() -> None:
     print(f"openb:nodes_gpu ({cluster.n_nodes} nodes, {int(cluster.n_gpu.sum())} GPUs), "
           f"seeds {seeds[0]}..{seeds[-1]}, engine {args.engine}")
     print(f"{'trace':<16} {'policy':<15} {'ours@100%':>9} {'paper@100%':>10} {'diff pp':>8} "
-          f"{'s/run':>6} {'x before':>8}")
+          f"{'s/run':>6} {'x pre-#19':>9} {'x 06df4fa':>9}")
     for trace in args.traces.split(","):
         workload, _ = load_workload(trace)
         began = time.perf_counter()
@@ -56,10 +61,16 @@ def main() -> None:
             paper = published.get(name)
             theirs = f"{paper:>10.2f}" if paper is not None else f"{'n/a':>10}"
             diff = f"{ours - paper:>+8.2f}" if paper is not None else f"{'':>8}"
-            speed = (f"{BEFORE_S[name] / run_s:>8.2f}" if trace == "openb:default"
-                     and name in BEFORE_S else f"{'':>8}")
-            print(f"{trace:<16} {name:<15} {ours:>9.2f} {theirs} {diff} {run_s:>6.2f} {speed}")
-        print(f"{trace}: {len(POLICIES)} policies x {len(seeds)} seeds in {wall:.1f} s")
+            default = trace == "openb:default"
+            speed = (f"{BEFORE_S[name] / run_s:>9.2f}" if default and name in BEFORE_S
+                     else f"{'':>9}")
+            today = (f"{TODAY_S[name] / run_s:>9.2f}" if default and name in TODAY_S
+                     else f"{'':>9}")
+            print(f"{trace:<16} {name:<15} {ours:>9.2f} {theirs} {diff} {run_s:>6.2f} {speed} "
+                  f"{today}")
+        ratio = (f" ({TODAY_S[trace] / wall:.2f}x 06df4fa's {TODAY_S[trace]} s)"
+                 if trace in TODAY_S and args.seeds == 10 else "")
+        print(f"{trace}: {len(POLICIES)} policies x {len(seeds)} seeds in {wall:.1f} s{ratio}")
 
 
 if __name__ == "__main__":

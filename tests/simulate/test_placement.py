@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from foresize.core.errors import UnknownNameError
-from foresize.simulate.cluster.metrics import Fragmentation, NodeStates
+from foresize.simulate.cluster.metrics import PENDING, Fragmentation, NodeStates
 from foresize.simulate.cluster.placement import (
     PLACEMENT,
     ClusterView,
@@ -200,5 +200,9 @@ def test_node_states_compact_and_keep_tables() -> None:
         states.sync(cpu, gpu)
     assert len(states) <= 4 * 3 + 64
     assert states.table("probe", 1)[states.node_state[1], 0] == 42.0
+    assert (states.weighted == PENDING).any()  # F_n(M) of new states waits for a caller
+    row = (np.array([1000]), gpu[1:2], CLUSTER.gpu_type[1:2])
+    _, extra = states.weighted_with(np.unique(states.node_state), *row)
     expected = frag.weighted(cpu, gpu, CLUSTER.gpu_type)
     np.testing.assert_array_equal(states.weighted[states.node_state], expected)
+    np.testing.assert_array_equal(extra, frag.weighted(*row))

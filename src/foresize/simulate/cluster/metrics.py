@@ -29,6 +29,7 @@ from foresize.simulate.cluster.state import MAX_GPUS_PER_NODE, BoolArray, IntArr
 from foresize.simulate.cluster.workload import FloatArray, TaskClasses
 
 _HASH_WEIGHTS = np.random.default_rng(20230710).integers(1, 2**62, size=10, dtype=np.int64)
+PENDING = -1  # NodeStates.weighted of a state not computed yet (real values are >= 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +42,10 @@ class Fragmentation:
 
     classes: TaskClasses
     type_access: BoolArray
-    _milli_levels: IntArray
+    _milli_levels: IntArray  # (u, 1): the classes' distinct per-GPU demands
     _level_of_class: IntArray
     _total: int
+    _gpu_access: BoolArray  # type_access of the classes that ask for a GPU
 
     @classmethod
     def build(cls, classes: TaskClasses, spec_masks_by_type: BoolArray) -> Fragmentation:
@@ -51,8 +53,9 @@ class Fragmentation:
         access = spec_masks_by_type[classes.spec_id].T  # (n_types, m)
         access = np.vstack([access, np.zeros((1, access.shape[1]), dtype=bool)])
         levels, level_of = np.unique(classes.gpu_milli, return_inverse=True)
-        return cls(classes, access, levels.astype(np.int64), level_of.astype(np.int64),
-                   int(classes.count.sum()))
+        return cls(classes, access, levels.astype(np.int64)[:, None],
+                   level_of.astype(np.int64), int(classes.count.sum()),
+                   access & (classes.num_gpu > 0))
 
     @property
     def total(self) -> int:
@@ -73,14 +76,13 @@ class Fragmentation:
         they were computed in; float weights (and BLAS) do not guarantee that, integers do.
         """
         c = self.classes
-        total = gpu_free.sum(axis=1)
-        fits_gpu = gpu_free[:, :, None] >= self._milli_levels[None, None, :]  # (K, 8, u)
-        n_fit = fits_gpu.sum(axis=1)[:, self._level_of_class]  # (K, m)
-        usable = (gpu_free[:, :, None] * fits_gpu).sum(axis=1)[:, self._level_of_class]
-        runs = ((n_fit >= c.num_gpu) & (c.num_gpu > 0)
-                & (cpu_free[:, None] >= c.cpu_milli) & self.type_access[gpu_type])
-        frag = np.where(runs, total[:, None] - usable, total[:, None])
-        result: IntArray = frag @ c.count
+        free = gpu_free[:, None, :]
+        fits = free >= self._milli_levels  # (K, u, 8): GPUs with each demand level free
+        usable = (fits * free).sum(axis=2)[:, self._level_of_class]  # (K, m)
+        runs = ((fits.sum(axis=2)[:, self._level_of_class] >= c.num_gpu)
+                & (cpu_free[:, None] >= c.cpu_milli) & self._gpu_access[gpu_type])
+        # sum_m count_m F_n(m), F_n(m) = all free milli, less what m can use where it runs
+        result: IntArray = gpu_free.sum(axis=1) * self._total - (usable * runs) @ c.count
         return result
 
     def amount_dedup(self, cpu_free: IntArray, gpu_free: IntArray, gpu_type: IntArray
@@ -111,6 +113,11 @@ class NodeStates:
     nodes whose free resources changed by comparing with the last seen copy, so it needs
     no hook in the engine and is correct for any sequence of views.
 
+    A new state's F_n(M) is left :data:`PENDING` until someone needs it, and then computed
+    in the same :meth:`Fragmentation.weighted` call as the caller's own rows
+    (:meth:`weighted_with`): nearly every pod creates a state, and one call of a dozen
+    small array operations per pod instead of two is a third of FGD's run time.
+
     Ids of states no node holds any more are dropped once there are ``4 * n_nodes`` of
     them (tables are compacted alongside), which bounds memory on long traces.
     """
@@ -125,13 +132,15 @@ class NodeStates:
         self.node_state: IntArray = np.full(n, -1, dtype=np.int64)
         self._cpu_seen: IntArray = np.full(n, -1, dtype=np.int64)
         self._gpu_seen: IntArray = np.full((n, MAX_GPUS_PER_NODE), -1, dtype=np.int64)
-        self._ids: dict[bytes, int] = {}
+        self._ids: dict[tuple[int, int, bytes], int] = {}
         self._tables: dict[object, FloatArray] = {}
         self._cap = 4 * n + 64
-        self.cpu: IntArray = np.empty(0, dtype=np.int64)
-        self.gpu: IntArray = np.empty((0, MAX_GPUS_PER_NODE), dtype=np.int64)
-        self.type: IntArray = np.empty(0, dtype=np.int64)
-        self.weighted: IntArray = np.empty(0, dtype=np.int64)
+        # per state, in rows 0..len(self)-1 of arrays grown by doubling (most pods add a
+        # state, and appending by concatenation copied every array each time)
+        self.cpu: IntArray = np.empty(64, dtype=np.int64)
+        self.gpu: IntArray = np.empty((64, MAX_GPUS_PER_NODE), dtype=np.int64)
+        self.type: IntArray = np.empty(64, dtype=np.int64)
+        self.weighted: IntArray = np.empty(64, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -144,18 +153,16 @@ class NodeStates:
             return
         self._cpu_seen[changed] = cpu_free[changed]
         self._gpu_seen[changed] = gpu_free[changed]
-        rows = np.column_stack([self.gpu_type[changed], cpu_free[changed],
-                                np.sort(gpu_free[changed], axis=1)])
-        ids, fresh = self._ids, []
-        for node, row in zip(changed.tolist(), rows, strict=True):
-            key = row.tobytes()
+        gpu = np.sort(gpu_free[changed], axis=1)
+        types, cpus = self.gpu_type[changed].tolist(), cpu_free[changed].tolist()
+        ids = self._ids
+        for k, node in enumerate(changed.tolist()):
+            key = (types[k], cpus[k], gpu[k].tobytes())
             sid = ids.get(key)
             if sid is None:
                 sid = ids[key] = len(ids)
-                fresh.append(row)
+                self._add(sid, types[k], cpus[k], gpu[k])
             self.node_state[node] = sid
-        if fresh:
-            self._add(np.array(fresh))
         if len(ids) > self._cap:
             self._compact()
 
@@ -171,13 +178,28 @@ class NodeStates:
             table = self._tables[key] = grown
         return table
 
-    def _add(self, rows: IntArray) -> None:
-        type_, cpu, gpu = rows[:, 0], rows[:, 1], rows[:, 2:]
-        self.type = np.concatenate([self.type, type_])
-        self.cpu = np.concatenate([self.cpu, cpu])
-        self.gpu = np.concatenate([self.gpu, gpu])
-        self.weighted = np.concatenate([self.weighted,
-                                        self.fragmentation.weighted(cpu, gpu, type_)])
+    def weighted_with(self, ids: IntArray, cpu_free: IntArray, gpu_free: IntArray,
+                      gpu_type: IntArray) -> tuple[IntArray, IntArray]:
+        """``weighted`` of states ``ids`` and :meth:`Fragmentation.weighted` of the given
+        rows, with the pending states among ``ids`` computed in the same call.
+        """
+        pending = ids[self.weighted[ids] == PENDING]
+        if pending.size == 0:
+            return self.weighted[ids], self.fragmentation.weighted(cpu_free, gpu_free, gpu_type)
+        both = self.fragmentation.weighted(np.concatenate([cpu_free, self.cpu[pending]]),
+                                           np.concatenate([gpu_free, self.gpu[pending]]),
+                                           np.concatenate([gpu_type, self.type[pending]]))
+        self.weighted[pending] = both[cpu_free.size:]
+        return self.weighted[ids], both[: cpu_free.size]
+
+    def _add(self, sid: int, gpu_type: int, cpu: int, gpu: IntArray) -> None:
+        if sid == self.cpu.size:
+            grow = 2 * sid
+            self.cpu, self.type = np.resize(self.cpu, grow), np.resize(self.type, grow)
+            self.gpu = np.resize(self.gpu, (grow, MAX_GPUS_PER_NODE))
+            self.weighted = np.resize(self.weighted, grow)
+        self.type[sid], self.cpu[sid], self.gpu[sid] = gpu_type, cpu, gpu
+        self.weighted[sid] = PENDING
 
     def _compact(self) -> None:
         """Keep only the states some node holds; renumber them and every table."""
@@ -185,8 +207,9 @@ class NodeStates:
         alive, self.node_state = np.unique(self.node_state, return_inverse=True)
         self.type, self.cpu = self.type[alive], self.cpu[alive]
         self.gpu, self.weighted = self.gpu[alive], self.weighted[alive]
-        rows = np.column_stack([self.type, self.cpu, self.gpu])
-        self._ids = {row.tobytes(): i for i, row in enumerate(rows)}
+        self._ids = {(t, c, g.tobytes()): i for i, (t, c, g)
+                     in enumerate(zip(self.type.tolist(), self.cpu.tolist(), self.gpu,
+                                      strict=True))}
         for key, table in self._tables.items():
             full = np.full((n_old, table.shape[1]), np.nan)
             kept = min(n_old, table.shape[0])

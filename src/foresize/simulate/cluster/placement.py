@@ -180,7 +180,9 @@ class NodeScorer(Protocol):
         ...
 
     def gpus(self, pod: PodRequest, view: ClusterView, node: int, /) -> tuple[int, ...]:
-        """The GPUs ``pod`` takes on ``node``."""
+        """The GPUs ``pod`` takes on ``node``, called right after :meth:`score` for the same
+        pod and unchanged view (a scorer may reuse what scoring computed).
+        """
         ...
 
 
@@ -358,8 +360,10 @@ class FgdScore:
     the node's state and the pod's request, and a cluster holds few distinct states. So
     scores are tabled per (request, state) on :class:`NodeStates` and each pod costs a
     table look-up over the feasible nodes; only states never scored for that request are
-    computed. The tables hold exactly the values a direct evaluation gives
-    (``tests/simulate/test_placement.py`` checks this against a direct implementation).
+    computed, all in one batch. The tables hold exactly the values a direct evaluation
+    gives (``tests/simulate/test_placement.py`` checks this against a direct
+    implementation). :meth:`gpus` reads the tables :meth:`score` just brought up to date
+    (``NodeScorer``'s contract), so the cluster is compared with its last copy once per pod.
     """
 
     __slots__ = ("_states", "fragmentation")
@@ -368,52 +372,57 @@ class FgdScore:
         self.fragmentation = fragmentation
         self._states: NodeStates | None = None
 
-    def _tables(self, pod: PodRequest, view: ClusterView, nodes: IntArray
-                ) -> tuple[NodeStates, FloatArray, IntArray]:
+    def score(self, pod: PodRequest, view: ClusterView, nodes: IntArray, /) -> FloatArray:
+        """Each feasible node's FGD score."""
         states = self._states
         if states is None or states.gpu_type is not view.cluster.gpu_type:
             states = self._states = NodeStates(self.fragmentation, view.cluster.gpu_type)
         states.sync(view.cpu_free, view.gpu_free)
         ids = states.node_state[nodes]
         table = states.table((pod.cpu_milli, pod.num_gpu, pod.gpu_milli), 3)
-        new = ids[np.isnan(table[ids, 0])]
-        if new.size:
-            self._fill(pod, states, table, np.unique(new))
-        return states, table, ids
-
-    def score(self, pod: PodRequest, view: ClusterView, nodes: IntArray, /) -> FloatArray:
-        """Each feasible node's FGD score."""
-        _, table, ids = self._tables(pod, view, nodes)
         result: FloatArray = table[ids, 0]
+        missing = np.isnan(result)
+        if missing.any():
+            self._fill(pod, states, table, np.unique(ids[missing]))
+            result = table[ids, 0]
         return result
 
     def gpus(self, pod: PodRequest, view: ClusterView, node: int, /) -> tuple[int, ...]:
         """The share's best GPU on ``node``; whole GPUs as usual."""
         if not pod.is_shared:
             return pick_gpus(pod, view.fit[node])
-        states, table, ids = self._tables(pod, view, np.array([node]))
+        states = self._states
+        if states is None:
+            msg = "FgdScore.gpus before FgdScore.score"
+            raise RuntimeError(msg)
+        sid = int(states.node_state[node])
         free = view.gpu_free[node]
-        value, ambiguous = table[ids[0], 1:]
+        value, ambiguous = states.table((pod.cpu_milli, pod.num_gpu, pod.gpu_milli), 3)[sid, 1:]
         if ambiguous:  # distinct free values tie: the lowest GPU index among them wins
             row = self._shared(pod, view.cpu_free[node:node + 1], free[None, :],
-                               view.cluster.gpu_type[node:node + 1], states.weighted[ids])
+                               view.cluster.gpu_type[node:node + 1], states.weighted[[sid]])
             return (int(np.argmax(row[0])),)
         return (int(np.argmax(free == value)),)
 
-    def _to_score(self, growth: FloatArray) -> FloatArray:
+    def _to_score(self, growth: IntArray) -> FloatArray:
         """Growth in :meth:`Fragmentation.weighted` units to a score (higher is better)."""
-        return _sigmoid_score(-growth / self.fragmentation.total)
+        return _sigmoid_score(-growth.astype(np.float64) / self.fragmentation.total)
+
+    @staticmethod
+    def _share_rows(pod: PodRequest, free: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+        """(row, gpu, free after) for the share on each GPU of ``free`` that fits it."""
+        row, gpu = np.nonzero(free >= pod.gpu_milli)
+        after = free[row]
+        after[np.arange(row.size), gpu] -= pod.gpu_milli
+        return row, gpu, after
 
     def _shared(self, pod: PodRequest, cpu: IntArray, free: IntArray, types: IntArray,
                 before: IntArray) -> FloatArray:
         """(k, 8) score of putting the share on each GPU of k nodes (-inf: no fit)."""
-        row, gpu = np.nonzero(free >= pod.gpu_milli)
-        after = free[row]
-        after[np.arange(row.size), gpu] -= pod.gpu_milli
-        growth = (self.fragmentation.weighted(cpu[row] - pod.cpu_milli, after, types[row])
-                  - before[row])
+        row, gpu, after = self._share_rows(pod, free)
+        growth = self.fragmentation.weighted(cpu[row] - pod.cpu_milli, after, types[row])
         grid = np.full(free.shape, -np.inf)
-        grid[row, gpu] = self._to_score(growth.astype(np.float64))
+        grid[row, gpu] = self._to_score(growth - before[row])
         return grid
 
     def _fill(self, pod: PodRequest, states: NodeStates, table: FloatArray,
@@ -421,13 +430,17 @@ class FgdScore:
         """Fill ``table`` rows ``new``: score, and for shares the free milli of the best
         GPU and whether another free value ties with it.
         """
-        free, cpu, types, before = (states.gpu[new], states.cpu[new], states.type[new],
-                                    states.weighted[new])
+        free, cpu, types = states.gpu[new], states.cpu[new], states.type[new]
         if pod.is_shared:
-            grid = self._shared(pod, cpu, free, types, before)
+            row, gpu, after = self._share_rows(pod, free)
+            before, weighted = states.weighted_with(new, cpu[row] - pod.cpu_milli, after,
+                                                    types[row])
+            grid = np.full(free.shape, -np.inf)
+            grid[row, gpu] = self._to_score(weighted - before[row])
             pick = np.argmax(grid, axis=1)
-            best = grid[np.arange(new.size), pick]
-            value = free[np.arange(new.size), pick]
+            k = np.arange(new.size)
+            best = grid[k, pick]
+            value = free[k, pick]
             tied = ((grid == best[:, None]) & (free != value[:, None])).any(axis=1)
             table[new] = np.column_stack([best, value, tied])
             return
@@ -436,8 +449,8 @@ class FgdScore:
             take = free >= pod.gpu_milli
             take &= np.cumsum(take, axis=1) <= pod.num_gpu
             after = free - take * pod.gpu_milli
-        growth = self.fragmentation.weighted(cpu - pod.cpu_milli, after, types) - before
-        table[new, 0] = self._to_score(growth.astype(np.float64))
+        before, weighted = states.weighted_with(new, cpu - pod.cpu_milli, after, types)
+        table[new, 0] = self._to_score(weighted - before)
 
 
 def fragmentation_of(workload: Workload, cluster: Cluster, *,
