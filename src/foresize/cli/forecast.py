@@ -33,7 +33,8 @@ from foresize.cli.output import Result, emit, format_cell, progress, titled_tabl
 from foresize.core.errors import InputError
 from foresize.core.parallel import check_engine
 from foresize.core.units import human_duration, parse_duration
-from foresize.forecast.backtest import BacktestResult, backtest, backtest_fanout
+from foresize.forecast.backtest import BacktestResult, backtest
+from foresize.forecast.fanout import backtest_fanout
 from foresize.forecast.models import FORECASTERS, make_forecaster
 from foresize.forecast.panel import PanelReport, to_panel
 from foresize.forecast.phased import phase_forecast

@@ -18,7 +18,6 @@ import polars as pl
 
 from foresize.core.errors import InputError, InsufficientDataError, NotFittedError
 from foresize.forecast.backtest import backtest
-from foresize.forecast.models import FORECASTERS, make_forecaster
 from foresize.forecast.panel import check_panel
 from foresize.forecast.protocol import (
     DEFAULT_LEVELS,
@@ -26,6 +25,7 @@ from foresize.forecast.protocol import (
     check_horizon,
     check_levels,
 )
+from foresize.forecast.registry import SINGLE_MODELS
 
 DEFAULT_CANDIDATES = ("naive", "window_average", "arima", "wavelet", "hybrid")
 
@@ -47,13 +47,13 @@ class Auto:
         self.test_frac = test_frac
 
     def _names(self) -> list[str]:
-        names = list(self.candidates or [c for c in DEFAULT_CANDIDATES if c in FORECASTERS])
+        names = list(self.candidates or [c for c in DEFAULT_CANDIDATES if c in SINGLE_MODELS])
         if not names:
             raise InputError("auto: needs at least one candidate model")
         if "auto" in names:
             raise InputError("auto: cannot be its own candidate")
         for name in names:
-            FORECASTERS.get(name)  # unknown names fail here, with suggestions
+            SINGLE_MODELS.get(name)  # unknown names fail here, with suggestions
         return names
 
     def fit(self, panel: pl.DataFrame) -> Self:
@@ -65,7 +65,7 @@ class Auto:
             try:
                 result = backtest(
                     panel,
-                    make_forecaster(name),
+                    SINGLE_MODELS.get(name)(),
                     horizon=self.horizon,
                     every=self.horizon,
                     test_frac=self.test_frac,
@@ -88,7 +88,7 @@ class Auto:
             subset = panel.filter(
                 pl.col("series").is_in([s for s, m in choice.items() if m == name])
             )
-            self.fitted_[name] = make_forecaster(name).fit(subset)
+            self.fitted_[name] = SINGLE_MODELS.get(name)().fit(subset)
         return self
 
     def predict(self, h: int, levels: Sequence[int] = DEFAULT_LEVELS) -> pl.DataFrame:
