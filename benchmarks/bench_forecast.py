@@ -1,40 +1,34 @@
-"""Forecast accuracy on real GenTD26 panels: the hybrid against Nixtla's anchors.
+"""Forecast accuracy and speed on real panels, leave-one-panel-out, against the anchors.
 
-Protocol (issue 5): ``foresize.forecast.backtest.backtest`` -- test region = the
-last 30 % of each series, origins every 30 steps, horizons 1..30, refit at every
-origin, MASE scaled by the in-sample one-step naive MAE. Every model, anchors
-included, runs through that same loop (the anchors behind a thin Forecaster
-adapter), so the numbers are comparable.
+Protocol (issue 5): ``foresize.forecast.backtest.backtest`` -- test region = the last
+30 % of each series, origins every 30 steps, horizons 1..30, refit at every origin,
+MASE scaled by the in-sample one-step naive MAE. Every model, anchors included, runs
+through that same loop (the anchors behind a thin Forecaster adapter), so the numbers
+are comparable. Series with fewer than ``--min-length`` points are left out (600, the
+issue-15 panel's rule; the queue panel's series are shorter, so it takes 300).
 
-Panels (from the mirror, ``FORESIZE_DATA_MIRROR``):
+Leave-one-panel-out (issue 15): the guard's constants (``guard_margin``, ``cal_frac``)
+are chosen on ONE panel (``--tune-on``, gpu by default) by a small grid of hybrid
+backtests there, and every panel is then reported with those values, so the other
+panels say how they carry over. The output names the panel each constant came from.
+Seasons are part of each panel's definition (``evaluate.panels.SEASONS``), not tuned.
 
-* ``gpu``: ``alibaba-gentd26:gpu_duty_cycle``, gpu_util_pct per container, 57 s grid.
-* ``mem``: ``alibaba-gentd26:memory_util``, mem_util_pct per container, 57 s grid.
-* ``qps``: ``alibaba-gentd26:qps`` holds a row only when a workload saw requests, so
-  it is summed over all workloads per 57 s step on a full grid, absent steps being
-  0 requests: three series, ``generative_requests`` (107 workloads),
-  ``api_requests`` (the gateway) and ``total``.
-* ``lora``: ``alibaba-gentd26:lora`` arrivals per minute per workload (3) plus their
-  sum, averaged over 10-minute bins (still arrivals per minute). At one-minute
-  resolution the 23 days give 331 origins per series, which the AutoARIMA anchor
-  cannot refit in a sane time; 10-minute bins keep the full history and the daily
-  cycle (144 bins), with 34 origins.
+Panels (``foresize.evaluate.panels``, from ``FORESIZE_DATA_MIRROR``): gpu, mem, qps,
+lora, and queue (GenTD26 ``queue_rt``, seconds of queueing per container).
 
-Anchors: statsforecast Naive, SeasonalNaive (season per panel), AutoARIMA, AutoETS,
-AutoTheta (non-seasonal: the 57 s panels span at most a day), and mlforecast
-LightGBM (lags 1..30, recursive, conformal intervals with 2 windows when every
-series is long enough, else none). Seconds per series = the backtest's fit+predict
-time over all origins / series.
+Anchors: statsforecast Naive, SeasonalNaive, AutoARIMA, AutoETS, AutoTheta, and
+mlforecast's recursive LightGBM. Seconds per series = the backtest's fit+predict time
+over all origins / series; the ratios to AutoARIMA's and AutoETS's come from the same
+run on the same machine.
 
-Run: ``python benchmarks/bench_forecast.py [--panels gpu mem qps lora] [--series N]
-[--models hybrid arima sf_naive ...] [--seed 0]``. The panels and the anchor adapters
-live in ``foresize.evaluate.panels`` / ``foresize.evaluate.anchors`` (shared with
-``foresize evaluate forecast``).
+Run: ``python benchmarks/bench_forecast.py --series 40 [--panels gpu mem qps lora queue]
+[--models naive seasonal_naive hybrid auto sf_auto_arima ...] [--tune-on gpu] [--seed 0]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import time
 from collections.abc import Sequence
@@ -47,31 +41,52 @@ import polars as pl
 from foresize.evaluate.anchors import ANCHORS, make_anchors, warm_up
 from foresize.evaluate.panels import SEASONS, load_panel
 from foresize.forecast.backtest import BacktestResult, backtest
+from foresize.forecast.guard import CAL_FRAC, GUARD_MARGIN
 from foresize.forecast.models import FORECASTERS, make_forecaster
 from foresize.forecast.protocol import Forecaster
 
 DEFAULT_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "alibaba-clusterdata"
+PANELS = ("gpu", "mem", "qps", "lora", "queue")
+MIN_LENGTH = {"queue": 300}  # the queue panel's containers hold ~13 h of 114 s samples
+GUARDED = ("hybrid", "auto")
+DEFAULT_MODELS = (
+    "naive",
+    "seasonal_naive",
+    "hybrid",
+    "auto",
+    "sf_naive",
+    "sf_auto_arima",
+    "sf_auto_ets",
+    "mlf_lgbm",
+)
+GRID: dict[str, tuple[float, ...]] = {"guard_margin": (0.0, 0.05, 0.1), "cal_frac": (0.1, 0.2)}
+DEFAULTS = {"guard_margin": GUARD_MARGIN, "cal_frac": CAL_FRAC}
 
 
-def make_models(names: Sequence[str], panel_name: str, seed: int) -> list[Forecaster]:
+def make_models(
+    names: Sequence[str], panel_name: str, seed: int, constants: dict[str, float]
+) -> list[Forecaster]:
     """foresize's forecasters by registry name, the anchors by ``sf_*``/``mlf_*`` name."""
-    ours = [
-        make_forecaster(n, **({"seed": seed} if n == "hybrid" else {}))
-        for n in names
-        if n in FORECASTERS
-    ]
+    season = SEASONS[panel_name]
+    ours: list[Forecaster] = []
+    for name in (n for n in names if n in FORECASTERS):
+        params: dict[str, Any] = {}
+        if name in ("seasonal_naive", *GUARDED):
+            params["season"] = season
+        if name in GUARDED:
+            params.update(constants, seed=seed)
+        ours.append(make_forecaster(name, **params))
     anchors = [n for n in names if n not in FORECASTERS]
-    return ours + make_anchors(anchors, season=SEASONS[panel_name], seed=seed)
+    return ours + make_anchors(anchors, season=season, seed=seed)
 
 
-def subset(panel: pl.DataFrame, n: int | None, seed: int) -> pl.DataFrame:
-    """``n`` series drawn at random (seeded), or the whole panel."""
-    names = panel["series"].unique().sort().to_list()
-    if n is None or n >= len(names):
-        return panel
-    rng = np.random.default_rng(seed)
-    keep = sorted(rng.choice(names, size=n, replace=False).tolist())
-    return panel.filter(pl.col("series").is_in(keep))
+def subset(panel: pl.DataFrame, n: int | None, seed: int, min_length: int) -> pl.DataFrame:
+    """``n`` series of at least ``min_length`` points drawn at random (seeded), or all."""
+    sizes = panel.group_by("series").len().filter(pl.col("len") >= min_length)
+    names = sizes["series"].sort().to_list()
+    if n is not None and n < len(names):
+        names = sorted(np.random.default_rng(seed).choice(names, size=n, replace=False).tolist())
+    return panel.filter(pl.col("series").is_in(names))
 
 
 def row_of(panel_name: str, result: BacktestResult) -> dict[str, Any]:
@@ -82,7 +97,6 @@ def row_of(panel_name: str, result: BacktestResult) -> dict[str, Any]:
         "model": result.model,
         "series": int(m["series"]),
         "mase": m["mase"],
-        "accuracy": m["accuracy"],
         "pinball_95": m.get("pinball_95", float("nan")),
         "cov_80": m.get("coverage_80", float("nan")),
         "cov_95": m.get("coverage_95", float("nan")),
@@ -90,54 +104,116 @@ def row_of(panel_name: str, result: BacktestResult) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    """Run the backtests and print one table per panel plus the hybrid's ratios."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--panels", nargs="+", default=["gpu", "mem", "qps", "lora"])
-    parser.add_argument(
-        "--models",
-        nargs="+",
-        default=["hybrid", *ANCHORS],
+def tune(panel: pl.DataFrame, panel_name: str, seed: int) -> dict[str, float]:
+    """The grid point with the lowest hybrid MASE on ``panel`` (ties: the grid's order)."""
+    scores: list[tuple[float, dict[str, float]]] = []
+    for values in itertools.product(*GRID.values()):
+        constants = dict(zip(GRID, values, strict=True))
+        model = make_models(["hybrid"], panel_name, seed, constants)[0]
+        mase = backtest(panel, model).metrics["mase"]
+        print(f"tune on {panel_name}: {constants} hybrid mase={mase:.4f}", flush=True)
+        scores.append((mase, constants))
+    return min(scores, key=lambda item: item[0])[1]
+
+
+def ratios(table: pl.DataFrame) -> pl.DataFrame:
+    """Per panel, hybrid's and auto's MASE and pinball over the references, and speed."""
+
+    def mase_of(model: str) -> pl.Expr:
+        return pl.col("mase").filter(pl.col("model") == model).first()
+
+    def speed_of(model: str) -> pl.Expr:
+        return pl.col("s_per_series").filter(pl.col("model") == model).first()
+
+    refs = table.group_by("panel", maintain_order=True).agg(
+        naive=mase_of("naive"),
+        better_baseline=pl.min_horizontal(mase_of("naive"), mase_of("seasonal_naive")),
+        best_anchor=pl.col("mase").filter(pl.col("model").is_in(list(ANCHORS))).min(),
+        best_anchor_name=pl.col("model")
+        .filter(pl.col("model").is_in(list(ANCHORS)))
+        .sort_by(pl.col("mase").filter(pl.col("model").is_in(list(ANCHORS))))
+        .first(),
+        naive_pinball=pl.col("pinball_95").filter(pl.col("model") == "naive").first(),
+        arima_s=speed_of("sf_auto_arima"),
+        ets_s=speed_of("sf_auto_ets"),
     )
+    return (
+        table.filter(pl.col("model").is_in(list(GUARDED)))
+        .join(refs, on="panel")
+        .select(
+            "panel",
+            "model",
+            mase_vs_naive=pl.col("mase") / pl.col("naive"),
+            mase_vs_better_of_naive_snaive=pl.col("mase") / pl.col("better_baseline"),
+            mase_vs_best_anchor=pl.col("mase") / pl.col("best_anchor"),
+            best_anchor="best_anchor_name",
+            pinball95_vs_naive=pl.col("pinball_95") / pl.col("naive_pinball"),
+            cov_95="cov_95",
+            s_per_series="s_per_series",
+            s_vs_auto_arima=pl.col("s_per_series") / pl.col("arima_s"),
+            s_vs_auto_ets=pl.col("s_per_series") / pl.col("ets_s"),
+        )
+    )
+
+
+def main() -> None:
+    """Tune the guard on one panel, then print one table per panel and the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--panels", nargs="+", default=list(PANELS))
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--series", type=int, default=None, help="random subset per panel")
+    parser.add_argument("--min-length", type=int, default=600)
+    parser.add_argument("--tune-on", default="gpu", help="the one panel the constants come from")
+    parser.add_argument(
+        "--no-tune", action="store_true", help="report with the library defaults as they are"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault("FORESIZE_DATA_MIRROR", str(DEFAULT_MIRROR))
     warm_up()
     pl.Config.set_tbl_rows(100)
     pl.Config.set_tbl_cols(20)
-    pl.Config.set_tbl_width_chars(140)
+    pl.Config.set_tbl_width_chars(200)
+    pl.Config.set_float_precision(3)
+
+    def panel_of(name: str) -> pl.DataFrame:
+        return subset(
+            load_panel(name), args.series, args.seed, MIN_LENGTH.get(name, args.min_length)
+        )
+
+    if args.no_tune:
+        constants, source = dict(DEFAULTS), "the library defaults (not re-tuned in this run)"
+    else:
+        constants = tune(panel_of(args.tune_on), args.tune_on, args.seed)
+        source = f"panel {args.tune_on!r} (grid {GRID})"
+    for name, value in constants.items():
+        same = "= the library default" if value == DEFAULTS[name] else f"(default {DEFAULTS[name]})"
+        print(f"constant {name} = {value} chosen on {source} {same}")
+    print(
+        "fixed, not tuned: seasons per panel "
+        f"{ {p: SEASONS[p] for p in args.panels} } (panel definitions); hybrid rows_per_series"
+        "=400, MAX_VALIDATION_ORIGINS=40 (speed budget); LightGBM sizes from issue 5"
+    )
     rows: list[dict[str, Any]] = []
     for panel_name in args.panels:
-        panel = subset(load_panel(panel_name), args.series, args.seed)
-        for model in make_models(args.models, panel_name, args.seed):
+        panel = panel_of(panel_name)
+        tag = "tuning panel" if panel_name == args.tune_on and not args.no_tune else "held out"
+        for model in make_models(args.models, panel_name, args.seed, constants):
             began = time.perf_counter()
             result = backtest(panel, model)
-            rows.append(row_of(panel_name, result))
+            rows.append({**row_of(panel_name, result), "role": tag})
             print(
                 f"{panel_name:5s} {result.model:15s} mase={rows[-1]['mase']:.3f} "
                 f"cov95={rows[-1]['cov_95']:.3f} ({time.perf_counter() - began:.1f} s)",
                 flush=True,
             )
     table = pl.DataFrame(rows)
-    print(table.with_columns(pl.col(pl.Float64).round(4)))
-    anchors = table.filter(pl.col("model").is_in(list(ANCHORS)))
-    hybrid = table.filter(pl.col("model") == "hybrid")
-    if anchors.height and hybrid.height:
-        best = anchors.group_by("panel").agg(
-            best_mase=pl.col("mase").min(),
-            best_anchor=pl.col("model").sort_by("mase").first(),
-            best_pinball_95=pl.col("pinball_95").min(),
-        )
-        ratio = hybrid.join(best, on="panel").select(
-            "panel",
-            "best_anchor",
-            mase_ratio=pl.col("mase") / pl.col("best_mase"),
-            pinball_95_ratio=pl.col("pinball_95") / pl.col("best_pinball_95"),
-            cov_95="cov_95",
-            s_per_series="s_per_series",
-        )
-        print(ratio.with_columns(pl.col(pl.Float64).round(4)))
+    summary = ratios(table)
+    for panel_name in args.panels:
+        part = table.filter(pl.col("panel") == panel_name)
+        print(f"\n== panel {panel_name} ({part['role'][0]}, {part['series'][0]} series) ==")
+        print(part.drop("panel", "role"))
+        print(summary.filter(pl.col("panel") == panel_name).drop("panel"))
 
 
 if __name__ == "__main__":

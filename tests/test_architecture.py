@@ -9,15 +9,6 @@ into a module that imports neither.
 from __future__ import annotations
 
 import grimp
-import pytest
-
-# Cycles known and being fixed elsewhere, as sets of the modules in the cycle.
-# Empty this list when the fix lands; never add to it.
-KNOWN_CYCLES: list[frozenset[str]] = [
-    # forecast.auto <-> forecast.models (through forecast.backtest): fixed on the forecast
-    # branch; remove this entry when it merges.
-    frozenset({"foresize.forecast.auto", "foresize.forecast.backtest", "foresize.forecast.models"}),
-]
 
 
 def import_cycles(package: str) -> list[frozenset[str]]:
@@ -75,12 +66,5 @@ def test_cycle_finder_sees_a_loop_and_a_clean_chain() -> None:
 
 
 def test_no_import_cycles() -> None:
-    cycles = import_cycles("foresize")
-    new = [sorted(c) for c in cycles if c not in KNOWN_CYCLES]
-    assert not new, f"import cycles: {new}"
-
-
-@pytest.mark.parametrize("known", KNOWN_CYCLES, ids=lambda c: min(c))
-def test_known_cycles_are_still_there(known: frozenset[str]) -> None:
-    """A fixed cycle must leave the allow-list, so the list only ever shrinks."""
-    assert known in import_cycles("foresize"), f"{sorted(known)} is gone: drop it from the list"
+    found = [sorted(c) for c in import_cycles("foresize")]
+    assert not found, f"import cycles: {found}"

@@ -7,8 +7,9 @@ import pytest
 
 from foresize.core.errors import InputError
 from foresize.core.parallel import run_tasks
-from foresize.forecast.backtest import backtest, backtest_fanout
+from foresize.forecast.backtest import backtest
 from foresize.forecast.baselines import WindowAverage
+from foresize.forecast.fanout import backtest_fanout
 
 
 def _square(x: int) -> int:

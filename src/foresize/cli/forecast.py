@@ -22,7 +22,8 @@ from foresize.cli.output import Result, emit, frame_table, progress, titled_tabl
 from foresize.core.errors import InputError
 from foresize.core.parallel import check_engine
 from foresize.core.units import human_duration, parse_duration, parse_levels, parse_steps
-from foresize.forecast.backtest import BacktestResult, backtest, backtest_fanout
+from foresize.forecast.backtest import BacktestResult, backtest
+from foresize.forecast.fanout import backtest_fanout
 from foresize.forecast.models import FORECASTERS, make_forecaster
 from foresize.forecast.panel import PanelReport, to_panel
 from foresize.forecast.phased import phase_forecast

@@ -23,12 +23,8 @@ from foresize.evaluate import plots
 from foresize.evaluate.anchors import ANCHORS, anchors_available, make_anchors, warm_up
 from foresize.evaluate.panels import PANELS, SEASONS, load_panel
 from foresize.evaluate.report import Figure, Section
-from foresize.forecast.backtest import (
-    BacktestResult,
-    backtest,
-    backtest_fanout,
-    first_origins,
-)
+from foresize.forecast.backtest import BacktestResult, backtest, first_origins
+from foresize.forecast.fanout import backtest_fanout
 
 TEST_FRAC, EVERY = 0.3, 30  # the backtest's defaults, which these sections use
 OURS: tuple[str, ...] = ("hybrid", "arima", "wavelet", "window_average", "naive")

@@ -9,6 +9,9 @@
   10-minute bins (still arrivals per minute): at one minute the 23 days give 331
   origins per series, which the AutoARIMA anchor cannot refit in a sane time, while
   10-minute bins keep the whole history and the daily cycle (144 bins).
+* ``queue`` (benchmarks only, not in ``PANELS``): ``queue_rt``, the queueing delay in
+  seconds per container, on its own grid (a sample every 114 s, about 13 hours per
+  container): a latency rather than a usage, real serving telemetry of another kind.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from foresize.forecast.panel import to_panel
 
 STEP_S = 57
 PANELS = ("gpu", "mem", "qps", "lora")
-SEASONS = {"gpu": 60, "mem": 60, "qps": 60, "lora": 144}  # an hour of 57 s steps; a day of 10 min
+EXTRA_PANELS = ("queue",)
+# an hour of 57 s steps; a day of 10-minute bins; half an hour of 114 s steps (the queue
+# panel spans ~13 hours, too short for two days)
+SEASONS = {"gpu": 60, "mem": 60, "qps": 60, "lora": 144, "queue": 16}
 
 
 def binned_sum(frame: pl.DataFrame, key: pl.Expr, step_s: int) -> pl.DataFrame:
@@ -49,8 +55,8 @@ def load_panel(
     name: str, *, dataset: str = "alibaba-gentd26", mirror: Path | None = None
 ) -> pl.DataFrame:
     """One evaluation panel ``series, ts, y`` (see the module docstring)."""
-    if name in ("gpu", "mem"):
-        address = {"gpu": "gpu_duty_cycle", "mem": "memory_util"}[name]
+    if name in ("gpu", "mem", "queue"):
+        address = {"gpu": "gpu_duty_cycle", "mem": "memory_util", "queue": "queue_rt"}[name]
         panel, _ = to_panel(read_table(f"{dataset}:{address}", mirror=mirror))
         return panel
     if name == "qps":
@@ -71,4 +77,4 @@ def load_panel(
         both = pl.concat([frame.select(columns), total.select(columns)])
         per_bin = binned_sum(both, pl.col("workload"), 600)
         return per_bin.with_columns(pl.col("y") / 10.0).sort("series", "ts")
-    raise UnknownNameError("forecast panel", name, list(PANELS))
+    raise UnknownNameError("forecast panel", name, [*PANELS, *EXTRA_PANELS])

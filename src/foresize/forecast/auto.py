@@ -1,12 +1,18 @@
-"""``auto``: per series, the candidate with the lowest backtest MASE.
+"""``auto``: per series, the candidate that forecast the series' own recent past best.
 
 No single model wins on every series of a fleet (a flat memory series wants naive, a
-noisy duty cycle an average, a busy service the hybrid), so ``Auto`` backtests each
-candidate on the history it is given (the same rolling-origin protocol as
-``forecast backtest``), keeps per series the one with the lowest mean absolute error
-(MASE with the series' own scale, so the ranking is the same), and forecasts each
-series with its winner refit on the whole history. Series too short to backtest keep
-the first candidate. The choice is in ``choice_`` and in the ``model`` column.
+noisy duty cycle an average, a busy service the hybrid), so ``Auto`` runs the guard of
+``forecast.guard`` over every candidate: each forecasts steps ``1..horizon`` from every
+origin of the series' validation window (its last ``cal_frac`` before the forecast
+origin), and the series is forecast by the one with the lowest MAE there, naive unless
+another beat it by ``guard_margin``, with conformal bands from that one's residuals.
+The hybrid candidate's validation forecasts come from its calibration model, which
+never trained on the window; the hybrid is also combined with naive. Nothing after the
+forecast origin is read, and nothing is refitted per validation origin for the default
+candidates (their forecasts from every origin are vectorised), so ``auto`` costs about
+one hybrid fit. Other single models are candidates too, refitted at each validation
+origin (slower). Series shorter than ``min_history`` get naive. The choice is in
+``choice_`` and in the ``model`` column.
 """
 
 from __future__ import annotations
@@ -14,24 +20,53 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Self
 
+import numpy as np
 import polars as pl
 
-from foresize.core.errors import InputError, InsufficientDataError, NotFittedError
-from foresize.forecast.backtest import backtest
-from foresize.forecast.models import FORECASTERS, make_forecaster
-from foresize.forecast.panel import check_panel
+from foresize.core.errors import InputError, NotFittedError
+from foresize.forecast.baselines import naive_forecast
+from foresize.forecast.guard import (
+    CAL_FRAC,
+    COMBINED_SUFFIX,
+    GUARD_MARGIN,
+    NAIVE,
+    SEASONAL,
+    GuardChoice,
+    IntArray,
+    choose,
+    guard_origins,
+    naive_paths,
+    seasonal_paths,
+    validation_window,
+    window_paths,
+)
+from foresize.forecast.hybrid import MODEL_NAME, Hybrid
+from foresize.forecast.panel import FloatArray, check_panel, series_arrays
 from foresize.forecast.protocol import (
     DEFAULT_LEVELS,
-    Forecaster,
+    LocalForecaster,
+    SeriesForecast,
     check_horizon,
     check_levels,
+    forecast_frame,
+    series_steps,
 )
+from foresize.forecast.registry import SINGLE_MODELS
 
-DEFAULT_CANDIDATES = ("naive", "window_average", "arima", "wavelet", "hybrid")
+DEFAULT_CANDIDATES = (NAIVE, SEASONAL, "window_average", MODEL_NAME)
+WINDOW_AVERAGE = "window_average"
 
 
 class Auto:
-    """Pick the best candidate per series by backtest, then forecast with it."""
+    """Pick the best candidate per series on its validation window, then forecast with it.
+
+    ``candidates`` are single-model names (naive is always one: it is the default);
+    ``horizon`` the steps validated (later steps reuse the last one's band);
+    ``season`` the seasonal naive period and ``window`` the window average's length,
+    in steps; ``cal_frac``, ``guard_margin`` as in ``forecast.guard``; ``min_history``
+    the fewest points a series needs to be validated (else naive); ``seed`` the
+    hybrid's seed.
+    """
 
     name = "auto"
 
@@ -40,66 +75,125 @@ class Auto:
         candidates: Sequence[str] | None = None,
         *,
         horizon: int = 30,
-        test_frac: float = 0.3,
+        season: int = 24,
+        window: int = 30,
+        cal_frac: float = CAL_FRAC,
+        guard_margin: float = GUARD_MARGIN,
+        min_history: int = 60,
+        seed: int = 0,
     ) -> None:
         self.candidates = candidates
         self.horizon = horizon
-        self.test_frac = test_frac
+        self.season = season
+        self.window = window
+        self.cal_frac = cal_frac
+        self.guard_margin = guard_margin
+        self.min_history = min_history
+        self.seed = seed
 
     def _names(self) -> list[str]:
-        names = list(self.candidates or [c for c in DEFAULT_CANDIDATES if c in FORECASTERS])
+        """The candidates, naive first; unknown names fail with suggestions."""
+        names = list(self.candidates or DEFAULT_CANDIDATES)
         if not names:
             raise InputError("auto: needs at least one candidate model")
         if "auto" in names:
             raise InputError("auto: cannot be its own candidate")
         for name in names:
-            FORECASTERS.get(name)  # unknown names fail here, with suggestions
-        return names
+            SINGLE_MODELS.get(name)
+        return [NAIVE, *[n for n in dict.fromkeys(names) if n != NAIVE]]
 
     def fit(self, panel: pl.DataFrame) -> Self:
-        """Backtest every candidate on ``panel`` and refit each series' winner on all of it."""
+        """Validate every candidate on each series' window and keep each series' choice."""
         check_panel(panel, source="auto fit")
+        horizon = check_horizon(self.horizon)
         names = self._names()
-        errors: list[pl.DataFrame] = []
-        for name in names:
-            try:
-                result = backtest(
-                    panel,
-                    make_forecaster(name),
-                    horizon=self.horizon,
-                    every=self.horizon,
-                    test_frac=self.test_frac,
-                )
-            except InsufficientDataError:
+        self.steps_ = series_steps(panel)
+        self.series_ = series_arrays(panel)
+        self.hybrid_: Hybrid | None = None
+        if MODEL_NAME in names:
+            self.hybrid_ = Hybrid(
+                horizon=horizon,
+                season=self.season,
+                cal_frac=self.cal_frac,
+                guard_margin=self.guard_margin,
+                min_history=self.min_history,
+                seed=self.seed,
+            ).fit(panel)
+        self.guard_: dict[str, GuardChoice] = {}
+        for key, y in self.series_.items():
+            if y.size < max(self.min_history, 2):
                 continue
-            errors.append(
-                result.points.group_by("series").agg(
-                    mae=(pl.col("y") - pl.col("mean")).abs().mean(), model=pl.lit(name)
-                )
-            )
-        series = panel["series"].unique(maintain_order=True)
-        choice = {str(s): names[0] for s in series}
-        if errors:
-            best = pl.concat(errors).sort("mae", "model").group_by("series").first()
-            choice.update(dict(best.select("series", "model").iter_rows()))
-        self.choice_ = choice
-        self.fitted_: dict[str, Forecaster] = {}
-        for name in sorted(set(choice.values())):
-            subset = panel.filter(
-                pl.col("series").is_in([s for s, m in choice.items() if m == name])
-            )
-            self.fitted_[name] = make_forecaster(name).fit(subset)
+            validated = self.hybrid_.validation_ if self.hybrid_ is not None else {}
+            if key in validated:
+                origins, model = validated[key]
+            else:
+                origins = guard_origins(y.size, validation_window(y.size, horizon, self.cal_frac))
+            paths = {
+                name: self._paths(name, y, origins, horizon) for name in names if name != MODEL_NAME
+            }
+            if key in validated:
+                paths[MODEL_NAME] = model
+            combine = MODEL_NAME if key in validated else None
+            self.guard_[key] = choose(y, origins, paths, margin=self.guard_margin, model=combine)
+        self.choice_ = {
+            key: self.guard_[key].method if key in self.guard_ else NAIVE for key in self.series_
+        }
         return self
 
+    def _paths(self, name: str, y: FloatArray, origins: IntArray, h: int) -> FloatArray:
+        """Candidate ``name``'s forecasts from every origin (vectorised where it can be)."""
+        if name == NAIVE:
+            return naive_paths(y, origins, h)
+        if name == SEASONAL:
+            return seasonal_paths(y, origins, h, self.season)
+        if name == WINDOW_AVERAGE:
+            return window_paths(y, origins, h, self.window)
+        model = _local(name)
+        return np.vstack(
+            [model.forecast_series(y[: t + 1], h, (80,), key=name).mean for t in origins]
+        )
+
+    def _final(self, name: str, y: FloatArray, h: int) -> FloatArray:
+        """Candidate ``name``'s forecast from the end of ``y`` (not the hybrid's)."""
+        if name in (NAIVE, SEASONAL, WINDOW_AVERAGE):
+            paths = self._paths(name, y, np.array([y.size - 1]), h)
+            return np.asarray(paths[0], dtype=np.float64)
+        forecast: SeriesForecast = _local(name).forecast_series(y, h, (80,), key=name)
+        return forecast.mean
+
     def predict(self, h: int, levels: Sequence[int] = DEFAULT_LEVELS) -> pl.DataFrame:
-        """Each series' winner's forecast, its name prefixed ``auto:`` in ``model``."""
-        if not hasattr(self, "fitted_"):
+        """Each series' choice with its conformal bands; ``model`` is ``auto:<choice>``."""
+        if not hasattr(self, "guard_"):
             raise NotFittedError("auto: call fit() before predict()")
         h = check_horizon(h)
         levels = check_levels(levels)
-        parts = [model.predict(h, levels) for model in self.fitted_.values()]
-        return (
-            pl.concat(parts, how="diagonal_relaxed")
-            .with_columns(model=pl.lit("auto:") + pl.col("model"))
-            .sort("series", "step")
-        )
+        hybrid = self.hybrid_
+        model = hybrid.model_paths(h) if hybrid is not None and hybrid.trained_ else {}
+        forecasts: dict[str, SeriesForecast] = {}
+        for key, y in self.series_.items():
+            choice = self.guard_.get(key)
+            if choice is None:
+                base = naive_forecast(y, h, levels)
+                forecasts[key] = SeriesForecast(
+                    base.mean, base.lower, base.upper, f"auto:naive (fallback: {y.size} points)"
+                )
+                continue
+            needed = {choice.method.removesuffix(COMBINED_SUFFIX), NAIVE}
+            finals = {
+                name: model[key] if name == MODEL_NAME else self._final(name, y, h)
+                for name in needed
+            }
+            low = 0.0 if float(y.min()) >= 0 else -np.inf
+            label = f"auto:{choice.method}"
+            if choice.weight < 1.0:
+                label += f" (w={choice.weight:.2f})"
+            forecasts[key] = choice.forecast(finals, levels, low=low, high=np.inf, label=label)
+        return forecast_frame(forecasts, self.steps_, levels)
+
+
+def _local(name: str) -> LocalForecaster:
+    """A fresh single model ``name`` that forecasts one series at a time."""
+    model = SINGLE_MODELS.get(name)()
+    if not isinstance(model, LocalForecaster):
+        raise InputError(f"auto: candidate {name!r} cannot be validated series by series")
+    return model

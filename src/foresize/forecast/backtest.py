@@ -18,12 +18,10 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import polars as pl
 
 from foresize.core.errors import InputError, InsufficientDataError
-from foresize.core.parallel import default_workers, run_tasks
 from foresize.forecast.metrics import naive_scale, score_points
 from foresize.forecast.panel import check_panel, series_arrays
 from foresize.forecast.protocol import Forecaster, check_horizon, check_levels
@@ -139,82 +137,6 @@ def backtest(
         origins=n_origins,
         skipped=skipped,
     )
-
-
-def _backtest_chunk(
-    panel: pl.DataFrame, name: str, params: dict[str, Any], protocol: dict[str, Any]
-) -> BacktestResult:
-    from foresize.forecast.models import make_forecaster  # the registry imports every model
-
-    return backtest(panel, make_forecaster(name, **params), **protocol)
-
-
-def backtest_fanout(
-    panel: pl.DataFrame,
-    name: str,
-    params: dict[str, Any] | None = None,
-    *,
-    engine: str = "serial",
-    workers: int | None = None,
-    address: str | None = None,
-    horizon: int = 30,
-    every: int = 30,
-    test_frac: float = 0.3,
-    levels: Sequence[int] = BACKTEST_LEVELS,
-) -> BacktestResult:
-    """``backtest`` of forecaster ``name`` with its series fanned out over ``engine``.
-
-    Per-series forecasters (``LocalForecaster``) are split into one chunk of series per
-    worker; a global model (one model across series, like the hybrid) is one task, since
-    splitting its training set would change its forecasts. Either way the points are
-    those of a serial run, whatever the engine. ``seconds`` is the sum of the workers'
-    fit+predict time (compute, not wall time).
-    """
-    from foresize.forecast.models import make_forecaster
-    from foresize.forecast.protocol import LocalForecaster
-
-    params = params or {}
-    protocol: dict[str, Any] = {
-        "horizon": horizon,
-        "every": every,
-        "test_frac": test_frac,
-        "levels": levels,
-    }
-    check_panel(panel, source="backtest")
-    names = panel["series"].unique(maintain_order=True).to_list()
-    local = isinstance(make_forecaster(name, **params), LocalForecaster)
-    n_chunks = min(len(names), (workers or default_workers()) * 2) if local else 1
-    if engine == "serial":
-        n_chunks = 1
-    chunks = [names[i::n_chunks] for i in range(n_chunks)]
-    items = [(panel.filter(pl.col("series").is_in(c)), name, params, protocol) for c in chunks]
-    done = run_tasks(_backtest_chunk_safe, items, engine=engine, workers=workers, address=address)
-    results = [r for r in done if r is not None]
-    if not results:
-        return backtest(panel, make_forecaster(name, **params), **protocol)  # raises the reason
-    skipped: dict[str, int] = {}
-    for r in results:
-        for reason, count in r.skipped.items():
-            skipped[reason] = skipped.get(reason, 0) + count
-    return BacktestResult(
-        model=results[0].model,
-        points=pl.concat([r.points for r in results]).sort("series", "origin", "step"),
-        scales={k: v for r in results for k, v in r.scales.items()},
-        seconds=sum(r.seconds for r in results),
-        series=sum(r.series for r in results),
-        origins=max(r.origins for r in results),
-        skipped=skipped,
-    )
-
-
-def _backtest_chunk_safe(
-    panel: pl.DataFrame, name: str, params: dict[str, Any], protocol: dict[str, Any]
-) -> BacktestResult | None:
-    """A chunk whose series are all too short yields None instead of failing the run."""
-    try:
-        return _backtest_chunk(panel, name, params, protocol)
-    except InsufficientDataError:
-        return None
 
 
 def compare(results: Sequence[BacktestResult]) -> pl.DataFrame:

@@ -1,77 +1,56 @@
-"""Split-conformal bands: empirical quantiles of held-out residuals, per group.
+"""Split-conformal bands per horizon step, from one series' own pre-origin residuals.
 
-The hybrid's intervals come from residuals of a model that never saw them (the
-latest origins of each series are held out of its training), grouped by horizon
-bucket and by the state at the origin (busy, just idle, settled idle). Grouping matters on
-utilisation series: an idle origin has almost no error, a busy one a wide spread,
-and one pooled quantile would over-cover the first and under-cover the second.
-A group with fewer than ``min_count`` residuals borrows the pooled ones.
+A guarded forecaster (``forecast.guard``) scores its chosen method at every origin of
+the series' validation window (its last points before the forecast origin, which
+that method's forecasts never trained on). The ``k``-step band is the mean plus the
+conformal quantiles of the ``k``-step residuals there. Why per series and per step:
+on utilisation series an idle container has almost no error and a busy one a wide
+spread, so one pooled quantile over-covers the first and under-covers the second;
+and errors grow with the step. Why from the recent window rather than the whole
+history (as the baselines' empirical bands do): the window says how the series moves
+now; step-like series that were busy long ago would otherwise get bands wide enough
+to over-cover for hours.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from foresize.forecast.panel import FloatArray
-
-HORIZON_STARTS: tuple[int, ...] = (1, 2, 4, 8, 16)
-
-
-def horizon_bucket(h: np.ndarray) -> np.ndarray:
-    """Bucket index of each horizon: 1, 2-3, 4-7, 8-15, 16 and beyond."""
-    return np.searchsorted(np.asarray(HORIZON_STARTS), h, side="right") - 1
+from foresize.forecast.protocol import level_quantiles
 
 
-N_STATES = 3
-LONG_IDLE = 10  # steps: an idle run at least this long is "settled idle"
+def step_offsets(
+    residuals: FloatArray, levels: Sequence[int]
+) -> dict[int, tuple[FloatArray, FloatArray]]:
+    """Per level, the lower and upper offsets per step, from ``(origins, steps)`` residuals.
 
-
-def origin_state(idle: np.ndarray, idle_run: np.ndarray) -> np.ndarray:
-    """0 busy, 1 idle for fewer than ``LONG_IDLE`` steps, 2 settled idle."""
-    flag = np.asarray(idle, dtype=np.int64)
-    settled = np.asarray(idle_run >= LONG_IDLE, dtype=np.int64)
-    return np.asarray(flag + flag * settled, dtype=np.int64)
-
-
-def group_of(h: np.ndarray, state: np.ndarray) -> np.ndarray:
-    """Conformal group of each row: horizon bucket crossed with the state at the origin."""
-    return horizon_bucket(h) * N_STATES + state.astype(np.int64)
-
-
-def conformal_quantile(residuals: FloatArray, q: float) -> float:
-    """The ``q`` quantile with the split-conformal finite-sample correction.
-
-    The upper quantile rounds its rank up, the lower one down, so that a band holds
-    at least its nominal share of exchangeable new residuals.
+    ``residuals[i, k]`` is ``y - forecast`` at validation origin ``i`` and step ``k + 1``
+    (NaN where the target lies past the history). Each offset is a conformal quantile
+    of that step's residuals with the finite-sample correction: the upper quantile
+    rounds its rank up, the lower one down, so a band holds at least its nominal share
+    of exchangeable new residuals. A step with no residual borrows the previous step's
+    offsets (zero for the first); offsets never cross zero, so a band holds the mean.
     """
-    m = residuals.size
-    ordered = np.sort(residuals)
-    upper = min(m, math.ceil((m + 1) * q))
-    lower = max(1, math.floor((m + 1) * q))
-    rank = upper if q >= 0.5 else lower
-    return float(ordered[rank - 1])
+    ordered = np.sort(residuals, axis=0)  # NaN sort last
+    m = np.isfinite(residuals).sum(axis=0)
+    column = np.arange(residuals.shape[1])
+    have = m > 0
+    out: dict[int, tuple[FloatArray, FloatArray]] = {}
+    for level in levels:
+        q_lo, q_hi = level_quantiles(level)
+        rank_hi = np.minimum(m, np.ceil((m + 1) * q_hi).astype(np.int64))
+        rank_lo = np.maximum(1, np.floor((m + 1) * q_lo).astype(np.int64))
+        lo = np.minimum(ordered[np.maximum(rank_lo - 1, 0), column], 0.0)
+        hi = np.maximum(ordered[np.maximum(rank_hi - 1, 0), column], 0.0)
+        out[level] = (_carry_forward(lo, have), _carry_forward(hi, have))
+    return out
 
 
-class ConformalBands:
-    """Residual quantiles per group, learned once, queried per forecast row."""
-
-    def __init__(self, residuals: FloatArray, groups: np.ndarray, *, min_count: int = 50) -> None:
-        self.pooled = residuals
-        self.by_group = {
-            int(g): residuals[groups == g]
-            for g in np.unique(groups)
-            if int((groups == g).sum()) >= min_count
-        }
-
-    def offsets(self, groups: np.ndarray, q: float) -> FloatArray:
-        """The ``q`` residual quantile for each row's group (pooled for a thin group)."""
-        cache: dict[int, float] = {}
-        out = np.empty(groups.size)
-        for i, g in enumerate(groups.tolist()):
-            if g not in cache:
-                sample = self.by_group.get(g, self.pooled)
-                cache[g] = conformal_quantile(sample, q) if sample.size else 0.0
-            out[i] = cache[g]
-        return out
+def _carry_forward(values: FloatArray, have: np.ndarray) -> FloatArray:
+    """Each step without residuals takes the last step that had some (0 before any)."""
+    index = np.where(have, np.arange(values.size), -1)
+    last = np.maximum.accumulate(index)
+    return np.where(last >= 0, values[np.maximum(last, 0)], 0.0)

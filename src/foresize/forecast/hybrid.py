@@ -15,18 +15,24 @@ Why each choice (measured on GenTD26, see ``benchmarks/bench_forecast.py``):
   are differences to ``y[t]`` over ``s``, the series' mean absolute one-step
   change, so one model learns from every series at once (cheap: one fit per
   ``fit`` call, whatever the number of series) and serves series on any scale.
-* **Split-conformal intervals.** A first model is fitted without the latest
-  ``cal_frac`` of each series; its residuals on that held-out part, per horizon
-  bucket and idle/busy state at the origin, give the band quantiles
-  (``forecast.conformal``). The final model then continues it on every row.
+* **A guard decided before the origin** (``forecast.guard``). A calibration model
+  is fitted without the last ``cal_frac`` of each series (the validation window);
+  from every origin of that window it forecasts steps ``1..horizon``, and so do
+  naive, seasonal naive and the inverse-error combination of the model with naive.
+  Each series is forecast by the one that did best there, naive unless another
+  beat it by ``guard_margin``; its validation residuals per step give conformal
+  bands (``forecast.conformal``). The final model then continues the calibration
+  model on every row. Why: GenTD26 series change regime and many go idle or move
+  in steps, where naive is hard to beat; one global model need not fit them all,
+  and the series' own recent past, not rows it is scored on, says which do.
 
 * **Stacking.** Optional features (issue 5): the causal wavelet components at the
   origin, and the h-step forecast of a per-series linear model (an AR per wavelet
   component, fitted once per ``fit`` on the series' history) as ``stack_ar``.
 
 Series shorter than ``min_history`` points, or constant ones, get the naive
-forecast, said in ``model``; so do series on which naive beat the calibration model on
-their held-out rows (the guard: one global model need not fit every series).
+forecast, said in ``model``; so does every series when the panel is too small to
+hold out a validation window (fewer than ``MIN_ROWS`` sampled rows on either side).
 """
 
 from __future__ import annotations
@@ -40,7 +46,6 @@ import polars as pl
 
 from foresize.core.errors import InputError, NotFittedError
 from foresize.forecast.baselines import naive_forecast
-from foresize.forecast.conformal import ConformalBands, group_of, origin_state
 from foresize.forecast.features import (
     StackedAR,
     feature_names,
@@ -50,6 +55,18 @@ from foresize.forecast.features import (
     wavelet_feature_names,
     wavelet_features,
 )
+from foresize.forecast.guard import (
+    CAL_FRAC,
+    GUARD_MARGIN,
+    NAIVE,
+    SEASONAL,
+    GuardChoice,
+    choose,
+    guard_origins,
+    naive_paths,
+    seasonal_paths,
+    validation_window,
+)
 from foresize.forecast.panel import FloatArray, check_panel
 from foresize.forecast.protocol import (
     DEFAULT_LEVELS,
@@ -57,30 +74,22 @@ from foresize.forecast.protocol import (
     check_horizon,
     check_levels,
     forecast_frame,
-    level_quantiles,
     series_steps,
 )
 
 MODEL_NAME = "hybrid"
-GUARD_MIN_ROWS = 30  # held-out rows a series needs before the guard judges it
-IDLE_NOW, RUN_STATE = 2, 3  # origin_features columns: idle flag, log1p(steps since a flip)
 STACK_NAME = "stack_ar"
-# per trained series: history, origin features, scale, idle level, stacked linear model
-_Data = tuple[FloatArray, FloatArray, float, float, StackedAR | None]
-
-
-def idle_run(feats: FloatArray) -> FloatArray:
-    """Steps since the idle/busy state last flipped, from rows of origin features."""
-    return np.rint(np.expm1(feats[:, RUN_STATE]))
+MIN_ROWS = 100  # sampled rows each side of the validation cut before a calibration model
+# per trained series: history, origin features, scale, stacked linear model
+_Data = tuple[FloatArray, FloatArray, float, StackedAR | None]
 
 
 @dataclass(frozen=True, slots=True)
 class _Series:
-    """What one trained series keeps for prediction: its last features and bounds."""
+    """What one trained series keeps for prediction: its history, last features, bounds."""
 
-    last: float
+    y: FloatArray
     scale: float
-    state: int
     low: float
     high: float
     features: FloatArray  # origin features at the last point
@@ -108,8 +117,14 @@ class Hybrid:
     Parameters: ``horizon`` is the longest step trained (later steps reuse it);
     ``lags`` the one-step differences used; ``windows`` the rolling-window lengths;
     ``n_estimators``/``learning_rate``/``num_leaves`` the LightGBM size;
-    ``max_rows`` the (origin, horizon) training rows sampled over all series;
-    ``cal_frac`` the share of each series held out to calibrate the intervals;
+    ``max_rows`` the (origin, horizon) training rows sampled over all series, at most
+    ``rows_per_series`` from each (the fit's cost grows with the rows, so a panel of
+    few series stays cheap; 400 keeps every forecaster under 0.5 s per series and
+    origin-refit on the 2-core benchmark machine);
+    ``cal_frac`` the share of each series (at least ``horizon`` points) held out as
+    the validation window that decides the guard and calibrates the bands;
+    ``season`` the seasonal naive candidate's period in steps; ``guard_margin`` how
+    far (relative) below naive's validation MAE a method must be to be chosen;
     ``min_history`` the fewest points a series needs (else naive);
     ``calendar`` adds the time of day; ``wavelet_levels`` (0: off) adds the causal
     à trous Haar components at the origin (``features.wavelet_features``);
@@ -122,7 +137,10 @@ class Hybrid:
     10x slower fits under load); ``seed`` fixes sampling and trees. The final model
     warm-starts from the calibration model (``n_estimators`` trees on the early
     rows) and adds ``refit_estimators`` trees fitted on all rows, so the latest
-    behaviour is learned without paying for a second full fit.
+    behaviour is learned without paying for a second full fit. A refit on a history
+    that only grew by fewer than ``refresh_every`` points per series keeps both
+    boosters and recomputes the rest at the new origin (see ``_extends_last_fit``);
+    ``refresh_every=1`` retrains at every fit.
     """
 
     name = MODEL_NAME
@@ -135,10 +153,14 @@ class Hybrid:
         windows: Sequence[int] = (5, 15, 60),
         n_estimators: int = 100,
         refit_estimators: int = 40,
+        refresh_every: int = 90,
         learning_rate: float = 0.08,
         num_leaves: int = 31,
         max_rows: int = 60_000,
-        cal_frac: float = 0.1,
+        rows_per_series: int = 400,
+        cal_frac: float = CAL_FRAC,
+        season: int = 24,
+        guard_margin: float = GUARD_MARGIN,
         min_history: int = 60,
         calendar: bool = False,
         wavelet_levels: int = 4,
@@ -153,10 +175,14 @@ class Hybrid:
         self.windows = windows
         self.n_estimators = n_estimators
         self.refit_estimators = refit_estimators
+        self.refresh_every = refresh_every
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
         self.max_rows = max_rows
+        self.rows_per_series = rows_per_series
         self.cal_frac = cal_frac
+        self.season = season
+        self.guard_margin = guard_margin
         self.min_history = min_history
         self.calendar = calendar
         self.wavelet_levels = wavelet_levels
@@ -175,9 +201,12 @@ class Hybrid:
         _check_int(owner, "lags", self.lags, 1)
         _check_int(owner, "n_estimators", self.n_estimators, 1)
         _check_int(owner, "refit_estimators", self.refit_estimators, 1)
+        _check_int(owner, "refresh_every", self.refresh_every, 1)
         _check_int(owner, "num_leaves", self.num_leaves, 2)
         _check_int(owner, "max_rows", self.max_rows, 100)
+        _check_int(owner, "rows_per_series", self.rows_per_series, 1)
         _check_int(owner, "min_history", self.min_history, 2)
+        _check_int(owner, "season", self.season, 1)
         _check_int(owner, "n_jobs", self.n_jobs, 1)
         _check_int(owner, "seed", self.seed, 0)
         _check_int(owner, "wavelet_levels", self.wavelet_levels, 0)
@@ -186,18 +215,20 @@ class Hybrid:
             _check_int(owner, "stack_levels", self.stack_levels, 0)
         _check_float(owner, "learning_rate", self.learning_rate, 0.0, 1.0)
         _check_float(owner, "cal_frac", self.cal_frac, 0.0, 1.0)
+        _check_float(owner, "guard_margin", self.guard_margin, -1.0, 1.0)
         if not self.windows:
             raise InputError(f"{owner}: windows must name at least one window length")
         for w in self.windows:
             _check_int(owner, "each window", w, 2)
 
     def _lgb_params(self) -> dict[str, Any]:
-        """LightGBM settings: L1 (median) loss, small trees, deterministic."""
+        """LightGBM settings: L1 (median) loss, small trees, coarse bins, deterministic."""
         return {
             "objective": "l1",
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
             "min_data_in_leaf": 20,
+            "max_bin": 63,  # 3x faster than 255 on a few thousand rows (L1 refits leaves)
             "feature_fraction": 0.8,
             "bagging_fraction": 0.8,
             "bagging_freq": 1,
@@ -211,7 +242,7 @@ class Hybrid:
     # --------------------------------------------------------------------- fit
 
     def fit(self, panel: pl.DataFrame) -> Self:
-        """Build origin features per series, fit the calibration and final models."""
+        """Build origin features per series, fit the calibration model, guard, final model."""
         self._check_params()
         check_panel(panel, source=f"{self.name} fit")
         rng = np.random.default_rng(self.seed)
@@ -222,25 +253,30 @@ class Hybrid:
             names.append(STACK_NAME)
         names.append("h")
         self.steps_ = series_steps(panel)
-        self.fallback_: dict[str, FloatArray] = {}
+        self.fallback_: dict[str, tuple[FloatArray, str]] = {}
         self.trained_: dict[str, _Series] = {}
-        self.guarded_: dict[str, FloatArray] = {}
-        data: list[_Data] = []
+        self.choice_: dict[str, GuardChoice] = {}
+        self.validation_: dict[str, tuple[np.ndarray, FloatArray]] = {}
+        histories: dict[str, tuple[FloatArray, FloatArray]] = {}
         ordered = panel.sort("series", "ts", maintain_order=True)
         for (key,), group in ordered.group_by(["series"], maintain_order=True):
             name = str(key)
             y = group["y"].to_numpy().astype(np.float64)
-            scale = series_scale(y)
-            if y.size < self.min_history or scale == 0.0:
-                self.fallback_[name] = y
+            if y.size < self.min_history or series_scale(y) == 0.0:
+                why = "constant series" if y.size >= self.min_history else f"{y.size} points"
+                self.fallback_[name] = (y, why)
                 continue
-            ts_s = group["ts"].dt.epoch("us").to_numpy().astype(np.float64) / 1e6
-            idle = idle_level(y)
+            histories[name] = (y, group["ts"].dt.epoch("us").to_numpy().astype(np.float64) / 1e6)
+        reuse = self._extends_last_fit({name: y for name, (y, _) in histories.items()})
+        stacks: dict[str, StackedAR | None] = getattr(self, "stacks_", {}) if reuse else {}
+        data: list[_Data] = []
+        for name, (y, ts_s) in histories.items():
+            scale = series_scale(y)
             feats = origin_features(
                 y,
                 ts_s,
                 scale=scale,
-                idle=idle,
+                idle=idle_level(y),
                 lags=self.lags,
                 windows=self.windows,
                 calendar=self.calendar,
@@ -248,11 +284,10 @@ class Hybrid:
             if self.wavelet_levels:
                 waves = wavelet_features(y, scale=scale, levels=self.wavelet_levels)
                 feats = np.hstack([feats, waves])
-            stack = self._stack_model(y)
+            stack = stacks[name] if name in stacks else self._stack_model(y)
             self.trained_[name] = _Series(
-                last=float(y[-1]),
+                y=y,
                 scale=scale,
-                state=int(origin_state(feats[-1:, IDLE_NOW] > 0, idle_run(feats[-1:]))[0]),
                 low=float(y.min()),
                 high=float(y.max()),
                 features=feats[-1],
@@ -260,12 +295,43 @@ class Hybrid:
                 if stack is None
                 else (stack.paths(y, np.array([y.size - 1]), self.horizon)[0] - y[-1]) / scale,
             )
-            data.append((y, feats, scale, idle, stack))
+            data.append((y, feats, scale, stack))
         self.feature_names_ = names
-        self.feature_importances_: dict[str, float] = {}
-        if data:
-            self._fit_models(data, rng)
+        if data and reuse:
+            self._guard(data, self.calib_)
+        else:
+            self.feature_importances_: dict[str, float] = {}
+            if data:
+                self._fit_models(data, rng)
         return self
+
+    def _params(self) -> dict[str, Any]:
+        """The constructor parameters as set now (a change of any forces a full fit)."""
+        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+
+    def _extends_last_fit(self, histories: dict[str, FloatArray]) -> bool:
+        """Whether the boosters of the last fit can serve this one unchanged.
+
+        True when no parameter changed, some series were in the boosters' training
+        panel, and each of those is that history plus fewer than ``refresh_every`` new
+        points: the boosters then trained only on rows before this fit's validation
+        windows (a series they never saw is out of sample anyway), which is all the
+        guard needs, and features, guard and bands are recomputed at the new origin.
+        This is what a rolling-origin backtest (or a live loop) refitting every few
+        steps does; a changed or rewritten history refits everything.
+        """
+        old = getattr(self, "history_", None)
+        if not old or getattr(self, "params_", None) != self._params():
+            return False
+        seen = [name for name in histories if name in old]
+        if not seen:
+            return False
+        for name in seen:
+            y, prev = histories[name], old[name]
+            grown = y.size - prev.size
+            if not 0 <= grown < self.refresh_every or not np.array_equal(y[: prev.size], prev):
+                return False
+        return True
 
     def _stack_model(self, y: FloatArray) -> StackedAR | None:
         """The series' stacked linear forecaster, or None when stacking is off."""
@@ -273,127 +339,148 @@ class Hybrid:
             return None
         return StackedAR.fit(y, levels=self.stack_levels, lags=self.stack_lags)
 
+    def _window(self, n: int) -> int:
+        """Points at the end of an ``n``-point series held out as its validation window."""
+        return validation_window(n, self.horizon, self.cal_frac)
+
+    def _design(
+        self,
+        y: FloatArray,
+        feats: FloatArray,
+        scale: float,
+        stack: StackedAR | None,
+        t: np.ndarray,
+        h: np.ndarray,
+    ) -> FloatArray:
+        """Design rows (features at origin ``t``, stacked forecast at ``h``, ``h``)."""
+        columns = [feats[t]]
+        if stack is not None:  # one vectorised AR recursion per distinct origin, read at h
+            origins, row = np.unique(t, return_inverse=True)
+            path = stack.paths(y, origins, int(h.max()))[row, h - 1]
+            columns.append(((path - y[t]) / scale)[:, None])
+        columns.append(h.astype(np.float64)[:, None])
+        return np.hstack(columns)
+
     def _sample(
         self, data: list[_Data], rng: np.random.Generator
-    ) -> tuple[FloatArray, FloatArray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Sampled (origin, horizon) rows: features, scaled target, h, idle flag, held-out
-        flag and the row's series (its index in ``data``).
+    ) -> tuple[FloatArray, FloatArray, np.ndarray]:
+        """Sampled (origin, horizon) rows: design, scaled target, and whether the target
+        lies in the series' validation window.
         """
-        per_series = max(1, self.max_rows // len(data))
+        per_series = max(1, min(self.max_rows // len(data), self.rows_per_series))
         xs: list[FloatArray] = []
         targets: list[FloatArray] = []
-        hs: list[np.ndarray] = []
-        idles: list[np.ndarray] = []
         held: list[np.ndarray] = []
-        sids: list[np.ndarray] = []
-        for sid, (y, feats, scale, idle, stack) in enumerate(data):
+        for y, feats, scale, stack in data:
             n = y.size
             h_max = min(self.horizon, n - 1)
             t0 = min(self.lags, n // 4)
             h = rng.integers(1, h_max + 1, size=per_series)
             t = t0 + (rng.random(per_series) * np.maximum(n - h - t0, 1)).astype(np.int64)
             t = np.minimum(t, n - 1 - h)
-            cut = n - max(self.horizon, round(self.cal_frac * n))
-            if stack is None:
-                xs.append(feats[t])
-            else:  # one vectorised AR recursion over every sampled origin, read at h
-                path = stack.paths(y, t, h_max)[np.arange(t.size), h - 1]
-                xs.append(np.column_stack([feats[t], (path - y[t]) / scale]))
+            xs.append(self._design(y, feats, scale, stack, t, h))
             targets.append((y[t + h] - y[t]) / scale)
-            hs.append(h)
-            idles.append(origin_state(y[t] <= idle, idle_run(feats[t])))
-            held.append(t + h > cut - 1)
-            sids.append(np.full(per_series, sid))
-        return (
-            np.vstack(xs),
-            np.concatenate(targets),
-            np.concatenate(hs),
-            np.concatenate(idles),
-            np.concatenate(held),
-            np.concatenate(sids),
-        )
+            held.append(t + h >= n - self._window(n))
+        return np.vstack(xs), np.concatenate(targets), np.concatenate(held)
 
     def _fit_models(self, data: list[_Data], rng: np.random.Generator) -> None:
-        """Calibration model on the early rows, bands from the held-out rows, final model."""
+        """Calibration model on the early rows, the guard on the validation windows,
+        then the final model on every row.
+        """
         import lightgbm as lgb  # here, not at import: it pulls in scikit-learn (~1 s)
 
-        x, target, h, idle, held, sid = self._sample(data, rng)
-        design = np.column_stack([x, h.astype(np.float64)])
+        design, target, held = self._sample(data, rng)
         params = self._lgb_params()
         early = ~held
-        if early.sum() >= 100 and held.sum() >= 100:
-            calib = lgb.train(
-                params,
-                lgb.Dataset(design[early], target[early], free_raw_data=True),
-                num_boost_round=self.n_estimators,
-            )
-            residuals = target[held] - calib.predict(design[held])
-            self.bands_ = ConformalBands(residuals, group_of(h[held], idle[held]))
-            self._guard(data, residuals, target[held], sid[held])
-            self.booster_ = lgb.train(
-                params,
-                lgb.Dataset(design, target),
-                num_boost_round=self.refit_estimators,
-                init_model=calib,
-            )
-        else:
-            self.bands_ = ConformalBands(np.zeros(1), np.zeros(1, dtype=np.int64), min_count=1)
-            self.booster_ = lgb.train(
-                params, lgb.Dataset(design, target), num_boost_round=self.n_estimators
-            )
+        if early.sum() < MIN_ROWS or held.sum() < MIN_ROWS:
+            for name, s in self.trained_.items():
+                self.fallback_[name] = (s.y, "too little history to validate the model")
+            self.trained_ = {}
+            self.history_ = {}
+            return
+        calib = lgb.train(
+            params,
+            lgb.Dataset(design[early], target[early], free_raw_data=True),
+            num_boost_round=self.n_estimators,
+        )
+        self.calib_: Any = calib
+        self.history_ = {name: s.y for name, s in self.trained_.items()}
+        self.stacks_ = {name: d[3] for name, d in zip(self.trained_, data, strict=True)}
+        self.params_ = self._params()
+        self._guard(data, calib)
+        self.booster_ = lgb.train(
+            params,
+            lgb.Dataset(design, target),
+            num_boost_round=self.refit_estimators,
+            init_model=calib,
+        )
         gains = self.booster_.feature_importance(importance_type="gain")
         self.feature_importances_ = {
             name: float(g) for name, g in zip(self.feature_names_, gains, strict=True)
         }
 
-    def _guard(
-        self,
-        data: list[_Data],
-        residuals: FloatArray,
-        held_target: FloatArray,
-        held_sid: np.ndarray,
-    ) -> None:
-        """Series where naive beat the model on the held-out rows forecast naive.
+    def _guard(self, data: list[_Data], calib: Any) -> None:
+        """Per series, the calibration model's and the baselines' forecasts from every
+        validation origin, and the guard's choice among them (``forecast.guard``).
 
-        One global model serves the fleet, but not every series: a few sparse series in
-        a panel (GenTD26's three QPS totals) can be better left to naive. The held-out
-        rows that calibrate the bands say so per series, without touching the test
-        data: naive's scaled error there is the target itself (it forecasts no change).
+        The calibration model never trained on a row whose target is in the window, so
+        its residuals there are out of sample, like naive's.
         """
-        names = list(self.trained_)
-        model_err = np.bincount(held_sid, weights=np.abs(residuals), minlength=len(names))
-        naive_err = np.bincount(held_sid, weights=np.abs(held_target), minlength=len(names))
-        counts = np.bincount(held_sid, minlength=len(names))
-        for i in np.flatnonzero((counts >= GUARD_MIN_ROWS) & (naive_err < model_err)):
-            self.guarded_[names[i]] = data[i][0]
+        steps = np.arange(1, self.horizon + 1)
+        blocks: list[FloatArray] = []
+        origins: list[np.ndarray] = []
+        for y, feats, scale, stack in data:
+            t = guard_origins(y.size, self._window(y.size))
+            origins.append(t)
+            blocks.append(
+                self._design(
+                    y, feats, scale, stack, np.repeat(t, steps.size), np.tile(steps, t.size)
+                )
+            )
+        change = np.asarray(calib.predict(np.vstack(blocks)), dtype=np.float64)
+        at = 0
+        for (name, s), (y, _, scale, _), t in zip(
+            self.trained_.items(), data, origins, strict=True
+        ):
+            size = t.size * steps.size
+            model = y[t][:, None] + scale * change[at : at + size].reshape(t.size, steps.size)
+            at += size
+            model = np.clip(model, *self._bounds(s))
+            self.validation_[name] = (t, model)
+            paths = {
+                NAIVE: naive_paths(y, t, self.horizon),
+                SEASONAL: seasonal_paths(y, t, self.horizon, self.season),
+                MODEL_NAME: model,
+            }
+            self.choice_[name] = choose(y, t, paths, margin=self.guard_margin, model=MODEL_NAME)
+
+    def _bounds(self, s: _Series) -> tuple[float, float]:
+        """The range a forecast is clipped to: observed range, or only >= 0 for usage."""
+        if self.clip_to_range:
+            return s.low, s.high
+        return (0.0 if s.low >= 0 else -np.inf), np.inf
 
     # ----------------------------------------------------------------- predict
 
     def predict(self, h: int, levels: Sequence[int] = DEFAULT_LEVELS) -> pl.DataFrame:
-        """``h`` steps per series; ``mean`` is the median forecast, bands are conformal."""
+        """``h`` steps per series: the guard's method, with conformal bands."""
         if not hasattr(self, "trained_"):
             raise NotFittedError(f"{self.name}: call fit() before predict()")
         h = check_horizon(h)
         levels = check_levels(levels)
         forecasts: dict[str, SeriesForecast] = {}
-        for name, y in self.fallback_.items():
+        for name, (y, why) in self.fallback_.items():
             base = naive_forecast(y, h, levels)
-            why = "constant series" if y.size >= self.min_history else f"{y.size} points"
             forecasts[name] = SeriesForecast(
                 base.mean, base.lower, base.upper, f"naive (fallback: {why})"
             )
         if self.trained_:
             forecasts.update(self._predict_trained(h, levels))
-        for name, y in self.guarded_.items():
-            base = naive_forecast(y, h, levels)
-            forecasts[name] = SeriesForecast(
-                base.mean, base.lower, base.upper, "naive (guard: beat hybrid on held-out rows)"
-            )
         order = list(self.steps_)
         return forecast_frame({k: forecasts[k] for k in order}, self.steps_, levels)
 
-    def _predict_trained(self, h: int, levels: tuple[int, ...]) -> dict[str, SeriesForecast]:
-        """Median paths and conformal bands for every trained series, one booster call."""
+    def model_paths(self, h: int) -> dict[str, FloatArray]:
+        """The final model's ``h``-step median path per trained series (before the guard)."""
         steps = np.arange(1, h + 1)
         h_feature = np.minimum(steps, self.horizon).astype(np.float64)
         at = h_feature.astype(np.int64) - 1
@@ -408,25 +495,34 @@ class Hybrid:
             for s in self.trained_.values()
         ]
         change = np.asarray(self.booster_.predict(np.vstack(rows)), dtype=np.float64)
+        return {
+            name: np.clip(s.y[-1] + s.scale * change[i * h : (i + 1) * h], *self._bounds(s))
+            for i, (name, s) in enumerate(self.trained_.items())
+        }
+
+    def _predict_trained(self, h: int, levels: tuple[int, ...]) -> dict[str, SeriesForecast]:
+        """Each trained series' chosen method and its conformal bands, one booster call."""
+        model = self.model_paths(h)
         out: dict[str, SeriesForecast] = {}
-        for i, (name, s) in enumerate(self.trained_.items()):
-            mean = s.last + s.scale * change[i * h : (i + 1) * h]
-            groups = group_of(h_feature.astype(np.int64), np.full(h, s.state))
-            lower: dict[int, FloatArray] = {}
-            upper: dict[int, FloatArray] = {}
-            for level in levels:
-                q_lo, q_hi = level_quantiles(level)
-                lower[level] = mean + s.scale * self.bands_.offsets(groups, q_lo)
-                upper[level] = mean + s.scale * self.bands_.offsets(groups, q_hi)
-            if self.clip_to_range:
-                lo_bound, hi_bound = s.low, s.high
-            else:
-                lo_bound = 0.0 if s.low >= 0 else -np.inf
-                hi_bound = np.inf
-            out[name] = SeriesForecast(
-                mean=np.clip(mean, lo_bound, hi_bound),
-                lower={k: np.clip(v, lo_bound, hi_bound) for k, v in lower.items()},
-                upper={k: np.clip(v, lo_bound, hi_bound) for k, v in upper.items()},
-                model=MODEL_NAME,
+        for name, s in self.trained_.items():
+            choice = self.choice_[name]
+            end = np.array([s.y.size - 1])
+            finals = {
+                MODEL_NAME: model[name],
+                NAIVE: naive_paths(s.y, end, h)[0],
+                SEASONAL: seasonal_paths(s.y, end, h, self.season)[0],
+            }
+            low, high = self._bounds(s)
+            out[name] = choice.forecast(
+                finals, levels, low=low, high=high, label=guard_label(choice)
             )
         return out
+
+
+def guard_label(choice: GuardChoice) -> str:
+    """The ``model`` column of a guarded series: the model's name, or what the guard chose."""
+    if choice.method == MODEL_NAME:
+        return MODEL_NAME
+    if choice.weight < 1.0:
+        return f"{choice.method} (guard: w={choice.weight:.2f})"
+    return f"{choice.method} (guard)"

@@ -1,4 +1,8 @@
-"""The forecaster registry: every model ``--model`` can name, built from keyword parameters."""
+"""The forecaster registry: every model ``--model`` can name, built from keyword parameters.
+
+It is the single models of ``forecast.registry`` plus ``auto``, which picks among them
+per series. ``auto`` imports ``registry``, never this module, so the graph has no cycle.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 from foresize.core.registry import Registry
-from foresize.forecast.arima import Arima
-from foresize.forecast.baselines import Naive, SeasonalNaive, WindowAverage
-from foresize.forecast.hybrid import Hybrid
+from foresize.forecast.auto import Auto
 from foresize.forecast.protocol import Forecaster
-from foresize.forecast.wavelet import Wavelet
+from foresize.forecast.registry import SINGLE_MODELS
 
 FORECASTERS: Registry[Callable[..., Forecaster]] = Registry("forecaster")
-FORECASTERS.add("naive", Naive)
-FORECASTERS.add("seasonal_naive", SeasonalNaive)
-FORECASTERS.add("window_average", WindowAverage)
-FORECASTERS.add("arima", Arima)
-FORECASTERS.add("wavelet", Wavelet)
-FORECASTERS.add("hybrid", Hybrid)
-
-
-def _auto(**params: Any) -> Forecaster:
-    """Per series, the candidate with the lowest backtest error, refit on all history."""
-    from foresize.forecast.auto import Auto  # auto.py uses this registry: import on demand
-
-    return Auto(**params)
-
-
-FORECASTERS.add("auto", _auto)
+for _name in SINGLE_MODELS:
+    FORECASTERS.add(_name, SINGLE_MODELS.get(_name))
+FORECASTERS.add("auto", Auto)
 
 
 def make_forecaster(name: str, **params: Any) -> Forecaster:

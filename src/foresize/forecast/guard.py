@@ -1,0 +1,179 @@
+"""The guard: per series, the method that forecast the series' own recent past best.
+
+Why: one model fitted to a fleet does not fit every series. On step-like telemetry
+(GPU memory that sits flat for hours, then jumps; containers that go idle) the last
+value is close to the best forecast there is, and a model that predicts any change
+on a flat stretch loses to it. So each series is forecast by whichever of the model,
+naive, seasonal naive, or a combination of the model and naive forecast its own
+**validation window** best: its last ``window`` points before the forecast origin.
+Every origin ``t`` of that window forecasts steps ``1..h``, scored where ``t + k``
+is still history. Nothing after the forecast origin is read, so the choice is made
+before the forecast is, and holds out of sample as far as the recent past predicts
+the near future.
+
+Naive is the default: another method is chosen only when its validation MAE is at
+least ``margin`` below naive's, so a method must beat naive clearly, not by noise,
+before it can cost anything. The combination weighs the model and naive by the
+inverse of their validation MAE (a shrinkage toward naive that is as strong as the
+model is weak). The chosen method's validation residuals, step by step, give its
+conformal bands (``forecast.conformal``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from foresize.forecast.conformal import step_offsets
+from foresize.forecast.panel import FloatArray
+from foresize.forecast.protocol import SeriesForecast
+
+IntArray = npt.NDArray[np.int64]
+NAIVE = "naive"
+SEASONAL = "seasonal_naive"
+COMBINED_SUFFIX = "+naive"
+# Chosen on the gpu panel only (benchmarks/bench_forecast.py, leave-one-panel-out, grid
+# 0 / 0.05 / 0.1) and reported on the others: how far below naive's validation MAE another
+# method must be before the guard leaves naive (0: strictly below; ties stay naive).
+GUARD_MARGIN = 0.0
+# The share of a history (at least one horizon) that validates; chosen on the gpu panel
+# the same way (grid 0.1 / 0.2).
+CAL_FRAC = 0.2
+# At most this many validation origins per series (evenly spaced, the latest kept): about
+# 40 residuals per step, what a 95 % conformal band needs (39), at a bounded cost.
+MAX_VALIDATION_ORIGINS = 40
+
+
+def validation_window(n: int, horizon: int, cal_frac: float) -> int:
+    """The points at the end of an ``n``-point history that validate: ``cal_frac`` of it,
+    and at least one horizon so that every step is scored.
+    """
+    return max(horizon, round(cal_frac * n))
+
+
+def validation_origins(n: int, window: int) -> IntArray:
+    """Origins whose forecasts land in the last ``window`` of ``n`` history points.
+
+    Origin ``t`` forecasts ``y[t + 1], y[t + 2], ...``; the first origin is the point
+    just before the window, the last one the point before the end.
+    """
+    return np.arange(max(n - window - 1, 0), max(n - 1, 0), dtype=np.int64)
+
+
+def guard_origins(n: int, window: int) -> IntArray:
+    """``validation_origins`` thinned to at most ``MAX_VALIDATION_ORIGINS`` evenly spaced
+    ones, the latest kept.
+    """
+    origins = validation_origins(n, window)
+    stride = -(-origins.size // MAX_VALIDATION_ORIGINS)
+    return origins[::-1][::stride][::-1].copy()
+
+
+def naive_paths(y: FloatArray, origins: IntArray, h: int) -> FloatArray:
+    """``(origins, h)`` naive forecasts: the value at each origin, carried forward."""
+    return np.repeat(y[origins][:, None], h, axis=1)
+
+
+def seasonal_paths(y: FloatArray, origins: IntArray, h: int, season: int) -> FloatArray:
+    """``(origins, h)`` seasonal naive forecasts; naive where an origin has no full season."""
+    steps = np.arange(1, h + 1)
+    back = origins[:, None] + steps[None, :] - season * np.ceil(steps / season).astype(np.int64)
+    return np.where(back >= 0, y[np.maximum(back, 0)], y[origins][:, None])
+
+
+def window_paths(y: FloatArray, origins: IntArray, h: int, window: int) -> FloatArray:
+    """``(origins, h)`` window-average forecasts (shorter windows near the series' start)."""
+    csum = np.concatenate([[0.0], np.cumsum(y)])
+    width = np.minimum(window, origins + 1)
+    mean = (csum[origins + 1] - csum[origins + 1 - width]) / width
+    return np.repeat(mean[:, None], h, axis=1)
+
+
+def residual_matrix(y: FloatArray, origins: IntArray, paths: FloatArray) -> FloatArray:
+    """``y - forecast`` at each (origin, step); NaN where the target lies past the history."""
+    steps = np.arange(1, paths.shape[1] + 1)
+    target = origins[:, None] + steps[None, :]
+    inside = target <= y.size - 1
+    out = np.full(paths.shape, np.nan)
+    out[inside] = y[target[inside]] - paths[inside]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class GuardChoice:
+    """What the guard chose for one series, and the evidence.
+
+    ``method`` names a candidate, or ``<model>+naive`` for the combination whose
+    weight on the model is ``weight``; ``residuals`` are the chosen method's
+    validation residuals ``(origins, steps)``; ``errors`` every candidate's
+    validation MAE.
+    """
+
+    method: str
+    weight: float
+    residuals: FloatArray
+    errors: dict[str, float]
+
+    def mean(self, finals: Mapping[str, FloatArray]) -> FloatArray:
+        """The chosen method's forecast from the candidates' forecasts at the origin."""
+        if self.method.endswith(COMBINED_SUFFIX):
+            model = self.method.removesuffix(COMBINED_SUFFIX)
+            return self.weight * finals[model] + (1.0 - self.weight) * finals[NAIVE]
+        return finals[self.method]
+
+    def forecast(
+        self,
+        finals: Mapping[str, FloatArray],
+        levels: Sequence[int],
+        *,
+        low: float,
+        high: float,
+        label: str,
+    ) -> SeriesForecast:
+        """Mean and conformal bands, clipped to ``[low, high]``; steps past the
+        validation horizon reuse its last step's offsets.
+        """
+        mean = self.mean(finals)
+        h = mean.size
+        at = np.minimum(np.arange(h), self.residuals.shape[1] - 1)
+        lower: dict[int, FloatArray] = {}
+        upper: dict[int, FloatArray] = {}
+        for level, (lo, hi) in step_offsets(self.residuals, levels).items():
+            lower[level] = np.clip(mean + lo[at], low, high)
+            upper[level] = np.clip(mean + hi[at], low, high)
+        return SeriesForecast(np.clip(mean, low, high), lower, upper, label)
+
+
+def choose(
+    y: FloatArray,
+    origins: IntArray,
+    paths: Mapping[str, FloatArray],
+    *,
+    margin: float,
+    model: str | None = None,
+) -> GuardChoice:
+    """Pick the method with the lowest validation MAE, naive unless beaten by ``margin``.
+
+    ``paths`` maps each candidate (naive among them) to its ``(origins, steps)``
+    validation forecasts; ``model``, when given, is also combined with naive.
+    Ties go to the earlier candidate, naive first.
+    """
+    residuals = {name: residual_matrix(y, origins, p) for name, p in paths.items()}
+    errors = {name: float(np.nanmean(np.abs(r))) for name, r in residuals.items()}
+    weight = 1.0
+    if model is not None and model in residuals:
+        e_model, e_naive = errors[model], errors[NAIVE]
+        weight = e_naive / (e_model + e_naive) if e_model + e_naive > 0 else 0.5
+        combined = model + COMBINED_SUFFIX
+        residuals[combined] = weight * residuals[model] + (1.0 - weight) * residuals[NAIVE]
+        errors[combined] = float(np.nanmean(np.abs(residuals[combined])))
+    order = [NAIVE, *[name for name in errors if name != NAIVE]]
+    best = min(order, key=lambda name: errors[name])
+    if not errors[best] < (1.0 - margin) * errors[NAIVE]:
+        best = NAIVE
+    return GuardChoice(
+        best, weight if best.endswith(COMBINED_SUFFIX) else 1.0, residuals[best], errors
+    )
