@@ -13,6 +13,7 @@ from typer._click import exceptions as click_exceptions
 
 from foresize.cli.output import SETTINGS, stderr
 from foresize.core.errors import ForesizeError
+from foresize.core.guard import as_input_error
 from foresize.core.secrets import redact
 
 INTERRUPTED = 130
@@ -30,6 +31,9 @@ def report(exc: BaseException) -> int:
         exc.show(file=stderr.file)
         return exc.exit_code
     _traceback(exc)
+    if isinstance(exc, Exception) and not isinstance(exc, ForesizeError):
+        # the last line of the one error wrapper (core.guard): bad input is never a crash
+        exc = as_input_error(exc, None) or exc
     if isinstance(exc, ForesizeError):
         _line(f"Error: {exc.message}")
         if exc.hint:

@@ -103,6 +103,9 @@ SOURCE_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
         help="End of the Prometheus window (UTC; default: now).")),
     "step": (str, "1m", typer.Option(
         "--step", rich_help_panel="Prometheus", help="Prometheus query resolution, e.g. 1m, 30s.")),
+    "timeout": (str, "10m", typer.Option(
+        "--timeout", rich_help_panel="Prometheus",
+        help="Give up reading Prometheus after this long in all, however slowly it answers.")),
     "strict": (bool, False, typer.Option(
         "--strict", rich_help_panel="Input",
         help="Fail (exit 3) instead of dropping invalid rows with a count.")),
@@ -110,7 +113,7 @@ SOURCE_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
         "--workload", rich_help_panel="Filter",
         help="Keep workloads matching this glob (repeatable).")),
 }
-PROMETHEUS = ("query", "since", "until", "step")
+PROMETHEUS = ("query", "since", "until", "step", "timeout")
 
 
 def telemetry_source(sources: str | list[str] | None, **flags: Any) -> TelemetrySource:
@@ -123,7 +126,7 @@ def telemetry_source(sources: str | list[str] | None, **flags: Any) -> Telemetry
         mapping=parse_mapping(given["mapping"]), metric=given["as_metric"],
         ts_unit=given["ts_unit"], ts_format=given["ts_format"], mirror=given["mirror"],
         query=given["query"], since_s=parse_duration(given["since"]), until=given["until"],
-        step_s=parse_duration(given["step"]),
+        step_s=parse_duration(given["step"]), timeout_s=parse_duration(given["timeout"]),
     )
     listed = [sources] if isinstance(sources, str) else sources or []
     return TelemetrySource(tuple(listed), options, workloads=tuple(given["workload"] or ()),

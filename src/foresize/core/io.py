@@ -79,7 +79,7 @@ def write_error(path: Path, exc: OSError, *, what: str = "write") -> InputError:
             "was reached)",
             hint="free some disk space, or write somewhere else",
         )
-    return InputError(f"{path}: cannot {what} it ({exc.strerror or exc})")
+    return InputError(f"{path}: cannot write here ({exc.strerror or exc})")
 
 
 @contextlib.contextmanager

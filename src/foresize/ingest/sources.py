@@ -38,6 +38,7 @@ class ReadOptions:
     since_s: float = 7 * 86400.0
     until: datetime | None = None
     step_s: float = 60.0
+    timeout_s: float = 600.0
 
 
 @dataclass(slots=True)
@@ -73,6 +74,7 @@ def open_telemetry(sources: Sequence[str], options: ReadOptions | None = None) -
             frame_eager, report = open_prometheus(
                 source, query=options.query, since_s=options.since_s, until=options.until,
                 step_s=options.step_s, mapping=options.mapping, metric=options.metric,
+                deadline_s=options.timeout_s,
             )
             frames.append(frame_eager.lazy())
             reports.append(report)
