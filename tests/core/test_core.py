@@ -95,3 +95,22 @@ def test_an_internal_error_quoting_a_header_is_printed_redacted(
     assert code == 1
     assert "zyxwvuts9876" not in err
     assert "Bearer ***" in err
+
+
+def test_streamed_json_is_byte_for_byte_json_dumps() -> None:
+    import datetime
+    import json
+    import math
+
+    import polars as pl
+
+    from foresize.cli.output import Rows, to_json
+
+    frame = pl.DataFrame({"a": [1, None, 3], "b": [1.5, float("inf"), 2.0],
+                          "t": [datetime.datetime(2024, 1, 1)] * 3})
+    document = {"n": 1, "empty": [], "none": {}, "nested": [1, {"x": [[], [2]]}],
+                "nan": float("nan"), "rows": Rows(frame), "no_rows": Rows(frame.head(0))}
+    plain = {**document, "nan": None, "no_rows": [],
+             "rows": [{**r, "b": r["b"] if math.isfinite(r["b"]) else None,
+                       "t": r["t"].isoformat()} for r in frame.to_dicts()]}
+    assert to_json(document) == json.dumps(plain, indent=2) + "\n"

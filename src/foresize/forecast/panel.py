@@ -107,7 +107,7 @@ def to_panel(
             raise InputError(
                 f"{source}: the regular grid of {metric} would hold over "
                 f"{MAX_GRID_POINTS:,} points ({workload!r} alone spans {n_bins:,} steps of "
-                f"{step:g} s, {group['ts'].min()} to {group['ts'].max()})",
+                f"{step:g} s, {group['ts'].min()!s} to {group['ts'].max()!s})",
                 hint="a timestamp far from the others (check the ts column and --ts-unit), "
                      "or pick a coarser --grid",
             )
