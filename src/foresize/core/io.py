@@ -71,6 +71,14 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return removed
 
 
+def remove_stale_temporaries_below(root: Path) -> list[Path]:
+    """:func:`remove_stale_temporaries` in ``root`` and every folder below it (a cache)."""
+    removed: list[Path] = []
+    for folder, _, _ in os.walk(root):
+        removed += remove_stale_temporaries(Path(folder))
+    return removed
+
+
 def write_error(path: Path, exc: OSError, *, what: str = "write") -> InputError:
     """A failed write as one line: a full disk says so, and how much was asked for."""
     if exc.errno in _NO_SPACE:
