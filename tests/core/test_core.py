@@ -67,3 +67,50 @@ def test_check_telemetry_names_the_column() -> None:
         check_telemetry(good.drop("value"), source="t.parquet")
     with pytest.raises(SchemaMismatchError, match=r"t.parquet: column 'value' is String"):
         check_telemetry(good.with_columns(pl.col("value").cast(pl.String)), source="t.parquet")
+
+
+def test_redact_masks_registered_secrets_credentials_and_header_values() -> None:
+    from foresize.core import secrets
+
+    secrets.register("SECRET-LINE-ONE\nSECRET-LINE-TWO")
+    text = secrets.redact(
+        "Invalid header value b'Bearer SECRET-LINE-ONE\\nSECRET-LINE-TWO' for "
+        "https://alice:pw0rd@host/x; Authorization: Bearer abcdefgh1234; the bearer token "
+        "was refused"
+    )
+    assert "SECRET" not in text
+    assert "alice" not in text
+    assert "pw0rd" not in text
+    assert "abcdefgh1234" not in text
+    assert "the bearer token was refused" in text
+
+
+def test_an_internal_error_quoting_a_header_is_printed_redacted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from foresize.cli.errors import report
+
+    code = report(ValueError("Invalid header value b'Bearer zyxwvuts9876\\nrest'"))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "zyxwvuts9876" not in err
+    assert "Bearer ***" in err
+
+
+def test_streamed_json_is_byte_for_byte_json_dumps() -> None:
+    import datetime
+    import json
+    import math
+
+    import polars as pl
+
+    from foresize.cli.output import Rows, to_json
+
+    frame = pl.DataFrame({"a": [1, None, 3], "b": [1.5, float("inf"), 2.0],
+                          "t": [datetime.datetime(2024, 1, 1)] * 3})
+    document = {"n": 1, "empty": [], "none": {}, "nested": [1, {"x": [[], [2]]}],
+                "nan": float("nan"), "rows": Rows(frame), "no_rows": Rows(frame.head(0))}
+    plain = {**document, "nan": None, "no_rows": [],
+             "rows": [{**r, "b": r["b"] if math.isfinite(r["b"]) else None,
+                       "t": r["t"].isoformat()} for r in frame.to_dicts()]}
+    assert to_json(document) == json.dumps(plain, indent=2) + "\n"

@@ -33,11 +33,16 @@ from foresize.ingest.prometheus import (
     read_prometheus,
 )
 from foresize.ingest.report import IngestReport
-from tests.ingest import prom_server
+from tests.ingest import hostile_server, prom_server
+from tests.ingest.hostile_server import HostileServer
 from tests.ingest.prom_server import Series
 
 STEP_S = 57  # GenTD26 samples every 57 s, on one grid for all containers
 TOKEN = "s3cret-token"
+LINE_TOKEN = "SECRET-LINE-ONE\nSECRET-LINE-TWO"
+ECHOED_TOKEN = "echoed-secret-0123456789"
+# every secret any test here sends: no captured output may hold one of them
+SECRETS = (TOKEN, *LINE_TOKEN.splitlines(), ECHOED_TOKEN)
 LIVE = {"web-0": 12.5, "web-1": 87.25}
 NAN, INF = float("nan"), float("inf")
 
@@ -97,6 +102,28 @@ def server(gentd26_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         proxy = prom_server.start_proxy(stack, http, prefix="/prom", token=TOKEN)
         yield Server(http.replace("http://", "prometheus://"), proxy, exporter,
                      prom_server.silent_port(stack), original, t0, t1)
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_any_output(request: pytest.FixtureRequest,
+                             monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Grep every output of every test here for the tokens: what a test read with
+    ``capsys``/``capfd`` and what it left in the report sections.
+    """
+    seen: list[str] = []
+    original = pytest.CaptureFixture.readouterr
+
+    def readouterr(self: pytest.CaptureFixture[str]) -> Any:
+        captured = original(self)
+        seen.extend(str(part) for part in captured)
+        return captured
+
+    monkeypatch.setattr(pytest.CaptureFixture, "readouterr", readouterr)
+    yield
+    seen.extend(text for _, _, text in request.node._report_sections)
+    for text in seen:
+        for secret in SECRETS:
+            assert secret not in text, f"a token reached the output: {text[:300]!r}"
 
 
 def _read(server: Server, query: str, **kwargs: Any) -> tuple[pl.DataFrame, IngestReport]:
@@ -434,3 +461,98 @@ def test_profile_telemetry_reads_a_prometheus_source(
     err = capsys.readouterr().err
     assert "no kube_pod_owner series in the window: kube-state-metrics is not scraped" in err
     assert "--query 'PROMQL'" in err
+
+
+# --- secrets and a hostile server ---------------------------------------------------------
+
+
+def _cli(url: str, *extra: str) -> list[str]:
+    return ["profile", "telemetry", url, "--query", "up", "--since", "1h", "--step", "1m",
+            *extra]
+
+
+@pytest.mark.parametrize("where", ["env", "file"])
+@pytest.mark.parametrize("token", [LINE_TOKEN, "SECRET-LINE-ONE\r\nSECRET-LINE-TWO",
+                                   "SECRET-LINE-ONE\x07SECRET-LINE-TWO"])
+def test_a_token_with_control_characters_is_refused_unquoted(
+    where: str, token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    monkeypatch.delenv(TOKEN_FILE_ENV, raising=False)
+    if where == "env":
+        monkeypatch.setenv(TOKEN_ENV, token)
+    else:
+        (tmp_path / "token").write_text(token)
+        monkeypatch.setenv(TOKEN_FILE_ENV, str(tmp_path / "token"))
+    code = main(_cli(f"prometheus://127.0.0.1:{prom_server.free_port()}"))
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "the bearer token holds a" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("status", [400, 200, 500])
+def test_a_server_echoing_the_header_never_gets_it_printed(
+    status: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, ECHOED_TOKEN)
+    with HostileServer(hostile_server.echo_authorization(status)) as hostile:
+        code = main(_cli(hostile.url))
+        assert hostile.seen_headers[0]["Authorization"] == f"Bearer {ECHOED_TOKEN}"
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "***" in err
+
+
+@pytest.mark.parametrize(("values", "problem"), [
+    ([[1e400, "1"]], "not a time"),
+    ([[1e20, "1"]], "not a time"),
+    ([[-1e12, "1"]], "not a time"),
+    ([["abc", "1"]], "not a time"),
+    ([[1, "1", 3]], "not a Prometheus matrix"),
+    ([None], "not a Prometheus matrix"),
+])
+def test_absurd_samples_are_input_errors(values: list[Any], problem: str) -> None:
+    answer = json.dumps(hostile_server.matrix(values)).replace("Infinity", "1e400")
+    with HostileServer(hostile_server.raw_body(answer.encode())) as hostile, \
+            pytest.raises(InputError, match=problem):
+        read_prometheus(hostile.url, "m", start=datetime(2024, 1, 1), end=datetime(2024, 1, 2),
+                        step_s=3600)
+
+
+def test_nesting_thousands_deep_is_not_a_prometheus_answer() -> None:
+    body = b"[" * 200_000 + b"]" * 200_000
+    with HostileServer(hostile_server.raw_body(body)) as hostile, \
+            pytest.raises(InputError, match="not a Prometheus API response"):
+        read_prometheus(hostile.url, "m", start=datetime(2024, 1, 1), end=datetime(2024, 1, 2),
+                        step_s=3600)
+
+
+def test_a_dripping_server_is_cut_at_the_deadline() -> None:
+    with HostileServer(hostile_server.drip(0.2)) as hostile:
+        started = time.monotonic()
+        with pytest.raises(InputError, match=r"no complete answer within the --timeout of 1 s"):
+            read_prometheus(hostile.url, "m", start=datetime(2024, 1, 1),
+                            end=datetime(2024, 1, 2), step_s=3600, deadline_s=1)
+        assert time.monotonic() - started < 5
+
+
+def test_answers_beyond_the_byte_cap_are_refused() -> None:
+    values = [[1_700_000_000 + i, "1"] for i in range(1000)]
+    with HostileServer(hostile_server.json_body(hostile_server.matrix(values))) as hostile, \
+            pytest.raises(InputError, match="the answers exceed the cap of 1,000 bytes"):
+        read_prometheus(hostile.url, "m", start=datetime(2024, 1, 1), end=datetime(2024, 1, 2),
+                        step_s=3600, max_bytes=1000)
+
+
+def test_a_window_of_millions_of_requests_is_refused_before_the_first(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with HostileServer(hostile_server.json_body(hostile_server.matrix([]))) as hostile:
+        code = main(["profile", "telemetry", hostile.url, "--query", "up", "--since", "365d",
+                     "--step", "1ms"])
+        assert hostile.seen_headers == []
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "2,866,910 requests of at most 11,000 points; the cap is 1,000" in err

@@ -9,12 +9,16 @@ import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Annotated
 
 import polars as pl
+import typer
 
 from foresize import __version__
 from foresize.cli.options import FormatOpt, OutputOpt
-from foresize.cli.output import Result, emit
+from foresize.cli.output import Result, emit, info
+from foresize.core.io import remove_stale_temporaries, remove_stale_temporaries_below
 from foresize.core.paths import cache_dir
 
 _PACKAGES = ("typer", "rich", "polars", "pyarrow", "numpy", "statsmodels", "PyWavelets",
@@ -41,8 +45,19 @@ def _gpus() -> str:
     return "; ".join(listed.splitlines()) or "none"
 
 
-def env(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
+def env(
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    clean: Annotated[bool, typer.Option(
+        "--clean", help="Remove what killed runs left: temporaries of -o writes in --in "
+        "folders and of downloads and extraction anywhere in the cache.")] = False,
+    folders: Annotated[list[Path] | None, typer.Option(
+        "--in", help="With --clean: a folder outputs were written to (repeatable; default: "
+        "the current folder).")] = None,
+) -> None:
     """Print versions, the cache folder and the devices, for bug reports."""
+    if clean:
+        _clean([*(folders or [Path()])])
     facts: dict[str, str | None] = {
         "foresize": __version__,
         "python": sys.version.split()[0],
@@ -56,6 +71,16 @@ def env(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     frame = pl.DataFrame({"name": list(facts), "value": list(facts.values())},
                          schema={"name": pl.String, "value": pl.String})
     emit(Result(frame, facts, title="foresize environment"), fmt=fmt, output=output)
+
+
+def _clean(folders: list[Path]) -> None:
+    """Remove temporaries of foresize processes that are gone (never a running one's)."""
+    removed = remove_stale_temporaries_below(cache_dir())
+    for folder in folders:
+        removed += remove_stale_temporaries(folder)
+    for path in removed:
+        info(f"removed {path}")
+    info(f"cleaned: {len(removed)} temporar{'y' if len(removed) == 1 else 'ies'} removed")
 
 
 def version() -> None:

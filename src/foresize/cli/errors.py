@@ -1,4 +1,8 @@
-"""Turn exceptions into one line on stderr and an exit code scripts can branch on."""
+"""Turn exceptions into one line on stderr and an exit code scripts can branch on.
+
+Everything printed here goes through ``core.secrets.redact``: an exception's text can
+quote a header or a URL with credentials, and this is where it would reach a terminal.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from typer._click import exceptions as click_exceptions
 
 from foresize.cli.output import SETTINGS, stderr
 from foresize.core.errors import ForesizeError
+from foresize.core.guard import as_input_error
+from foresize.core.secrets import redact
 
 INTERRUPTED = 130
 
@@ -21,18 +27,29 @@ def report(exc: BaseException) -> int:
     if isinstance(exc, typer.Exit):
         return exc.exit_code
     if isinstance(exc, click_exceptions.ClickException):
-        if SETTINGS.debug:
-            traceback.print_exception(exc, file=stderr.file)
+        _traceback(exc)
         exc.show(file=stderr.file)
         return exc.exit_code
-    if SETTINGS.debug:
-        traceback.print_exception(exc, file=stderr.file)
+    _traceback(exc)
+    if isinstance(exc, Exception) and not isinstance(exc, ForesizeError):
+        # the last line of the one error wrapper (core.guard): bad input is never a crash
+        exc = as_input_error(exc, None) or exc
     if isinstance(exc, ForesizeError):
-        stderr.print(f"Error: {exc.message}", markup=False, soft_wrap=True)
+        _line(f"Error: {exc.message}")
         if exc.hint:
-            stderr.print(f"Hint: {exc.hint}", markup=False, soft_wrap=True)
+            _line(f"Hint: {exc.hint}")
         return exc.exit_code
-    stderr.print(f"Internal error: {type(exc).__name__}: {exc}", markup=False, soft_wrap=True)
+    _line(f"Internal error: {type(exc).__name__}: {exc}")
     if not SETTINGS.debug:
         stderr.print("Hint: rerun with --debug for the traceback", markup=False)
     return 1
+
+
+def _line(text: str) -> None:
+    stderr.print(redact(text), markup=False, soft_wrap=True)
+
+
+def _traceback(exc: BaseException) -> None:
+    """The traceback under ``--debug`` (redacted too: a debug log gets pasted into issues)."""
+    if SETTINGS.debug:
+        stderr.file.write(redact("".join(traceback.format_exception(exc))))

@@ -18,7 +18,7 @@ from foresize.cli.options import (
     RayAddressOpt,
     telemetry_options,
 )
-from foresize.cli.output import Result, emit, frame_table, progress, titled_table
+from foresize.cli.output import Result, Rows, emit, frame_table, progress, titled_table
 from foresize.core.errors import InputError
 from foresize.core.parallel import check_engine
 from foresize.core.units import human_duration, parse_duration, parse_levels, parse_steps
@@ -152,7 +152,7 @@ def run(
         "parameters": {"metric": report.metric, "model": model, "horizon_steps": h,
                        "step_s": report.step_s, "levels": list(wanted), "by_phase": by_phase},
         "panel": report.to_dict(),
-        "forecasts": frame.to_dicts(),
+        "forecasts": Rows(frame),
     }
     emit(
         Result(

@@ -11,6 +11,7 @@ from foresize.cli.common import provenance
 from foresize.cli.options import FormatOpt, OutputOpt, parse_dims
 from foresize.cli.output import Result, emit, info
 from foresize.core.errors import InputError
+from foresize.core.guard import graph_errors
 from foresize.core.io import sha256_file
 from foresize.graph.analysis import GraphRequest, analyze_graph, report_rows
 from foresize.graph.devices import DEVICES, device_name
@@ -157,7 +158,8 @@ def _parse_inputs(texts: list[str] | None, spec: str) -> dict[str, tuple[int, ..
 def _onnx(graph: ModelGraph, request: GraphRequest, *, label: str, inputs: dict[str, Any],
           fmt: str | None, output: Path | None) -> None:
     """Render the analysis of an ONNX graph (read from a file or exported from PyTorch)."""
-    analysis = analyze_graph(graph, request)
+    with graph_errors(label):
+        analysis = analyze_graph(graph, request)
     report, rows = analysis.flops, analysis.rows
     if report.unsupported:
         info("unsupported ops (counted as 0 FLOPs): "

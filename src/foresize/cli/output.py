@@ -3,6 +3,10 @@
 Every command builds a ``Result`` (rows as a polars frame plus a JSON document) and
 hands it to ``emit``; the format registry decides how it is written. Files are written
 atomically, so a failed run never leaves a partial output.
+
+Writers stream: JSON is encoded piece by piece (a document's long row list can be a
+``Rows`` of the frame, turned into dicts a slice at a time) and CSV is written a slice
+at a time, so the size of an output does not set the peak memory of the command.
 """
 
 from __future__ import annotations
@@ -79,13 +83,30 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # what a format may need
 
 
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """A frame's rows standing in a JSON document for the list ``frame.to_dicts()`` would
+    build: the JSON writer encodes them a slice at a time instead of all at once.
+    """
+
+    frame: pl.DataFrame
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """The rows as dicts, for a consumer that needs the whole list."""
+        return self.frame.to_dicts()
+
+
 Writer = Callable[[Result, io.BufferedWriter | Any], None]
+ROWS_PER_SLICE = 10_000
+_INDENT = "  "
 FORMATS: Registry[Writer] = Registry("format")
 SUFFIX_FORMATS = {".json": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
                   ".txt": "table"}
 
 
 def _json_default(value: object) -> object:
+    if isinstance(value, Rows):
+        return value.to_dicts()
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Path):
@@ -107,7 +128,38 @@ def _clean(value: Any) -> Any:
 
 def to_json(document: dict[str, Any]) -> str:
     """The JSON text of a document: 2-space indent, base units, ``null`` for missing."""
-    return json.dumps(_clean(document), indent=2, default=_json_default) + "\n"
+    return "".join(iter_json(document)) + "\n"
+
+
+def iter_json(value: Any, level: int = 0) -> Iterator[str]:
+    """The text of ``to_json`` in pieces, ``Rows`` a slice at a time (same bytes as
+    ``json.dumps(indent=2)``): a writer never holds the whole text, nor every row as dicts.
+    """
+    pad, inner = _INDENT * level, _INDENT * (level + 1)
+    if isinstance(value, dict) and value:
+        yield "{"
+        for i, (key, item) in enumerate(value.items()):
+            yield f"{',' if i else ''}\n{inner}{json.dumps(str(key))}: "
+            yield from iter_json(item, level + 1)
+        yield f"\n{pad}}}"
+    elif isinstance(value, Rows) and value.frame.height:
+        yield "["
+        for start, part in enumerate(value.frame.iter_slices(ROWS_PER_SLICE)):
+            for j, row in enumerate(part.to_dicts()):
+                text = json.dumps(_clean(row), indent=2, default=_json_default)
+                yield f"{',' if start or j else ''}\n{inner}" + text.replace("\n", "\n" + inner)
+        yield f"\n{pad}]"
+    elif isinstance(value, list | tuple) and value:
+        yield "["
+        for i, item in enumerate(value):
+            yield f"{',' if i else ''}\n{inner}"
+            yield from iter_json(item, level + 1)
+        yield f"\n{pad}]"
+    elif isinstance(value, Rows):
+        yield "[]"
+    else:
+        yield json.dumps(_clean(value), indent=2, default=_json_default).replace(
+            "\n", "\n" + pad)
 
 
 @FORMATS.register("table")
@@ -122,14 +174,20 @@ def _write_table(result: Result, handle: Any) -> None:
 
 @FORMATS.register("json")
 def _write_json(result: Result, handle: Any) -> None:
-    handle.write(to_json(result.document))
+    for piece in iter_json(result.document):
+        handle.write(piece)
+    handle.write("\n")
 
 
 @FORMATS.register("csv")
 def _write_csv(result: Result, handle: Any) -> None:
     schema = result.frame.schema
     flat = result.frame.select(_flat(column, dtype) for column, dtype in schema.items())
-    handle.write(flat.write_csv())
+    if flat.height == 0:
+        handle.write(flat.write_csv())
+        return
+    for i, part in enumerate(flat.iter_slices(ROWS_PER_SLICE)):
+        handle.write(part.write_csv(include_header=i == 0))
 
 
 @FORMATS.register("parquet")

@@ -1,11 +1,19 @@
-"""File helpers shared by every stage: atomic writes and content hashes."""
+"""File helpers shared by every stage: atomic writes, their temporaries, content hashes.
+
+Every temporary foresize creates beside a destination is named
+``.<name>.foresize-<pid>-<random>.tmp``: a SIGKILL can leave one behind, and the name
+says whose it is, so the next run in that folder (and ``foresize env --clean``) removes
+those whose process is gone, and never a file of anyone else.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -15,22 +23,97 @@ from typing import Any
 from foresize.core.errors import InputError
 
 _CHUNK = 1 << 20
+TMP_MARK = "foresize"
+_TEMPORARY = re.compile(rf"^\..+\.{TMP_MARK}-(?P<pid>\d+)-[^./]*\.tmp$")
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _temporary_prefix(target: Path) -> str:
+    return f".{target.name}.{TMP_MARK}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists but belongs to someone else
+    return True
+
+
+def stale_temporaries(folder: Path) -> list[Path]:
+    """Temporaries in ``folder`` left by foresize processes that no longer run."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    stale = []
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if match and not _alive(int(match.group("pid"))):
+            stale.append(entry)
+    return stale
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete :func:`stale_temporaries` of ``folder`` (files and folders); return them."""
+    removed = []
+    for entry in stale_temporaries(folder):
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def remove_stale_temporaries_below(root: Path) -> list[Path]:
+    """:func:`remove_stale_temporaries` in ``root`` and every folder below it (a cache)."""
+    removed: list[Path] = []
+    for folder, _, _ in os.walk(root):
+        removed += remove_stale_temporaries(Path(folder))
+    return removed
+
+
+def write_error(path: Path, exc: OSError, *, what: str = "write") -> InputError:
+    """A failed write as one line: a full disk says so, and how much was asked for."""
+    if exc.errno in _NO_SPACE:
+        return InputError(
+            f"{path}: no space left to {what} it (the disk is full or a file size limit "
+            "was reached)",
+            hint="free some disk space, or write somewhere else",
+        )
+    return InputError(f"{path}: cannot write here ({exc.strerror or exc})")
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only on success.
 
-    A failed or interrupted run therefore never leaves a half-written output file.
+    A failed or interrupted run therefore never leaves a half-written output file, and
+    a killed one leaves a temporary the next run in that folder removes.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=".tmp",
+                                        dir=target.parent)
+    except OSError as exc:
+        raise write_error(target, exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         tmp.replace(target)
+    except OSError as exc:
+        if exc.errno in _NO_SPACE or exc.filename in (tmp_name, str(target)):
+            raise write_error(target, exc) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -48,11 +131,20 @@ def _scratch_beside(target: Path) -> Path:
     """An empty temporary folder beside ``target``; a one-line error when that is impossible."""
     if target.exists() and not target.is_dir():
         raise InputError(f"{target}: exists and is not a folder")
+    return temporary_folder(target)
+
+
+def temporary_folder(target: Path) -> Path:
+    """An empty folder beside ``target`` named as a temporary (removed by the next run in
+    that folder once this process is gone).
+    """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        remove_stale_temporaries(target.parent)
+        return Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), suffix=".tmp",
+                                     dir=target.parent))
     except OSError as exc:
-        raise InputError(f"{target}: cannot write here ({exc.strerror or exc})") from None
+        raise write_error(target, exc) from None
 
 
 def check_writable_folder(path: str | os.PathLike[str]) -> None:

@@ -22,6 +22,9 @@ import polars as pl
 from foresize.core.errors import InputError, InsufficientDataError
 from foresize.core.schemas import check_telemetry
 
+# a grid beyond this is a stray timestamp, not a history: it would take gigabytes
+MAX_GRID_POINTS = 20_000_000
+
 FloatArray = npt.NDArray[np.float64]
 
 PANEL_SCHEMA: dict[str, pl.DataType] = {
@@ -93,12 +96,21 @@ def to_panel(
         raise InputError(f"{source}: step must be positive, got {step}")
     step_us = round(step * 1e6)
     parts: list[pl.DataFrame] = []
-    merged = filled = 0
+    merged = filled = points = 0
     for (workload,), group in rows.group_by(["workload"], maintain_order=True):
         t_us = group["ts"].dt.epoch("us").to_numpy().astype(np.int64)
         values = group["value"].to_numpy().astype(np.float64)
         index = np.floor((t_us - t_us[0]) / step_us + 0.5).astype(np.int64)
         n_bins = int(index[-1]) + 1
+        points += n_bins
+        if points > MAX_GRID_POINTS:
+            raise InputError(
+                f"{source}: the regular grid of {metric} would hold over "
+                f"{MAX_GRID_POINTS:,} points ({workload!r} alone spans {n_bins:,} steps of "
+                f"{step:g} s, {group['ts'].min()!s} to {group['ts'].max()!s})",
+                hint="a timestamp far from the others (check the ts column and --ts-unit), "
+                     "or pick a coarser --grid",
+            )
         sums = np.bincount(index, weights=values, minlength=n_bins)
         counts = np.bincount(index, minlength=n_bins)
         have = counts > 0

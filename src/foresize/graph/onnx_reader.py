@@ -20,6 +20,7 @@ import onnx
 from onnx import numpy_helper
 
 from foresize.core.errors import InputError, UnknownNameError
+from foresize.core.guard import graph_errors
 from foresize.graph.flops import propagate_shapes
 from foresize.graph.model import (
     DTYPES,
@@ -33,6 +34,7 @@ from foresize.graph.model import (
     topological_order,
 )
 
+MAX_ELEMENTS = 2**53  # beyond this an element count is no tensor (and loses float precision)
 MAX_CONSTANT_ELEMENTS = 64  # integer tensors this small are kept as values (shapes, axes)
 KEEP_DATA = 4096  # initializers up to this many elements keep their data for inference
 
@@ -48,8 +50,80 @@ def read_onnx(path: str | Path, *, dims: Mapping[str, int] | None = None) -> Mod
     # inference is best effort: where it fails, the op rules' propagation takes over
     with contextlib.suppress(Exception):
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    graph = _to_graph(model, bound, path)
-    return propagate_shapes(graph)
+    with graph_errors(str(path)):
+        graph = _to_graph(model, bound, path)
+        return _check_sizes(propagate_shapes(graph), path)
+
+
+def _check_sizes(graph: ModelGraph, path: Path) -> ModelGraph:
+    """Refuse negative dims and tensors beyond ``MAX_ELEMENTS``, the file's or inferred.
+
+    A crafted file can declare ``[-5, 3]`` or reshape to ``[2**62, 2**62]``; priced as
+    given they read as 0 bytes or overflow the cost columns, so they end here instead.
+    """
+    for graphs in _nested(graph):
+        for tensor in graphs.tensors.values():
+            dims = [d for d in tensor.shape or () if isinstance(d, int)]
+            negative = next((d for d in dims if d < 0), None)
+            if negative is not None:
+                raise InputError(
+                    f"{path}: tensor {tensor.name!r} has a negative dim ({negative}) in "
+                    f"shape {list(tensor.shape or ())}"
+                )
+            if math.prod(dims) > MAX_ELEMENTS:
+                raise InputError(
+                    f"{path}: tensor {tensor.name!r} of shape {list(tensor.shape or ())} "
+                    f"holds {math.prod(dims):.3g} elements, beyond 2^53; not a model that "
+                    "fits any device",
+                    hint="check the file's dims, or bind symbolic ones with smaller --dim",
+                )
+        for node in graphs.nodes:
+            _check_shape_operand(node, graphs.constants, path)
+    return graph
+
+
+# ops whose operand at this index is a target shape: its product is an element count
+_SHAPE_OPERAND = {"Reshape": 1, "Expand": 1, "ConstantOfShape": 0}
+
+
+def _check_shape_operand(node: Node, constants: Mapping[str, tuple[int, ...]],
+                         path: Path) -> None:
+    """A constant target shape (``Reshape`` to ``[2**62, 2**62]``) whose output inference
+    could not size: its element count alone must stay below ``MAX_ELEMENTS``.
+    """
+    index = _SHAPE_OPERAND.get(node.op_type)
+    if index is None or len(node.inputs) <= index or node.inputs[index] not in constants:
+        return
+    shape = constants[node.inputs[index]]
+    if math.prod(abs(d) for d in shape if d not in (0, -1)) > MAX_ELEMENTS:
+        raise InputError(
+            f"{path}: node {node.name!r} ({node.op_type}) asks for shape {list(shape)}, "
+            "beyond 2^53 elements"
+        )
+
+
+def _nested(graph: ModelGraph) -> list[ModelGraph]:
+    """``graph`` and every control-flow body inside it, iteratively (bodies nest deep)."""
+    found, stack = [], [graph]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(body for node in current.nodes for body in node.subgraphs.values())
+    return found
+
+
+def _check_acyclic(nodes: tuple[Node, ...], path: Path) -> None:
+    """Refuse a graph whose nodes feed each other in a loop (ONNX graphs are DAGs; a
+    loop belongs in a Loop node's body), in one pass over ``topological_order``'s result.
+    """
+    position = {out: i for i, node in enumerate(nodes) for out in node.outputs if out}
+    for i, node in enumerate(nodes):
+        for name in node.inputs:
+            if position.get(name, -1) >= i:
+                raise InputError(
+                    f"{path}: the graph has a cycle: node {node.name!r} ({node.op_type}) "
+                    f"reads {name!r}, which it or a later node produces"
+                )
 
 
 def _load(path: Path) -> Any:
@@ -228,9 +302,11 @@ def _graph(
         if bodies:
             nodes[i] = replace(nodes[i], subgraphs=bodies)
     initializers = {init.name for init in g.initializer}
+    ordered = topological_order(tuple(nodes))
+    _check_acyclic(ordered, path)
     return ModelGraph(
         name=g.name or path.stem,
-        nodes=topological_order(tuple(nodes)),
+        nodes=ordered,
         tensors=tensors,
         inputs=tuple(v.name for v in g.input if v.name not in initializers),
         outputs=tuple(v.name for v in g.output),

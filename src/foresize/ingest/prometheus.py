@@ -20,6 +20,13 @@ lives, as KRR and VPA's history provider do. ``read_prometheus`` asks the HTTP A
 * **Values.** Samples go through ``validate.canonicalize``, so ``NaN`` and ``±Inf``
   are dropped and counted like in any file.
 
+* **Caps.** One read sends at most ``max_requests`` requests (planned before the first
+  is sent), takes at most ``max_bytes`` of answers in all, and ends by an overall
+  deadline (``deadline_s``, the CLI's ``--timeout``) however slowly a server answers; a
+  watchdog closes the connection when the deadline passes, so a server that sends one
+  byte every few seconds cannot hold the command forever. An answer that is not a
+  Prometheus matrix (absurd timestamps, nesting thousands deep) is an ``InputError``.
+
 Credentials come only from the environment (``FORESIZE_PROMETHEUS_TOKEN`` or the file
 named by ``FORESIZE_PROMETHEUS_TOKEN_FILE``), never from a flag that lands in shell
 history, and they are sent as a bearer token that is not forwarded on redirects.
@@ -32,6 +39,8 @@ import ipaddress
 import json
 import math
 import os
+import socket
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -45,7 +54,9 @@ from typing import Any
 import polars as pl
 
 from foresize import __version__
+from foresize.core import secrets
 from foresize.core.errors import InputError, InsufficientDataError
+from foresize.core.limits import Deadline, available_memory, env_count, env_size
 from foresize.core.schemas import TELEMETRY_OPTIONAL, TS_DTYPE
 from foresize.ingest.report import IngestReport
 from foresize.ingest.validate import canonicalize
@@ -63,7 +74,35 @@ MAPPABLE = ("workload", "metric", *TELEMETRY_OPTIONAL)
 _API_PATH = "/api/v1/query_range"
 _SERIES = "__series"
 _MAX_ERROR_CHARS = 300
+_MAX_ERROR_BODY = 1 << 16  # an error answer is a sentence; more is not read
 _LOOPBACK_NAMES = ("localhost",)
+MAX_REQUESTS_ENV = "FORESIZE_PROMETHEUS_MAX_REQUESTS"
+MAX_BYTES_ENV = "FORESIZE_PROMETHEUS_MAX_BYTES"
+DEFAULT_MAX_REQUESTS = 1000  # 11 M points per series: a year every 3 s
+DEFAULT_DEADLINE_S = 600.0
+# answers parse into Python objects ~18 times their size: cap them at a share of free
+# memory so the parsed samples take at most about a third of it
+MEMORY_SHARE = 1 / 48
+MIN_MAX_BYTES = 64 * 2**20
+_READ_CHUNK = 1 << 16
+# |epoch seconds| of a sample beyond this is no time Prometheus stores (year ~5000)
+_MAX_EPOCH_S = 1e11
+
+
+def default_max_bytes() -> int:
+    """Cap on all answers of one read: ``$FORESIZE_PROMETHEUS_MAX_BYTES`` or a share of the
+    memory free now.
+    """
+    return env_size(MAX_BYTES_ENV, max(MIN_MAX_BYTES, int(available_memory() * MEMORY_SHARE)))
+
+
+@dataclass(slots=True)
+class _Budget:
+    """What one read may still take: bytes of answers and time."""
+
+    max_bytes: int
+    deadline: Deadline
+    used: int = 0
 
 
 def parse_prometheus_source(text: str) -> str | None:
@@ -108,18 +147,38 @@ def token_from_env() -> str | None:
     """
     token = os.environ.get(TOKEN_ENV, "").strip()
     if token:
-        return token
+        return check_token(token, origin=TOKEN_ENV)
     path = os.environ.get(TOKEN_FILE_ENV, "").strip()
     if not path:
         return None
     try:
         token = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
         raise InputError(
-            f"{TOKEN_FILE_ENV}={path}: cannot read the token file ({exc.strerror or exc})"
-        ) from exc
+            f"{TOKEN_FILE_ENV}={path}: cannot read the token file ({reason})"
+        ) from None
     if not token:
         raise InputError(f"{TOKEN_FILE_ENV}={path}: the token file is empty")
+    return check_token(token, origin=f"{TOKEN_FILE_ENV}={path}")
+
+
+def check_token(token: str, *, origin: str) -> str:
+    """``token`` if it can be sent as a header; else an error that never quotes it.
+
+    The token is registered with ``core.secrets`` first, so no later message (a server
+    echoing the header, a library exception) can print it either.
+    """
+    secrets.register(token)
+    bad = secrets.first_bad_char(token)
+    if bad is not None:
+        kind = "a line break" if token[bad] in "\r\n" else (
+            "a space" if token[bad] == " " else "a control or non-ASCII character")
+        raise InputError(
+            f"{origin}: the bearer token holds {kind} (character {bad + 1} of "
+            f"{len(token)}); a token is one line of printable ASCII",
+            hint="write the token alone on one line, without quotes or a trailing header",
+        )
     return token
 
 
@@ -153,12 +212,21 @@ class _Samples:
                 if number == len(self.labels):
                     self.labels.append(dict(labels))
                 self.series.extend([number] * len(pairs))
-                self.ts_ms.extend(round(float(ts) * 1000) for ts, _ in pairs)
+                self.ts_ms.extend(_sample_ms(ts) for ts, _ in pairs)
                 self.values.extend(str(value) for _, value in pairs)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                 raise InputError(
-                    f"{name}: the answer's result is not a Prometheus matrix ({exc!r})"
-                ) from exc
+                    f"{name}: the answer's result is not a Prometheus matrix "
+                    f"({_one_line(str(exc)) or type(exc).__name__})"
+                ) from None
+
+
+def _sample_ms(ts: Any) -> int:
+    """A sample's epoch seconds as whole milliseconds; absurd or non-numeric is an error."""
+    seconds = float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else math.nan
+    if not (math.isfinite(seconds) and abs(seconds) < _MAX_EPOCH_S):
+        raise ValueError(f"sample timestamp {_one_line(repr(ts))[:40]} is not a time")
+    return round(seconds * 1000)
 
 
 def read_prometheus(
@@ -173,8 +241,15 @@ def read_prometheus(
     token: str | None = None,
     timeout_s: float = 30,
     max_points: int = MAX_POINTS,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    max_requests: int | None = None,
+    max_bytes: int | None = None,
 ) -> tuple[pl.DataFrame, IngestReport]:
     """Read ``query`` from Prometheus at ``url`` over ``[start, end]`` every ``step_s``.
+
+    ``timeout_s`` bounds one silence of the server, ``deadline_s`` the whole read;
+    ``max_requests`` (default ``$FORESIZE_PROMETHEUS_MAX_REQUESTS`` or 1000) and
+    ``max_bytes`` (default ``default_max_bytes()``) cap what it may cost.
 
     Returns canonical telemetry and its ``IngestReport`` (samples read, kept, dropped by
     reason; notes say how labels were mapped). Naive datetimes are taken as UTC.
@@ -183,18 +258,23 @@ def read_prometheus(
     ``InsufficientDataError`` when no series matched.
     """
     name = url.rstrip("/")
+    if token is not None:
+        token = check_token(token, origin=f"{name}: token")
     base = parse_prometheus_source(url)
     if base is None:
         raise InputError(f"{url}: not a Prometheus URL; expected {SCHEME}HOST:PORT or http(s)://")
     fields = _check_mapping(mapping or {})
     start_ms, end_ms, step_ms = _window(start, end, step_s, max_points, name=name)
+    _check_requests(start_ms, end_ms, step_ms, max_points, max_requests, name=name)
+    budget = _Budget(default_max_bytes() if max_bytes is None else max_bytes,
+                     Deadline(deadline_s))
     pages = plan_pages(start_ms, end_ms, step_ms, max_points)
     samples = _Samples()
     for first, last in pages:
         form = {"query": query, "start": _seconds(first), "end": _seconds(last),
                 "step": _seconds(step_ms)}
         data, warnings = _post(base + _API_PATH, form, token=token, timeout_s=timeout_s,
-                               name=name)
+                               name=name, budget=budget)
         samples.add(_matrix(data, name=name), name=name)
         samples.warnings.extend(warnings)
     if not samples.labels:
@@ -224,6 +304,7 @@ def open_prometheus(
     mapping: Mapping[str, str] | None = None,
     metric: str | None = None,
     timeout_s: float = 30,
+    deadline_s: float = DEFAULT_DEADLINE_S,
 ) -> tuple[pl.DataFrame, IngestReport]:
     """The CLI's door: the last ``since_s`` seconds up to ``until`` (default now).
 
@@ -241,7 +322,8 @@ def open_prometheus(
     start_ms = (_epoch_ms(end) - round(since_s * 1000)) // step_ms * step_ms
     start = datetime.fromtimestamp(0, UTC) + timedelta(milliseconds=start_ms)
     return read_prometheus(source, query, start=start, end=end, step_s=step_s, mapping=mapping,
-                           metric=metric, token=token_from_env(), timeout_s=timeout_s)
+                           metric=metric, token=token_from_env(), timeout_s=timeout_s,
+                           deadline_s=deadline_s)
 
 
 # --- the window ------------------------------------------------------------------------
@@ -288,6 +370,21 @@ def _window(
     return start_ms, end_ms, step_ms
 
 
+def _check_requests(
+    start_ms: int, end_ms: int, step_ms: int, max_points: int, cap: int | None, *, name: str
+) -> None:
+    """Refuse, before the first request, a window that needs more requests than the cap."""
+    limit = env_count(MAX_REQUESTS_ENV, DEFAULT_MAX_REQUESTS) if cap is None else cap
+    n_points = (end_ms - start_ms) // step_ms + 1
+    n_pages = -(-n_points // max_points)
+    if n_pages > limit:
+        raise InputError(
+            f"{name}: the window holds {n_points:,} steps of {step_ms / 1000:g} s per series, "
+            f"{n_pages:,} requests of at most {max_points:,} points; the cap is {limit:,}",
+            hint=f"use a larger --step or a shorter --since, or raise {MAX_REQUESTS_ENV}",
+        )
+
+
 # --- HTTP ----------------------------------------------------------------------------
 
 
@@ -301,15 +398,100 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
-def _opener(url: str) -> urllib.request.OpenerDirector:
-    """The default opener honours ``http_proxy``; a loopback server is never proxied."""
+class _Watchdog:
+    """Shuts down every socket a request opens when the read's deadline passes.
+
+    A socket timeout bounds each silence, not the whole: a server dripping a byte every
+    few seconds keeps each read alive. Shutting the socket down from a timer thread makes
+    the blocked read return, wherever urllib is (headers, body, a proxy's CONNECT).
+    """
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+        self.sockets: list[socket.socket] = []
+        self.fired = False
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(max(deadline.remaining(), 0.001), self.fire)
+        self.timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self.timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.timer.cancel()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down at the deadline (now, if it has passed)."""
+        with self.lock:
+            self.sockets.append(sock)
+            fired = self.fired
+        if fired:
+            self._shut(sock)
+
+    def fire(self) -> None:
+        with self.lock:
+            self.fired = True
+            sockets = list(self.sockets)
+        for sock in sockets:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            return  # already closed
+
+
+def _opener(url: str, watchdog: _Watchdog) -> urllib.request.OpenerDirector:
+    """An opener whose connections the watchdog can cut; the default one honours
+    ``http_proxy``, and a loopback server is never proxied.
+    """
+
+    class Connection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            watchdog.watch(self.sock)
+
+    class SecureConnection(http.client.HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            watchdog.watch(self.sock)
+
+    class Handler(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(Connection, req)
+
+    class SecureHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(SecureConnection, req,
+                                context=getattr(self, "_context", None))
+
+    handlers: list[urllib.request.BaseHandler] = [Handler(), SecureHandler()]
     if _is_loopback(url):
-        return urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    return urllib.request.build_opener()
+        handlers.append(urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener(*handlers)
+
+
+def _read_body(response: http.client.HTTPResponse, budget: _Budget, *, name: str) -> bytes:
+    """The answer's bytes, counted against the read's budget as they arrive."""
+    parts: list[bytes] = []
+    while chunk := response.read1(_READ_CHUNK):
+        budget.used += len(chunk)
+        if budget.used > budget.max_bytes:
+            raise InputError(
+                f"{name}: the answers exceed the cap of {budget.max_bytes:,} bytes",
+                hint=f"narrow the query, use a larger --step or a shorter --since, or raise "
+                     f"{MAX_BYTES_ENV} (e.g. 4G) on a machine with the memory for it",
+            )
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _post(
-    url: str, form: Mapping[str, str], *, token: str | None, timeout_s: float, name: str
+    url: str, form: Mapping[str, str], *, token: str | None, timeout_s: float, name: str,
+    budget: _Budget,
 ) -> tuple[Any, list[str]]:
     """POST a form (a long query would overflow a GET URL); return data and warnings."""
     request = urllib.request.Request(
@@ -319,20 +501,42 @@ def _post(
     )
     if token is not None:
         request.add_unredirected_header("Authorization", f"Bearer {token}")
+    if budget.deadline.expired:
+        raise _deadline_error(budget, name=name)
+    wait = min(timeout_s, budget.deadline.remaining())
     try:
-        with _opener(url).open(request, timeout=timeout_s) as response:
-            body = response.read()
+        with _Watchdog(budget.deadline) as watchdog, \
+                _opener(url, watchdog).open(request, timeout=wait) as response:
+            body = _read_body(response, budget, name=name)
     except urllib.error.HTTPError as exc:
-        raise _http_error(exc, name=name, token=token is not None) from exc
+        raise _http_error(exc, name=name, token=token is not None) from None
     except urllib.error.URLError as exc:
-        raise _connection_error(exc.reason, name=name, timeout_s=timeout_s) from exc
+        if budget.deadline.expired:
+            raise _deadline_error(budget, name=name) from None
+        raise _connection_error(exc.reason, name=name, timeout_s=wait) from None
     except (OSError, http.client.HTTPException) as exc:
-        raise _connection_error(exc, name=name, timeout_s=timeout_s) from exc
+        if budget.deadline.expired:
+            raise _deadline_error(budget, name=name) from None
+        raise _connection_error(exc, name=name, timeout_s=wait) from None
+    if budget.deadline.expired:  # a cut connection can look like a complete short answer
+        raise _deadline_error(budget, name=name)
     document = _json(body, name=name)
+    del body
     if document.get("status") != "success":
         raise InputError(f"{name}: Prometheus answered an error: {_error_text(document)}")
     warnings = document.get("warnings") or []
-    return document.get("data"), [str(w) for w in warnings]
+    if not isinstance(warnings, list):
+        warnings = [warnings]
+    return document.get("data"), [_one_line(str(w)) for w in warnings]
+
+
+def _deadline_error(budget: _Budget, *, name: str) -> InputError:
+    return InputError(
+        f"{name}: no complete answer within the --timeout of {budget.deadline.seconds:g} s "
+        f"({budget.used:,} bytes received)",
+        hint="narrow the query, use a larger --step or a shorter --since, or a longer "
+             "--timeout",
+    )
 
 
 def _connection_error(reason: object, *, name: str, timeout_s: float) -> InputError:
@@ -349,9 +553,9 @@ def _connection_error(reason: object, *, name: str, timeout_s: float) -> InputEr
 def _http_error(exc: urllib.error.HTTPError, *, name: str, token: bool) -> InputError:
     code = exc.code
     try:
-        detail = _error_text(json.loads(exc.read()))
-    except (ValueError, OSError, AttributeError, http.client.HTTPException):
-        detail = exc.reason if isinstance(exc.reason, str) else ""
+        detail = _error_text(json.loads(exc.read(_MAX_ERROR_BODY)))
+    except (ValueError, OSError, AttributeError, RecursionError, http.client.HTTPException):
+        detail = _one_line(exc.reason) if isinstance(exc.reason, str) else ""
     if code in (401, 403):
         problem = ("the bearer token was refused" if token
                    else "the server wants a bearer token")
@@ -373,17 +577,19 @@ def _error_text(document: Any) -> str:
 
 
 def _one_line(text: str) -> str:
-    line = " ".join(text.split())
+    """Server text on one capped line, with any secret it echoes masked."""
+    line = secrets.redact(" ".join(text.split()))
     return line if len(line) <= _MAX_ERROR_CHARS else line[: _MAX_ERROR_CHARS - 1] + "…"
 
 
 def _json(body: bytes, *, name: str) -> dict[str, Any]:
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         document = None
     if not isinstance(document, dict) or "status" not in document:
-        snippet = _one_line(body[:60].decode("utf-8", "replace"))
+        # mask secrets before cutting, so a cut cannot leave half a token unmasked
+        snippet = _one_line(body[:4096].decode("utf-8", "replace"))[:60]
         raise InputError(
             f"{name}: the answer is not a Prometheus API response (got {snippet!r}); "
             "check that the URL points at the Prometheus server and its path prefix"

@@ -86,6 +86,7 @@ def open_telemetry(sources: Sequence[str], options: ReadOptions | None = None) -
             frame_eager, report = open_prometheus(
                 source, query=options.query, since_s=options.since_s, until=options.until,
                 step_s=options.step_s, mapping=options.mapping, metric=options.metric,
+                deadline_s=options.timeout_s,
             )
             frames.append(frame_eager.lazy())
             reports.append(report)

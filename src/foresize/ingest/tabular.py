@@ -17,6 +17,7 @@ from typing import Literal
 import polars as pl
 
 from foresize.core.errors import InputError, SchemaMismatchError
+from foresize.core.guard import reader
 from foresize.core.io import sha256_file
 from foresize.core.schemas import TELEMETRY_OPTIONAL, TS_DTYPE
 from foresize.ingest.archive import extracted_csv, is_archive
@@ -29,6 +30,7 @@ TEXT_TS_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:
                    "%Y-%m-%dT%H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S%.f")
 NULL_TEXT = ["", "NULL", "None", "null"]  # how the traces spell a missing cell
 _FACTOR = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}
+_MAX_EPOCH_S = 1e11
 
 
 def parse_mapping(text: str | None) -> dict[str, str]:
@@ -143,7 +145,13 @@ def parse_ts(
     elif dtype == pl.Date:
         parsed = ts.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     elif dtype.is_numeric():
-        parsed = (ts.cast(pl.Float64) * _FACTOR[ts_unit]).round().cast(pl.Int64).cast(TS_DTYPE)
+        # beyond |1e11| s (year ~5000) no number is a time: null here, and validation
+        # quotes the raw value instead of the cast overflowing
+        seconds = ts.cast(pl.Float64) * (_FACTOR[ts_unit] / 1_000_000)
+        micros = (seconds * 1_000_000).round().cast(pl.Int64, strict=False)
+        plausible = seconds.is_finite() & (seconds.abs() < _MAX_EPOCH_S)
+        parsed = pl.when(plausible).then(micros).cast(TS_DTYPE)
+        return frame.with_columns(parsed.alias("ts"), ts.cast(pl.String).alias(TS_TEXT))
     elif dtype == pl.String:
         return frame.with_columns(
             _parse_text_ts(ts, ts_format).alias("ts"), ts.alias(TS_TEXT)
@@ -227,6 +235,7 @@ def scan_telemetry(
     return parse_ts(frame, source=source, ts_unit=ts_unit, ts_format=ts_format)
 
 
+@reader
 def read_telemetry(
     path: str | os.PathLike[str],
     *,

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import polars as pl
 
 from foresize.core.errors import InsufficientDataError
+from foresize.core.guard import input_errors
 from foresize.core.schemas import GAP_FACTOR, METRICS, metric_info
 from foresize.ingest.report import IngestReport
 from foresize.ingest.validate import canonicalize
@@ -160,9 +161,10 @@ def profile_telemetry(
     rows as it is done.
     """
     lazy = telemetry.lazy()
-    counts = (
-        lazy.group_by("workload").agg(pl.len().alias("n")).collect(engine="streaming")
-    )
+    with input_errors(source):  # a lazy file's bad cells surface when collected
+        counts = (
+            lazy.group_by("workload").agg(pl.len().alias("n")).collect(engine="streaming")
+        )
     total = int(counts["n"].sum()) if counts.height else 0
     if total == 0:
         raise InsufficientDataError(f"{source}: no telemetry rows to profile")
@@ -175,7 +177,8 @@ def profile_telemetry(
     for workloads in chunks:
         selector = (pl.col("workload").is_in(workloads) if workloads
                     else pl.col("workload").is_null())
-        rows = lazy.filter(selector).collect(engine="streaming")
+        with input_errors(source):
+            rows = lazy.filter(selector).collect(engine="streaming")
         canonical, chunk_report = canonicalize(rows, source=source)
         report.merge(chunk_report)
         if by_phase and _unlabelled(canonical):

@@ -19,6 +19,7 @@ import os
 
 import polars as pl
 
+from foresize.core.guard import reader
 from foresize.core.io import sha256_file
 from foresize.ingest.alibaba._common import (
     as_numeric,
@@ -113,6 +114,7 @@ def _output(upstream: str, name: str) -> pl.Expr:
     return column.cast(DLRM_INSTANCES[name]).alias(name)
 
 
+@reader
 def read_dlrm_instances(
     path: str | os.PathLike[str], *, strict: bool = False
 ) -> tuple[pl.DataFrame, IngestReport]:

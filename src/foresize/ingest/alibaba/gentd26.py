@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from foresize.core.errors import InputError, UnknownNameError
+from foresize.core.guard import reader
 from foresize.core.io import sha256_file
 from foresize.core.schemas import TELEMETRY, TS_DTYPE
 from foresize.ingest.alibaba._common import (
@@ -190,6 +191,7 @@ def scan_gentd26(path: str | os.PathLike[str], *, table: str | None = None) -> p
     return _scan(path, _telemetry_table(path, table))
 
 
+@reader
 def read_gentd26(
     path: str | os.PathLike[str], *, table: str | None = None, strict: bool = False
 ) -> tuple[pl.DataFrame, IngestReport]:
@@ -267,6 +269,7 @@ def _lora_rules() -> list[RowRule]:
     ]
 
 
+@reader
 def read_gentd26_lora(
     path: str | os.PathLike[str], *, strict: bool = False
 ) -> tuple[pl.DataFrame, IngestReport]:
@@ -344,6 +347,7 @@ def lora_arrivals(requests: pl.DataFrame, *, every: str = "1m") -> pl.DataFrame:
     )
 
 
+@reader
 def read_gentd26_lora_arrivals(
     path: str | os.PathLike[str], *, every: str = "1m", strict: bool = False
 ) -> tuple[pl.DataFrame, IngestReport]:

@@ -27,6 +27,7 @@ import os
 
 import polars as pl
 
+from foresize.core.guard import reader
 from foresize.core.io import sha256_file
 from foresize.ingest.alibaba._common import (
     as_numeric,
@@ -114,6 +115,7 @@ def _text(column: str) -> pl.Expr:
     return pl.when(text.str.to_lowercase() != "nan").then(text)
 
 
+@reader
 def read_openb_nodes(
     path: str | os.PathLike[str], *, strict: bool = False
 ) -> tuple[pl.DataFrame, IngestReport]:
@@ -170,6 +172,7 @@ def _gpu_spec(column: str) -> pl.Expr:
     return alternatives.fill_null(pl.lit([], dtype=pl.List(pl.String)))
 
 
+@reader
 def read_openb_pods(
     path: str | os.PathLike[str], *, strict: bool = False
 ) -> tuple[pl.DataFrame, IngestReport]:

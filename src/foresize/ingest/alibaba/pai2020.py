@@ -23,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from foresize.core.errors import InputError, SchemaMismatchError, UnknownNameError
+from foresize.core.guard import reader
 from foresize.core.io import sha256_file
 from foresize.core.schemas import TS_DTYPE
 from foresize.ingest.alibaba._common import (
@@ -175,6 +176,7 @@ def scan_pai_table(
     ).with_columns(pl.col(pl.Float64).fill_nan(None))
 
 
+@reader
 def read_pai_table(
     path: str | os.PathLike[str], *, table: str | None = None, strict: bool = False
 ) -> tuple[pl.DataFrame, IngestReport]:

@@ -39,6 +39,7 @@ import polars as pl
 
 from foresize import __version__
 from foresize.core.errors import InputError
+from foresize.core.limits import Deadline
 from foresize.core.units import human_bytes
 from foresize.ingest.prometheus import (
     _connection_error,
@@ -46,6 +47,7 @@ from foresize.ingest.prometheus import (
     _http_error,
     _json,
     _opener,
+    _Watchdog,
 )
 
 QUERY_PATH = "/api/v1/query"
@@ -155,7 +157,8 @@ class Client:
             request.add_unredirected_header("Authorization", f"Bearer {self.token}")
         left = self._left()
         try:
-            with _opener(url).open(request, timeout=left) as response:
+            with _Watchdog(Deadline(left)) as watchdog, \
+                    _opener(url, watchdog).open(request, timeout=left) as response:
                 body = self._read_capped(response)
         except urllib.error.HTTPError as exc:
             raise _http_error(exc, name=self.name, token=self.token is not None) from exc

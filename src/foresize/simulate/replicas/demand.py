@@ -29,10 +29,12 @@ import numpy as np
 import polars as pl
 
 from foresize.core.errors import InputError, InsufficientDataError
+from foresize.core.guard import input_errors
 from foresize.core.schemas import check_telemetry
 from foresize.forecast.panel import infer_step_s, to_panel
 from foresize.ingest.alibaba.gentd26 import read_gentd26_lora
 from foresize.ingest.sources import ReadOptions, open_telemetry
+from foresize.ingest.validate import coerce_columns
 from foresize.simulate.replicas.service import FloatArray
 
 LORA_ADDRESSES = ("alibaba-gentd26:lora", "gentd26:lora")
@@ -188,7 +190,9 @@ def summed_demand(
 ) -> DemandSeries:
     """One metric of canonical telemetry, summed over workloads per step (see module doc)."""
     check_telemetry(frame, source=source)
-    metrics = sorted(frame["metric"].unique().to_list())
+    metrics = sorted(frame["metric"].drop_nulls().unique().to_list())
+    if not metrics:
+        raise InsufficientDataError(f"{source}: no row names a metric")
     if metric is None:
         if len(metrics) != 1:
             raise InputError(
@@ -281,7 +285,7 @@ def open_demand(
         series = lora_concurrency(requests, name=source)
         series.sha256 = {source: report.sha256 or ""}
         return series
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), input_errors(source):
         warnings.simplefilter("ignore")
         opened = open_telemetry([source], options)
         frame = opened.frame
@@ -290,11 +294,13 @@ def open_demand(
         containers_only = source.strip().lower() in QPS_ADDRESSES
         if containers_only:
             frame = frame.filter(pl.col("workload") != GATEWAY)
-        collected: pl.DataFrame = frame.collect()
+        # typed as every command types telemetry (text in 'value' is an input error);
+        # bad values stay, for summed_demand to name
+        collected = coerce_columns(frame.collect(), source=source).drop_nulls(["metric", "ts"])
     if collected.is_empty():
         raise InsufficientDataError(f"{source}: no rows to build a demand series from")
     series = summed_demand(
-        collected.select("workload", "metric", "ts", pl.col("value").cast(pl.Float64)),
+        collected.select("workload", "metric", "ts", "value"),
         metric=metric,
         source=source,
     )
