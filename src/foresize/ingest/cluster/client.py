@@ -45,8 +45,8 @@ from foresize.ingest.prometheus import (
     _connection_error,
     _error_text,
     _http_error,
+    _is_loopback,
     _json,
-    _opener,
 )
 
 QUERY_PATH = "/api/v1/query"
@@ -57,6 +57,48 @@ _CHUNK = 1 << 20
 _SERIES_HEAD = b'{"metric":'
 _VALUES_HEAD = b'"values":['
 T = TypeVar("T")
+
+
+class _BufferedResponse(http.client.HTTPResponse):
+    """A response read through a 1 MiB buffer instead of http.client's 8 KiB.
+
+    Prometheus streams a range answer in chunks of a few KiB; through the default buffer
+    every 8 KiB is a ``recv`` that releases the GIL, and with several requests in flight
+    while answers are parsed, each release waits out a parsing thread's switch interval
+    (the convoy effect): reading took 2.5 to 8 times curl's time for the same answers.
+    """
+
+    def __init__(self, sock: Any, debuglevel: int = 0, method: str | None = None,
+                 url: str | None = None) -> None:
+        super().__init__(sock, debuglevel, method, url)
+        self.fp.close()
+        self.fp = sock.makefile("rb", buffering=_CHUNK)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    response_class = _BufferedResponse
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    response_class = _BufferedResponse
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPSConnection, req, context=self._context)  # type: ignore[attr-defined]
+
+
+def _opener(url: str) -> urllib.request.OpenerDirector:
+    """Big-buffer handlers; ``http_proxy`` honoured, except for a loopback server."""
+    handlers: list[urllib.request.BaseHandler] = [_HTTPHandler(), _HTTPSHandler()]
+    if _is_loopback(url):
+        handlers.append(urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener(*handlers)
 
 
 @dataclass(slots=True)
