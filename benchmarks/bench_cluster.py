@@ -173,27 +173,30 @@ def main() -> None:
         t0 = time.perf_counter()
         read = read_cluster(request)
         read_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        plan = None if args.no_plan else plan_cluster(read, ClusterPlanRequest(),
-                                                      source=request.url)
-        plan_s = time.perf_counter() - t0
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        bound = None if args.no_replay else replay(url, read.log, args.concurrency)
+        print(f"sample cluster: {read.containers.height:,} workload containers, {n_owners:,} "
+              f"owners, {len(cluster.pods):,} pods, {args.days:g} days at 1 min; TSDB {built}")
+        print(f"read_cluster: {read_s:,.1f} s, {read.requests:,} requests, "
+              f"{read.bytes_read / 2**20:,.1f} MiB, {read.frame.height:,} samples pooled; "
+              f"peak RSS {_rss():,.0f} MiB; load average {load:.2f}")
+        print("  " + ", ".join(f"{k} {v:,.1f} s" for k, v in read.timings.items()), flush=True)
+        if not args.no_replay:
+            seconds, size = replay(url, read.log, args.concurrency)
+            print(f"  curl replay of the {len(read.log):,} usage queries at concurrency "
+                  f"{args.concurrency}: {seconds:,.1f} s, {size / 2**20:,.1f} MiB", flush=True)
     finally:
         process.terminate()
         process.wait(timeout=30)
-    print(f"sample cluster: {read.containers.height:,} workload containers, {n_owners:,} "
-          f"owners, {len(cluster.pods):,} pods, {args.days:g} days at 1 min; TSDB {built}")
-    print(f"read_cluster: {read_s:,.1f} s, {read.requests:,} requests, "
-          f"{read.bytes_read / 2**20:,.1f} MiB, {read.frame.height:,} samples pooled")
-    print("  " + ", ".join(f"{k} {v:,.1f} s" for k, v in read.timings.items()))
-    if bound is not None:
-        print(f"  curl replay of the {len(read.log):,} usage queries at concurrency "
-              f"{args.concurrency}: {bound[0]:,.1f} s, {bound[1] / 2**20:,.1f} MiB")
-    if plan is not None:
-        print(f"plan_cluster: {plan_s:,.1f} s, {len(plan.section.owners):,} owners sized, "
-              f"{len(plan.section.skipped):,} skipped")
-    print(f"peak RSS: {rss:,.0f} MiB; load average at the start of the read: {load:.2f}")
+    if not args.no_plan:
+        load = os.getloadavg()[0]
+        t0 = time.perf_counter()
+        plan = plan_cluster(read, ClusterPlanRequest(), source=request.url)
+        print(f"plan_cluster: {time.perf_counter() - t0:,.1f} s, {len(plan.section.owners):,} "
+              f"owners sized, {len(plan.section.skipped):,} skipped; peak RSS {_rss():,.0f} "
+              f"MiB; load average {load:.2f}")
+
+
+def _rss() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":
