@@ -123,6 +123,7 @@ class Client:
     requests: int = 0
     bytes_read: int = 0
     wait_s: float = 0.0  # summed over requests: sent until the whole body is in
+    parse_s: float = 0.0  # summed over range answers: parse_matrix
     log: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # range requests
     _deadline: float = field(default=0.0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -165,7 +166,12 @@ class Client:
                 "step": f"{step_ms / 1000:.3f}"}
         with self._lock:
             self.log.append((RANGE_PATH, form))
-        return parse_matrix(self._post(RANGE_PATH, form), name=self.name)
+        body = self._post(RANGE_PATH, form)
+        started = time.perf_counter()
+        matrix = parse_matrix(body, name=self.name)
+        with self._lock:
+            self.parse_s += time.perf_counter() - started
+        return matrix
 
     def run_all(self, calls: Sequence[Callable[[], T]]) -> list[T]:
         """Run ``calls`` with at most ``concurrency`` in flight; results in call order.

@@ -120,7 +120,7 @@ class ClusterTelemetry:
     ``{cpu,memory,gpu}_{request,limit}`` (null where unset) and ``gpu_model`` (DCGM's
     ``modelName``, null without GPU series). ``timings`` says where the read's time went
     (discovery, the usage queries' wall time and, summed over requests, the time waiting
-    for Prometheus, parsing and pooling, then building the frame) and ``log`` holds every
+    for Prometheus, parsing, folding and pooling, then building the frame) and ``log`` holds every
     range request, so a slow read can be replayed with curl.
     """
 
@@ -188,7 +188,8 @@ def read_cluster(request: ClusterRequest) -> ClusterTelemetry:
     started = time.perf_counter()
     client.run_all(calls)
     timings.update({"queries": time.perf_counter() - started, "waiting (summed)": client.wait_s,
-                    "parsing (summed)": pool.parse_s, "pooling (summed)": pool.pool_s})
+                    "parsing (summed)": client.parse_s, "folding (summed)": pool.fold_s,
+                    "pooling (summed)": pool.pool_s})
     models = _gpu_models(client, batches, keys, window_s=(end_ms - start_ms) // 1000,
                          at_s=end_ms / 1000)
     missing = [m for m in REQUIRED if m not in pool.arrays]
@@ -309,8 +310,8 @@ class _Pool:
     arrays: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
     dropped: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
-    parse_s: float = 0.0
-    pool_s: float = 0.0
+    fold_s: float = 0.0  # series to workload rows, a counter's rates, GPU sums
+    pool_s: float = 0.0  # np.fmax.at
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -352,7 +353,7 @@ class _Pool:
         keep = (row >= 0) & finite & (col >= 0)
         parsed = time.perf_counter()
         with self._lock:
-            self.parse_s += parsed - started
+            self.fold_s += parsed - started
             if matrix.labels:
                 target = self.arrays.get(metric)
                 if target is None:
