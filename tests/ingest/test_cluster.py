@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
 from foresize.core.errors import InputError, InsufficientDataError
 from foresize.ingest.cluster import ClusterRequest, ClusterTelemetry, Scope, read_cluster
+from foresize.ingest.cluster.read import _rates
 from tests.ingest import prom_server
 from tests.ingest.cluster_server import ClusterServer
 
@@ -130,3 +133,27 @@ def test_bad_scope_fails_before_any_request(scope: dict[str, Any], problem: str)
     url = f"prometheus://127.0.0.1:{prom_server.free_port()}"
     with pytest.raises(InputError, match=problem):
         read_cluster(ClusterRequest(url, since_s=3600, scope=Scope(**scope)))
+
+
+def test_backfill_windows_add_up_to_the_whole(cluster_server: ClusterServer) -> None:
+    """The benchmark backfills one window per promtool run: together they are the file."""
+    cluster = cluster_server.cluster
+
+    def samples(text: str) -> list[str]:
+        return sorted(line for line in text.splitlines() if not line.startswith("#"))
+
+    cuts = [0, 1, 500, 1000, cluster.n_samples]
+    windows = "".join("".join(cluster.openmetrics(window=(first, last)))
+                      for first, last in itertools.pairwise(cuts))
+    assert samples(windows) == samples("".join(cluster.openmetrics()))
+
+
+def test_rates_are_irate_between_present_steps() -> None:
+    """A counter's rate: a reset counts the new value, a gap past irate's range breaks it."""
+    series = np.array([0, 0, 0, 0, 1, 1], dtype=np.uint32)
+    ts = np.array([0, 60_000, 120_000, 360_000, 60_000, 120_000], dtype=np.int64)
+    values = np.array([10.0, 70.0, 30.0, 90.0, 5.0, 65.0])
+    kept_series, kept_ts, rates = _rates(series, ts, values, gap_ms=120_000)
+    assert kept_series.tolist() == [0, 0, 1]
+    assert kept_ts.tolist() == [60_000, 120_000, 120_000]
+    assert rates.tolist() == [1.0, 0.5, 1.0]

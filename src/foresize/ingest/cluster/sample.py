@@ -51,6 +51,11 @@ GPU_MODEL = "NVIDIA A100-SXM4-80GB"
 GIB = 2**30
 FloatArray = npt.NDArray[np.float64]
 _SHARED = ("kube_replicaset_owner", "kube_job_owner")
+USAGE_FAMILIES = ("container_cpu_usage_seconds_total", "container_memory_working_set_bytes",
+                  "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED")
+FAMILIES = ("kube_pod_owner", "kube_pod_created", "kube_pod_labels", *_SHARED,
+            "kube_pod_container_info", "kube_pod_container_resource_requests",
+            "kube_pod_container_resource_limits", *USAGE_FAMILIES)
 KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job")
 
 
@@ -130,26 +135,43 @@ class SampleCluster:
             out["DCGM_FI_DEV_FB_USED"] = np.floor(fb * 40 * 1024)
         return out
 
-    def openmetrics(self, pods: Sequence[Pod] | None = None) -> Iterator[str]:
-        """OpenMetrics text of ``pods`` (default all), in pieces; '# EOF' ends the last."""
+    def openmetrics(self, pods: Sequence[Pod] | None = None, *,
+                    window: tuple[int, int] | None = None) -> Iterator[str]:
+        """OpenMetrics text of ``pods`` (default all), in pieces; '# EOF' ends the last.
+
+        ``window`` keeps the samples whose index is in ``[first, last)``: the benchmark
+        backfills one block-aligned window per ``promtool`` run, so the blocks never
+        overlap and the text of 14 days never has to exist at once. The text is made
+        family by family and pod by pod (a family's lines must be contiguous), so memory
+        holds one pod's lines of one family, not the whole file.
+        """
         chosen = self.pods if pods is None else pods
-        families: dict[str, list[str]] = {}
-        for pod in chosen:
-            for name, lines in _pod_lines(self, pod).items():
-                families.setdefault(name, []).extend(lines)
-        for name, lines in families.items():
-            if name in _SHARED:  # replicas of one ReplicaSet share its owner series
-                lines = list(dict.fromkeys(lines))
-            kind = "counter" if name.endswith("_total") else "gauge"
-            family = name.removesuffix("_total") if kind == "counter" else name
-            yield f"# TYPE {family} {kind}\n"
-            yield "\n".join(lines) + "\n"
+        lo, hi = window if window is not None else (0, self.n_samples)
+        for name in FAMILIES:
+            seen: set[str] = set()  # replicas of one ReplicaSet share its owner series
+            header = False
+            for pod in chosen:
+                first, last = max(pod.first, lo), min(pod.last, hi - 1)
+                if first > last:
+                    continue
+                lines = _pod_lines(self, pod, name, first, last)
+                if name in _SHARED:
+                    lines = [line for line in lines if line not in seen]
+                    seen.update(lines)
+                if not lines:
+                    continue
+                if not header:
+                    kind = "counter" if name.endswith("_total") else "gauge"
+                    yield f"# TYPE {name.removesuffix('_total')} {kind}\n"
+                    header = True
+                yield "\n".join(lines) + "\n"
         yield "# EOF\n"
 
-    def write_openmetrics(self, path: Path, pods: Sequence[Pod] | None = None) -> Path:
+    def write_openmetrics(self, path: Path, pods: Sequence[Pod] | None = None, *,
+                          window: tuple[int, int] | None = None) -> Path:
         """Write the backfill file for ``promtool tsdb create-blocks-from openmetrics``."""
         with path.open("w", encoding="utf-8") as handle:
-            for piece in self.openmetrics(pods):
+            for piece in self.openmetrics(pods, window=window):
                 handle.write(piece)
         return path
 
@@ -192,60 +214,71 @@ def _labels(**labels: str) -> str:
     return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 
 
-def _pod_lines(cluster: SampleCluster, pod: Pod) -> dict[str, list[str]]:
-    """Every line one pod contributes, by metric name."""
-    out: dict[str, list[str]] = {}
+def _pod_lines(cluster: SampleCluster, pod: Pod, family: str, first: int,
+               last: int) -> list[str]:
+    """The lines of one family that one pod contributes from sample ``first`` to ``last``."""
     ns, name = pod.namespace, pod.name
-    times = np.arange(pod.first, pod.last + 1) * STEP_S + cluster.t0_s
+    if family in USAGE_FAMILIES:
+        return _usage_lines(cluster, pod, family, first, last)
     ksm = sorted({*range(pod.first, pod.last + 1, KSM_EVERY), pod.last})
-    ksm_ts = [cluster.t0_s + i * STEP_S for i in ksm]
+    ksm_ts = [cluster.t0_s + i * STEP_S for i in ksm if first <= i <= last]
+    if family == "kube_pod_owner":
+        series = [(_labels(namespace=ns, pod=name, owner_kind=pod.owner_kind,
+                           owner_name=pod.owner_name, owner_is_controller="true"), 1.0)]
+    elif family == "kube_pod_created":
+        series = [(_labels(namespace=ns, pod=name), float(cluster.t0_s + pod.first * STEP_S - 30))]
+    elif family == "kube_pod_labels":
+        series = [(_labels(namespace=ns, pod=name, **{f"label_{k}": v for k, v in pod.labels}),
+                   1.0)]
+    elif family == "kube_replicaset_owner":
+        series = [(_labels(namespace=ns, replicaset=pod.owner_name, owner_kind="Deployment",
+                           owner_name=pod.top_name, owner_is_controller="true"), 1.0)
+                  ] if pod.owner_kind == "ReplicaSet" else []
+    elif family == "kube_job_owner":
+        series = [(_labels(namespace=ns, job_name=pod.owner_name, owner_kind="CronJob",
+                           owner_name=pod.top_name, owner_is_controller="true"), 1.0)
+                  ] if pod.owner_kind == "Job" and pod.top_kind == "CronJob" else []
+    elif family == "kube_pod_container_info":
+        series = [(_labels(namespace=ns, pod=name, container=c.name,
+                           image=f"registry.example/{c.name}:1"), 1.0) for c in pod.containers]
+    else:  # kube_pod_container_resource_requests / _limits
+        series = []
+        for c in pod.containers:
+            resources = [("cpu", "core", c.cpu_request, c.cpu_limit),
+                         ("memory", "byte", c.memory_request, c.memory_limit)]
+            if c.gpu:
+                resources.append(("nvidia_com_gpu", "integer", c.gpu, c.gpu))
+            for resource, unit, request, limit in resources:
+                value = request if family.endswith("_requests") else limit
+                series.append((_labels(namespace=ns, pod=name, container=c.name,
+                                       resource=resource, unit=unit, node="node-1"),
+                               float(value)))
+    return [f"{family}{labels} {value!r} {t}" for labels, value in series for t in ksm_ts]
 
-    def info(metric: str, labels: str, value: float = 1.0) -> None:
-        out.setdefault(metric, []).extend(f"{metric}{labels} {value!r} {t}" for t in ksm_ts)
 
-    info("kube_pod_owner", _labels(namespace=ns, pod=name, owner_kind=pod.owner_kind,
-                                   owner_name=pod.owner_name, owner_is_controller="true"))
-    info("kube_pod_created", _labels(namespace=ns, pod=name),
-         float(cluster.t0_s + pod.first * STEP_S - 30))
-    info("kube_pod_labels", _labels(namespace=ns, pod=name,
-                                    **{f"label_{k}": v for k, v in pod.labels}))
-    if pod.owner_kind == "ReplicaSet":
-        info("kube_replicaset_owner", _labels(namespace=ns, replicaset=pod.owner_name,
-                                              owner_kind="Deployment",
-                                              owner_name=pod.top_name,
-                                              owner_is_controller="true"))
-    if pod.owner_kind == "Job" and pod.top_kind == "CronJob":
-        info("kube_job_owner", _labels(namespace=ns, job_name=pod.owner_name,
-                                       owner_kind="CronJob", owner_name=pod.top_name,
-                                       owner_is_controller="true"))
+def _usage_lines(cluster: SampleCluster, pod: Pod, family: str, first: int,
+                 last: int) -> list[str]:
+    """The cAdvisor or DCGM lines of one pod's containers from sample ``first`` to ``last``."""
+    name = pod.name
+    lines: list[str] = []
+    times = (np.arange(first, last + 1) * STEP_S + cluster.t0_s).tolist()
     for index, container in enumerate(pod.containers):
         c = container.name
-        info("kube_pod_container_info", _labels(namespace=ns, pod=name, container=c,
-                                                image=f"registry.example/{c}:1"))
-        resources = [("cpu", "core", container.cpu_request, container.cpu_limit),
-                     ("memory", "byte", container.memory_request, container.memory_limit)]
-        if container.gpu:
-            resources.append(("nvidia_com_gpu", "integer", container.gpu, container.gpu))
-        for resource, unit, request, limit in resources:
-            info("kube_pod_container_resource_requests",
-                 _labels(namespace=ns, pod=name, container=c, resource=resource, unit=unit,
-                         node="node-1"), float(request))
-            info("kube_pod_container_resource_limits",
-                 _labels(namespace=ns, pod=name, container=c, resource=resource, unit=unit,
-                         node="node-1"), float(limit))
-        for metric, values in cluster.usage(pod, index, container).items():
-            if metric.startswith("DCGM"):
-                labels = _labels(namespace=ns, pod=name, container=c, gpu="0",
-                                 modelName=GPU_MODEL, Hostname="node-1",
-                                 UUID=f"GPU-{_hash(name + c, 8)}")
-            else:
-                labels = _labels(namespace=ns, pod=name, container=c,
-                                 image=f"registry.example/{c}:1", id=f"/kubepods/{name}/{c}",
-                                 name=f"k8s_{c}_{name}")
-            out.setdefault(metric, []).extend(
-                f"{metric}{labels} {v!r} {t}" for t, v in zip(times.tolist(), values.tolist(),
-                                                            strict=True))
-    return out
+        raw = cluster.usage(pod, index, container)
+        if family not in raw:
+            continue
+        if family.startswith("DCGM"):
+            labels = _labels(namespace=pod.namespace, pod=name, container=c, gpu="0",
+                             modelName=GPU_MODEL, Hostname="node-1",
+                             UUID=f"GPU-{_hash(name + c, 8)}")
+        else:
+            labels = _labels(namespace=pod.namespace, pod=name, container=c,
+                             image=f"registry.example/{c}:1", id=f"/kubepods/{name}/{c}",
+                             name=f"k8s_{c}_{name}")
+        values = raw[family][first - pod.first:last - pod.first + 1].tolist()
+        prefix = f"{family}{labels} "
+        lines.extend(f"{prefix}{v!r} {t}" for t, v in zip(times, values, strict=True))
+    return lines
 
 
 def _container(name: str, rank: int, *, gpu: int = 0) -> Container:
