@@ -5,6 +5,7 @@ Every figure is computed by hand from fp32 tensor sizes (4 bytes an element).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -391,3 +392,16 @@ def test_train_bn_adds_nothing_where_the_graph_keeps_its_batch_norm(tmp_path: Pa
     graph = conv_relu(tmp_path, folded=False, batch_norm=True)
     kept = training_memory(graph, optimizer="sgd", workspace="none")
     assert training_memory(graph, optimizer="sgd", workspace="none", train_bn=True) == kept
+
+
+def test_cli_train_bn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from foresize.cli.main import main
+
+    graph = conv_relu(tmp_path, folded=False)  # written to tmp_path / "g.onnx"
+    expected = training_memory(graph, optimizer="sgd", train_bn=True).total_bytes
+    args = ["profile", "model", str(tmp_path / "g.onnx"), "--train", "--optimizer", "sgd"]
+    assert main([*args, "--train-bn", "-f", "json"]) == 0
+    training = json.loads(capsys.readouterr().out)["model"]["training"]
+    assert training["train_bn"] is True
+    assert training["total_bytes"] == expected
+    assert expected > training_memory(graph, optimizer="sgd").total_bytes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -18,6 +18,9 @@ from foresize.graph.flops import by_layer
 from foresize.graph.hf_config import read_hf_config
 from foresize.graph.model import ModelGraph
 from foresize.graph.sizing import SizingRequest, size_architecture
+
+if TYPE_CHECKING:
+    from foresize.graph.torch_reader import ExampleInput
 
 EPILOG = """\
 Examples:
@@ -60,12 +63,17 @@ def model(
     recompute: Annotated[str, typer.Option(
         "--recompute", help="Activation checkpointing: none or full (every repeated block; "
         "on a graph, its indexed modules).")] = "none",
+    train_bn: Annotated[bool, typer.Option(
+        "--train-bn", help="Graph: BatchNorm trains after every Conv that no "
+        "BatchNormalization reads (an eval-mode export folded it and left no record); "
+        "folds the torch exporter records are counted without it.")] = False,
     top: Annotated[int, typer.Option("--top", min=1, help="ONNX: costliest ops shown.")] = 15,
     strict: Annotated[bool, typer.Option(
         "--strict", help="ONNX: unsupported or unresolved ops are an error (exit 4).")] = False,
     shape: Annotated[list[str] | None, typer.Option(
-        "--input", help="PyTorch factory: an example input, NAME=D1,D2,... (repeatable), "
-        "e.g. x=1,3,224,224.")] = None,
+        "--input", help="PyTorch factory: an example input, NAME:SHAPE[:DTYPE] "
+        "(repeatable), e.g. x:1x3x224x224, ids:1x128:int64, mask:1x128:bool; integer "
+        "inputs are fed zeros, boolean ones ones, floating ones zeros in --dtype.")] = None,
     by_layer: Annotated[bool, typer.Option(
         "--by-layer", help="ONNX: costs per layer (from the exporter's scoped node names) "
         "instead of per op.")] = False,
@@ -83,7 +91,8 @@ def model(
     device = None if device is None else device_name(device)
     request = GraphRequest(dims=parse_dims(dim), dtype=dtype, device=device, train=train,
                           optimizer=optimizer, top=top, strict=strict, by_layer=by_layer,
-                          zero_stage=zero, data_parallel=dp, recompute=recompute)
+                          zero_stage=zero, data_parallel=dp, recompute=recompute,
+                          train_bn=train_bn)
     is_factory = not source.exists() and ":" in str(source)
     is_onnx = source.suffix.lower() == ".onnx"
     if is_factory or is_onnx:
@@ -138,20 +147,38 @@ def _reject_config_options(*, batch: int, context: int | None, tp: int) -> None:
             param_hint="--tp")
 
 
-def _parse_inputs(texts: list[str] | None, spec: str) -> dict[str, tuple[int, ...]]:
-    """``x=1,3,224,224`` -> {"x": (1, 3, 224, 224)}: the example inputs of a factory."""
+def _parse_inputs(texts: list[str] | None, spec: str) -> dict[str, ExampleInput]:
+    """``ids:1x128:int64`` -> {"ids": ExampleInput((1, 128), "int64")}: a factory's inputs.
+
+    NAME, then ``:`` or ``=``, the shape's dims separated by ``x`` or ``,``, and an optional
+    ``:DTYPE`` (default: the model's float dtype), so ``x=1,3,224,224`` reads too.
+    """
+    from foresize.graph.torch_reader import INPUT_DTYPES, ExampleInput  # loads onnx
+
     if not texts:
-        raise typer.BadParameter(f"{spec} needs example inputs, e.g. --input x=1,3,224,224",
-                                 param_hint="--input")
-    shapes: dict[str, tuple[int, ...]] = {}
+        raise typer.BadParameter(f"{spec} needs example inputs, e.g. --input x:1x3x224x224 "
+                                 "or --input ids:1x128:int64", param_hint="--input")
+    inputs: dict[str, ExampleInput] = {}
     for text in texts:
-        name, sep, dims = text.partition("=")
-        parts = [p.strip() for p in dims.split(",")]
-        if not sep or not name or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise typer.BadParameter(f"{text!r} is not NAME=D1,D2,... with positive integers",
+        name, dims, dtype = _split_input(text)
+        parts = [p.strip() for p in dims.replace("x", ",").split(",")]
+        if not name or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise typer.BadParameter(f"{text!r} is not NAME:SHAPE[:DTYPE] with a shape of "
+                                     "positive integers (e.g. ids:1x128:int64)",
                                      param_hint="--input")
-        shapes[name.strip()] = tuple(int(p) for p in parts)
-    return shapes
+        if dtype is not None and dtype not in INPUT_DTYPES:
+            raise typer.BadParameter(f"{text!r}: dtype {dtype!r} is not one of "
+                                     f"{', '.join(INPUT_DTYPES)}", param_hint="--input")
+        inputs[name] = ExampleInput(tuple(int(p) for p in parts), dtype)
+    return inputs
+
+
+def _split_input(text: str) -> tuple[str, str, str | None]:
+    """(name, shape text, dtype or None) of one ``--input``."""
+    sep = "=" if "=" in text else ":"
+    name, _, rest = text.partition(sep)
+    shape, colon, dtype = rest.partition(":")
+    return name.strip(), shape, dtype.strip() if colon else None
 
 
 def _onnx(graph: ModelGraph, request: GraphRequest, *, label: str, inputs: dict[str, Any],

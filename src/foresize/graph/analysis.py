@@ -30,6 +30,7 @@ class GraphRequest:
     zero_stage: int = 0
     data_parallel: int = 1
     recompute: str = "none"
+    train_bn: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +69,12 @@ def analyze_graph(graph: ModelGraph, request: GraphRequest) -> GraphAnalysis:
         step = training_memory(graph, optimizer=request.optimizer, dtype=request.dtype,
                                zero_stage=request.zero_stage,
                                data_parallel=request.data_parallel,
-                               recompute=request.recompute)
+                               recompute=request.recompute, train_bn=request.train_bn)
         summary["training"] = {"optimizer": step.optimizer, "precision": step.precision,
                                "zero_stage": request.zero_stage,
                                "data_parallel": request.data_parallel,
                                "recompute": request.recompute,
+                               "train_bn": request.train_bn,
                                "components_bytes": dict(step.components),
                                "total_bytes": step.total_bytes, "n_saved_tensors": len(step.saved)}
         parts = ", ".join(f"{k} {human_bytes(v)}" for k, v in step.components.items())
