@@ -11,11 +11,12 @@ from foresize.cli.common import provenance
 from foresize.cli.options import FormatOpt, OutputOpt, parse_dims
 from foresize.cli.output import Result, emit, info
 from foresize.core.errors import InputError
-from foresize.core.io import sha256_file
+from foresize.core.io import read_json_object, sha256_file
 from foresize.graph.analysis import GraphRequest, analyze_graph, report_rows
 from foresize.graph.devices import DEVICES, device_name
 from foresize.graph.flops import by_layer
-from foresize.graph.hf_config import read_hf_config
+from foresize.graph.hf_config import SUPPORTED_FAMILIES, read_hf_config
+from foresize.graph.hf_meta import size_with_transformers, transformers_available
 from foresize.graph.model import ModelGraph
 from foresize.graph.sizing import SizingRequest, size_architecture
 
@@ -117,6 +118,17 @@ def model(
     recompute_mode: Literal["none", "full"] = recompute  # type: ignore[assignment]
     zero_stage: Literal[0, 1, 2, 3] = zero  # type: ignore[assignment]
     path = _config_path(source)
+    config = read_json_object(path, what="config")
+    if config.get("model_type") not in SUPPORTED_FAMILIES and transformers_available():
+        _reject_meta_options(device=device, tp=tp, zero=zero, dp=dp, recompute=recompute)
+        report = size_with_transformers(config, batch=batch, context=context, dtype=precision,
+                                        train=train, optimizer=optimizer)
+        emit(Result(report_rows(report), {**provenance({str(path): sha256_file(path)}),
+                                          "model": report},
+                    title=f"{path} ({report['model_type']}, {report['class']})",
+                    caption=f"path: {report['path']}; 1 multiply-add = 2 FLOPs"),
+             fmt=fmt, output=output)
+        return
     arch = read_hf_config(path)
     report = size_architecture(arch, SizingRequest(
         batch=batch, context=context, dtype=precision, device=device or "h100_sxm", train=train,
@@ -125,8 +137,26 @@ def model(
     frame = report_rows(report)
     document = {**provenance({str(path): sha256_file(path)}), "model": report}
     emit(Result(frame, document, title=f"{path} ({arch.model_type})",
-                caption="roofline lower bounds; 1 multiply-add = 2 FLOPs"),
+                caption=f"path: {report['path']}; roofline lower bounds; "
+                "1 multiply-add = 2 FLOPs"),
          fmt=fmt, output=output)
+
+
+def _reject_meta_options(*, device: str | None, tp: int, zero: int, dp: int,
+                         recompute: str) -> None:
+    """Options the transformers path cannot honour are an error, not silently ignored.
+
+    It runs the model once on one device in eager PyTorch: there is no roofline, no split
+    over devices and no checkpointing to apply.
+    """
+    given = [name for name, on in (("--device", device is not None), ("--tp", tp != 1),
+                                   ("--zero", zero != 0), ("--dp", dp != 1),
+                                   ("--recompute", recompute != "none")) if on]
+    if given:
+        raise typer.BadParameter(
+            "this model_type has no closed form, so it is sized by running it on fake "
+            "tensors (one device, eager PyTorch): no roofline, sharding or checkpointing",
+            param_hint=given[0])
 
 
 def _reject_config_options(*, batch: int, context: int | None, tp: int) -> None:

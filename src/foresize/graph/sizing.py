@@ -58,6 +58,9 @@ def _tp_allreduce_s(arch: Architecture, tokens: int, degree: int, device: Device
     return 2 * layers * allreduce_time(message, degree, device)
 
 
+CLOSED_FORM = "closed form (the family's formulas, hf_config)"
+
+
 def size_architecture(arch: Architecture, request: SizingRequest) -> dict[str, Any]:
     """The sizing report of ``arch`` for ``request``, as a JSON-ready dict."""
     context = request.context or arch.max_positions or 2048
@@ -82,6 +85,7 @@ def size_architecture(arch: Architecture, request: SizingRequest) -> dict[str, A
         flops["encoder_per_token"] = arch.encoder_flops_per_token(context=context)
     flops["prefill"] = prefill_flops
     report: dict[str, Any] = {
+        "path": CLOSED_FORM,
         "model_type": arch.model_type,
         "parameters": {"total": arch.n_params, "active": arch.n_active_params,
                        "by_component": dict(arch.params)},
