@@ -61,6 +61,9 @@ def model(
     zero: Annotated[int, typer.Option("--zero", min=0, max=3, help="ZeRO stage.")] = 0,
     dp: Annotated[int, typer.Option("--dp", min=1, help="Data-parallel degree.")] = 1,
     tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")] = 1,
+    pp: Annotated[int, typer.Option("--pp", min=1, help="Pipeline-parallel stages (a config: "
+                                    "layers split evenly; training runs one-sequence "
+                                    "microbatches on a 1F1B schedule).")] = 1,
     recompute: Annotated[str, typer.Option(
         "--recompute", help="Activation checkpointing: none or full (every repeated block; "
         "on a graph, its indexed modules).")] = "none",
@@ -97,7 +100,7 @@ def model(
     is_factory = not source.exists() and ":" in str(source)
     is_onnx = source.suffix.lower() == ".onnx"
     if is_factory or is_onnx:
-        _reject_config_options(batch=batch, context=context, tp=tp)
+        _reject_config_options(batch=batch, context=context, tp=tp, pp=pp)
     if is_factory:
         from foresize.graph.torch_reader import read_torch  # onnx loads only when needed
 
@@ -120,7 +123,8 @@ def model(
     path = _config_path(source)
     config = read_json_object(path, what="config")
     if config.get("model_type") not in SUPPORTED_FAMILIES and transformers_available():
-        _reject_meta_options(device=device, tp=tp, zero=zero, dp=dp, recompute=recompute)
+        _reject_meta_options(device=device, tp=tp, pp=pp, zero=zero, dp=dp,
+                             recompute=recompute)
         report = size_with_transformers(config, batch=batch, context=context, dtype=precision,
                                         train=train, optimizer=optimizer)
         emit(Result(report_rows(report), {**provenance({str(path): sha256_file(path)}),
@@ -133,6 +137,7 @@ def model(
     report = size_architecture(arch, SizingRequest(
         batch=batch, context=context, dtype=precision, device=device or "h100_sxm", train=train,
         optimizer=optimizer, zero_stage=zero_stage, data_parallel=dp, tensor_parallel=tp,
+        pipeline_parallel=pp,
         recompute=recompute_mode))
     frame = report_rows(report)
     document = {**provenance({str(path): sha256_file(path)}), "model": report}
@@ -142,7 +147,7 @@ def model(
          fmt=fmt, output=output)
 
 
-def _reject_meta_options(*, device: str | None, tp: int, zero: int, dp: int,
+def _reject_meta_options(*, device: str | None, tp: int, pp: int, zero: int, dp: int,
                          recompute: str) -> None:
     """Options the transformers path cannot honour are an error, not silently ignored.
 
@@ -150,6 +155,7 @@ def _reject_meta_options(*, device: str | None, tp: int, zero: int, dp: int,
     over devices and no checkpointing to apply.
     """
     given = [name for name, on in (("--device", device is not None), ("--tp", tp != 1),
+                                   ("--pp", pp != 1),
                                    ("--zero", zero != 0), ("--dp", dp != 1),
                                    ("--recompute", recompute != "none")) if on]
     if given:
@@ -159,22 +165,23 @@ def _reject_meta_options(*, device: str | None, tp: int, zero: int, dp: int,
             param_hint=given[0])
 
 
-def _reject_config_options(*, batch: int, context: int | None, tp: int) -> None:
+def _reject_config_options(*, batch: int, context: int | None, tp: int, pp: int) -> None:
     """Options a graph cannot honour are an error, not silently ignored.
 
     A graph's batch and sequence are its dims (``--dim``); tensor parallelism splits
-    heads and MLP columns, which only the architecture (a config.json) describes.
+    heads and MLP columns, pipeline parallelism the layers, which only the architecture (a
+    config.json) describes.
     """
     if batch != 1 or context is not None:
         option = "--batch" if batch != 1 else "--context"
         raise typer.BadParameter(
             "sizes a config.json; a graph's batch and sequence are its dims: bind them with "
             "--dim (e.g. --dim batch=8 --dim seq=4096)", param_hint=option)
-    if tp != 1:
+    if tp != 1 or pp != 1:
         raise typer.BadParameter(
-            "needs the architecture: it splits heads and MLP columns, so size the model's "
-            "config.json; for a graph, --zero and --dp shard its training state",
-            param_hint="--tp")
+            "needs the architecture: it splits heads and MLP columns or layers, so size the "
+            "model's config.json; for a graph, --zero and --dp shard its training state",
+            param_hint="--tp" if tp != 1 else "--pp")
 
 
 def _parse_inputs(texts: list[str] | None, spec: str) -> dict[str, ExampleInput]:
