@@ -362,8 +362,9 @@ def conv_relu(tmp_path: Path, *, folded: bool, batch_norm: bool = False) -> Mode
     nodes = [conv, helper.make_node("Relu", ["n" if batch_norm else "c"], ["y"], name="relu")]
     inits: dict[str, np.ndarray] = {"w": np.ones((3, 2, 3, 3))}
     if batch_norm:
-        nodes.insert(1, helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["n"],
-                                         name="bn"))  # fmt: skip
+        bn = helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["n"],
+                              name="batch_norm")  # fmt: skip
+        nodes.insert(1, scoped(bn, "", "bn"))
         inits.update({k: np.ones(3) for k in ("g", "b", "m", "v")})
     return read(tmp_path, nodes, {"x": [1, 2, 4, 4]}, {"y": [1, 3, 4, 4]}, inits)
 
@@ -405,3 +406,14 @@ def test_cli_train_bn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert training["train_bn"] is True
     assert training["total_bytes"] == expected
     assert expected > training_memory(graph, optimizer="sgd").total_bytes
+
+
+def test_a_fold_is_read_from_the_rewrite_record_or_the_batch_norm_scope() -> None:
+    from foresize.graph.model import NAME_SCOPES, Node
+    from foresize.graph.ops.memory import REWRITE_RULES, folds_batch_norm
+
+    scope = {NAME_SCOPES: "['', 'stem', 'stem.1', '_native_batch_norm_legit_no_training']"}
+    assert folds_batch_norm(Node("c", "Conv", metadata=scope))
+    assert folds_batch_norm(Node("c", "Conv", metadata={REWRITE_RULES: "FuseBatchNormIntoConv"}))
+    assert not folds_batch_norm(Node("c", "Conv", metadata={NAME_SCOPES: "['', 'c', 'conv2d']"}))
+    assert not folds_batch_norm(Node("bn", "BatchNormalization", metadata=scope))  # the kernel

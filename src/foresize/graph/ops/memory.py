@@ -53,6 +53,7 @@ WORKSPACE_MODES = ("cpu", "none")
 INDEX_BYTES = 8  # int64, the dtype of PyTorch's pooling indices
 STAT_BYTES = 4  # fp32 log-sum-exp kept per attention row, BatchNorm statistic per channel
 REWRITE_RULES = "pkg.onnxscript.rewriter.rule_name"  # the rewrites that made a node
+FOLD_HOSTS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})  # what a BatchNorm folds into
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,8 +254,10 @@ def folds_batch_norm(node: Node) -> bool:
 
     onnxscript names the rewrite (``FuseBatchNormIntoConv``, ``...IntoGemm``) in the
     node's metadata, and the folded node keeps the BatchNorm's scope, whose last entry is
-    the aten batch-norm call.
+    the aten batch-norm call. A BatchNormalization node is the kernel itself, not a fold.
     """
+    if node.op_type not in FOLD_HOSTS:
+        return False
     if "FuseBatchNorm" in node.metadata.get(REWRITE_RULES, ""):
         return True
     return "batch_norm" in node.metadata.get(NAME_SCOPES, "").rsplit(",", 1)[-1]
