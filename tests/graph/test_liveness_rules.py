@@ -417,3 +417,24 @@ def test_a_fold_is_read_from_the_rewrite_record_or_the_batch_norm_scope() -> Non
     assert folds_batch_norm(Node("c", "Conv", metadata={REWRITE_RULES: "FuseBatchNormIntoConv"}))
     assert not folds_batch_norm(Node("c", "Conv", metadata={NAME_SCOPES: "['', 'c', 'conv2d']"}))
     assert not folds_batch_norm(Node("bn", "BatchNormalization", metadata=scope))  # the kernel
+
+
+@pytest.mark.parametrize(("shape", "expected"), [
+    ([2, 2, 2], (128, 128, 128, 160, 192)),  # splits the cut dim: view, as q.view(b, t, h, d)
+    ([4, 2], (128, 128, 160, 192, 192)),  # reshapes the dim before the cut: a copy
+])  # fmt: skip
+def test_a_reshape_of_a_cut_is_a_view_while_the_dims_before_the_cut_stay(
+    tmp_path: Path, shape: list[int], expected: tuple[int, ...]
+) -> None:
+    """h = relu(x) [2,8] 64 B; a, b = split(h, axis 1) [2,4]; ra = reshape(a) 32 B if a
+    copy; y = sigmoid(ra) 32 B, z = tanh(b) 32 B."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["h"], name="relu"),
+        helper.make_node("Split", ["h", "halves"], ["a", "b"], name="split", axis=1),
+        helper.make_node("Reshape", ["a", "shape"], ["ra"], name="reshape"),
+        helper.make_node("Sigmoid", ["ra"], ["y"], name="sig"),
+        helper.make_node("Tanh", ["b"], ["z"], name="tanh"),
+    ]
+    consts = {"halves": np.array([4, 4], np.int64), "shape": np.array(shape, np.int64)}
+    graph = read(tmp_path, nodes, {"x": [2, 8]}, {"y": shape, "z": [2, 4]}, consts)
+    assert inference_memory(graph).live_bytes == expected

@@ -34,24 +34,52 @@ def view_roots(graph: ModelGraph, kernels: tuple[Node, ...] | None = None) -> di
     ``torch.split``/``chunk`` (``Split``), slicing with a positive step (``Slice``) and
     ``x[:, 0]`` (a ``Gather`` of one constant index) return views in PyTorch, so GPT-2's
     q, k and v keep the fused projection's output alive, and nothing else. A Reshape or
-    Flatten of a non-contiguous tensor (a transpose that moves a dim larger than 1, a cut
-    below a dim larger than 1) is a copy, not a view, as ``torch.reshape`` makes it.
+    Flatten of a non-contiguous tensor is a copy, as ``torch.reshape`` makes it, unless
+    ``view`` could do it: after a transpose that moves a dim larger than 1 it cannot;
+    after a cut along axis ``a`` it can while the dims before ``a`` stay as they are
+    (GPT-2's ``q.view(b, t, heads, d)`` of a chunk of the last dim is a view).
     """
     roots: dict[str, str] = {}
-    strided: set[str] = set()
+    strided: dict[str, int | None] = {}  # the leading dims a view must keep; None: none can
     for node in kernels if kernels is not None else graph.nodes:
         if not node.inputs or not node.inputs[0] or not _is_view(graph, node):
             continue
         source = node.inputs[0]
         if node.op_type in RESHAPES and source in strided:
-            continue
-        moved = source in strided or _strides(graph, node)
+            kept = strided[source]
+            if kept is None or not _keeps_leading(graph, node, kept):
+                continue
+        layout = _layout(graph, node, strided)
         for name in node.outputs:
             if name:
                 roots[name] = roots.get(source, source)
-                if moved:
-                    strided.add(name)
+                if layout != -1:
+                    strided[name] = layout
     return roots
+
+
+def _layout(graph: ModelGraph, node: Node, strided: dict[str, int | None]) -> int | None:
+    """The layout of a view's output: -1 contiguous, else as ``strided`` records it."""
+    source = node.inputs[0]
+    if node.op_type == "Transpose":
+        return None if source in strided or _moves(graph, node) else -1
+    if node.op_type in CUT_OPS:
+        axis = _cut_axis(graph, node)
+        if axis is None:
+            return -1
+        before = strided.get(source, -1)
+        return None if before is None else max(before, axis)
+    if node.op_type in RESHAPES or node.op_type == "Identity":
+        return strided.get(source, -1)
+    return None if source in strided else -1  # (un)squeezing a strided tensor: be safe
+
+
+def _keeps_leading(graph: ModelGraph, node: Node, kept: int) -> bool:
+    """Whether a reshape leaves the first ``kept`` dims of its input as they are."""
+    source, out = graph.tensors.get(node.inputs[0]), graph.tensors.get(node.outputs[0])
+    a = source.concrete_shape if source is not None else None
+    b = out.concrete_shape if out is not None else None
+    return a is not None and b is not None and len(b) >= kept and a[:kept] == b[:kept]
 
 
 def _is_view(graph: ModelGraph, node: Node) -> bool:
@@ -72,31 +100,32 @@ def _is_view(graph: ModelGraph, node: Node) -> bool:
     return False
 
 
-def _strides(graph: ModelGraph, node: Node) -> bool:
-    """True when ``node``'s view of a contiguous input is non-contiguous."""
-    if node.op_type == "Transpose":
-        return _moves(graph, node)
-    if node.op_type not in CUT_OPS:
-        return False
+def _cut_axis(graph: ModelGraph, node: Node) -> int | None:
+    """The axis a cut strides along, or None when its output is contiguous.
+
+    A cut along axis ``a`` is contiguous when every dim before ``a`` is 1. A cut of unknown
+    shape, along several axes or with a step is taken as striding past its last dim, so
+    that only a reshape keeping every dim is a view of it.
+    """
     tensor = graph.tensors.get(node.inputs[0])
     shape = tensor.concrete_shape if tensor is not None else None
     if shape is None:
-        return True
+        return len(tensor.shape or ()) if tensor is not None else 0
     if node.op_type == "Slice":
         out = graph.tensors.get(node.outputs[0])
         out_shape = out.concrete_shape if out is not None else None
         if out_shape is None or len(out_shape) != len(shape):
-            return True
+            return len(shape)
         cut = [axis for axis, (a, b) in enumerate(zip(shape, out_shape, strict=True)) if a != b]
         steps = graph.constants.get(node.inputs[4]) if len(node.inputs) > 4 else None
         if len(cut) > 1 or (steps is not None and any(step != 1 for step in steps)):
-            return True
+            return len(shape)
         axis = cut[0] if cut else 0
     else:
         attr = node.attributes.get("axis", 0)
         axis = attr if isinstance(attr, int) else 0
     axis %= max(len(shape), 1)
-    return any(d != 1 for d in shape[:axis])
+    return axis if any(d != 1 for d in shape[:axis]) else None
 
 
 def _moves(graph: ModelGraph, node: Node) -> bool:
