@@ -11,7 +11,8 @@ scratch come from the memory rules in :mod:`foresize.graph.ops.memory`.
 
 **Lifetimes as eager keeps them** (:mod:`foresize.graph.lifetimes`): views, cuts
 (``Split``, ``Slice``, a select) among them, share their input's storage (a ``Reshape`` of
-a transposed or cut tensor is a copy, as in ``torch.reshape``);
+a transposed tensor, or one that reshapes the dims before a cut, is a copy, as in
+``torch.reshape``);
 weight re-layouts an exporter emits cost nothing; with the torch exporter's module scopes,
 a module's arguments and its named locals stay live until the module returns; and under
 activation checkpointing a block's saved tensors are rebuilt for its backward.
