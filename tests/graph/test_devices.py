@@ -99,3 +99,12 @@ def test_unknown_device_suggests():
 )
 def test_device_names_as_people_type_them(typed: str, name: str):
     assert get_device(typed).name == name
+
+
+def test_allreduce_pays_nccl_latency_per_ring_step():
+    from foresize.graph.devices import allreduce_time
+
+    # 1 MB over 4 H200s (900 GB/s both ways): 8.4 us + 6 steps x 3.4 us, then 2 x 3/4 x 1 MB
+    # at 450 GB/s
+    assert allreduce_time(1e6, 4, "h200") == pytest.approx(8.4e-6 + 6 * 3.4e-6 + 1.5e6 / 450e9)
+    assert allreduce_time(1e6, 1, "h200") == 0.0

@@ -357,3 +357,22 @@ def test_layers_come_from_the_exporter_s_module_path(
 ) -> None:
     metadata = {} if scopes is None else {NAME_SCOPES: scopes}
     assert layer_of_node(Node(name, "MatMul", metadata=metadata)) == layer
+
+
+def test_training_step_time_of_a_graph(tmp_path: Path) -> None:
+    from foresize.graph.analysis import GraphRequest, analyze_graph
+    from foresize.graph.devices import get_device
+
+    request = GraphRequest(dims={}, dtype=None, device="h100_sxm", train=True,
+                           optimizer="adamw", top=5, strict=False, data_parallel=4)  # fmt: skip
+    roofline = analyze_graph(mlp(tmp_path), request).summary["roofline"]
+    step = roofline["training_step"]
+    h100 = get_device("h100_sxm")
+    assert h100.link_bytes_per_s is not None
+    # three forward passes' worth of per-op bounds, then AdamW reads and writes 7 fp32
+    # words for each of the 48 parameters (not sharded without ZeRO)
+    update = 48 * 4 * 7 / h100.bandwidth_bytes_per_s
+    assert step["step_s"] == pytest.approx(3 * roofline["time_s"] + update)
+    # 48 fp32 gradients (192 B) over 4 ranks: NCCL's latency, then 2 x 3/4 x 192 B
+    expected = 8.4e-6 + 6 * 3.4e-6 + 1.5 * 192 / (h100.link_bytes_per_s / 2)
+    assert step["gradient_allreduce_s"] == pytest.approx(expected)

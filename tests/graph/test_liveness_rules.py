@@ -5,6 +5,7 @@ Every figure is computed by hand from fp32 tensor sizes (4 bytes an element).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +279,162 @@ def test_a_tensor_read_twice_in_its_frame_lives_until_the_frame_returns(
     kib = 1024
     # a is a named local of m: held through tanh (m's last kernel), freed before neg
     assert inference_memory(graph).live_bytes == tuple(k * kib for k in (2, 3, 4, 4, 4, 3))
+
+
+def test_split_outputs_are_views_of_their_input(tmp_path: Path) -> None:
+    """h = relu(x) [2,8] 64 B; a, b = split(h) [2,4] 32 B each; y = sigmoid(a) + tanh(b)."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["h"], name="relu"),
+        helper.make_node("Split", ["h", "halves"], ["a", "b"], name="split", axis=1),
+        helper.make_node("Sigmoid", ["a"], ["sa"], name="sig"),
+        helper.make_node("Tanh", ["b"], ["tb"], name="tanh"),
+        helper.make_node("Add", ["sa", "tb"], ["y"], name="add"),
+    ]
+    graph = read(
+        tmp_path, nodes, {"x": [2, 8]}, {"y": [2, 4]}, {"halves": np.array([4, 4], np.int64)}
+    )
+    # a and b cost nothing; h lives until tanh reads b, its last view
+    assert inference_memory(graph).live_bytes == (128, 128, 160, 192, 160)
+
+
+@pytest.mark.parametrize(("axis", "expected"), [(1, (96, 96, 120, 96)), (0, (96, 96, 96, 120))])
+def test_a_slice_is_a_view_and_reshaping_it_copies_only_when_strided(
+    tmp_path: Path, axis: int, expected: tuple[int, ...]
+) -> None:
+    """h = relu(x) [2,6] 48 B; s = h[:, 3:] (axis 1, strided) or h[1:] (axis 0, contiguous),
+    r = reshape(s, [6]) 24 B, y = -r 24 B."""
+    starts, ends = ([3], [6]) if axis == 1 else ([1], [2])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["h"], name="relu"),
+        helper.make_node("Slice", ["h", "starts", "ends", "axes"], ["s"], name="slice"),
+        helper.make_node("Reshape", ["s", "flat"], ["r"], name="reshape"),
+        helper.make_node("Neg", ["r"], ["y"], name="neg"),
+    ]
+    consts = {
+        "starts": np.array(starts, np.int64),
+        "ends": np.array(ends, np.int64),
+        "axes": np.array([axis], np.int64),
+        "flat": np.array([6], np.int64),
+    }
+    graph = read(tmp_path, nodes, {"x": [2, 6]}, {"y": [6]}, consts)
+    # strided: r is a copy (24 B) and h dies after it; contiguous: r is a view of h,
+    # which neg still reads
+    assert inference_memory(graph).live_bytes == expected
+
+
+def test_selecting_one_index_is_a_view(tmp_path: Path) -> None:
+    """h = relu(x) [4,8] 128 B; c = h[0] (Gather of a constant scalar) [8]; y = -c 32 B."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["h"], name="relu"),
+        helper.make_node("Gather", ["h", "zero"], ["c"], name="select", axis=0),
+        helper.make_node("Neg", ["c"], ["y"], name="neg"),
+    ]
+    graph = read(tmp_path, nodes, {"x": [4, 8]}, {"y": [8]}, {"zero": np.array(0, np.int64)})
+    assert inference_memory(graph).live_bytes == (256, 256, 256 + 32)
+
+
+def test_an_unscoped_node_runs_in_its_neighbours_module(tmp_path: Path) -> None:
+    """Module m: h = sigmoid(x), n = -h (no scope: the exporter's optimiser made it),
+    t = tanh(n); then y = exp(t) at the top; each tensor 1 KiB."""
+    nodes = [
+        scoped(helper.make_node("Sigmoid", ["x"], ["h"], name="sig"), "", "m"),
+        helper.make_node("Neg", ["h"], ["n"], name="neg"),
+        scoped(helper.make_node("Tanh", ["n"], ["t"], name="tanh"), "", "m"),
+        scoped(helper.make_node("Exp", ["t"], ["y"], name="exp"), ""),
+    ]
+    graph = read(tmp_path, nodes, {"x": [1, 256]}, {"y": [1, 256]})
+    kib = 1024
+    # n is read once in m, so it dies at tanh; taken as made in the model's own frame,
+    # it would be m's argument and live until m returns, or until the model does
+    assert inference_memory(graph).live_bytes == tuple(k * kib for k in (2, 3, 3, 3))
+
+
+def conv_relu(tmp_path: Path, *, folded: bool, batch_norm: bool = False) -> ModelGraph:
+    """x [1,2,4,4] 128 B -> conv (w [3,2,3,3] 216 B) -> c [1,3,4,4] 192 B -> relu -> y 192 B.
+
+    ``folded`` records onnxscript's BatchNorm fold on the conv; ``batch_norm`` puts an
+    eval-mode BatchNormalization (192 B output) between conv and relu.
+    """
+    conv = helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1])
+    if folded:
+        conv.metadata_props.add(key="pkg.onnxscript.rewriter.rule_name",
+                                value="FuseBatchNormIntoConv")  # fmt: skip
+    nodes = [conv, helper.make_node("Relu", ["n" if batch_norm else "c"], ["y"], name="relu")]
+    inits: dict[str, np.ndarray] = {"w": np.ones((3, 2, 3, 3))}
+    if batch_norm:
+        bn = helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["n"],
+                              name="batch_norm")  # fmt: skip
+        nodes.insert(1, scoped(bn, "", "bn"))
+        inits.update({k: np.ones(3) for k in ("g", "b", "m", "v")})
+    return read(tmp_path, nodes, {"x": [1, 2, 4, 4]}, {"y": [1, 3, 4, 4]}, inits)
+
+
+def test_a_folded_batch_norm_keeps_its_input_and_statistics_in_training(
+    tmp_path: Path,
+) -> None:
+    plain = training_memory(conv_relu(tmp_path, folded=False), optimizer="sgd", workspace="none")
+    # peak at conv's backward: saved x 128; y 192 (the caller's); dc 192; dw 216; w 216
+    assert plain.peak_at == "backward:conv"
+    assert plain.total_bytes == 216 + 128 + 192 + 192 + 216
+    graph = conv_relu(tmp_path, folded=True)
+    folded = training_memory(graph, optimizer="sgd", workspace="none")
+    # BatchNorm's saved input c 192 and 3 channels x (mean, invstd) fp32 24, kept from
+    # the forward; its backward's gradient of c (192) during the conv's backward
+    assert folded.components["saved_activations"] == 128 + 192 + 24
+    assert folded.total_bytes == plain.total_bytes + 192 + 24 + 192
+    # inference is unchanged: eval-mode BatchNorm is what the fold computes
+    assert inference_memory(graph, workspace="none").live_bytes == (320, 512)
+    unmarked = conv_relu(tmp_path, folded=False)
+    assumed = training_memory(unmarked, optimizer="sgd", workspace="none", train_bn=True)
+    assert assumed.total_bytes == folded.total_bytes
+
+
+def test_train_bn_adds_nothing_where_the_graph_keeps_its_batch_norm(tmp_path: Path) -> None:
+    graph = conv_relu(tmp_path, folded=False, batch_norm=True)
+    kept = training_memory(graph, optimizer="sgd", workspace="none")
+    assert training_memory(graph, optimizer="sgd", workspace="none", train_bn=True) == kept
+
+
+def test_cli_train_bn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from foresize.cli.main import main
+
+    graph = conv_relu(tmp_path, folded=False)  # written to tmp_path / "g.onnx"
+    expected = training_memory(graph, optimizer="sgd", train_bn=True).total_bytes
+    args = ["profile", "model", str(tmp_path / "g.onnx"), "--train", "--optimizer", "sgd"]
+    assert main([*args, "--train-bn", "-f", "json"]) == 0
+    training = json.loads(capsys.readouterr().out)["model"]["training"]
+    assert training["train_bn"] is True
+    assert training["total_bytes"] == expected
+    assert expected > training_memory(graph, optimizer="sgd").total_bytes
+
+
+def test_a_fold_is_read_from_the_rewrite_record_or_the_batch_norm_scope() -> None:
+    from foresize.graph.model import NAME_SCOPES, Node
+    from foresize.graph.ops.memory import REWRITE_RULES, folds_batch_norm
+
+    scope = {NAME_SCOPES: "['', 'stem', 'stem.1', '_native_batch_norm_legit_no_training']"}
+    assert folds_batch_norm(Node("c", "Conv", metadata=scope))
+    assert folds_batch_norm(Node("c", "Conv", metadata={REWRITE_RULES: "FuseBatchNormIntoConv"}))
+    assert not folds_batch_norm(Node("c", "Conv", metadata={NAME_SCOPES: "['', 'c', 'conv2d']"}))
+    assert not folds_batch_norm(Node("bn", "BatchNormalization", metadata=scope))  # the kernel
+
+
+@pytest.mark.parametrize(("shape", "expected"), [
+    ([2, 2, 2], (128, 128, 128, 160, 192)),  # splits the cut dim: view, as q.view(b, t, h, d)
+    ([4, 2], (128, 128, 160, 192, 192)),  # reshapes the dim before the cut: a copy
+])  # fmt: skip
+def test_a_reshape_of_a_cut_is_a_view_while_the_dims_before_the_cut_stay(
+    tmp_path: Path, shape: list[int], expected: tuple[int, ...]
+) -> None:
+    """h = relu(x) [2,8] 64 B; a, b = split(h, axis 1) [2,4]; ra = reshape(a) 32 B if a
+    copy; y = sigmoid(ra) 32 B, z = tanh(b) 32 B."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["h"], name="relu"),
+        helper.make_node("Split", ["h", "halves"], ["a", "b"], name="split", axis=1),
+        helper.make_node("Reshape", ["a", "shape"], ["ra"], name="reshape"),
+        helper.make_node("Sigmoid", ["ra"], ["y"], name="sig"),
+        helper.make_node("Tanh", ["b"], ["z"], name="tanh"),
+    ]
+    consts = {"halves": np.array([4, 4], np.int64), "shape": np.array(shape, np.int64)}
+    graph = read(tmp_path, nodes, {"x": [2, 8]}, {"y": shape, "z": [2, 4]}, consts)
+    assert inference_memory(graph).live_bytes == expected

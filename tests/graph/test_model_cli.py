@@ -106,7 +106,10 @@ def test_onnx_flops_by_hand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert report["coverage_pct"] == 100.0
 
 
-def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # without transformers, a family with no closed form is an error naming the families
+    monkeypatch.setattr("foresize.cli.model.transformers_available", lambda: False)
     path = mlp(tmp_path / "mlp.onnx")
     code, _, err = run(["profile", "model", str(path)], capsys)
     assert code == 3
@@ -151,3 +154,20 @@ def test_by_layer_groups_scoped_node_names(tmp_path: Path,
     assert layers["layers.0"]["flops"] == 2 * 3 * 4 * 4 + 3 * 4  # plus the Relu
     assert layers["layers.0"]["n_ops"] == 2
     assert layers["head"]["macs"] == 3 * 4 * 2
+
+
+def test_pipeline_stages_on_a_config_and_not_on_a_graph(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA2_7B))
+    args = ["profile", "model", str(tmp_path), "--train", "--batch", "8", "--pp", "4"]
+    code, out, err = run([*args, "-f", "json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)["model"]
+    assert report["path"].startswith("closed form")
+    assert report["inference"]["pipeline_parallel"] == 4
+    assert report["training"]["bubble_fraction"] == pytest.approx(3 / 11)
+    code, _, err = run(["profile", "model", str(mlp(tmp_path / "mlp.onnx")), "--dim",
+                        "batch=1", "--pp", "2"], capsys)  # fmt: skip
+    assert code == 2
+    assert "splits heads and MLP columns or layers" in err

@@ -71,10 +71,37 @@ def test_a_model_that_needs_two_devices_is_timed_on_two():
     h200 = get_device("h200")
     step_bytes = decode_weight_bytes(arch, "bf16", batch=1) + kv_cache_bytes(
         arch, batch=1, context=8192, dtype="bf16")
-    allreduce = 2 * 80 * (2 * 1 / 2 * 8192 * 2 / (900e9 / 2))  # 2 per layer, 8192 x bf16
+    # 2 per layer of 8192 x bf16, each NCCL's 8.4 us base and 2 ring steps of 3.4 us
+    allreduce = 2 * 80 * (8.4e-6 + 2 * 3.4e-6 + 2 * 1 / 2 * 8192 * 2 / (900e9 / 2))
     assert inference["decode_allreduce_s"] == pytest.approx(allreduce)
     assert inference["decode_step_s"] == pytest.approx(
         step_bytes / 2 / h200.bandwidth_bytes_per_s + allreduce)
     alone = size_architecture(arch, SizingRequest(context=8192, device="h200", tensor_parallel=4))
     assert alone["inference"]["tensor_parallel"] == 4
     assert alone["inference"]["decode_step_s"] < inference["decode_step_s"]
+
+
+def test_pipeline_stages_hold_a_share_and_run_one_after_another():
+    """LLaMA-3.1-70B in bf16 on two H200s as two pipeline stages instead of tensor parallel."""
+    from pathlib import Path
+
+    from foresize.graph.memory import decode_weight_bytes, kv_cache_bytes, training_memory
+
+    arch = read_hf_config(Path(__file__).parent / "configs" / "llama3.1_70b.json")
+    request = SizingRequest(context=8192, device="h200", pipeline_parallel=2)
+    inference = size_architecture(arch, request)["inference"]
+    assert (inference["tensor_parallel"], inference["pipeline_parallel"]) == (1, 2)
+    h200 = get_device("h200")
+    step_bytes = decode_weight_bytes(arch, "bf16", batch=1) + kv_cache_bytes(
+        arch, batch=1, context=8192, dtype="bf16")
+    # each stage streams its half in turn, then hands 8192 bf16 values to the next
+    send = 3.4e-6 + 8192 * 2 / (900e9 / 2)
+    assert inference["decode_step_s"] == pytest.approx(step_bytes / h200.bandwidth_bytes_per_s
+                                                       + send)
+    train = SizingRequest(batch=8, context=4096, device="h200", train=True, pipeline_parallel=4)
+    step = size_architecture(arch, train)["training"]
+    assert step["microbatches"] == 8
+    assert step["bubble_fraction"] == pytest.approx(3 / 11)
+    # stage 1 holds 4 microbatches in flight; every component is a quarter of that
+    whole = training_memory(arch, batch=4, seq=4096, precision="bf16", optimizer="adamw")
+    assert step["total_bytes"] == sum(-(-v // 4) for v in whole.components.values())

@@ -120,3 +120,45 @@ def test_blocks_of_an_exported_model_are_its_indexed_modules() -> None:
     redo = training_memory(graph, optimizer="sgd", recompute="full")
     assert plain.components["saved_activations"] == 3 * 16384 + 3 * 65536
     assert redo.components["saved_activations"] == 3 * 16384 + 65536
+
+
+TOKEN_MODEL = '''
+import torch
+from torch import nn
+
+class Tagger(nn.Module):
+    """Token ids and a boolean mask in, one score per token out."""
+
+    def __init__(self):
+        super().__init__()
+        self.tok = nn.Embedding(100, 8)
+        self.out = nn.Linear(8, 4)
+
+    def forward(self, ids, mask):
+        return self.out(self.tok(ids)).sum(-1).masked_fill(~mask, 0.0)
+
+def build():
+    return Tagger()
+'''
+
+
+@pytest.mark.torch
+def test_cli_sizes_a_token_id_model_with_typed_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "token_factory.py").write_text(TOKEN_MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from foresize.cli.main import main
+
+    args = ["profile", "model", "token_factory:build", "--input", "ids:2x16:int64",
+            "--input", "mask:2x16:bool", "-f", "json"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)["model"]
+    assert report["parameters"] == 100 * 8 + 8 * 4 + 4
+    assert report["macs"] == 2 * 16 * 8 * 4  # the Linear on 32 embedded tokens
+    assert main(["profile", "model", "token_factory:build", "--input", "ids:2x16:int64",
+                 "--input", "mask:2x16:complex"]) == 2  # fmt: skip
+    assert "is not one of" in capsys.readouterr().err
+    # float zeros for token ids, as before typed inputs, cannot be exported
+    assert main(["profile", "model", "token_factory:build", "--input", "ids=2,16",
+                 "--input", "mask=2,16"]) != 0  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -12,13 +12,17 @@ from foresize.cli.options import FormatOpt, OutputOpt, parse_dims
 from foresize.cli.output import Result, emit, info
 from foresize.core.errors import InputError
 from foresize.core.guard import graph_errors
-from foresize.core.io import sha256_file
+from foresize.core.io import read_json_object, sha256_file
 from foresize.graph.analysis import GraphRequest, analyze_graph, report_rows
 from foresize.graph.devices import DEVICES, device_name
 from foresize.graph.flops import by_layer
-from foresize.graph.hf_config import read_hf_config
+from foresize.graph.hf_config import SUPPORTED_FAMILIES, read_hf_config
+from foresize.graph.hf_meta import size_with_transformers, transformers_available
 from foresize.graph.model import ModelGraph
 from foresize.graph.sizing import SizingRequest, size_architecture
+
+if TYPE_CHECKING:
+    from foresize.graph.torch_reader import ExampleInput
 
 EPILOG = """\
 Examples:
@@ -58,15 +62,23 @@ def model(
     zero: Annotated[int, typer.Option("--zero", min=0, max=3, help="ZeRO stage.")] = 0,
     dp: Annotated[int, typer.Option("--dp", min=1, help="Data-parallel degree.")] = 1,
     tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")] = 1,
+    pp: Annotated[int, typer.Option("--pp", min=1, help="Pipeline-parallel stages (a config: "
+                                    "layers split evenly; training runs one-sequence "
+                                    "microbatches on a 1F1B schedule).")] = 1,
     recompute: Annotated[str, typer.Option(
         "--recompute", help="Activation checkpointing: none or full (every repeated block; "
         "on a graph, its indexed modules).")] = "none",
+    train_bn: Annotated[bool, typer.Option(
+        "--train-bn", help="Graph: BatchNorm trains after every Conv that no "
+        "BatchNormalization reads (an eval-mode export folded it and left no record); "
+        "folds the torch exporter records are counted without it.")] = False,
     top: Annotated[int, typer.Option("--top", min=1, help="ONNX: costliest ops shown.")] = 15,
     strict: Annotated[bool, typer.Option(
         "--strict", help="ONNX: unsupported or unresolved ops are an error (exit 4).")] = False,
     shape: Annotated[list[str] | None, typer.Option(
-        "--input", help="PyTorch factory: an example input, NAME=D1,D2,... (repeatable), "
-        "e.g. x=1,3,224,224.")] = None,
+        "--input", help="PyTorch factory: an example input, NAME:SHAPE[:DTYPE] "
+        "(repeatable), e.g. x:1x3x224x224, ids:1x128:int64, mask:1x128:bool; integer "
+        "inputs are fed zeros, boolean ones ones, floating ones zeros in --dtype.")] = None,
     by_layer: Annotated[bool, typer.Option(
         "--by-layer", help="ONNX: costs per layer (from the exporter's scoped node names) "
         "instead of per op.")] = False,
@@ -84,11 +96,12 @@ def model(
     device = None if device is None else device_name(device)
     request = GraphRequest(dims=parse_dims(dim), dtype=dtype, device=device, train=train,
                           optimizer=optimizer, top=top, strict=strict, by_layer=by_layer,
-                          zero_stage=zero, data_parallel=dp, recompute=recompute)
+                          zero_stage=zero, data_parallel=dp, recompute=recompute,
+                          train_bn=train_bn)
     is_factory = not source.exists() and ":" in str(source)
     is_onnx = source.suffix.lower() == ".onnx"
     if is_factory or is_onnx:
-        _reject_config_options(batch=batch, context=context, tp=tp)
+        _reject_config_options(batch=batch, context=context, tp=tp, pp=pp)
     if is_factory:
         from foresize.graph.torch_reader import read_torch  # onnx loads only when needed
 
@@ -109,50 +122,101 @@ def model(
     recompute_mode: Literal["none", "full"] = recompute  # type: ignore[assignment]
     zero_stage: Literal[0, 1, 2, 3] = zero  # type: ignore[assignment]
     path = _config_path(source)
+    config = read_json_object(path, what="config")
+    if config.get("model_type") not in SUPPORTED_FAMILIES and transformers_available():
+        _reject_meta_options(device=device, tp=tp, pp=pp, zero=zero, dp=dp,
+                             recompute=recompute)
+        report = size_with_transformers(config, batch=batch, context=context, dtype=precision,
+                                        train=train, optimizer=optimizer)
+        emit(Result(report_rows(report), {**provenance({str(path): sha256_file(path)}),
+                                          "model": report},
+                    title=f"{path} ({report['model_type']}, {report['class']})",
+                    caption=f"path: {report['path']}; 1 multiply-add = 2 FLOPs"),
+             fmt=fmt, output=output)
+        return
     arch = read_hf_config(path)
     report = size_architecture(arch, SizingRequest(
         batch=batch, context=context, dtype=precision, device=device or "h100_sxm", train=train,
         optimizer=optimizer, zero_stage=zero_stage, data_parallel=dp, tensor_parallel=tp,
+        pipeline_parallel=pp,
         recompute=recompute_mode))
     frame = report_rows(report)
     document = {**provenance({str(path): sha256_file(path)}), "model": report}
     emit(Result(frame, document, title=f"{path} ({arch.model_type})",
-                caption="roofline lower bounds; 1 multiply-add = 2 FLOPs"),
+                caption=f"path: {report['path']}; roofline lower bounds; "
+                "1 multiply-add = 2 FLOPs"),
          fmt=fmt, output=output)
 
 
-def _reject_config_options(*, batch: int, context: int | None, tp: int) -> None:
+def _reject_meta_options(*, device: str | None, tp: int, pp: int, zero: int, dp: int,
+                         recompute: str) -> None:
+    """Options the transformers path cannot honour are an error, not silently ignored.
+
+    It runs the model once on one device in eager PyTorch: there is no roofline, no split
+    over devices and no checkpointing to apply.
+    """
+    given = [name for name, on in (("--device", device is not None), ("--tp", tp != 1),
+                                   ("--pp", pp != 1),
+                                   ("--zero", zero != 0), ("--dp", dp != 1),
+                                   ("--recompute", recompute != "none")) if on]
+    if given:
+        raise typer.BadParameter(
+            "this model_type has no closed form, so it is sized by running it on fake "
+            "tensors (one device, eager PyTorch): no roofline, sharding or checkpointing",
+            param_hint=given[0])
+
+
+def _reject_config_options(*, batch: int, context: int | None, tp: int, pp: int) -> None:
     """Options a graph cannot honour are an error, not silently ignored.
 
     A graph's batch and sequence are its dims (``--dim``); tensor parallelism splits
-    heads and MLP columns, which only the architecture (a config.json) describes.
+    heads and MLP columns, pipeline parallelism the layers, which only the architecture (a
+    config.json) describes.
     """
     if batch != 1 or context is not None:
         option = "--batch" if batch != 1 else "--context"
         raise typer.BadParameter(
             "sizes a config.json; a graph's batch and sequence are its dims: bind them with "
             "--dim (e.g. --dim batch=8 --dim seq=4096)", param_hint=option)
-    if tp != 1:
+    if tp != 1 or pp != 1:
         raise typer.BadParameter(
-            "needs the architecture: it splits heads and MLP columns, so size the model's "
-            "config.json; for a graph, --zero and --dp shard its training state",
-            param_hint="--tp")
+            "needs the architecture: it splits heads and MLP columns or layers, so size the "
+            "model's config.json; for a graph, --zero and --dp shard its training state",
+            param_hint="--tp" if tp != 1 else "--pp")
 
 
-def _parse_inputs(texts: list[str] | None, spec: str) -> dict[str, tuple[int, ...]]:
-    """``x=1,3,224,224`` -> {"x": (1, 3, 224, 224)}: the example inputs of a factory."""
+def _parse_inputs(texts: list[str] | None, spec: str) -> dict[str, ExampleInput]:
+    """``ids:1x128:int64`` -> {"ids": ExampleInput((1, 128), "int64")}: a factory's inputs.
+
+    NAME, then ``:`` or ``=``, the shape's dims separated by ``x`` or ``,``, and an optional
+    ``:DTYPE`` (default: the model's float dtype), so ``x=1,3,224,224`` reads too.
+    """
+    from foresize.graph.torch_reader import INPUT_DTYPES, ExampleInput  # loads onnx
+
     if not texts:
-        raise typer.BadParameter(f"{spec} needs example inputs, e.g. --input x=1,3,224,224",
-                                 param_hint="--input")
-    shapes: dict[str, tuple[int, ...]] = {}
+        raise typer.BadParameter(f"{spec} needs example inputs, e.g. --input x:1x3x224x224 "
+                                 "or --input ids:1x128:int64", param_hint="--input")
+    inputs: dict[str, ExampleInput] = {}
     for text in texts:
-        name, sep, dims = text.partition("=")
-        parts = [p.strip() for p in dims.split(",")]
-        if not sep or not name or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise typer.BadParameter(f"{text!r} is not NAME=D1,D2,... with positive integers",
+        name, dims, dtype = _split_input(text)
+        parts = [p.strip() for p in dims.replace("x", ",").split(",")]
+        if not name or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise typer.BadParameter(f"{text!r} is not NAME:SHAPE[:DTYPE] with a shape of "
+                                     "positive integers (e.g. ids:1x128:int64)",
                                      param_hint="--input")
-        shapes[name.strip()] = tuple(int(p) for p in parts)
-    return shapes
+        if dtype is not None and dtype not in INPUT_DTYPES:
+            raise typer.BadParameter(f"{text!r}: dtype {dtype!r} is not one of "
+                                     f"{', '.join(INPUT_DTYPES)}", param_hint="--input")
+        inputs[name] = ExampleInput(tuple(int(p) for p in parts), dtype)
+    return inputs
+
+
+def _split_input(text: str) -> tuple[str, str, str | None]:
+    """(name, shape text, dtype or None) of one ``--input``."""
+    sep = "=" if "=" in text else ":"
+    name, _, rest = text.partition(sep)
+    shape, colon, dtype = rest.partition(":")
+    return name.strip(), shape, dtype.strip() if colon else None
 
 
 def _onnx(graph: ModelGraph, request: GraphRequest, *, label: str, inputs: dict[str, Any],

@@ -10,8 +10,10 @@ from typing import Any
 import polars as pl
 
 from foresize.core.units import human_bytes, human_duration
+from foresize.graph.devices import allreduce_time, get_device
 from foresize.graph.flops import FlopReport, analyze_flops, roofline_rows
 from foresize.graph.liveness import graph_precision, inference_memory, training_memory
+from foresize.graph.memory import DTYPE_BYTES, FP32_BYTES
 from foresize.graph.model import ModelGraph
 
 
@@ -30,6 +32,7 @@ class GraphRequest:
     zero_stage: int = 0
     data_parallel: int = 1
     recompute: str = "none"
+    train_bn: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +71,12 @@ def analyze_graph(graph: ModelGraph, request: GraphRequest) -> GraphAnalysis:
         step = training_memory(graph, optimizer=request.optimizer, dtype=request.dtype,
                                zero_stage=request.zero_stage,
                                data_parallel=request.data_parallel,
-                               recompute=request.recompute)
+                               recompute=request.recompute, train_bn=request.train_bn)
         summary["training"] = {"optimizer": step.optimizer, "precision": step.precision,
                                "zero_stage": request.zero_stage,
                                "data_parallel": request.data_parallel,
                                "recompute": request.recompute,
+                               "train_bn": request.train_bn,
                                "components_bytes": dict(step.components),
                                "total_bytes": step.total_bytes, "n_saved_tensors": len(step.saved)}
         parts = ", ".join(f"{k} {human_bytes(v)}" for k, v in step.components.items())
@@ -88,7 +92,44 @@ def analyze_graph(graph: ModelGraph, request: GraphRequest) -> GraphAnalysis:
                                "convention": "sum of per-op lower bounds"}
         notes.append(f"roofline on {request.device} ({precision}): {total_s:.4g} s, "
                      "the sum of per-op lower bounds")
+        if request.train:
+            timing = training_step_time(graph, total_s, request)
+            summary["roofline"]["training_step"] = timing
+            notes.append(f"training step: {timing['step_s']:.4g} s (forward, backward and the "
+                         f"{request.optimizer} update; gradient all-reduce "
+                         f"{timing['gradient_allreduce_s']:.4g} s over {request.data_parallel} "
+                         "ranks, overlapping the backward)")
     return GraphAnalysis(report, rows, summary, notes)
+
+
+# fp32 words one optimizer step reads and writes per trainable parameter: the weight and
+# its gradient read, the weight written, and each moment read and written
+OPTIMIZER_WORDS = {"sgd": 3, "sgd_momentum": 5, "adam": 7, "adamw": 7}
+
+
+def training_step_time(
+    graph: ModelGraph, forward_s: float, request: GraphRequest
+) -> dict[str, Any]:
+    """Roofline of one training step of ``graph`` from its forward's per-op lower bounds.
+
+    The backward of each op costs twice its forward, in FLOPs and in bytes (the gradients
+    of its input and of its weight are each a product the size of the forward's), so the
+    step's compute is three forward passes, four under full recompute. The optimizer update
+    is memory-bound: ``OPTIMIZER_WORDS`` fp32 words per trainable parameter, sharded over
+    the data-parallel ranks from ZeRO stage 1. The gradient all-reduce over those ranks is
+    priced apart (NCCL ring with latency) because DDP overlaps it with the backward.
+    """
+    device = get_device(request.device or "")
+    passes = 4 if request.recompute == "full" else 3
+    update = graph.n_params * FP32_BYTES * OPTIMIZER_WORDS[request.optimizer]
+    if request.zero_stage >= 1:
+        update = -(-update // request.data_parallel)
+    update_s = update / device.bandwidth_bytes_per_s
+    grad_bytes = graph.n_params * DTYPE_BYTES[request.dtype or graph_precision(graph)]
+    allreduce_s = (allreduce_time(grad_bytes, request.data_parallel, device)
+                   if request.data_parallel > 1 else 0.0)
+    return {"step_s": passes * forward_s + update_s, "compute_passes": passes,
+            "optimizer_update_s": update_s, "gradient_allreduce_s": allreduce_s}
 
 
 def _flatten(report: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

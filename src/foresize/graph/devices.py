@@ -208,17 +208,38 @@ def fits(
     return max(1, math.ceil(total_bytes / usable))
 
 
+# NCCL's own cost model of a ring all-reduce, Simple protocol, NVLink (src/graph/tuning.cc:
+# a base latency and one hardware latency per ring step); PCIe hops are slower, so these
+# keep the time a lower bound on any link
+ALLREDUCE_BASE_S = 8.4e-6
+ALLREDUCE_STEP_S = 3.4e-6
+
+
 def allreduce_time(n_bytes: float, degree: int, device: str | Device) -> float:
     """Lower-bound time of a ring all-reduce of ``n_bytes`` over ``degree`` devices.
 
     Each device sends and receives ``2 (degree - 1) / degree x n_bytes`` (Patarasuk and
-    Yuan 2009), at half its two-way link bandwidth each way. Per-message latency (a few
-    microseconds) is not modelled. A device without a link in the catalogue (``cpu``)
-    cannot be split: an error.
+    Yuan 2009), at half its two-way link bandwidth each way, in ``2 (degree - 1)`` steps
+    that each pay a hop's latency, after a base latency (``ALLREDUCE_*_S``): a decode
+    step's all-reduce of a few KiB is all latency. A device without a link in the
+    catalogue (``cpu``) cannot be split: an error.
     """
     if degree == 1:
         return 0.0
+    latency = ALLREDUCE_BASE_S + 2 * (degree - 1) * ALLREDUCE_STEP_S
+    return latency + 2 * (degree - 1) / degree * n_bytes / (_link(device) / 2)
+
+
+def send_time(n_bytes: float, device: str | Device) -> float:
+    """Lower-bound time to pass ``n_bytes`` to the next device (a pipeline stage boundary):
+    one hop's latency and one direction of the link.
+    """
+    return ALLREDUCE_STEP_S + n_bytes / (_link(device) / 2)
+
+
+def _link(device: str | Device) -> float:
+    """The two-way device-to-device bandwidth, or an error for a device without a link."""
     spec = get_device(device)
     if spec.link_bytes_per_s is None:
         raise InputError(f"{spec.name} has no device-to-device link in the catalogue")
-    return 2 * (degree - 1) / degree * n_bytes / (spec.link_bytes_per_s / 2)
+    return spec.link_bytes_per_s

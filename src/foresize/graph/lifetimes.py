@@ -21,6 +21,8 @@ from foresize.graph.model import ModelGraph, Node, module_path
 
 # ops whose output shares its input's storage in PyTorch (the exporter's source)
 VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose"})
+# ops that cut a tensor into views: ``split``/``chunk``, basic slicing, ``select``
+CUT_OPS = frozenset({"Split", "Slice", "Gather"})
 RESHAPES = frozenset({"Reshape", "Flatten"})
 SHAPE_OPS = frozenset({"Shape", "Size"})
 
@@ -28,22 +30,102 @@ SHAPE_OPS = frozenset({"Shape", "Size"})
 def view_roots(graph: ModelGraph, kernels: tuple[Node, ...] | None = None) -> dict[str, str]:
     """For every tensor that is a view, the tensor whose storage it shares.
 
-    A Reshape or Flatten of a non-contiguous tensor (a transpose that moves a dim larger
-    than 1) is a copy, not a view, as ``torch.reshape`` makes it.
+    Views are the reshapes and transposes of ``VIEW_OPS`` and the cuts of ``CUT_OPS``:
+    ``torch.split``/``chunk`` (``Split``), slicing with a positive step (``Slice``) and
+    ``x[:, 0]`` (a ``Gather`` of one constant index) return views in PyTorch, so GPT-2's
+    q, k and v keep the fused projection's output alive, and nothing else. A Reshape or
+    Flatten of a non-contiguous tensor is a copy, as ``torch.reshape`` makes it, unless
+    ``view`` could do it: after a transpose that moves a dim larger than 1 it cannot;
+    after a cut along axis ``a`` it can while the dims before ``a`` stay as they are
+    (GPT-2's ``q.view(b, t, heads, d)`` of a chunk of the last dim is a view).
     """
     roots: dict[str, str] = {}
-    strided: set[str] = set()
+    strided: dict[str, int | None] = {}  # the leading dims a view must keep; None: none can
     for node in kernels if kernels is not None else graph.nodes:
-        if node.op_type not in VIEW_OPS or not node.inputs or not node.inputs[0]:
+        if not node.inputs or not node.inputs[0] or not _is_view(graph, node):
             continue
         source = node.inputs[0]
         if node.op_type in RESHAPES and source in strided:
-            continue
+            kept = strided[source]
+            if kept is None or not _keeps_leading(graph, node, kept):
+                continue
+        layout = _layout(graph, node, strided)
         for name in node.outputs:
-            roots[name] = roots.get(source, source)
-            if source in strided or (node.op_type == "Transpose" and _moves(graph, node)):
-                strided.add(name)
+            if name:
+                roots[name] = roots.get(source, source)
+                if layout != -1:
+                    strided[name] = layout
     return roots
+
+
+def _layout(graph: ModelGraph, node: Node, strided: dict[str, int | None]) -> int | None:
+    """The layout of a view's output: -1 contiguous, else as ``strided`` records it."""
+    source = node.inputs[0]
+    if node.op_type == "Transpose":
+        return None if source in strided or _moves(graph, node) else -1
+    if node.op_type in CUT_OPS:
+        axis = _cut_axis(graph, node)
+        if axis is None:
+            return -1
+        before = strided.get(source, -1)
+        return None if before is None else max(before, axis)
+    if node.op_type in RESHAPES or node.op_type == "Identity":
+        return strided.get(source, -1)
+    return None if source in strided else -1  # (un)squeezing a strided tensor: be safe
+
+
+def _keeps_leading(graph: ModelGraph, node: Node, kept: int) -> bool:
+    """Whether a reshape leaves the first ``kept`` dims of its input as they are."""
+    source, out = graph.tensors.get(node.inputs[0]), graph.tensors.get(node.outputs[0])
+    a = source.concrete_shape if source is not None else None
+    b = out.concrete_shape if out is not None else None
+    return a is not None and b is not None and len(b) >= kept and a[:kept] == b[:kept]
+
+
+def _is_view(graph: ModelGraph, node: Node) -> bool:
+    """Whether eager PyTorch's op behind ``node`` returns a view of its first input."""
+    if node.op_type in VIEW_OPS or node.op_type == "Split":
+        return True
+    if node.op_type == "Slice":  # a negative step is torch.flip, a copy
+        steps = graph.constants.get(node.inputs[4]) if len(node.inputs) > 4 else None
+        return steps is None or all(step > 0 for step in steps)
+    if node.op_type == "Gather":  # select: one constant index, no dim kept
+        index = graph.tensors.get(node.inputs[1]) if len(node.inputs) > 1 else None
+        return (
+            index is not None
+            and index.shape == ()
+            and node.inputs[1] in graph.constants
+            and not _is_param(graph, node.inputs[0])
+        )
+    return False
+
+
+def _cut_axis(graph: ModelGraph, node: Node) -> int | None:
+    """The axis a cut strides along, or None when its output is contiguous.
+
+    A cut along axis ``a`` is contiguous when every dim before ``a`` is 1. A cut of unknown
+    shape, along several axes or with a step is taken as striding past its last dim, so
+    that only a reshape keeping every dim is a view of it.
+    """
+    tensor = graph.tensors.get(node.inputs[0])
+    shape = tensor.concrete_shape if tensor is not None else None
+    if shape is None:
+        return len(tensor.shape or ()) if tensor is not None else 0
+    if node.op_type == "Slice":
+        out = graph.tensors.get(node.outputs[0])
+        out_shape = out.concrete_shape if out is not None else None
+        if out_shape is None or len(out_shape) != len(shape):
+            return len(shape)
+        cut = [axis for axis, (a, b) in enumerate(zip(shape, out_shape, strict=True)) if a != b]
+        steps = graph.constants.get(node.inputs[4]) if len(node.inputs) > 4 else None
+        if len(cut) > 1 or (steps is not None and any(step != 1 for step in steps)):
+            return len(shape)
+        axis = cut[0] if cut else 0
+    else:
+        attr = node.attributes.get("axis", 0)
+        axis = attr if isinstance(attr, int) else 0
+    axis %= max(len(shape), 1)
+    return axis if any(d != 1 for d in shape[:axis]) else None
 
 
 def _moves(graph: ModelGraph, node: Node) -> bool:
@@ -117,9 +199,12 @@ def held_by_frames(
     A tensor read once in its frame may be a temporary, and is left to its last use. View
     nodes are not reads (``x.view(...).transpose(...)`` is one expression). Module calls
     come from :func:`module_path`; a module called twice is taken as one call spanning both.
-    Graphs without scope metadata get no extension.
+    Graphs without scope metadata get no extension. A node the exporter's optimiser made
+    without a scope (a ``Split`` it rewrote) runs in the innermost module around its
+    neighbours (:func:`_infer_paths`), not in the model's own frame, which would keep its
+    outputs to the end of the forward pass.
     """
-    paths = [module_path(k) for k in kernels]
+    paths = _infer_paths(kernels)
     end: dict[tuple[str, ...], int] = {}
     for step, path in enumerate(paths):
         if path is not None:
@@ -150,6 +235,35 @@ def held_by_frames(
         if frame and len(points) > 1:
             held[name] = max(held.get(name, 0), end[origin[:frame]])
     return held
+
+
+def _infer_paths(kernels: tuple[Node, ...]) -> list[tuple[str, ...] | None]:
+    """Each kernel's module path; an unscoped one gets its neighbours' common prefix.
+
+    The neighbours are the scoped kernels that make its inputs and read its outputs: the
+    call that encloses all of them encloses it too. A kernel with no scoped neighbour
+    keeps None.
+    """
+    paths = [module_path(k) for k in kernels]
+    if all(p is None for p in paths) or all(p is not None for p in paths):
+        return paths
+    made: dict[str, int] = {}
+    readers: dict[str, list[int]] = {}
+    for step, node in enumerate(kernels):
+        made.update((o, step) for o in node.outputs if o)
+        for name in node.inputs:
+            if name:
+                readers.setdefault(name, []).append(step)
+    inferred = list(paths)
+    for step, node in enumerate(kernels):
+        if paths[step] is not None:
+            continue
+        near = [made[x] for x in node.inputs if x in made]
+        near += [r for o in node.outputs if o for r in readers.get(o, ())]
+        known = [p for p in (paths[i] for i in near) if p is not None]
+        if known:
+            inferred[step] = known[0][: min(_common(known[0], p) for p in known)]
+    return inferred
 
 
 def _common(a: tuple[str, ...], b: tuple[str, ...]) -> int:

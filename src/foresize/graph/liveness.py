@@ -9,8 +9,10 @@ figures describe eager PyTorch (the runtime ONNX graphs are usually exported fro
 SDPA decomposition becomes one kernel). Each kernel's saved tensors, extra saved bytes and
 scratch come from the memory rules in :mod:`foresize.graph.ops.memory`.
 
-**Lifetimes as eager keeps them** (:mod:`foresize.graph.lifetimes`): views share their
-input's storage (a ``Reshape`` of a transposed tensor is a copy, as in ``torch.reshape``);
+**Lifetimes as eager keeps them** (:mod:`foresize.graph.lifetimes`): views, cuts
+(``Split``, ``Slice``, a select) among them, share their input's storage (a ``Reshape`` of
+a transposed tensor, or one that reshapes the dims before a cut, is a copy, as in
+``torch.reshape``);
 weight re-layouts an exporter emits cost nothing; with the torch exporter's module scopes,
 a module's arguments and its named locals stay live until the module returns; and under
 activation checkpointing a block's saved tensors are rebuilt for its backward.
@@ -56,7 +58,14 @@ from foresize.graph.memory import DTYPE_BYTES, FP32_BYTES, OPTIMIZER_MOMENTS
 from foresize.graph.model import ModelGraph, Node, TensorInfo, numel
 from foresize.graph.ops.base import OpNode
 from foresize.graph.ops.fusion import fuse
-from foresize.graph.ops.memory import MEMORY_RULES, WORKSPACE_MODES, MemoryEffect, memory_effect
+from foresize.graph.ops.memory import (
+    MEMORY_RULES,
+    WORKSPACE_MODES,
+    MemoryEffect,
+    folds_batch_norm,
+    memory_effect,
+    with_batch_norm,
+)
 from foresize.graph.ops.pricing import op_node
 
 # Graph dtype names that are floating point: the ones --dtype re-prices and that train.
@@ -71,7 +80,8 @@ PRECISION_OF: Mapping[str, str] = {
 PRECISIONS = ("fp32", "bf16", "fp16")
 # fp32 temporaries of the largest parameter during one optimizer step (module doc)
 OPTIMIZER_TEMPORARIES: Mapping[str, int] = {"sgd": 0, "sgd_momentum": 0, "adam": 2, "adamw": 2}
-
+# kernels a train-mode BatchNorm follows when --train-bn says the graph lost it
+BATCH_NORM_HOSTS = frozenset({"Conv", "ConvTranspose"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +196,7 @@ def training_memory(
     zero_stage: int = 0,
     data_parallel: int = 1,
     recompute: str = "none",
+    train_bn: bool = False,
 ) -> TrainingMemory:
     """The peak of one training step on one device, with its breakdown at the peak.
 
@@ -205,6 +216,11 @@ def training_memory(
     rebuilt when its backward begins and freed as that backward uses them, so at most one
     block's saved activations exist at a time (the transient peak of re-running the
     block's forward is not counted).
+
+    BatchNorm an eval-mode export folded into a Conv is counted as the train-mode kernel
+    it is (:func:`~foresize.graph.ops.memory.with_batch_norm`) where the node's metadata
+    records the fold; ``train_bn`` assumes it after every Conv that no BatchNormalization
+    reads, for graphs whose exporter left no record.
     """
     if optimizer not in OPTIMIZER_MOMENTS:
         raise UnknownNameError("optimizer", optimizer, list(OPTIMIZER_MOMENTS))
@@ -221,7 +237,7 @@ def training_memory(
         return -(-n_bytes // data_parallel) if zero_stage >= stage else n_bytes
 
     _check(graph, dtype, workspace)
-    plan = _plan(graph, dtype, workspace)
+    plan = _plan(graph, dtype, workspace, train_bn=train_bn)
     precision = dtype or graph_precision(graph)
     trainable = graph.weights
     n_trainable = sum(numel(t.concrete_shape or ()) for t in trainable)
@@ -302,7 +318,7 @@ def _check(graph: ModelGraph, dtype: str | None, workspace: str) -> None:
         )
 
 
-def _plan(graph: ModelGraph, dtype: str | None, workspace: str) -> _Plan:
+def _plan(graph: ModelGraph, dtype: str | None, workspace: str, *, train_bn: bool = False) -> _Plan:
     """Fuse, then size every non-parameter tensor (views and static ones cost none)."""
     kernels = fuse(graph)
     roots = view_roots(graph, kernels)
@@ -319,8 +335,16 @@ def _plan(graph: ModelGraph, dtype: str | None, workspace: str) -> _Plan:
         if n_bytes is None:
             unsized.append(name)
         sizes[name] = n_bytes or 0
-    effects = tuple(memory_effect(op_node(k, graph.tensors, graph), workspace) for k in kernels)
-    return _Plan(kernels, effects, sizes, roots, tuple(unsized), static)
+    normalised = {n.inputs[0] for n in kernels if n.op_type == "BatchNormalization" and n.inputs}
+    effects: list[MemoryEffect] = []
+    for kernel in kernels:
+        op = op_node(kernel, graph.tensors, graph)
+        effect = memory_effect(op, workspace)
+        assumed = train_bn and kernel.op_type in BATCH_NORM_HOSTS
+        if folds_batch_norm(kernel) or (assumed and kernel.outputs[0] not in normalised):
+            effect = with_batch_norm(effect, op)
+        effects.append(effect)
+    return _Plan(kernels, tuple(effects), sizes, roots, tuple(unsized), static)
 
 
 def _forward_spans(graph: ModelGraph, plan: _Plan) -> dict[str, tuple[int, int]]:

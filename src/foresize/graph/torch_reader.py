@@ -14,6 +14,7 @@ import importlib
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +25,32 @@ from foresize.graph.onnx_reader import read_onnx
 if TYPE_CHECKING:
     from torch import nn
 
-ExampleShapes = Mapping[str, Sequence[int]] | Sequence[Sequence[int]]
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+# dtypes an example input may name (--input NAME:SHAPE:DTYPE): torch's names and ours
+INPUT_DTYPES = {
+    **TORCH_DTYPES, **{v: v for v in TORCH_DTYPES.values()},
+    "int64": "int64", "long": "int64", "int32": "int32", "int": "int32",
+    "bool": "bool", "uint8": "uint8", "int8": "int8",
+}  # fmt: skip
 OPSET = 17
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleInput:
+    """One example input: its shape and torch dtype name (None: the model's float dtype).
+
+    Integer inputs are token ids or positions and are fed zeros, a valid id in every
+    vocabulary; boolean ones are masks and are fed ones (attend everywhere), so that a
+    mask does not empty a softmax row; floating-point ones are zeros in the model's dtype.
+    """
+
+    shape: tuple[int, ...]
+    dtype: str | None = None
+
+
+ExampleShapes = (
+    Mapping[str, Sequence[int] | ExampleInput] | Sequence[Sequence[int] | ExampleInput]
+)
 
 
 def import_torch() -> Any:
@@ -66,11 +90,13 @@ def export_onnx(
     dtype: str = "fp32",
     dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
 ) -> Path:
-    """Export ``model`` in eval mode, fed zeros of ``example_shapes``, to ONNX at ``path``.
+    """Export ``model`` in eval mode, fed example inputs of ``example_shapes``, to ONNX.
 
     ``example_shapes`` names each input (``{"x": (1, 3, 224, 224)}``) or lists them in
-    order (inputs are then ``input_0``, ``input_1``, ...). ``dtype`` casts a copy of the
-    model and the inputs, so the graph's tensors carry that precision. ``dynamic_axes``
+    order (inputs are then ``input_0``, ``input_1``, ...); an :class:`ExampleInput` gives
+    a dtype too (``ExampleInput((1, 128), "int64")`` for token ids). ``dtype`` casts a
+    copy of the model and its floating-point inputs, so the graph's tensors carry that
+    precision. ``dynamic_axes``
     (``{"x": {0: "batch"}}``) leaves dims symbolic, for graphs meant to be bound later.
     """
     torch = import_torch()
@@ -85,7 +111,7 @@ def export_onnx(
         if isinstance(example_shapes, Mapping)
         else {f"input_{i}": shape for i, shape in enumerate(example_shapes)}
     )
-    args = tuple(torch.zeros(tuple(shape), dtype=torch_dtype) for shape in shapes.values())
+    args = tuple(_example(torch, spec, torch_dtype) for spec in shapes.values())
     path = Path(path)
     was_training = module.training
     module.eval()
@@ -104,6 +130,20 @@ def export_onnx(
     finally:
         module.train(was_training)
     return path
+
+
+def _example(torch: Any, spec: Sequence[int] | ExampleInput, float_dtype: Any) -> Any:
+    """The tensor fed for one example input (see :class:`ExampleInput` for the values)."""
+    if not isinstance(spec, ExampleInput):
+        return torch.zeros(tuple(spec), dtype=float_dtype)
+    if spec.dtype is not None and spec.dtype not in INPUT_DTYPES:
+        raise InputError(f"input dtype {spec.dtype!r} is not one of {', '.join(INPUT_DTYPES)}")
+    dtype = float_dtype if spec.dtype is None else getattr(torch, INPUT_DTYPES[spec.dtype])
+    if dtype.is_floating_point:
+        return torch.zeros(spec.shape, dtype=float_dtype)
+    if dtype == torch.bool:
+        return torch.ones(spec.shape, dtype=dtype)
+    return torch.zeros(spec.shape, dtype=dtype)
 
 
 def read_torch(

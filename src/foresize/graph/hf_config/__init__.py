@@ -58,7 +58,9 @@ def read_hf_config(
     if builder is None:
         raise InputError(
             f"{where}: model_type {model_type!r} is not supported; "
-            f"supported: {', '.join(SUPPORTED_FAMILIES)}"
+            f"supported: {', '.join(SUPPORTED_FAMILIES)} (any other model_type that "
+            "transformers knows is sized on fake tensors once torch and transformers are "
+            "installed)"
         )
     return builder(ConfigKeys(where, config, include_pooler))
 

@@ -29,21 +29,31 @@ output)`` for ``Conv`` and as twice the output for ``ConvTranspose`` (oneDNN
 deconvolution). ``none`` prices tensors only: the footprint of a runtime that uses kernels
 on the graph's own layout (cuDNN takes NCHW as is; its algorithm workspace is not
 modelled).
+
+**Folded BatchNorm.** An exporter in eval mode folds each ``BatchNorm`` into the
+``Conv`` before it (onnxscript's ``FuseBatchNormIntoConv``, the default of
+``torch.onnx.export``), but a model trained with ``model.train()`` runs BatchNorm as its
+own kernel, which keeps its input (the conv's output) and one fp32 mean and inverse
+standard deviation per channel for backward, and whose backward makes the gradient of
+that input. :func:`with_batch_norm` adds these to the conv's effect for the training
+pass only; :func:`folds_batch_norm` reads the fold from the node's metadata.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from foresize.core.registry import Registry
-from foresize.graph.model import TensorInfo, numel
+from foresize.graph.model import NAME_SCOPES, Node, TensorInfo, numel
 from foresize.graph.ops.base import ZERO_COST, OpNode
 
 WORKSPACE_MODES = ("cpu", "none")
 INDEX_BYTES = 8  # int64, the dtype of PyTorch's pooling indices
-STAT_BYTES = 4  # fp32 log-sum-exp kept per attention row
+STAT_BYTES = 4  # fp32 log-sum-exp kept per attention row, BatchNorm statistic per channel
+REWRITE_RULES = "pkg.onnxscript.rewriter.rule_name"  # the rewrites that made a node
+FOLD_HOSTS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})  # what a BatchNorm folds into
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +247,40 @@ def attention(op: OpNode, mode: str, /) -> MemoryEffect:
     rows = numel(shape[:-1]) if shape else 0
     names = tuple(n for n in op.node.inputs[:3] if n) + op.node.outputs[:1]
     return MemoryEffect(names, extra_saved_bytes=math.ceil(rows * STAT_BYTES))
+
+
+def folds_batch_norm(node: Node) -> bool:
+    """Whether the exporter folded a BatchNorm into ``node``.
+
+    onnxscript names the rewrite (``FuseBatchNormIntoConv``, ``...IntoGemm``) in the
+    node's metadata, and the folded node keeps the BatchNorm's scope, whose last entry is
+    the aten batch-norm call. A BatchNormalization node is the kernel itself, not a fold.
+    """
+    if node.op_type not in FOLD_HOSTS:
+        return False
+    if "FuseBatchNorm" in node.metadata.get(REWRITE_RULES, ""):
+        return True
+    return "batch_norm" in node.metadata.get(NAME_SCOPES, "").rsplit(",", 1)[-1]
+
+
+def with_batch_norm(effect: MemoryEffect, op: OpNode) -> MemoryEffect:
+    """``effect`` of a kernel followed by a train-mode BatchNorm folded into it.
+
+    Training keeps the kernel's output as BatchNorm's saved input, with a mean and an
+    inverse standard deviation per channel (dim 1), and the backward holds that input's
+    gradient while the kernel's own backward runs. A forward without autograd is
+    unchanged: an eval-mode BatchNorm is what the fold reproduces.
+    """
+    shape = op.out_shape()
+    if shape is None or len(shape) < 2:
+        return effect
+    out = sum(_bytes(t) for t in op.outputs[:1])
+    return replace(
+        effect,
+        extra_saved_bytes=effect.extra_saved_bytes + out + 2 * shape[1] * STAT_BYTES,
+        backward_workspace_bytes=effect.backward_scratch + out,
+        extra_saved_only_for_grad=True,
+    )
 
 
 def memory_effect(op: OpNode, mode: str) -> MemoryEffect:
