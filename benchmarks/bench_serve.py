@@ -11,8 +11,11 @@ config) in bf16 on one H100 SXM per replica, SLO TTFT 2 s and TPOT 100 ms for 99
 requests, start-up = 30 s container + weights at 2 GB/s (37 s). At its recorded rate a
 trace needs one to three such replicas, too few for scaling to matter, so each trace is
 replayed ``--rate-scale`` times faster and ``--splice``-d to about an hour again (both
-shown). Each policy's knob is swept (``policies.POLICIES``); a policy's tuned row is
-its cheapest run at >= 99 % attainment. The last table is the simulator's speed.
+shown). The first copy is a warm-up every policy runs through but nobody is scored on
+(the history a deployed policy would have). Each policy's knob is swept
+(``policies.POLICIES``; predictive, hybrid and the oracle also over a capacity scale); a
+policy's tuned row is its cheapest run at >= 99 % attainment. The last table is the
+simulator's speed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from foresize.graph.hf_config import read_hf_config
 from foresize.ingest.requests import read_request_source, replay
@@ -39,6 +43,12 @@ MODEL = Path(__file__).resolve().parents[1] / "src/foresize/graph/reference/llam
 PRICE_H100 = 12.29  # recommend/prices.toml, h100_sxm on-demand
 
 
+def _knob(row: dict[str, Any]) -> str:
+    """``0.95`` or, with a capacity scale, ``0.95@0.7``."""
+    scale = row["capacity_scale"]
+    return f"{row['value']:g}" if scale == 1 else f"{row['value']:g}@{scale:g}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate-scale", type=float, default=4.0)
@@ -52,11 +62,15 @@ def main() -> None:
     for name in args.traces.split(","):
         frame, _ = read_request_source(f"azure-llm:{name}")
         frame, info = replay(frame, rate_scale=args.rate_scale, splice=args.splice)
-        setup = ServeSetup(model, trace_from_frame(frame), slo, info, PRICE_H100)
+        trace = trace_from_frame(frame)
+        warmup = float(trace.arrival_s[-1]) / args.splice if args.splice > 1 else 0.0
+        setup = ServeSetup(model, trace, slo, info, PRICE_H100, warmup_s=warmup)
         capacity = calibrate(setup)
         print(f"\n## azure-llm:{name} ({info.describe()}: {info.n_requests:,} requests over "
               f"{info.duration_s / 60:.0f} min), llama-2-7b bf16 on 1 x H100, SLO TTFT 2 s / "
-              f"TPOT 100 ms at 99 %; calibrated capacity {capacity:.3f} work/s per replica")
+              f"TPOT 100 ms at 99 %; calibrated capacity {capacity:.3f} work/s per replica; "
+              f"the first {warmup / 60:.0f} min (one copy) are the warm-up every policy "
+              "learns from, run but not scored")
         best = {}
         print(f"{'policy':<13}{'knob':>18}{'value':>7}{'GPU-h':>8}{'attain':>8}"
               f"{'TTFT p99':>9}{'TPOT p99':>9}{'cold':>6}   sweep (value: GPU-h / attainment)")
@@ -66,13 +80,13 @@ def main() -> None:
             speed.append((f"{name}:{policy}", len(rows) * setup.trace.n,
                           time.perf_counter() - start))
             best[policy] = pick = tuned(rows, slo.attainment)
-            curve = "  ".join(f"{r['value']:g}: {r['gpu_hours']:.2f}/{100 * r['attainment']:.1f}"
+            curve = "  ".join(f"{_knob(r)}: {r['gpu_hours']:.2f}/{100 * r['attainment']:.1f}"
                               for r in rows)
             if pick is None:
                 print(f"{policy:<13}{POLICIES.get(policy).knob:>18}{'--':>7}{'--':>8}"
                       f"{'<99 %':>8}{'':>9}{'':>9}{'':>6}   {curve}")
                 continue
-            print(f"{policy:<13}{pick['knob']:>18}{pick['value']:>7g}{pick['gpu_hours']:>8.2f}"
+            print(f"{policy:<13}{pick['knob']:>18}{_knob(pick):>7}{pick['gpu_hours']:>8.2f}"
                   f"{100 * pick['attainment']:>7.2f}%{pick['ttft_p99_s']:>8.2f}s"
                   f"{pick['tpot_p99_ms']:>7.0f}ms{pick['cold_starts']:>6}   {curve}")
         result = compare(best)

@@ -72,6 +72,8 @@ class TickView:
     kv_used: FloatArray  # KV tokens in use, summed over ready replicas
     busy: FloatArray  # busy replica-seconds per second (sum of GPU utilisations)
     work: FloatArray  # arriving work, replica-seconds per second (see ``work_per_request``)
+    wait: FloatArray  # how long the queue's head has waited (s; 0 for an empty queue)
+    queued_work: FloatArray  # work waiting in the queue (replica-seconds)
 
     @property
     def current(self) -> int:
@@ -128,6 +130,7 @@ class RunResult:
     finish_s: FloatArray
     preemptions: IntArray
     replica_s: float  # replica-seconds billed
+    spans: FloatArray  # (replicas, 2): when each replica was created and left (or the end)
     busy_s: float
     end_s: float
     n_cold_starts: int
@@ -422,7 +425,8 @@ class _Run:
         n_ticks_hint = int(last / tick) + 2
         for _ in range(max(policy.start(n_ticks_hint, tick), 0 if self.n == 0 else 1)):
             self._add(0.0, 0.0)
-        keys = ("queue", "in_flight", "kv_used", "busy", "work", "ready", "starting", "replicas")
+        keys = ("queue", "in_flight", "kv_used", "busy", "work", "wait", "queued_work",
+                "ready", "starting", "replicas")
         store = np.zeros((len(keys), max(n_ticks_hint, 16)))
         n_t = 0
         work = e.work.tolist()
@@ -441,13 +445,16 @@ class _Run:
                 n_ready = sum(1 for r in ready if not r.draining)
                 if n_t == store.shape[1]:
                     store = np.concatenate([store, np.zeros_like(store)], axis=1)
-                store[:, n_t] = (len(self.queue), len(self.queue) + running,
+                queue = self.queue
+                store[:, n_t] = (len(queue), len(queue) + running,
                                  sum(r.kv for r in ready), (busy - busy_mark) / tick,
-                                 tick_work / tick, n_ready, starting, len(ready) + starting)
+                                 tick_work / tick, now - arr[queue[0]] if queue else 0.0,
+                                 sum(work[i] for i in queue), n_ready, starting,
+                                 len(ready) + starting)
                 n_t += 1
                 busy_mark, tick_work = busy, 0.0
                 s = store[:, :n_t]
-                view = TickView(n_t - 1, now, n_ready, starting, s[0], s[1], s[2], s[3], s[4])
+                view = TickView(n_t - 1, now, n_ready, starting, *s[:7])
                 self._scale(policy.desired(view), now)
                 for r in replicas:  # replicas that just turned ready or idle may admit
                     if r.end == INF and r.ready_s <= now and self.queue and not r.draining \
@@ -470,16 +477,27 @@ class _Run:
                 if r.removed_s == INF or r.n_seqs:
                     self._plan(r, when)
         end = max(max(self.finish, default=0.0), last)
-        billed = sum(min(r.removed_s, end) - r.created_s for r in replicas if r.created_s < end)
+        spans = np.asarray([(r.created_s, min(r.removed_s, end)) for r in replicas
+                            if r.created_s < end], dtype=np.float64).reshape(-1, 2)
+        billed = float((spans[:, 1] - spans[:, 0]).sum())
         busy = sum(r.busy_s for r in replicas)
         return RunResult(np.asarray(self.first), np.asarray(self.finish),
-                         np.asarray(self.preempt, dtype=np.int64), billed, busy, end,
+                         np.asarray(self.preempt, dtype=np.int64), billed, spans, busy, end,
                          self.cold_starts, tick,
                          {k: store[i, :n_t].copy() for i, k in enumerate(keys)})
 
 
-def energy_kwh(model: ReplicaModel, result: RunResult) -> float:
-    """Board energy: busy time at full power, the rest of the billed time at idle power."""
-    busy = min(result.busy_s, result.replica_s)
-    idle = result.replica_s - busy
-    return model.power_w * (busy + IDLE_POWER_FRACTION * idle) / 3.6e6
+def billed_s(result: RunResult, since_s: float = 0.0) -> float:
+    """Replica-seconds billed from ``since_s`` on (a warm-up before it is not scored)."""
+    start = np.maximum(result.spans[:, 0], since_s)
+    return float(np.clip(result.spans[:, 1] - start, 0.0, None).sum())
+
+
+def energy_kwh(model: ReplicaModel, result: RunResult, since_s: float = 0.0) -> float:
+    """Board energy from ``since_s`` on: busy time at full power, the rest of the billed
+    time at idle power (busy time before ``since_s`` is taken from the per-tick series).
+    """
+    billed = billed_s(result, since_s)
+    before = float(result.ticks["busy"][: int(since_s // result.tick_s)].sum()) * result.tick_s
+    busy = min(max(result.busy_s - before, 0.0), billed)
+    return model.power_w * (busy + IDLE_POWER_FRACTION * (billed - busy)) / 3.6e6
