@@ -225,19 +225,6 @@ class _Run:
         self.seq += 1
         heapq.heappush(self.events, (when, self.seq, r.index, r.version))
 
-    def _admit(self, r: _Replica) -> None:
-        queue, eff = self.queue, self.eff
-        while queue and r.n_seqs < self.max_seqs:
-            i = queue[0]
-            if r.kv + eff[i] > self.admit_cap:
-                break
-            queue.popleft()
-            r.kv += eff[i]
-            r.pending += eff[i]
-            r.n_seqs += 1
-            r.prefill.append([i, eff[i]])
-            r.stack.append(i)
-
     def _preempt(self, r: _Replica) -> None:
         """Evict the most recently admitted live sequence back to the queue's head."""
         while r.stack:
@@ -263,14 +250,36 @@ class _Run:
             return
 
     def _plan(self, r: _Replica, now: float) -> None:
-        """Start the next segment of ``r`` at ``now`` (or leave it idle)."""
+        """Start the next segment of ``r`` at ``now`` (or leave it idle).
+
+        The hottest function of a run: admission is inlined and attributes are read
+        into locals once.
+        """
         r.version += 1
+        eff = self.eff
         if not r.draining and r.ready_s <= now:
-            self._admit(r)
+            queue = self.queue
+            if queue:
+                cap, max_seqs, prefill, stack = self.admit_cap, self.max_seqs, r.prefill, \
+                    r.stack
+                kv, n_seqs, pending = r.kv, r.n_seqs, r.pending
+                while queue and n_seqs < max_seqs:
+                    i = queue[0]
+                    e = eff[i]
+                    if kv + e > cap:
+                        break
+                    queue.popleft()
+                    kv += e
+                    pending += e
+                    n_seqs += 1
+                    prefill.append([i, e])
+                    stack.append(i)
+                r.kv, r.n_seqs, r.pending = kv, n_seqs, pending
         while r.n_dec and r.kv + r.n_dec > self.cap:
             self._preempt(r)
         b = r.n_dec
-        if b == 0 and not r.prefill:
+        prefill = r.prefill
+        if b == 0 and not prefill:
             r.end, r.k = INF, 0
             if r.draining and r.n_seqs == 0 and r.removed_s == INF:
                 r.removed_s = now
@@ -278,33 +287,36 @@ class _Run:
         k = 1 << 40
         if b:
             heap, epoch = r.heap, self.epoch
-            while epoch[heap[0][1]] != heap[0][2]:
+            top = heap[0]
+            while epoch[top[1]] != top[2]:
                 heapq.heappop(heap)
-            k = min(heap[0][0] - r.it, (self.cap - r.kv) // b)
+                top = heap[0]
+            k = min(top[0] - r.it, (self.cap - r.kv) // b)
         room = self.budget - b
-        q, attention, r.multi = 0, 0.0, False
-        if r.prefill and room > 0:
-            i, rem = r.prefill[0]
-            done = self.eff[i] - rem
+        q, attention, multi = 0, 0.0, False
+        if prefill and room > 0:
+            i, rem = prefill[0]
             if rem >= room:
                 q = room
                 k = min(k, rem // room)
-                attention = q * (done + q / 2)
+                attention = q * (eff[i] - rem + q / 2)
             else:
-                r.multi, k = True, 1
-                for i, rem in r.prefill:
-                    piece = min(rem, room - q)
-                    attention += piece * (self.eff[i] - rem + piece / 2)
+                multi, k = True, 1
+                for i, rem in prefill:
+                    piece = rem if rem < room - q else room - q
+                    attention += piece * (eff[i] - rem + piece / 2)
                     q += piece
                     if q >= room:
                         break
-        alpha = self.fixed + max(self.wread, (b + q) * self.per_tok + attention * self.attn)
+        compute = (b + q) * self.per_tok + attention * self.attn
+        alpha = self.fixed + (compute if compute > self.wread else self.wread)
         c0, g = r.kv - r.pending, b + q  # cached tokens read; each iteration caches b + q
-        r.t0, r.k, r.alpha, r.c0, r.g, r.q = now, k, alpha, c0, g, q
+        r.t0, r.k, r.alpha, r.c0, r.g, r.q, r.multi = now, k, alpha, c0, g, q, multi
         duration = k * alpha + self.beta * (k * c0 + g * k * (k - 1) / 2)
-        r.end = now + duration
+        end = r.end = now + duration
         r.busy_s += duration
-        self._push(r.end, r)
+        self.seq += 1
+        heapq.heappush(self.events, (end, self.seq, r.index, r.version))
 
     def _cut(self, r: _Replica, now: float) -> None:
         """End ``r``'s segment at the iteration in progress at ``now`` (to admit)."""
