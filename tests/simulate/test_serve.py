@@ -159,3 +159,21 @@ def test_hybrid_raises_a_floor_when_the_queue_nears_the_ttft_slo() -> None:
     assert hybrid.desired(view(5, 0.0, 0.0)) == 7  # the floor holds through the cooldown
     later = int(5 + RISK_COOLDOWN_S)
     assert hybrid.desired(view(later, 0.0, 0.0)) < 7
+
+
+def test_refining_a_sweep_bisects_toward_the_cheaper_neighbour(code_trace: Trace) -> None:
+    from foresize.ingest.requests import ReplayInfo
+    from foresize.simulate.serve.study import ServeSetup, sweep_policy, tuned
+
+    setup = ServeSetup(_model(device="h100"), code_trace, Slo(2.0, 0.1, 0.9),
+                       ReplayInfo(4.0, 1, code_trace.n, float(code_trace.arrival_s[-1])), 1.0)
+    grid = [(1.0, 1.0), (4.0, 1.0), (8.0, 1.0)]
+    coarse = sweep_policy(setup, "static", 1.0, grid)
+    fine = sweep_policy(setup, "static", 1.0, grid, refine=3)
+    assert fine[:3] == coarse
+    best, refined = tuned(coarse, 0.9), tuned(fine, 0.9)
+    assert best is not None
+    assert refined is not None
+    assert refined["gpu_hours"] <= best["gpu_hours"]
+    below = [v for v, _ in grid if v < best["value"]][-1]
+    assert all(below < r["value"] < best["value"] for r in fine[3:])  # only between them

@@ -229,9 +229,44 @@ def run_policy(setup: ServeSetup, name: str, knob: float | None, capacity: float
 
 
 def sweep_policy(setup: ServeSetup, name: str, capacity: float,
-                 grid: Sequence[tuple[float, float]] | None = None) -> list[dict[str, Any]]:
-    """Rows for each (knob, capacity scale) of ``name`` (its registered sweep by default)."""
-    return [run_policy(setup, name, v, capacity, c)[0] for v, c in (grid or sweep_grid(name))]
+                 grid: Sequence[tuple[float, float]] | None = None, *,
+                 refine: int = 0) -> list[dict[str, Any]]:
+    """Rows for each (knob, capacity scale) of ``name`` (its registered sweep by default),
+    then ``refine`` bisections of the knob toward the next cheaper swept value.
+
+    Why refine: a coarse sweep tunes a policy only to its grid, and the step from the
+    last setting that misses the target to the first that meets it can be most of a
+    comparison's margin; every policy gets the same number of bisections.
+    """
+    rows = [run_policy(setup, name, v, capacity, c)[0] for v, c in (grid or sweep_grid(name))]
+    if refine:
+        rows += _refine(setup, name, capacity, rows, refine)
+    return rows
+
+
+def _refine(setup: ServeSetup, name: str, capacity: float, rows: list[dict[str, Any]],
+            steps: int) -> list[dict[str, Any]]:
+    """Bisect the tuned row's knob toward its cheaper neighbour in the sweep that missed."""
+    best = tuned(rows, setup.slo.attainment)
+    if best is None:
+        return []
+    order = list(sweep_values(name))  # safest last: the cheaper neighbour comes before
+    at = order.index(best["value"]) if best["value"] in order else 0
+    if at == 0:
+        return []
+    meets, misses, scale = float(best["value"]), float(order[at - 1]), best["capacity_scale"]
+    out: list[dict[str, Any]] = []
+    for _ in range(steps):
+        mid = 0.5 * (meets + misses)
+        if POLICIES.get(name).knob == "replicas":
+            mid = float(round(mid))
+            if mid in (meets, misses):
+                break
+        row = run_policy(setup, name, mid, capacity, scale)[0]
+        out.append(row)
+        meets, misses = (mid, misses) if row["attainment"] >= setup.slo.attainment \
+            else (meets, mid)
+    return out
 
 
 def tuned(rows: Sequence[dict[str, Any]], target: float) -> dict[str, Any] | None:
