@@ -13,10 +13,12 @@ trace needs one to three such replicas, too few for scaling to matter, so each t
 replayed ``--rate-scale`` times faster and ``--splice``-d to about an hour again (both
 shown). The first copy is a warm-up every policy runs through but nobody is scored on
 (the history a deployed policy would have). Each policy's knob is swept
-(``policies.POLICIES``; predictive, hybrid and the oracle also over a capacity scale); a
-policy's tuned row is its cheapest run at >= 99 % attainment after three bisections of
-its knob toward the next cheaper swept value (the same for every policy). The last table is the
-simulator's speed.
+(``policies.POLICIES``; predictive and hybrid also over a capacity scale); a policy's
+tuned row is its cheapest run at >= 99 % attainment after three bisections of each knob
+toward the next cheaper swept value (the same for every knob of every policy). A trace
+where even the tuned oracle is not 20 % below the best reactive policy cannot allow the
+target: its ``bound`` line says so. Then the GenTD26 LoRA trace with its own service
+model, the validation status and the simulator's speed.
 """
 
 from __future__ import annotations

@@ -338,45 +338,43 @@ class _Run:
         self._push(r.end, r)
 
     def _finish_segment(self, r: _Replica) -> None:
-        """Apply the segment that just ended at ``r.end``."""
-        now, k, b = r.end, r.k, r.n_dec
-        r.it += k
-        r.kv += b * k
-        if r.q:
-            if r.multi:
-                q = r.q
-                while q and r.prefill:
-                    item = r.prefill[0]
-                    piece = min(item[1], q)
-                    item[1] -= piece
-                    r.pending -= piece
-                    q -= piece
-                    if item[1] == 0:
-                        r.prefill.popleft()
-                        self._prefilled(r, item[0], now)
-            else:
-                item = r.prefill[0]
-                item[1] -= r.q * k
-                r.pending -= r.q * k
+        """Apply the segment that just ended at ``r.end`` (hot: locals, inlined prefill)."""
+        now, k = r.end, r.k
+        it = r.it = r.it + k
+        r.kv += r.n_dec * k
+        q = r.q
+        if q:
+            prefill = r.prefill
+            if not r.multi:
+                q *= k
+            while q and prefill:
+                item = prefill[0]
+                piece = item[1] if item[1] < q else q
+                item[1] -= piece
+                r.pending -= piece
+                q -= piece
                 if item[1] == 0:
-                    r.prefill.popleft()
+                    prefill.popleft()
                     self._prefilled(r, item[0], now)
-        heap, epoch = r.heap, self.epoch
-        while heap and heap[0][0] <= r.it:
-            _, i, e = heapq.heappop(heap)
-            if epoch[i] != e:
-                continue
-            r.kv -= self.eff[i] + (r.it - self.dec_start[i])
-            r.n_dec -= 1
-            r.n_seqs -= 1
-            self.finish[i] = now
-            self.done += 1
+        heap = r.heap
+        if heap and heap[0][0] <= it:
+            epoch, eff, dec_start, finish = self.epoch, self.eff, self.dec_start, self.finish
+            while heap and heap[0][0] <= it:
+                _, i, e = heapq.heappop(heap)
+                if epoch[i] != e:
+                    continue
+                r.kv -= eff[i] + (it - dec_start[i])
+                r.n_dec -= 1
+                r.n_seqs -= 1
+                finish[i] = now
+                self.done += 1
 
     def _prefilled(self, r: _Replica, i: int, now: float) -> None:
         if math.isnan(self.first[i]):
             self.first[i] = now
-        self.need[i] -= 1
-        if self.need[i] == 0:
+        need = self.need
+        need[i] -= 1
+        if need[i] == 0:
             r.kv -= self.eff[i]
             r.n_seqs -= 1
             self.finish[i] = now
@@ -384,7 +382,7 @@ class _Run:
             return
         self.dec_start[i] = r.it
         r.n_dec += 1
-        heapq.heappush(r.heap, (r.it + self.need[i], i, self.epoch[i]))
+        heapq.heappush(r.heap, (r.it + need[i], i, self.epoch[i]))
 
     def _dispatch(self, now: float) -> None:
         """The queue's head just arrived: wake an idle replica or cut a busy one."""

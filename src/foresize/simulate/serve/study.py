@@ -246,23 +246,44 @@ def sweep_policy(setup: ServeSetup, name: str, capacity: float,
 
 def _refine(setup: ServeSetup, name: str, capacity: float, rows: list[dict[str, Any]],
             steps: int) -> list[dict[str, Any]]:
-    """Bisect the tuned row's knob toward its cheaper neighbour in the sweep that missed."""
+    """Bisect the tuned row's knob toward its cheaper neighbour in the sweep that missed,
+    then (for a policy that also sweeps a capacity scale) the scale the same way.
+    """
     best = tuned(rows, setup.slo.attainment)
     if best is None:
         return []
+    kind = POLICIES.get(name)
+    out: list[dict[str, Any]] = []
     order = list(sweep_values(name))  # safest last: the cheaper neighbour comes before
     at = order.index(best["value"]) if best["value"] in order else 0
-    if at == 0:
-        return []
-    meets, misses, scale = float(best["value"]), float(order[at - 1]), best["capacity_scale"]
+    if at:
+        out += _bisect(setup, name, capacity, best, "value", float(order[at - 1]), steps,
+                       whole=kind.knob == "replicas")
+    scales = list(kind.scales)  # largest (cheapest) first
+    at = scales.index(best["capacity_scale"]) if best["capacity_scale"] in scales else 0
+    if at:
+        best = tuned([*rows, *out], setup.slo.attainment) or best
+        out += _bisect(setup, name, capacity, best, "capacity_scale", float(scales[at - 1]),
+                       steps)
+    return out
+
+
+def _bisect(setup: ServeSetup, name: str, capacity: float, best: dict[str, Any], field: str,
+            misses: float, steps: int, *, whole: bool = False) -> list[dict[str, Any]]:
+    """Bisect ``field`` of ``best`` (which meets the target) toward ``misses`` (which
+    does not), keeping the other knob; whole-number knobs stop when no integer is left.
+    """
+    meets = float(best[field])
     out: list[dict[str, Any]] = []
     for _ in range(steps):
         mid = 0.5 * (meets + misses)
-        if POLICIES.get(name).knob == "replicas":
+        if whole:
             mid = float(round(mid))
             if mid in (meets, misses):
                 break
-        row = run_policy(setup, name, mid, capacity, scale)[0]
+        value, scale = (mid, best["capacity_scale"]) if field == "value" \
+            else (best["value"], mid)
+        row = run_policy(setup, name, value, capacity, scale)[0]
         out.append(row)
         meets, misses = (mid, misses) if row["attainment"] >= setup.slo.attainment \
             else (meets, mid)
