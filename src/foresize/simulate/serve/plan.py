@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -184,9 +184,10 @@ def _scaling_plan(tried: _Tried, start: datetime, model_name: str) -> ScalingPla
         min_replicas=max(1, schedule.low), max_replicas=max(peak, math.ceil(peak * 1.2)),
         target_utilisation_pct=100, target_value_per_replica=target,
         scale_down_stabilisation_s=300, tolerance=0.1,
-        rationale=f"{HPA_METRIC} per pod at {target:g} (the in-flight target the sweep found "
-        f"cheapest at {100 * setup.slo.attainment:g} % attainment: {hpa.gpu_hours:.2f} "
-        f"GPU-h, {100 * hpa.attainment:.2f} %)")
+        rationale=f"{HPA_METRIC} per pod at {target:g} (" + (
+            f"the in-flight target the sweep found cheapest at {100 * setup.slo.attainment:g}"
+            " % attainment" if hpa.meets_slo else "no swept target met the SLO; the best")
+        + f": {hpa.gpu_hours:.2f} GPU-h, {100 * hpa.attainment:.2f} % in simulation)")
     end = start + timedelta(seconds=float(setup.trace.arrival_s[-1]))
     return ScalingPlan(
         workload=f"serve/{model_name}", metric=HPA_METRIC, unit="requests",
@@ -233,8 +234,7 @@ def recommend_serve(request: ServePlanRequest,
     trace = trace_from_frame(frame)
     if not 0 <= request.warmup_s < float(trace.arrival_s[-1]):
         raise InputError(f"--warmup {request.warmup_s:g} s leaves no request to score")
-    start = frame["ts"][0]
-    start = start if isinstance(start, datetime) else datetime.now(UTC)
+    start: datetime = frame["ts"][0]  # the replay's first arrival: the schedule's clock
     model_name = _model_name(request.model)
     candidates: list[ServingCandidate] = []
     tried: dict[tuple[str, int], _Tried] = {}

@@ -24,7 +24,7 @@ All run against the same engine and see the same ``TickView`` (one tick a second
   lead ahead. Two knobs: the quantile level, and a capacity scale (the share of the
   calibrated capacity it sizes with), because the calibration's Poisson arrivals hide the
   sub-step bursts of a real trace (the code trace sends 60 requests in one second); the
-  oracle turns the same scale.
+  oracle's one knob is that scale.
 * ``hybrid`` -- the predictive plan with a reactive floor on SLO risk: every tick, when
   the request at the head of the queue has waited ``RISK_SHARE`` of the TTFT SLO, it
   asks at once (not at the next 15 s step) for the replicas that would serve the last
