@@ -1,6 +1,8 @@
 """Autoscaling policies on real GenTD26 demand: replica-hours vs the oracle, unserved demand.
 
-Run: ``FORESIZE_DATA_MIRROR=... python benchmarks/bench_autoscale.py [--quick]``.
+Run: ``FORESIZE_DATA_MIRROR=... python benchmarks/bench_autoscale.py [--quick]
+[--no-queue]`` (``--no-queue``: excess demand is dropped, not queued, which reproduces
+the numbers published before the admission queue).
 
 Series: (a) LoRA request concurrency per minute (capacity 1 request per replica);
 (b) system QPS summed over containers per 57 s step, capacity = peak / 20. Start-up
@@ -43,6 +45,7 @@ from foresize.simulate.replicas.vertical import (
 
 POLICIES = ["static", "hpa", "predictive", "hybrid", "oracle"]
 TUNE_FRAC = 0.4  # defaults were chosen on the first 40 % of each series only
+QUEUE = "--no-queue" not in sys.argv
 
 
 def tail(run: Trajectory, floor: Trajectory, start: int) -> tuple[float, float]:
@@ -124,7 +127,8 @@ SPOT = "name=spot,gpus=2,gpu_model=A100,spot_price=2.9,delay=3m,max=4"
 def nodes_table(lora: DemandSeries, rate: float, pools: list[str]) -> None:
     """Every policy on node pools: node-hours per pool, money, interruptions."""
     plan = parse_plan(pools, interruption_rate=rate, seed=1, scale_down_after_s=600.0)
-    result = compare(lora.values, POLICIES, service(lora, 1.0, 2), offered=lora.offered, nodes=plan)
+    cfg = service(lora, 1.0, 2, queue=QUEUE)
+    result = compare(lora.values, POLICIES, cfg, offered=lora.offered, nodes=plan)
     names = [p.name for p in plan.pools]
     print(
         f"\nLoRA on node pools {', '.join(names)} (2 replicas per node, 3 min provisioning, "
@@ -235,7 +239,7 @@ def main() -> None:
     checks: list[tuple[str, list[dict[str, Any]]]] = []
     for name, series, capacity in (("LoRA", lora, 1.0), ("QPS", qps, float(qps.values.max()) / 20)):
         for startup in (2,) if quick else (2, 5):
-            cfg = service(series, capacity, startup)
+            cfg = service(series, capacity, startup, queue=QUEUE)
             extra = {f"pred slo={s:g}": {"slo_unserved": s, "gamma": 0.05} for s in (0.01, 0.03)}
             rows, runs = run_all(series, cfg, extra)
             table(f"{name}, start-up {startup} steps, capacity {capacity:.3f}", rows, runs)
@@ -255,7 +259,7 @@ def main() -> None:
         result = compare(
             stressed,
             ["hpa", "predictive", "hybrid", "oracle"],
-            service(lora, 1.0, 2),
+            service(lora, 1.0, 2, queue=QUEUE),
             visible=visible,
             offered=offered,
         )

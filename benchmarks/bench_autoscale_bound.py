@@ -1,6 +1,7 @@
 """How cheap can any forecast of the demand series make autoscaling? A generous bound.
 
-Run: ``FORESIZE_DATA_MIRROR=... python benchmarks/bench_autoscale_bound.py``.
+Run: ``FORESIZE_DATA_MIRROR=... python benchmarks/bench_autoscale_bound.py [--no-queue]``
+(``--no-queue``: excess demand dropped, the numbers before the admission queue).
 
 Issue #9 asks a predictive policy for at most 1.40x the zero-delay oracle's replica-hours
 on the GenTD26 LoRA concurrency (start-up 2 steps) at no more unserved demand than the
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -231,7 +233,7 @@ def bound(
     ``extra``: more feature columns (row ``t`` known at the start of step ``t``); with
     them a second k-fold curve is fitted on the demand features plus these.
     """
-    cfg = service(series, capacity, 2)
+    cfg = service(series, capacity, 2, queue="--no-queue" not in sys.argv)
     zero = simulate(series.values, make_scaler("oracle"), dataclasses.replace(cfg, startup=0))
     floor = float(zero.billed.sum())
 

@@ -58,7 +58,7 @@ def test_json_plan_written_atomically(
     assert out == ""
     assert "166 workloads sized (vpa, risk 0.05); 41 skipped" in err
     plan = json.loads(target.read_text())
-    assert plan["schema_version"] == "1.2"
+    assert plan["schema_version"] == "1.3"
     assert plan["parameters"]["strategy"] == "vpa"
     ok = [r for r in plan["recommendations"] if r["status"] == "ok"]
     rec = next(r for r in ok if "capped" not in r["rationale"])

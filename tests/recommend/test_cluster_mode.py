@@ -229,7 +229,7 @@ def test_json_table_csv_yaml(cluster_server: ClusterServer, tmp_path: Path,
                           "--owner-kind", "StatefulSet", "-f", "json"], capsys)
     assert code == 0, err
     plan = json.loads(out)
-    assert plan["schema_version"] == "1.2"
+    assert plan["schema_version"] == "1.3"
     owners = plan["cluster"]["owners"]
     assert {o["kind"] for o in owners} == {"StatefulSet"}
     assert "1 owners, 1 containers sized" not in err

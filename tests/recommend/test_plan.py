@@ -72,10 +72,12 @@ def lora_plan(lora: pl.DataFrame) -> Plan:
 
 def test_schema_is_valid_draft_2020_12_and_versioned() -> None:
     schema = recommendation_schema()
-    # 1.2 added the cluster section; 1.1 plans still validate (additive within 1.x)
-    assert schema["properties"]["schema_version"]["enum"] == ["1.1", SCHEMA_VERSION]
-    assert SCHEMA_VERSION == "1.2"
-    for name in ("ScalingPlan", "PlacementSection", "CostSection", "Commitment", "HpaSpec"):
+    # 1.2 added the cluster section, 1.3 the serving one; older plans still validate
+    # (additive within 1.x)
+    assert schema["properties"]["schema_version"]["enum"] == ["1.1", "1.2", SCHEMA_VERSION]
+    assert SCHEMA_VERSION == "1.3"
+    for name in ("ScalingPlan", "PlacementSection", "CostSection", "Commitment", "HpaSpec",
+                 "ServingSection"):
         assert name in schema["$defs"]
     assert schema_errors(document({"recommendations": []})) == []
 

@@ -114,10 +114,10 @@ def test_recommendations_and_plan_schema(memory: pl.DataFrame) -> None:
         "generated_at": "2026-01-01T00:00:00Z",
         "recommendations": [r.model_dump(mode="json") for r in result.recommendations],
     }
-    assert validate_plan(document).schema_version == "1.2"
+    assert validate_plan(document).schema_version == "1.3"
     schema = recommendation_schema()
     assert "recommendations" in schema["required"]
-    assert schema["properties"]["schema_version"]["enum"] == ["1.1", "1.2"]
+    assert schema["properties"]["schema_version"]["enum"] == ["1.1", "1.2", "1.3"]
 
 
 def test_floor_is_never_undercut(memory: pl.DataFrame) -> None:

@@ -79,3 +79,31 @@ def test_sizer_with_and_without_overhead() -> None:
 def test_sizer_rejects_bad_capacity(capacity: float) -> None:
     with pytest.raises(InputError, match="capacity"):
         Sizer(capacity)
+
+
+def test_the_admission_queue_carries_a_burst_and_counts_waits_past_the_slo() -> None:
+    from foresize.simulate.replicas.service import admission_queue
+
+    demand, throughput = np.array([2.0, 2.0, 0.0]), np.ones(3)
+    # step 0 serves one unit at once; its second waits a step (late), and that backlog
+    # pushes both units of step 1 past their step (one served at step 2, one never)
+    assert admission_queue(demand, throughput, step_s=60.0).tolist() == [1.0, 2.0, 0.0]
+    # an SLO of one step forgives a one-step wait; what is never served is still late
+    assert admission_queue(demand, throughput, step_s=60.0,
+                           wait_slo_s=60.0).tolist() == [0.0, 1.0, 0.0]
+
+
+def test_no_queue_reproduces_dropped_demand_and_the_queue_never_counts_less() -> None:
+    from dataclasses import replace
+
+    from foresize.simulate.replicas.run import ServiceConfig, score, simulate
+    from foresize.simulate.replicas.scalers import make_scaler
+
+    rng = np.random.default_rng(3)
+    demand = np.maximum(0.0, 5 + 3 * np.sin(np.arange(400) / 20) + rng.normal(0, 1.5, 400))
+    queued = ServiceConfig(capacity=1.0, startup=3)
+    dropped = replace(queued, queue=False)
+    run = simulate(demand, make_scaler("hpa", target=0.9), queued)
+    legacy = float((run.demand - run.served).sum() / run.demand.sum())
+    assert score(run, dropped)["unserved_frac"] == pytest.approx(legacy)
+    assert score(run, queued)["unserved_frac"] >= legacy > 0

@@ -114,10 +114,66 @@ def test_kpa_panics_on_a_burst_and_holds_its_peak() -> None:
 
     def view(t: int, flight: list[float], ready: int) -> TickView:
         z = np.zeros(len(flight))
-        return TickView(t, t + 1.0, ready, 0, z, np.asarray(flight), z, z, z)
+        return TickView(t, t + 1.0, ready, 0, z, np.asarray(flight), z, z, z, z, z)
 
     calm = [7.0] * 60
     assert kpa.desired(view(59, calm, 1)) == 1  # 7 / (10 x 0.7) = 1
     burst = calm[:-6] + [70.0] * 6  # panic window asks for 10 >= 2 x 1 ready
     assert kpa.desired(view(61, [*burst, 70.0, 70.0], 1)) == 10
     assert kpa.desired(view(63, [*burst, 70.0, 70.0, 0.0, 0.0], 10)) == 10  # no scale-down
+
+
+def test_a_warm_up_is_run_but_not_scored(code_trace: Trace) -> None:
+    from foresize.simulate.serve.engine import billed_s
+
+    result = ServeEngine(_model(device="h100"), code_trace).run(Static(3))
+    assert billed_s(result) == pytest.approx(result.replica_s)
+    since = 300.0  # three static replicas run from 0 to the end: each bills end - since
+    assert billed_s(result, since) == pytest.approx(3 * (result.end_s - since))
+    _, _, late = attained(result, code_trace, Slo(2.0, 0.1), since)
+    ttft, tpot, _ = attained(result, code_trace, Slo(2.0, 0.1))
+    keep = code_trace.arrival_s >= since
+    assert late == pytest.approx(float(((ttft <= 2.0) & (tpot <= 0.1))[keep].mean()))
+
+
+def test_hybrid_raises_a_floor_when_the_queue_nears_the_ttft_slo() -> None:
+    from foresize.simulate.replicas.scalers import make_scaler
+    from foresize.simulate.serve.engine import TickView
+    from foresize.simulate.serve.policies import RISK_COOLDOWN_S, RiskHybrid, _work
+
+    ctx = PolicyContext(1.0, 1000, 30.0, 1.0, np.ones(100), ttft_s=2.0)
+    hybrid = RiskHybrid(make_scaler("predictive", level=0.9), ctx, _work, ctx.capacity)
+    assert hybrid.start(100, 1.0) == 1
+
+    def view(t: int, wait: float, queued: float) -> TickView:
+        z = np.zeros(t + 1)
+        w, q = z.copy(), z.copy()
+        w[-1], q[-1] = wait, queued
+        return TickView(t, t + 1.0, 1, 0, z, z, z, z, z + 1.0, w, q)
+
+    assert hybrid.desired(view(3, 0.5, 4.0)) == 1  # a short wait is no risk
+    # the head has waited half the TTFT SLO: serve 1 work/s plus 8 queued within 2 s,
+    # with 25 % headroom, at capacity 1: ceil((1 + 4) x 1.25) = 7
+    assert hybrid.desired(view(4, 1.0, 8.0)) == 7
+    assert hybrid.fallbacks == 1
+    assert hybrid.desired(view(5, 0.0, 0.0)) == 7  # the floor holds through the cooldown
+    later = int(5 + RISK_COOLDOWN_S)
+    assert hybrid.desired(view(later, 0.0, 0.0)) < 7
+
+
+def test_refining_a_sweep_bisects_toward_the_cheaper_neighbour(code_trace: Trace) -> None:
+    from foresize.ingest.requests import ReplayInfo
+    from foresize.simulate.serve.study import ServeSetup, sweep_policy, tuned
+
+    setup = ServeSetup(_model(device="h100"), code_trace, Slo(2.0, 0.1, 0.9),
+                       ReplayInfo(4.0, 1, code_trace.n, float(code_trace.arrival_s[-1])), 1.0)
+    grid = [(1.0, 1.0), (4.0, 1.0), (8.0, 1.0)]
+    coarse = sweep_policy(setup, "static", 1.0, grid)
+    fine = sweep_policy(setup, "static", 1.0, grid, refine=3)
+    assert fine[:3] == coarse
+    best, refined = tuned(coarse, 0.9), tuned(fine, 0.9)
+    assert best is not None
+    assert refined is not None
+    assert refined["gpu_hours"] <= best["gpu_hours"]
+    below = [v for v, _ in grid if v < best["value"]][-1]
+    assert all(below < r["value"] < best["value"] for r in fine[3:])  # only between them

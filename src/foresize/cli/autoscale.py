@@ -98,6 +98,11 @@ def autoscale(
     slo: Annotated[str | None, opt(
         "--slo", "Also count a step as in violation when its modelled P95 latency exceeds "
         "this duration.", "Service")] = None,
+    queue: Annotated[bool, opt(
+        "--queue/--no-queue", "Demand beyond the ready replicas waits in one admission "
+        "queue and counts as unserved when it waits longer than --slo (any wait past its "
+        "step without one), as in `simulate serve`; --no-queue drops it instead (the "
+        "numbers before the queue).", "Service")] = True,
     target: Annotated[float, opt(
         "--target", "HPA target utilisation (0.8 = 80 %).", "Policy", min=0.01)] = 0.8,
     forecaster: Annotated[str, opt(
@@ -159,7 +164,7 @@ def autoscale(
     config = service_config(series, capacity=capacity, startup=startup, drain=drain,
                             service_time=service_time, slo=slo, alpha=usl_alpha, beta=usl_beta,
                             min_replicas=min_replicas, max_replicas=max_replicas,
-                            price_per_replica_h=price)
+                            price_per_replica_h=price, queue=queue)
     forecast: dict[str, Any] = {"forecaster": forecaster, "level": level,
                                 "slo_unserved": slo_unserved, "refit_every": refit_every}
     settings: dict[str, dict[str, Any]] = {"hpa": {"target": target}, "predictive": forecast,

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from foresize.cli import recommend_serve
 from foresize.cli.common import provenance, read_telemetry
 from foresize.cli.options import FormatOpt, OutputOpt, opt, parse_dims, telemetry_options
 from foresize.cli.output import (
@@ -270,3 +271,28 @@ def _recommend_cluster(telemetry: TelemetrySource, request: ClusterPlanRequest, 
                 caption=f"strategy {request.strategy}; severity as KRR grades the change",
                 summary=cluster_summary(section), extra={"usage": plan.usage}),
          fmt=fmt, output=output)
+
+
+class RecommendGroup(typer.core.TyperGroup):
+    """``recommend serve TRACE`` plans an LLM service; any other ``recommend ...`` is
+    ``recommend plan ...`` (telemetry right-sizing and scaling), so every earlier
+    invocation keeps working unchanged.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Route to ``plan`` unless a subcommand or the group's help is asked for."""
+        if not (args and (args[0] in self.commands
+                          or (len(args) == 1 and args[0] in ("--help", "-h")))):
+            args = ["plan", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=RecommendGroup,
+    help="Right-size workloads and plan replicas from telemetry (`recommend SOURCES`, the "
+    "same as `recommend plan SOURCES`), or plan an LLM service on a request trace by "
+    "simulation (`recommend serve TRACE`).",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("plan", epilog=EPILOG)(recommend)
+app.command("serve", epilog=recommend_serve.EPILOG)(recommend_serve.serve)

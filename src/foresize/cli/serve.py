@@ -12,9 +12,10 @@ import typer
 from foresize.cli.common import provenance
 from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, opt
 from foresize.cli.output import Result, emit, info, progress
+from foresize.core.units import parse_duration
 from foresize.graph.devices import DEVICES
 from foresize.ingest.requests import parse_request_mapping
-from foresize.simulate.serve.policies import parse_policies, sweep_values
+from foresize.simulate.serve.policies import parse_policies, sweep_grid
 from foresize.simulate.serve.study import (
     ServeInputs,
     open_setup,
@@ -30,7 +31,7 @@ EPILOG = f"""\
 Examples:
 
   foresize simulate serve azure-llm:conv --model {REFERENCE} --device h100 \
-      --slo ttft=2s,tpot=100ms --rate-scale 4 --splice 4
+      --slo ttft=2s,tpot=100ms --rate-scale 4 --splice 4 --warmup 14m
 
   foresize simulate serve azure-llm:code --model {REFERENCE} --device a100 \
       --policies static,hpa_inflight,kpa,keda,predictive,oracle --sweep --plot code.png
@@ -82,6 +83,10 @@ def serve(
         "--rate-scale", "Replay the trace this many times faster.", "Trace", min=0.001)] = 1.0,
     splice: Annotated[int, opt(
         "--splice", "Replay the trace this many times end to end.", "Trace", min=1)] = 1,
+    warmup: Annotated[str, opt(
+        "--warmup", "Run the first DURATION of the replay but score neither its requests "
+        "nor its GPU-hours: the history every policy starts from (e.g. one copy of a "
+        "--splice).", "Trace")] = "0s",
     map_: Annotated[str | None, opt(
         "--map", "Columns of a trace file: ts=COL,input_tokens=COL,output_tokens=COL"
         "[,model=COL,tenant=COL].", "Trace", show_default=False)] = None,
@@ -105,11 +110,12 @@ def serve(
         slo=parse_slo(slo, attainment=attainment), rate_scale=rate_scale, splice=splice,
         mapping=parse_request_mapping(map_), mirror=None if mirror is None else str(mirror),
         price_per_gpu_h=price,
-        overrides={"load_gb_s": load_gb_s, "container_start_s": container_start})
+        overrides={"load_gb_s": load_gb_s, "container_start_s": container_start},
+        warmup_s=parse_duration(warmup))
     setup, hashes, notes = open_setup(inputs)
     for note in notes:
         info(note)
-    runs = sum(len(sweep_values(n)) + 1 if sweep else 1
+    runs = sum(len(sweep_grid(n)) + 1 if sweep else 1
                for n in (names if "oracle" in names else [*names, "oracle"]))
     with progress("serve runs", runs) as bar:
         study = run_study(setup, names, sweep=sweep, on_run=lambda _: bar.advance())

@@ -37,13 +37,17 @@ COLUMNS = [
 PLOT_HOURS = 24.0  # replica curves show the busiest day, not two weeks of minutes
 
 
-def service(series: DemandSeries, capacity: float, startup: int) -> ServiceConfig:
-    """The service model for one demand series."""
+def service(series: DemandSeries, capacity: float, startup: int, *,
+            queue: bool = True) -> ServiceConfig:
+    """The service model for one demand series (``queue=False``: excess demand dropped,
+    the model before the admission queue, for the numbers published before it).
+    """
     return ServiceConfig(
         capacity=capacity,
         startup=startup,
         step_s=series.step_s,
         service_time_s=series.service_time_s or 1.0 / capacity,
+        queue=queue,
     )
 
 

@@ -15,6 +15,9 @@ saved as JSON can be turned into manifests later and gives the same YAML.
   needs a custom-metrics adapter serving it) and a KEDA ``ScaledObject`` with the cron
   windows of the forecast schedule. They are alternatives: KEDA drives its own HPA, so
   apply one of the two per Deployment.
+* A serving plan (``recommend serve``) adds the replica's GPUs as a patch and a KEDA
+  ``ScaledObject`` on vLLM's queue length at the simulated target, with the Knative KPA
+  settings as a comment.
 
 Names are made DNS-1123 safe (lowercase, ``-`` for anything else, at most 63 characters);
 each document's comment names the workload as the telemetry spelled it. The container in
@@ -34,6 +37,7 @@ from foresize.recommend.k8s import (
     ContainerResources,
     cpu_quantity,
     hpa_manifest,
+    keda_prometheus_scaled_object,
     keda_scaled_object,
     memory_quantity,
     resources_patch,
@@ -233,10 +237,49 @@ def scaling_manifests(plan: Plan) -> list[Manifest]:
     return out
 
 
+def serving_manifests(plan: Plan) -> list[Manifest]:
+    """``recommend serve``: the replica's GPUs as a patch, KEDA on the vLLM queue, and the
+    Knative KPA annotations (as a comment: they go on a Knative Service, not a Deployment).
+    """
+    serving = plan.serving
+    if serving is None or not plan.scaling_plans:
+        return []
+    scaling = plan.scaling_plans[0]
+    name = k8s_name(scaling.workload)
+    head = _header(scaling.workload, name)
+    tuned = {a.policy: a for a in serving.autoscalers}
+    notes = [f"{serving.tp} x {serving.device} per replica (tensor parallel)"]
+    kpa = tuned.get("kpa")
+    if kpa is not None:
+        notes.append(
+            "Knative instead of a Deployment: annotate the Service's revision template with "
+            f"autoscaling.knative.dev/metric: concurrency, autoscaling.knative.dev/target: "
+            f"'{kpa.value:g}' (window 60s, panic 6s, target-utilization 70 %: the defaults "
+            f"simulated; {kpa.gpu_hours:.2f} GPU-h at {100 * kpa.attainment:.2f} % "
+            f"attainment{'' if kpa.meets_slo else ', below the SLO target'})")
+    keda = tuned.get("keda")
+    if keda is not None and not keda.meets_slo:
+        notes.append(f"KEDA on vLLM's queue length is left out: no swept target met the SLO "
+                     f"(best {100 * keda.attainment:.2f} % at {keda.value:g} waiting)")
+    out = [Manifest(resources_patch(name, [ContainerResources(name=name, gpus=serving.tp)]),
+                    (*head, *notes))]
+    if keda is not None and keda.meets_slo:
+        out.append(Manifest(
+            keda_prometheus_scaled_object(
+                name, name=f"{name}-queue", query=f'sum(vllm:num_requests_waiting{{'
+                f'model_name="{serving.model}"}})', threshold=keda.value,
+                min_replicas=scaling.hpa.min_replicas, max_replicas=scaling.hpa.max_replicas),
+            (*head, f"KEDA on vLLM's queue length, {keda.value:g} waiting per replica: "
+             f"{keda.gpu_hours:.2f} GPU-h at {100 * keda.attainment:.2f} % attainment in "
+             "simulation; an alternative to the HPA and the cron ScaledObject (apply one "
+             "per Deployment); set serverAddress to your Prometheus")))
+    return out
+
+
 def plan_manifests(plan: Plan) -> tuple[list[Manifest], list[str]]:
     """Every manifest of a plan, and the notes on what was not turned into one."""
     patches, notes = recommendation_manifests(plan)
-    return [*patches, *scaling_manifests(plan)], notes
+    return [*patches, *scaling_manifests(plan), *serving_manifests(plan)], notes
 
 
 def _comment(lines: list[str] | tuple[str, ...]) -> str:

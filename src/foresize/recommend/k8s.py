@@ -270,6 +270,43 @@ def keda_scaled_object(
     }
 
 
+def keda_prometheus_scaled_object(
+    workload: str,
+    *,
+    query: str,
+    threshold: float,
+    min_replicas: int,
+    max_replicas: int,
+    server_address: str = "http://prometheus.monitoring:9090",
+    kind: WorkloadKind = "Deployment",
+    namespace: str | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """A KEDA ``ScaledObject`` (named ``name``, default ``workload``) with one Prometheus
+    trigger: ``query`` (a total, e.g. the requests waiting over every pod) divided by the
+    replicas is held at ``threshold`` (KEDA's default AverageValue metric type).
+    ``server_address`` is a placeholder to edit.
+    """
+    metadata: dict[str, Any] = {"name": name or workload}
+    if namespace:
+        metadata["namespace"] = namespace
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": metadata,
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": kind, "name": workload},
+            "minReplicaCount": min_replicas,
+            "maxReplicaCount": max_replicas,
+            "triggers": [{
+                "type": "prometheus",
+                "metadata": {"serverAddress": server_address, "query": query,
+                             "threshold": decimal_quantity(threshold)},
+            }],
+        },
+    }
+
+
 def _scalar(value: Any) -> str:
     if value is None:
         return "null"

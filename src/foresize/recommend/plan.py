@@ -6,7 +6,9 @@ of ``resource`` (the metric name carries it). ``placement``, ``cost`` and
 modules (their ``to_dict`` shapes); right-sizing alone leaves them empty. Only additive
 changes are allowed within a major ``schema_version``: 1.1 typed those three hooks, 1.2
 added ``cluster`` (cluster mode: per owner and container, current -> recommended requests
-and limits, the GPU decision, the change in money and a severity).
+and limits, the GPU decision, the change in money and a severity), 1.3 ``serving``
+(``recommend serve``: the configurations tried for an LLM service and the autoscaler
+settings that meet its SLO).
 
 ``validate_plan`` checks a document twice: against the pydantic models, and -- as JSON --
 against the published JSON Schema itself (``jsonschema``), so what ``--schema`` prints is
@@ -26,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from foresize.core.errors import SchemaMismatchError
 from foresize.core.io import read_json_object
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 Status = Literal["ok", "insufficient_data"]
 Severity = Literal["GOOD", "OK", "WARNING", "CRITICAL"]
 
@@ -384,6 +386,59 @@ class ClusterSection(_Model):
     delta_per_hour: float | None = None
 
 
+class ServingCandidate(_Model):
+    """One device x TP configuration tried for an LLM service, and what it costs."""
+
+    device: str
+    tp: int
+    gpus_per_replica: int
+    status: Literal["ok", "does_not_fit", "slo_floor", "slo_unmet"]
+    note: str = ""
+    capacity_work_per_replica: float | None = None
+    policy: str | None = Field(None, description="the cheapest policy meeting the SLO")
+    gpu_hours: float | None = None
+    cost: float | None = None
+    attainment: float | None = None
+
+
+class ServingAutoscaler(_Model):
+    """One autoscaler's tuned setting on the trace, and what it cost at that setting."""
+
+    policy: str
+    knob: str
+    value: float
+    capacity_scale: float = 1.0
+    gpu_hours: float
+    attainment: float
+    meets_slo: bool
+
+
+class ServingSection(_Model):
+    """``recommend serve``: the LLM service, its SLO, every configuration tried and the
+    autoscaler settings (HPA on requests in flight, KEDA on queue length, Knative KPA on
+    concurrency, the predictive schedule) tuned by simulation to meet the SLO.
+    """
+
+    model: str
+    trace: str
+    replay: str
+    dtype: str
+    ttft_s: float
+    tpot_s: float
+    attainment: float
+    warmup_s: float
+    device: str
+    tp: int
+    currency: str
+    price_per_gpu_hour: float
+    gpu_hours: float
+    cost: float
+    startup_s: float
+    kv_capacity_tokens: int
+    candidates: list[ServingCandidate]
+    autoscalers: list[ServingAutoscaler]
+
+
 class Input(_Model):
     """A source the plan was computed from."""
 
@@ -394,7 +449,7 @@ class Input(_Model):
 class Plan(_Model):
     """A right-sizing (and later scaling, placement and cost) plan."""
 
-    schema_version: Literal["1.1", "1.2"] = "1.2"
+    schema_version: Literal["1.1", "1.2", "1.3"] = "1.3"
     foresize_version: str
     generated_at: str
     seed: int = 0
@@ -405,6 +460,7 @@ class Plan(_Model):
     placement: PlacementSection | None = None
     cost: CostSection | None = None
     cluster: ClusterSection | None = None
+    serving: ServingSection | None = None
 
 
 def recommendation_schema() -> dict[str, Any]:

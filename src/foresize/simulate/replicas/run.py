@@ -2,7 +2,10 @@
 
 Per step ``t``: replicas whose start-up finished become ready, the scaler decides
 (see ``scalers``), then the step is served: ``served = min(demand, capacity x
-usl_throughput(ready))``, the rest is unserved. Billing counts every replica that
+usl_throughput(ready))``; the rest waits in one admission queue that later steps serve
+first, and demand that waits longer than the SLO (``slo_s``; any wait past its own step
+when none is set) is unserved (``service.admission_queue``). ``ServiceConfig.queue =
+False`` drops the rest instead, as before issue #17. Billing counts every replica that
 exists: ready, starting (a cold start is paid for) and draining (a removed ready
 replica keeps running ``drain`` steps to finish its requests, without new work).
 
@@ -39,6 +42,7 @@ from foresize.simulate.replicas.service import (
     FloatArray,
     IntArray,
     Sizer,
+    admission_queue,
     latency_quantiles,
     step_latency,
 )
@@ -62,6 +66,7 @@ class ServiceConfig:
     price_per_replica_h: float = 0.0
     slo_s: float | None = None
     max_rho: float = MAX_RHO
+    queue: bool = True  # excess demand waits (unserved: waited past the SLO); False: dropped
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.capacity) and self.capacity > 0):
@@ -268,7 +273,11 @@ def _trajectory(
 def score(run: Trajectory, config: ServiceConfig) -> dict[str, Any]:
     """The metrics of one run (no oracle ratios; ``compare`` adds those)."""
     hours = float(run.billed.sum()) * config.step_s / 3600.0
-    unserved = run.demand - run.served
+    if config.queue:
+        unserved = admission_queue(run.demand, run.throughput, step_s=config.step_s,
+                                   wait_slo_s=config.slo_s or 0.0)
+    else:
+        unserved = run.demand - run.served
     total = float(run.demand.sum())
     violated = unserved > 1e-9 * np.maximum(1.0, run.demand)
     if config.slo_s is not None:

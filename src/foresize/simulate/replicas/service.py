@@ -10,16 +10,22 @@ Latency. Each step is an M/M/c queue: ``c`` = ready replicas, each one server wi
 mean service time ``S`` (``service_time_s``), offered load ``a = demand / (capacity x
 efficiency)`` Erlangs. The wait is 0 with probability ``1 - C(c, a)`` (Erlang C) and
 otherwise exponential with rate ``(c - a) / S``; the latency of a request is wait plus
-an exponential service time of mean ``S``. Demand beyond what the ready replicas can
-serve is *unserved* (counted apart); the requests a saturated step does serve are
+an exponential service time of mean ``S``. The requests a saturated step does serve are
 modelled at utilisation ``max_rho`` (0.95) so their latency stays finite. A step's
 latency quantiles come from the exact sojourn-time distribution; a run's P95/P99 are
 quantiles of the mixture over steps, weighted by served demand.
+
+Admission queue (``admission_queue``). Demand beyond what the ready replicas can serve
+waits in one FIFO queue, as requests do in the serving engine (``simulate.serve``), and
+later steps' throughput serves the queue before newer demand; demand that waits longer
+than the SLO (or is still waiting at the end) is *unserved*. Before issue #17 the excess
+was dropped instead (``ServiceConfig.queue = False``, ``--no-queue``, reproduces it).
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 import numpy.typing as npt
@@ -204,3 +210,33 @@ def step_latency(
         lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
     out[use] = hi
     return out
+
+
+def admission_queue(demand: FloatArray, throughput: FloatArray, *, step_s: float,
+                    wait_slo_s: float = 0.0) -> FloatArray:
+    """Per arrival step, the demand that waits longer than ``wait_slo_s`` in a FIFO queue.
+
+    Fluid steps: step ``u`` serves up to ``throughput[u]``, oldest arrivals first; demand
+    of step ``s`` served in step ``u`` waited ``(u - s) x step_s``. Demand still queued
+    after the last step counts as waiting too long. The queue is how a real service
+    carries a burst (the backlog delays the demand behind it), where dropping the excess
+    would let the next step start clean.
+    """
+    late = np.zeros(demand.size)
+    backlog: deque[list[float]] = deque()  # [arrival step, amount still waiting]
+    for u in range(demand.size):
+        if demand[u] > 0:
+            backlog.append([float(u), float(demand[u])])
+        room = float(throughput[u])
+        while backlog and room > 0:
+            head = backlog[0]
+            take = min(room, head[1])
+            if (u - head[0]) * step_s > wait_slo_s:
+                late[int(head[0])] += take
+            head[1] -= take
+            room -= take
+            if head[1] <= 1e-12:
+                backlog.popleft()
+    for arrival, amount in backlog:
+        late[int(arrival)] += amount
+    return late

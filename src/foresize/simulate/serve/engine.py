@@ -72,6 +72,8 @@ class TickView:
     kv_used: FloatArray  # KV tokens in use, summed over ready replicas
     busy: FloatArray  # busy replica-seconds per second (sum of GPU utilisations)
     work: FloatArray  # arriving work, replica-seconds per second (see ``work_per_request``)
+    wait: FloatArray  # how long the queue's head has waited (s; 0 for an empty queue)
+    queued_work: FloatArray  # work waiting in the queue (replica-seconds)
 
     @property
     def current(self) -> int:
@@ -128,6 +130,7 @@ class RunResult:
     finish_s: FloatArray
     preemptions: IntArray
     replica_s: float  # replica-seconds billed
+    spans: FloatArray  # (replicas, 2): when each replica was created and left (or the end)
     busy_s: float
     end_s: float
     n_cold_starts: int
@@ -222,19 +225,6 @@ class _Run:
         self.seq += 1
         heapq.heappush(self.events, (when, self.seq, r.index, r.version))
 
-    def _admit(self, r: _Replica) -> None:
-        queue, eff = self.queue, self.eff
-        while queue and r.n_seqs < self.max_seqs:
-            i = queue[0]
-            if r.kv + eff[i] > self.admit_cap:
-                break
-            queue.popleft()
-            r.kv += eff[i]
-            r.pending += eff[i]
-            r.n_seqs += 1
-            r.prefill.append([i, eff[i]])
-            r.stack.append(i)
-
     def _preempt(self, r: _Replica) -> None:
         """Evict the most recently admitted live sequence back to the queue's head."""
         while r.stack:
@@ -260,14 +250,36 @@ class _Run:
             return
 
     def _plan(self, r: _Replica, now: float) -> None:
-        """Start the next segment of ``r`` at ``now`` (or leave it idle)."""
+        """Start the next segment of ``r`` at ``now`` (or leave it idle).
+
+        The hottest function of a run: admission is inlined and attributes are read
+        into locals once.
+        """
         r.version += 1
+        eff = self.eff
         if not r.draining and r.ready_s <= now:
-            self._admit(r)
+            queue = self.queue
+            if queue:
+                cap, max_seqs, prefill, stack = self.admit_cap, self.max_seqs, r.prefill, \
+                    r.stack
+                kv, n_seqs, pending = r.kv, r.n_seqs, r.pending
+                while queue and n_seqs < max_seqs:
+                    i = queue[0]
+                    e = eff[i]
+                    if kv + e > cap:
+                        break
+                    queue.popleft()
+                    kv += e
+                    pending += e
+                    n_seqs += 1
+                    prefill.append([i, e])
+                    stack.append(i)
+                r.kv, r.n_seqs, r.pending = kv, n_seqs, pending
         while r.n_dec and r.kv + r.n_dec > self.cap:
             self._preempt(r)
         b = r.n_dec
-        if b == 0 and not r.prefill:
+        prefill = r.prefill
+        if b == 0 and not prefill:
             r.end, r.k = INF, 0
             if r.draining and r.n_seqs == 0 and r.removed_s == INF:
                 r.removed_s = now
@@ -275,33 +287,36 @@ class _Run:
         k = 1 << 40
         if b:
             heap, epoch = r.heap, self.epoch
-            while epoch[heap[0][1]] != heap[0][2]:
+            top = heap[0]
+            while epoch[top[1]] != top[2]:
                 heapq.heappop(heap)
-            k = min(heap[0][0] - r.it, (self.cap - r.kv) // b)
+                top = heap[0]
+            k = min(top[0] - r.it, (self.cap - r.kv) // b)
         room = self.budget - b
-        q, attention, r.multi = 0, 0.0, False
-        if r.prefill and room > 0:
-            i, rem = r.prefill[0]
-            done = self.eff[i] - rem
+        q, attention, multi = 0, 0.0, False
+        if prefill and room > 0:
+            i, rem = prefill[0]
             if rem >= room:
                 q = room
                 k = min(k, rem // room)
-                attention = q * (done + q / 2)
+                attention = q * (eff[i] - rem + q / 2)
             else:
-                r.multi, k = True, 1
-                for i, rem in r.prefill:
-                    piece = min(rem, room - q)
-                    attention += piece * (self.eff[i] - rem + piece / 2)
+                multi, k = True, 1
+                for i, rem in prefill:
+                    piece = rem if rem < room - q else room - q
+                    attention += piece * (eff[i] - rem + piece / 2)
                     q += piece
                     if q >= room:
                         break
-        alpha = self.fixed + max(self.wread, (b + q) * self.per_tok + attention * self.attn)
+        compute = (b + q) * self.per_tok + attention * self.attn
+        alpha = self.fixed + (compute if compute > self.wread else self.wread)
         c0, g = r.kv - r.pending, b + q  # cached tokens read; each iteration caches b + q
-        r.t0, r.k, r.alpha, r.c0, r.g, r.q = now, k, alpha, c0, g, q
+        r.t0, r.k, r.alpha, r.c0, r.g, r.q, r.multi = now, k, alpha, c0, g, q, multi
         duration = k * alpha + self.beta * (k * c0 + g * k * (k - 1) / 2)
-        r.end = now + duration
+        end = r.end = now + duration
         r.busy_s += duration
-        self._push(r.end, r)
+        self.seq += 1
+        heapq.heappush(self.events, (end, self.seq, r.index, r.version))
 
     def _cut(self, r: _Replica, now: float) -> None:
         """End ``r``'s segment at the iteration in progress at ``now`` (to admit)."""
@@ -323,45 +338,43 @@ class _Run:
         self._push(r.end, r)
 
     def _finish_segment(self, r: _Replica) -> None:
-        """Apply the segment that just ended at ``r.end``."""
-        now, k, b = r.end, r.k, r.n_dec
-        r.it += k
-        r.kv += b * k
-        if r.q:
-            if r.multi:
-                q = r.q
-                while q and r.prefill:
-                    item = r.prefill[0]
-                    piece = min(item[1], q)
-                    item[1] -= piece
-                    r.pending -= piece
-                    q -= piece
-                    if item[1] == 0:
-                        r.prefill.popleft()
-                        self._prefilled(r, item[0], now)
-            else:
-                item = r.prefill[0]
-                item[1] -= r.q * k
-                r.pending -= r.q * k
+        """Apply the segment that just ended at ``r.end`` (hot: locals, inlined prefill)."""
+        now, k = r.end, r.k
+        it = r.it = r.it + k
+        r.kv += r.n_dec * k
+        q = r.q
+        if q:
+            prefill = r.prefill
+            if not r.multi:
+                q *= k
+            while q and prefill:
+                item = prefill[0]
+                piece = item[1] if item[1] < q else q
+                item[1] -= piece
+                r.pending -= piece
+                q -= piece
                 if item[1] == 0:
-                    r.prefill.popleft()
+                    prefill.popleft()
                     self._prefilled(r, item[0], now)
-        heap, epoch = r.heap, self.epoch
-        while heap and heap[0][0] <= r.it:
-            _, i, e = heapq.heappop(heap)
-            if epoch[i] != e:
-                continue
-            r.kv -= self.eff[i] + (r.it - self.dec_start[i])
-            r.n_dec -= 1
-            r.n_seqs -= 1
-            self.finish[i] = now
-            self.done += 1
+        heap = r.heap
+        if heap and heap[0][0] <= it:
+            epoch, eff, dec_start, finish = self.epoch, self.eff, self.dec_start, self.finish
+            while heap and heap[0][0] <= it:
+                _, i, e = heapq.heappop(heap)
+                if epoch[i] != e:
+                    continue
+                r.kv -= eff[i] + (it - dec_start[i])
+                r.n_dec -= 1
+                r.n_seqs -= 1
+                finish[i] = now
+                self.done += 1
 
     def _prefilled(self, r: _Replica, i: int, now: float) -> None:
         if math.isnan(self.first[i]):
             self.first[i] = now
-        self.need[i] -= 1
-        if self.need[i] == 0:
+        need = self.need
+        need[i] -= 1
+        if need[i] == 0:
             r.kv -= self.eff[i]
             r.n_seqs -= 1
             self.finish[i] = now
@@ -369,7 +382,7 @@ class _Run:
             return
         self.dec_start[i] = r.it
         r.n_dec += 1
-        heapq.heappush(r.heap, (r.it + self.need[i], i, self.epoch[i]))
+        heapq.heappush(r.heap, (r.it + need[i], i, self.epoch[i]))
 
     def _dispatch(self, now: float) -> None:
         """The queue's head just arrived: wake an idle replica or cut a busy one."""
@@ -422,7 +435,8 @@ class _Run:
         n_ticks_hint = int(last / tick) + 2
         for _ in range(max(policy.start(n_ticks_hint, tick), 0 if self.n == 0 else 1)):
             self._add(0.0, 0.0)
-        keys = ("queue", "in_flight", "kv_used", "busy", "work", "ready", "starting", "replicas")
+        keys = ("queue", "in_flight", "kv_used", "busy", "work", "wait", "queued_work",
+                "ready", "starting", "replicas")
         store = np.zeros((len(keys), max(n_ticks_hint, 16)))
         n_t = 0
         work = e.work.tolist()
@@ -441,13 +455,16 @@ class _Run:
                 n_ready = sum(1 for r in ready if not r.draining)
                 if n_t == store.shape[1]:
                     store = np.concatenate([store, np.zeros_like(store)], axis=1)
-                store[:, n_t] = (len(self.queue), len(self.queue) + running,
+                queue = self.queue
+                store[:, n_t] = (len(queue), len(queue) + running,
                                  sum(r.kv for r in ready), (busy - busy_mark) / tick,
-                                 tick_work / tick, n_ready, starting, len(ready) + starting)
+                                 tick_work / tick, now - arr[queue[0]] if queue else 0.0,
+                                 sum(work[i] for i in queue), n_ready, starting,
+                                 len(ready) + starting)
                 n_t += 1
                 busy_mark, tick_work = busy, 0.0
                 s = store[:, :n_t]
-                view = TickView(n_t - 1, now, n_ready, starting, s[0], s[1], s[2], s[3], s[4])
+                view = TickView(n_t - 1, now, n_ready, starting, *s[:7])
                 self._scale(policy.desired(view), now)
                 for r in replicas:  # replicas that just turned ready or idle may admit
                     if r.end == INF and r.ready_s <= now and self.queue and not r.draining \
@@ -470,16 +487,27 @@ class _Run:
                 if r.removed_s == INF or r.n_seqs:
                     self._plan(r, when)
         end = max(max(self.finish, default=0.0), last)
-        billed = sum(min(r.removed_s, end) - r.created_s for r in replicas if r.created_s < end)
+        spans = np.asarray([(r.created_s, min(r.removed_s, end)) for r in replicas
+                            if r.created_s < end], dtype=np.float64).reshape(-1, 2)
+        billed = float((spans[:, 1] - spans[:, 0]).sum())
         busy = sum(r.busy_s for r in replicas)
         return RunResult(np.asarray(self.first), np.asarray(self.finish),
-                         np.asarray(self.preempt, dtype=np.int64), billed, busy, end,
+                         np.asarray(self.preempt, dtype=np.int64), billed, spans, busy, end,
                          self.cold_starts, tick,
                          {k: store[i, :n_t].copy() for i, k in enumerate(keys)})
 
 
-def energy_kwh(model: ReplicaModel, result: RunResult) -> float:
-    """Board energy: busy time at full power, the rest of the billed time at idle power."""
-    busy = min(result.busy_s, result.replica_s)
-    idle = result.replica_s - busy
-    return model.power_w * (busy + IDLE_POWER_FRACTION * idle) / 3.6e6
+def billed_s(result: RunResult, since_s: float = 0.0) -> float:
+    """Replica-seconds billed from ``since_s`` on (a warm-up before it is not scored)."""
+    start = np.maximum(result.spans[:, 0], since_s)
+    return float(np.clip(result.spans[:, 1] - start, 0.0, None).sum())
+
+
+def energy_kwh(model: ReplicaModel, result: RunResult, since_s: float = 0.0) -> float:
+    """Board energy from ``since_s`` on: busy time at full power, the rest of the billed
+    time at idle power (busy time before ``since_s`` is taken from the per-tick series).
+    """
+    billed = billed_s(result, since_s)
+    before = float(result.ticks["busy"][: int(since_s // result.tick_s)].sum()) * result.tick_s
+    busy = min(max(result.busy_s - before, 0.0), billed)
+    return model.power_w * (busy + IDLE_POWER_FRACTION * (billed - busy)) / 3.6e6

@@ -7,6 +7,12 @@ is tuned by sweeping its knob: the cheapest run (GPU-hours) at or above the targ
 attainment is its tuned result. Ratios compare tuned results: a predictive policy to
 the best tuned reactive one (HPA, KPA, KEDA) and to the tuned oracle.
 
+A warm-up (``ServeSetup.warmup_s``) is run but not scored: its requests count in no
+attainment and its replica-seconds in no GPU-hours. It is the history every policy
+starts from; without it the forecast-driven policies spend their first minutes with no
+history (reactive, no hold) and a trace that bursts in those minutes (the code trace
+does) is scored on a start-up transient rather than on the policy.
+
 Capacity, the one number the forecast-driven policies size with, is calibrated on the
 engine: the Poisson arrival rate of this trace's request mix (token pairs drawn from the
 trace) at which ``CALIBRATION_REPLICAS`` replicas just meet the SLO, in work units
@@ -33,6 +39,7 @@ from foresize.simulate.serve.engine import (
     RunResult,
     ServeEngine,
     Trace,
+    billed_s,
     energy_kwh,
     work_per_request,
 )
@@ -42,6 +49,7 @@ from foresize.simulate.serve.policies import (
     PolicyContext,
     Static,
     build_policy,
+    sweep_grid,
     sweep_values,
 )
 from foresize.simulate.serve.replica import ReplicaModel
@@ -108,14 +116,19 @@ def check_slo_floor(model: ReplicaModel, trace: Trace, slo: Slo) -> dict[str, fl
     return floor
 
 
-def attained(result: RunResult, trace: Trace, slo: Slo) -> tuple[FloatArray, FloatArray, float]:
-    """Per-request TTFT and TPOT, and the share of requests within both SLOs."""
-    ttft = result.first_token_s - trace.arrival_s
-    later = np.maximum(trace.output_tokens - 1, 1)
-    tpot = np.where(trace.output_tokens > 1, (result.finish_s - result.first_token_s) / later,
-                    0.0)
+def attained(result: RunResult, trace: Trace, slo: Slo, since_s: float = 0.0
+             ) -> tuple[FloatArray, FloatArray, float]:
+    """TTFT and TPOT of the requests arriving from ``since_s`` on, and the share of them
+    within both SLOs (requests of a warm-up before ``since_s`` are run, not scored).
+    """
+    keep = trace.arrival_s >= since_s
+    first, finish = result.first_token_s[keep], result.finish_s[keep]
+    out = trace.output_tokens[keep]
+    ttft = first - trace.arrival_s[keep]
+    later = np.maximum(out - 1, 1)
+    tpot = np.where(out > 1, (finish - first) / later, 0.0)
     ok = (ttft <= slo.ttft_s) & (tpot <= slo.tpot_s)
-    return ttft, tpot, float(ok.mean()) if trace.n else math.nan
+    return ttft, tpot, float(ok.mean()) if ok.size else math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +142,7 @@ class ServeSetup:
     price_per_gpu_h: float
     tick_s: float = 1.0
     max_replicas: int = 1_000
+    warmup_s: float = 0.0  # run but not scored: the history every policy starts from
 
 
 def _poisson_trace(trace: Trace, rate: float, n: int, seed: int = 0) -> Trace:
@@ -173,19 +187,21 @@ def work_series(setup: ServeSetup) -> FloatArray:
 def context(setup: ServeSetup, capacity: float) -> PolicyContext:
     """The policy context of a setup at a calibrated capacity."""
     return PolicyContext(capacity, setup.model.kv_capacity_tokens, setup.model.startup_s,
-                         setup.tick_s, work_series(setup), setup.max_replicas)
+                         setup.tick_s, work_series(setup), setup.max_replicas,
+                         setup.slo.ttft_s)
 
 
 def score(setup: ServeSetup, result: RunResult) -> dict[str, Any]:
     """One run's row: cost, service levels, queue and scaling."""
-    ttft, tpot, share = attained(result, setup.trace, setup.slo)
-    gpu_h = result.replica_s * setup.model.gpus / 3600
-    many = setup.trace.output_tokens > 1
-    ticks = result.ticks
+    since = setup.warmup_s
+    ttft, tpot, share = attained(result, setup.trace, setup.slo, since)
+    gpu_h = billed_s(result, since) * setup.model.gpus / 3600
+    many = setup.trace.output_tokens[setup.trace.arrival_s >= since] > 1
+    ticks = {k: v[int(since // result.tick_s):] for k, v in result.ticks.items()}
     return {
         "gpu_hours": gpu_h,
         "cost_usd": gpu_h * setup.price_per_gpu_h,
-        "energy_kwh": energy_kwh(setup.model, result),
+        "energy_kwh": energy_kwh(setup.model, result, since),
         "attainment": share,
         "ttft_p50_s": float(np.quantile(ttft, 0.5)),
         "ttft_p99_s": float(np.quantile(ttft, 0.99)),
@@ -199,22 +215,79 @@ def score(setup: ServeSetup, result: RunResult) -> dict[str, Any]:
     }
 
 
-def run_policy(setup: ServeSetup, name: str, knob: float | None, capacity: float
-               ) -> tuple[dict[str, Any], RunResult]:
-    """Run one policy at one knob setting; the row and the raw result."""
+def run_policy(setup: ServeSetup, name: str, knob: float | None, capacity: float,
+               scale: float = 1.0) -> tuple[dict[str, Any], RunResult]:
+    """Run one policy at one knob setting and capacity scale; the row and the raw result."""
     kind = POLICIES.get(name)
     value = kind.default if knob is None else knob
-    policy = build_policy(name, value, context(setup, capacity))
+    policy = build_policy(name, value, context(setup, capacity * scale))
     engine = ServeEngine(setup.model, setup.trace, tick_s=setup.tick_s,
                          max_replicas=setup.max_replicas)
     result = engine.run(policy)
-    return {"policy": name, "knob": kind.knob, "value": value, **score(setup, result)}, result
+    return {"policy": name, "knob": kind.knob, "value": value, "capacity_scale": scale,
+            **score(setup, result)}, result
 
 
 def sweep_policy(setup: ServeSetup, name: str, capacity: float,
-                 values: Sequence[float] | None = None) -> list[dict[str, Any]]:
-    """Rows for each knob value of ``name`` (its registered sweep by default)."""
-    return [run_policy(setup, name, v, capacity)[0] for v in (values or sweep_values(name))]
+                 grid: Sequence[tuple[float, float]] | None = None, *,
+                 refine: int = 0) -> list[dict[str, Any]]:
+    """Rows for each (knob, capacity scale) of ``name`` (its registered sweep by default),
+    then ``refine`` bisections of the knob toward the next cheaper swept value.
+
+    Why refine: a coarse sweep tunes a policy only to its grid, and the step from the
+    last setting that misses the target to the first that meets it can be most of a
+    comparison's margin; every policy gets the same number of bisections.
+    """
+    rows = [run_policy(setup, name, v, capacity, c)[0] for v, c in (grid or sweep_grid(name))]
+    if refine:
+        rows += _refine(setup, name, capacity, rows, refine)
+    return rows
+
+
+def _refine(setup: ServeSetup, name: str, capacity: float, rows: list[dict[str, Any]],
+            steps: int) -> list[dict[str, Any]]:
+    """Bisect the tuned row's knob toward its cheaper neighbour in the sweep that missed,
+    then (for a policy that also sweeps a capacity scale) the scale the same way.
+    """
+    best = tuned(rows, setup.slo.attainment)
+    if best is None:
+        return []
+    kind = POLICIES.get(name)
+    out: list[dict[str, Any]] = []
+    order = list(sweep_values(name))  # safest last: the cheaper neighbour comes before
+    at = order.index(best["value"]) if best["value"] in order else 0
+    if at:
+        out += _bisect(setup, name, capacity, best, "value", float(order[at - 1]), steps,
+                       whole=kind.knob == "replicas")
+    scales = list(kind.scales)  # largest (cheapest) first
+    at = scales.index(best["capacity_scale"]) if best["capacity_scale"] in scales else 0
+    if at:
+        best = tuned([*rows, *out], setup.slo.attainment) or best
+        out += _bisect(setup, name, capacity, best, "capacity_scale", float(scales[at - 1]),
+                       steps)
+    return out
+
+
+def _bisect(setup: ServeSetup, name: str, capacity: float, best: dict[str, Any], field: str,
+            misses: float, steps: int, *, whole: bool = False) -> list[dict[str, Any]]:
+    """Bisect ``field`` of ``best`` (which meets the target) toward ``misses`` (which
+    does not), keeping the other knob; whole-number knobs stop when no integer is left.
+    """
+    meets = float(best[field])
+    out: list[dict[str, Any]] = []
+    for _ in range(steps):
+        mid = 0.5 * (meets + misses)
+        if whole:
+            mid = float(round(mid))
+            if mid in (meets, misses):
+                break
+        value, scale = (mid, best["capacity_scale"]) if field == "value" \
+            else (best["value"], mid)
+        row = run_policy(setup, name, value, capacity, scale)[0]
+        out.append(row)
+        meets, misses = (mid, misses) if row["attainment"] >= setup.slo.attainment \
+            else (meets, mid)
+    return out
 
 
 def tuned(rows: Sequence[dict[str, Any]], target: float) -> dict[str, Any] | None:
@@ -265,11 +338,12 @@ def run_study(setup: ServeSetup, names: Sequence[str], *, sweep: bool,
     results: dict[str, RunResult] = {}
     simulated, spent = 0, 0.0
     for name in names if "oracle" in names else [*names, "oracle"]:
-        values = list(sweep_values(name)) if sweep else [(knobs or {}).get(name)]
+        grid: list[tuple[float | None, float]] = list(sweep_grid(name)) if sweep \
+            else [((knobs or {}).get(name), 1.0)]
         mine: list[dict[str, Any]] = []
-        for value in values:
+        for value, scale in grid:
             start = time.perf_counter()
-            row, result = run_policy(setup, name, value, capacity)
+            row, result = run_policy(setup, name, value, capacity, scale)
             spent += time.perf_counter() - start
             simulated += setup.trace.n
             mine.append(row)
@@ -279,8 +353,8 @@ def run_study(setup: ServeSetup, names: Sequence[str], *, sweep: bool,
         pick = tuned(mine, setup.slo.attainment) if sweep else mine[0]
         best[name] = pick
         chosen = pick or max(mine, key=lambda r: r["attainment"])
-        results[name] = run_policy(setup, name, chosen["value"], capacity)[1] if sweep \
-            else result
+        results[name] = run_policy(setup, name, chosen["value"], capacity,
+                                   chosen["capacity_scale"])[1] if sweep else result
     return ServeStudy(capacity, rows, best, compare(best) if sweep else {}, floor,
                       simulated / spent if spent else math.nan, results)
 
@@ -301,6 +375,7 @@ class ServeInputs:
     mirror: str | None = None
     price_per_gpu_h: float | None = None
     overrides: dict[str, float] | None = None
+    warmup_s: float = 0.0
 
 
 def open_setup(inputs: ServeInputs) -> tuple[ServeSetup, dict[str, str | None], list[str]]:
@@ -332,8 +407,12 @@ def open_setup(inputs: ServeInputs) -> tuple[ServeSetup, dict[str, str | None], 
     price = inputs.price_per_gpu_h
     if price is None:
         price = load_prices().gpu_price(device_name(device.name)).get("on_demand") or 0.0
-    setup = ServeSetup(model, trace_from_frame(frame), inputs.slo, info, price)
+    setup = ServeSetup(model, trace_from_frame(frame), inputs.slo, info, price,
+                       warmup_s=inputs.warmup_s)
     check_slo_floor(model, setup.trace, setup.slo)
+    if setup.trace.n and not 0 <= inputs.warmup_s < setup.trace.arrival_s[-1]:
+        raise InputError(f"--warmup {inputs.warmup_s:g} s leaves no request to score: the "
+                         f"replay's last arrival is at {setup.trace.arrival_s[-1]:.0f} s")
     notes = [report.summary()] if report.n_dropped or report.reordered else []
     notes += report.notes
     hashes = {inputs.trace: report.sha256,
@@ -368,7 +447,9 @@ def study_document(setup: ServeSetup, inputs: ServeInputs, study: ServeStudy, *,
         "price_per_gpu_h": setup.price_per_gpu_h,
         "capacity_work_per_replica": study.capacity,
         "tick_s": setup.tick_s,
-        "policies": {n: {"knob": POLICIES.get(n).knob, "sweep": list(sweep_values(n))}
+        "warmup_s": setup.warmup_s,
+        "policies": {n: {"knob": POLICIES.get(n).knob, "sweep": list(sweep_values(n)),
+                         "capacity_scales": list(POLICIES.get(n).scales)}
                      for n in study.best},
         "results": [r for r in study.best.values() if r is not None],
         "unmet": [n for n, r in study.best.items() if r is None],
