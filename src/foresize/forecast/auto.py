@@ -109,16 +109,7 @@ class Auto:
         names = self._names()
         self.steps_ = series_steps(panel)
         self.series_ = series_arrays(panel)
-        self.hybrid_: Hybrid | None = None
-        if MODEL_NAME in names:
-            self.hybrid_ = Hybrid(
-                horizon=horizon,
-                season=self.season,
-                cal_frac=self.cal_frac,
-                guard_margin=self.guard_margin,
-                min_history=self.min_history,
-                seed=self.seed,
-            ).fit(panel)
+        self.hybrid_ = self._hybrid(horizon).fit(panel) if MODEL_NAME in names else None
         self.guard_: dict[str, GuardChoice] = {}
         for key, y in self.series_.items():
             if y.size < max(self.min_history, 2):
@@ -139,6 +130,27 @@ class Auto:
             key: self.guard_[key].method if key in self.guard_ else NAIVE for key in self.series_
         }
         return self
+
+    def _hybrid(self, horizon: int) -> Hybrid:
+        """The hybrid candidate: the last fit's instance when its parameters still hold.
+
+        Why keep it: a hybrid refitted on a history that only grew keeps its boosters
+        (``Hybrid._extends_last_fit``), so a rolling-origin backtest or a live loop
+        refitting ``auto`` pays for LightGBM training once every ``refresh_every``
+        points, as the hybrid alone does, not at every fit.
+        """
+        fresh = Hybrid(
+            horizon=horizon,
+            season=self.season,
+            cal_frac=self.cal_frac,
+            guard_margin=self.guard_margin,
+            min_history=self.min_history,
+            seed=self.seed,
+        )
+        last = getattr(self, "hybrid_", None)
+        if isinstance(last, Hybrid) and last.get_params() == fresh.get_params():
+            return last
+        return fresh
 
     def _paths(self, name: str, y: FloatArray, origins: IntArray, h: int) -> FloatArray:
         """Candidate ``name``'s forecasts from every origin (vectorised where it can be)."""

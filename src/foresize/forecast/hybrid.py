@@ -80,7 +80,7 @@ from foresize.forecast.protocol import (
 MODEL_NAME = "hybrid"
 STACK_NAME = "stack_ar"
 MIN_ROWS = 100  # sampled rows each side of the validation cut before a calibration model
-# per trained series: history, origin features, scale, stacked linear model
+# per trained series: history, sample times (epoch s), scale, stacked linear model
 _Data = tuple[FloatArray, FloatArray, float, StackedAR | None]
 
 
@@ -92,8 +92,7 @@ class _Series:
     scale: float
     low: float
     high: float
-    features: FloatArray  # origin features at the last point
-    stack: FloatArray | None  # scaled stacked forecast from the last point, steps 1..horizon
+    design: FloatArray  # design rows from the last point, steps 1..horizon
 
 
 def _check_int(owner: str, name: str, value: object, low: int) -> int:
@@ -270,42 +269,36 @@ class Hybrid:
         reuse = self._extends_last_fit({name: y for name, (y, _) in histories.items()})
         stacks: dict[str, StackedAR | None] = getattr(self, "stacks_", {}) if reuse else {}
         data: list[_Data] = []
+        guard_rows: list[tuple[np.ndarray, FloatArray]] = []
+        steps = np.arange(1, self.horizon + 1)
         for name, (y, ts_s) in histories.items():
             scale = series_scale(y)
-            feats = origin_features(
-                y,
-                ts_s,
-                scale=scale,
-                idle=idle_level(y),
-                lags=self.lags,
-                windows=self.windows,
-                calendar=self.calendar,
-            )
-            if self.wavelet_levels:
-                waves = wavelet_features(y, scale=scale, levels=self.wavelet_levels)
-                feats = np.hstack([feats, waves])
             stack = stacks[name] if name in stacks else self._stack_model(y)
+            d: _Data = (y, ts_s, scale, stack)
+            # the validation origins and the last point in one design call (one feature
+            # pass, one stacked-AR recursion): each row is an (origin, step) pair
+            t = guard_origins(y.size, self._window(y.size))
+            origin = np.concatenate([np.repeat(t, steps.size), np.full(steps.size, y.size - 1)])
+            design = self._design(d, origin, np.tile(steps, t.size + 1))
             self.trained_[name] = _Series(
                 y=y,
                 scale=scale,
                 low=float(y.min()),
                 high=float(y.max()),
-                features=feats[-1],
-                stack=None
-                if stack is None
-                else (stack.paths(y, np.array([y.size - 1]), self.horizon)[0] - y[-1]) / scale,
+                design=design[t.size * steps.size :],
             )
-            data.append((y, feats, scale, stack))
+            guard_rows.append((t, design[: t.size * steps.size]))
+            data.append(d)
         self.feature_names_ = names
         if data and reuse:
-            self._guard(data, self.calib_)
+            self._guard(data, guard_rows, self.calib_)
         else:
             self.feature_importances_: dict[str, float] = {}
             if data:
-                self._fit_models(data, rng)
+                self._fit_models(data, guard_rows, rng)
         return self
 
-    def _params(self) -> dict[str, Any]:
+    def get_params(self) -> dict[str, Any]:
         """The constructor parameters as set now (a change of any forces a full fit)."""
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
 
@@ -321,7 +314,7 @@ class Hybrid:
         steps does; a changed or rewritten history refits everything.
         """
         old = getattr(self, "history_", None)
-        if not old or getattr(self, "params_", None) != self._params():
+        if not old or getattr(self, "params_", None) != self.get_params():
             return False
         seen = [name for name in histories if name in old]
         if not seen:
@@ -343,19 +336,29 @@ class Hybrid:
         """Points at the end of an ``n``-point series held out as its validation window."""
         return validation_window(n, self.horizon, self.cal_frac)
 
-    def _design(
-        self,
-        y: FloatArray,
-        feats: FloatArray,
-        scale: float,
-        stack: StackedAR | None,
-        t: np.ndarray,
-        h: np.ndarray,
-    ) -> FloatArray:
-        """Design rows (features at origin ``t``, stacked forecast at ``h``, ``h``)."""
-        columns = [feats[t]]
-        if stack is not None:  # one vectorised AR recursion per distinct origin, read at h
-            origins, row = np.unique(t, return_inverse=True)
+    def _design(self, data: _Data, t: np.ndarray, h: np.ndarray) -> FloatArray:
+        """Design rows (features at origin ``t``, stacked forecast at ``h``, ``h``).
+
+        Features and the stacked recursion are computed once per distinct origin, and
+        only at the origins asked for (not the whole history).
+        """
+        y, ts_s, scale, stack = data
+        origins, row = np.unique(t, return_inverse=True)
+        feats = origin_features(
+            y,
+            ts_s,
+            scale=scale,
+            idle=idle_level(y),
+            lags=self.lags,
+            windows=self.windows,
+            calendar=self.calendar,
+            rows=origins,
+        )
+        if self.wavelet_levels:
+            waves = wavelet_features(y, scale=scale, levels=self.wavelet_levels)[origins]
+            feats = np.hstack([feats, waves])
+        columns = [feats[row]]
+        if stack is not None:
             path = stack.paths(y, origins, int(h.max()))[row, h - 1]
             columns.append(((path - y[t]) / scale)[:, None])
         columns.append(h.astype(np.float64)[:, None])
@@ -371,19 +374,25 @@ class Hybrid:
         xs: list[FloatArray] = []
         targets: list[FloatArray] = []
         held: list[np.ndarray] = []
-        for y, feats, scale, stack in data:
+        for d in data:
+            y = d[0]
             n = y.size
             h_max = min(self.horizon, n - 1)
             t0 = min(self.lags, n // 4)
             h = rng.integers(1, h_max + 1, size=per_series)
             t = t0 + (rng.random(per_series) * np.maximum(n - h - t0, 1)).astype(np.int64)
             t = np.minimum(t, n - 1 - h)
-            xs.append(self._design(y, feats, scale, stack, t, h))
-            targets.append((y[t + h] - y[t]) / scale)
+            xs.append(self._design(d, t, h))
+            targets.append((y[t + h] - y[t]) / d[2])
             held.append(t + h >= n - self._window(n))
         return np.vstack(xs), np.concatenate(targets), np.concatenate(held)
 
-    def _fit_models(self, data: list[_Data], rng: np.random.Generator) -> None:
+    def _fit_models(
+        self,
+        data: list[_Data],
+        guard_rows: list[tuple[np.ndarray, FloatArray]],
+        rng: np.random.Generator,
+    ) -> None:
         """Calibration model on the early rows, the guard on the validation windows,
         then the final model on every row.
         """
@@ -406,8 +415,8 @@ class Hybrid:
         self.calib_: Any = calib
         self.history_ = {name: s.y for name, s in self.trained_.items()}
         self.stacks_ = {name: d[3] for name, d in zip(self.trained_, data, strict=True)}
-        self.params_ = self._params()
-        self._guard(data, calib)
+        self.params_ = self.get_params()
+        self._guard(data, guard_rows, calib)
         self.booster_ = lgb.train(
             params,
             lgb.Dataset(design, target),
@@ -419,28 +428,23 @@ class Hybrid:
             name: float(g) for name, g in zip(self.feature_names_, gains, strict=True)
         }
 
-    def _guard(self, data: list[_Data], calib: Any) -> None:
+    def _guard(
+        self, data: list[_Data], guard_rows: list[tuple[np.ndarray, FloatArray]], calib: Any
+    ) -> None:
         """Per series, the calibration model's and the baselines' forecasts from every
-        validation origin, and the guard's choice among them (``forecast.guard``).
+        validation origin (``guard_rows``: the origins and their design rows), and the
+        guard's choice among them (``forecast.guard``).
 
         The calibration model never trained on a row whose target is in the window, so
         its residuals there are out of sample, like naive's.
         """
         steps = np.arange(1, self.horizon + 1)
-        blocks: list[FloatArray] = []
-        origins: list[np.ndarray] = []
-        for y, feats, scale, stack in data:
-            t = guard_origins(y.size, self._window(y.size))
-            origins.append(t)
-            blocks.append(
-                self._design(
-                    y, feats, scale, stack, np.repeat(t, steps.size), np.tile(steps, t.size)
-                )
-            )
-        change = np.asarray(calib.predict(np.vstack(blocks)), dtype=np.float64)
+        change = np.asarray(
+            calib.predict(np.vstack([rows for _, rows in guard_rows])), dtype=np.float64
+        )
         at = 0
-        for (name, s), (y, _, scale, _), t in zip(
-            self.trained_.items(), data, origins, strict=True
+        for (name, s), (y, _, scale, _), (t, _) in zip(
+            self.trained_.items(), data, guard_rows, strict=True
         ):
             size = t.size * steps.size
             model = y[t][:, None] + scale * change[at : at + size].reshape(t.size, steps.size)
@@ -481,19 +485,8 @@ class Hybrid:
 
     def model_paths(self, h: int) -> dict[str, FloatArray]:
         """The final model's ``h``-step median path per trained series (before the guard)."""
-        steps = np.arange(1, h + 1)
-        h_feature = np.minimum(steps, self.horizon).astype(np.float64)
-        at = h_feature.astype(np.int64) - 1
-        rows = [
-            np.column_stack(
-                [
-                    np.tile(s.features, (h, 1)),
-                    *([] if s.stack is None else [s.stack[at]]),
-                    h_feature,
-                ]
-            )
-            for s in self.trained_.values()
-        ]
+        at = np.minimum(np.arange(h), self.horizon - 1)  # later steps reuse the last one
+        rows = [s.design[at] for s in self.trained_.values()]
         change = np.asarray(self.booster_.predict(np.vstack(rows)), dtype=np.float64)
         return {
             name: np.clip(s.y[-1] + s.scale * change[i * h : (i + 1) * h], *self._bounds(s))
