@@ -20,7 +20,8 @@ Why each choice (measured on GenTD26, see ``benchmarks/bench_forecast.py``):
   from every origin of that window it forecasts steps ``1..horizon``, and so do
   naive, seasonal naive and the inverse-error combination of the model with naive.
   Each series is forecast by the one that did best there, naive unless another
-  beat it by ``guard_margin``; its validation residuals per step give conformal
+  beat it by more than ``guard_z`` standard errors of the paired difference; its
+  validation residuals per step give conformal
   bands (``forecast.conformal``). The final model then continues the calibration
   model on every row. Why: GenTD26 series change regime and many go idle or move
   in steps, where naive is hard to beat; one global model need not fit them all,
@@ -56,10 +57,12 @@ from foresize.forecast.features import (
     wavelet_features,
 )
 from foresize.forecast.guard import (
+    BAND_POOL,
     CAL_FRAC,
-    GUARD_MARGIN,
+    GUARD_Z,
     NAIVE,
     SEASONAL,
+    WINDOW_HORIZONS,
     GuardChoice,
     choose,
     guard_origins,
@@ -109,6 +112,13 @@ def _check_float(owner: str, name: str, value: object, low: float, high: float) 
     return float(value)
 
 
+def _check_closed(owner: str, name: str, value: object, low: float, high: float) -> float:
+    """A float parameter in ``[low, high]``; the message names it."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise InputError(f"{owner}: {name} must be a number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
 class Hybrid:
     """Global direct multi-horizon LightGBM on scale-free features, conformal intervals.
 
@@ -120,10 +130,12 @@ class Hybrid:
     ``rows_per_series`` from each (the fit's cost grows with the rows, so a panel of
     few series stays cheap; 400 keeps every forecaster under 0.5 s per series and
     origin-refit on the 2-core benchmark machine);
-    ``cal_frac`` the share of each series (at least ``horizon`` points) held out as
-    the validation window that decides the guard and calibrates the bands;
-    ``season`` the seasonal naive candidate's period in steps; ``guard_margin`` how
-    far (relative) below naive's validation MAE a method must be to be chosen;
+    ``cal_frac`` the share of each series (at least ``window_horizons`` horizons)
+    held out as the validation window that decides the guard and calibrates the
+    bands; ``season`` the seasonal naive candidate's period in steps; ``guard_z`` how
+    many standard errors of the paired per-origin difference a method must beat
+    naive's validation MAE by to be chosen (``guard.paired_noise``); ``band_pool``
+    how far the bands pool neighbouring steps (``conformal.step_offsets``);
     ``min_history`` the fewest points a series needs (else naive);
     ``calendar`` adds the time of day; ``wavelet_levels`` (0: off) adds the causal
     à trous Haar components at the origin (``features.wavelet_features``);
@@ -159,7 +171,9 @@ class Hybrid:
         rows_per_series: int = 400,
         cal_frac: float = CAL_FRAC,
         season: int = 24,
-        guard_margin: float = GUARD_MARGIN,
+        guard_z: float = GUARD_Z,
+        window_horizons: int = WINDOW_HORIZONS,
+        band_pool: float = BAND_POOL,
         min_history: int = 60,
         calendar: bool = False,
         wavelet_levels: int = 4,
@@ -181,7 +195,9 @@ class Hybrid:
         self.rows_per_series = rows_per_series
         self.cal_frac = cal_frac
         self.season = season
-        self.guard_margin = guard_margin
+        self.guard_z = guard_z
+        self.window_horizons = window_horizons
+        self.band_pool = band_pool
         self.min_history = min_history
         self.calendar = calendar
         self.wavelet_levels = wavelet_levels
@@ -214,7 +230,9 @@ class Hybrid:
             _check_int(owner, "stack_levels", self.stack_levels, 0)
         _check_float(owner, "learning_rate", self.learning_rate, 0.0, 1.0)
         _check_float(owner, "cal_frac", self.cal_frac, 0.0, 1.0)
-        _check_float(owner, "guard_margin", self.guard_margin, -1.0, 1.0)
+        _check_closed(owner, "guard_z", self.guard_z, 0.0, 10.0)
+        _check_closed(owner, "band_pool", self.band_pool, 0.0, 1.0)
+        _check_int(owner, "window_horizons", self.window_horizons, 1)
         if not self.windows:
             raise InputError(f"{owner}: windows must name at least one window length")
         for w in self.windows:
@@ -334,7 +352,7 @@ class Hybrid:
 
     def _window(self, n: int) -> int:
         """Points at the end of an ``n``-point series held out as its validation window."""
-        return validation_window(n, self.horizon, self.cal_frac)
+        return validation_window(n, self.horizon, self.cal_frac, self.window_horizons)
 
     def _design(self, data: _Data, t: np.ndarray, h: np.ndarray) -> FloatArray:
         """Design rows (features at origin ``t``, stacked forecast at ``h``, ``h``).
@@ -456,7 +474,9 @@ class Hybrid:
                 SEASONAL: seasonal_paths(y, t, self.horizon, self.season),
                 MODEL_NAME: model,
             }
-            self.choice_[name] = choose(y, t, paths, margin=self.guard_margin, model=MODEL_NAME)
+            self.choice_[name] = choose(
+                y, t, paths, z=self.guard_z, pool=self.band_pool, model=MODEL_NAME
+            )
 
     def _bounds(self, s: _Series) -> tuple[float, float]:
         """The range a forecast is clipped to: observed range, or only >= 0 for usage."""
