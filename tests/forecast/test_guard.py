@@ -12,7 +12,7 @@ import pytest
 from foresize.forecast.auto import Auto
 from foresize.forecast.backtest import backtest, first_origins
 from foresize.forecast.conformal import step_offsets
-from foresize.forecast.guard import choose, naive_paths, validation_origins
+from foresize.forecast.guard import choose, naive_paths, paired_noise, validation_origins
 from foresize.forecast.hybrid import Hybrid
 from foresize.forecast.protocol import Forecaster
 
@@ -33,28 +33,46 @@ def synthetic(name: str, values: np.ndarray) -> pl.DataFrame:
     )
 
 
-def test_choose_keeps_naive_unless_clearly_beaten() -> None:
+def test_choose_keeps_naive_unless_beaten_beyond_the_noise() -> None:
     y = np.arange(100.0)  # a line: naive errs by k at step k, a perfect model by 0
     origins = validation_origins(y.size, 20)
     assert origins.tolist() == list(range(79, 99))
     steps = np.arange(1, 6)
     perfect = y[origins][:, None] + steps[None, :]
     naive = naive_paths(y, origins, 5)
-    won = choose(y, origins, {"naive": naive, "model": perfect}, margin=0.05, model="model")
+    won = choose(y, origins, {"naive": naive, "model": perfect}, z=2.0, pool=0.0, model="model")
     assert won.method == "model"
     assert won.errors["model"] == 0.0
     assert np.nansum(np.abs(won.residuals)) == 0.0
-    # a model 3 % better than naive is within a 5 % margin: naive stays
-    close = naive + 0.03 * (perfect - naive)
-    kept = choose(y, origins, {"naive": naive, "model": close}, margin=0.05)
+    # perfect on the first half of the window, 1.9x naive's error on the second: better on
+    # average, but by less than one standard error of the (autocorrelated) paired
+    # difference, so naive stays at z = 1 and the model wins only at z = 0
+    worse = naive - 0.9 * (perfect - naive)
+    lucky = np.where(np.arange(origins.size)[:, None] < 10, perfect, worse)
+    kept = choose(y, origins, {"naive": naive, "model": lucky}, z=1.0, pool=0.0)
     assert kept.method == "naive"
-    assert kept.errors["model"] == pytest.approx(0.97 * kept.errors["naive"])
+    assert kept.errors["model"] < kept.errors["naive"] < kept.errors["model"] + kept.noise["model"]
+    assert choose(y, origins, {"naive": naive, "model": lucky}, z=0.0, pool=0.0).method == "model"
     # the combination weighs by inverse error: w = e_naive / (e_model + e_naive) = 2/3 for
     # a model that errs half as much, so it errs (1 - 2/3 * 1/2) = 2/3 as much as naive
     half = naive + 0.5 * (perfect - naive)
-    mixed = choose(y, origins, {"naive": naive, "model": half}, margin=0.0, model="model")
+    mixed = choose(y, origins, {"naive": naive, "model": half}, z=0.0, pool=0.0, model="model")
     assert mixed.errors["model+naive"] == pytest.approx(2 / 3 * mixed.errors["naive"])
     assert mixed.method == "model"  # 1/2 < 2/3: the model alone wins, weight 1
+
+
+def test_paired_noise_counts_overlapping_origins_once() -> None:
+    """Origins a step apart share most of their targets: the standard error of the mean
+    difference is that of about one draw per horizon, not one per origin.
+    """
+    rng = np.random.default_rng(3)
+    d = np.repeat(rng.normal(0.0, 1.0, 8), 10)  # 8 independent horizons of 10 origins each
+    origins = np.arange(d.size, dtype=np.int64)
+    naive = np.zeros(d.size)
+    iid = float(np.std(d) / np.sqrt(d.size))
+    assert paired_noise(d, naive, origins, 10) > 2.0 * iid
+    assert paired_noise(d, naive, origins, 1) == pytest.approx(iid)
+    assert paired_noise(d[:1], naive[:1], origins[:1], 10) == 0.0
 
 
 def test_step_offsets_are_conformal_ranks_per_step() -> None:
@@ -70,6 +88,18 @@ def test_step_offsets_are_conformal_ranks_per_step() -> None:
     # 80 %: rank ceil(40 * 0.9) = 36 of 1..39; the band never crosses the mean
     assert hi80[0] == 36.0
     assert lo80[1] == -36.0
+
+
+def test_step_offsets_pool_neighbouring_steps() -> None:
+    """One burst among 40 residuals is a step's 95 % band on its own; pooled with the
+    neighbouring steps' calm residuals (120 in all) it is beyond the conformal rank.
+    """
+    residuals = np.zeros((40, 3))
+    residuals[7, 1] = 100.0
+    alone = step_offsets(residuals, (95,))[95][1]
+    assert alone.tolist() == [0.0, 100.0, 0.0]
+    pooled = step_offsets(residuals, (95,), pool=0.5)[95][1]  # step 2 reaches steps 1..3
+    assert pooled.tolist() == [0.0, 0.0, 0.0]
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ noisy duty cycle an average, a busy service the hybrid), so ``Auto`` runs the gu
 ``forecast.guard`` over every candidate: each forecasts steps ``1..horizon`` from every
 origin of the series' validation window (its last ``cal_frac`` before the forecast
 origin), and the series is forecast by the one with the lowest MAE there, naive unless
-another beat it by ``guard_margin``, with conformal bands from that one's residuals.
+another beat it by more than ``guard_z`` standard errors of the paired difference,
+with conformal bands from that one's residuals.
 The hybrid candidate's validation forecasts come from its calibration model, which
 never trained on the window; the hybrid is also combined with naive. Nothing after the
 forecast origin is read, and nothing is refitted per validation origin for the default
@@ -26,11 +27,13 @@ import polars as pl
 from foresize.core.errors import InputError, NotFittedError
 from foresize.forecast.baselines import naive_forecast
 from foresize.forecast.guard import (
+    BAND_POOL,
     CAL_FRAC,
     COMBINED_SUFFIX,
-    GUARD_MARGIN,
+    GUARD_Z,
     NAIVE,
     SEASONAL,
+    WINDOW_HORIZONS,
     GuardChoice,
     IntArray,
     choose,
@@ -63,7 +66,8 @@ class Auto:
     ``candidates`` are single-model names (naive is always one: it is the default);
     ``horizon`` the steps validated (later steps reuse the last one's band);
     ``season`` the seasonal naive period and ``window`` the window average's length,
-    in steps; ``cal_frac``, ``guard_margin`` as in ``forecast.guard``; ``min_history``
+    in steps; ``cal_frac``, ``guard_z``, ``window_horizons``, ``band_pool`` as in
+    ``forecast.hybrid``; ``min_history``
     the fewest points a series needs to be validated (else naive); ``seed`` the
     hybrid's seed.
     """
@@ -78,7 +82,9 @@ class Auto:
         season: int = 24,
         window: int = 30,
         cal_frac: float = CAL_FRAC,
-        guard_margin: float = GUARD_MARGIN,
+        guard_z: float = GUARD_Z,
+        window_horizons: int = WINDOW_HORIZONS,
+        band_pool: float = BAND_POOL,
         min_history: int = 60,
         seed: int = 0,
     ) -> None:
@@ -87,7 +93,9 @@ class Auto:
         self.season = season
         self.window = window
         self.cal_frac = cal_frac
-        self.guard_margin = guard_margin
+        self.guard_z = guard_z
+        self.window_horizons = window_horizons
+        self.band_pool = band_pool
         self.min_history = min_history
         self.seed = seed
 
@@ -109,16 +117,7 @@ class Auto:
         names = self._names()
         self.steps_ = series_steps(panel)
         self.series_ = series_arrays(panel)
-        self.hybrid_: Hybrid | None = None
-        if MODEL_NAME in names:
-            self.hybrid_ = Hybrid(
-                horizon=horizon,
-                season=self.season,
-                cal_frac=self.cal_frac,
-                guard_margin=self.guard_margin,
-                min_history=self.min_history,
-                seed=self.seed,
-            ).fit(panel)
+        self.hybrid_ = self._hybrid(horizon).fit(panel) if MODEL_NAME in names else None
         self.guard_: dict[str, GuardChoice] = {}
         for key, y in self.series_.items():
             if y.size < max(self.min_history, 2):
@@ -127,18 +126,44 @@ class Auto:
             if key in validated:
                 origins, model = validated[key]
             else:
-                origins = guard_origins(y.size, validation_window(y.size, horizon, self.cal_frac))
+                window = validation_window(y.size, horizon, self.cal_frac, self.window_horizons)
+                origins = guard_origins(y.size, window)
             paths = {
                 name: self._paths(name, y, origins, horizon) for name in names if name != MODEL_NAME
             }
             if key in validated:
                 paths[MODEL_NAME] = model
             combine = MODEL_NAME if key in validated else None
-            self.guard_[key] = choose(y, origins, paths, margin=self.guard_margin, model=combine)
+            self.guard_[key] = choose(
+                y, origins, paths, z=self.guard_z, pool=self.band_pool, model=combine
+            )
         self.choice_ = {
             key: self.guard_[key].method if key in self.guard_ else NAIVE for key in self.series_
         }
         return self
+
+    def _hybrid(self, horizon: int) -> Hybrid:
+        """The hybrid candidate: the last fit's instance when its parameters still hold.
+
+        Why keep it: a hybrid refitted on a history that only grew keeps its boosters
+        (``Hybrid._extends_last_fit``), so a rolling-origin backtest or a live loop
+        refitting ``auto`` pays for LightGBM training once every ``refresh_every``
+        points, as the hybrid alone does, not at every fit.
+        """
+        fresh = Hybrid(
+            horizon=horizon,
+            season=self.season,
+            cal_frac=self.cal_frac,
+            guard_z=self.guard_z,
+            window_horizons=self.window_horizons,
+            band_pool=self.band_pool,
+            min_history=self.min_history,
+            seed=self.seed,
+        )
+        last = getattr(self, "hybrid_", None)
+        if isinstance(last, Hybrid) and last.get_params() == fresh.get_params():
+            return last
+        return fresh
 
     def _paths(self, name: str, y: FloatArray, origins: IntArray, h: int) -> FloatArray:
         """Candidate ``name``'s forecasts from every origin (vectorised where it can be)."""

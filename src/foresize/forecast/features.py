@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from foresize.forecast.arima import ndiffs
@@ -72,14 +73,18 @@ def origin_features(
     lags: int,
     windows: Sequence[int],
     calendar: bool,
+    rows: npt.NDArray[np.int64] | None = None,
 ) -> FloatArray:
     """``(n, p)`` features, row ``t`` from ``y[:t + 1]`` only; columns as in ``feature_names``.
 
     ``scale`` divides every value-like feature, ``idle`` is the idle threshold
     (see :func:`idle_level`), ``ts_s`` the sample times in epoch seconds (used for
-    the time of day when ``calendar``).
+    the time of day when ``calendar``). ``rows``, when given, are the only origins
+    computed (in that order): a fit needs a few hundred of a history's thousands,
+    and the rolling medians dominate the cost.
     """
     n = y.size
+    at = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     low, high = float(y.min()), float(y.max())
     span = high - low if high > low else 1.0
     is_idle = y <= idle
@@ -95,21 +100,23 @@ def origin_features(
         (np.cumsum(y) / count - y) / scale,
         np.cumsum(is_idle) / count,
     ]
+    cols = [c[at] for c in cols]
+    last = y[at]
     padded = np.concatenate([np.full(lags, y[0]), y])
     for j in range(1, lags + 1):
-        cols.append((y - padded[lags - j : lags - j + n]) / scale)
+        cols.append((last - padded[lags - j + at]) / scale)
     for w in windows:
-        win = _windows(y, w)
+        win = _windows(y, w)[at]
         cols += [
-            (win.mean(axis=1) - y) / scale,
-            (np.median(win, axis=1) - y) / scale,
-            (win.min(axis=1) - y) / scale,
-            (win.max(axis=1) - y) / scale,
+            (win.mean(axis=1) - last) / scale,
+            (np.median(win, axis=1) - last) / scale,
+            (win.min(axis=1) - last) / scale,
+            (win.max(axis=1) - last) / scale,
             win.std(axis=1) / scale,
             (win <= idle).mean(axis=1),
         ]
     if calendar:
-        angle = 2 * np.pi * (ts_s % SECONDS_PER_DAY) / SECONDS_PER_DAY
+        angle = 2 * np.pi * (ts_s[at] % SECONDS_PER_DAY) / SECONDS_PER_DAY
         cols += [np.sin(angle), np.cos(angle)]
     return np.column_stack(cols)
 

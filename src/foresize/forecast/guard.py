@@ -11,12 +11,16 @@ is still history. Nothing after the forecast origin is read, so the choice is ma
 before the forecast is, and holds out of sample as far as the recent past predicts
 the near future.
 
-Naive is the default: another method is chosen only when its validation MAE is at
-least ``margin`` below naive's, so a method must beat naive clearly, not by noise,
-before it can cost anything. The combination weighs the model and naive by the
-inverse of their validation MAE (a shrinkage toward naive that is as strong as the
-model is weak). The chosen method's validation residuals, step by step, give its
-conformal bands (``forecast.conformal``).
+Naive is the default: another method is chosen only when it beats naive by more than
+the window's sampling noise, a paired test on the per-origin errors (``paired_noise``):
+its mean error plus ``z`` standard errors of the mean difference to naive's must still
+be below naive's. Why a test and not a fixed relative margin: a window of 40 calm
+origins measures a 5 % gain reliably, a window of a few bursts does not measure a
+50 % one, and every extra candidate is one more chance to win the window by luck and
+lose out of sample. The combination weighs the model and naive by the inverse of
+their validation MAE (a shrinkage toward naive that is as strong as the model is
+weak). The chosen method's validation residuals, step by step, give its conformal
+bands (``forecast.conformal``).
 """
 
 from __future__ import annotations
@@ -35,23 +39,29 @@ IntArray = npt.NDArray[np.int64]
 NAIVE = "naive"
 SEASONAL = "seasonal_naive"
 COMBINED_SUFFIX = "+naive"
-# Chosen on the gpu panel only (benchmarks/bench_forecast.py, leave-one-panel-out, grid
-# 0 / 0.05 / 0.1) and reported on the others: how far below naive's validation MAE another
-# method must be before the guard leaves naive (0: strictly below; ties stay naive).
-GUARD_MARGIN = 0.0
-# The share of a history (at least one horizon) that validates; chosen on the gpu panel
-# the same way (grid 0.1 / 0.2).
+# Chosen on the gpu panel only (benchmarks/bench_forecast.py, leave-one-panel-out) and
+# reported on the others: how many standard errors of the paired per-origin difference a
+# method must beat naive by before the guard leaves naive (0: strictly below on average).
+GUARD_Z = 1.0
+# The share of a history that validates; chosen on the gpu panel the same way.
 CAL_FRAC = 0.2
+# The validation window spans at least this many horizons (chosen on the gpu panel, by
+# the bands' coverage and pinball): its last step's residuals come from origins at most
+# a horizon apart, so a window of one horizon holds about one independent draw of them.
+WINDOW_HORIZONS = 1
+# How far the bands pool neighbouring steps, relative to the step (``conformal.step_offsets``);
+# chosen on the gpu panel by the bands' coverage and pinball.
+BAND_POOL = 0.25
 # At most this many validation origins per series (evenly spaced, the latest kept): about
 # 40 residuals per step, what a 95 % conformal band needs (39), at a bounded cost.
 MAX_VALIDATION_ORIGINS = 40
 
 
-def validation_window(n: int, horizon: int, cal_frac: float) -> int:
+def validation_window(n: int, horizon: int, cal_frac: float, horizons: int = 1) -> int:
     """The points at the end of an ``n``-point history that validate: ``cal_frac`` of it,
-    and at least one horizon so that every step is scored.
+    and at least ``horizons`` horizons so that every step is scored by several origins.
     """
-    return max(horizon, round(cal_frac * n))
+    return max(horizons * horizon, round(cal_frac * n))
 
 
 def validation_origins(n: int, window: int) -> IntArray:
@@ -109,13 +119,18 @@ class GuardChoice:
     ``method`` names a candidate, or ``<model>+naive`` for the combination whose
     weight on the model is ``weight``; ``residuals`` are the chosen method's
     validation residuals ``(origins, steps)``; ``errors`` every candidate's
-    validation MAE.
+    validation MAE (the mean over origins of each origin's MAE over its steps);
+    ``noise`` each candidate's margin to clear (``z`` standard
+    errors of its paired difference to naive, see ``paired_noise``); ``pool`` the
+    bands' step pooling (``conformal.step_offsets``).
     """
 
     method: str
     weight: float
     residuals: FloatArray
     errors: dict[str, float]
+    noise: dict[str, float]
+    pool: float
 
     def mean(self, finals: Mapping[str, FloatArray]) -> FloatArray:
         """The chosen method's forecast from the candidates' forecasts at the origin."""
@@ -141,10 +156,31 @@ class GuardChoice:
         at = np.minimum(np.arange(h), self.residuals.shape[1] - 1)
         lower: dict[int, FloatArray] = {}
         upper: dict[int, FloatArray] = {}
-        for level, (lo, hi) in step_offsets(self.residuals, levels).items():
+        for level, (lo, hi) in step_offsets(self.residuals, levels, pool=self.pool).items():
             lower[level] = np.clip(mean + lo[at], low, high)
             upper[level] = np.clip(mean + hi[at], low, high)
         return SeriesForecast(np.clip(mean, low, high), lower, upper, label)
+
+
+def paired_noise(errors: FloatArray, naive: FloatArray, origins: IntArray, h: int) -> float:
+    """Standard error of the mean per-origin error difference ``errors - naive``.
+
+    The origins' forecasts overlap (origins closer than ``h`` share targets), so the
+    differences are autocorrelated; the variance of their mean is the Newey-West
+    (Bartlett kernel) long-run variance over as many lags as origins share a target,
+    divided by the number of origins. Zero with fewer than two origins.
+    """
+    d = errors - naive
+    n = d.size
+    if n < 2:
+        return 0.0
+    stride = max(int(np.median(np.diff(origins))), 1)
+    lags = min(-(-h // stride) - 1, n - 1)
+    c = d - d.mean()
+    variance = float(c @ c) / n
+    for lag in range(1, lags + 1):
+        variance += 2.0 * (1.0 - lag / (lags + 1)) * float(c[lag:] @ c[:-lag]) / n
+    return float(np.sqrt(max(variance, 0.0) / n))
 
 
 def choose(
@@ -152,28 +188,43 @@ def choose(
     origins: IntArray,
     paths: Mapping[str, FloatArray],
     *,
-    margin: float,
+    z: float,
+    pool: float,
     model: str | None = None,
 ) -> GuardChoice:
-    """Pick the method with the lowest validation MAE, naive unless beaten by ``margin``.
+    """Pick the method with the lowest validation MAE among those that beat naive by
+    more than ``z`` standard errors of the paired difference (``paired_noise``); naive
+    when none does.
 
     ``paths`` maps each candidate (naive among them) to its ``(origins, steps)``
     validation forecasts; ``model``, when given, is also combined with naive.
-    Ties go to the earlier candidate, naive first.
+    Ties go to the earlier candidate, naive first. ``pool`` is stored for the bands.
     """
     residuals = {name: residual_matrix(y, origins, p) for name, p in paths.items()}
-    errors = {name: float(np.nanmean(np.abs(r))) for name, r in residuals.items()}
+    per_origin = {name: np.nanmean(np.abs(r), axis=1) for name, r in residuals.items()}
     weight = 1.0
     if model is not None and model in residuals:
-        e_model, e_naive = errors[model], errors[NAIVE]
+        e_model, e_naive = float(per_origin[model].mean()), float(per_origin[NAIVE].mean())
         weight = e_naive / (e_model + e_naive) if e_model + e_naive > 0 else 0.5
         combined = model + COMBINED_SUFFIX
         residuals[combined] = weight * residuals[model] + (1.0 - weight) * residuals[NAIVE]
-        errors[combined] = float(np.nanmean(np.abs(residuals[combined])))
+        per_origin[combined] = np.nanmean(np.abs(residuals[combined]), axis=1)
+    errors = {name: float(e.mean()) for name, e in per_origin.items()}
+    h = residuals[NAIVE].shape[1]
+    noise = {
+        name: z * paired_noise(per_origin[name], per_origin[NAIVE], origins, h)
+        for name in residuals
+    }
     order = [NAIVE, *[name for name in errors if name != NAIVE]]
-    best = min(order, key=lambda name: errors[name])
-    if not errors[best] < (1.0 - margin) * errors[NAIVE]:
-        best = NAIVE
+    eligible = [
+        name for name in order if name == NAIVE or errors[name] + noise[name] < errors[NAIVE]
+    ]
+    best = min(eligible, key=lambda name: errors[name])
     return GuardChoice(
-        best, weight if best.endswith(COMBINED_SUFFIX) else 1.0, residuals[best], errors
+        best,
+        weight if best.endswith(COMBINED_SUFFIX) else 1.0,
+        residuals[best],
+        errors,
+        noise,
+        pool,
     )

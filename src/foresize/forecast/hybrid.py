@@ -20,7 +20,8 @@ Why each choice (measured on GenTD26, see ``benchmarks/bench_forecast.py``):
   from every origin of that window it forecasts steps ``1..horizon``, and so do
   naive, seasonal naive and the inverse-error combination of the model with naive.
   Each series is forecast by the one that did best there, naive unless another
-  beat it by ``guard_margin``; its validation residuals per step give conformal
+  beat it by more than ``guard_z`` standard errors of the paired difference; its
+  validation residuals per step give conformal
   bands (``forecast.conformal``). The final model then continues the calibration
   model on every row. Why: GenTD26 series change regime and many go idle or move
   in steps, where naive is hard to beat; one global model need not fit them all,
@@ -56,10 +57,12 @@ from foresize.forecast.features import (
     wavelet_features,
 )
 from foresize.forecast.guard import (
+    BAND_POOL,
     CAL_FRAC,
-    GUARD_MARGIN,
+    GUARD_Z,
     NAIVE,
     SEASONAL,
+    WINDOW_HORIZONS,
     GuardChoice,
     choose,
     guard_origins,
@@ -80,7 +83,7 @@ from foresize.forecast.protocol import (
 MODEL_NAME = "hybrid"
 STACK_NAME = "stack_ar"
 MIN_ROWS = 100  # sampled rows each side of the validation cut before a calibration model
-# per trained series: history, origin features, scale, stacked linear model
+# per trained series: history, sample times (epoch s), scale, stacked linear model
 _Data = tuple[FloatArray, FloatArray, float, StackedAR | None]
 
 
@@ -92,8 +95,7 @@ class _Series:
     scale: float
     low: float
     high: float
-    features: FloatArray  # origin features at the last point
-    stack: FloatArray | None  # scaled stacked forecast from the last point, steps 1..horizon
+    design: FloatArray  # design rows from the last point, steps 1..horizon
 
 
 def _check_int(owner: str, name: str, value: object, low: int) -> int:
@@ -110,6 +112,13 @@ def _check_float(owner: str, name: str, value: object, low: float, high: float) 
     return float(value)
 
 
+def _check_closed(owner: str, name: str, value: object, low: float, high: float) -> float:
+    """A float parameter in ``[low, high]``; the message names it."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise InputError(f"{owner}: {name} must be a number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
 class Hybrid:
     """Global direct multi-horizon LightGBM on scale-free features, conformal intervals.
 
@@ -121,10 +130,12 @@ class Hybrid:
     ``rows_per_series`` from each (the fit's cost grows with the rows, so a panel of
     few series stays cheap; 400 keeps every forecaster under 0.5 s per series and
     origin-refit on the 2-core benchmark machine);
-    ``cal_frac`` the share of each series (at least ``horizon`` points) held out as
-    the validation window that decides the guard and calibrates the bands;
-    ``season`` the seasonal naive candidate's period in steps; ``guard_margin`` how
-    far (relative) below naive's validation MAE a method must be to be chosen;
+    ``cal_frac`` the share of each series (at least ``window_horizons`` horizons)
+    held out as the validation window that decides the guard and calibrates the
+    bands; ``season`` the seasonal naive candidate's period in steps; ``guard_z`` how
+    many standard errors of the paired per-origin difference a method must beat
+    naive's validation MAE by to be chosen (``guard.paired_noise``); ``band_pool``
+    how far the bands pool neighbouring steps (``conformal.step_offsets``);
     ``min_history`` the fewest points a series needs (else naive);
     ``calendar`` adds the time of day; ``wavelet_levels`` (0: off) adds the causal
     à trous Haar components at the origin (``features.wavelet_features``);
@@ -160,7 +171,9 @@ class Hybrid:
         rows_per_series: int = 400,
         cal_frac: float = CAL_FRAC,
         season: int = 24,
-        guard_margin: float = GUARD_MARGIN,
+        guard_z: float = GUARD_Z,
+        window_horizons: int = WINDOW_HORIZONS,
+        band_pool: float = BAND_POOL,
         min_history: int = 60,
         calendar: bool = False,
         wavelet_levels: int = 4,
@@ -182,7 +195,9 @@ class Hybrid:
         self.rows_per_series = rows_per_series
         self.cal_frac = cal_frac
         self.season = season
-        self.guard_margin = guard_margin
+        self.guard_z = guard_z
+        self.window_horizons = window_horizons
+        self.band_pool = band_pool
         self.min_history = min_history
         self.calendar = calendar
         self.wavelet_levels = wavelet_levels
@@ -215,7 +230,9 @@ class Hybrid:
             _check_int(owner, "stack_levels", self.stack_levels, 0)
         _check_float(owner, "learning_rate", self.learning_rate, 0.0, 1.0)
         _check_float(owner, "cal_frac", self.cal_frac, 0.0, 1.0)
-        _check_float(owner, "guard_margin", self.guard_margin, -1.0, 1.0)
+        _check_closed(owner, "guard_z", self.guard_z, 0.0, 10.0)
+        _check_closed(owner, "band_pool", self.band_pool, 0.0, 1.0)
+        _check_int(owner, "window_horizons", self.window_horizons, 1)
         if not self.windows:
             raise InputError(f"{owner}: windows must name at least one window length")
         for w in self.windows:
@@ -270,42 +287,36 @@ class Hybrid:
         reuse = self._extends_last_fit({name: y for name, (y, _) in histories.items()})
         stacks: dict[str, StackedAR | None] = getattr(self, "stacks_", {}) if reuse else {}
         data: list[_Data] = []
+        guard_rows: list[tuple[np.ndarray, FloatArray]] = []
+        steps = np.arange(1, self.horizon + 1)
         for name, (y, ts_s) in histories.items():
             scale = series_scale(y)
-            feats = origin_features(
-                y,
-                ts_s,
-                scale=scale,
-                idle=idle_level(y),
-                lags=self.lags,
-                windows=self.windows,
-                calendar=self.calendar,
-            )
-            if self.wavelet_levels:
-                waves = wavelet_features(y, scale=scale, levels=self.wavelet_levels)
-                feats = np.hstack([feats, waves])
             stack = stacks[name] if name in stacks else self._stack_model(y)
+            d: _Data = (y, ts_s, scale, stack)
+            # the validation origins and the last point in one design call (one feature
+            # pass, one stacked-AR recursion): each row is an (origin, step) pair
+            t = guard_origins(y.size, self._window(y.size))
+            origin = np.concatenate([np.repeat(t, steps.size), np.full(steps.size, y.size - 1)])
+            design = self._design(d, origin, np.tile(steps, t.size + 1))
             self.trained_[name] = _Series(
                 y=y,
                 scale=scale,
                 low=float(y.min()),
                 high=float(y.max()),
-                features=feats[-1],
-                stack=None
-                if stack is None
-                else (stack.paths(y, np.array([y.size - 1]), self.horizon)[0] - y[-1]) / scale,
+                design=design[t.size * steps.size :],
             )
-            data.append((y, feats, scale, stack))
+            guard_rows.append((t, design[: t.size * steps.size]))
+            data.append(d)
         self.feature_names_ = names
         if data and reuse:
-            self._guard(data, self.calib_)
+            self._guard(data, guard_rows, self.calib_)
         else:
             self.feature_importances_: dict[str, float] = {}
             if data:
-                self._fit_models(data, rng)
+                self._fit_models(data, guard_rows, rng)
         return self
 
-    def _params(self) -> dict[str, Any]:
+    def get_params(self) -> dict[str, Any]:
         """The constructor parameters as set now (a change of any forces a full fit)."""
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
 
@@ -321,7 +332,7 @@ class Hybrid:
         steps does; a changed or rewritten history refits everything.
         """
         old = getattr(self, "history_", None)
-        if not old or getattr(self, "params_", None) != self._params():
+        if not old or getattr(self, "params_", None) != self.get_params():
             return False
         seen = [name for name in histories if name in old]
         if not seen:
@@ -341,21 +352,31 @@ class Hybrid:
 
     def _window(self, n: int) -> int:
         """Points at the end of an ``n``-point series held out as its validation window."""
-        return validation_window(n, self.horizon, self.cal_frac)
+        return validation_window(n, self.horizon, self.cal_frac, self.window_horizons)
 
-    def _design(
-        self,
-        y: FloatArray,
-        feats: FloatArray,
-        scale: float,
-        stack: StackedAR | None,
-        t: np.ndarray,
-        h: np.ndarray,
-    ) -> FloatArray:
-        """Design rows (features at origin ``t``, stacked forecast at ``h``, ``h``)."""
-        columns = [feats[t]]
-        if stack is not None:  # one vectorised AR recursion per distinct origin, read at h
-            origins, row = np.unique(t, return_inverse=True)
+    def _design(self, data: _Data, t: np.ndarray, h: np.ndarray) -> FloatArray:
+        """Design rows (features at origin ``t``, stacked forecast at ``h``, ``h``).
+
+        Features and the stacked recursion are computed once per distinct origin, and
+        only at the origins asked for (not the whole history).
+        """
+        y, ts_s, scale, stack = data
+        origins, row = np.unique(t, return_inverse=True)
+        feats = origin_features(
+            y,
+            ts_s,
+            scale=scale,
+            idle=idle_level(y),
+            lags=self.lags,
+            windows=self.windows,
+            calendar=self.calendar,
+            rows=origins,
+        )
+        if self.wavelet_levels:
+            waves = wavelet_features(y, scale=scale, levels=self.wavelet_levels)[origins]
+            feats = np.hstack([feats, waves])
+        columns = [feats[row]]
+        if stack is not None:
             path = stack.paths(y, origins, int(h.max()))[row, h - 1]
             columns.append(((path - y[t]) / scale)[:, None])
         columns.append(h.astype(np.float64)[:, None])
@@ -371,19 +392,25 @@ class Hybrid:
         xs: list[FloatArray] = []
         targets: list[FloatArray] = []
         held: list[np.ndarray] = []
-        for y, feats, scale, stack in data:
+        for d in data:
+            y = d[0]
             n = y.size
             h_max = min(self.horizon, n - 1)
             t0 = min(self.lags, n // 4)
             h = rng.integers(1, h_max + 1, size=per_series)
             t = t0 + (rng.random(per_series) * np.maximum(n - h - t0, 1)).astype(np.int64)
             t = np.minimum(t, n - 1 - h)
-            xs.append(self._design(y, feats, scale, stack, t, h))
-            targets.append((y[t + h] - y[t]) / scale)
+            xs.append(self._design(d, t, h))
+            targets.append((y[t + h] - y[t]) / d[2])
             held.append(t + h >= n - self._window(n))
         return np.vstack(xs), np.concatenate(targets), np.concatenate(held)
 
-    def _fit_models(self, data: list[_Data], rng: np.random.Generator) -> None:
+    def _fit_models(
+        self,
+        data: list[_Data],
+        guard_rows: list[tuple[np.ndarray, FloatArray]],
+        rng: np.random.Generator,
+    ) -> None:
         """Calibration model on the early rows, the guard on the validation windows,
         then the final model on every row.
         """
@@ -406,8 +433,8 @@ class Hybrid:
         self.calib_: Any = calib
         self.history_ = {name: s.y for name, s in self.trained_.items()}
         self.stacks_ = {name: d[3] for name, d in zip(self.trained_, data, strict=True)}
-        self.params_ = self._params()
-        self._guard(data, calib)
+        self.params_ = self.get_params()
+        self._guard(data, guard_rows, calib)
         self.booster_ = lgb.train(
             params,
             lgb.Dataset(design, target),
@@ -419,28 +446,23 @@ class Hybrid:
             name: float(g) for name, g in zip(self.feature_names_, gains, strict=True)
         }
 
-    def _guard(self, data: list[_Data], calib: Any) -> None:
+    def _guard(
+        self, data: list[_Data], guard_rows: list[tuple[np.ndarray, FloatArray]], calib: Any
+    ) -> None:
         """Per series, the calibration model's and the baselines' forecasts from every
-        validation origin, and the guard's choice among them (``forecast.guard``).
+        validation origin (``guard_rows``: the origins and their design rows), and the
+        guard's choice among them (``forecast.guard``).
 
         The calibration model never trained on a row whose target is in the window, so
         its residuals there are out of sample, like naive's.
         """
         steps = np.arange(1, self.horizon + 1)
-        blocks: list[FloatArray] = []
-        origins: list[np.ndarray] = []
-        for y, feats, scale, stack in data:
-            t = guard_origins(y.size, self._window(y.size))
-            origins.append(t)
-            blocks.append(
-                self._design(
-                    y, feats, scale, stack, np.repeat(t, steps.size), np.tile(steps, t.size)
-                )
-            )
-        change = np.asarray(calib.predict(np.vstack(blocks)), dtype=np.float64)
+        change = np.asarray(
+            calib.predict(np.vstack([rows for _, rows in guard_rows])), dtype=np.float64
+        )
         at = 0
-        for (name, s), (y, _, scale, _), t in zip(
-            self.trained_.items(), data, origins, strict=True
+        for (name, s), (y, _, scale, _), (t, _) in zip(
+            self.trained_.items(), data, guard_rows, strict=True
         ):
             size = t.size * steps.size
             model = y[t][:, None] + scale * change[at : at + size].reshape(t.size, steps.size)
@@ -452,7 +474,9 @@ class Hybrid:
                 SEASONAL: seasonal_paths(y, t, self.horizon, self.season),
                 MODEL_NAME: model,
             }
-            self.choice_[name] = choose(y, t, paths, margin=self.guard_margin, model=MODEL_NAME)
+            self.choice_[name] = choose(
+                y, t, paths, z=self.guard_z, pool=self.band_pool, model=MODEL_NAME
+            )
 
     def _bounds(self, s: _Series) -> tuple[float, float]:
         """The range a forecast is clipped to: observed range, or only >= 0 for usage."""
@@ -481,19 +505,8 @@ class Hybrid:
 
     def model_paths(self, h: int) -> dict[str, FloatArray]:
         """The final model's ``h``-step median path per trained series (before the guard)."""
-        steps = np.arange(1, h + 1)
-        h_feature = np.minimum(steps, self.horizon).astype(np.float64)
-        at = h_feature.astype(np.int64) - 1
-        rows = [
-            np.column_stack(
-                [
-                    np.tile(s.features, (h, 1)),
-                    *([] if s.stack is None else [s.stack[at]]),
-                    h_feature,
-                ]
-            )
-            for s in self.trained_.values()
-        ]
+        at = np.minimum(np.arange(h), self.horizon - 1)  # later steps reuse the last one
+        rows = [s.design[at] for s in self.trained_.values()]
         change = np.asarray(self.booster_.predict(np.vstack(rows)), dtype=np.float64)
         return {
             name: np.clip(s.y[-1] + s.scale * change[i * h : (i + 1) * h], *self._bounds(s))
