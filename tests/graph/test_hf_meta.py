@@ -1,6 +1,7 @@
 """The transformers path: any model_type sized on fake tensors (needs torch and transformers).
 
-Marked ``torch``: run with ``python -m pytest -m torch``.
+Marked ``torch``: run with ``python -m pytest -m torch`` after ``pip install -e ".[torch]"``
+(which brings transformers too).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from foresize.graph.hf_config import read_hf_config
-
-pytest.importorskip("transformers")
 
 NEOX = {
     "model_type": "gpt_neox", "hidden_size": 64, "num_hidden_layers": 2,
