@@ -164,7 +164,7 @@ def main() -> None:
               f"the first {warmup / 60:.0f} min (one copy) are the warm-up every policy "
               "learns from, run but not scored")
         best = {}
-        print(f"{'policy':<13}{'knob':>18}{'value':>7}{'GPU-h':>8}{'attain':>8}"
+        print(f"{'policy':<13}{'knob':>18}{'value':>17}{'GPU-h':>8}{'attain':>8}"
               f"{'TTFT p99':>9}{'TPOT p99':>9}{'cold':>6}   sweep (value: GPU-h / attainment)")
         for policy in POLICIES.names():
             start = time.perf_counter()
@@ -175,10 +175,10 @@ def main() -> None:
             curve = "  ".join(f"{_knob(r)}: {r['gpu_hours']:.2f}/{100 * r['attainment']:.1f}"
                               for r in rows)
             if pick is None:
-                print(f"{policy:<13}{POLICIES.get(policy).knob:>18}{'--':>7}{'--':>8}"
+                print(f"{policy:<13}{POLICIES.get(policy).knob:>18}{'--':>17}{'--':>8}"
                       f"{'<99 %':>8}{'':>9}{'':>9}{'':>6}   {curve}")
                 continue
-            print(f"{policy:<13}{pick['knob']:>18}{_knob(pick):>7}{pick['gpu_hours']:>8.2f}"
+            print(f"{policy:<13}{pick['knob']:>18}{_knob(pick):>17}{pick['gpu_hours']:>8.2f}"
                   f"{100 * pick['attainment']:>7.2f}%{pick['ttft_p99_s']:>8.2f}s"
                   f"{pick['tpot_p99_ms']:>7.0f}ms{pick['cold_starts']:>6}   {curve}")
         result = compare(best)

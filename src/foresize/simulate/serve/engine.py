@@ -192,6 +192,8 @@ class _Run:
         self.preempt = [0] * n
         self.queue: deque[int] = deque()
         self.replicas: list[_Replica] = []
+        self.live: list[_Replica] = []  # not yet removed (pruned at each tick)
+        self.busy_gone = 0.0  # busy seconds of the replicas pruned from ``live``
         self.events: list[tuple[float, int, int, int]] = []  # (time, seq, replica, version)
         self.seq = 0
         self.done = 0
@@ -217,6 +219,7 @@ class _Run:
     def _add(self, now: float, ready_s: float) -> None:
         r = _Replica(len(self.replicas), now, ready_s)
         self.replicas.append(r)
+        self.live.append(r)
         if ready_s > now:
             self.cold_starts += 1
             self._push(ready_s, r)  # a wake-up at ready time
@@ -388,7 +391,7 @@ class _Run:
         """The queue's head just arrived: wake an idle replica or cut a busy one."""
         head = self.eff[self.queue[0]]
         best, best_free = None, -1
-        for r in self.replicas:
+        for r in self.live:
             if r.draining or r.ready_s > now or r.removed_s != INF:
                 continue
             free = self.admit_cap - r.kv
@@ -409,7 +412,7 @@ class _Run:
         want = max(e.min_replicas, min(want, e.max_replicas))
         if self.queue:
             want = max(want, 1)  # a request waits: scale from zero (Knative's activator)
-        live = [r for r in self.replicas if not r.draining and r.removed_s == INF]
+        live = [r for r in self.live if not r.draining and r.removed_s == INF]
         if want > len(live):
             for _ in range(want - len(live)):
                 self._add(now, now + self.model.startup_s)
@@ -447,10 +450,14 @@ class _Run:
             t_ev = events[0][0] if events else INF
             if next_tick <= t_arr and next_tick <= t_ev:
                 now = next_tick
-                busy = sum(r.busy_s for r in replicas)
-                ready = [r for r in replicas if r.ready_s <= now and r.removed_s == INF]
-                starting = sum(1 for r in replicas if r.ready_s > now and r.removed_s == INF
-                               and not r.draining)
+                gone = [r for r in self.live if r.removed_s != INF]
+                if gone:
+                    self.busy_gone += sum(r.busy_s for r in gone)
+                    self.live = [r for r in self.live if r.removed_s == INF]
+                live = self.live
+                busy = self.busy_gone + sum(r.busy_s for r in live)
+                ready = [r for r in live if r.ready_s <= now]
+                starting = sum(1 for r in live if r.ready_s > now and not r.draining)
                 running = sum(r.n_seqs for r in ready)
                 n_ready = sum(1 for r in ready if not r.draining)
                 if n_t == store.shape[1]:
@@ -466,7 +473,7 @@ class _Run:
                 s = store[:, :n_t]
                 view = TickView(n_t - 1, now, n_ready, starting, *s[:7])
                 self._scale(policy.desired(view), now)
-                for r in replicas:  # replicas that just turned ready or idle may admit
+                for r in live:  # replicas that just turned ready or idle may admit
                     if r.end == INF and r.ready_s <= now and self.queue and not r.draining \
                             and r.removed_s == INF:
                         self._plan(r, now)
