@@ -11,7 +11,7 @@ Leave-one-panel-out (issue 15): every constant of the guard is chosen on ONE pan
 (``--tune-on``, gpu by default) by small grids of hybrid backtests there, and every
 panel is then reported with those values, so the other panels say how they carry
 over. The guard's choice (``guard_z``, ``cal_frac``) is tuned first, by hybrid MASE;
-then the bands (``window_horizons``, ``band_pool``), by pinball 0.95 among the grid
+then the bands (``window_horizons``, ``band_pool``, ``fleet_bands``), by pinball 0.95 among the grid
 points whose 95 % coverage lies in the issue's 0.93-0.97 (the closest coverage when
 none does); then auto's margin for its extra candidates (``extra_z``), by auto's MASE.
 The output names the panel each constant came from. Seasons are part of each
@@ -48,7 +48,7 @@ from foresize.evaluate.anchors import ANCHORS, make_anchors, warm_up
 from foresize.evaluate.panels import SEASONS, load_panel
 from foresize.forecast.auto import EXTRA_Z
 from foresize.forecast.backtest import BacktestResult, backtest
-from foresize.forecast.guard import BAND_POOL, CAL_FRAC, GUARD_Z, WINDOW_HORIZONS
+from foresize.forecast.guard import BAND_POOL, CAL_FRAC, FLEET_BANDS, GUARD_Z, WINDOW_HORIZONS
 from foresize.forecast.models import FORECASTERS, make_forecaster
 from foresize.forecast.protocol import Forecaster
 
@@ -67,7 +67,11 @@ DEFAULT_MODELS = (
     "mlf_lgbm",
 )
 GRID: dict[str, tuple[float, ...]] = {"guard_z": (0.0, 1.0, 2.0), "cal_frac": (0.1, 0.2)}
-BAND_GRID: dict[str, tuple[float, ...]] = {"window_horizons": (1, 5), "band_pool": (0.0, 0.25)}
+BAND_GRID: dict[str, tuple[float, ...]] = {
+    "window_horizons": (1, 5),
+    "band_pool": (0.0, 0.25),
+    "fleet_bands": (False, True),
+}
 AUTO_GRID: dict[str, tuple[float, ...]] = {"extra_z": (0.0, 1.0, 2.0)}
 COVERAGE_95 = (0.93, 0.97)  # the issue's target for the 95 % band
 DEFAULTS: dict[str, float] = {
@@ -75,6 +79,7 @@ DEFAULTS: dict[str, float] = {
     "cal_frac": CAL_FRAC,
     "window_horizons": WINDOW_HORIZONS,
     "band_pool": BAND_POOL,
+    "fleet_bands": FLEET_BANDS,
     "extra_z": EXTRA_Z,
 }
 

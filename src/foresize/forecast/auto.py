@@ -31,10 +31,12 @@ import polars as pl
 
 from foresize.core.errors import InputError, NotFittedError
 from foresize.forecast.baselines import naive_forecast
+from foresize.forecast.conformal import fleet_scale
 from foresize.forecast.guard import (
     BAND_POOL,
     CAL_FRAC,
     COMBINED_SUFFIX,
+    FLEET_BANDS,
     GUARD_Z,
     NAIVE,
     SEASONAL,
@@ -80,8 +82,9 @@ class Auto:
     ``horizon`` the steps validated (later steps reuse the last one's band);
     ``season`` the seasonal naive period and ``window`` the window median's (and
     average's) length, in steps; ``cal_frac``, ``guard_z``, ``window_horizons``,
-    ``band_pool`` as in ``forecast.hybrid``; ``extra_z`` the margin, in standard errors
-    of the paired difference, that candidates outside the hybrid's guard must clear;
+    ``band_pool``, ``fleet_bands`` as in ``forecast.hybrid``; ``extra_z`` the margin,
+    in standard errors of the paired difference, that candidates outside the hybrid's
+    guard must clear;
     ``min_history`` the fewest points a series needs to be validated (else naive);
     ``seed`` the hybrid's seed.
     """
@@ -99,6 +102,7 @@ class Auto:
         guard_z: float = GUARD_Z,
         window_horizons: int = WINDOW_HORIZONS,
         band_pool: float = BAND_POOL,
+        fleet_bands: bool = FLEET_BANDS,
         extra_z: float = EXTRA_Z,
         min_history: int = 60,
         seed: int = 0,
@@ -111,6 +115,7 @@ class Auto:
         self.guard_z = guard_z
         self.window_horizons = window_horizons
         self.band_pool = band_pool
+        self.fleet_bands = fleet_bands
         self.extra_z = extra_z
         self.min_history = min_history
         self.seed = seed
@@ -174,6 +179,7 @@ class Auto:
             guard_z=self.guard_z,
             window_horizons=self.window_horizons,
             band_pool=self.band_pool,
+            fleet_bands=self.fleet_bands,
             min_history=self.min_history,
             seed=self.seed,
         )
@@ -213,6 +219,10 @@ class Auto:
         levels = check_levels(levels)
         hybrid = self.hybrid_
         model = hybrid.model_paths(h) if hybrid is not None and hybrid.trained_ else {}
+        scale = None
+        if self.fleet_bands:
+            residuals = [choice.residuals for choice in self.guard_.values()]
+            scale = fleet_scale(residuals, levels, pool=self.band_pool)
         forecasts: dict[str, SeriesForecast] = {}
         for key, y in self.series_.items():
             choice = self.guard_.get(key)
@@ -231,7 +241,9 @@ class Auto:
             label = f"auto:{choice.method}"
             if choice.weight < 1.0:
                 label += f" (w={choice.weight:.2f})"
-            forecasts[key] = choice.forecast(finals, levels, low=low, high=np.inf, label=label)
+            forecasts[key] = choice.forecast(
+                finals, levels, low=low, high=np.inf, label=label, scale=scale
+            )
         return forecast_frame(forecasts, self.steps_, levels)
 
 

@@ -56,6 +56,9 @@ WINDOW_HORIZONS = 5
 # How far the bands pool neighbouring steps, relative to the step (``conformal.step_offsets``);
 # chosen on the gpu panel the same way (grid 0 / 0.25: pinball 0.145 -> 0.108).
 BAND_POOL = 0.25
+# Whether bands are scaled by the fleet's older-to-newer coverage factor
+# (``conformal.fleet_scale``); chosen on the gpu panel the same way.
+FLEET_BANDS = False
 # At most this many validation origins per series (evenly spaced, the latest kept): about
 # 40 residuals per step, what a 95 % conformal band needs (39), at a bounded cost.
 MAX_VALIDATION_ORIGINS = 40
@@ -158,9 +161,11 @@ class GuardChoice:
         low: float,
         high: float,
         label: str,
+        scale: Mapping[int, float] | None = None,
     ) -> SeriesForecast:
         """Mean and conformal bands, clipped to ``[low, high]``; steps past the
-        validation horizon reuse its last step's offsets.
+        validation horizon reuse its last step's offsets; ``scale`` multiplies each
+        level's offsets (``conformal.fleet_scale``).
         """
         mean = self.mean(finals)
         h = mean.size
@@ -168,8 +173,9 @@ class GuardChoice:
         lower: dict[int, FloatArray] = {}
         upper: dict[int, FloatArray] = {}
         for level, (lo, hi) in step_offsets(self.residuals, levels, pool=self.pool).items():
-            lower[level] = np.clip(mean + lo[at], low, high)
-            upper[level] = np.clip(mean + hi[at], low, high)
+            factor = 1.0 if scale is None else scale[level]
+            lower[level] = np.clip(mean + factor * lo[at], low, high)
+            upper[level] = np.clip(mean + factor * hi[at], low, high)
         return SeriesForecast(np.clip(mean, low, high), lower, upper, label)
 
 
