@@ -42,6 +42,18 @@ def test_noise_goes_to_the_average_and_a_trend_to_naive() -> None:
     assert out.height == 8
 
 
+def test_sparse_counts_go_to_the_median_not_the_mean() -> None:
+    """Mostly-zero counts with bursts: the window's mean sits above the zeros and errs at
+    every quiet step, its median is zero there (MASE scores absolute errors).
+    """
+    rng = np.random.default_rng(11)
+    counts = rng.poisson(3.0, 400) * (rng.random(400) < 0.15)
+    auto = Auto(["naive", "window_average", "window_median"], extra_z=0.0)
+    choice = auto.fit(_panel({"sparse": counts.astype(float)})).choice_
+    assert choice == {"sparse": "window_median"}
+    assert auto.predict(3)["mean"].to_list() == [0.0, 0.0, 0.0]
+
+
 def test_bad_candidates() -> None:
     panel = _panel({"a": np.arange(50.0)})
     with pytest.raises(UnknownNameError, match="Did you mean 'naive'"):

@@ -11,7 +11,7 @@ import pytest
 
 from foresize.forecast.auto import Auto
 from foresize.forecast.backtest import backtest, first_origins
-from foresize.forecast.conformal import step_offsets
+from foresize.forecast.conformal import fleet_scale, step_offsets
 from foresize.forecast.guard import choose, naive_paths, paired_noise, validation_origins
 from foresize.forecast.hybrid import Hybrid
 from foresize.forecast.protocol import Forecaster
@@ -100,6 +100,23 @@ def test_step_offsets_pool_neighbouring_steps() -> None:
     assert alone.tolist() == [0.0, 100.0, 0.0]
     pooled = step_offsets(residuals, (95,), pool=0.5)[95][1]  # step 2 reaches steps 1..3
     assert pooled.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_fleet_scale_is_what_older_bands_need_to_cover_newer_residuals() -> None:
+    """Residuals that hold still need no scaling; a fleet whose newer residuals are twice
+    the older ones needs its bands doubled, at every level.
+    """
+    rng = np.random.default_rng(5)
+    steady = [rng.normal(0.0, 1.0, (40, 5)) for _ in range(30)]
+    growing = [np.vstack([r[:20], 2.0 * r[20:]]) for r in steady]
+    same = fleet_scale(steady, (80, 95), pool=0.25)
+    doubled = fleet_scale(growing, (80, 95), pool=0.25)
+    for level in (80, 95):
+        assert 0.8 < same[level] < 1.3
+        assert doubled[level] == pytest.approx(2.0 * same[level], rel=0.25)
+    # all-zero residuals (idle series) need nothing; too few origins are left out
+    assert fleet_scale([np.zeros((40, 5)), np.ones((3, 5))], (95,)) == {95: 0.0}
+    assert fleet_scale([], (95,)) == {95: 1.0}
 
 
 @pytest.mark.parametrize(

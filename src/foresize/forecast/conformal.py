@@ -68,3 +68,44 @@ def _carry_forward(values: FloatArray, have: np.ndarray) -> FloatArray:
     index = np.where(have, np.arange(values.size), -1)
     last = np.maximum.accumulate(index)
     return np.where(last >= 0, values[np.maximum(last, 0)], 0.0)
+
+
+def fleet_scale(
+    residual_sets: Sequence[FloatArray], levels: Sequence[int], *, pool: float = 0.0
+) -> dict[int, float]:
+    """Per level, the factor on every series' offsets that makes older bands cover newer
+    residuals at the nominal rate, over the whole fleet (split conformal in time).
+
+    Each series' validation residuals (origins in time order) are split in halves: the
+    first half's offsets (``step_offsets``) face the second half's residuals, and each
+    of those needs the band scaled by ``r / hi`` (or ``r / lo`` below the mean) to be
+    covered. The factor is the conformal quantile of those needs pooled over every
+    series. Why: within one window the residuals are exchangeable only if the series'
+    noise holds still, and a window of few independent horizons (a short history, a
+    bursty one) under-states what comes next; how much, the fleet's own recent past
+    says, series by series, without any constant fitted to a panel. Where bands already
+    hold (the next residuals look like the last), the factor is close to 1.
+    """
+    needs: dict[int, list[FloatArray]] = {level: [] for level in levels}
+    for residuals in residual_sets:
+        half = residuals.shape[0] // 2
+        if half < 2:
+            continue
+        late = residuals[half:]
+        for level, (lo, hi) in step_offsets(residuals[:half], levels, pool=pool).items():
+            bound = np.where(late >= 0, hi[None, :], -lo[None, :])
+            size = np.abs(late)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                need = np.where(size == 0, 0.0, np.where(bound > 0, size / bound, np.inf))
+            needs[level].append(need[np.isfinite(late)])
+    out: dict[int, float] = {}
+    for level in levels:
+        values = np.sort(np.concatenate(needs[level])) if needs[level] else np.empty(0)
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            out[level] = 1.0
+            continue
+        m = values.size
+        rank = int(min(np.ceil((m + 1) * level / 100), m))
+        out[level] = float(values[rank - 1]) if np.isfinite(values[rank - 1]) else float(finite[-1])
+    return out

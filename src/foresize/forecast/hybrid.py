@@ -47,6 +47,7 @@ import polars as pl
 
 from foresize.core.errors import InputError, NotFittedError
 from foresize.forecast.baselines import naive_forecast
+from foresize.forecast.conformal import fleet_scale
 from foresize.forecast.features import (
     StackedAR,
     feature_names,
@@ -59,6 +60,7 @@ from foresize.forecast.features import (
 from foresize.forecast.guard import (
     BAND_POOL,
     CAL_FRAC,
+    FLEET_BANDS,
     GUARD_Z,
     NAIVE,
     SEASONAL,
@@ -136,6 +138,8 @@ class Hybrid:
     many standard errors of the paired per-origin difference a method must beat
     naive's validation MAE by to be chosen (``guard.paired_noise``); ``band_pool``
     how far the bands pool neighbouring steps (``conformal.step_offsets``);
+    ``fleet_bands`` scales every band by the fleet's own older-to-newer coverage
+    factor (``conformal.fleet_scale``);
     ``min_history`` the fewest points a series needs (else naive);
     ``calendar`` adds the time of day; ``wavelet_levels`` (0: off) adds the causal
     à trous Haar components at the origin (``features.wavelet_features``);
@@ -174,6 +178,7 @@ class Hybrid:
         guard_z: float = GUARD_Z,
         window_horizons: int = WINDOW_HORIZONS,
         band_pool: float = BAND_POOL,
+        fleet_bands: bool = FLEET_BANDS,
         min_history: int = 60,
         calendar: bool = False,
         wavelet_levels: int = 4,
@@ -198,6 +203,7 @@ class Hybrid:
         self.guard_z = guard_z
         self.window_horizons = window_horizons
         self.band_pool = band_pool
+        self.fleet_bands = fleet_bands
         self.min_history = min_history
         self.calendar = calendar
         self.wavelet_levels = wavelet_levels
@@ -516,6 +522,7 @@ class Hybrid:
     def _predict_trained(self, h: int, levels: tuple[int, ...]) -> dict[str, SeriesForecast]:
         """Each trained series' chosen method and its conformal bands, one booster call."""
         model = self.model_paths(h)
+        scale = self.band_scale(levels)
         out: dict[str, SeriesForecast] = {}
         for name, s in self.trained_.items():
             choice = self.choice_[name]
@@ -527,9 +534,18 @@ class Hybrid:
             }
             low, high = self._bounds(s)
             out[name] = choice.forecast(
-                finals, levels, low=low, high=high, label=guard_label(choice)
+                finals, levels, low=low, high=high, label=guard_label(choice), scale=scale
             )
         return out
+
+    def band_scale(self, levels: Sequence[int]) -> dict[int, float] | None:
+        """The fleet's factor on the bands per level (``conformal.fleet_scale``), or None
+        when ``fleet_bands`` is off.
+        """
+        if not self.fleet_bands:
+            return None
+        residuals = [choice.residuals for choice in self.choice_.values()]
+        return fleet_scale(residuals, levels, pool=self.band_pool)
 
 
 def guard_label(choice: GuardChoice) -> str:

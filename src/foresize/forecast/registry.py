@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from foresize.core.registry import Registry
 from foresize.forecast.arima import Arima
-from foresize.forecast.baselines import Naive, SeasonalNaive, WindowAverage
+from foresize.forecast.baselines import Naive, SeasonalNaive, WindowAverage, WindowMedian
 from foresize.forecast.hybrid import Hybrid
 from foresize.forecast.protocol import Forecaster
 from foresize.forecast.wavelet import Wavelet
@@ -21,6 +21,7 @@ SINGLE_MODELS: Registry[Callable[..., Forecaster]] = Registry("forecaster")
 SINGLE_MODELS.add("naive", Naive)
 SINGLE_MODELS.add("seasonal_naive", SeasonalNaive)
 SINGLE_MODELS.add("window_average", WindowAverage)
+SINGLE_MODELS.add("window_median", WindowMedian)
 SINGLE_MODELS.add("arima", Arima)
 SINGLE_MODELS.add("wavelet", Wavelet)
 SINGLE_MODELS.add("hybrid", Hybrid)
