@@ -161,11 +161,11 @@ class GuardChoice:
         low: float,
         high: float,
         label: str,
-        scale: Mapping[int, float] | None = None,
+        scale: Mapping[int, tuple[float, float]] | None = None,
     ) -> SeriesForecast:
         """Mean and conformal bands, clipped to ``[low, high]``; steps past the
         validation horizon reuse its last step's offsets; ``scale`` multiplies each
-        level's offsets (``conformal.fleet_scale``).
+        level's lower and upper offsets (``conformal.fleet_scale``).
         """
         mean = self.mean(finals)
         h = mean.size
@@ -173,9 +173,9 @@ class GuardChoice:
         lower: dict[int, FloatArray] = {}
         upper: dict[int, FloatArray] = {}
         for level, (lo, hi) in step_offsets(self.residuals, levels, pool=self.pool).items():
-            factor = 1.0 if scale is None else scale[level]
-            lower[level] = np.clip(mean + factor * lo[at], low, high)
-            upper[level] = np.clip(mean + factor * hi[at], low, high)
+            down, up = (1.0, 1.0) if scale is None else scale[level]
+            lower[level] = np.clip(mean + down * lo[at], low, high)
+            upper[level] = np.clip(mean + up * hi[at], low, high)
         return SeriesForecast(np.clip(mean, low, high), lower, upper, label)
 
 
