@@ -72,40 +72,70 @@ def _carry_forward(values: FloatArray, have: np.ndarray) -> FloatArray:
 
 def fleet_scale(
     residual_sets: Sequence[FloatArray], levels: Sequence[int], *, pool: float = 0.0
-) -> dict[int, float]:
-    """Per level, the factor on every series' offsets that makes older bands cover newer
-    residuals at the nominal rate, over the whole fleet (split conformal in time).
+) -> dict[int, tuple[float, float]]:
+    """Per level, the factors on every series' lower and upper offsets that make older
+    bands cover newer residuals at the nominal rate, over the whole fleet (split
+    conformal in time).
 
     Each series' validation residuals (origins in time order) are split in halves: the
-    first half's offsets (``step_offsets``) face the second half's residuals, and each
-    of those needs the band scaled by ``r / hi`` (or ``r / lo`` below the mean) to be
-    covered. The factor is the conformal quantile of those needs pooled over every
-    series. Why: within one window the residuals are exchangeable only if the series'
-    noise holds still, and a window of few independent horizons (a short history, a
-    bursty one) under-states what comes next; how much, the fleet's own recent past
-    says, series by series, without any constant fitted to a panel. Where bands already
-    hold (the next residuals look like the last), the factor is close to 1.
+    first half's offsets (``step_offsets``) face the second half's residuals. A residual
+    above the mean needs the upper offset scaled by ``r / hi`` to be covered (below it,
+    by ``r / lo``), and each side's factor is the conformal quantile of its needs pooled
+    over every series, at that side's tail (97.5 % for a 95 % band). Why: within one
+    window the residuals are exchangeable only if the series' noise holds still, and a
+    window of few independent horizons (a short history, a bursty one) under-states
+    what comes next; how much, the fleet's own recent past says, without any constant
+    fitted to a panel. Why each side apart: a series' bursts and drops drift apart (a
+    count that thins out drops more than it bursts), and one factor for both sides
+    would widen the side that already holds to rescue the other. A factor is close to
+    1 where the next residuals look like the last; 1 when no series has four origins
+    and some residual. Series whose residuals are all zero (idle, forecast exactly) are
+    left out: their bands are zero at any factor, and a fleet of mostly idle series
+    would otherwise scale the busy ones' bands to nothing.
     """
-    needs: dict[int, list[FloatArray]] = {level: [] for level in levels}
+    needs: dict[int, list[tuple[FloatArray, FloatArray]]] = {level: [] for level in levels}
     for residuals in residual_sets:
         half = residuals.shape[0] // 2
-        if half < 2:
-            continue
+        if half < 2 or not np.nanmax(np.abs(residuals)) > 0:
+            continue  # too few origins, or an idle series: its bands are 0 whatever the factor
         late = residuals[half:]
+        seen = np.isfinite(late)
         for level, (lo, hi) in step_offsets(residuals[:half], levels, pool=pool).items():
-            bound = np.where(late >= 0, hi[None, :], -lo[None, :])
-            size = np.abs(late)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                need = np.where(size == 0, 0.0, np.where(bound > 0, size / bound, np.inf))
-            needs[level].append(need[np.isfinite(late)])
-    out: dict[int, float] = {}
+            needs[level].append(
+                (_need(late, -lo[None, :], seen, below=True), _need(late, hi[None, :], seen))
+            )
+    out: dict[int, tuple[float, float]] = {}
     for level in levels:
-        values = np.sort(np.concatenate(needs[level])) if needs[level] else np.empty(0)
-        finite = values[np.isfinite(values)]
-        if finite.size == 0:
-            out[level] = 1.0
+        tail = level_quantiles(level)[1]
+        if not needs[level]:
+            out[level] = (1.0, 1.0)
             continue
-        m = values.size
-        rank = int(min(np.ceil((m + 1) * level / 100), m))
-        out[level] = float(values[rank - 1]) if np.isfinite(values[rank - 1]) else float(finite[-1])
+        lower = np.concatenate([low for low, _ in needs[level]])
+        upper = np.concatenate([high for _, high in needs[level]])
+        out[level] = (_rank_factor(lower, tail), _rank_factor(upper, tail))
     return out
+
+
+def _need(
+    late: FloatArray, bound: FloatArray, seen: np.ndarray, *, below: bool = False
+) -> FloatArray:
+    """Per residual, the factor on ``bound`` (an offset's size) that covers it on one side:
+    0 for a residual on the other side (or at the mean), inf where the offset is 0.
+    """
+    size = np.where(late < 0, -late, 0.0) if below else np.where(late > 0, late, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = np.where(size == 0, 0.0, np.where(bound > 0, size / bound, np.inf))
+    return np.asarray(need[seen], dtype=np.float64)
+
+
+def _rank_factor(needs: FloatArray, q: float) -> float:
+    """The conformal ``q`` quantile of ``needs`` (rank rounded up); the largest finite
+    need when that rank falls on an infinite one (offsets of zero that burst).
+    """
+    values = np.sort(needs)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 1.0
+    rank = int(min(np.ceil((values.size + 1) * q), values.size))
+    value = float(values[rank - 1])
+    return value if np.isfinite(value) else float(finite[-1])

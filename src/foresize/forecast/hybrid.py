@@ -538,8 +538,8 @@ class Hybrid:
             )
         return out
 
-    def band_scale(self, levels: Sequence[int]) -> dict[int, float] | None:
-        """The fleet's factor on the bands per level (``conformal.fleet_scale``), or None
+    def band_scale(self, levels: Sequence[int]) -> dict[int, tuple[float, float]] | None:
+        """The fleet's factors on the bands per level (``conformal.fleet_scale``), or None
         when ``fleet_bands`` is off.
         """
         if not self.fleet_bands:
