@@ -104,36 +104,61 @@ class SeasonalNaive(LocalForecaster):
         return clip_nonnegative(SeriesForecast(mean, lower, upper, f"seasonal_naive(m={m})"), y)
 
 
-class WindowAverage(LocalForecaster):
-    """Mean of the last ``window`` values; the whole series when it is shorter."""
+class _WindowStatistic(LocalForecaster):
+    """One statistic of the last ``window`` values (the whole series when shorter), with
+    the empirical h-step error bands of that statistic computed at every earlier point.
+    """
 
-    name = "window_average"
+    name = "window"
 
     def __init__(self, window: int = 30) -> None:
         self.window = window
 
+    def statistic(self, window: FloatArray) -> float:
+        """The forecast from one window of values."""
+        raise NotImplementedError
+
+    def rolling(self, y: FloatArray, w: int) -> FloatArray:
+        """The statistic of every window of ``w`` values, ending at ``w - 1``, ``w``, ..."""
+        raise NotImplementedError
+
     def forecast_series(
         self, y: FloatArray, h: int, levels: Sequence[int], *, key: str
     ) -> SeriesForecast:
-        """Average the last window."""
+        """The last window's statistic, with the empirical h-step error bands."""
         w = self.window
         if w < 1:
-            raise InputError(f"window_average: window must be at least 1 step, got {w}")
+            raise InputError(f"{self.name}: window must be at least 1 step, got {w}")
         w_eff = min(w, y.size)
-        mean = np.full(h, float(y[-w_eff:].mean()))
-        csum = np.concatenate([[0.0], np.cumsum(y)])
+        mean = np.full(h, self.statistic(y[-w_eff:]))
         errors: list[FloatArray] = []
         if y.size > w_eff:
-            averages = (csum[w_eff:] - csum[:-w_eff]) / w_eff  # average ending at t = w_eff-1 ..
+            past = self.rolling(y, w_eff)
             for k in range(1, h + 1):
                 n = y.size - (w_eff - 1) - k
-                errors.append(y[w_eff - 1 + k :] - averages[:n] if n > 0 else np.empty(0))
+                errors.append(y[w_eff - 1 + k :] - past[:n] if n > 0 else np.empty(0))
         lower, upper = empirical_bands(errors, mean, levels)
-        model = f"window_average(w={w_eff})"
+        model = f"{self.name}(w={w_eff})"
         return clip_nonnegative(SeriesForecast(mean, lower, upper, model), y)
 
 
-class WindowMedian(LocalForecaster):
+class WindowAverage(_WindowStatistic):
+    """Mean of the last ``window`` values; the whole series when it is shorter."""
+
+    name = "window_average"
+
+    def statistic(self, window: FloatArray) -> float:
+        """The window's mean."""
+        return float(window.mean())
+
+    def rolling(self, y: FloatArray, w: int) -> FloatArray:
+        """Running means from cumulative sums."""
+        csum = np.concatenate([[0.0], np.cumsum(y)])
+        out: FloatArray = (csum[w:] - csum[:-w]) / w
+        return out
+
+
+class WindowMedian(_WindowStatistic):
     """Median of the last ``window`` values; the whole series when it is shorter.
 
     Why beside the window average: MASE and WAPE score absolute errors, which the
@@ -145,24 +170,11 @@ class WindowMedian(LocalForecaster):
 
     name = "window_median"
 
-    def __init__(self, window: int = 30) -> None:
-        self.window = window
+    def statistic(self, window: FloatArray) -> float:
+        """The window's median."""
+        return float(np.median(window))
 
-    def forecast_series(
-        self, y: FloatArray, h: int, levels: Sequence[int], *, key: str
-    ) -> SeriesForecast:
-        """The last window's median, with the empirical h-step error bands."""
-        w = self.window
-        if w < 1:
-            raise InputError(f"window_median: window must be at least 1 step, got {w}")
-        w_eff = min(w, y.size)
-        mean = np.full(h, float(np.median(y[-w_eff:])))
-        errors: list[FloatArray] = []
-        if y.size > w_eff:
-            medians = np.median(sliding_window_view(y, w_eff), axis=1)  # ending at w_eff-1 ..
-            for k in range(1, h + 1):
-                n = y.size - (w_eff - 1) - k
-                errors.append(y[w_eff - 1 + k :] - medians[:n] if n > 0 else np.empty(0))
-        lower, upper = empirical_bands(errors, mean, levels)
-        model = f"window_median(w={w_eff})"
-        return clip_nonnegative(SeriesForecast(mean, lower, upper, model), y)
+    def rolling(self, y: FloatArray, w: int) -> FloatArray:
+        """Running medians over sliding windows."""
+        out: FloatArray = np.median(sliding_window_view(y, w), axis=1)
+        return out
