@@ -23,13 +23,15 @@ BUNDLED_EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 _MAX_SCANNED = 2000  # files looked at per examples folder; a stray huge folder stays cheap
 
 
-def missing_file(path: str | os.PathLike[str], *, dataset_names: bool = False) -> InputError:
+def missing_file(path: str | os.PathLike[str], *, dataset_names: bool = False,
+                 what: str = "file") -> InputError:
     """The one-line error for an input file that does not exist, with the closest one there is.
 
     A new user copies a command whose input they do not have; naming the bundled example
     of that name (``examples/``), or a near spelling in the same folder, turns the dead end
     into the next command. ``dataset_names``: the argument could have been a dataset name
-    instead, so the message shows what one looks like.
+    instead, so the message shows what one looks like. ``what`` names the missing thing
+    (``no such {what}``).
     """
     path = Path(path)
     notes = []
@@ -41,7 +43,7 @@ def missing_file(path: str | os.PathLike[str], *, dataset_names: bool = False) -
         notes.append("a dataset name looks like gentd26:memory_util, see 'foresize datasets "
                      "list'")
     detail = f" ({'; '.join(notes)})" if notes else ""
-    return InputError(f"{path}: no such file{detail}")
+    return InputError(f"{path}: no such {what}{detail}")
 
 
 def _shown(path: Path) -> str:

@@ -118,7 +118,7 @@ def _read_toml(path: Path | None) -> tuple[dict[str, Any], str]:
     else:
         label = str(path)
         if not Path(path).exists():
-            raise missing_file(path)
+            raise missing_file(path, what="prices file")
         try:
             text = Path(path).read_text("utf-8")
         except OSError as err:

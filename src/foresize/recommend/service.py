@@ -110,7 +110,7 @@ def size_model(
     if path.is_dir():
         path = path / "config.json"
     if not path.exists():
-        raise missing_file(spec)
+        raise missing_file(spec, what="model (pass a config.json, its folder or an .onnx)")
     if path.suffix.lower() == ".onnx":
         from foresize.graph.liveness import graph_precision, inference_memory
         from foresize.graph.onnx_reader import read_onnx
