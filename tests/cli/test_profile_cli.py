@@ -65,7 +65,9 @@ def test_missing_file_is_one_line_exit_3(tmp_path: Path,
                          capsys)
     assert code == 3
     assert out == ""
-    assert err.splitlines()[0] == f"Error: {tmp_path / 'nope.csv'}: no such file"
+    assert err.splitlines()[0] == (
+        f"Error: {tmp_path / 'nope.csv'}: no such file (a dataset name looks like "
+        "gentd26:memory_util, see 'foresize datasets list')")
     assert "Traceback" not in err
     assert not target.exists()
 

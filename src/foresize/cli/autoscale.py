@@ -125,7 +125,8 @@ def autoscale(
         "(repeatable). Runs clean and stressed and reports both.", "Stress",
         show_default=False)] = None,
     plot: Annotated[Path | None, opt(
-        "--plot", "Write a PNG of demand and replica curves.", "Output", dir_okay=False)] = None,
+        "--plot", "Write a PNG: the busiest 24 h step by step, and replica-hours per day.",
+        "Output", dir_okay=False)] = None,
     pool: Annotated[list[str] | None, opt(
         "--pool", "Run replicas on an autoscaled node pool (repeatable): name=N,gpus=G,"
         "gpu_model=M,price=USD_PER_NODE_H,delay=3m,min=0,max=10[,replicas=K]; on-demand "

@@ -10,9 +10,9 @@ import typer
 from foresize.cli.common import provenance
 from foresize.cli.options import FormatOpt, OutputOpt, parse_dims
 from foresize.cli.output import Result, emit, info
-from foresize.core.errors import InputError
 from foresize.core.guard import graph_errors
 from foresize.core.io import read_json_object, sha256_file
+from foresize.core.paths import missing_file
 from foresize.graph.analysis import GraphRequest, analyze_graph, report_rows
 from foresize.graph.devices import DEVICES, device_name
 from foresize.graph.flops import by_layer
@@ -110,7 +110,7 @@ def model(
         _onnx(graph, request, label=spec, inputs={spec: None}, fmt=fmt, output=output)
         return
     if not source.exists():
-        raise InputError(f"{source}: no such file")
+        raise missing_file(source)
     if is_onnx:
         from foresize.graph.onnx_reader import read_onnx  # onnx loads only when needed
 

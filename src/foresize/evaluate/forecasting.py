@@ -127,11 +127,39 @@ def horizon_figure(results: list[BacktestResult], title: str) -> Figure:
     return draw
 
 
+def sample_series(result: BacktestResult, n: int = 3) -> list[str]:
+    """The series whose last-origin forecast shows the model at work.
+
+    The first names in sort order are often idle containers whose actuals are all zero,
+    where every forecast is trivially right and the figure teaches nothing. Only series
+    whose actuals move at the last origin (and whose MASE scale is positive) qualify;
+    the first is the one of median MASE (a typical forecast), the second the one whose
+    actuals vary most (the hardest), then those nearest the median.
+    """
+    points = result.points
+    scales = pl.DataFrame({"series": list(result.scales), "scale": list(result.scales.values())},
+                          schema={"series": points.schema["series"], "scale": pl.Float64})
+    errors = (points.join(scales, on="series").filter(pl.col("scale") > 0)
+              .group_by("series")
+              .agg(mase=((pl.col("y") - pl.col("mean")).abs() / pl.col("scale")).mean()))
+    moving = (points.filter(pl.col("origin") == pl.col("origin").max().over("series"))
+              .group_by("series").agg(var=pl.col("y").var())
+              .filter(pl.col("var") > 0))
+    stats = errors.join(moving, on="series").sort("mase", "series")
+    names = stats["series"].to_list()
+    if not names:
+        return []
+    middle = len(names) // 2
+    hardest = stats.sort("var", "series", descending=[True, False])["series"][0]
+    by_typicality = sorted(range(len(names)), key=lambda i: (abs(i - middle), i))
+    return list(dict.fromkeys([names[middle], hardest, *(names[i] for i in by_typicality)]))[:n]
+
+
 def fan_figure(panel: pl.DataFrame, result: BacktestResult, title: str) -> Figure:
     """Forecast, intervals and actuals of three series at their last backtest origin."""
     points = result.points
     last = points.group_by("series").agg(pl.col("origin").max())
-    names = sorted(last["series"].to_list())[:3]
+    names = sample_series(result)
     samples = []
     for name in names:
         origin = int(last.filter(pl.col("series") == name)["origin"][0])

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from foresize.core.errors import InputError
+from foresize.core.styles import line_style
 
 Curve = tuple[Sequence[float], Sequence[float]]
 
@@ -44,23 +45,55 @@ def lines(
     markers: bool = False,
     steps: bool = False,
 ) -> None:
-    """Named curves on one axis, saved as a PNG at ``path``."""
+    """Named curves on one axis (:func:`lines_figure`), saved as a PNG at ``path``."""
     plt = _pyplot()
+    fig = lines_figure(curves, title=title, xlabel=xlabel, ylabel=ylabel, markers=markers,
+                       steps=steps)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def close(fig: Any) -> None:
+    """Release a figure made here once it is saved (pyplot keeps every figure open)."""
+    _pyplot().close(fig)
+
+
+def lines_figure(
+    curves: Mapping[str, Curve],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    markers: bool = False,
+    steps: bool = False,
+    integer_y: bool = False,
+) -> Any:
+    """Named curves on one axis, each in its own colour and line style.
+
+    ``integer_y``: the y values are counts (containers, replicas), so ticks fall on whole
+    numbers; a small smoke run would otherwise get ticks at 0.5 of a container.
+    """
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    for label, (x, y) in curves.items():
+    for i, (label, (x, y)) in enumerate(curves.items()):
+        style = line_style(i)
         if steps:
-            ax.step(x, y, where="post", label=label, linewidth=1.2)
+            ax.step(x, y, where="post", label=label, linewidth=1.2, **style)
         else:
-            ax.plot(x, y, marker="o" if markers else None, markersize=3, label=label, linewidth=1.2)
+            ax.plot(x, y, marker="o" if markers else None, markersize=3, label=label,
+                    linewidth=1.2, **style)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if integer_y:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if len(curves) > 1:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 def forecast_fan(

@@ -98,6 +98,22 @@ def sharing_table(duty: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def frontier_figure(curves: pl.DataFrame) -> Any:
+    """Each strategy's trade-off curve: reserved/oracle against containers violated.
+
+    Violations are a count of containers, so the y ticks are whole numbers.
+    """
+    frontier = {
+        label: (group["reserved/oracle"].to_list(), [float(v) for v in group["violated"]])
+        for (label,), group in curves.sort("reserved/oracle").group_by(["curve"],
+                                                                       maintain_order=True)
+    }
+    return plots.lines_figure(
+        frontier, title="Slack vs violations: reserved/oracle against containers violated",
+        xlabel="reserved / oracle", ylabel="containers violated", markers=True, integer_y=True,
+    )
+
+
 def rightsize_sections(
     dataset: str, *, mirror: Path | None = None, smoke: int | None = None,
     plots_on: bool = True, risk: float = DEFAULT_RISK,
@@ -126,22 +142,11 @@ def rightsize_sections(
         data={"target": check},
     )
     if plots_on:
-        frontier = {
-            label: (
-                group["reserved/oracle"].to_list(),
-                [float(v) for v in group["violated"].to_list()],
-            )
-            for (label,), group in curves.sort("reserved/oracle").group_by(
-                ["curve"], maintain_order=True
-            )
-        }
 
         def draw(path: Path) -> None:
-            plots.lines(
-                path, frontier, title="Slack vs violations: reserved/oracle against "
-                "containers violated", xlabel="reserved / oracle", ylabel="containers violated",
-                markers=True,
-            )  # fmt: skip
+            fig = frontier_figure(curves)
+            fig.savefig(path)
+            plots.close(fig)
 
         section.figures["rightsize_frontier"] = draw
     duty = first_workloads(read_table(f"{dataset}:gpu_duty_cycle", mirror=mirror), smoke)

@@ -21,6 +21,7 @@ from onnx import numpy_helper
 
 from foresize.core.errors import InputError, UnknownNameError
 from foresize.core.guard import graph_errors
+from foresize.core.paths import missing_file
 from foresize.graph.flops import propagate_shapes
 from foresize.graph.model import (
     DTYPES,
@@ -129,7 +130,7 @@ def _check_acyclic(nodes: tuple[Node, ...], path: Path) -> None:
 def _load(path: Path) -> Any:
     """Load the protobuf, turning every way a file can be wrong into one InputError."""
     if not path.is_file():
-        raise InputError(f"{path}: no such file")
+        raise missing_file(path)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:

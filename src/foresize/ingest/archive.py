@@ -29,7 +29,7 @@ from typing import IO
 from foresize.core.errors import InputError
 from foresize.core.io import sha256_file, temporary_folder, write_error
 from foresize.core.limits import env_size, free_disk
-from foresize.core.paths import cache_dir
+from foresize.core.paths import cache_dir, missing_file
 
 _MAX_BYTES_ENV = "FORESIZE_MAX_EXTRACT_BYTES"
 # the traces' CSVs compress 4-5:1 and even runs of one value rarely beat 100:1; a gzip
@@ -205,7 +205,7 @@ def extracted_csv(archive: str | os.PathLike[str]) -> Path:
     """The single CSV inside ``archive``, extracted once into the cache (keyed by sha256)."""
     archive = Path(archive)
     if not archive.is_file():
-        raise InputError(f"{archive}: no such file")
+        raise missing_file(archive, dataset_names=True)
     digest = sha256_file(archive)
     dest = cache_dir() / "extracted" / digest[:16]
     files = _complete(dest)

@@ -19,6 +19,7 @@ import polars as pl
 from foresize.core.errors import InputError, SchemaMismatchError
 from foresize.core.guard import reader
 from foresize.core.io import sha256_file
+from foresize.core.paths import missing_file
 from foresize.core.schemas import TELEMETRY_OPTIONAL, TS_DTYPE
 from foresize.ingest.archive import extracted_csv, is_archive
 from foresize.ingest.report import IngestReport
@@ -62,7 +63,7 @@ def file_format(path: Path) -> Literal["parquet", "csv"]:
 def check_readable(path: Path) -> None:
     """Raise a one-line ``InputError`` for a missing, unreadable or empty file."""
     if not path.exists():
-        raise InputError(f"{path}: no such file")
+        raise missing_file(path, dataset_names=True)
     if not path.is_file():
         raise InputError(f"{path}: not a regular file")
     if path.stat().st_size == 0:

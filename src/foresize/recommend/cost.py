@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from foresize.core.errors import InputError
+from foresize.core.paths import missing_file
 from foresize.recommend.placement import Placement
 from foresize.recommend.scaling import ReplicaSchedule
 
@@ -116,6 +117,8 @@ def _read_toml(path: Path | None) -> tuple[dict[str, Any], str]:
         label = f"foresize/recommend/{DEFAULT_PRICES}"
     else:
         label = str(path)
+        if not Path(path).exists():
+            raise missing_file(path, what="prices file")
         try:
             text = Path(path).read_text("utf-8")
         except OSError as err:

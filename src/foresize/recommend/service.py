@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from foresize.core.errors import InputError, InsufficientDataError
+from foresize.core.paths import missing_file
 from foresize.core.schemas import metric_info
 from foresize.forecast.models import make_forecaster
 from foresize.forecast.panel import to_panel
@@ -109,7 +110,7 @@ def size_model(
     if path.is_dir():
         path = path / "config.json"
     if not path.exists():
-        raise InputError(f"{spec}: no such model (pass a config.json, its folder or an .onnx)")
+        raise missing_file(spec, what="model (pass a config.json, its folder or an .onnx)")
     if path.suffix.lower() == ".onnx":
         from foresize.graph.liveness import graph_precision, inference_memory
         from foresize.graph.onnx_reader import read_onnx

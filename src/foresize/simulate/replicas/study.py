@@ -18,6 +18,7 @@ import polars as pl
 
 from foresize.core.errors import InputError
 from foresize.core.io import atomic_write
+from foresize.core.styles import line_style
 from foresize.core.units import parse_duration, parse_steps
 from foresize.simulate.replicas.demand import DemandSeries
 from foresize.simulate.replicas.nodes import NodePlan, parse_plan
@@ -185,8 +186,32 @@ def study_document(series: DemandSeries, config: ServiceConfig, study: Study, *,
     }
 
 
-def plot_study(series: DemandSeries, study: Study, capacity: float, path: Path) -> None:
-    """A PNG of the demand (in replicas) and each scaler's replicas, written atomically."""
+BUSY_WINDOW_S = 86400.0  # the full-resolution panel: one screen of per-step time
+
+
+def busiest_window(demand: FloatArray, step_s: float, window_s: float = BUSY_WINDOW_S
+                   ) -> tuple[int, int]:
+    """``[start, end)`` steps of the window of ``window_s`` with the most demand.
+
+    The whole series when it is shorter; ties go to the earliest window, so the choice
+    is stable from run to run.
+    """
+    width = max(1, round(window_s / step_s))
+    if demand.size <= width:
+        return 0, int(demand.size)
+    sums = np.convolve(np.nan_to_num(demand), np.ones(width), mode="valid")
+    start = int(np.argmax(sums))
+    return start, start + width
+
+
+def study_figure(series: DemandSeries, study: Study, capacity: float) -> Any:
+    """The study's figure: the busiest day at full resolution, and every day in summary.
+
+    Hundreds of hours of per-step replica curves drawn on one axis hide each other, so
+    the top panel shows the 24 h with the most demand, step by step, and the bottom one
+    each policy's replica-hours per day over the whole trace. Each policy keeps one
+    colour and one line style in both panels; the legend sits outside the data.
+    """
     try:
         import matplotlib as mpl
 
@@ -194,19 +219,48 @@ def plot_study(series: DemandSeries, study: Study, capacity: float, path: Path) 
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError("--plot needs matplotlib", hint="pip install 'foresize[plot]'") from None
-    hours = np.arange(series.values.size) * series.step_s / 3600.0
-    fig, ax = plt.subplots(figsize=(10, 4.5))
     runs = study.last.runs
-    ax.plot(hours, runs[ZERO_DELAY].demand / capacity, color="black", lw=0.8,
-            label="demand / capacity")
-    for name, run in runs.items():
-        if name != ZERO_DELAY:
-            ax.step(hours, run.billed, where="post", lw=0.9, label=f"{name} replicas")
-    ax.set_xlabel("hours from the start of the series")
-    ax.set_ylabel("replicas")
-    ax.set_title(series.name)
-    ax.legend(fontsize=8, ncol=3)
-    ax.grid(alpha=0.3)
+    demand = runs[ZERO_DELAY].demand / capacity
+    step_h = series.step_s / 3600.0
+    hours = np.arange(demand.size) * step_h
+    start, end = busiest_window(demand, series.step_s)
+    per_day = max(1, round(86400.0 / series.step_s))
+    days = np.arange(math.ceil(demand.size / per_day))
+
+    def daily(values: FloatArray | IntArray) -> FloatArray:
+        padded = np.zeros(days.size * per_day)
+        padded[: values.size] = np.nan_to_num(values.astype(float))
+        hours_per_day: FloatArray = padded.reshape(days.size, per_day).sum(axis=1) * step_h
+        return hours_per_day
+
+    fig, (busy, summary) = plt.subplots(2, 1, figsize=(10, 7), layout="constrained")
+    busy.plot(hours[start:end], demand[start:end], color="black", lw=0.9,
+              label="demand / capacity")
+    summary.plot(days + 1, daily(demand), color="black", lw=0.9, marker="o", ms=3)
+    policies = [name for name in runs if name != ZERO_DELAY]
+    for i, name in enumerate(policies):
+        style = line_style(i)
+        billed = runs[name].billed
+        busy.step(hours[start:end], billed[start:end], where="post", lw=1.2, label=name,
+                  **style)
+        summary.plot(days + 1, daily(billed), lw=1.2, marker="o", ms=3, **style)
+    busy.set(xlabel="hours from the start of the series", ylabel="replicas",
+             xlim=(hours[start], hours[end - 1] + step_h),
+             title=f"{series.name}: the busiest {(end - start) * step_h:g} h, step by step")
+    summary.set(xlabel="day of the series", ylabel="replica-hours per day",
+                title="every day: replica-hours (demand: the hours of capacity it needed)")
+    summary.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    for ax in (busy, summary):
+        ax.grid(alpha=0.3)
+    fig.legend(loc="outside right upper", fontsize=8)
+    return fig
+
+
+def plot_study(series: DemandSeries, study: Study, capacity: float, path: Path) -> None:
+    """The study's figure (:func:`study_figure`) as a PNG, written atomically."""
+    import matplotlib.pyplot as plt
+
+    fig = study_figure(series, study, capacity)
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
     plt.close(fig)
