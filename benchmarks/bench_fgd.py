@@ -59,7 +59,7 @@ def main() -> None:
             ours = float(row["allocated_at_100_frac"]) * 100
             run_s = float(row["run_s"])
             paper = published.get(name)
-            theirs = f"{paper:>10.2f}" if paper is not None else f"{'n/a':>10}"
+            theirs = f"{paper:>10.3f}" if paper is not None else f"{'n/a':>10}"
             diff = f"{ours - paper:>+8.2f}" if paper is not None else f"{'':>8}"
             default = trace == "openb:default"
             speed = (f"{BEFORE_S[name] / run_s:>9.2f}" if default and name in BEFORE_S
