@@ -3,10 +3,11 @@
 Run: FORESIZE_DATA_MIRROR=... .venv/bin/python benchmarks/bench_fgd.py [--seeds 10]
 For each pod list and placement policy it prints our allocated GPU share at 100 % arrived
 (mean over seeds 42..42+N-1, as the authors' seeds), the FGD authors' published median
-of their 10 seeds (datasets/fgd-paper-reference.md), the difference in pp, the mean
-seconds per run and the speed-up over the simulator before issue #19 (BEFORE_S); per pod
-list, the time of all policies x seeds and, on default, its ratio to the simulator of
-commit 06df4fa (TODAY_S: before FGD's scores and the snapshots were vectorised).
+of their 10 seeds (datasets/fgd-paper-reference.md; n/a for a pod list without one), the
+difference in pp, the mean seconds per run and the speed-up over the simulator before
+issue #19 (BEFORE_S); per pod list, the time of all policies x seeds and, on default, its
+ratio to the simulator of commit 06df4fa (TODAY_S: before FGD's scores and the snapshots
+were vectorised).
 """
 
 from __future__ import annotations
@@ -14,17 +15,16 @@ from __future__ import annotations
 import argparse
 import time
 
+from foresize.evaluate.scheduling import PAPER_AT_100
 from foresize.simulate.cluster.inflation import compare_inflation
 from foresize.simulate.cluster.traces import load_cluster, load_workload
 
 POLICIES = ("random", "dot_product", "gpu_clustering", "gpu_packing", "best_fit", "fgd")
-# allocated GPU % at 100 % arrived, median over the authors' seeds 42..51:
+# allocated GPU % at 100 % arrived per pod list, median over the authors' seeds 42..51:
 # hkust-adsl/kubernetes-scheduler-simulator
-# experiments/analysis/expected_results/analysis_allo_discrete.csv @ 1853fc0e
-AUTHORS = {
-    "openb:default": {"random": 86.25, "dot_product": 90.56, "gpu_clustering": 91.58,
-                      "gpu_packing": 91.81, "best_fit": 92.91, "fgd": 95.23},
-}
+# experiments/analysis/expected_results/analysis_allo_discrete.csv @ 1853fc0e (default from
+# datasets/fgd-paper-reference.md, gpuspec10/33 from datasets/fgd-paper-gpuspec.csv)
+AUTHORS = PAPER_AT_100
 # seconds per inflation run of openb default before issue #19 (seed 0, this machine's
 # 2 shared cores, commit 356f396): the baseline of the speed-up column
 BEFORE_S = {"random": 0.78, "dot_product": 1.03, "gpu_packing": 2.06, "best_fit": 1.84,
@@ -59,7 +59,7 @@ def main() -> None:
             ours = float(row["allocated_at_100_frac"]) * 100
             run_s = float(row["run_s"])
             paper = published.get(name)
-            theirs = f"{paper:>10.2f}" if paper is not None else f"{'n/a':>10}"
+            theirs = f"{paper:>10.3f}" if paper is not None else f"{'n/a':>10}"
             diff = f"{ours - paper:>+8.2f}" if paper is not None else f"{'':>8}"
             default = trace == "openb:default"
             speed = (f"{BEFORE_S[name] / run_s:>9.2f}" if default and name in BEFORE_S

@@ -37,7 +37,7 @@ rows, curves = compare_inflation(workload, cluster, list(POLICIES), seeds, targe
                                  step=step)
 table = pl.DataFrame(rows).with_columns(
     paper_at_100=pl.col("policy").replace_strict(
-        {k: v / 100 for k, v in PAPER_AT_100.items()}, default=None
+        {k: v / 100 for k, v in PAPER_AT_100["openb:default"].items()}, default=None
     )
 )
 table
