@@ -202,7 +202,9 @@ class _Run:
         self.budget = m.spec.max_batched_tokens
         self.max_seqs = m.spec.max_num_seqs
         self.wread = m.weight_read_s
-        self.per_tok = m.per_token_s + m.allreduce_s_per_token
+        self.serial = 1.0 - m.spec.overlap  # share of the shorter of weights/compute not hidden
+        self.per_tok = m.per_token_s
+        self.comm_tok = m.allreduce_s_per_token  # added, not hidden (as ReplicaModel.iteration_s)
         self.attn = m.attention_s_per_token2
         self.fixed = m.spec.overhead_s + m.allreduce_fixed_s
         self.beta = m.kv_read_s
@@ -312,7 +314,9 @@ class _Run:
                     if q >= room:
                         break
         compute = (b + q) * self.per_tok + attention * self.attn
-        alpha = self.fixed + (compute if compute > self.wread else self.wread)
+        alpha = self.fixed + (b + q) * self.comm_tok + (
+            compute + self.serial * self.wread if compute > self.wread
+            else self.wread + self.serial * compute)
         c0, g = r.kv - r.pending, b + q  # cached tokens read; each iteration caches b + q
         r.t0, r.k, r.alpha, r.c0, r.g, r.q, r.multi = now, k, alpha, c0, g, q, multi
         duration = k * alpha + self.beta * (k * c0 + g * k * (k - 1) / 2)

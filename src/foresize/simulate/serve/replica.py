@@ -6,15 +6,19 @@ the serving dtype, the KV cache's bytes per token, and the device's datasheet pe
 bandwidth. One engine iteration (continuous batching, as vLLM schedules it) runs ``n``
 new tokens (decoding sequences plus a chunk of prompt tokens) over ``C`` cached tokens:
 
-    t = overhead + max(weights / BW', n x flops_per_token / F') + C x kv_bytes / BW'
-        + prompt-attention FLOPs / F' + TP all-reduce(n)
+    t = overhead + max(W, N) + (1 - overlap) x min(W, N) + C x kv_bytes / BW'
+        + TP all-reduce(n),   W = weights / BW',  N = (n x flops_per_token
+                                                       + prompt-attention FLOPs) / F'
 
 ``BW' = bandwidth x bw_efficiency`` and ``F' = peak x flops_efficiency``: a decode step
 reads every weight once (memory-bound until the batch is large), a prefill chunk is
 compute-bound, and the attention of every running sequence reads its cached keys and
-values. All efficiencies, the overhead and the link figures are stated defaults that a
-caller can override (``ReplicaSpec``); ``validation`` compares the result with
-published measurements.
+values. ``overlap`` says how much of the shorter of the weight read and the GEMM compute
+hides under the longer: 1 (the default) is the roofline's ``max``, 0 their sum (kernels
+near the ridge point reach neither peak). All efficiencies, the overhead and the link
+figures are stated defaults that a caller can override (``ReplicaSpec``);
+``validation`` compares the result with published measurements of real servers
+(``datasets/serve-validation.md``).
 
 KV capacity: ``memory x gpu_memory_utilization - weights / tp - workspace`` per device,
 divided by the per-device KV bytes of one token (vLLM's rule; 0.9 is its default).
@@ -66,6 +70,7 @@ class ReplicaSpec:
     flops_efficiency: float = 0.6  # achieved / peak dense FLOP/s in GEMMs (prefill)
     bw_efficiency: float = 0.8  # achieved / peak HBM bandwidth (decode)
     overhead_s: float = 0.003  # scheduler, sampling and launch time per iteration
+    overlap: float = 1.0  # 1: weight read and GEMM compute overlap (max); 0: they add
     allreduce_latency_s: float = 8e-6  # per all-reduce (2 per layer) under TP
     gpu_memory_utilization: float = 0.9  # vLLM's default share of device memory
     max_num_seqs: int = 256  # vLLM default: sequences in one batch
@@ -113,7 +118,8 @@ class ReplicaModel:
         """Time of one engine iteration (see the module docstring)."""
         compute = new_tokens * self.per_token_s + prompt_attention * self.attention_s_per_token2
         comm = self.allreduce_fixed_s + new_tokens * self.allreduce_s_per_token
-        return (self.spec.overhead_s + max(self.weight_read_s, compute)
+        hidden = (1 - self.spec.overlap) * min(self.weight_read_s, compute)
+        return (self.spec.overhead_s + max(self.weight_read_s, compute) + hidden
                 + cached_tokens * self.kv_read_s + comm)
 
     def prefill_s(self, prompt_tokens: int) -> float:
@@ -142,7 +148,8 @@ class ReplicaModel:
             "startup_s": self.startup_s, "power_w": self.power_w,
             "assumptions": {
                 "flops_efficiency": s.flops_efficiency, "bw_efficiency": s.bw_efficiency,
-                "overhead_s": s.overhead_s, "allreduce_latency_s": s.allreduce_latency_s,
+                "overhead_s": s.overhead_s, "overlap": s.overlap,
+                "allreduce_latency_s": s.allreduce_latency_s,
                 "gpu_memory_utilization": s.gpu_memory_utilization,
                 "max_num_seqs": s.max_num_seqs, "max_batched_tokens": s.max_batched_tokens,
                 "container_start_s": s.container_start_s, "load_gb_s": s.load_gb_s,
@@ -209,6 +216,8 @@ def build_replica(arch: Architecture, spec: ReplicaSpec, *, model: str = "model"
         value = getattr(spec, name)
         if not 0 < value <= 1:
             raise InputError(f"{name} must be in (0, 1], got {value}")
+    if not 0 <= spec.overlap <= 1:
+        raise InputError(f"overlap must be in [0, 1], got {spec.overlap}")
     if spec.load_gb_s <= 0 or spec.container_start_s < 0 or spec.overhead_s < 0:
         raise InputError("load bandwidth must be > 0, container start and overhead >= 0")
     kv_dtype = spec.kv_dtype or _kv_dtype(spec.dtype)
