@@ -14,8 +14,10 @@ new tokens (decoding sequences plus a chunk of prompt tokens) over ``C`` cached 
 reads every weight once (memory-bound until the batch is large), a prefill chunk is
 compute-bound, and the attention of every running sequence reads its cached keys and
 values. ``overlap`` says how much of the shorter of the weight read and the GEMM compute
-hides under the longer: 1 (the default) is the roofline's ``max``, 0 their sum (kernels
-near the ridge point reach neither peak). All efficiencies, the overhead and the link
+hides under the longer: 1 is the roofline's ``max``, 0 (the default) their sum (kernels
+near the ridge point reach neither peak). ``overlap = 0`` and ``flops_efficiency = 0.7``
+are what every leave-one-pair-out fold of the validation chose, whichever pair it was
+tuned on (``datasets/serve-validation.md``). All efficiencies, the overhead and the link
 figures are stated defaults that a caller can override (``ReplicaSpec``);
 ``validation`` compares the result with published measurements of real servers
 (``datasets/serve-validation.md``).
@@ -67,10 +69,10 @@ class ReplicaSpec:
     tp: int = 1
     dtype: str = "bf16"
     kv_dtype: str | None = None  # default: dtype, or fp16 for quantised weights
-    flops_efficiency: float = 0.6  # achieved / peak dense FLOP/s in GEMMs (prefill)
+    flops_efficiency: float = 0.7  # achieved / peak dense FLOP/s in GEMMs (prefill)
     bw_efficiency: float = 0.8  # achieved / peak HBM bandwidth (decode)
     overhead_s: float = 0.003  # scheduler, sampling and launch time per iteration
-    overlap: float = 1.0  # 1: weight read and GEMM compute overlap (max); 0: they add
+    overlap: float = 0.0  # 1: weight read and GEMM compute overlap (max); 0: they add
     allreduce_latency_s: float = 8e-6  # per all-reduce (2 per layer) under TP
     gpu_memory_utilization: float = 0.9  # vLLM's default share of device memory
     max_num_seqs: int = 256  # vLLM default: sequences in one batch
