@@ -304,6 +304,10 @@ _UNIT_SUFFIXES = (("_frac", " %"), ("_pct", " %"), ("_usd", " $"), ("_hours", " 
                   ("_bytes", ""), ("_s", ""))
 
 
+_ABBREVIATIONS = (("allocated at ", "alloc@"), ("fragmentation", "frag"),
+                  ("utilisation", "util"), ("seconds", "s"), ("per replica", "/replica"))
+
+
 def short_header(key: str) -> str:
     """A frame column's header: the unit suffix becomes a unit mark (``idle_frac`` ->
     ``idle %``), ``n_`` counts lose the prefix, and underscores become spaces.
@@ -313,8 +317,10 @@ def short_header(key: str) -> str:
         if name.endswith(suffix) and len(name) > len(suffix):
             name, unit = name[: -len(suffix)], mark
             break
-    name = name.removeprefix("n_")
-    return name.replace("_", " ") + unit
+    name = name.removeprefix("n_").replace("_", " ")
+    for long, short in _ABBREVIATIONS:
+        name = name.replace(long, short)
+    return name + unit
 
 
 def table_cell(key: str, value: Any) -> str:
@@ -433,7 +439,8 @@ def fit_table(result: Result, columns: Sequence[Col | str]) -> FitTable:
     """The table of ``result.frame`` with the given columns (``str`` for a column with the
     default header and cell); id columns show short unique prefixes.
     """
-    specs = [Col(c, short_header(c)) if isinstance(c, str) else c for c in columns]
+    specs = [Col(c, short_header(c), prose=c in PROSE_COLUMNS) if isinstance(c, str) else c
+             for c in columns]
     specs = [c if c.header else replace(c, header=short_header(c.key)) for c in specs]
     cells: list[list[str]] = []
     for spec in specs:
@@ -452,7 +459,8 @@ def frame_table(result: Result, *, columns: Sequence[Col | str] | None = None) -
     """
     chosen = list(columns) if columns is not None else list(result.frame.columns)
     named = {c if isinstance(c, str) else c.key for c in chosen}
-    rest = [Col(c, summary=False) for c in result.frame.columns if c not in named]
+    rest = [Col(c, summary=False, prose=c in PROSE_COLUMNS) for c in result.frame.columns
+            if c not in named]
     return fit_table(result, [*chosen, *rest])
 
 
