@@ -175,9 +175,10 @@ def phases(
     summary = phase_summary(labeled)
     document = {**header, "parameters": {"min_dwell": min_dwell, "max_regimes": max_regimes},
                 "phases": summary.to_dicts()}
-    shown: list[Col | str] = ["workload", "metric", "phase", Col("time_share", "time %", show=_percent),
-             Col("n_visits", "visits"), Col("mean_dwell_s", "dwell"), Col("p95", "P95"),
-             Col("max"), Col("p_stay", "P(stay)", show=_probability)]
+    shown: list[Col | str] = [
+        "workload", "metric", "phase", Col("time_share", "time %", show=_percent),
+        Col("n_visits", "visits"), Col("mean_dwell_s", "dwell"), Col("p95", "P95"),
+        Col("max"), Col("p_stay", "P(stay)", show=_probability)]
     emit(Result(summary, document, title=f"Phases of {telemetry.label}", wide=wide,
                 caption=f"{summary.select('workload', 'metric').n_unique():,} series",
                 table=lambda result: frame_table(result, columns=shown)),
