@@ -79,7 +79,7 @@ def test_list_shows_every_dataset_with_alias_size_and_license(
 def test_info_lists_tables_with_urls_digests_and_the_card(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, err = _run(capsys, "datasets", "info", "gentd26")
+    code, out, err = _run(capsys, "datasets", "info", "gentd26", "--wide")  # URLs are wide
     assert (code, err) == (0, "")
     assert "datasets/alibaba-gentd26.md" in out
     queue = next(ln for ln in out.splitlines() if " queue_size " in ln)

@@ -11,9 +11,11 @@ import polars as pl
 import typer
 
 from foresize.cli.common import provenance, read_telemetry
-from foresize.cli.options import PROMETHEUS, FormatOpt, OutputOpt, opt, telemetry_options
-from foresize.cli.output import Result, emit, info, progress
+from foresize.cli.options import PROMETHEUS, FormatOpt, OutputOpt, WideOpt, opt, telemetry_options
+from foresize.cli.output import Col, Result, emit, frame_table, info, progress
 from foresize.core.errors import InputError
+from foresize.core.schemas import metric_info
+from foresize.core.units import human_bytes
 from foresize.ingest.sources import TelemetrySource
 from foresize.simulate.replicas.demand import is_lora, open_demand
 from foresize.simulate.replicas.stress import parse_injection
@@ -149,6 +151,7 @@ def autoscale(
     telemetry: TelemetrySource,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    wide: WideOpt = False,
 ) -> None:
     """Simulate replica (horizontal) scaling policies on a demand series and compare
     replica-hours, unserved demand, modelled latency and scaling actions against an oracle.
@@ -180,15 +183,34 @@ def autoscale(
         series, config, study, names=names, settings=settings, injections=injections,
         nodes=nodes)}
     kind = "LoRA request concurrency" if is_lora(source) else series.unit
-    node_note = ("; cost_usd: node-hours x price; unserved_node_extra: unserved share added "
+    node_note = ("; cost: node-hours x price; unserved node extra: unserved share added "
                  "by node provisioning and interruptions")
     emit(Result(study.frame(nodes), document,
                 title=f"Autoscaling on {series.name} ({kind}, {series.values.size:,} steps of "
                 f"{config.step_s:g} s, capacity {config.capacity:g}/replica, start-up "
                 f"{config.startup} steps)",
-                caption="vs_oracle: replica-hours / oracle with start-up delay; "
-                "vs_oracle_nodelay: / zero-delay oracle" + (node_note if nodes else "")),
+                caption="vs oracle: replica-hours / oracle with start-up delay; "
+                "vs no-delay: / zero-delay oracle" + (node_note if nodes else ""),
+                wide=wide, table=lambda result: frame_table(result, columns=AUTOSCALE_SUMMARY)),
          fmt=fmt, output=output)
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _whole(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+AUTOSCALE_SUMMARY = [  # what a policy costs and what it leaves unserved, then the rest
+    Col("scenario"), Col("policy"), Col("replica_hours", "replica h", show=_whole),
+    Col("vs_oracle", "vs oracle", show=_times), Col("unserved_frac", "unserved %"),
+    Col("cost_usd", "cost $", show=_whole), Col("latency_p95_s", "P95 latency"),
+    Col("peak_replicas", "peak"), Col("vs_oracle_nodelay", "vs no-delay", show=_times),
+    Col("violation_min", "violation min", show=_whole),
+    Col("latency_p99_s", "P99 latency"), Col("actions"),
+]
 
 
 VERTICAL_EPILOG = """\
@@ -248,6 +270,7 @@ def vertical(
     telemetry: TelemetrySource,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    wide: WideOpt = False,
 ) -> None:
     """Size replicas vertically by phase: per-phase sizes learned on the first 70 % of each
     series, applied with a resize delay on the rest, against a fixed size and the per-step
@@ -277,5 +300,32 @@ def vertical(
         f"delay {resize_delay} steps)",
         caption=f"all series: per-phase reserves {summary['per_phase_vs_fixed']:.3f}x the "
         f"fixed size, under-sized {100 * summary['under_frac_per_phase']:.1f}% of the time "
-        f"(fixed {100 * summary['under_frac_fixed']:.1f}%); reserved_h in {chosen} x hours",
+        f"(fixed {100 * summary['under_frac_fixed']:.1f}%); fixed, phased, oracle: reserved "
+        f"{chosen} x hours", wide=wide,
+        table=lambda result: frame_table(result, columns=_vertical_columns(chosen)),
     ), fmt=fmt, output=output)
+
+
+def _vertical_columns(metric: str) -> list[Col]:
+    """Reserved resource-hours in the metric's unit (bytes humanised), shares as %."""
+    in_bytes = metric_info(metric).unit == "bytes"
+
+    def hours(value: float | None) -> str:
+        if value is None:
+            return "-"
+        return human_bytes(value) if in_bytes else f"{value:,.1f}"
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    return [
+        Col("workload"), Col("n_phases", "phases"),
+        Col("reserved_h_fixed", "fixed", show=hours),
+        Col("reserved_h_per_phase", "phased", show=hours),
+        Col("per_phase_vs_fixed", "phased/fixed", show=_times),
+        Col("under_frac_fixed", "under fixed %", show=share),
+        Col("under_frac_per_phase", "under phased %", show=share),
+        Col("reserved_h_oracle", "oracle", show=hours), Col("resizes"),
+        Col("overshoot_fixed", "overshoot fixed", show=_times),
+        Col("overshoot_per_phase", "overshoot phased", show=_times),
+    ]

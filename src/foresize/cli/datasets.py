@@ -12,11 +12,11 @@ from typing import Annotated
 
 import polars as pl
 import typer
-from rich.table import Table as RichTable
+from rich.console import RenderableType
 
 from foresize.cli.common import provenance
-from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, opt
-from foresize.cli.output import Result, emit, frame_table, info, progress, resolve_format
+from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, WideOpt, opt
+from foresize.cli.output import Col, Result, emit, frame_table, info, progress, resolve_format
 from foresize.core.errors import ChecksumError
 from foresize.core.io import atomic_write
 from foresize.ingest import datasets
@@ -71,10 +71,13 @@ CacheDirOpt = Annotated[Path | None, opt(
     "instead of the foresize cache.", "Input", file_okay=False)]
 
 
-def _human_table(columns: list[str]) -> Callable[[Result], RichTable]:
+LONG = frozenset({"url", "path", "file", "title"})  # long text: shown with --wide
+
+
+def _human_table(columns: list[str]) -> Callable[[Result], RenderableType]:
     """Render chosen columns: sizes humanised, digests cut to 12 characters, yes/no flags."""
 
-    def render(result: Result) -> RichTable:
+    def render(result: Result) -> RenderableType:
         frame = result.frame.select(columns)
         frame = frame.with_columns(
             *(pl.col(c).cast(pl.Float64) for c in columns if c.endswith("_bytes")),
@@ -85,9 +88,10 @@ def _human_table(columns: list[str]) -> Callable[[Result], RichTable]:
                 if dtype == pl.Boolean
             ),
         )
-        return frame_table(
-            Result(frame, result.document, title=result.title, caption=result.caption)
-        )
+        shown = Result(frame, result.document, title=result.title, caption=result.caption,
+                       wide=result.wide)
+        return frame_table(shown, columns=[c if c not in LONG else Col(c, summary=False)
+                                           for c in columns])
 
     return render
 
@@ -109,19 +113,20 @@ def _emit_paths(result: Result, paths: list[Path], *, fmt: str | None, output: P
 
 
 @app.command("list", epilog=LIST_EPILOG)
-def list_command(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
+def list_command(fmt: FormatOpt = None, output: OutputOpt = None, wide: WideOpt = False) -> None:
     """List the registered datasets: tables, size, license, and how many the shared mirror has."""
     docs = [dataset_doc(d) for d in datasets.list_datasets()]
     columns = ["name", "alias", "n_tables", "n_mirrored", "size_bytes", "license", "title"]
     frame = pl.DataFrame([{c: doc[c] for c in columns} for doc in docs]).rename({"name": "dataset"})
     shown = _human_table(["dataset", "alias", "n_tables", "n_mirrored", "size_bytes", "license"])
     emit(Result(frame, {**provenance({}), "datasets": docs}, title="Datasets", table=shown,
-                caption="n_mirrored: tables in the shared development mirror"),
+                caption="mirrored: tables in the shared development mirror", wide=wide),
          fmt=fmt, output=output)
 
 
 @app.command("info", epilog=INFO_EPILOG)
-def info_command(name: AddressArg, fmt: FormatOpt = None, output: OutputOpt = None) -> None:
+def info_command(name: AddressArg, fmt: FormatOpt = None, output: OutputOpt = None,
+                 wide: WideOpt = False) -> None:
     """Show a dataset's tables: upstream path, size, sha256, kind, mirrored, URL; and its card."""
     dataset, _ = datasets.parse_address(name)
     rows = file_rows(datasets.select_tables(name))
@@ -131,14 +136,15 @@ def info_command(name: AddressArg, fmt: FormatOpt = None, output: OutputOpt = No
         f"{dataset.license} · cite: {dataset.citation} · card: {dataset.card} · {dataset.homepage}"
     )
     emit(Result(frame, document, title=f"{dataset.name} ({dataset.alias}): {dataset.title}",
-                caption=caption,
+                caption=caption, wide=wide,
                 table=_human_table(["table", "kind", "size_bytes", "sha256", "mirrored", "url"])),
          fmt=fmt, output=output)
 
 
 @app.command("fetch", epilog=FETCH_EPILOG)
 def fetch_command(address: AddressArg, mirror: MirrorOpt = None, cache_dir: CacheDirOpt = None,
-                  fmt: FormatOpt = None, output: OutputOpt = None) -> None:
+                  fmt: FormatOpt = None, output: OutputOpt = None,
+                  wide: WideOpt = False) -> None:
     """Download a dataset or table (or find it in a mirror) and verify every sha256.
 
     stdout gets the local paths, one per line; -f table/json/csv/parquet gives the rows.
@@ -155,7 +161,7 @@ def fetch_command(address: AddressArg, mirror: MirrorOpt = None, cache_dir: Cach
               for p, file in zip(f.paths, f.table.files, strict=False)}
     document = {**provenance(inputs), "address": address, "tables": rows}
     result = Result(frame.drop("files", "missing"), document, title=f"Fetched {address}",
-                    summary=fetch_summary(fetched),
+                    summary=fetch_summary(fetched), wide=wide,
                     table=_human_table(["table", "status", "origin", "size_bytes", "path"]))
     _emit_paths(result, [f.path for f in fetched if f.path is not None], fmt=fmt, output=output)
 
@@ -169,6 +175,7 @@ def verify_command(
     cache_dir: CacheDirOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    wide: WideOpt = False,
 ) -> None:
     """Re-hash the local copies (mirror, else cache) against the registry; exit 3 on a mismatch."""
     with progress("verifying", None) as bar:
@@ -181,10 +188,10 @@ def verify_command(
     frame = verify_frame(rows)
     document = {**provenance({}), "location": str(where), "counts": counts,
                 "files": frame.to_dicts()}
-    shown = _human_table(["dataset", "table", "file", "status", "size_bytes", "expected_sha256",
-                          "actual_sha256"])
+    shown = _human_table(["table", "status", "size_bytes", "dataset", "expected_sha256",
+                          "actual_sha256", "file"])
     emit(Result(frame, document, title=f"Verify {address or 'all datasets'}", summary=summary,
-                table=shown), fmt=fmt, output=output)
+                table=shown, wide=wide), fmt=fmt, output=output)
     bad = [r for r in rows if r.status == "mismatch"]
     if bad:
         raise ChecksumError(

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import polars as pl
 import typer
-from rich.table import Table
 
 from foresize.cli.common import read_telemetry
 from foresize.cli.options import (
@@ -16,9 +15,10 @@ from foresize.cli.options import (
     FormatOpt,
     OutputOpt,
     RayAddressOpt,
+    WideOpt,
     telemetry_options,
 )
-from foresize.cli.output import Result, Rows, emit, frame_table, progress, titled_table
+from foresize.cli.output import Col, FitTable, Result, Rows, emit, fit_table, frame_table, progress
 from foresize.core.errors import InputError
 from foresize.core.parallel import check_engine
 from foresize.core.units import human_duration, parse_duration, parse_levels, parse_steps
@@ -103,7 +103,7 @@ def _panel(telemetry: TelemetrySource, *, metric: str | None, grid: str | None,
     return panel, report, header
 
 
-def _forecast_table(result: Result) -> Table:
+def _forecast_table(result: Result) -> FitTable:
     frame = result.frame
     last = frame.group_by("series", maintain_order=True).agg(
         pl.col("model").first(),
@@ -114,7 +114,12 @@ def _forecast_table(result: Result) -> Table:
         *([pl.col("phase").first().alias("next_phase")] if "phase" in frame.columns else []),
     )
     return frame_table(Result(last, result.document, title=result.title,
-                              caption=result.caption))
+                              caption=result.caption, wide=result.wide),
+                       columns=[c for c in FORECAST_COLUMNS if c.key in last.columns])
+
+
+FORECAST_COLUMNS = [Col("series"), Col("model"), Col("next"), Col("at_horizon", "at horizon"),
+                    Col("peak"), Col("peak_hi_95", "peak hi95"), Col("next_phase", "next phase")]
 
 
 @app.command("run", epilog=RUN_EPILOG)
@@ -132,6 +137,7 @@ def run(
     grid: GridOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    wide: WideOpt = False,
     telemetry: TelemetrySource,
 ) -> None:
     """Forecast each series of one metric HORIZON ahead with central intervals."""
@@ -156,7 +162,7 @@ def run(
     }
     emit(
         Result(
-            frame, document, table=_forecast_table,
+            frame, document, table=_forecast_table, wide=wide,
             title=f"{model} forecast of {report.metric} from {telemetry.label}",
             caption=f"{report.series:,} series · {h} steps of {human_duration(report.step_s)}",
             summary=(f"{report.series:,} series, {report.points:,} grid points "
@@ -218,6 +224,7 @@ def backtest_command(
     grid: GridOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    wide: WideOpt = False,
     telemetry: TelemetrySource,
     engine: EngineOpt = "serial",
     ray_address: RayAddressOpt = None,
@@ -248,7 +255,7 @@ def backtest_command(
     }
     emit(
         Result(
-            table, document, table=_metrics_table,
+            table, document, table=_metrics_table, wide=wide,
             title=f"Backtest of {report.metric} from {telemetry.label}",
             caption=(f"{int(best['series']):,} series · horizon {h} steps · origins every "
                      f"{every} · last {test_frac:.0%} held out"),
@@ -259,25 +266,44 @@ def backtest_command(
     )
 
 
-def _metrics_table(result: Result) -> Table:
-    table = titled_table(result)
-    frame = result.frame
-    for column in frame.columns:
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for row in frame.iter_rows(named=True):
-        table.add_row(*(
-            row[k] if k == "model" else f"{row[k]:,.0f}" if k in ("series", "origins")
-            else f"{row[k]:.3f}" for k in frame.columns
-        ))
-    return table
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}"
+
+
+BACKTEST_COLUMNS = {  # summary first: the error and coverage a choice of model rests on
+    "model": Col("model"), "mase": Col("mase", "MASE", show=_fraction),
+    "coverage_80": Col("coverage_80", "cov80 %", show=_share),
+    "coverage_95": Col("coverage_95", "cov95 %", show=_share),
+    "accuracy": Col("accuracy", "accuracy", show=_fraction),
+    "seconds_per_series": Col("seconds_per_series", "s/series", show=_fraction),
+    "series": Col("series", show=lambda v: f"{v:,.0f}"),
+    "wape": Col("wape", "WAPE", show=_fraction, summary=False),
+    "pinball_90": Col("pinball_90", "pinball90", show=_fraction, summary=False),
+    "pinball_95": Col("pinball_95", "pinball95", show=_fraction, summary=False),
+    "mase_h1_5": Col("mase_h1_5", "MASE h1-5", show=_fraction, summary=False),
+    "mase_h6_15": Col("mase_h6_15", "MASE h6-15", show=_fraction, summary=False),
+    "mase_h16_30": Col("mase_h16_30", "MASE h16-30", show=_fraction, summary=False),
+    "origins": Col("origins", show=lambda v: f"{v:,.0f}", summary=False),
+}
+
+
+def _metrics_table(result: Result) -> FitTable:
+    return fit_table(result, [c for k, c in BACKTEST_COLUMNS.items() if k in result.frame.columns])
 
 
 @app.command("models")
-def models_command(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
+def models_command(fmt: FormatOpt = None, output: OutputOpt = None,
+                   wide: WideOpt = False) -> None:
     """List the forecasters --model and --models accept."""
     rows = [
         {"model": name, "description": (FORECASTERS.get(name).__doc__ or "").strip().split("\n")[0]}
         for name in FORECASTERS.names()
     ]
     frame = pl.DataFrame(rows)
-    emit(Result(frame, {"models": rows}, title="Forecasters"), fmt=fmt, output=output)
+    emit(Result(frame, {"models": rows}, title="Forecasters", wide=wide,
+                table=lambda result: frame_table(result, columns=[
+                    "model", Col("description", prose=True)])), fmt=fmt, output=output)

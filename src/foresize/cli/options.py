@@ -45,6 +45,14 @@ OutputOpt = Annotated[
         rich_help_panel="Output", dir_okay=False,
     ),
 ]
+WideOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wide", help="Tables: show every column at its natural width (lines may pass the "
+        "terminal's edge), not the summary that fits it. -f json always has everything.",
+        rich_help_panel="Output",
+    ),
+]
 _MIRROR = typer.Option(
     "--mirror", envvar="FORESIZE_DATA_MIRROR",
     help="Read datasets from this local mirror of the upstream layout instead of downloading.",

@@ -16,16 +16,18 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -54,7 +56,7 @@ class Settings:
 
 
 SETTINGS = Settings()
-PIPE_WIDTH = 200  # tables sent to a pipe or file are not wrapped at 80 columns
+PIPE_WIDTH = 120  # a table sent to a pipe or file is the one a 120-column terminal shows
 stderr = Console(stderr=True, highlight=False)
 
 
@@ -79,8 +81,9 @@ class Result:
     title: str | None = None
     caption: str | None = None
     summary: str | None = None
-    table: Callable[[Result], Table] | None = field(default=None, repr=False)
+    table: Callable[[Result], RenderableType] | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # what a format may need
+    wide: bool = False  # tables: every column (--wide), not the summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,9 @@ def _write_table(result: Result, handle: Any) -> None:
     console = Console(file=handle, width=width, highlight=False,
                       force_terminal=None if handle is sys.stdout else False)
     table = result.table(result) if result.table else frame_table(result)
+    if result.wide:  # every column at its natural width: lines may pass the terminal's edge
+        console.width = max(console.width, console.measure(table,
+                            options=console.options.update_width(10_000)).maximum)
     console.print(table)
 
 
@@ -274,35 +280,210 @@ def titled_table(result: Result) -> Table:
                  title_justify="left")
 
 
-def frame_table(result: Result, *, columns: list[str] | None = None) -> Table:
-    """A rich table of the result's frame with humanised cells."""
-    frame = result.frame if columns is None else result.frame.select(columns)
-    table = titled_table(result)
-    for column, dtype in frame.schema.items():
-        table.add_column(column, justify="right" if dtype.is_numeric() else "left",
-                         overflow="fold")
-    for row in frame.iter_rows():
-        table.add_row(*(format_cell(c, v) for c, v in zip(frame.columns, row, strict=True)))
-    return table
+@dataclass(frozen=True, slots=True)
+class Col:
+    """One column of a table: the frame column it shows, a short header that carries the
+    unit, how a cell reads, and whether the summary view shows it (``--wide`` shows all).
+
+    The order of a table's columns is also their priority: when the summary does not fit
+    the width, the last ones give way first, so the columns a person acts on come first.
+    """
+
+    key: str
+    header: str | None = None
+    show: Callable[[Any], str] | None = None
+    summary: bool = True
+    prose: bool = False  # free text that may wrap between words (a description, a value)
+
+
+MIN_PROSE = 24  # a prose column narrower than this reads as a column of fragments
+ID_SHORTEN_AT = 20  # ids this long (32-hex hashes) show as their shortest unique prefix
+ID_PREFIX = 8
+ID_COLUMNS = frozenset({"workload", "series", "container", "pod", "job", "task"})
+_UNIT_SUFFIXES = (("_frac", " %"), ("_pct", " %"), ("_usd", " $"), ("_hours", " h"),
+                  ("_bytes", ""), ("_s", ""))
+
+
+_ABBREVIATIONS = (("allocated at ", "alloc@"), ("fragmentation", "frag"),
+                  ("utilisation", "util"), ("seconds", "s"), ("per replica", "/replica"))
+
+
+def short_header(key: str) -> str:
+    """A frame column's header: the unit suffix becomes a unit mark (``idle_frac`` ->
+    ``idle %``), ``n_`` counts lose the prefix, and underscores become spaces.
+    """
+    name, unit = key, ""
+    for suffix, mark in _UNIT_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name, unit = name[: -len(suffix)], mark
+            break
+    name = name.removeprefix("n_").replace("_", " ")
+    for long, short in _ABBREVIATIONS:
+        name = name.replace(long, short)
+    return name + unit
+
+
+def table_cell(key: str, value: Any) -> str:
+    """A cell as a table shows it: like :func:`format_cell`, but a percentage drops its
+    ``%`` (the header carries it, see :func:`short_header`), and numbers never wrap.
+    """
+    if isinstance(value, float) and math.isfinite(value) and key.endswith(("_pct", "_frac")):
+        return f"{value * (100 if key.endswith('_frac') else 1):.1f}"
+    if isinstance(value, float) and math.isfinite(value) and key.endswith("_usd"):
+        return f"{value:,.2f}"
+    return format_cell(key, value)
+
+
+def short_ids(values: list[str], *, least: int = ID_PREFIX) -> list[str]:
+    """Long ids (32-hex hashes) as their shortest prefix that is unique within ``values``,
+    at least ``least`` characters, with an ellipsis; the full id stays in JSON/CSV/parquet.
+    Ids shorter than ``ID_SHORTEN_AT`` characters are names a person chose: kept whole.
+    """
+    long = sorted({v for v in values if len(v) >= ID_SHORTEN_AT})
+    if not long:
+        return values
+    length = least
+    for a, b in pairwise(long):
+        common = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+                      min(len(a), len(b)))
+        length = max(length, common + 1)
+    return [v[:length] + "…" if len(v) >= ID_SHORTEN_AT and len(v) > length + 1 else v
+            for v in values]
+
+
+class FitTable:
+    """A table laid out for the width it is drawn at, never squeezed: every cell stays on
+    one line (only prose columns wrap, between words), headers are never broken, and the
+    summary keeps the columns that fit in their priority order, naming how many more
+    ``--wide`` shows. ``wide`` lays out every column at its natural width.
+    """
+
+    def __init__(self, columns: list[Col], rows: list[list[str]], *, title: str | None,
+                 caption: str | None, wide: bool) -> None:
+        self.columns = columns
+        self.rows = rows
+        self.title = title
+        self.caption = caption
+        self.wide = wide
+
+    def _natural(self, index: int) -> int:
+        column = self.columns[index]
+        cells = [len(line) for row in self.rows for line in row[index].splitlines() or [""]]
+        return max([len(column.header or column.key), *cells])
+
+    def _least(self, index: int) -> int:
+        column = self.columns[index]
+        natural = self._natural(index)
+        if not column.prose:
+            return natural
+        words = [len(w) for row in self.rows for w in row[index].split()]
+        return min(natural, max([MIN_PROSE, len(column.header or column.key), *words]))
+
+    def layout(self, width: int) -> tuple[list[int], dict[int, int]]:
+        """The columns shown and their widths at ``width`` characters."""
+        shown = [i for i, c in enumerate(self.columns) if self.wide or c.summary]
+        if self.wide:
+            return shown, {i: self._natural(i) for i in shown}
+        least = {i: self._least(i) for i in shown}
+
+        def total(cols: list[int]) -> int:
+            return sum(least[i] for i in cols) + 3 * len(cols) + 1
+
+        while len(shown) > 1 and total(shown) > width:
+            shown.pop()
+        widths = dict(least)
+        spare = width - total(shown)
+        for i in shown:
+            if self.columns[i].prose and spare > 0:
+                grow = min(spare, self._natural(i) - widths[i])
+                widths[i] += grow
+                spare -= grow
+        return shown, widths
+
+    def build(self, width: int) -> Table:
+        """The rich table for ``width`` characters."""
+        shown, widths = self.layout(width)
+        hidden = len(self.columns) - len(shown)
+        note = (f"{hidden} more column{'s' if hidden > 1 else ''}: --wide or -f json"
+                if hidden else None)
+        caption = "\n".join(t for t in (self.caption, note) if t) or None
+        table = Table(title=escape(self.title) if self.title else None,
+                      caption=escape(caption) if caption else None, title_justify="left")
+        for i in shown:
+            column = self.columns[i]
+            numeric = not column.prose and column.key not in WORD_COLUMNS and all(
+                _looks_numeric(row[i]) for row in self.rows)
+            table.add_column(escape(column.header or column.key), width=widths[i],
+                             no_wrap=not column.prose, overflow="fold",
+                             justify="right" if numeric else "left")
+        for row in self.rows:
+            table.add_row(*(escape(row[i]) for i in shown))
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.build(options.max_width)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        shown, widths = self.layout(options.max_width)
+        size = sum(widths[i] for i in shown) + 3 * len(shown) + 1
+        return Measurement(min(size, options.max_width), size)
+
+
+def _looks_numeric(text: str) -> bool:
+    """A cell that reads as a figure (right-aligned): starts with a digit, sign or '$'."""
+    head = text.lstrip("+-$~<>")
+    return text in ("-", "") or (head[:1].isdigit() and not text.endswith("…"))
+
+
+def fit_table(result: Result, columns: Sequence[Col | str]) -> FitTable:
+    """The table of ``result.frame`` with the given columns (``str`` for a column with the
+    default header and cell); id columns show short unique prefixes.
+    """
+    specs = [Col(c, short_header(c), prose=c in PROSE_COLUMNS) if isinstance(c, str) else c
+             for c in columns]
+    specs = [c if c.header else replace(c, header=short_header(c.key)) for c in specs]
+    cells: list[list[str]] = []
+    for spec in specs:
+        values = result.frame.get_column(spec.key).to_list()
+        shown = [spec.show(v) if spec.show else table_cell(spec.key, v) for v in values]
+        if spec.key in ID_COLUMNS:
+            shown = short_ids(shown)
+        cells.append(shown)
+    rows = [list(row) for row in zip(*cells, strict=True)] if cells else []
+    return FitTable(specs, rows, title=result.title, caption=result.caption, wide=result.wide)
+
+
+def frame_table(result: Result, *, columns: Sequence[Col | str] | None = None) -> FitTable:
+    """The result's frame as a table: ``columns`` are the summary (in priority order), the
+    frame's other columns appear with ``--wide``.
+    """
+    chosen = list(columns) if columns is not None else list(result.frame.columns)
+    named = {c if isinstance(c, str) else c.key for c in chosen}
+    rest = [Col(c, summary=False, prose=c in PROSE_COLUMNS) for c in result.frame.columns
+            if c not in named]
+    return fit_table(result, [*chosen, *rest])
 
 
 WORD_COLUMNS = frozenset({"workload", "resource", "gpu", "rationale", "forecaster", "item",
                           "value", "metric", "policy", "requests"})
+PROSE_COLUMNS = frozenset({"rationale", "value", "description", "note"})
 
 
 def text_table(frame: pl.DataFrame, *, title: str | None = None,
-               caption: str | None = None) -> Table:
-    """A table of display text (a library view): words left, figures right; the
-    rationale and value columns wrap.
+               caption: str | None = None, wide: bool = False,
+               summary: Sequence[str] | None = None) -> FitTable:
+    """A table of display text (a library view): the rationale and value columns wrap
+    between words, every other cell stays on one line; ``summary`` names the columns
+    shown without ``--wide`` (default all).
     """
-    table = Table(title=escape(title) if title else None,
-                  caption=escape(caption) if caption else None, title_justify="left")
-    for name in frame.columns:
-        table.add_column(name, justify="left" if name in WORD_COLUMNS else "right",
-                         no_wrap=name not in ("rationale", "value"))
-    for row in frame.iter_rows():
-        table.add_row(*row)
-    return table
+    chosen = set(frame.columns if summary is None else summary)
+    columns = [Col(name, name, summary=name in chosen, prose=name in PROSE_COLUMNS)
+               for name in frame.columns]
+    cells = [[str(v) for v in frame.get_column(name).to_list()] for name in frame.columns]
+    cells = [short_ids(c) if name in ID_COLUMNS else c
+             for name, c in zip(frame.columns, cells, strict=True)]
+    rows = [list(row) for row in zip(*cells, strict=True)] if cells else []
+    return FitTable(columns, rows, title=title, caption=caption, wide=wide)
 
 
 @dataclass(slots=True)

@@ -6,14 +6,23 @@ from dataclasses import replace
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from foresize.cli import live, model
 from foresize.cli.common import announce, ingest_header, read_telemetry
-from foresize.cli.options import FormatOpt, MetricFilterOpt, OutputOpt, telemetry_options
-from foresize.cli.output import Result, emit, format_cell, frame_table, progress, titled_table
+from foresize.cli.options import FormatOpt, MetricFilterOpt, OutputOpt, WideOpt, telemetry_options
+from foresize.cli.output import (
+    Col,
+    FitTable,
+    Result,
+    emit,
+    format_cell,
+    frame_table,
+    progress,
+    short_ids,
+    table_cell,
+)
 from foresize.core.errors import InsufficientDataError
-from foresize.core.units import human_metric, short_id
+from foresize.core.units import human_metric
 from foresize.ingest.sources import TelemetrySource, open_source, shown_reports
 from foresize.profile.phases import detect_phases, phase_summary
 from foresize.profile.telemetry import profile_telemetry
@@ -44,33 +53,37 @@ Examples:
 """
 
 
-def profile_table(result: Result) -> Table:
+PROFILE_COLUMNS = [  # (header, summary): the level and spread a sizing acts on come first
+    Col("workload"), Col("metric"), Col("phase"), Col("mean"), Col("P95"), Col("max"),
+    Col("idle %"), Col("P99/P50"), Col("trend/d"), Col("P50", summary=False),
+    Col("P99", summary=False), Col("samples", summary=False), Col("span", summary=False),
+    Col("step", summary=False), Col("gaps", summary=False), Col("period", summary=False),
+]
+
+
+def profile_table(result: Result) -> FitTable:
     """The human view of a profile: one row per series, values in their metric's unit."""
-    table = titled_table(result)
-    headers = ["workload", "metric", "samples", "span", "step", "gaps", "mean", "p50", "p95",
-               "p99", "max", "idle", "p99/p50", "period", "trend/day"]
-    if "phase" in result.frame.columns:
-        headers.insert(2, "phase")
-    for header in headers:
-        table.add_column(header, justify="left" if header in ("workload", "metric", "phase")
-                         else "right", no_wrap=True)
-    for row in result.frame.iter_rows(named=True):
+    frame = result.frame
+    columns = [c for c in PROFILE_COLUMNS if c.key != "phase" or "phase" in frame.columns]
+    ids = short_ids(frame["workload"].to_list())
+    rows = []
+    for workload, row in zip(ids, frame.iter_rows(named=True), strict=True):
         metric = row["metric"]
-        cells = [
-            short_id(row["workload"]), metric,
-            *([row["phase"] or "-"] if "phase" in row else []),
-            f"{row['n_samples']:,}",
-            format_cell("span_s", row["span_s"]),
-            format_cell("interval_s", row["interval_s"]),
-            f"{row['n_gaps']:,}",
-            *(human_metric(metric, row[k]) for k in ("mean", "p50", "p95", "p99", "max")),
-            format_cell("idle_frac", row["idle_frac"]),
-            "-" if row["burstiness"] is None else f"{row['burstiness']:.1f}x",
-            format_cell("period_s", row["period_s"]),
-            human_metric(metric, row["trend_per_day"]),
-        ]
-        table.add_row(*cells)
-    return table
+        cells = {
+            "workload": workload, "metric": metric, "phase": row.get("phase") or "-",
+            "mean": human_metric(metric, row["mean"]), "P95": human_metric(metric, row["p95"]),
+            "max": human_metric(metric, row["max"]),
+            "idle %": table_cell("idle_frac", row["idle_frac"]),
+            "P99/P50": "-" if row["burstiness"] is None else f"{row['burstiness']:.1f}x",
+            "trend/d": human_metric(metric, row["trend_per_day"]),
+            "P50": human_metric(metric, row["p50"]), "P99": human_metric(metric, row["p99"]),
+            "samples": f"{row['n_samples']:,}", "span": format_cell("span_s", row["span_s"]),
+            "step": format_cell("interval_s", row["interval_s"]),
+            "gaps": f"{row['n_gaps']:,}", "period": format_cell("period_s", row["period_s"]),
+        }
+        rows.append([cells[c.key] for c in columns])
+    return FitTable(columns, rows, title=result.title, caption=result.caption,
+                    wide=result.wide)
 
 
 @app.command("telemetry", epilog=TELEMETRY_EPILOG)
@@ -84,6 +97,7 @@ def telemetry(
     by_phase: Annotated[bool, typer.Option(
         "--by-phase", help="One row per phase as well (detected when the data has no labels).",
         rich_help_panel="Output")] = False,
+    wide: WideOpt = False,
 ) -> None:
     """Historic pattern analysis per workload and metric: level, percentiles, idle share,
     burstiness, gaps, dominant periods and trend.
@@ -102,7 +116,7 @@ def telemetry(
     document = {**ingest_header(opened.sha256, reports), "profiles": profile.to_dicts()}
     caption = (f"{profile.height:,} series · {profile['workload'].n_unique():,} workloads · "
                f"{profile['metric'].n_unique()} metrics")
-    emit(Result(profile, document, table=profile_table, caption=caption,
+    emit(Result(profile, document, table=profile_table, caption=caption, wide=wide,
                 title=f"Telemetry profile of {opened.label}"), fmt=fmt, output=output)
 
 
@@ -148,6 +162,7 @@ def phases(
                                            "shorter excursions are spikes.")] = 3,
     max_regimes: Annotated[int, typer.Option("--max-regimes", help="Active levels to tell "
                                              "apart (1-3), besides idle and spike.")] = 3,
+    wide: WideOpt = False,
 ) -> None:
     """Phases per workload and metric (idle, low/mid/high or busy, spike): share of time,
     visits, dwell times, demand percentiles and where each phase goes next.
@@ -160,12 +175,22 @@ def phases(
     summary = phase_summary(labeled)
     document = {**header, "parameters": {"min_dwell": min_dwell, "max_regimes": max_regimes},
                 "phases": summary.to_dicts()}
-    shown = ["workload", "metric", "phase", "time_share", "n_visits", "mean_dwell_s",
-             "p50", "p95", "max", "p_stay"]
-    emit(Result(summary, document, title=f"Phases of {telemetry.label}",
+    shown: list[Col | str] = [
+        "workload", "metric", "phase", Col("time_share", "time %", show=_percent),
+        Col("n_visits", "visits"), Col("mean_dwell_s", "dwell"), Col("p95", "P95"),
+        Col("max"), Col("p_stay", "P(stay)", show=_probability)]
+    emit(Result(summary, document, title=f"Phases of {telemetry.label}", wide=wide,
                 caption=f"{summary.select('workload', 'metric').n_unique():,} series",
                 table=lambda result: frame_table(result, columns=shown)),
          fmt=fmt, output=output)
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:.1f}"
+
+
+def _probability(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 app.command("run", epilog=live.RUN_EPILOG,

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import RenderableType
 from rich.table import Table
 
 from foresize.cli import recommend_serve
 from foresize.cli.common import provenance, read_telemetry
-from foresize.cli.options import FormatOpt, OutputOpt, opt, parse_dims, telemetry_options
+from foresize.cli.options import FormatOpt, OutputOpt, WideOpt, opt, parse_dims, telemetry_options
 from foresize.cli.output import (
     FORMATS,
     Result,
@@ -119,15 +120,29 @@ FORMATS.add("html", _write_html)
 
 
 
-def plan_table(result: Result, body: PlanBody) -> Table:
-    """The terminal view: the main table, then placement and cost when present."""
-    main = scaling_view(body) if body.scaling_plans else rightsizing_view(body)
+RIGHTSIZING_SUMMARY = ("workload", "resource", "request", "limit", "slack", "risk", "gpu", "$/h")
+SCALING_SUMMARY = ("workload", "demand peak", "replicas", "HPA min/max/target", "replica-h",
+                   "vs static", "cost")
+CLUSTER_SUMMARY = ("namespace", "owner", "container", "severity", "cpu request",
+                   "memory request", "$/h change")
+
+
+def plan_table(result: Result, body: PlanBody) -> RenderableType:
+    """The terminal view: the main table (the numbers to apply; the rationale with
+    --wide), then placement and cost when present.
+    """
+    if body.scaling_plans:
+        main = text_table(scaling_view(body), title=result.title, caption=result.caption,
+                          wide=result.wide, summary=SCALING_SUMMARY)
+    else:
+        main = text_table(rightsizing_view(body), title=result.title, caption=result.caption,
+                          wide=result.wide, summary=RIGHTSIZING_SUMMARY)
     placed = placement_view(body)
     if placed is None:
-        return text_table(main, title=result.title, caption=result.caption)
+        return main
     grid = Table.grid(padding=(1, 0))
-    grid.add_row(text_table(main, title=result.title, caption=result.caption))
-    grid.add_row(text_table(placed, title="Placement and cost"))
+    grid.add_row(main)
+    grid.add_row(text_table(placed, title="Placement and cost", wide=result.wide))
     return grid
 
 
@@ -203,6 +218,7 @@ def recommend(
     schema: Annotated[bool, opt("--schema", "Print the plan's JSON Schema and exit.")] = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    wide: WideOpt = False,
 ) -> None:
     """Right-size each workload (request and limit from a fleet-calibrated, VPA-style,
     KRR-style or history-max strategy, with risk, margin, slack, evidence and phases), or
@@ -223,7 +239,7 @@ def recommend(
             strategy=strategy, risk=risk, horizon_s=_seconds(horizon), min_points=min_points,
             prices=None if prices is None else load_prices(prices,
                                                            merge_defaults=not prices_only)),
-            fmt=fmt, output=output)
+            fmt=fmt, output=output, wide=wide)
         return
     scaling = None if capacity is None else ScalingRequest(
         capacity=capacity, target_utilisation=target_utilisation,
@@ -250,11 +266,11 @@ def recommend(
     validate_plan(document)
     emit(Result(plan_rows(body), document, table=partial(plan_table, body=body),
                 title=plan_title(body, read.label), caption=plan_caption(body),
-                summary=plan_summary(body, min_points)), fmt=fmt, output=output)
+                summary=plan_summary(body, min_points), wide=wide), fmt=fmt, output=output)
 
 
 def _recommend_cluster(telemetry: TelemetrySource, request: ClusterPlanRequest, *,
-                       fmt: str | None, output: Path | None) -> None:
+                       fmt: str | None, output: Path | None, wide: bool) -> None:
     """Cluster mode: read the cluster, plan every owner, emit (library does the work)."""
     source = telemetry.sources[0]
     with progress("reading the cluster", None):
@@ -266,10 +282,11 @@ def _recommend_cluster(telemetry: TelemetrySource, request: ClusterPlanRequest, 
     section = plan.section
     emit(Result(cluster_rows(section), document,
                 table=lambda result: text_table(cluster_view(section), title=result.title,
-                                                caption=result.caption),
+                                                caption=result.caption, wide=result.wide,
+                                                summary=CLUSTER_SUMMARY),
                 title=f"Right-sizing {source} ({section.start} .. {section.end})",
                 caption=f"strategy {request.strategy}; severity as KRR grades the change",
-                summary=cluster_summary(section), extra={"usage": plan.usage}),
+                summary=cluster_summary(section), extra={"usage": plan.usage}, wide=wide),
          fmt=fmt, output=output)
 
 

@@ -12,8 +12,8 @@ import polars as pl
 import typer
 
 from foresize.cli.common import provenance
-from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, opt
-from foresize.cli.output import Result, emit, progress
+from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, WideOpt, opt
+from foresize.cli.output import Col, Result, emit, frame_table, progress
 from foresize.core.units import parse_duration
 from foresize.ingest.requests import parse_request_mapping
 from foresize.recommend.plan import SCHEMA_VERSION, validate_plan
@@ -33,6 +33,15 @@ Examples:
 YAML_SUFFIXES = (".yaml", ".yml")
 COLUMNS = ("device", "tp", "status", "policy", "gpu_hours", "cost", "attainment",
            "capacity_work_per_replica", "note")
+SUMMARY = [  # the candidate, its price and whether it meets the SLO
+    Col("device"), Col("tp"), Col("policy"),
+    Col("gpu_hours", "GPU h", show=lambda v: "-" if v is None else f"{v:,.2f}"),
+    Col("cost", "cost $", show=lambda v: "-" if v is None else f"{v:,.2f}"),
+    Col("attainment", "SLO met %", show=lambda v: "-" if v is None else f"{100 * v:.1f}"),
+    Col("status"),
+    Col("capacity_work_per_replica", "work/s/replica", summary=False),
+    Col("note", prose=True, summary=False),
+]
 
 
 def serve(
@@ -74,6 +83,7 @@ def serve(
         "Output", dir_okay=False, show_default=False)] = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    wide: WideOpt = False,
 ) -> None:
     """Plan an LLM service: simulate every candidate device and TP degree on the trace,
     tune the predictive schedule and the HPA (requests in flight), KEDA (queue) and
@@ -100,5 +110,7 @@ def serve(
         title=f"Serving {s.model} on {trace} ({s.replay}); SLO TTFT {s.ttft_s:g} s, TPOT "
         f"{1e3 * s.tpot_s:g} ms at {100 * s.attainment:g} %",
         caption=f"cheapest: {s.tp} x {s.device} per replica, {s.gpu_hours:.2f} GPU-h, "
-        f"{s.cost:.2f} {s.currency} ({plan.scaling.forecaster}); -f k8s for the manifests"),
+        f"{s.cost:.2f} {s.currency} ({plan.scaling.forecaster}); -f k8s for the manifests",
+        wide=wide, table=lambda result: frame_table(
+            result, columns=[c for c in SUMMARY if c.key in result.frame.columns])),
         fmt=fmt, output=output)

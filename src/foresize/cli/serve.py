@@ -4,14 +4,15 @@ analysis, under replica policies, against TTFT/TPOT SLOs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from foresize.cli.common import provenance
-from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, opt
-from foresize.cli.output import Result, emit, info, progress
+from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, WideOpt, opt
+from foresize.cli.output import Col, Result, emit, frame_table, info, progress
 from foresize.core.units import parse_duration
 from foresize.graph.devices import DEVICES
 from foresize.ingest.requests import parse_request_mapping
@@ -42,6 +43,21 @@ Examples:
 COLUMNS = ("policy", "value", "gpu_hours", "cost_usd", "energy_kwh", "attainment",
            "ttft_p50_s", "ttft_p99_s", "tpot_p50_ms", "tpot_p99_ms", "queue_mean", "queue_max",
            "replicas_max", "cold_starts", "vs_oracle")
+
+
+def _fixed(digits: int, suffix: str = "", scale: float = 1) -> Callable[[float | None], str]:
+    """A cell with ``digits`` decimals (``scale`` first), ``-`` for missing."""
+    return lambda v: "-" if v is None else f"{v * scale:,.{digits}f}{suffix}"
+
+
+SUMMARY = [  # the price of a policy and whether it meets the SLO, then the detail
+    Col("policy"), Col("gpu_hours", "GPU h", show=_fixed(2)),
+    Col("cost_usd", "cost $", show=_fixed(2)),
+    Col("attainment", "SLO met %", show=_fixed(1, scale=100)),
+    Col("ttft_p99_s", "TTFT P99"), Col("tpot_p99_ms", "TPOT P99 ms", show=_fixed(0)),
+    Col("vs_oracle", "vs oracle", show=_fixed(2, "x")),
+    Col("value", "knob"), Col("replicas_max", "peak"),
+]
 
 
 def serve(
@@ -99,6 +115,7 @@ def serve(
         "busiest 15 minutes of replicas.", "Output", dir_okay=False)] = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    wide: WideOpt = False,
 ) -> None:
     """Serve an LLM request trace on replicas built from the model's static analysis
     (continuous batching, KV cache, start-up) and compare replica policies on GPU-hours,
@@ -134,6 +151,8 @@ def serve(
         caption=("each policy at its cheapest knob value meeting "
                  f"{100 * attainment:g} % attainment" if sweep else
                  "each policy at its default knob") +
-        f"; vs_oracle: GPU-hours / oracle's; capacity {study.capacity:.3g} work/s per replica "
-        f"(calibrated), start-up {m.startup_s:.0f} s, KV {m.kv_capacity_tokens:,} tokens"),
+        f"; vs oracle: GPU-hours / oracle's; capacity {study.capacity:.3g} work/s per replica "
+        f"(calibrated), start-up {m.startup_s:.0f} s, KV {m.kv_capacity_tokens:,} tokens",
+        wide=wide, table=lambda result: frame_table(
+            result, columns=[c for c in SUMMARY if c.key in result.frame.columns])),
         fmt=fmt, output=output)

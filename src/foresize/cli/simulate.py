@@ -10,6 +10,7 @@ from typing import Annotated, Any, cast, get_args
 import numpy as np
 import polars as pl
 import typer
+from rich.console import RenderableType
 
 from foresize.cli import autoscale, serve
 from foresize.cli.common import provenance
@@ -20,8 +21,9 @@ from foresize.cli.options import (
     OutputOpt,
     RayAddressOpt,
     SeedOpt,
+    WideOpt,
 )
-from foresize.cli.output import SETTINGS, Result, emit, info, progress
+from foresize.cli.output import SETTINGS, Result, emit, frame_table, info, progress
 from foresize.core.parallel import check_engine
 from foresize.simulate.cluster.autoscaler import AUTOSCALE
 from foresize.simulate.cluster.carbon import diurnal, read_series
@@ -170,6 +172,7 @@ def schedule(
     mirror: MirrorOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    wide: WideOpt = False,
     engine: EngineOpt = "local",
     ray_address: RayAddressOpt = None,
 ) -> None:
@@ -218,8 +221,20 @@ def schedule(
     }
     emit(Result(frame, document, title=f"{mode} of {trace} on {nodes} "
                 f"({cluster.n_nodes:,} nodes, {int(cluster.n_gpu.sum()):,} GPUs)",
-                caption=f"mean over {len(seed_list)} seed(s) from {base}"),
-         fmt=fmt, output=output)
+                caption=f"mean over {len(seed_list)} seed(s) from {base}", wide=wide,
+                table=_schedule_table), fmt=fmt, output=output)
+
+
+FIRST = ("policy", "allocated_at_100_frac", "fragmentation_rate_frac", "failed_pods")
+
+
+def _schedule_table(result: Result) -> RenderableType:
+    """The policy and what a person compares first (GPUs allocated at full demand,
+    fragmentation, pods that never ran), then the rest as the width allows.
+    """
+    columns = result.frame.columns
+    return frame_table(result, columns=[*(c for c in FIRST if c in columns),
+                                        *(c for c in columns if c not in FIRST)])
 
 
 POLICIES_EPILOG = """\
@@ -232,14 +247,15 @@ Examples:
 
 
 @app.command("policies", epilog=POLICIES_EPILOG)
-def policies(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
+def policies(fmt: FormatOpt = None, output: OutputOpt = None, wide: WideOpt = False) -> None:
     """List the placement, queue, preemption and autoscaler policies by name."""
     rows = [{"kind": "placement", "name": n} for n in PLACEMENT.names()]
     rows += [{"kind": "queue", "name": n} for n in QUEUE.names()]
     rows += [{"kind": "preemption", "name": n} for n in PREEMPTION.names()]
     rows += [{"kind": "autoscaler", "name": n} for n in AUTOSCALE.names()]
     frame = pl.DataFrame(rows)
-    emit(Result(frame, {"policies": rows}, title="Simulator policies"), fmt=fmt, output=output)
+    emit(Result(frame, {"policies": rows}, title="Simulator policies", wide=wide), fmt=fmt,
+         output=output)
 
 app.command("autoscale", epilog=autoscale.EPILOG)(autoscale.autoscale)
 app.command("vertical", epilog=autoscale.VERTICAL_EPILOG)(autoscale.vertical)

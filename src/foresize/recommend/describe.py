@@ -163,7 +163,7 @@ def rightsizing_view(body: PlanBody) -> pl.DataFrame:
     for rec in body.recommendations:
         slack = rec.risk.expected_slack
         row = {
-            "workload": short_id(rec.workload), "resource": rec.resource,
+            "workload": rec.workload, "resource": rec.resource,
             "request": human_metric(rec.resource, rec.recommended.request),
             "limit": human_metric(rec.resource, rec.recommended.limit),
             "slack": "-" if slack is None else f"{slack:.1%}", "risk": f"{rec.risk.p_exceed:g}",
@@ -181,7 +181,7 @@ def rightsizing_view(body: PlanBody) -> pl.DataFrame:
 def scaling_view(body: PlanBody) -> pl.DataFrame:
     """One row per scaling plan: replicas, HPA settings, cron windows, cost."""
     rows = [{
-        "workload": short_id(s.workload), "forecaster": s.forecaster,
+        "workload": s.workload, "forecaster": s.forecaster,
         "demand peak": f"{max(s.schedule.demand):.3g} {s.unit}",
         "replicas": f"{s.schedule.low}-{s.schedule.peak}",
         "HPA min/max/target": f"{s.hpa.min_replicas}/{s.hpa.max_replicas}/"

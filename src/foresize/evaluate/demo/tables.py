@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from foresize.core.units import human_bytes, human_duration, human_metric, short_id
+from foresize.core.units import human_bytes, human_duration, human_metric
 
 Shown = tuple[str, pl.DataFrame]
 
@@ -42,7 +42,7 @@ def model_table(model: Mapping[str, Any]) -> Shown:
 def plan_table(plan: Mapping[str, Any]) -> Shown:
     """Request, limit and slack per workload and resource."""
     rows = [{
-        "workload": short_id(r["workload"]), "resource": r["resource"],
+        "workload": r["workload"], "resource": r["resource"],
         "request": human_metric(r["resource"], r["request"]),
         "limit": human_metric(r["resource"], r["limit"]),
         "slack": "-" if r["expected_slack"] is None else f"{r['expected_slack']:.0%}",
@@ -59,7 +59,7 @@ def scaling_table(plan: Mapping[str, Any]) -> Shown | None:
     place = plan.get("placement")
     where = "" if place is None else f" · one replica: {place['rationale']}"
     rows = [{
-        "workload": short_id(r["workload"]),
+        "workload": r["workload"],
         "per replica": f"{r['capacity_per_replica']:.3g} {r['metric']}",
         "replicas": f"{r['replicas_low']}-{r['replicas_peak']}", "HPA min/max/target": r["hpa"],
         "vs static": f"-{r['saving_vs_static']:.0%}",
