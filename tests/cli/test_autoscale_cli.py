@@ -32,13 +32,21 @@ def test_lora_end_to_end_json(
             "static,hpa",
             "--inject",
             "shift:+50%@1h",
+            "--inject",
+            "spike:3x:30m@40h",  # the README's old example: no demand there
             "--format",
             "json",
             "-o",
             str(target),
         ]
     )
-    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if line.startswith("Warning: --inject")]
+    assert warned == [
+        "Warning: --inject spike:3x:30m@40h changes nothing: demand is 0 in 40h-40h30m; "
+        "busiest hour is 415h"
+    ]
     document = json.loads(target.read_text())
     assert document["demand"]["unit"] == "concurrent requests"
     assert document["demand"]["peak"] == 22
