@@ -32,13 +32,21 @@ def test_lora_end_to_end_json(
             "static,hpa",
             "--inject",
             "shift:+50%@1h",
+            "--inject",
+            "spike:3x:30m@40h",  # the README's old example: no demand there
             "--format",
             "json",
             "-o",
             str(target),
         ]
     )
-    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if line.startswith("Warning: --inject")]
+    assert warned == [
+        "Warning: --inject spike:3x:30m@40h changes nothing: demand is 0 in 40h-40h30m; "
+        "busiest hour is 415h"
+    ]
     document = json.loads(target.read_text())
     assert document["demand"]["unit"] == "concurrent requests"
     assert document["demand"]["peak"] == 22
@@ -191,6 +199,27 @@ def test_vertical_replays_the_recommender_s_plan_on_later_telemetry(
     assert capsys.readouterr().err.startswith(
         f"Error: {plan_path}: the plan sizes mem_util_pct, not gpu_util_pct"
     )
+    good = json.loads(plan_path.read_text())
+    first = good["recommendations"][0]["workload"]
+    for path, value, message in [  # hand-edited plans: one line naming the file and field
+        (("recommended", "request"), -1e9, "recommended.request is -1000000000.0; it must be"),
+        (("recommended", "limit"), math.inf, "recommended.limit is inf; it must be"),
+        (("recommended", "request"), 107.0, "recommended.request is 107 %; a percentage"),
+        (("recommended", "request"), 99.0, "recommended.request (99) is above its limit"),
+    ]:
+        bad = json.loads(json.dumps(good))
+        bad["recommendations"][0][path[0]][path[1]] = value
+        if path == ("recommended", "request") and value == 99.0:
+            bad["recommendations"][0]["recommended"]["limit"] = 98.0
+        plan_path.write_text(json.dumps(bad))
+        target.unlink(missing_ok=True)
+        assert main([*args, "-f", "json", "-o", str(target)]) == 3
+        err = capsys.readouterr().err
+        assert err.startswith(
+            f"Error: {plan_path}: recommendations[0] ({first}, mem_util_pct).{message}"
+        ), err
+        assert "Traceback" not in err
+        assert not target.exists()  # never a partial output
     plan_path.write_text("{not json")
     assert main(args) == 3
     assert capsys.readouterr().err.startswith(f"Error: {plan_path}: not valid JSON")

@@ -85,6 +85,14 @@ def test_plan_and_simulations_are_consistent(twice: tuple[DemoResult, DemoResult
     assert oracle["vs_oracle"].to_list() == pytest.approx([1.0] * len(services))
     static = result.autoscale.filter(pl.col("policy") == "static")
     assert static["unserved_frac"].max() == 0  # hindsight peak serves everything
+    for scaling in result.plan["scaling_plans"]:  # planned HPA targets a person can use
+        assert 20 <= scaling["hpa"]["target_utilisation_pct"] <= 90
+    hours = {
+        (w, p): h for w, p, h in result.autoscale.select("workload", "policy", "replica_hours")
+        .iter_rows()
+    }
+    for service in services:  # the plan's HPA is no costlier than Kubernetes' default
+        assert hours[service, "plan_hpa"] <= hours[service, "hpa"] + 1e-9
     rows = {r["requests"]: r for r in result.schedule.to_dicts()}
     assert rows["right-sized"]["gpus_requested"] <= rows["original"]["gpus_requested"]
     assert rows["original"]["placed_at_once"] == rows["original"]["pods"] or (

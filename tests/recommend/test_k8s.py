@@ -122,7 +122,8 @@ def schedule_docs() -> tuple[Any, Any]:
     schedule = replica_schedule(
         path, capacity=2.0, target_utilisation=0.7, startup_s=600, scale_down_delay_s=1200
     )
-    return hpa_settings(schedule), cron_schedule(schedule, max_windows=3)
+    after = datetime(2026, 1, 1, tzinfo=UTC)
+    return hpa_settings(schedule), cron_schedule(schedule, max_windows=3, after=after)
 
 
 def test_hpa_manifest_round_trips(schedule_docs: tuple[Any, Any]) -> None:
@@ -172,17 +173,19 @@ def test_keda_scaled_object_round_trips(schedule_docs: tuple[Any, Any]) -> None:
     assert spec["maxReplicaCount"] == cron.peak == 9  # ceil(12.6 / 1.4)
     peak, tail = spec["triggers"]
     assert peak["type"] == tail["type"] == "cron"
-    # 9 replicas from 09:50 (one start-up step early) to 12:20 (two steps of hold), then 3
+    # 9 replicas from 09:50 (one start-up step early) to 12:20 (two steps of hold), then 3,
+    # every Saturday (2024-06-01 was one), next on 2026-01-03, after the plan
+    assert cron.windows[0].start == datetime(2026, 1, 3, 9, 50, tzinfo=UTC)
     assert peak["metadata"] == {
         "timezone": "Etc/UTC",
-        "start": "50 9 1 6 *",
-        "end": "20 12 1 6 *",
+        "start": "50 9 * * 6",
+        "end": "20 12 * * 6",
         "desiredReplicas": "9",
     }
     assert tail["metadata"] == {
         "timezone": "Etc/UTC",
-        "start": "20 12 1 6 *",
-        "end": "0 14 1 6 *",
+        "start": "20 12 * * 6",
+        "end": "0 14 * * 6",
         "desiredReplicas": "3",
     }
     behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]

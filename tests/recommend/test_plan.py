@@ -19,6 +19,8 @@ from foresize.recommend.export import k8s_name, parse_quantity, plan_manifests, 
 from foresize.recommend.plan import (
     SCHEMA_VERSION,
     Plan,
+    plan_problems,
+    read_plan,
     recommendation_schema,
     schema_errors,
     validate_plan,
@@ -108,6 +110,37 @@ def test_schema_catches_a_broken_plan(lora_plan: Plan) -> None:
     doc["scaling_plans"][0]["schedule"]["replicas"][0] = "two"
     with pytest.raises(SchemaMismatchError, match="scaling_plans/0/schedule/replicas/0"):
         validate_plan(doc)
+
+
+def test_the_planner_s_own_plan_is_in_range(lora_plan: Plan) -> None:
+    assert plan_problems(lora_plan) == []
+    for plan in lora_plan.scaling_plans:
+        assert 20 <= plan.hpa.target_utilisation_pct <= 90
+        assert 1 <= plan.hpa.min_replicas <= plan.hpa.max_replicas
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (("hpa", "target_utilisation_pct"), 1, "target_utilisation_pct is 1; it must be in 20-100"),
+        (("hpa", "min_replicas"), 0, "hpa.min_replicas is 0; an HPA keeps at least 1"),
+        (("hpa", "max_replicas"), 0, "hpa.max_replicas (0) is below min_replicas"),
+        (("hpa", "target_value_per_replica"), -2.0, "target_value_per_replica is -2.0"),
+        (("schedule", "capacity_per_replica"), 0.0, "capacity_per_replica is 0.0; it must be > 0"),
+    ],
+)
+def test_read_plan_rejects_a_scaling_plan_out_of_range(
+    lora_plan: Plan, tmp_path: Path, field: tuple[str, str], value: float, message: str
+) -> None:
+    doc = json.loads(lora_plan.model_dump_json())
+    doc["scaling_plans"][1][field[0]][field[1]] = value
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputError) as caught:
+        read_plan(path)
+    assert str(caught.value.message).startswith(f"{path}: scaling_plans[1] (INPAINTING).")
+    assert message in caught.value.message
+    assert "\n" not in caught.value.message
 
 
 def test_k8s_names_and_manifests(lora_plan: Plan) -> None:

@@ -14,12 +14,15 @@ from foresize.forecast.baselines import WindowAverage
 from foresize.forecast.panel import to_panel
 from foresize.ingest.sources import ReadOptions, open_telemetry
 from foresize.recommend.scaling import (
+    HPA_TARGET_RANGE,
+    CronWindow,
     DemandPath,
     ReplicaSchedule,
     cron_schedule,
     demand_from_forecast,
     estimate_capacity,
     hpa_settings,
+    hpa_unserved,
     replica_schedule,
 )
 
@@ -127,32 +130,97 @@ def test_max_replicas_caps_and_counts_the_shortfall() -> None:
     assert schedule.capped_steps == 1
 
 
-def test_hpa_reproduces_the_schedule_headroom_from_the_mean(forecast_path: DemandPath) -> None:
+def test_hpa_target_is_the_highest_in_range_no_worse_served_than_the_default(
+    forecast_path: DemandPath, observed_path: DemandPath
+) -> None:
     schedule = replica_schedule(forecast_path, capacity=0.5, target_utilisation=0.7)
+    observed = np.asarray(observed_path.values)
+    settings = hpa_settings(schedule, observed=observed)
+    low, high = HPA_TARGET_RANGE
+    assert low * 100 <= settings.target_utilisation_pct <= high * 100
+    per_replica = 0.5 * settings.target_utilisation_pct / 100
+    # min: the fewest the history needs at the target, max: at least the schedule's peak
+    assert settings.min_replicas == max(1, math.ceil(observed.min() / per_replica - 1e-9))
+    assert settings.max_replicas >= math.ceil(schedule.peak * 1.2)
+    assert settings.max_replicas >= math.ceil(observed.max() / per_replica - 1e-9)
+    targets = np.arange(20, 91) / 100
+    unserved = hpa_unserved(observed, 0.5, targets, lag_steps=1)
+    at = dict(zip(np.round(targets * 100).astype(int).tolist(), unserved.tolist(), strict=True))
+    chosen = settings.target_utilisation_pct
+    assert at[chosen] <= at[80] + 1e-9
+    assert all(at[t] > at[80] + 1e-9 for t in range(chosen + 1, 91))
+    assert "no more demand unserved than the default 80%" in settings.rationale
+
+
+def test_hpa_unserved_known_answer() -> None:
+    # the HPA saw [2, 2, 2, 6] (one step late); at 50 % x 1.1 it keeps 4, 4, 4, 11 replicas
+    # of capacity 1, so the jump to 6 finds 4: 2 of 16 units unserved
+    share = hpa_unserved(np.array([2.0, 2.0, 6.0, 6.0]), 1.0, np.array([0.5, 0.9]), lag_steps=1)
+    assert share[0] == pytest.approx(2 / 16)
+    assert share[1] == pytest.approx(3 / 16)  # at 90 % x 1.1: ceil(2 / 0.99) = 3, 3 short
+    assert hpa_unserved(np.zeros(3), 1.0, np.array([0.5]), lag_steps=1).tolist() == [0.0]
+
+
+def test_hpa_target_never_follows_a_near_zero_mean() -> None:
+    # the demo's infer-assist-02: the mean the HPA would see is near zero where the
+    # upper quantile needs 2 replicas; the old translation wrote a 1 % target
+    path = DemandPath(values=(0.5, 3.0, 3.0, 0.5), step_s=60.0, expected=(0.0, 0.01, 0.01, 0.0))
+    schedule = replica_schedule(path, capacity=2.0, target_utilisation=0.7)
     settings = hpa_settings(schedule)
-    assert settings.min_replicas == schedule.low
-    assert settings.max_replicas == math.ceil(schedule.peak * 1.2)
-    assert settings.target_utilisation_pct <= 70
-    # the HPA, fed the expected demand, asks for at least what the upper quantile needs
-    for mean, need in zip(forecast_path.expected or (), schedule.needed, strict=True):
-        assert settings.desired(mean) >= need
-        # ... even when the tolerance band lets utilisation run 10 % over the target
-        raw = mean / (settings.target_value_per_replica * (1 + settings.tolerance))
-        assert max(math.ceil(raw - 1e-9), settings.min_replicas) >= need
-    assert "binds the target" in settings.rationale
+    assert settings.target_utilisation_pct == 90
+    assert settings.scale_down_stabilisation_s == 0
+    assert (settings.min_replicas, settings.max_replicas) == (1, 4)  # peak 3 + 20 %
 
 
-def test_hpa_on_observed_demand_keeps_the_schedule_target_less_tolerance() -> None:
-    schedule = replica_schedule(
-        [3.0, 8.0, 5.0], capacity=1.0, target_utilisation=0.8, scale_down_delay_s=300
+def _weekly_holds(window: CronWindow, t: datetime) -> bool:
+    """Whether the weekly window is active at the instant ``t`` (any week)."""
+    offset = (t - window.start) % timedelta(days=7)
+    return offset < window.end - window.start
+
+
+def test_cron_windows_recur_weekly_after_the_plan_and_never_overlap() -> None:
+    # synthetic: a 9-day horizon (longer than a week) whose peaks land on the same weekday
+    # twice, at times 30 s off the minute, with two counts touching mid-minute
+    start = datetime(2022, 9, 12, 8, 0, 30, tzinfo=UTC)  # a Monday, in the trace's year
+    ts = tuple(start + timedelta(minutes=30 * i) for i in range(9 * 48))
+    values = [1.0] * len(ts)
+    for day, (lo, hi, level) in [(0, (2, 6, 5.0)), (0, (6, 8, 3.0)), (7, (4, 10, 4.0))]:
+        for i in range(day * 48 + lo, day * 48 + hi):
+            values[i] = level
+    path = DemandPath(values=tuple(values), step_s=1800.0, ts=ts)
+    schedule = replica_schedule(path, capacity=1.0, target_utilisation=1.0)
+    after = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)  # a Monday
+    cron = cron_schedule(schedule, max_windows=6, after=after)
+    spans = [(w.start, w.end, w.replicas, w.cron_start, w.cron_end) for w in cron.windows]
+    # Monday 09:00-11:00 at 5 (week 1) and 10:00-13:00 at 4 (week 2) merge at 5 until 13:00;
+    # week 1's 11:00-12:00 at 3 lies inside it
+    assert spans == [
+        (
+            datetime(2026, 12, 7, 9, 0, tzinfo=UTC),
+            datetime(2026, 12, 7, 13, 1, tzinfo=UTC),
+            5,
+            "0 9 * * 1",
+            "1 13 * * 1",
+        )
+    ]
+    assert cron.base_replicas == 1
+
+
+def test_cron_neighbours_share_a_minute_without_overlap() -> None:
+    start = datetime(2024, 3, 4, 6, 0, 20, tzinfo=UTC)
+    ts = tuple(start + timedelta(seconds=30 * i) for i in range(8))
+    path = DemandPath(values=(1.0, 5.0, 5.0, 3.0, 3.0, 3.0, 1.0, 1.0), step_s=30.0, ts=ts)
+    cron = cron_schedule(
+        replica_schedule(path, capacity=1.0, target_utilisation=1.0),
+        after=datetime(2026, 1, 1, tzinfo=UTC),
     )
-    settings = hpa_settings(schedule, max_headroom=0.0)
-    # needs 4, 10, 7 replicas; bounds 3/3, 8/9, 5/6: the last binds -> 0.833 / 1.1 = 75 %
-    assert settings.target_utilisation_pct == 75
-    assert settings.scale_down_stabilisation_s == 300
-    assert (settings.min_replicas, settings.max_replicas) == (4, 10)
-    assert all(
-        settings.desired(d) >= n for d, n in zip([3.0, 8.0, 5.0], schedule.needed, strict=True)
+    first, second = cron.windows
+    assert (first.replicas, second.replicas) == (5, 3)
+    assert first.end == second.start  # 5 keeps 06:01-06:02, 3 starts where it ends
+    assert (first.cron_start, first.cron_end, second.cron_end) == (
+        "0 6 * * 1",
+        "2 6 * * 1",
+        "4 6 * * 1",
     )
 
 
@@ -161,13 +229,15 @@ def test_cron_schedule_merges_into_few_windows_and_covers(observed_path: DemandP
         observed_path, capacity=0.25, target_utilisation=0.7, startup_s=180, scale_down_delay_s=300
     )
     ts = observed_path.ts or ()
+    after = datetime(2026, 11, 24, tzinfo=UTC)
     for max_windows in (1, 4, 8):
-        cron = cron_schedule(schedule, max_windows=max_windows)
+        cron = cron_schedule(schedule, max_windows=max_windows, after=after)
         assert 1 <= len(cron.windows) <= max_windows
         assert cron.base_replicas == schedule.low
         assert cron.peak == schedule.peak
+        assert all(w.start >= after for w in cron.windows)
         for t, replicas in zip(ts, schedule.replicas, strict=True):
-            held = [w.replicas for w in cron.windows if w.start <= t < w.end]
+            held = [w.replicas for w in cron.windows if _weekly_holds(w, t)]
             assert max([cron.base_replicas, *held]) >= replicas
         assert cron.replica_hours >= schedule.replica_hours - 1e-9
         assert cron.replica_hours <= schedule.static_peak_replica_hours + 1e-9
@@ -179,13 +249,14 @@ def test_cron_window_crons_round_outwards_to_the_minute() -> None:
     start = datetime(2024, 3, 5, 6, 30, 20, tzinfo=UTC)
     ts = tuple(start + timedelta(seconds=30 * i) for i in range(6))
     path = DemandPath(values=(1.0, 1.0, 5.0, 5.0, 1.0, 1.0), step_s=30.0, ts=ts)
-    cron = cron_schedule(replica_schedule(path, capacity=1.0, target_utilisation=1.0))
+    after = datetime(2026, 11, 24, tzinfo=UTC)  # a Tuesday, as 2024-03-05 was
+    cron = cron_schedule(replica_schedule(path, capacity=1.0, target_utilisation=1.0), after=after)
     (window,) = cron.windows
     assert window.replicas == 5
-    assert window.start == ts[2]
-    assert window.end == ts[4]
-    assert window.cron_start == "31 6 5 3 *"  # 06:31:20 floored
-    assert window.cron_end == "33 6 5 3 *"  # 06:32:20 rounded up
+    assert window.start == datetime(2026, 11, 24, 6, 31, tzinfo=UTC)  # 06:31:20 floored
+    assert window.end == datetime(2026, 11, 24, 6, 33, tzinfo=UTC)  # 06:32:20 rounded up
+    assert window.cron_start == "31 6 * * 2"
+    assert window.cron_end == "33 6 * * 2"
 
 
 def test_estimate_capacity_recovers_a_known_line() -> None:

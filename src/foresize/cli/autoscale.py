@@ -44,7 +44,7 @@ Examples:
       --policies static,hpa,predictive,hybrid,oracle --startup 5 -o qps.json
 
   foresize simulate autoscale alibaba-gentd26:lora --capacity 1 \
-      --inject spike:3x:10m@12h --inject blackout:2h@100h --plot lora.png
+      --inject spike:3x:10m@415h --inject blackout:2h@100h --plot lora.png
 
   foresize simulate autoscale demand.csv --map ts=time,workload=pod,value=rps \
       --as-metric qps --capacity 5 --target 0.6 --price 2.5 -f json

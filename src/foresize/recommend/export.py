@@ -230,7 +230,7 @@ def scaling_manifests(plan: Plan) -> list[Manifest]:
                     *head,
                     f"KEDA cron schedule from the {scaling.forecaster} forecast "
                     f"({scaling.schedule.covers}): base {cron.base_replicas}, peak {cron.peak}; "
-                    "the crons name dates: regenerate it with the next forecast",
+                    "the crons recur weekly at the forecast's day and time (UTC)",
                 ),
             )
         )

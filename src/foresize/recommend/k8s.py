@@ -229,9 +229,8 @@ def keda_scaled_object(
     """A KEDA ``ScaledObject`` with one cron trigger per window of the schedule.
 
     Outside every window KEDA holds ``minReplicaCount`` (the schedule's base); the HPA that
-    KEDA manages takes the largest of the active triggers, so overlapping windows are safe.
-    The crons name dates: the object covers the forecast horizon and is regenerated with
-    the next forecast.
+    KEDA manages takes the largest of the active triggers. The crons recur weekly (day of
+    week and time, UTC), the pattern the forecast saw; their windows never overlap.
     """
     triggers = [
         {

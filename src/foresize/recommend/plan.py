@@ -18,6 +18,8 @@ what every written plan satisfies.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +27,7 @@ from typing import Any, Literal
 import jsonschema  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field
 
-from foresize.core.errors import SchemaMismatchError
+from foresize.core.errors import InputError, SchemaMismatchError
 from foresize.core.io import read_json_object
 
 SCHEMA_VERSION = "1.3"
@@ -487,6 +489,87 @@ def schema_errors(document: dict[str, Any]) -> list[str]:
     ]
 
 
+# The HPA utilisation targets a plan file may carry, in percent of the request: below 20
+# an HPA holds five times the replicas the demand needs; a serving plan's HPA on requests
+# in flight writes 100 (its target is the value per replica).
+PLAN_HPA_TARGET_PCT = (20, 100)
+
+
+def _amount(where: str, value: float | None, *, top: float | None = None) -> str | None:
+    """Why ``value`` cannot be a request, limit or bound (None when it can)."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < 0:
+        return f"{where} is {value!r}; it must be a finite number >= 0"
+    if top is not None and value > top + 1e-9:
+        return f"{where} is {value:g} %; a percentage of a device is at most {top:g}"
+    return None
+
+
+def _recommendation_problems(i: int, rec: ResourceRecommendation) -> Iterator[str]:
+    at = f"recommendations[{i}] ({rec.workload}, {rec.resource})"
+    devices = rec.placement.devices if rec.placement is not None else 1
+    top = 100.0 * max(devices, 1) if rec.unit == "%" else None
+    values = rec.recommended
+    for name, value in (("request", values.request), ("limit", values.limit)):
+        yield from filter(None, [_amount(f"{at}.recommended.{name}", value, top=top)])
+    for name in ("lower", "target", "upper", "uncapped"):
+        yield from filter(
+            None, [_amount(f"{at}.bounds.{name}", getattr(rec.bounds, name), top=top)]
+        )
+    for j, phase in enumerate(rec.phases):
+        yield from filter(None, [_amount(f"{at}.phases[{j}].request", phase.request, top=top)])
+    request, limit = values.request, values.limit
+    if request is not None and limit is not None and request > limit:
+        yield f"{at}.recommended.request ({request:g}) is above its limit ({limit:g})"
+
+
+def _scaling_problems(i: int, plan: ScalingPlan) -> Iterator[str]:
+    at = f"scaling_plans[{i}] ({plan.workload})"
+    hpa, cron, schedule = plan.hpa, plan.cron, plan.schedule
+    capacity = schedule.capacity_per_replica
+    if not (math.isfinite(capacity) and capacity > 0):
+        yield f"{at}.schedule.capacity_per_replica is {capacity!r}; it must be > 0"
+    if any(r < 0 for r in schedule.replicas):
+        yield f"{at}.schedule.replicas holds {min(schedule.replicas)}; counts must be >= 0"
+    if hpa.min_replicas < 1:
+        yield f"{at}.hpa.min_replicas is {hpa.min_replicas}; an HPA keeps at least 1"
+    if hpa.max_replicas < hpa.min_replicas:
+        yield (
+            f"{at}.hpa.max_replicas ({hpa.max_replicas}) is below min_replicas "
+            f"({hpa.min_replicas})"
+        )
+    low, high = PLAN_HPA_TARGET_PCT
+    if not low <= hpa.target_utilisation_pct <= high:
+        yield (
+            f"{at}.hpa.target_utilisation_pct is {hpa.target_utilisation_pct}; "
+            f"it must be in {low}-{high}"
+        )
+    per_replica = hpa.target_value_per_replica
+    if not (math.isfinite(per_replica) and per_replica > 0):
+        yield f"{at}.hpa.target_value_per_replica is {per_replica!r}; it must be > 0"
+    if cron.base_replicas < 0:
+        yield f"{at}.cron.base_replicas is {cron.base_replicas}; it must be >= 0"
+    for j, window in enumerate(cron.windows):
+        if window.replicas < 1:
+            yield f"{at}.cron.windows[{j}].replicas is {window.replicas}; it must be >= 1"
+
+
+def plan_problems(plan: Plan) -> list[str]:
+    """What in ``plan`` no cluster could apply, one line per field (empty when none).
+
+    The schema checks types; this checks physical ranges, for plans edited by hand or
+    written by other tools: amounts finite and >= 0, a request at most its limit, a
+    percentage of a device at most 100 per device the placement gives, replicas >= 1 with
+    min <= max, and an HPA target in ``PLAN_HPA_TARGET_PCT``.
+    """
+    problems = [
+        p for i, rec in enumerate(plan.recommendations) for p in _recommendation_problems(i, rec)
+    ]
+    problems += [p for i, sp in enumerate(plan.scaling_plans) for p in _scaling_problems(i, sp)]
+    return problems
+
+
 def validate_plan(document: dict[str, Any]) -> Plan:
     """Check a plan document against the pydantic models and against the JSON Schema they
     publish; the first failure is a ``SchemaMismatchError`` naming the field.
@@ -500,13 +583,19 @@ def validate_plan(document: dict[str, Any]) -> Plan:
 def read_plan(path: Path) -> Plan:
     """A plan written by ``foresize recommend -o plan.json``, checked against its schema.
 
-    A missing, empty or non-JSON file, or one that breaks the schema, is an ``InputError``
-    naming the file (and the field).
+    A missing, empty or non-JSON file, one that breaks the schema, or one with a value out
+    of physical range (:func:`plan_problems`) is an ``InputError`` naming the file and the
+    field.
     """
     document = read_json_object(
         path, what="plan", hint="a plan is the JSON that foresize recommend -o plan.json writes"
     )
     try:
-        return validate_plan(document)
+        plan = validate_plan(document)
     except SchemaMismatchError as exc:
         raise SchemaMismatchError(f"{path}: {exc}") from None
+    problems = plan_problems(plan)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InputError(f"{path}: {problems[0]}{more}")
+    return plan

@@ -12,10 +12,11 @@ a scale-down delay keeps a replica for a while after the need falls (in-flight r
 drain, the count does not flap) -- the same trailing maximum as the HPA's scale-down
 stabilisation window.
 
-Two autoscaler translations follow. :func:`hpa_settings` derives HPA bounds and a target
-utilisation such that the HPA's rule ``desired = ceil(current * metric / target)``, fed the
-*expected* demand, asks for at least the replicas the schedule derives from the upper
-quantile. :func:`cron_schedule` compresses the schedule into a few KEDA cron windows.
+Two autoscaler translations follow. :func:`hpa_settings` picks an HPA target within
+``HPA_TARGET_RANGE`` (20-95 % of the request) by replaying the HPA's rule on the demand it
+will react to, and bounds that hold the schedule. :func:`cron_schedule` compresses the
+schedule into a few KEDA cron windows that recur weekly (day of week and time), so a
+plan made from an old trace still names future instants.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ IntArray = npt.NDArray[np.int64]
 # current/target is within 10 % of 1 (kubernetes.io, "Horizontal Pod Autoscaling",
 # algorithm details).
 HPA_TOLERANCE = 0.1
+# The range an HPA utilisation target in a plan stays in (a share of the request): below
+# 20 % an HPA keeps five times the replicas the demand needs; above 90 % the tolerance
+# band (x 1.1) lets replicas run at 100 % before it acts.
+HPA_TARGET_RANGE = (0.20, 0.90)
+DEFAULT_HPA_TARGET = 0.8  # what kubectl autoscale and most charts set
 _EPS = 1e-9
 
 
@@ -410,51 +416,91 @@ class HpaSettings:
         }
 
 
-def hpa_settings(
-    schedule: ReplicaSchedule, *, max_headroom: float = 0.2, tolerance: float = HPA_TOLERANCE
-) -> HpaSettings:
-    """HPA settings that reproduce the schedule's headroom from the expected demand.
+def hpa_unserved(
+    demand: FloatArray,
+    capacity: float,
+    targets: FloatArray,
+    *,
+    lag_steps: int,
+    tolerance: float = HPA_TOLERANCE,
+    min_replicas: int = 1,
+    max_replicas: int | None = None,
+) -> FloatArray:
+    """Share of ``demand`` an HPA at each of ``targets`` leaves unserved, replayed step by step.
 
-    The HPA sees the demand that arrives (the forecast mean), not the quantile the schedule
-    covers, so its target must be lower than the schedule's by the headroom ratio. For a
-    step that needs ``n >= 2`` replicas, ``ceil(mean / (capacity * T)) >= n`` holds for
-    ``T < mean / (capacity * (n - 1))``; the target is the smallest such bound over the
-    horizon, divided by ``1 + tolerance`` (the HPA ignores deviations within it), rounded
-    down to a whole percent and never above the schedule's own target. The HPA reacts
-    after the fact: the start-up lead is not in it (the cron schedule has it).
+    A coarse replay, vectorised over targets: the HPA sizes for the demand it saw
+    ``lag_steps`` ago (its sync period plus the replicas' start-up), lets utilisation run
+    ``tolerance`` over the target before acting, and a replica serves ``capacity``; what
+    exceeds ``ready * capacity`` is unserved. It ranks targets, it does not replace
+    ``simulate autoscale``.
+    """
+    total = float(demand.sum())
+    if total <= 0:
+        return np.zeros(targets.size)
+    seen = np.concatenate([np.full(lag_steps, demand[0]), demand[: demand.size - lag_steps]])
+    per_replica = capacity * targets[:, None] * (1 + tolerance)
+    ready = np.maximum(np.ceil(seen[None, :] / per_replica - _EPS), max(min_replicas, 1))
+    if max_replicas is not None:
+        ready = np.minimum(ready, max_replicas)
+    short = np.maximum(demand[None, :] - ready * capacity, 0.0)
+    out: FloatArray = short.sum(axis=1) / total
+    return out
+
+
+def hpa_settings(
+    schedule: ReplicaSchedule,
+    *,
+    observed: Sequence[float] | FloatArray | None = None,
+    max_headroom: float = 0.2,
+    tolerance: float = HPA_TOLERANCE,
+) -> HpaSettings:
+    """HPA bounds and a target in ``HPA_TARGET_RANGE``, chosen by replaying ``observed``.
+
+    The HPA reacts to the demand that arrives, so the upper quantile the schedule covers
+    is not its input: translating that headroom onto the forecast mean gave targets of
+    1 % where the mean is near zero, and more replica-hours than a default HPA. Instead
+    every whole-percent target in the range is replayed on ``observed`` (the workload's
+    history on its grid; default: the forecast mean) with :func:`hpa_unserved`, reacting
+    after the start-up, and the highest is kept that leaves no more demand unserved than
+    Kubernetes' default ``DEFAULT_HPA_TARGET``: never worse served than the default, and
+    cheaper where the demand moves slower than the HPA reacts. Bursts faster than that
+    are the cron schedule's job, not a lower target's (it would hold the headroom all
+    day). The bounds: min the fewest replicas the replayed demand ever needs at the target
+    (a floor that costs nothing in the replay and holds if the metric goes missing; the
+    forecast's low would hold replicas a default HPA does not), max the schedule's peak
+    plus ``max_headroom`` or the replayed peak need, whichever is higher.
     """
     if max_headroom < 0:
         raise InputError(f"max_headroom must be >= 0, got {max_headroom}")
     if not 0 <= tolerance < 1:
         raise InputError(f"tolerance must be in [0, 1), got {tolerance}")
     path = schedule.demand
-    hi = np.asarray(path.values, dtype=np.float64)
-    mean = hi if path.expected is None else np.asarray(path.expected, dtype=np.float64)
+    if observed is None:
+        observed = path.values if path.expected is None else path.expected
+    demand = _check_demand(np.asarray(observed, dtype=np.float64), "HPA replay")
     cap = schedule.capacity
-    needed = np.ceil(hi / (cap * schedule.target_utilisation) - _EPS)  # before the floor
-    binding = (needed >= 2) & (mean > 0)
-    if binding.any():
-        bounds = mean[binding] / (cap * (needed[binding] - 1))
-        target = float(bounds.min()) * (1 - 1e-6)
-        where = int(np.flatnonzero(binding)[int(bounds.argmin())])
-        why = (
-            f"step {where} (expected {mean[where]:.4g}, covered {hi[where]:.4g}, "
-            f"{int(needed[where])} replicas) binds the target"
-        )
-    else:
-        ratio = float(mean.sum() / hi.sum()) if hi.sum() > 0 else 1.0
-        target = schedule.target_utilisation * ratio
-        why = "no step needs 2+ replicas; target scaled by the mean/covered demand ratio"
-    target = min(target / (1 + tolerance), schedule.target_utilisation)
-    pct = max(1, math.floor(target * 100 + _EPS))
-    min_replicas = max(1, schedule.low)
-    max_replicas = max(min_replicas, math.ceil(schedule.peak * (1 + max_headroom) - _EPS))
+    lo, hi = HPA_TARGET_RANGE
+    targets = np.arange(round(lo * 100), round(hi * 100) + 1) / 100.0
+    lag = 1 + math.ceil(schedule.startup_s / path.step_s - _EPS)
+    unserved = hpa_unserved(demand, cap, targets, lag_steps=lag, tolerance=tolerance)
+    default = float(unserved[int(np.argmin(np.abs(targets - DEFAULT_HPA_TARGET)))])
+    best = int(np.flatnonzero(unserved <= default + _EPS)[-1])
+    target = float(targets[best])
+    pct = round(target * 100)
+    need = math.ceil(float(demand.max()) / (cap * target) - _EPS)
+    min_replicas = max(1, math.ceil(float(demand.min()) / (cap * target) - _EPS))
+    max_replicas = max(
+        min_replicas, math.ceil(schedule.peak * (1 + max_headroom) - _EPS), need
+    )
     stabilisation = math.ceil(schedule.scale_down_delay_s)
     rationale = (
-        f"target {pct}% of the request (schedule {schedule.target_utilisation:.0%} on "
-        f"{path.column}, HPA sees the mean; {why}; tolerance {tolerance:g}); "
-        f"min {min_replicas} = schedule low, max {max_replicas} = peak {schedule.peak} "
-        f"+ {max_headroom:.0%}"
+        f"target {pct}% of the request: the highest in {lo:.0%}-{hi:.0%} whose replay on "
+        f"{demand.size} steps of demand (reacting after {lag} step(s), tolerance "
+        f"{tolerance:g}) leaves no more demand unserved than the default "
+        f"{DEFAULT_HPA_TARGET:.0%} ({default:.2%}); "
+        f"min {min_replicas} = the fewest the replayed demand needs, max {max_replicas} = "
+        f"the larger of peak "
+        f"{schedule.peak} + {max_headroom:.0%} and the replayed peak need {need}"
     )
     return HpaSettings(
         min_replicas=min_replicas,
@@ -467,9 +513,17 @@ def hpa_settings(
     )
 
 
+WEEK = timedelta(days=7)
+_MINUTE = timedelta(minutes=1)
+
+
 @dataclass(frozen=True, slots=True)
 class CronWindow:
-    """A time window holding a replica count (one KEDA cron trigger)."""
+    """A weekly window holding a replica count (one KEDA cron trigger).
+
+    ``start`` and ``end`` are the window's next occurrence; the crons repeat it every week
+    on the same day and time (UTC), so they never name a date that has passed.
+    """
 
     start: datetime
     end: datetime
@@ -477,16 +531,13 @@ class CronWindow:
 
     @property
     def cron_start(self) -> str:
-        """Five-field cron of the start, floored to the minute (UTC)."""
+        """Five-field weekly cron of the start (UTC)."""
         return _cron(self.start)
 
     @property
     def cron_end(self) -> str:
-        """Five-field cron of the end, rounded up to the minute (UTC)."""
-        end = self.end
-        if end.second or end.microsecond:
-            end = end.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        return _cron(end)
+        """Five-field weekly cron of the end (UTC)."""
+        return _cron(self.end)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
@@ -500,9 +551,71 @@ class CronWindow:
 
 
 def _cron(when: datetime) -> str:
-    """``minute hour day month *``: fires on that date (yearly); KEDA's cron format."""
+    """``minute hour * * day-of-week`` (0 = Sunday): fires weekly; KEDA's cron format."""
     when = when.astimezone(UTC)
-    return f"{when.minute} {when.hour} {when.day} {when.month} *"
+    return f"{when.minute} {when.hour} * * {(when.weekday() + 1) % 7}"
+
+
+def _floor_minute(when: datetime) -> datetime:
+    return when.replace(second=0, microsecond=0)
+
+
+def _ceil_minute(when: datetime) -> datetime:
+    floored = _floor_minute(when)
+    return floored if floored == when else floored + _MINUTE
+
+
+Span = tuple[datetime, datetime, int]  # start, end, replicas
+
+
+def _on_minutes(spans: list[Span]) -> list[Span]:
+    """Spans widened outwards to whole minutes, never overlapping.
+
+    Where two spans touched inside a minute, the larger count keeps that minute.
+    """
+    out: list[Span] = []
+    for start, end, replicas in spans:
+        start, end = _floor_minute(start), _ceil_minute(end)
+        if out and out[-1][1] > start:
+            p_start, p_end, p_replicas = out[-1]
+            if p_replicas >= replicas:
+                start = p_end
+            else:
+                out[-1] = (p_start, start, p_replicas)
+                if start <= p_start:
+                    out.pop()
+        if end > start:
+            out.append((start, end, replicas))
+    return out
+
+
+def _weekly(
+    spans: list[Span], after: datetime
+) -> tuple[list[tuple[timedelta, timedelta, int]], int]:
+    """Spans folded onto one week (offset from Monday 00:00 UTC, length), overlaps merged
+    at the larger count; a merged span covering the whole week is returned as a base
+    count instead (0 when none does).
+    """
+    monday = _floor_minute(after.astimezone(UTC)).replace(hour=0, minute=0)
+    monday -= timedelta(days=monday.weekday())
+    folded = sorted(((s - monday) % WEEK, e - s, r) for s, e, r in spans)
+    merged: list[list[Any]] = []
+    for offset, length, replicas in folded:
+        if merged and offset < merged[-1][0] + merged[-1][1]:
+            last = merged[-1]
+            last[1] = max(last[1], offset + length - last[0])
+            last[2] = max(last[2], replicas)
+        else:
+            merged.append([offset, length, replicas])
+    if len(merged) > 1 and merged[-1][0] + merged[-1][1] > WEEK + merged[0][0]:
+        first = merged.pop(0)  # the last span wraps past Sunday into the first
+        last = merged[-1]
+        last[1] = max(last[1], first[0] + WEEK + first[1] - last[0])
+        last[2] = max(last[2], first[2])
+    whole = [m[2] for m in merged if m[1] >= WEEK]
+    if whole:
+        return [], max(whole)
+    return [(m[0], m[1], m[2]) for m in merged], 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,12 +677,18 @@ def _cheapest_merge(runs: list[list[int]], base: int) -> tuple[int, int]:
     return best[0], best[1]
 
 
-def cron_schedule(schedule: ReplicaSchedule, *, max_windows: int = 6) -> CronSchedule:
-    """At most ``max_windows`` windows (KEDA cron triggers) covering the schedule.
+def cron_schedule(
+    schedule: ReplicaSchedule, *, max_windows: int = 6, after: datetime | None = None
+) -> CronSchedule:
+    """At most ``max_windows`` weekly windows (KEDA cron triggers) covering the schedule.
 
     Outside the windows the base count (the schedule's low) runs. Adjacent windows are
     merged greedily -- the merge adding the fewest replica-hours first, a merged window
     holding the larger count -- so the result never has fewer replicas than the schedule.
+    A cron is a recurring pattern, so each window is the forecast's day of week and time
+    of day (UTC), repeated weekly: windows are widened to whole minutes, folded onto one
+    week (a horizon over a week lands twice on some days: those merge at the larger
+    count), and dated at their next occurrence at or after ``after`` (default: now).
     """
     if max_windows < 1:
         raise InputError(f"max_windows must be >= 1, got {max_windows}")
@@ -587,15 +706,22 @@ def cron_schedule(schedule: ReplicaSchedule, *, max_windows: int = 6) -> CronSch
         runs[i : j + 1] = [[runs[i][0], sum(r[1] for r in runs[i : j + 1]), top]]
     # a window ends where the next step starts (the grid may have gaps), the last one step on
     ends = (*ts[1:], ts[-1] + timedelta(seconds=schedule.demand.step_s))
-    windows = tuple(
-        CronWindow(start=ts[s], end=ends[s + length - 1], replicas=level)
-        for s, length, level in runs
-        if level > base
-    )
+    spans = [(ts[s], ends[s + length - 1], level) for s, length, level in runs if level > base]
+    now = datetime.now(UTC) if after is None else after.astimezone(UTC)
+    weekly, whole = _weekly(_on_minutes(spans), now)
+    base = max(base, whole)
+    monday = _floor_minute(now).replace(hour=0, minute=0) - timedelta(days=now.weekday())
+    windows = []
+    for offset, length, replicas in weekly:
+        start = monday + offset
+        if start < now:
+            start += WEEK
+        windows.append(CronWindow(start=start, end=start + length, replicas=replicas))
+    windows.sort(key=lambda w: w.start)
     hours = sum(r[1] * r[2] for r in runs) * schedule.step_hours
     return CronSchedule(
         base_replicas=base,
-        windows=windows,
+        windows=tuple(windows),
         replica_hours=float(hours),
         schedule_replica_hours=schedule.replica_hours,
     )

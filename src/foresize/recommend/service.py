@@ -333,7 +333,8 @@ def plan_scaling(
             startup_s=request.startup_s,
             scale_down_delay_s=request.scale_down_delay_s,
         )
-        hpa = hpa_settings(schedule)
+        history = panel.filter(pl.col("series") == workload).sort("ts")["y"].to_numpy()
+        hpa = hpa_settings(schedule, observed=history)
         cron = cron_schedule(schedule, max_windows=request.max_windows)
         model_name = str(part["model"][0]) if "model" in part.columns else request.forecaster
         start, end = row["start"], row["end"]

@@ -57,6 +57,12 @@ def _capacity(rows: pl.DataFrame, workload: str, assumptions: Assumptions) -> fl
     return max(peak, 1e-9) / assumptions.peak_replicas
 
 
+def _step_s(rows: pl.DataFrame) -> float:
+    """The median interval between a service's samples, in seconds."""
+    gaps = rows.sort("ts")["ts"].diff().dt.total_seconds().drop_nulls()
+    return float(gaps.median() or 0.0)  # type: ignore[arg-type]
+
+
 def build_demo_plan(
     frame: pl.DataFrame,
     *,
@@ -67,13 +73,16 @@ def build_demo_plan(
     horizon_s: float,
     source: str,
     node: NodeShape,
+    startup_steps: int = 0,
 ) -> tuple[list[PlanBody], list[str]]:
     """Plan bodies: one per resource metric, one per service; and what was left out.
 
     Resources are right-sized over their history's default horizon (the 70/30 split the
     strategies are calibrated on); services are planned over ``horizon_s``. The model is
     placed and priced on the services (the reference model stands for what they serve);
-    with no demand metric, on the right-sizing of GPU utilisation instead.
+    with no demand metric, on the right-sizing of GPU utilisation instead. Replicas
+    take ``startup_steps`` samples to start, as in the demo's replay, so the planned HPA
+    target is chosen for the delay it will meet.
     """
     present = set(frame["metric"].unique().to_list())
     demand = [m for m in DEMAND_METRICS if m in present]
@@ -107,6 +116,7 @@ def build_demo_plan(
             mine = rows.filter(pl.col("workload") == workload)
             scaling = ScalingRequest(
                 capacity=_capacity(mine, workload, assumptions),
+                startup_s=startup_steps * _step_s(mine),
                 forecaster=forecaster,
                 horizon_s=horizon_s,
             )

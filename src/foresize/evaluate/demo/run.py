@@ -217,6 +217,7 @@ def run_demo(
                 horizon_s=horizon_s,
                 source=source,
                 node=options.node,
+                startup_steps=options.startup_steps,
             )
             plan = plan_document(bodies, header)
             manifests = plan_yaml(validate_plan(plan))

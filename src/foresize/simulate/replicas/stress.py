@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from foresize.core.errors import InputError
+from foresize.core.errors import ForesizeWarning, InputError
 from foresize.core.units import parse_duration
 from foresize.simulate.replicas.service import FloatArray, IntArray
 
@@ -86,6 +87,48 @@ def parse_injection(text: str) -> Injection:
             raise InputError(f"--inject {text!r}: duration must be > 0")
         return Injection("blackout", _duration(match.group(2), text), duration, 1.0, text)
     raise InputError(f"--inject {text!r} is not an injection", hint=f"expected {SYNTAX}")
+
+
+class NoOpInjectionWarning(ForesizeWarning):
+    """An ``--inject`` that leaves the demand as it was (it multiplies zeros)."""
+
+
+def _at(seconds: float) -> str:
+    """An offset as ``--inject`` writes it: ``40h``, ``40h30m``."""
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+
+
+def warn_noop_injections(demand: FloatArray, step_s: float, injections: list[Injection]) -> None:
+    """Warn about each spike or shift that changes nothing: demand is 0 in its window.
+
+    Without the warning the "stressed" rows equal the "clean" ones and read as a scaler
+    that shrugged off the surprise. The message names the window, its demand and the
+    busiest hour, where an injection would bite.
+    """
+    hourly = max(1, round(3600 / step_s))
+    n_hours = math.ceil(demand.size / hourly)
+    padded = np.concatenate([demand, np.zeros(n_hours * hourly - demand.size)])
+    busiest = int(np.argmax(padded.reshape(n_hours, hourly).sum(axis=1)))
+    for injection in injections:
+        if injection.kind == "blackout":
+            continue
+        first, stop = injection.steps(demand.size, step_s)
+        window = demand[first:stop]
+        if injection.factor != 1.0 and np.any(window > 0):
+            continue
+        where = (
+            f"in {_at(first * step_s)}-{_at(stop * step_s)}"
+            if math.isfinite(injection.duration_s)
+            else f"from {_at(first * step_s)} on"
+        )
+        warnings.warn(
+            f"--inject {injection.text} changes nothing: demand is "
+            f"{float(window.max()):g} {where}; "
+            f"busiest hour is {busiest}h",
+            NoOpInjectionWarning,
+            stacklevel=2,
+        )
 
 
 def apply_injections(

@@ -25,7 +25,11 @@ from foresize.simulate.replicas.nodes import NodePlan, parse_plan
 from foresize.simulate.replicas.run import ZERO_DELAY, Comparison, ServiceConfig, compare
 from foresize.simulate.replicas.scalers import SCALERS
 from foresize.simulate.replicas.service import FloatArray, IntArray
-from foresize.simulate.replicas.stress import Injection, apply_injections
+from foresize.simulate.replicas.stress import (
+    Injection,
+    apply_injections,
+    warn_noop_injections,
+)
 
 NODE_COLUMNS = ("node_hours", "peak_nodes", "interruptions", "replicas_lost", "unserved_node_extra")
 ROW_COLUMNS = ("scenario", "policy", "replica_hours", "vs_oracle", "vs_oracle_nodelay",
@@ -131,6 +135,7 @@ def run_study(series: DemandSeries, names: Sequence[str], config: ServiceConfig,
               nodes: NodePlan | None = None,
               on_policy: Callable[[str], None] | None = None) -> Study:
     """Every scaler on the clean demand and, with injections, on the stressed demand."""
+    warn_noop_injections(series.values, series.step_s, list(injections))
     stressed, visible, factor = apply_injections(series.values, series.step_s, list(injections))
     offered = series.offered
     scenarios: list[tuple[str, FloatArray, IntArray | None, FloatArray | None]] = [
