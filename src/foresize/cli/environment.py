@@ -12,7 +12,6 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
 
-import polars as pl
 import typer
 
 from foresize import __version__
@@ -56,6 +55,8 @@ def env(
         "the current folder).")] = None,
 ) -> None:
     """Print versions, the cache folder and the devices, for bug reports."""
+    import polars as pl  # here, not at start-up: `foresize version` stays fast
+
     if clean:
         _clean([*(folders or [Path()])])
     facts: dict[str, str | None] = {

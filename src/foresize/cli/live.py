@@ -18,6 +18,7 @@ from foresize.cli.output import (
     emit,
     format_cell,
     info,
+    progress,
     stderr,
     titled_table,
 )
@@ -163,8 +164,9 @@ def _sample(root: Any, *, name: str, interval: str, per_process: bool, own_child
     if view is None:
         if not SETTINGS.quiet:  # piped: one line says sampling has begun (Ctrl-C keeps it)
             stderr.print(f"sampling {name} every {interval}", soft_wrap=True)
-        return record(root, name=name, interval_s=interval_s, per_process=per_process,
-                      own_child=own_child)
+        with progress(f"sampling {name}", None, unit="samples") as bar:  # then a heartbeat
+            return record(root, name=name, interval_s=interval_s, per_process=per_process,
+                          own_child=own_child, on_tick=lambda _stamp, _snapshot: bar.advance())
     with view.live:
         return record(root, name=name, interval_s=interval_s, per_process=per_process,
                       own_child=own_child, on_tick=view.tick)

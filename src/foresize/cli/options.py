@@ -12,14 +12,15 @@ import inspect
 from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from foresize.cli.output import FORMATS
-from foresize.core.units import parse_duration
-from foresize.ingest.sources import ReadOptions, TelemetrySource
-from foresize.ingest.tabular import TsUnit, parse_mapping
+
+if TYPE_CHECKING:  # the readers (polars) load when a command reads, not at start-up
+    from foresize.ingest.sources import TelemetrySource
+    from foresize.ingest.tabular import TsUnit
 
 TS_UNITS: tuple[TsUnit, ...] = ("s", "ms", "us", "ns")
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -145,6 +146,10 @@ PROMETHEUS = ("query", "since", "until", "step", "namespace", "owner_kind", "sel
 
 def telemetry_source(sources: str | list[str] | None, **flags: Any) -> TelemetrySource:
     """The TelemetrySource the group's flags describe (flags not offered keep defaults)."""
+    from foresize.core.units import parse_duration
+    from foresize.ingest.sources import ReadOptions, TelemetrySource
+    from foresize.ingest.tabular import parse_mapping
+
     given = {name: default for name, (_, default, _) in SOURCE_OPTIONS.items()} | flags
     if given["ts_unit"] not in TS_UNITS:
         raise typer.BadParameter(f"{given['ts_unit']!r} is not one of {', '.join(TS_UNITS)}",
