@@ -49,6 +49,7 @@ def test_piped_progress_beats_and_quiet_silences_it(
             time.sleep(0.01)
     assert re.search(r"^work: 1/3 cells, [\d.ms]+ elapsed, ETA ", seen, re.M), seen
     assert "foresize-heartbeat" not in {t.name for t in threading.enumerate()}  # stopped
+    capsys.readouterr()  # beats written after the loop saw one, before the bar closed
     monkeypatch.setattr(SETTINGS, "quiet", True)
     with progress("work", 3) as bar:
         bar.advance(2)
