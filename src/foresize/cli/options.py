@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
@@ -133,6 +134,10 @@ SOURCE_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
         help="End of the Prometheus window (UTC; default: now).")),
     "step": (str, "1m", typer.Option(
         "--step", rich_help_panel="Prometheus", help="Prometheus query resolution, e.g. 1m, 30s.")),
+    "scale": (float, 1.0, typer.Option(
+        "--scale", rich_help_panel="Input",
+        help="Multiply every value by this factor as it is read, e.g. 100 for fractions "
+        "read as a percentage, 1048576 for MiB read as bytes.")),
     "strict": (bool, False, typer.Option(
         "--strict", rich_help_panel="Input",
         help="Fail (exit 3) instead of dropping invalid rows with a count.")),
@@ -164,9 +169,13 @@ def telemetry_source(sources: str | list[str] | None, **flags: Any) -> Telemetry
         timeout_s=parse_duration(given["timeout"]),
         max_response_bytes=_bytes(given["max_response"]),
     )
+    scale = float(given["scale"])
+    if not math.isfinite(scale) or scale <= 0:
+        raise typer.BadParameter(f"{given['scale']} is not a positive number",
+                                 param_hint="--scale")
     listed = [sources] if isinstance(sources, str) else sources or []
     return TelemetrySource(tuple(listed), options, workloads=tuple(given["workload"] or ()),
-                           strict=given["strict"])
+                           strict=given["strict"], scale=scale)
 
 
 def _bytes(text: str) -> int:

@@ -24,6 +24,7 @@ from foresize.cli.output import (
 from foresize.core.errors import InsufficientDataError
 from foresize.core.units import human_metric
 from foresize.ingest.sources import TelemetrySource, open_source, shown_reports
+from foresize.ingest.units import profile_ranges, warn_on_units
 from foresize.profile.phases import detect_phases, phase_summary
 from foresize.profile.telemetry import profile_telemetry
 
@@ -113,6 +114,7 @@ def telemetry(
                                             by_phase=by_phase, on_chunk=on_chunk)
     reports = shown_reports(opened, report)
     announce(reports)
+    warn_on_units(profile_ranges(profile), source=opened.label)
     document = {**ingest_header(opened.sha256, reports), "profiles": profile.to_dicts()}
     caption = (f"{profile.height:,} series · {profile['workload'].n_unique():,} workloads · "
                f"{profile['metric'].n_unique()} metrics")
