@@ -36,6 +36,22 @@ def test_light_commands_import_no_heavy_library(args: list[str]) -> None:
     assert loaded_after(code) == set()
 
 
+@pytest.mark.parametrize("args", [["profile", "--help"], ["profile", "model", "--help"]])
+def test_the_profile_group_loads_no_heavy_library(args: list[str]) -> None:
+    code = f"from foresize.cli.main import main\nmain({args!r})"
+    assert loaded_after(code) == set()
+
+
+def test_sizing_a_config_loads_polars_only(tmp_path: Path) -> None:
+    """``profile model config.json`` (issue 18's start-up target) builds a polars frame for
+    its table and nothing heavier: no ONNX, numpy op tables or forecasting stack.
+    """
+    config = Path(__file__).resolve().parents[2] / "examples" / "llama-2-7b" / "config.json"
+    args = ["-q", "profile", "model", str(config), "-f", "json", "-o", str(tmp_path / "m.json")]
+    code = f"from foresize.cli.main import main\nassert main({args!r}) == 0"
+    assert loaded_after(code) == {"polars"}
+
+
 def test_heavy_libraries_load_when_a_command_runs() -> None:
     """The probe can fail: a group that does need polars has it once it is loaded."""
     assert "polars" in loaded_after(

@@ -14,7 +14,7 @@ from foresize.cli.common import provenance, read_telemetry
 from foresize.cli.options import PROMETHEUS, FormatOpt, OutputOpt, WideOpt, opt, telemetry_options
 from foresize.cli.output import Col, Result, emit, frame_table, info, progress
 from foresize.core.errors import InputError
-from foresize.core.schemas import metric_info
+from foresize.core.metrics import metric_info
 from foresize.core.units import human_bytes
 from foresize.ingest.sources import TelemetrySource
 from foresize.simulate.replicas.demand import is_lora, open_demand

@@ -205,7 +205,10 @@ def telemetry_options(
 
     def decorate(command: Command) -> Command:
         keyword = inspect.Parameter.KEYWORD_ONLY
-        own = inspect.signature(command, eval_str=True).parameters.values()
+        # the command's own ``telemetry: TelemetrySource`` is replaced below, so its module
+        # may import the name for type checkers only (keeping polars out of start-up)
+        own = inspect.signature(command, eval_str=True,
+                                locals={"TelemetrySource": object}).parameters.values()
         group = [inspect.Parameter(name, keyword, annotation=Annotated[kind, option],
                                    default=value)
                  for name, (kind, value, option) in SOURCE_OPTIONS.items() if name in offered]

@@ -6,7 +6,7 @@ import math
 import re
 
 from foresize.core.errors import InputError
-from foresize.core.schemas import metric_info
+from foresize.core.metrics import metric_info
 
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 _DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,

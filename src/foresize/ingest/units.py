@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from foresize.core.errors import ForesizeWarning
-from foresize.core.schemas import metric_info
+from foresize.core.metrics import metric_info
 
 MIN_SAMPLES = 10  # fewer values say nothing about a unit
 MEMORY_METRICS = frozenset({"mem_bytes", "mem_uss_bytes", "gpu_mem_bytes"})

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from foresize.core.errors import DataDroppedWarning, InputError, SchemaMismatchError
-from foresize.core.schemas import METRICS, SERIES_KEYS, TELEMETRY, TELEMETRY_OPTIONAL, TS_DTYPE
+from foresize.core.metrics import METRICS
+from foresize.core.schemas import SERIES_KEYS, TELEMETRY, TELEMETRY_OPTIONAL, TS_DTYPE
 from foresize.ingest.report import IngestReport
 
 _NONNEGATIVE = [name for name, m in METRICS.items() if m.nonnegative]

@@ -14,7 +14,8 @@ import polars as pl
 
 from foresize.core.errors import InsufficientDataError
 from foresize.core.guard import input_errors
-from foresize.core.schemas import GAP_FACTOR, METRICS, metric_info
+from foresize.core.metrics import METRICS, metric_info
+from foresize.core.schemas import GAP_FACTOR
 from foresize.ingest.report import IngestReport
 from foresize.ingest.validate import canonicalize
 from foresize.profile.phases import detect_phases

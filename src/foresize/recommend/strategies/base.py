@@ -74,7 +74,7 @@ UNITS: dict[str, Units] = {
 
 def units_for(metric: str) -> Units:
     """The constants for a metric: bytes, cores, memory percent or utilisation percent."""
-    from foresize.core.schemas import metric_info
+    from foresize.core.metrics import metric_info
 
     unit = metric_info(metric).unit
     if unit == "bytes":
