@@ -64,7 +64,7 @@ CASES = [
     ("missing column", csv("workload,metric,value\na,qps,1\n"), [], 3,
      r"t.csv: missing required column 'ts'"),
     ("wrong type", csv(HEADER + "a,qps,0,lots\n"), [], 3,
-     r"t.csv: column 'value' is String \(e.g. 'lots'\), expected a number"),
+     r"t.csv: row 1: column 'value' holds 'lots', expected a number$"),
     ("bad timestamp", csv(HEADER + "a,qps,2026-01-01,1\na,qps,yesterday,1\n"), [], 3,
      r"t.csv: row 2: column 'ts' value 'yesterday' is not a timestamp"),
     ("NaN under --strict", csv(HEADER + "a,qps,0,1\na,qps,60,NaN\n"), ["--strict"], 3,

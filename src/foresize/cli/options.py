@@ -90,7 +90,8 @@ SOURCE_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
         "--ts-unit", rich_help_panel="Input", help="Unit of numeric timestamps: s, ms, us or ns.")),
     "ts_format": (str | None, None, typer.Option(
         "--ts-format", rich_help_panel="Input",
-        help="strftime format of text timestamps, e.g. '%Y-%m-%d %H:%M'.")),
+        help="strftime format of text timestamps, e.g. '%d/%m/%Y %H:%M'; ISO 8601 and "
+        "RFC 3339 (a zone is converted to UTC, none means UTC) need none.")),
     "mirror": (Path | None, None, _MIRROR),
     "query": (str | None, None, typer.Option(
         "--query", rich_help_panel="Prometheus",
