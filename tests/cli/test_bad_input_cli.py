@@ -89,6 +89,7 @@ def test_bad_input_is_one_line_with_exit_code_and_no_output(
     extra: list[str], code: int, message: str,
 ) -> None:
     source = make(tmp_path)
+    (tmp_path / "out").mkdir()
     target = tmp_path / "out" / "clean.parquet"
     assert main(["profile", "ingest", str(source), *extra, "-o", str(target)]) == code
     out, err = capsys.readouterr()
@@ -99,7 +100,7 @@ def test_bad_input_is_one_line_with_exit_code_and_no_output(
     assert all(line.startswith("Hint: ") for line in rest)
     assert "Traceback" not in err
     assert not target.exists()
-    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_dirty_rows_without_strict_are_dropped_with_counts(

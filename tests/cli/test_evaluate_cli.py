@@ -44,8 +44,8 @@ def test_schedule_report_has_the_papers_column(
 ) -> None:
     folder = tmp_path / "sched"
     code, _, err = run(
-        ["evaluate", "schedule", "--smoke", "1", "--mirror", str(mirror), "-o", str(folder),
-         "--no-plots", "--engine", "serial"],
+        ["evaluate", "schedule", "--smoke", "1", "--mirror", str(mirror), "--output-dir",
+         str(folder), "--no-plots", "--engine", "serial"],
         capsys,
     )  # fmt: skip
     assert code == 0, err
@@ -87,9 +87,10 @@ def test_unwritable_report_folder_fails_before_any_work(
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     code, _, err = run(
-        ["evaluate", "rightsize", "--mirror", str(mirror), "-o", str(blocker / "report")],
+        ["evaluate", "rightsize", "--mirror", str(mirror), "--output-dir",
+         str(blocker / "report")],
         capsys,
     )
     assert code == 3
-    assert "cannot write here" in err
+    assert f"{blocker / 'report'}: {blocker} is a file, not a folder" in err
     assert blocker.read_text() == "not a folder"

@@ -11,7 +11,14 @@ import polars as pl
 import typer
 
 from foresize.cli.common import provenance, read_telemetry
-from foresize.cli.options import PROMETHEUS, FormatOpt, OutputOpt, opt, telemetry_options
+from foresize.cli.options import (
+    PROMETHEUS,
+    FormatOpt,
+    OutputOpt,
+    opt,
+    output_file,
+    telemetry_options,
+)
 from foresize.cli.output import Result, emit, info, progress
 from foresize.core.errors import InputError
 from foresize.ingest.sources import TelemetrySource
@@ -125,7 +132,8 @@ def autoscale(
         "(repeatable). Runs clean and stressed and reports both.", "Stress",
         show_default=False)] = None,
     plot: Annotated[Path | None, opt(
-        "--plot", "Write a PNG of demand and replica curves.", "Output", dir_okay=False)] = None,
+        "--plot", "Write a PNG of demand and replica curves.", "Output",
+        callback=output_file)] = None,
     pool: Annotated[list[str] | None, opt(
         "--pool", "Run replicas on an autoscaled node pool (repeatable): name=N,gpus=G,"
         "gpu_model=M,price=USD_PER_NODE_H,delay=3m,min=0,max=10[,replicas=K]; on-demand "

@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from foresize.cli.output import FORMATS
+from foresize.core.io import check_output_file, check_writable_folder
 from foresize.core.units import parse_duration
 from foresize.ingest.sources import ReadOptions, TelemetrySource
 from foresize.ingest.tabular import TsUnit, parse_mapping
@@ -37,12 +38,30 @@ FormatOpt = Annotated[
         autocompletion=_complete_format, rich_help_panel="Output",
     ),
 ]
+def output_file(path: Path | None) -> Path | None:
+    """Check an output file option as it is parsed, so a path that cannot be written
+    fails in a second (exit 3, naming it), not after the work; ``-`` is stdout.
+    """
+    if path is not None and str(path) != "-":
+        check_output_file(path)
+    return path
+
+
+def output_folder(path: Path | None) -> Path | None:
+    """Check an output folder option as it is parsed: its parent exists and takes a new
+    folder, and it is not a file (it may exist: it is replaced atomically).
+    """
+    if path is not None:
+        check_writable_folder(path)
+    return path
+
+
 OutputOpt = Annotated[
     Path | None,
     typer.Option(
         "--output", "-o",
         help="Write the result to this file (atomically); '-' for stdout.",
-        rich_help_panel="Output", dir_okay=False,
+        rich_help_panel="Output", callback=output_file,
     ),
 ]
 _MIRROR = typer.Option(

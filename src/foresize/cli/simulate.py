@@ -20,6 +20,7 @@ from foresize.cli.options import (
     OutputOpt,
     RayAddressOpt,
     SeedOpt,
+    output_file,
 )
 from foresize.cli.output import SETTINGS, Result, emit, info, progress
 from foresize.core.parallel import check_engine
@@ -163,7 +164,7 @@ def schedule(
                                           "arrived GPU demand reaches this x capacity.")] = 1.3,
     step: Annotated[float, typer.Option("--step", min=0.001, help="Inflation: curve grid "
                                         "step, as a fraction of capacity.")] = 0.01,
-    plot: Annotated[Path | None, typer.Option("--plot", dir_okay=False, help="Write the "
+    plot: Annotated[Path | None, typer.Option("--plot", callback=output_file, help="Write the "
                                               "allocation curves (inflation) as an image.",
                                               rich_help_panel="Output")] = None,
     seed: SeedOpt = None,
