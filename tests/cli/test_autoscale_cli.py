@@ -157,7 +157,7 @@ def test_vertical_on_real_memory_and_bad_input(
     capsys.readouterr()
     assert main([*args, "--metric", "gpu_util_pct"]) == 3
     assert "'gpu_util_pct' is not in the source" in capsys.readouterr().err
-    assert main([*args, "--risk", "0"]) == 3
+    assert main([*args, "--risk", "0"]) == 2
     assert "--risk must be in (0, 0.5]" in capsys.readouterr().err
 
 

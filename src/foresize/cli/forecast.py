@@ -19,13 +19,13 @@ from foresize.cli.options import (
     telemetry_options,
 )
 from foresize.cli.output import Result, Rows, emit, frame_table, progress, titled_table
-from foresize.core.errors import InputError
+from foresize.core.errors import UsageError
 from foresize.core.parallel import check_engine
 from foresize.core.units import human_duration, parse_duration, parse_levels, parse_steps
 from foresize.forecast.backtest import BacktestResult, backtest
 from foresize.forecast.fanout import backtest_fanout
 from foresize.forecast.models import FORECASTERS, make_forecaster
-from foresize.forecast.panel import PanelReport, to_panel
+from foresize.forecast.panel import PanelReport, check_horizon, to_panel
 from foresize.forecast.phased import phase_forecast
 from foresize.ingest.sources import TelemetrySource
 
@@ -61,6 +61,11 @@ HorizonOpt = Annotated[
     typer.Option("--horizon", "-H", rich_help_panel="Forecast",
                  help="How far ahead: a duration (30m, 2h) or a number of steps."),
 ]
+ForceOpt = Annotated[
+    bool,
+    typer.Option("--force", rich_help_panel="Forecast",
+                 help="Allow a --horizon longer than the history."),
+]
 LevelsOpt = Annotated[
     str,
     typer.Option("--levels", help="Central interval levels in percent, comma-separated.",
@@ -88,7 +93,7 @@ def horizon_steps(text: str, step_s: float) -> int:
     """A horizon given as steps ("30") or as a duration ("30m"), in whole steps."""
     steps = parse_steps(text, step_s, option="--horizon")
     if steps < 1:
-        raise InputError(f"--horizon: must be at least one step ({human_duration(step_s)}), "
+        raise UsageError(f"--horizon: must be at least one step ({human_duration(step_s)}), "
                          f"got {text!r}")
     return steps
 
@@ -130,6 +135,7 @@ def run(
     by_phase: Annotated[bool, typer.Option("--by-phase", help="Add each step's expected phase "
                         "and the demand quantiles within it.", rich_help_panel="Forecast")] = False,
     grid: GridOpt = None,
+    force: ForceOpt = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     telemetry: TelemetrySource,
@@ -139,6 +145,7 @@ def run(
     wanted = parse_levels(levels)
     panel, report, header = _panel(telemetry, metric=metric, grid=grid)
     h = horizon_steps(horizon, report.step_s)
+    check_horizon(panel, h, report.step_s, text=horizon, force=force)
     with progress(f"fitting {model} on {report.series:,} series", None):
         frame = forecaster.fit(panel).predict(h, wanted)
     if by_phase:
@@ -216,6 +223,7 @@ def backtest_command(
     test_frac: Annotated[float, typer.Option("--test-frac", help="Share of each series held "
                          "out as the test region.", rich_help_panel="Forecast")] = 0.3,
     grid: GridOpt = None,
+    force: ForceOpt = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     telemetry: TelemetrySource,
@@ -228,6 +236,7 @@ def backtest_command(
     forecasters = [make_forecaster(name) for name in names]  # unknown names fail before reading
     panel, report, header = _panel(telemetry, metric=metric, grid=grid)
     h = horizon_steps(horizon, report.step_s)
+    check_horizon(panel, h, report.step_s, text=horizon, force=force)
     began = time.perf_counter()
     results = _backtest_all(panel, names, forecasters, engine=engine, address=ray_address,
                             horizon=h, every=every, test_frac=test_frac)

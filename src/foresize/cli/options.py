@@ -30,12 +30,21 @@ def _complete_format(incomplete: str) -> list[str]:
     return [name for name in FORMATS.names() if name.startswith(incomplete)]
 
 
+def _check_format(name: str | None) -> str | None:
+    """An unknown format fails as the flag is parsed (exit 2, "Did you mean"), not after
+    the work when the result is written.
+    """
+    if name is not None:
+        FORMATS.get(name)
+    return name
+
+
 FormatOpt = Annotated[
     str | None,
     typer.Option(
         "--format", "-f",
         help="Output format: table, json, csv or parquet. Default: from the -o suffix, else table.",
-        autocompletion=_complete_format, rich_help_panel="Output",
+        autocompletion=_complete_format, rich_help_panel="Output", callback=_check_format,
     ),
 ]
 def output_file(path: Path | None) -> Path | None:

@@ -19,8 +19,9 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from foresize.core.errors import InputError, InsufficientDataError
+from foresize.core.errors import InputError, InsufficientDataError, UsageError
 from foresize.core.schemas import check_telemetry
+from foresize.core.units import human_duration
 
 # a grid beyond this is a stray timestamp, not a history: it would take gigabytes
 MAX_GRID_POINTS = 20_000_000
@@ -77,6 +78,9 @@ def to_panel(
     ``metric`` picks one metric when the frame holds several (required then).
     """
     check_telemetry(frame, source=source)
+    if frame.is_empty():
+        raise InsufficientDataError(f"{source}: no samples left to forecast",
+                                    hint="the ingest report above says why rows were dropped")
     metrics = sorted(frame["metric"].unique().to_list())
     if metric is None:
         if len(metrics) != 1:
@@ -170,3 +174,25 @@ def series_arrays(panel: pl.DataFrame) -> dict[str, FloatArray]:
     ):
         out[str(name)] = group["y"].to_numpy().astype(np.float64)
     return out
+
+
+def check_horizon(panel: pl.DataFrame, h: int, step_s: float, *, text: str,
+                  force: bool = False) -> None:
+    """Refuse a horizon longer than the longest history, unless ``force``.
+
+    Why: nothing in a series says what happens beyond its own length, and the cost
+    grows with the horizon: 400 days ahead of 2 days of one-minute samples is 576,000
+    steps per series, minutes and gigabytes spent on a flat line. Such a request is
+    nearly always a typo (``400d`` for ``40h``), so it is a usage error that names the
+    history; ``--force`` runs it anyway.
+    """
+    if force or panel.is_empty():
+        return
+    history = max(panel.group_by("series").len()["len"].to_list())
+    if h > history:
+        raise UsageError(
+            f"--horizon {text} is {h:,} steps of {human_duration(step_s)}, longer than the "
+            f"history ({human_duration(history * step_s)}, {history:,} steps in the longest "
+            "series)",
+            hint="ask for a shorter --horizon, or pass --force to forecast that far anyway",
+        )
