@@ -77,7 +77,7 @@ CASES = [
     ("tar member escaping", escaping_tar, [], 3,
      r"t.tar.gz: member '../../t.csv' would be written outside the target folder"),
     ("corrupt parquet", corrupt_parquet, [], 3, r"t.parquet: unreadable"),
-    ("unknown dataset", lambda _: Path("gentd62:qps"), [], 3,
+    ("unknown dataset", lambda _: Path("gentd62:qps"), [], 2,
      r"unknown dataset 'gentd62'.*Did you mean 'gentd26'\?"),
 ]
 

@@ -195,7 +195,7 @@ def test_unknown_dataset_is_one_line_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "d"
-    assert main(["demo", "--dataset", "alibaba-nope", "--out", str(out)]) == 3
+    assert main(["demo", "--dataset", "alibaba-nope", "--out", str(out)]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert line.startswith("Error: unknown dataset 'alibaba-nope'")
     assert list(tmp_path.iterdir()) == []
@@ -246,6 +246,6 @@ def test_a_failed_run_keeps_the_previous_folder(
 
 
 def test_demo_rejects_a_duration_without_unit(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--duration", "3"]) == 3
+    assert main(["demo", "--duration", "3"]) == 2
     _, err = capsys.readouterr()
     assert "needs a number and a unit" in err

@@ -78,11 +78,11 @@ def to_panel(
     ``metric`` picks one metric when the frame holds several (required then).
     """
     check_telemetry(frame, source=source)
-    if frame.is_empty():
-        raise InsufficientDataError(f"{source}: no samples left to forecast",
-                                    hint="the ingest report above says why rows were dropped")
     metrics = sorted(frame["metric"].unique().to_list())
     if metric is None:
+        if not metrics:
+            raise InsufficientDataError(f"{source}: no samples left to forecast",
+                                        hint="the ingest report says why rows were dropped")
         if len(metrics) != 1:
             raise InputError(
                 f"{source}: holds metrics {', '.join(metrics)}; pick one with --metric"
