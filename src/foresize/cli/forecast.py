@@ -61,6 +61,7 @@ HorizonOpt = Annotated[
     typer.Option("--horizon", "-H", rich_help_panel="Forecast",
                  help="How far ahead: a duration (30m, 2h) or a number of steps."),
 ]
+RUN_HORIZON, BACKTEST_HORIZON = "30m", "30"  # defaults: a duration, and steps
 ForceOpt = Annotated[
     bool,
     typer.Option("--force", rich_help_panel="Forecast",
@@ -127,7 +128,7 @@ def _forecast_table(result: Result) -> Table:
 def run(
     *,
     metric: MetricOpt = None,
-    horizon: HorizonOpt = "30m",
+    horizon: HorizonOpt = RUN_HORIZON,
     model: Annotated[str, typer.Option("--model", "-m", help="Forecaster: "
                      "hybrid, arima, wavelet, naive, auto, ... (see forecast models).",
                      autocompletion=_complete_model, rich_help_panel="Forecast")] = "auto",
@@ -145,7 +146,8 @@ def run(
     wanted = parse_levels(levels)
     panel, report, header = _panel(telemetry, metric=metric, grid=grid)
     h = horizon_steps(horizon, report.step_s)
-    check_horizon(panel, h, report.step_s, text=horizon, force=force)
+    check_horizon(panel, h, report.step_s, text=horizon, force=force,
+                  typed=horizon != RUN_HORIZON)
     with progress(f"fitting {model} on {report.series:,} series", None):
         frame = forecaster.fit(panel).predict(h, wanted)
     if by_phase:
@@ -217,7 +219,7 @@ def backtest_command(
     metric: MetricOpt = None,
     models: Annotated[str, typer.Option("--models", help="Comma-separated forecasters.",
                       rich_help_panel="Forecast")] = "naive,window_average,arima,wavelet,hybrid",
-    horizon: HorizonOpt = "30",
+    horizon: HorizonOpt = BACKTEST_HORIZON,
     every: Annotated[int, typer.Option("--every", help="Steps between origins.",
                      rich_help_panel="Forecast")] = 30,
     test_frac: Annotated[float, typer.Option("--test-frac", help="Share of each series held "
@@ -236,7 +238,8 @@ def backtest_command(
     forecasters = [make_forecaster(name) for name in names]  # unknown names fail before reading
     panel, report, header = _panel(telemetry, metric=metric, grid=grid)
     h = horizon_steps(horizon, report.step_s)
-    check_horizon(panel, h, report.step_s, text=horizon, force=force)
+    check_horizon(panel, h, report.step_s, text=horizon, force=force,
+                  typed=horizon != BACKTEST_HORIZON)
     began = time.perf_counter()
     results = _backtest_all(panel, names, forecasters, engine=engine, address=ray_address,
                             horizon=h, every=every, test_frac=test_frac)
