@@ -84,6 +84,12 @@ def _clean(folders: list[Path]) -> None:
     info(f"cleaned: {len(removed)} temporar{'y' if len(removed) == 1 else 'ies'} removed")
 
 
-def version() -> None:
-    """Print the foresize version."""
-    print(f"foresize {__version__}")  # noqa: T201 - data on stdout
+def version(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
+    """Print the foresize version (``-f json`` for scripts, as every command)."""
+    if fmt is None and output is None:
+        print(f"foresize {__version__}")  # noqa: T201 - data on stdout, the classic line
+        return
+    import polars as pl  # only a formatted version needs a frame
+
+    frame = pl.DataFrame({"name": ["foresize"], "version": [__version__]})
+    emit(Result(frame, {"foresize_version": __version__}), fmt=fmt, output=output)

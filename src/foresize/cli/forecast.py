@@ -30,13 +30,13 @@ from foresize.cli.output import (
     info,
     progress,
 )
-from foresize.core.errors import InputError
+from foresize.core.errors import UsageError
 from foresize.core.parallel import check_engine
 from foresize.core.units import human_duration, parse_duration, parse_levels, parse_steps
 from foresize.forecast.backtest import BacktestResult
 from foresize.forecast.fanout import backtest_fanout, merge_backtests
 from foresize.forecast.models import FORECASTERS, make_forecaster
-from foresize.forecast.panel import PanelReport, to_panel
+from foresize.forecast.panel import PanelReport, check_horizon, to_panel
 from foresize.forecast.phased import phase_forecast
 from foresize.ingest.sources import TelemetrySource
 
@@ -72,6 +72,12 @@ HorizonOpt = Annotated[
     typer.Option("--horizon", "-H", rich_help_panel="Forecast",
                  help="How far ahead: a duration (30m, 2h) or a number of steps."),
 ]
+RUN_HORIZON, BACKTEST_HORIZON = "30m", "30"  # defaults: a duration, and steps
+ForceOpt = Annotated[
+    bool,
+    typer.Option("--force", rich_help_panel="Forecast",
+                 help="Allow a --horizon longer than the history."),
+]
 LevelsOpt = Annotated[
     str,
     typer.Option("--levels", help="Central interval levels in percent, comma-separated.",
@@ -99,7 +105,7 @@ def horizon_steps(text: str, step_s: float) -> int:
     """A horizon given as steps ("30") or as a duration ("30m"), in whole steps."""
     steps = parse_steps(text, step_s, option="--horizon")
     if steps < 1:
-        raise InputError(f"--horizon: must be at least one step ({human_duration(step_s)}), "
+        raise UsageError(f"--horizon: must be at least one step ({human_duration(step_s)}), "
                          f"got {text!r}")
     return steps
 
@@ -138,7 +144,7 @@ FORECAST_COLUMNS = [Col("series"), Col("model"), Col("next"), Col("at_horizon", 
 def run(
     *,
     metric: MetricOpt = None,
-    horizon: HorizonOpt = "30m",
+    horizon: HorizonOpt = RUN_HORIZON,
     model: Annotated[str, typer.Option("--model", "-m", help="Forecaster: "
                      "hybrid, arima, wavelet, naive, auto, ... (see forecast models).",
                      autocompletion=_complete_model, rich_help_panel="Forecast")] = "auto",
@@ -146,6 +152,7 @@ def run(
     by_phase: Annotated[bool, typer.Option("--by-phase", help="Add each step's expected phase "
                         "and the demand quantiles within it.", rich_help_panel="Forecast")] = False,
     grid: GridOpt = None,
+    force: ForceOpt = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     wide: WideOpt = False,
@@ -156,6 +163,8 @@ def run(
     wanted = parse_levels(levels)
     panel, report, header = _panel(telemetry, metric=metric, grid=grid)
     h = horizon_steps(horizon, report.step_s)
+    check_horizon(panel, h, report.step_s, text=horizon, force=force,
+                  typed=horizon != RUN_HORIZON)
     with progress(f"fitting {model} on {report.series:,} series", None):
         frame = forecaster.fit(panel).predict(h, wanted)
     if by_phase:
@@ -248,12 +257,13 @@ def backtest_command(
     metric: MetricOpt = None,
     models: Annotated[str, typer.Option("--models", help="Comma-separated forecasters.",
                       rich_help_panel="Forecast")] = "naive,window_average,arima,wavelet,hybrid",
-    horizon: HorizonOpt = "30",
+    horizon: HorizonOpt = BACKTEST_HORIZON,
     every: Annotated[int, typer.Option("--every", help="Steps between origins.",
                      rich_help_panel="Forecast")] = 30,
     test_frac: Annotated[float, typer.Option("--test-frac", help="Share of each series held "
                          "out as the test region.", rich_help_panel="Forecast")] = 0.3,
     grid: GridOpt = None,
+    force: ForceOpt = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     wide: WideOpt = False,
@@ -268,6 +278,8 @@ def backtest_command(
         make_forecaster(name)  # unknown names fail before reading
     panel, report, header = _panel(telemetry, metric=metric, grid=grid)
     h = horizon_steps(horizon, report.step_s)
+    check_horizon(panel, h, report.step_s, text=horizon, force=force,
+                  typed=horizon != BACKTEST_HORIZON)
     began = time.perf_counter()
     results, interrupted = _backtest_all(panel, names, engine=engine, address=ray_address,
                                          horizon=h, every=every, test_frac=test_frac)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from foresize.cli.output import FORMATS
+from foresize.core.io import check_output_file, check_writable_folder
 
 if TYPE_CHECKING:  # the readers (polars) load when a command reads, not at start-up
     from foresize.ingest.sources import TelemetrySource
@@ -31,20 +32,47 @@ def _complete_format(incomplete: str) -> list[str]:
     return [name for name in FORMATS.names() if name.startswith(incomplete)]
 
 
+def _check_format(name: str | None) -> str | None:
+    """An unknown format fails as the flag is parsed (exit 2, "Did you mean"), not after
+    the work when the result is written.
+    """
+    if name is not None:
+        FORMATS.get(name)
+    return name
+
+
 FormatOpt = Annotated[
     str | None,
     typer.Option(
         "--format", "-f",
         help="Output format: table, json, csv or parquet. Default: from the -o suffix, else table.",
-        autocompletion=_complete_format, rich_help_panel="Output",
+        autocompletion=_complete_format, rich_help_panel="Output", callback=_check_format,
     ),
 ]
+def output_file(path: Path | None) -> Path | None:
+    """Check an output file option as it is parsed, so a path that cannot be written
+    fails in a second (exit 3, naming it), not after the work; ``-`` is stdout.
+    """
+    if path is not None and str(path) != "-":
+        check_output_file(path)
+    return path
+
+
+def output_folder(path: Path | None) -> Path | None:
+    """Check an output folder option as it is parsed: its parent exists and takes a new
+    folder, and it is not a file (it may exist: it is replaced atomically).
+    """
+    if path is not None:
+        check_writable_folder(path)
+    return path
+
+
 OutputOpt = Annotated[
     Path | None,
     typer.Option(
         "--output", "-o",
         help="Write the result to this file (atomically); '-' for stdout.",
-        rich_help_panel="Output", dir_okay=False,
+        rich_help_panel="Output", callback=output_file,
     ),
 ]
 WideOpt = Annotated[
@@ -100,7 +128,8 @@ SOURCE_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
         "--ts-unit", rich_help_panel="Input", help="Unit of numeric timestamps: s, ms, us or ns.")),
     "ts_format": (str | None, None, typer.Option(
         "--ts-format", rich_help_panel="Input",
-        help="strftime format of text timestamps, e.g. '%Y-%m-%d %H:%M'.")),
+        help="strftime format of text timestamps, e.g. '%d/%m/%Y %H:%M'; ISO 8601 and "
+        "RFC 3339 (a zone is converted to UTC, none means UTC) need none.")),
     "mirror": (Path | None, None, _MIRROR),
     "query": (str | None, None, typer.Option(
         "--query", rich_help_panel="Prometheus",

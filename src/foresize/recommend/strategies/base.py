@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 
 FloatArray = npt.NDArray[np.float64]
 ResourceKind = Literal["cpu", "memory", "util"]
@@ -109,7 +109,7 @@ def check_risk(risk: float) -> float:
     median outcome, which no right-sizer should recommend.
     """
     if not (0.0 < risk <= 0.5):
-        raise InputError(f"risk must be in (0, 0.5], got {risk}; e.g. --risk 0.01")
+        raise UsageError(f"--risk must be in (0, 0.5], got {risk}; e.g. --risk 0.01")
     return float(risk)
 
 
