@@ -47,10 +47,11 @@ LAZY: dict[str, Lazy] = {
                  "analysis of a reference model, profile and phases of the embedded synthetic "
                  "telemetry (or --dataset), forecasts with intervals, a right-sizing and "
                  "scaling plan (plan.json, plan.yaml), and an autoscaler and scheduler "
-                 "simulation of it; a summary here and every artefact in --out.", "EPILOG"),
+                 "simulation of it; a summary here and every artefact in --output-dir.", "EPILOG"),
     "env": Lazy("foresize.cli.environment", "env",
                 "Print versions, the cache folder and the devices, for bug reports."),
-    "version": Lazy("foresize.cli.environment", "version", "Print the foresize version."),
+    "version": Lazy("foresize.cli.environment", "version",
+                    "Print the foresize version (``-f json`` for scripts, as every command)."),
     "profile": Lazy("foresize.cli.profile", "app", "Telemetry: canonicalise files and traces, "
                     "profile their patterns, sample running workloads."),
     "datasets": Lazy("foresize.cli.datasets", "app", "Checksummed registry of public traces: "
