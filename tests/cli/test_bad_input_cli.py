@@ -118,7 +118,7 @@ def test_dirty_rows_without_strict_are_dropped_with_counts(
 
 @pytest.mark.parametrize("command", [
     ["forecast", "run"], ["forecast", "backtest"], ["recommend"], ["simulate", "vertical"],
-    ["profile", "phases"],
+    ["profile", "phases"], ["profile", "telemetry"],
 ])
 def test_every_telemetry_command_takes_strict(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]

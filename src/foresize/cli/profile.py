@@ -87,7 +87,7 @@ def profile_table(result: Result) -> FitTable:
 
 
 @app.command("telemetry", epilog=TELEMETRY_EPILOG)
-@telemetry_options(omit=("strict",))
+@telemetry_options()
 def telemetry(
     *,
     fmt: FormatOpt = None,
@@ -114,7 +114,8 @@ def telemetry(
             bar.advance(rows)
 
         profile, report = profile_telemetry(opened.frame, source=opened.label,
-                                            by_phase=by_phase, on_chunk=on_chunk)
+                                            by_phase=by_phase, on_chunk=on_chunk,
+                                            strict=telemetry.strict)
     reports = shown_reports(opened, report)
     announce(reports)
     warn_on_units(profile_ranges(profile), source=opened.label)
