@@ -244,12 +244,14 @@ class Client:
         declared = response.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_response_bytes:
             raise self._too_large(int(declared))
-        buffer = bytearray()
+        chunks: list[bytes] = []
+        size = 0
         while chunk := response.read(_CHUNK):
-            buffer += chunk
-            if len(buffer) > self.max_response_bytes:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self.max_response_bytes:
                 raise self._too_large(None)
-        return bytes(buffer)
+        return b"".join(chunks)  # one copy: a growing bytearray copies on each resize
 
     def _too_large(self, size: int | None) -> InputError:
         what = "an answer" if size is None else f"an answer of {human_bytes(size)}"

@@ -351,7 +351,10 @@ class _Pool:
         col = (ts - self.start_ms) // self.step_ms
         nan = np.isnan(values)
         finite = np.isfinite(values)
-        keep = (row >= 0) & finite & (col >= 0)
+        keep = (row >= 0) & finite & (col >= 0) & (col < self.n_steps)
+        # flat cells of the C-ordered array: ufunc.at on one index array is ~5x faster
+        # than on a (row, col) pair in numpy 2
+        cells = row[keep] * self.n_steps + col[keep]
         parsed = time.perf_counter()
         with self._lock:
             self.fold_s += parsed - started
@@ -360,7 +363,7 @@ class _Pool:
                 if target is None:
                     target = self.arrays[metric] = np.full((len(self.names), self.n_steps),
                                                            np.nan)
-                np.fmax.at(target, (row[keep], col[keep]), values[keep])
+                np.fmax.at(target.reshape(-1), cells, values[keep])
             self.dropped["nan_value"] += int(np.count_nonzero(nan & (row >= 0)))
             self.dropped["infinite_value"] += int(np.count_nonzero(~finite & ~nan & (row >= 0)))
             self.warnings.extend(matrix.warnings)
