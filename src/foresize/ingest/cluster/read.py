@@ -22,7 +22,12 @@ Prometheus: on the Prometheus this project tests against (2.42), a range query's
 aggregation or ``and`` costs ~30 times the selector itself (12 s against 0.4 s for 2,667
 series x 360 steps on the benchmark's machine), while the answer has the same number of
 points; cAdvisor's duplicate series per container (one per cgroup path and image) cost
-label bytes, not points, and the fold's maximum removes them as the server's would.
+label bytes, not points, and the fold's maximum removes them as the server's would. At
+1,000 containers x 14 days the memory series alone cost Prometheus 47 CPU seconds as
+``max by`` against 11 as the bare selector (``bench_cluster.py --shapes``). Raw samples
+(an instant query of ``metric[window]``) cost it 6, but they are the scrapes, not one
+value per step: the same only where the scrape interval is the step, and several times
+the bytes where scrapes are more frequent, so the read stays on ``query_range``.
 Namespaces are batched so one answer holds at most ``points_per_request`` points, each
 batch's window is cut into pages within Prometheus' 11,000 points per series (a counter's
 pages start one step early, so no rate is lost at a page edge), and the requests run a
