@@ -49,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from foresize.ingest.cluster import ClusterRequest, read_cluster
+from foresize.ingest.cluster.client import DEFAULT_CONCURRENCY
 from foresize.ingest.cluster.read import USAGE
 from foresize.ingest.cluster.sample import STEP_S, SampleCluster, sample_cluster
 from foresize.recommend.cluster import ClusterPlanRequest, plan_cluster
@@ -200,7 +201,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--containers", type=int, default=1000)
     parser.add_argument("--days", type=float, default=14.0)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help="requests in flight (default: the read's, 4 or the cores if fewer)")
     parser.add_argument("--cache", type=Path, default=ROOT / ".bench" / "cluster",
                         help="where built TSDBs are kept between runs")
     parser.add_argument("--no-replay", action="store_true", help="skip the server bound")

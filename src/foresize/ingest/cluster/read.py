@@ -72,7 +72,12 @@ import polars as pl
 from foresize.core.errors import DataDroppedWarning, InputError, InsufficientDataError
 from foresize.core.metrics import METRICS
 from foresize.core.schemas import TS_DTYPE
-from foresize.ingest.cluster.client import DEFAULT_MAX_RESPONSE_BYTES, Client, Matrix
+from foresize.ingest.cluster.client import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Client,
+    Matrix,
+)
 from foresize.ingest.cluster.discovery import Scope, discover, promql_string, regex_escape
 from foresize.ingest.prometheus import (
     MAX_POINTS,
@@ -110,7 +115,7 @@ class ClusterRequest:
     scope: Scope = field(default_factory=Scope)
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-    concurrency: int = 4
+    concurrency: int = DEFAULT_CONCURRENCY
     points_per_request: int = DEFAULT_POINTS_PER_REQUEST
     max_points: int = MAX_POINTS
 
