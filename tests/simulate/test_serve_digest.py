@@ -1,0 +1,77 @@
+"""The serving engine's outputs, bit for bit, against digests recorded before issue #17's
+speed work (commit 5359919): the engine's speed-ups (idle-replica heap, cached decode
+iteration costs, fewer attribute reads) change no float operation and no event, so every
+policy's GPU-hours, attainment and TTFT/TPOT percentiles stay exactly what they were.
+
+The runs cover every registered policy at its default knob on the real Azure code trace,
+and three policies on the conversation trace with a small KV cache (hundreds of
+preemptions and recomputes), each at 4x its recorded rate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from foresize.graph.hf_config import read_hf_config
+from foresize.ingest.requests import read_request_source, replay
+from foresize.simulate.serve.engine import RunResult
+from foresize.simulate.serve.policies import POLICIES
+from foresize.simulate.serve.replica import ReplicaSpec, build_replica
+from foresize.simulate.serve.study import ServeSetup, Slo, run_policy, trace_from_frame
+
+LLAMA = Path(__file__).resolve().parents[2] / "src/foresize/graph/reference/llama-2-7b.json"
+
+# sha256 (first 16 hex digits) of each run's outputs, computed at commit 5359919
+CODE_H100 = {
+    "static": "945e5261a39e97e2", "hpa": "5e9fc35a22b27912", "hpa_kv": "9f111500d7e4f8d4",
+    "hpa_inflight": "2b1ee50be9889513", "kpa": "407d95dd6d7bae7c", "keda": "48f3047a85a28ba4",
+    "predictive": "877f8780ecc6c833", "hybrid": "8f89ca942ba33ca7",
+    "oracle": "6bfb39b1aa51bc14",
+}
+CONV_SMALL_KV = {"hpa_kv": "4c2d36ada98365ac", "kpa": "80f613a2e01452d9",
+                 "hybrid": "8a1f0740c2b2a7fe"}
+
+
+def _digest(result: RunResult) -> str:
+    """Every per-request time, preemption count, replica span and per-tick series."""
+    h = hashlib.sha256()
+    scalars = np.array([result.busy_s, result.replica_s, result.end_s, result.n_cold_starts])
+    for array in (result.first_token_s, result.finish_s, result.preemptions, result.spans,
+                  scalars, *result.ticks.values()):
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _setup(mirror: Path, table: str, device: str, memory: float) -> ServeSetup:
+    frame, _ = read_request_source(f"azure-llm:{table}", mirror=mirror)
+    frame, info = replay(frame, rate_scale=4.0)
+    model = build_replica(read_hf_config(LLAMA),
+                          ReplicaSpec(device=device, gpu_memory_utilization=memory),
+                          model="llama-2-7b")
+    return ServeSetup(model, trace_from_frame(frame), Slo(), info, 1.0)
+
+
+def test_every_policy_on_the_code_trace_gives_the_recorded_outputs(mirror: Path) -> None:
+    setup = _setup(mirror, "code", "h100_sxm", 0.9)
+    assert set(CODE_H100) == set(POLICIES.names())
+    got = {name: _digest(run_policy(setup, name, None, 1.0)[1]) for name in CODE_H100}
+    assert got == CODE_H100
+
+
+@pytest.fixture(scope="module")
+def conv_small_kv(mirror: Path) -> ServeSetup:
+    """The conversation trace on an A100 40 GB with half its memory for the replica."""
+    return _setup(mirror, "conv", "a100_40gb", 0.5)
+
+
+@pytest.mark.parametrize("policy", sorted(CONV_SMALL_KV))
+def test_preempting_runs_on_the_conversation_trace_give_the_recorded_outputs(
+    conv_small_kv: ServeSetup, policy: str,
+) -> None:
+    row, result = run_policy(conv_small_kv, policy, None, 1.0)
+    assert row["preemptions"] > 300  # the KV cache fills: recompute paths are exercised
+    assert _digest(result) == CONV_SMALL_KV[policy]
