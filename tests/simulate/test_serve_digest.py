@@ -4,8 +4,9 @@ iteration costs, fewer attribute reads) change no float operation and no event, 
 policy's GPU-hours, attainment and TTFT/TPOT percentiles stay exactly what they were.
 
 The runs cover every registered policy at its default knob on the real Azure code trace,
-and three policies on the conversation trace with a small KV cache (hundreds of
-preemptions and recomputes), each at 4x its recorded rate.
+three policies on the conversation trace with a small KV cache (hundreds of preemptions
+and recomputes), and one overloaded replica on each (a queue of hundreds, preempted
+requests ahead of the arrivals in it), each trace at 4x its recorded rate.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import pytest
 
 from foresize.graph.hf_config import read_hf_config
 from foresize.ingest.requests import read_request_source, replay
-from foresize.simulate.serve.engine import RunResult
-from foresize.simulate.serve.policies import POLICIES
+from foresize.simulate.serve.engine import RunResult, ServeEngine
+from foresize.simulate.serve.policies import POLICIES, Static
 from foresize.simulate.serve.replica import ReplicaSpec, build_replica
 from foresize.simulate.serve.study import ServeSetup, Slo, run_policy, trace_from_frame
 
@@ -34,6 +35,7 @@ CODE_H100 = {
 }
 CONV_SMALL_KV = {"hpa_kv": "4c2d36ada98365ac", "kpa": "80f613a2e01452d9",
                  "hybrid": "8a1f0740c2b2a7fe"}
+ONE_REPLICA = {"code": "400b3bf5ef85b85c", "conv small kv": "dd799e329ddb5edf"}
 
 
 def _digest(result: RunResult) -> str:
@@ -75,3 +77,16 @@ def test_preempting_runs_on_the_conversation_trace_give_the_recorded_outputs(
     row, result = run_policy(conv_small_kv, policy, None, 1.0)
     assert row["preemptions"] > 300  # the KV cache fills: recompute paths are exercised
     assert _digest(result) == CONV_SMALL_KV[policy]
+
+
+def test_one_overloaded_replica_gives_the_recorded_outputs(
+    mirror: Path, conv_small_kv: ServeSetup,
+) -> None:
+    code = _setup(mirror, "code", "h100_sxm", 0.9)
+    got = {}
+    for label, setup in (("code", code), ("conv small kv", conv_small_kv)):
+        result = ServeEngine(setup.model, setup.trace).run(Static(1))
+        assert result.ticks["queue"].max() > 500
+        got[label] = _digest(result)
+    assert result.preemptions.sum() > 1_000
+    assert got == ONE_REPLICA
