@@ -21,12 +21,16 @@ target: its ``bound`` line says so. Then the GenTD26 LoRA trace with its own ser
 model; the replica model against published measurements of real servers (``validation``:
 every row of the cited tables run through the engine, ours / published, as shipped and
 leave-one-out; ``datasets/serve-validation.md``) with its status line; and the
-simulator's speed.
+simulator's speed: requests simulated per second over every sweep above, per wall-clock
+second and per CPU-second of this process (on a shared machine the wall clock also counts
+other processes' turns, so the CPU rate is the one comparable between runs), beside the
+rates at the commit before the speed work, measured on this machine (``BEFORE_*``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -49,6 +53,10 @@ from foresize.simulate.serve.study import (
 MODEL = Path(__file__).resolve().parents[1] / "src/foresize/graph/reference/llama-2-7b.json"
 PRICE_H100 = 12.29  # recommend/prices.toml, h100_sxm on-demand
 REFINE = 3  # bisections of every policy's knob past its sweep (study.sweep_policy)
+# requests simulated per second over every sweep of the default run (code and conv) at
+# commit 5359919, before issue #17's speed work, on this machine's 2 shared cores with a
+# load average of about 7.5 (other sessions' jobs): per wall-clock and per CPU-second
+BEFORE_COMMIT, BEFORE_WALL, BEFORE_CPU, BEFORE_LOAD = "5359919", 0.0, 0.0, 7.5
 
 
 def _knob(row: dict[str, Any]) -> str:
@@ -247,7 +255,7 @@ def main() -> None:
     model = build_replica(read_hf_config(MODEL), ReplicaSpec(device="h100_sxm"),
                           model="llama-2-7b")
     slo = Slo(2.0, 0.1, 0.99)
-    speed: list[tuple[str, int, float]] = []
+    speed: list[tuple[str, int, float, float]] = []  # label, requests, wall s, CPU s
     for name in (n for n in names if n != "lora"):
         frame, _ = read_request_source(f"azure-llm:{name}")
         frame, info = replay(frame, rate_scale=args.rate_scale, splice=args.splice)
@@ -264,10 +272,10 @@ def main() -> None:
         print(f"{'policy':<13}{'knob':>18}{'value':>17}{'GPU-h':>8}{'attain':>8}"
               f"{'TTFT p99':>9}{'TPOT p99':>9}{'cold':>6}   sweep (value: GPU-h / attainment)")
         for policy in POLICIES.names():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             rows = sweep_policy(setup, policy, capacity, refine=REFINE)
             speed.append((f"{name}:{policy}", len(rows) * setup.trace.n,
-                          time.perf_counter() - start))
+                          time.perf_counter() - start, time.process_time() - cpu))
             best[policy] = pick = tuned(rows, slo.attainment)
             curve = "  ".join(f"{_knob(r)}: {r['gpu_hours']:.2f}/{100 * r['attainment']:.1f}"
                               for r in rows)
@@ -296,13 +304,27 @@ def main() -> None:
     if "lora" in names:
         lora()
     validation()
-    print("\n## simulator speed (requests simulated per second of wall time; target >= 100k)")
-    total_n = sum(n for _, n, _ in speed)
-    total_s = sum(s for _, _, s in speed)
-    for label, n, seconds in speed:
-        print(f"{label:<24}{n / seconds:>12,.0f} req/s")
-    if total_s:
-        print(f"{'all runs':<24}{total_n / total_s:>12,.0f} req/s ({total_n:,} requests)")
+    _speed(speed)
+
+
+def _speed(speed: list[tuple[str, int, float, float]]) -> None:
+    """Requests simulated per wall-clock and per CPU-second, per policy and over all runs,
+    and the ratios to ``BEFORE_*`` (the CPU rate is the comparable one on a shared machine).
+    """
+    print("\n## simulator speed (requests simulated per second; target >= 100k)")
+    print(f"{'sweep':<24}{'wall req/s':>12}{'CPU req/s':>12}")
+    for label, n, wall, cpu in speed:
+        print(f"{label:<24}{n / wall:>12,.0f}{n / cpu:>12,.0f}")
+    total_n = sum(x[1] for x in speed)
+    wall, cpu = sum(x[2] for x in speed), sum(x[3] for x in speed)
+    if not total_n:
+        return
+    load = os.getloadavg()[0]
+    print(f"{'all runs':<24}{total_n / wall:>12,.0f}{total_n / cpu:>12,.0f}   ({total_n:,} "
+          f"requests; load average {load:.1f} on {os.cpu_count()} cores)")
+    print(f"{'before (' + BEFORE_COMMIT + ')':<24}{BEFORE_WALL:>12,.0f}{BEFORE_CPU:>12,.0f}   "
+          f"(load average about {BEFORE_LOAD:g}); now {total_n / cpu / BEFORE_CPU:.2f}x per "
+          f"CPU-second, {total_n / wall / BEFORE_WALL:.2f}x per wall second")
 
 
 if __name__ == "__main__":

@@ -223,12 +223,13 @@ class _Run:
                 > self.wread else self.wread + self.serial * c)
             for b in range(self.max_seqs + 1)]
         self.cold_starts = 0
-        for i, e in enumerate(self.eff):
-            if e + 1 > self.admit_cap:
-                raise InputError(
-                    f"request {i + 1}: {e:,} prompt tokens exceed the replica's KV capacity "
-                    f"of {self.cap:,} tokens", hint="use more TP, a bigger device or a "
-                    "smaller dtype")
+        too_big = np.flatnonzero(tr.input_tokens + 1 > self.admit_cap)
+        if too_big.size:
+            i = int(too_big[0])
+            raise InputError(
+                f"request {i + 1}: {self.eff[i]:,} prompt tokens exceed the replica's KV "
+                f"capacity of {self.cap:,} tokens", hint="use more TP, a bigger device or a "
+                "smaller dtype")
 
     # --- replicas ----------------------------------------------------------------------
 
