@@ -1,7 +1,8 @@
 """The serving engine's outputs, bit for bit, against digests recorded before issue #17's
 speed work (commit 5359919): the engine's speed-ups (idle-replica heap, cached decode
-iteration costs, fewer attribute reads) change no float operation and no event, so every
-policy's GPU-hours, attainment and TTFT/TPOT percentiles stay exactly what they were.
+iteration costs, fewer attribute reads, the least-held replica by one ``min``) change no
+float operation and no event, so every policy's GPU-hours, attainment and TTFT/TPOT
+percentiles stay exactly what they were.
 
 The runs cover every registered policy at its default knob on the real Azure code trace,
 three policies on the conversation trace with a small KV cache (hundreds of preemptions
@@ -12,6 +13,7 @@ requests ahead of the arrivals in it), each trace at 4x its recorded rate.
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,15 @@ import pytest
 
 from foresize.graph.hf_config import read_hf_config
 from foresize.ingest.requests import read_request_source, replay
-from foresize.simulate.serve.engine import RunResult, ServeEngine
+from foresize.simulate.serve import engine
+from foresize.simulate.serve.engine import (
+    RunResult,
+    ServeEngine,
+    TickView,
+    Trace,
+    _Replica,
+    _Run,
+)
 from foresize.simulate.serve.policies import POLICIES, Static
 from foresize.simulate.serve.replica import ReplicaSpec, build_replica
 from foresize.simulate.serve.study import ServeSetup, Slo, run_policy, trace_from_frame
@@ -90,3 +100,54 @@ def test_one_overloaded_replica_gives_the_recorded_outputs(
         got[label] = _digest(result)
     assert result.preemptions.sum() > 1_000
     assert got == ONE_REPLICA
+
+
+class _Sawtooth:
+    """One replica more every ``every`` ticks up to ``top``, then back to one."""
+
+    def __init__(self, every: int, top: int) -> None:
+        self.every, self.top = every, top
+
+    def start(self, n_ticks: int, tick_s: float) -> int:
+        return 1
+
+    def desired(self, view: TickView) -> int:
+        return 1 + (view.t // self.every) % self.top
+
+
+def test_an_arrival_at_a_replicas_ready_instant_is_dispatched_as_by_the_full_scan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``_dispatch`` cuts the least-held busy replica by one ``min`` when no replica is
+    idle, but not at an instant when one turns ready (it is idle, not yet listed: its
+    wake-up has not run). A replica ready every 10 s, an arrival at every ready instant
+    and thousands more on busy replicas give the outputs of the full scan the shortcut
+    replaces (forced by never taking it).
+    """
+    model = build_replica(read_hf_config(LLAMA), ReplicaSpec(device="h100_sxm"),
+                          model="llama-2-7b")
+    rng = np.random.default_rng(7)
+    # ticks at whole seconds: a replica added at tick t is ready at exactly t + startup_s
+    ready = [float(t) + model.startup_s for t in range(400)]
+    busy = rng.uniform(0.0, 400.0, 6_000)
+    arrival = np.sort(np.concatenate([ready, busy]))
+    n = arrival.size
+    trace = Trace(arrival, rng.integers(20, 800, n), rng.integers(10, 200, n))
+    keyed: list[int] = []  # one entry per replica weighed by the shortcut's min
+
+    def kv(replica: _Replica) -> int:
+        keyed.append(replica.index)
+        return replica.kv
+
+    monkeypatch.setattr(engine, "_KV", kv)
+    fast = ServeEngine(model, trace, tick_s=1.0).run(_Sawtooth(10, 8))
+    assert len(keyed) > 5_000  # the shortcut is taken
+
+    def never(run: _Run, now: float) -> None:
+        run.ready_since = math.inf  # the shortcut's condition never holds: the full scan
+        full_scan(run, now)
+
+    full_scan = _Run._dispatch
+    monkeypatch.setattr(_Run, "_dispatch", never)
+    scan = ServeEngine(model, trace, tick_s=1.0).run(_Sawtooth(10, 8))
+    assert _digest(fast) == _digest(scan)

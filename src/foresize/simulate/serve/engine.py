@@ -16,11 +16,13 @@ fixed, so iteration ``j`` of a segment takes ``alpha + beta (C0 + b j)`` and ``k
 iterations take ``k alpha + beta (k C0 + b k (k - 1) / 2)``: one closed form per segment.
 An arrival that an iterating replica could admit cuts its segment at the end of the
 iteration in progress (a quadratic's root). Events are O(requests), not O(tokens), and
-each costs O(log replicas): idle replicas wait in a heap (an over-provisioned run has tens
-at every arrival), and a tick sums the queued work as one list slice while the queue is a
-range of arrivals (an overloaded run queues thousands). Each segment is one Python-level
-event of a few microseconds; every float is computed by the same expression in the same
-order as before these shortcuts (``tests/simulate/test_serve_digest.py``).
+each costs O(log replicas): idle replicas wait in a heap (an over-provisioned run has
+tens at every arrival), an arrival with none idle finds the least-held busy replica by
+one C-level ``min`` over the ready ones, and a tick sums the queued work as one list
+slice while the queue is a range of arrivals (an overloaded run queues thousands). Each
+segment is one Python-level event of a few microseconds; every float is computed by the
+same expression in the same order as before these shortcuts
+(``tests/simulate/test_serve_digest.py``).
 
 Scaling: every ``tick_s`` the engine samples its metrics (queue, in-flight requests, KV
 usage, busy time, arriving tokens) and asks the policy for a replica count. New replicas
@@ -36,6 +38,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
+from operator import attrgetter
 from typing import Protocol
 
 import numpy as np
@@ -48,6 +51,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 INF = math.inf
 KV_WATERMARK = 0.01  # vLLM keeps 1 % of the KV blocks free at admission
+_KV = attrgetter("kv")
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +206,13 @@ class _Run:
         self.requeued = 0
         self.replicas: list[_Replica] = []
         self.live: list[_Replica] = []  # not yet removed (pruned at each tick)
+        # the live replicas not draining, and those of them ready until ``ready_until`` (the
+        # next start-up's end): an arrival looks for the least loaded one among these only;
+        # ``ready_since`` is the latest start-up's end among them (see ``_dispatch``)
+        self.serving: list[_Replica] = []
+        self.ready: list[_Replica] = []
+        self.ready_until = INF
+        self.ready_since = -INF
         # indices of idle ready replicas, lowest first: an arrival takes the first idle one
         # in creation order without scanning every replica (entries may be stale)
         self.idle: list[int] = []
@@ -242,12 +253,21 @@ class _Run:
         r = _Replica(len(self.replicas), now, ready_s)
         self.replicas.append(r)
         self.live.append(r)
+        self.serving.append(r)
+        self._ready(now)
         if ready_s > now:
             self.cold_starts += 1
             self._push(ready_s, r)  # a wake-up at ready time
         else:
             r.idle = True
             heappush(self.idle, r.index)
+
+    def _ready(self, now: float) -> None:
+        """List the serving replicas ready at ``now``; note when the next one will be."""
+        self.ready = ready = [r for r in self.serving if r.ready_s <= now]
+        self.ready_until = min((r.ready_s for r in self.serving if r.ready_s > now),
+                               default=INF)
+        self.ready_since = max((r.ready_s for r in ready), default=-INF)
 
     def _push(self, when: float, r: _Replica) -> None:
         self.seq += 1
@@ -474,10 +494,19 @@ class _Run:
             return
         # the most free KV (the first of equals) = the least held; free >= head as kv <= most
         max_seqs, most = self.max_seqs, self.admit_cap - head
+        if now >= self.ready_until:
+            self._ready(now)
+        ready = self.ready
+        if not idle and ready and now > self.ready_since:
+            # no replica is idle (each idle one is listed in ``idle`` once its wake-up at
+            # ready time has run: not yet when it is ready at this very instant), so the
+            # loop below would cut the first least-held one unless it is full: a C-level min
+            r = min(ready, key=_KV)
+            if r.kv <= most and r.n_seqs < max_seqs:
+                self._cut(r, now)
+                return
         best, best_kv = None, self.admit_cap + 1
-        for r in self.live:
-            if r.draining or r.ready_s > now or r.removed_s != INF:
-                continue
+        for r in ready:
             kv = r.kv
             if kv > most or r.n_seqs >= max_seqs:
                 continue
@@ -496,7 +525,7 @@ class _Run:
         want = max(e.min_replicas, min(want, e.max_replicas))
         if self.queue:
             want = max(want, 1)  # a request waits: scale from zero (Knative's activator)
-        live = [r for r in self.live if not r.draining and r.removed_s == INF]
+        live = self.serving
         if want > len(live):
             for _ in range(want - len(live)):
                 self._add(now, now + self.model.startup_s)
@@ -514,6 +543,8 @@ class _Run:
             r.draining = True
             if r.n_seqs == 0 and r.end == INF:
                 r.removed_s = now
+        self.serving = [r for r in live if not r.draining]
+        self._ready(now)
 
     # --- the loop ----------------------------------------------------------------------
 
