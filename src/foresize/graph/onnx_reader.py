@@ -19,7 +19,7 @@ from typing import Any
 import onnx
 from onnx import numpy_helper
 
-from foresize.core.errors import InputError, UnknownNameError
+from foresize.core.errors import InputError, UnknownNameError, UsageError
 from foresize.core.guard import graph_errors
 from foresize.core.paths import missing_file
 from foresize.graph.flops import propagate_shapes
@@ -173,10 +173,10 @@ def _check_dims(model: Any, dims: Mapping[str, int], path: Path) -> None:
     for name, value in dims.items():
         if name not in valid:
             if not valid:
-                raise InputError(f"{path}: --dim {name}: the model has no symbolic dims")
+                raise UsageError(f"{path}: --dim {name}: the model has no symbolic dims")
             raise UnknownNameError("dim", name, valid)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InputError(f"{path}: --dim {name}={value}: a dim must be a positive integer")
+            raise UsageError(f"{path}: --dim {name}={value}: a dim must be a positive integer")
 
 
 def _bind_inputs(graph: Any, dims: Mapping[str, int]) -> None:

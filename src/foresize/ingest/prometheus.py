@@ -55,7 +55,7 @@ import polars as pl
 
 from foresize import __version__
 from foresize.core import secrets
-from foresize.core.errors import InputError, InsufficientDataError
+from foresize.core.errors import InputError, InsufficientDataError, UsageError
 from foresize.core.limits import Deadline, available_memory, env_count, env_size
 from foresize.core.schemas import TELEMETRY_OPTIONAL, TS_DTYPE
 from foresize.ingest.report import IngestReport
@@ -316,7 +316,7 @@ def open_prometheus(
     if not query:
         raise InputError(f"{source}: a Prometheus source needs --query 'PROMQL'")
     if not (math.isfinite(since_s) and since_s > 0):
-        raise InputError(f"{source}: --since must be a positive duration, e.g. '7d'")
+        raise UsageError(f"{source}: --since must be a positive duration, e.g. '7d'")
     end = _utc(until) if until is not None else datetime.now(UTC)
     step_ms = _step_ms(step_s, name=source)
     start_ms = (_epoch_ms(end) - round(since_s * 1000)) // step_ms * step_ms
@@ -613,13 +613,13 @@ def _check_mapping(mapping: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     fields: dict[str, tuple[str, ...]] = {}
     for column, labels in mapping.items():
         if column not in MAPPABLE:
-            raise InputError(
+            raise UsageError(
                 f"--map {column}={labels}: a Prometheus sample carries its own ts and value; "
                 f"map labels to {', '.join(MAPPABLE)}"
             )
         parts = tuple(p.strip() for p in labels.split(LABEL_SEP))
         if not all(parts):
-            raise InputError(f"--map {column}={labels}: expected LABEL or LABEL+LABEL")
+            raise UsageError(f"--map {column}={labels}: expected LABEL or LABEL+LABEL")
         fields[column] = parts
     return fields
 

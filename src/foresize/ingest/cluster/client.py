@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 
 from foresize import __version__
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.core.limits import Deadline
 from foresize.core.units import human_bytes
 from foresize.ingest.prometheus import (
@@ -139,7 +139,7 @@ class Client:
 
     def __post_init__(self) -> None:
         if not self.timeout_s > 0:
-            raise InputError(f"--timeout must be positive, got {self.timeout_s:g} s")
+            raise UsageError(f"--timeout must be positive, got {self.timeout_s:g} s")
         if self.max_response_bytes < 1:
             raise InputError(f"the response cap must be positive, got {self.max_response_bytes}")
         self._deadline = time.monotonic() + self.timeout_s

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.simulate.replicas.nodes import NodePlan, run_with_nodes
 from foresize.simulate.replicas.scalers import ScaleContext, Scaler, StepView, make_scaler
 from foresize.simulate.replicas.service import (
@@ -70,7 +70,7 @@ class ServiceConfig:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.capacity) and self.capacity > 0):
-            raise InputError(f"--capacity must be > 0 per replica, got {self.capacity!r}")
+            raise UsageError(f"--capacity must be > 0 per replica, got {self.capacity!r}")
         if self.startup < 0 or self.drain < 0:
             raise InputError(
                 f"start-up and drain must be >= 0 steps, got {self.startup}, {self.drain}"
@@ -78,11 +78,11 @@ class ServiceConfig:
         if not (math.isfinite(self.step_s) and self.step_s > 0):
             raise InputError(f"step must be > 0 seconds, got {self.step_s!r}")
         if not (math.isfinite(self.service_time_s) and self.service_time_s > 0):
-            raise InputError(f"--service-time must be > 0 seconds, got {self.service_time_s!r}")
+            raise UsageError(f"--service-time must be > 0 seconds, got {self.service_time_s!r}")
         if self.price_per_replica_h < 0:
-            raise InputError(f"--price must be >= 0, got {self.price_per_replica_h}")
+            raise UsageError(f"--price must be >= 0, got {self.price_per_replica_h}")
         if self.slo_s is not None and not self.slo_s > 0:
-            raise InputError(f"--slo must be > 0 seconds, got {self.slo_s}")
+            raise UsageError(f"--slo must be > 0 seconds, got {self.slo_s}")
         if not 0 < self.max_rho < 1:
             raise InputError(f"max_rho must be in (0, 1), got {self.max_rho}")
 
