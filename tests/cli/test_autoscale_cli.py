@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -233,3 +237,33 @@ def memory_frame(mirror: Path) -> pl.DataFrame:
     collected = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
     assert isinstance(collected, pl.DataFrame)
     return collected.sort("workload", "ts")
+
+
+def test_ctrl_c_keeps_the_scored_runs(mirror: Path, tmp_path: Path) -> None:
+    """A real run on the LoRA trace, interrupted once the references and a policy are done:
+    the finished policies' rows are written with their oracle ratios, marked partial.
+    """
+    target = tmp_path / "as.json"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "foresize.cli.main", "simulate", "autoscale",
+         "alibaba-gentd26:lora", "--mirror", str(mirror), "--capacity", "1", "--policies",
+         "static,hpa,predictive,hybrid,oracle", "-o", str(target)],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "FORESIZE_HEARTBEAT_S": "0.05"},
+    )  # fmt: skip
+    assert run.stderr is not None
+    for line in run.stderr:  # readiness: both references and one policy done, 2 to go
+        if re.match(r"autoscale runs: [34]/6, ", line):
+            break
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 130, err
+    assert "Traceback" not in err
+    document = json.loads(target.read_text())
+    assert document["interrupted"] is document["partial"] is True
+    rows = {row["policy"]: row for row in document["results"]}
+    assert {"oracle", "oracle_nodelay", "static"} <= set(rows)
+    assert len(rows) < 6
+    assert rows["oracle"]["vs_oracle"] == 1.0
+    assert all(row["vs_oracle_nodelay"] >= 1.0 - 1e-9 for row in rows.values())
+    assert re.search(r"^interrupted: [3-5]/6 runs done; their rows \(with the oracle ratios\) "
+                     r"kept in the output and marked partial", err, re.M), err

@@ -116,6 +116,7 @@ class Study:
     rows: list[dict[str, Any]]
     last: Comparison
     degradation: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C: the runs that finished, scored
 
     def frame(self, nodes: NodePlan | None) -> pl.DataFrame:
         """The rows' shown columns (node columns with ``nodes``)."""
@@ -134,7 +135,11 @@ def run_study(series: DemandSeries, names: Sequence[str], config: ServiceConfig,
               settings: dict[str, dict[str, Any]], injections: Sequence[Injection] = (),
               nodes: NodePlan | None = None,
               on_policy: Callable[[str], None] | None = None) -> Study:
-    """Every scaler on the clean demand and, with injections, on the stressed demand."""
+    """Every scaler on the clean demand and, with injections, on the stressed demand.
+
+    Ctrl-C keeps the scored rows of the runs that finished (``interrupted``): the
+    references of a scenario run first, so every kept row has its oracle ratios.
+    """
     warn_noop_injections(series.values, series.step_s, list(injections))
     stressed, visible, factor = apply_injections(series.values, series.step_s, list(injections))
     offered = series.offered
@@ -145,11 +150,18 @@ def run_study(series: DemandSeries, names: Sequence[str], config: ServiceConfig,
         scenarios.append(
             ("stressed", stressed, visible, None if offered is None else offered * factor))
     rows: list[dict[str, Any]] = []
-    runs = []
+    runs: list[Comparison] = []
     for scenario, demand, seen, load in scenarios:
-        runs.append(compare(demand, list(names), config, settings=settings, visible=seen,
-                            offered=load, on_policy=on_policy, nodes=nodes))
+        try:
+            runs.append(compare(demand, list(names), config, settings=settings, visible=seen,
+                                offered=load, on_policy=on_policy, nodes=nodes))
+        except KeyboardInterrupt:  # during a scenario's references: keep the ones before
+            if not runs:
+                raise
+            return Study(rows, runs[-1], interrupted=True)
         rows += [{"scenario": scenario, **row} for row in runs[-1].rows]
+        if runs[-1].interrupted:
+            return Study(rows, runs[-1], interrupted=True)
     return Study(rows, runs[-1], _degradation(rows) if injections else [])
 
 
@@ -188,6 +200,8 @@ def study_document(series: DemandSeries, config: ServiceConfig, study: Study, *,
         "injections": [i.text for i in injections],
         "results": study.rows,
         "degradation": study.degradation,
+        "interrupted": study.interrupted,
+        "partial": study.interrupted,
     }
 
 
