@@ -20,7 +20,15 @@ import polars as pl
 
 from foresize.core.errors import InsufficientDataError
 from foresize.graph.devices import Device, roofline_time
-from foresize.graph.model import ModelGraph, Node, module_path, numel
+from foresize.graph.model import (
+    ModelGraph,
+    Node,
+    Scope,
+    TensorInfo,
+    module_path,
+    numel,
+    with_changes,
+)
 from foresize.graph.ops import RULES, ShapeUnknownError
 from foresize.graph.ops.pricing import gaps, op_node, price_nodes
 
@@ -57,8 +65,10 @@ def propagate_shapes(graph: ModelGraph) -> ModelGraph:
 
     Runs in topological order so that one filled shape lets the next node resolve.
     Zero-cost ops have no shape rule: a chain broken there stays unknown downstream.
+    Only the filled tensors are new: the graph's mapping is not copied per call.
     """
-    tensors = dict(graph.tensors)
+    filled: dict[str, TensorInfo] = {}
+    tensors = Scope(filled, graph.tensors)
     for node in graph.nodes:
         if node.key not in RULES or all(
             name in tensors and tensors[name].concrete_shape is not None
@@ -78,8 +88,8 @@ def propagate_shapes(graph: ModelGraph) -> ModelGraph:
             dtype, bits = tensor.dtype, tensor.bits
             if not bits and fallback is not None:
                 dtype, bits = fallback.dtype, fallback.bits
-            tensors[name] = replace(tensor, shape=shape, dtype=dtype, bits=bits)
-    return replace(graph, tensors=tensors)
+            filled[name] = replace(tensor, shape=shape, dtype=dtype, bits=bits)
+    return replace(graph, tensors=with_changes(graph.tensors, filled)) if filled else graph
 
 
 def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
@@ -91,25 +101,32 @@ def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
     priced = price_nodes(graph)
     unsupported, unresolved = gaps(priced)
     weights = {t.name: numel(t.concrete_shape or ()) for t in graph.weights}
-    rows = [
-        (node.name, layer_of_node(node), node.key, status, cost.flops, cost.macs,
-         cost.bytes_read, cost.bytes_written, sum(weights.get(n, 0) for n in node.inputs))
-        for node, status, cost in priced
-    ]  # fmt: skip
+    columns: dict[str, list[object]] = {name: [] for name in ROW_SCHEMA}
+    names, layers, ops, statuses, flops, macs, reads, writes, params = columns.values()
+    for node, status, cost in priced:
+        names.append(node.name)
+        layers.append(layer_of_node(node))
+        ops.append(node.key)
+        statuses.append(status)
+        flops.append(cost.flops)
+        macs.append(cost.macs)
+        reads.append(cost.bytes_read)
+        writes.append(cost.bytes_written)
+        params.append(sum(weights.get(n, 0) for n in node.inputs) if weights else 0)
     if strict and (unsupported or unresolved):
         missing = {**unsupported, **unresolved}
         listed = ", ".join(f"{op} x{n}" for op, n in sorted(missing.items()))
         msg = f"{graph.source or graph.name}: nodes not counted under --strict: {listed}"
         raise InsufficientDataError(msg)
-    frame = pl.DataFrame(rows, schema=dict(ROW_SCHEMA), orient="row")
+    frame = pl.DataFrame(columns, schema=dict(ROW_SCHEMA))
     n_nodes = len(graph.nodes)
     covered = n_nodes - sum(unsupported.values()) - sum(unresolved.values())
     return FlopReport(
         rows=frame,
-        flops=sum(r[4] for r in rows),
-        macs=sum(r[5] for r in rows),
-        bytes_read=sum(r[6] for r in rows),
-        bytes_written=sum(r[7] for r in rows),
+        flops=sum(c.flops for _, _, c in priced),
+        macs=sum(c.macs for _, _, c in priced),
+        bytes_read=sum(c.bytes_read for _, _, c in priced),
+        bytes_written=sum(c.bytes_written for _, _, c in priced),
         n_params=sum(weights.values()),
         unsupported=dict(unsupported),
         unresolved=dict(unresolved),
