@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import polars as pl
 
-from foresize.core.errors import InsufficientDataError
+from foresize.core.errors import InputError, InsufficientDataError
 from foresize.graph.devices import Device, roofline_time
 from foresize.graph.model import (
     ModelGraph,
@@ -30,6 +31,7 @@ from foresize.graph.model import (
     with_changes,
 )
 from foresize.graph.ops import RULES, ShapeUnknownError
+from foresize.graph.ops.base import OpCost
 from foresize.graph.ops.pricing import gaps, op_node, price_nodes
 
 ROW_SCHEMA: Mapping[str, type[pl.DataType]] = {
@@ -101,7 +103,7 @@ def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
     priced = price_nodes(graph)
     unsupported, unresolved = gaps(priced)
     weights = {t.name: numel(t.concrete_shape or ()) for t in graph.weights}
-    columns: dict[str, list[object]] = {name: [] for name in ROW_SCHEMA}
+    columns: dict[str, list[Any]] = {name: [] for name in ROW_SCHEMA}
     names, layers, ops, statuses, flops, macs, reads, writes, params = columns.values()
     for node, status, cost in priced:
         names.append(node.name)
@@ -118,6 +120,7 @@ def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
         listed = ", ".join(f"{op} x{n}" for op, n in sorted(missing.items()))
         msg = f"{graph.source or graph.name}: nodes not counted under --strict: {listed}"
         raise InsufficientDataError(msg)
+    _check_counts(priced, graph, (flops, macs, reads, writes))
     frame = pl.DataFrame(columns, schema=dict(ROW_SCHEMA))
     n_nodes = len(graph.nodes)
     covered = n_nodes - sum(unsupported.values()) - sum(unresolved.values())
@@ -132,6 +135,41 @@ def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
         unresolved=dict(unresolved),
         coverage_pct=100.0 * covered / n_nodes if n_nodes else 100.0,
     )
+
+
+INT64_MAX = 2**63 - 1  # the cost columns are Int64
+_COUNTS = ("FLOPs", "MACs", "bytes read", "bytes written")
+
+
+def _check_counts(priced: list[tuple[Node, str, OpCost]], graph: ModelGraph,
+                  columns: tuple[list[int], ...]) -> None:
+    """Refuse a count that is negative or beyond 64 bits, naming the node and its inputs.
+
+    Tensors within 2^53 elements can still multiply past 2^63 (a MatMul of two
+    [2^26, 2^26]), and a Loop's negative trip count makes a negative count; either
+    would end in a polars overflow or a negative total. A ``min`` and a ``sum`` per
+    column find whether any is wrong; only then are the nodes searched.
+    """
+    where = graph.source or graph.name
+    for what, values in zip(_COUNTS, columns, strict=True):
+        if not values or (min(values) >= 0 and sum(values) <= INT64_MAX):
+            continue
+        index = next((i for i, v in enumerate(values) if not 0 <= v <= INT64_MAX), None)
+        if index is None:
+            raise InputError(f"{where}: the nodes cost {sum(values):.3g} {what} in all, "
+                             "beyond a 64-bit count; not a model that fits any device")
+        node, value = priced[index][0], values[index]
+        inputs = ", ".join(f"{name!r} {_shape_text(graph, name)}" for name in node.inputs
+                           if name)
+        reason = ("a negative count: check its dims and trip count" if value < 0
+                  else "beyond a 64-bit count")
+        raise InputError(f"{where}: node {node.name!r} ({node.op_type}) costs {value:.3g} "
+                         f"{what}, {reason} (inputs: {inputs or 'none'})")
+
+
+def _shape_text(graph: ModelGraph, name: str) -> str:
+    tensor = graph.tensors.get(name)
+    return str(list(tensor.shape)) if tensor is not None and tensor.shape is not None else "?"
 
 
 def roofline_rows(report: FlopReport, device: str | Device, dtype: str) -> pl.DataFrame:

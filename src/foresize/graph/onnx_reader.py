@@ -63,27 +63,41 @@ def _check_sizes(graph: ModelGraph, path: Path) -> ModelGraph:
     """Refuse negative dims and tensors beyond ``MAX_ELEMENTS``, the file's or inferred.
 
     A crafted file can declare ``[-5, 3]`` or reshape to ``[2**62, 2**62]``; priced as
-    given they read as 0 bytes or overflow the cost columns, so they end here instead.
+    given they read as 0 bytes or overflow the cost columns, so they end here instead,
+    naming the tensor and the node that makes it.
     """
     for graphs in _nested(graph):
         for tensor in graphs.tensors.values():
-            dims = [d for d in tensor.shape or () if isinstance(d, int)]
+            shape = tensor.shape
+            if not shape:
+                continue
+            dims = [d for d in shape if isinstance(d, int)]
             negative = next((d for d in dims if d < 0), None)
             if negative is not None:
-                raise InputError(
-                    f"{path}: tensor {tensor.name!r} has a negative dim ({negative}) in "
-                    f"shape {list(tensor.shape or ())}"
-                )
+                raise InputError(f"{path}: {_whose(tensor, graphs)} has a negative dim "
+                                 f"({negative}) in shape {list(shape)}")
             if math.prod(dims) > MAX_ELEMENTS:
                 raise InputError(
-                    f"{path}: tensor {tensor.name!r} of shape {list(tensor.shape or ())} "
-                    f"holds {math.prod(dims):.3g} elements, beyond 2^53; not a model that "
-                    "fits any device",
+                    f"{path}: {_whose(tensor, graphs)} of shape {list(shape)} holds "
+                    f"{math.prod(dims):.3g} elements, beyond 2^53; not a model that fits "
+                    "any device",
                     hint="check the file's dims, or bind symbolic ones with smaller --dim",
                 )
         for node in graphs.nodes:
             _check_shape_operand(node, graphs.constants, path)
     return graph
+
+
+def _whose(tensor: TensorInfo, graph: ModelGraph) -> str:
+    """A tensor named for an error: with the node that makes it, or what it is."""
+    if tensor.producer is not None:
+        op = next((n.op_type for n in graph.nodes if n.name == tensor.producer), "?")
+        return f"node {tensor.producer!r} ({op}): output {tensor.name!r}"
+    if tensor.is_param:
+        return f"initializer {tensor.name!r}"
+    if tensor.name in graph.inputs:
+        return f"graph input {tensor.name!r}"
+    return f"tensor {tensor.name!r}"
 
 
 # ops whose operand at this index is a target shape: its product is an element count
@@ -92,18 +106,27 @@ _SHAPE_OPERAND = {"Reshape": 1, "Expand": 1, "ConstantOfShape": 0}
 
 def _check_shape_operand(node: Node, constants: Mapping[str, tuple[int, ...]],
                          path: Path) -> None:
-    """A constant target shape (``Reshape`` to ``[2**62, 2**62]``) whose output inference
-    could not size: its element count alone must stay below ``MAX_ELEMENTS``.
+    """A constant target shape must be one the op can make, and of at most ``MAX_ELEMENTS``.
+
+    Inference may leave such an output unsized (``Reshape`` to ``[2**62, 2**62]``, to
+    ``[-3, 2]``), and the tensor check above then has nothing to look at. Reshape allows
+    one ``-1`` (inferred) and ``0`` (copied) beside sizes; Expand and ConstantOfShape
+    allow sizes only.
     """
     index = _SHAPE_OPERAND.get(node.op_type)
     if index is None or len(node.inputs) <= index or node.inputs[index] not in constants:
         return
-    shape = constants[node.inputs[index]]
-    if math.prod(abs(d) for d in shape if d not in (0, -1)) > MAX_ELEMENTS:
-        raise InputError(
-            f"{path}: node {node.name!r} ({node.op_type}) asks for shape {list(shape)}, "
-            "beyond 2^53 elements"
-        )
+    operand = node.inputs[index]
+    shape = constants[operand]
+    where = (f"{path}: node {node.name!r} ({node.op_type}): shape operand {operand!r} = "
+             f"{list(shape)}")
+    lowest = -1 if node.op_type == "Reshape" else 0
+    if any(d < lowest for d in shape) or shape.count(-1) > 1:
+        allowed = "sizes, one -1 and 0" if node.op_type == "Reshape" else "sizes >= 0"
+        raise InputError(f"{where} is not a shape ({node.op_type} allows {allowed})")
+    if math.prod(d for d in shape if d > 0) > MAX_ELEMENTS:
+        raise InputError(f"{where} holds more than 2^53 elements; not a model that fits "
+                         "any device")
 
 
 def _nested(graph: ModelGraph) -> list[ModelGraph]:
