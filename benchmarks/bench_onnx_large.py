@@ -81,12 +81,12 @@ class Run:
     memory_note: str
 
 
-def timed(command: list[str], path: Path) -> Run:
+def timed(command: list[str], path: Path, env: dict[str, str]) -> Run:
     """Run ``command profile model path``; wait4 gives this child's own CPU and RSS."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen([*command, "profile", "model", str(path)], stdout=out,
-                                 stderr=err, text=True)
+                                 stderr=err, text=True, env=env)
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         wall = time.perf_counter() - started
@@ -115,6 +115,10 @@ def main() -> None:
         if found is None:
             raise SystemExit(f"--baseline {args.baseline}: no such executable")
         baseline = [found]
+    # This checkout's sources for our runs; none for the baseline, which then imports the
+    # sources its own install points at (an inherited PYTHONPATH would time us twice).
+    ours_env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    baseline_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     header = (f"{'nodes':>8} {'build':>8} {'wall s':>8} {'cpu s':>8} {'cpu s/10k':>9} "
               f"{'RSS MiB':>8}")
     if baseline:
@@ -129,11 +133,11 @@ def main() -> None:
             started = time.perf_counter()
             build(path, n)
             built = time.perf_counter() - started
-            new = timed(ours, path)
+            new = timed(ours, path, ours_env)
             line = (f"{n:>8,} {built:>8.1f} {new.wall_s:>8.2f} {new.cpu_s:>8.2f} "
                     f"{new.cpu_s / n * 10_000:>9.3f} {new.rss_mib:>8.0f}")
             if baseline:
-                old = timed(baseline, path)
+                old = timed(baseline, path, baseline_env)
                 same = old.title == new.title and old.memory_note == new.memory_note
                 line += (f" {old.wall_s:>9.2f} {old.cpu_s:>8.2f} {old.rss_mib:>8.0f} "
                          f"{old.cpu_s / new.cpu_s:>8.1f}x {'yes' if same else 'NO':>5}")

@@ -369,6 +369,14 @@ def _ints(name: str, values: list[int]) -> onnx.TensorProto:
     return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
 
 
+def _dims_only(name: str, dims: list[int]) -> onnx.TensorProto:
+    """An fp32 initializer whose data lives in an external file never written (never read)."""
+    tensor = onnx.TensorProto(name=name, dims=dims, data_type=F,
+                              data_location=onnx.TensorProto.EXTERNAL)
+    tensor.external_data.add(key="location", value="absent.bin")
+    return tensor
+
+
 SANITY = {
     "negative input dim": (
         _graph([helper.make_node("Relu", ["x"], ["z"], name="act")],
@@ -410,6 +418,18 @@ SANITY = {
         _graph([helper.make_node("Relu", ["z"], ["a"], name="first"),
                 helper.make_node("Relu", ["a"], ["z"], name="second")], [], []),
         "the graph has a cycle: node 'first' (Relu) reads 'z'"),
+    "a node reading its own output": (
+        _graph([helper.make_node("Add", ["x", "z"], ["z"], name="self")],
+               [helper.make_tensor_value_info("x", F, [2])], []),
+        "the graph has a cycle: node 'self' (Add) reads 'z'"),
+    "graph input of 2^53 + 1 elements": (
+        _graph([helper.make_node("Relu", ["x"], ["z"], name="act")],
+               [helper.make_tensor_value_info("x", F, [2**53 + 1])], []),
+        "graph input 'x' of shape [9007199254740993] holds 9.01e+15 elements, beyond 2^53"),
+    "initializer of 2^27 x 2^27 elements": (
+        _graph([helper.make_node("Relu", ["w"], ["z"], name="act")], [],
+               [_dims_only("w", [2**27, 2**27])]),
+        "initializer 'w' of shape [134217728, 134217728] holds 1.8e+16 elements, beyond 2^53"),
 }
 
 
@@ -424,6 +444,33 @@ def test_insane_sizes_and_shapes_are_one_line_errors_naming_node_and_tensor(
     assert str(info.value).startswith(f"{path}: ")
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("case", sorted(SANITY))
+def test_insane_graphs_exit_3_with_one_line(case: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The same files through ``foresize profile model``: exit 3, the error on one line."""
+    from foresize.cli.main import main
+
+    graph, message = SANITY[case]
+    path = save(tmp_path, graph)
+    code = main(["profile", "model", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 3, err
+    assert out == ""
+    assert err.splitlines()[0].startswith(f"Error: {path}: ")
+    assert message in err.splitlines()[0]
+    assert "Traceback" not in err
+
+
+def test_two_to_the_53_elements_is_the_largest_tensor_accepted(tmp_path: Path) -> None:
+    """At the bound the graph is priced exactly (integers, no float rounding): input and
+    Relu output both live, 4 bytes each; one element more is refused (``SANITY``).
+    """
+    graph = _graph([helper.make_node("Relu", ["x"], ["z"], name="act")],
+                   [helper.make_tensor_value_info("x", F, [2**53])], [])
+    memory = inference_memory(read_onnx(save(tmp_path, graph)))
+    assert memory.peak_activation_bytes == 2 * 4 * 2**53
 
 
 def test_constant_of_shape_is_priced_as_the_memory_it_makes(tmp_path: Path) -> None:

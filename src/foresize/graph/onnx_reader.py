@@ -13,6 +13,7 @@ import contextlib
 import math
 from collections.abc import Mapping
 from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,10 @@ def _check_sizes(graph: ModelGraph, path: Path) -> ModelGraph:
     naming the tensor and the node that makes it.
     """
     for graphs in _nested(graph):
-        for tensor in graphs.tensors.values():
+        tensors = graphs.tensors.values()
+        # inputs and weights first: the error names the cause, not the first node it reaches
+        for tensor in chain((t for t in tensors if t.producer is None),
+                            (t for t in tensors if t.producer is not None)):
             shape = tensor.shape
             if not shape:
                 continue
