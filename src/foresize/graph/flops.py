@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
@@ -206,9 +207,15 @@ def layer_of(node_name: str) -> str:
 
     ``/layers.3/self_attn/q_proj/MatMul`` -> ``layers.3``: the path up to the first
     indexed module (a repeated block); names without one use their first scope, and
-    unscoped names are ``(top)``.
+    unscoped names are ``(top)``. Only the scope (the name less its last part) matters,
+    and the nodes of one module share it: it is looked up once per scope.
     """
-    scopes = [part for part in node_name.split("/") if part][:-1]
+    return _layer_of_scope(node_name.rstrip("/").rpartition("/")[0])
+
+
+@lru_cache(maxsize=4096)
+def _layer_of_scope(scope: str) -> str:
+    scopes = [part for part in scope.split("/") if part]
     if not scopes:
         return "(top)"
     for depth, part in enumerate(scopes):
