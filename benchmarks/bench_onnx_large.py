@@ -15,6 +15,7 @@ column is its time over ours, and its first table line and memory note must equa
 
     python benchmarks/bench_onnx_large.py                       # 20k, 100k, 200k nodes
     python benchmarks/bench_onnx_large.py --nodes 200000 --baseline /work/main/.venv/bin/foresize
+    python benchmarks/bench_onnx_large.py --nodes 200000 --phases   # where the time goes
 """
 
 from __future__ import annotations
@@ -100,11 +101,46 @@ def timed(command: list[str], path: Path, env: dict[str, str]) -> Run:
     return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, title, note)
 
 
+PHASES = """
+import sys, time
+cpu = time.process_time
+start = cpu()
+import onnx
+from foresize.graph.onnx_reader import read_onnx
+from foresize.graph.flops import analyze_flops
+from foresize.graph.liveness import inference_memory
+from foresize.graph.model import collector_paused
+imported = cpu()
+with collector_paused():
+    model = onnx.shape_inference.infer_shapes(onnx.load(sys.argv[1]), data_prop=True)
+    del model
+    inferred = cpu()
+    graph = read_onnx(sys.argv[1])
+    read = cpu()
+    analyze_flops(graph)
+    priced = cpu()
+    inference_memory(graph)
+    sized = cpu()
+print(f"import {imported - start:.2f}  onnx load+infer {inferred - imported:.2f}  "
+      f"read (less load+infer) {read - inferred - (inferred - imported):.2f}  "
+      f"flops {priced - read:.2f}  liveness {sized - priced:.2f}  (cpu s)")
+"""
+
+
+def phases(path: Path, env: dict[str, str]) -> str:
+    """CPU seconds per phase of one analysis in a fresh process: where the time goes."""
+    done = subprocess.run([sys.executable, "-c", PHASES, str(path)], env=env,
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[20_000, 100_000, 200_000])
     parser.add_argument("--baseline", help="another foresize executable to time on the "
                         "same files (e.g. /work/main/.venv/bin/foresize)")
+    parser.add_argument("--phases", action="store_true", help="also print CPU seconds per "
+                        "phase (import, onnx load and inference, read, FLOPs, liveness)")
     args = parser.parse_args()
     ours = [str(Path(sys.executable).with_name("foresize"))]
     if not Path(ours[0]).exists():
@@ -142,6 +178,8 @@ def main() -> None:
                 line += (f" {old.wall_s:>9.2f} {old.cpu_s:>8.2f} {old.rss_mib:>8.0f} "
                          f"{old.cpu_s / new.cpu_s:>8.1f}x {'yes' if same else 'NO':>5}")
             print(line, flush=True)
+            if args.phases:
+                print(f"{'':>8} phases: {phases(path, ours_env)}", flush=True)
     print(f"target: 200,000 nodes in < {TARGET_S:.0f} s; cpu s = user + system of the process "
           "(wall time also counts waiting for a CPU on a loaded machine)")
 
