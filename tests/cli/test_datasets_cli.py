@@ -183,12 +183,13 @@ def test_timeout_bounds_a_dripping_download(
     assert [p for p in cache.rglob("*") if p.is_file() and p.suffix == ".gz"] == []
 
 
+@pytest.mark.parametrize("command", [["datasets", "fetch"], ["profile", "telemetry"]])
 @pytest.mark.parametrize("value", ["0s", "soon"])
-def test_fetch_timeout_must_be_a_positive_duration(
-    value: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+def test_timeout_must_be_a_positive_duration(
+    command: list[str], value: str, capsys: pytest.CaptureFixture[str], with_mirror: Path
 ) -> None:
-    code, out, err = _run(capsys, "datasets", "fetch", "gentd26:queue_size", "--cache-dir",
-                          str(tmp_path), "--timeout", value)
+    """A usage error (2) even where nothing would be downloaded (the mirror has it)."""
+    code, out, err = _run(capsys, *command, "gentd26:queue_size", "--timeout", value)
     assert (code, out) == (2, "")
     assert "--timeout" in err or "duration" in err
 

@@ -198,6 +198,9 @@ def telemetry_source(sources: str | list[str] | None, **flags: Any) -> Telemetry
         timeout_s=parse_duration(given["timeout"]),
         max_response_bytes=_bytes(given["max_response"]),
     )
+    if options.timeout_s <= 0:
+        raise typer.BadParameter(f"{given['timeout']!r} is not a positive duration",
+                                 param_hint="--timeout")
     scale = float(given["scale"])
     if not math.isfinite(scale) or scale <= 0:
         raise typer.BadParameter(f"{given['scale']} is not a positive number",
