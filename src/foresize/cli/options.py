@@ -190,8 +190,8 @@ SOURCE_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
         help="Cluster mode: the label naming the cluster in a multi-cluster Prometheus.")),
     "timeout": (str, "5m", typer.Option(
         "--timeout", rich_help_panel="Prometheus",
-        help="Give up on Prometheus after this long, all requests together, however slowly "
-        "it answers, e.g. 5m.")),
+        help="Give up on Prometheus, or on downloading a dataset SOURCE, after this long, "
+        "all requests together, however slowly the server answers, e.g. 5m.")),
     "max_response": (str, "512Mi", typer.Option(
         "--max-response", rich_help_panel="Prometheus",
         help="Largest answer to accept from Prometheus (an error beyond), e.g. 512Mi.")),
@@ -239,6 +239,9 @@ def telemetry_source(sources: str | list[str] | None, **flags: Any) -> Telemetry
         timeout_s=parse_duration(given["timeout"]),
         max_response_bytes=_bytes(given["max_response"]),
     )
+    if options.timeout_s <= 0:
+        raise typer.BadParameter(f"{given['timeout']!r} is not a positive duration",
+                                 param_hint="--timeout")
     scale = float(given["scale"])
     if not math.isfinite(scale) or scale <= 0:
         raise typer.BadParameter(f"{given['scale']} is not a positive number",
