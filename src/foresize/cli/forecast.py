@@ -9,10 +9,13 @@ from typing import Annotated, Any
 import polars as pl
 import typer
 
+from foresize.cli.checks import parse_checks
 from foresize.cli.common import read_telemetry
 from foresize.cli.errors import INTERRUPTED
 from foresize.cli.options import (
+    CheckOpt,
     EngineOpt,
+    ForceOpt,
     FormatOpt,
     OutputOpt,
     RayAddressOpt,
@@ -73,10 +76,11 @@ HorizonOpt = Annotated[
                  help="How far ahead: a duration (30m, 2h) or a number of steps."),
 ]
 RUN_HORIZON, BACKTEST_HORIZON = "30m", "30"  # defaults: a duration, and steps
-ForceOpt = Annotated[
-    bool,
-    typer.Option("--force", rich_help_panel="Forecast",
-                 help="Allow a --horizon longer than the history."),
+BacktestHorizonOpt = Annotated[
+    str,
+    typer.Option("--horizon", "-H", rich_help_panel="Forecast", show_default="30 steps",
+                 help="How far ahead each origin forecasts: a number of steps, as the "
+                 "protocol's --every is, or a duration (30m)."),
 ]
 LevelsOpt = Annotated[
     str,
@@ -257,7 +261,7 @@ def backtest_command(
     metric: MetricOpt = None,
     models: Annotated[str, typer.Option("--models", help="Comma-separated forecasters.",
                       rich_help_panel="Forecast")] = "naive,window_average,arima,wavelet,hybrid",
-    horizon: HorizonOpt = BACKTEST_HORIZON,
+    horizon: BacktestHorizonOpt = BACKTEST_HORIZON,
     every: Annotated[int, typer.Option("--every", help="Steps between origins.",
                      rich_help_panel="Forecast")] = 30,
     test_frac: Annotated[float, typer.Option("--test-frac", help="Share of each series held "
@@ -267,6 +271,7 @@ def backtest_command(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     wide: WideOpt = False,
+    checks: CheckOpt = None,
     telemetry: TelemetrySource,
     engine: EngineOpt = "serial",
     ray_address: RayAddressOpt = None,
@@ -317,6 +322,7 @@ def backtest_command(
             f"{engine}",
         ),
         fmt=fmt, output=output,
+        checks=() if interrupted else parse_checks(checks),
     )
     if interrupted:
         per_model = ", ".join(f"{r.model} {r.series:,}" for r in results)

@@ -48,7 +48,7 @@ from typing import Literal
 
 import numpy as np
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.core.registry import Registry
 from foresize.simulate.replicas.scalers import HPA, ScaleContext, Scaler, StepView, make_scaler
 from foresize.simulate.replicas.service import FloatArray, Sizer
@@ -344,7 +344,7 @@ def parse_policies(text: str) -> list[str]:
     """``hpa,kpa,oracle`` -> checked registry names (a typo gets a suggestion)."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise InputError("--policies: name at least one policy")
+        raise UsageError("--policies: name at least one policy")
     for name in names:
         POLICIES.get(name)
     return names

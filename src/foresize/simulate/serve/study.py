@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.core.units import parse_duration
 from foresize.ingest.requests import ReplayInfo
 from foresize.simulate.serve.engine import (
@@ -79,13 +79,13 @@ def parse_slo(text: str, *, attainment: float = 0.99) -> Slo:
     for part in text.split(","):
         key, sep, value = (s.strip() for s in part.partition("="))
         if not sep or key not in ("ttft", "tpot"):
-            raise InputError(f"--slo: {part!r} is not ttft=DURATION or tpot=DURATION")
+            raise UsageError(f"--slo: {part!r} is not ttft=DURATION or tpot=DURATION")
         seconds = parse_duration(value) if re.search(r"[a-z]$", value) else float(value)
         if not seconds > 0:
-            raise InputError(f"--slo: {key} must be > 0, got {value}")
+            raise UsageError(f"--slo: {key} must be > 0, got {value}")
         values[f"{key}_s"] = seconds
     if not 0 < attainment < 1:
-        raise InputError(f"--attainment must be in (0, 1), got {attainment}")
+        raise UsageError(f"--attainment must be in (0, 1), got {attainment}")
     return Slo(**values, attainment=attainment)
 
 
@@ -411,7 +411,7 @@ def open_setup(inputs: ServeInputs) -> tuple[ServeSetup, dict[str, str | None], 
                        warmup_s=inputs.warmup_s)
     check_slo_floor(model, setup.trace, setup.slo)
     if setup.trace.n and not 0 <= inputs.warmup_s < setup.trace.arrival_s[-1]:
-        raise InputError(f"--warmup {inputs.warmup_s:g} s leaves no request to score: the "
+        raise UsageError(f"--warmup {inputs.warmup_s:g} s leaves no request to score: the "
                          f"replay's last arrival is at {setup.trace.arrival_s[-1]:.0f} s")
     notes = [report.summary()] if report.n_dropped or report.reordered else []
     notes += report.notes
