@@ -335,7 +335,7 @@ _register(PolicyKind(
     lambda k, c: RiskHybrid(make_scaler("predictive", level=k), c, _work, c.capacity),
     reactive=False, more_is_safer=True, scales=CAPACITY_SCALES))
 _register(PolicyKind(
-    "oracle", "capacity_scale", 1.0, (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2),
+    "oracle", "capacity_scale", 1.0, (0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2),
     lambda k, c: SeriesPolicy(make_scaler("oracle"), c, _work, c.capacity * k, hindsight=True),
     reactive=False, more_is_safer=False))
 
