@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
 
 from foresize.cli.checks import parse_checks
@@ -36,12 +35,13 @@ from foresize.cli.output import (
 from foresize.core.errors import UsageError
 from foresize.core.parallel import check_engine
 from foresize.core.units import human_duration, parse_duration, parse_levels, parse_steps
-from foresize.forecast.backtest import BacktestResult
-from foresize.forecast.fanout import backtest_fanout, merge_backtests
-from foresize.forecast.models import FORECASTERS, make_forecaster
-from foresize.forecast.panel import PanelReport, check_horizon, to_panel
-from foresize.forecast.phased import phase_forecast
-from foresize.ingest.sources import TelemetrySource
+
+if TYPE_CHECKING:  # the forecasters load polars, numpy and lightgbm: --help does not
+    import polars as pl
+
+    from foresize.forecast.backtest import BacktestResult
+    from foresize.forecast.panel import PanelReport
+    from foresize.ingest.sources import TelemetrySource
 
 
 class _DefaultRun(typer.core.TyperGroup):
@@ -62,6 +62,8 @@ app = typer.Typer(
 
 
 def _complete_model(incomplete: str) -> list[str]:
+    from foresize.forecast.models import FORECASTERS
+
     return [name for name in FORECASTERS.names() if name.startswith(incomplete)]
 
 
@@ -117,6 +119,8 @@ def horizon_steps(text: str, step_s: float) -> int:
 def _panel(telemetry: TelemetrySource, *, metric: str | None, grid: str | None,
            ) -> tuple[pl.DataFrame, PanelReport, dict[str, Any]]:
     """The series of one metric on a regular grid, and the document header."""
+    from foresize.forecast.panel import to_panel
+
     chosen = replace(telemetry, metrics=(metric,) if metric else ())
     read, header = read_telemetry(chosen)
     step_s = parse_duration(grid) if grid else None
@@ -125,6 +129,8 @@ def _panel(telemetry: TelemetrySource, *, metric: str | None, grid: str | None,
 
 
 def _forecast_table(result: Result) -> FitTable:
+    import polars as pl
+
     frame = result.frame
     last = frame.group_by("series", maintain_order=True).agg(
         pl.col("model").first(),
@@ -163,6 +169,12 @@ def run(
     telemetry: TelemetrySource,
 ) -> None:
     """Forecast each series of one metric HORIZON ahead with central intervals."""
+    import polars as pl
+
+    from foresize.forecast.models import make_forecaster
+    from foresize.forecast.panel import check_horizon
+    from foresize.forecast.phased import phase_forecast
+
     forecaster = make_forecaster(model)
     wanted = parse_levels(levels)
     panel, report, header = _panel(telemetry, metric=metric, grid=grid)
@@ -225,6 +237,8 @@ def _backtest_all(panel: pl.DataFrame, names: list[str], *, engine: str, address
     Returns those results and whether the run was interrupted; re-raises
     ``KeyboardInterrupt`` only when nothing had finished.
     """
+    from foresize.forecast.fanout import backtest_fanout, merge_backtests
+
     n_series = panel["series"].n_unique()
     kept: dict[str, list[BacktestResult]] = {name: [] for name in names}
     with progress("backtest", n_series * len(names), unit=PAIRS) as bar:
@@ -277,6 +291,11 @@ def backtest_command(
     ray_address: RayAddressOpt = None,
 ) -> None:
     """Rolling-origin backtest of forecasters: MASE, accuracy, pinball, coverage, speed."""
+    import polars as pl
+
+    from foresize.forecast.models import make_forecaster
+    from foresize.forecast.panel import check_horizon
+
     engine = check_engine(engine)
     names = [name.strip() for name in models.split(",") if name.strip()]
     for name in names:
@@ -364,6 +383,10 @@ def _metrics_table(result: Result) -> FitTable:
 def models_command(fmt: FormatOpt = None, output: OutputOpt = None,
                    wide: WideOpt = False) -> None:
     """List the forecasters --model and --models accept."""
+    import polars as pl
+
+    from foresize.forecast.models import FORECASTERS
+
     rows = [
         {"model": name, "description": (FORECASTERS.get(name).__doc__ or "").strip().split("\n")[0]}
         for name in FORECASTERS.names()
