@@ -118,7 +118,11 @@ def test_no_partitioned_gpu_is_ever_over_committed(pods: list[tuple[int, int, in
         running: list[tuple[int, int, Placement]] = []
         for (cpu, n_gpu, milli), go in zip(pods, leave, strict=False):
             request = PodRequest(cpu, 4096, n_gpu, milli, np.ones(CLUSTER.n_nodes, bool))
-            where = policy.place(request, _view(state, seed))
+            where = policy.place(request, ClusterView.of(state, np.random.default_rng(seed)))
+            # the summaries the state keeps in step give what the bare arrays give
+            bare = ClusterView(state.cpu_free, state.memory_free, state.gpu_free, CLUSTER,
+                               np.random.default_rng(seed), state.gpu_fit, state.gpu_pods)
+            assert policy.place(request, bare) == where
             if where is not None:
                 assert len(set(where.gpus)) == n_gpu
                 running.append((cpu, milli, state.allocate(cpu, 4096, milli, where)))
@@ -135,6 +139,8 @@ def test_no_partitioned_gpu_is_ever_over_committed(pods: list[tuple[int, int, in
                     + FULL_GPU_MILLI - slices).all()
             assert (state.gpu_fit[on] == (cap * free).max(axis=2)[on]).all()
             assert not on[2].any()  # the V100 node stays unpartitioned
+            np.testing.assert_array_equal(state.gpu_free_total, state.gpu_free.sum(axis=1))
+            np.testing.assert_array_equal(state.fit_ranked, -np.sort(-state.gpu_fit).T)
 
 
 def test_replay_on_partitioned_cluster_and_what_it_refuses() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from foresize.core.errors import UnknownNameError
-from foresize.simulate.cluster.metrics import PENDING, Fragmentation, NodeStates
+from foresize.simulate.cluster.metrics import Fragmentation, NodeStates
 from foresize.simulate.cluster.placement import (
     PLACEMENT,
     ClusterView,
@@ -200,9 +200,22 @@ def test_node_states_compact_and_keep_tables() -> None:
         states.sync(cpu, gpu)
     assert len(states) <= 4 * 3 + 64
     assert states.table("probe", 1)[states.node_state[1], 0] == 42.0
-    assert (states.weighted == PENDING).any()  # F_n(M) of new states waits for a caller
-    row = (np.array([1000]), gpu[1:2], CLUSTER.gpu_type[1:2])
-    _, extra = states.weighted_with(np.unique(states.node_state), *row)
     expected = frag.weighted(cpu, gpu, CLUSTER.gpu_type)
-    np.testing.assert_array_equal(states.weighted[states.node_state], expected)
-    np.testing.assert_array_equal(extra, frag.weighted(*row))
+    np.testing.assert_array_equal(np.array(states.weighted)[states.node_state], expected)
+
+
+def test_weighted_of_one_state_equals_the_array_version(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """Per GPU row, sums over classes by CPU demand: every CPU level and GPU order agrees
+    with :meth:`Fragmentation.weighted`, also after the row memo starts over.
+    """
+    frag = fragmentation_of(WORKLOAD, CLUSTER)
+    states = NodeStates(frag, CLUSTER.gpu_type)
+    rng = np.random.default_rng(0)
+    for step in range(300):
+        if step == 150:
+            monkeypatch.setattr(NodeStates, "MAX_GPU_ROWS", 4)
+        free = rng.choice([0, 100, 250, 750, 1000], 8)
+        cpu, gpu_type = int(rng.integers(0, 9000)), int(rng.integers(-1, 1))
+        expected = frag.weighted(np.array([cpu]), free[None, :], np.array([gpu_type]))[0]
+        assert states.weighted_of(gpu_type, cpu, tuple(sorted(free.tolist()))) == expected

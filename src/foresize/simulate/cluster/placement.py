@@ -58,12 +58,13 @@ from foresize.core.registry import Registry
 from foresize.simulate.cluster.metrics import Fragmentation, NodeStates
 from foresize.simulate.cluster.state import (
     FULL_GPU_MILLI,
+    MAX_GPUS_PER_NODE,
     N_GPU_POD_KINDS,
     BoolArray,
     Cluster,
+    ClusterState,
     IntArray,
     Placement,
-    any_per_node,
     count_per_node,
     gpu_pod_kind,
 )
@@ -95,6 +96,11 @@ class ClusterView:
     source of randomness. ``gpu_pods`` counts each node's GPU pods by kind
     (``state.gpu_pod_kind``); None means no GPU pod runs anywhere. ``node_rank`` orders
     nodes for ties between equal scores (lowest rank wins); None means node index.
+
+    ``fit_ranked``, ``gpu_free_total`` and ``version`` are the per-node summaries a
+    :class:`ClusterState` keeps in step (see ``ClusterState._changed``); :meth:`of` passes
+    them. A view built from bare arrays leaves them None, and :attr:`ranked` and
+    :attr:`free_total` compute them from the arrays (slower, same values).
     """
 
     cpu_free: IntArray
@@ -105,11 +111,38 @@ class ClusterView:
     gpu_fit: IntArray | None = None  # largest per-GPU demand each GPU takes (MIG slices)
     gpu_pods: IntArray | None = None
     node_rank: IntArray | None = None
+    fit_ranked: IntArray | None = None
+    gpu_free_total: IntArray | None = None
+    version: IntArray | None = None
+
+    @classmethod
+    def of(cls, state: ClusterState, rng: np.random.Generator,
+           node_rank: IntArray | None = None) -> ClusterView:
+        """The live view of ``state``: its arrays, not copies, so it stays current."""
+        return cls(state.cpu_free, state.memory_free, state.gpu_free, state.cluster, rng,
+                   state.gpu_fit, state.gpu_pods, node_rank, state.fit_ranked,
+                   state.gpu_free_total, state.version)
 
     @property
     def fit(self) -> IntArray:
         """What a GPU's demand is compared with: ``gpu_fit``, or ``gpu_free`` without MIG."""
         return self.gpu_free if self.gpu_fit is None else self.gpu_fit
+
+    @property
+    def ranked(self) -> IntArray:
+        """(8, n): row k holds each node's (k+1)-th largest :attr:`fit`."""
+        if self.fit_ranked is not None:
+            return self.fit_ranked
+        result: IntArray = -np.sort(-self.fit, axis=1).T
+        return result
+
+    @property
+    def free_total(self) -> IntArray:
+        """Free GPU milli per node."""
+        if self.gpu_free_total is not None:
+            return self.gpu_free_total
+        result: IntArray = self.gpu_free.sum(axis=1)
+        return result
 
 
 class PlacementPolicy(Protocol):
@@ -129,24 +162,25 @@ def feasible(pod: PodRequest, view: ClusterView) -> BoolArray:
     ok = (view.cpu_free >= pod.cpu_milli) & (view.memory_free >= pod.memory_mib) & pod.allowed
     if pod.num_gpu == 0:
         return ok
-    fits = view.fit >= pod.gpu_milli
-    room = any_per_node(fits) if pod.num_gpu == 1 else count_per_node(fits) >= pod.num_gpu
-    result: BoolArray = ok & room
-    return result
+    if pod.num_gpu > MAX_GPUS_PER_NODE:
+        return np.zeros_like(ok)
+    # num_gpu GPUs take gpu_milli each exactly when the num_gpu-th largest fit does
+    ok &= view.ranked[pod.num_gpu - 1] >= pod.gpu_milli
+    return ok
 
 
 def pick_gpus(pod: PodRequest, free: IntArray, *, tightest: bool = True) -> tuple[int, ...]:
     """GPU indices on one node: the tightest (or loosest) GPU for a share, else the
     lowest-indexed GPUs with the whole per-GPU demand free. ``free`` is the node's row of
-    :attr:`ClusterView.fit`.
+    :attr:`ClusterView.fit`. Eight values are cheaper to scan in Python than in numpy.
     """
     if pod.num_gpu == 0:
         return ()
-    fits = free >= pod.gpu_milli
+    need = pod.gpu_milli
     if pod.is_shared:
-        slack = np.where(fits, free if tightest else -free, np.iinfo(np.int64).max)
-        return (int(np.argmin(slack)),)
-    return tuple(int(g) for g in np.flatnonzero(fits)[: pod.num_gpu])
+        sign = 1 if tightest else -1
+        return (min((sign * f, g) for g, f in enumerate(free.tolist()) if f >= need)[1],)
+    return tuple([g for g, f in enumerate(free.tolist()) if f >= need][: pod.num_gpu])
 
 
 def _lowest(score: FloatArray, mask: BoolArray) -> int | None:
@@ -248,7 +282,7 @@ class BestFitScore(_TightestGpu):
         """``int((1 - (0.5 cpu_left / cpu_max + 0.5 gpu_left / gpu_max)) * 100)``."""
         cpu_max, gpu_max = _scales(view)
         cpu = (view.cpu_free[nodes] - pod.cpu_milli) / cpu_max * 0.5
-        gpu = (view.gpu_free[nodes].sum(axis=1) - pod.num_gpu * pod.gpu_milli) / gpu_max * 0.5
+        gpu = (view.free_total[nodes] - pod.num_gpu * pod.gpu_milli) / gpu_max * 0.5
         result: FloatArray = np.trunc((1.0 - (cpu + gpu)) * MAX_NODE_SCORE)
         return result
 
@@ -262,7 +296,7 @@ class DotProductScore(_TightestGpu):
         """``int(100 (1 - (n . p) / 2))``, both vectors divided by the largest node."""
         cpu_max, gpu_max = _scales(view)
         dot = (view.cpu_free[nodes] / cpu_max * (pod.cpu_milli / cpu_max)
-               + view.gpu_free[nodes].sum(axis=1) / gpu_max
+               + view.free_total[nodes] / gpu_max
                * (pod.num_gpu * pod.gpu_milli / gpu_max))
         result: FloatArray = np.trunc(MAX_NODE_SCORE * (1 - dot / 2))
         return result
@@ -314,7 +348,7 @@ class GpuClusteringScore(_TightestGpu):
         same = counts[:, gpu_pod_kind(pod.num_gpu, pod.gpu_milli)] > 0
         _, gpu_max = _scales(view)
         quarter = MAX_NODE_SCORE // 4
-        fuller = quarter * (int(gpu_max) - view.gpu_free[nodes].sum(axis=1)) // int(gpu_max)
+        fuller = quarter * (int(gpu_max) - view.free_total[nodes]) // int(gpu_max)
         tier = np.where(same, np.where(kinds == 1, 3, 2), np.where(kinds == 0, 1, 0))
         result: FloatArray = (tier * quarter + fuller).astype(np.float64)
         return result
@@ -360,30 +394,34 @@ class FgdScore:
     the node's state and the pod's request, and a cluster holds few distinct states. So
     scores are tabled per (request, state) on :class:`NodeStates` and each pod costs a
     table look-up over the feasible nodes; only states never scored for that request are
-    computed, all in one batch. The tables hold exactly the values a direct evaluation
-    gives (``tests/simulate/test_placement.py`` checks this against a direct
-    implementation). :meth:`gpus` reads the tables :meth:`score` just brought up to date
-    (``NodeScorer``'s contract), so the cluster is compared with its last copy once per pod.
+    computed (about three per pod), in Python from :meth:`NodeStates.weighted_of`, with
+    growths turned into scores once per distinct growth. The tables hold exactly the
+    values a direct evaluation gives (``tests/simulate/test_placement.py`` checks this
+    against a direct implementation). :meth:`gpus` reads the tables :meth:`score` just
+    brought up to date (``NodeScorer``'s contract).
     """
 
-    __slots__ = ("_states", "fragmentation")
+    MAX_GROWTHS = 1 << 16  # scores kept per distinct growth before the memo starts over
+
+    __slots__ = ("_scores", "_states", "fragmentation")
 
     def __init__(self, fragmentation: Fragmentation) -> None:
         self.fragmentation = fragmentation
         self._states: NodeStates | None = None
+        self._scores: dict[int, float] = {}
 
     def score(self, pod: PodRequest, view: ClusterView, nodes: IntArray, /) -> FloatArray:
         """Each feasible node's FGD score."""
         states = self._states
         if states is None or states.gpu_type is not view.cluster.gpu_type:
             states = self._states = NodeStates(self.fragmentation, view.cluster.gpu_type)
-        states.sync(view.cpu_free, view.gpu_free)
+        states.sync(view.cpu_free, view.gpu_free, view.version)
         ids = states.node_state[nodes]
         table = states.table((pod.cpu_milli, pod.num_gpu, pod.gpu_milli), 3)
         result: FloatArray = table[ids, 0]
         missing = np.isnan(result)
         if missing.any():
-            self._fill(pod, states, table, np.unique(ids[missing]))
+            self._fill(pod, states, table, np.unique(ids[missing]).tolist())
             result = table[ids, 0]
         return result
 
@@ -396,61 +434,72 @@ class FgdScore:
             msg = "FgdScore.gpus before FgdScore.score"
             raise RuntimeError(msg)
         sid = int(states.node_state[node])
-        free = view.gpu_free[node]
-        value, ambiguous = states.table((pod.cpu_milli, pod.num_gpu, pod.gpu_milli), 3)[sid, 1:]
+        best, value, ambiguous = states.table((pod.cpu_milli, pod.num_gpu, pod.gpu_milli),
+                                              3)[sid].tolist()
+        free = view.gpu_free[node].tolist()
         if ambiguous:  # distinct free values tie: the lowest GPU index among them wins
-            row = self._shared(pod, view.cpu_free[node:node + 1], free[None, :],
-                               view.cluster.gpu_type[node:node + 1], states.weighted[[sid]])
-            return (int(np.argmax(row[0])),)
-        return (int(np.argmax(free == value)),)
+            options = self._outcomes(pod, states, sid)
+            scores = self._scores_of([growth for _, growth in options])
+            good = {v for (v, _), score in zip(options, scores, strict=True) if score == best}
+            return (next(g for g, v in enumerate(free) if v in good),)
+        return (free.index(int(value)),)
+
+    @staticmethod
+    def _outcomes(pod: PodRequest, states: NodeStates, sid: int) -> list[tuple[int, int]]:
+        """(free milli of the GPU the share takes, growth of ``weighted``) per distinct
+        outcome of placing ``pod`` on state ``sid``: one per distinct free value that fits
+        a share, in ascending order, else one (value -1) taking the first fitting GPUs.
+        """
+        gpu_type, cpu, gpu = states.keys[sid]
+        before, left, need = states.weighted[sid], cpu - pod.cpu_milli, pod.gpu_milli
+        if pod.is_shared:
+            options = []
+            for j, v in enumerate(gpu):
+                if v >= need and (j == 0 or v != gpu[j - 1]):
+                    after = tuple(sorted((*gpu[:j], v - need, *gpu[j + 1:])))
+                    options.append((v, states.weighted_of(gpu_type, left, after) - before))
+            return options
+        after = gpu
+        if pod.num_gpu:
+            taken, rows = 0, list(gpu)
+            for j, v in enumerate(rows):
+                if taken < pod.num_gpu and v >= need:
+                    rows[j], taken = v - need, taken + 1
+            after = tuple(sorted(rows))
+        return [(-1, states.weighted_of(gpu_type, left, after) - before)]
+
+    def _scores_of(self, growths: list[int]) -> list[float]:
+        """Scores of growths in ``weighted`` units, each distinct growth computed once."""
+        known = self._scores
+        unseen = {g for g in growths if g not in known}
+        if unseen:
+            if len(known) + len(unseen) > self.MAX_GROWTHS:
+                known.clear()
+                unseen = set(growths)
+            growth = np.array(sorted(unseen), dtype=np.int64)
+            known.update(zip(growth.tolist(), self._to_score(growth).tolist(), strict=True))
+        return [known[g] for g in growths]
 
     def _to_score(self, growth: IntArray) -> FloatArray:
         """Growth in :meth:`Fragmentation.weighted` units to a score (higher is better)."""
         return _sigmoid_score(-growth.astype(np.float64) / self.fragmentation.total)
 
-    @staticmethod
-    def _share_rows(pod: PodRequest, free: IntArray) -> tuple[IntArray, IntArray, IntArray]:
-        """(row, gpu, free after) for the share on each GPU of ``free`` that fits it."""
-        row, gpu = np.nonzero(free >= pod.gpu_milli)
-        after = free[row]
-        after[np.arange(row.size), gpu] -= pod.gpu_milli
-        return row, gpu, after
-
-    def _shared(self, pod: PodRequest, cpu: IntArray, free: IntArray, types: IntArray,
-                before: IntArray) -> FloatArray:
-        """(k, 8) score of putting the share on each GPU of k nodes (-inf: no fit)."""
-        row, gpu, after = self._share_rows(pod, free)
-        growth = self.fragmentation.weighted(cpu[row] - pod.cpu_milli, after, types[row])
-        grid = np.full(free.shape, -np.inf)
-        grid[row, gpu] = self._to_score(growth - before[row])
-        return grid
-
     def _fill(self, pod: PodRequest, states: NodeStates, table: FloatArray,
-              new: IntArray) -> None:
+              new: list[int]) -> None:
         """Fill ``table`` rows ``new``: score, and for shares the free milli of the best
         GPU and whether another free value ties with it.
         """
-        free, cpu, types = states.gpu[new], states.cpu[new], states.type[new]
-        if pod.is_shared:
-            row, gpu, after = self._share_rows(pod, free)
-            before, weighted = states.weighted_with(new, cpu[row] - pod.cpu_milli, after,
-                                                    types[row])
-            grid = np.full(free.shape, -np.inf)
-            grid[row, gpu] = self._to_score(weighted - before[row])
-            pick = np.argmax(grid, axis=1)
-            k = np.arange(new.size)
-            best = grid[k, pick]
-            value = free[k, pick]
-            tied = ((grid == best[:, None]) & (free != value[:, None])).any(axis=1)
-            table[new] = np.column_stack([best, value, tied])
-            return
-        after = free
-        if pod.num_gpu:
-            take = free >= pod.gpu_milli
-            take &= np.cumsum(take, axis=1) <= pod.num_gpu
-            after = free - take * pod.gpu_milli
-        before, weighted = states.weighted_with(new, cpu - pod.cpu_milli, after, types)
-        table[new, 0] = self._to_score(weighted - before)
+        outcomes = [self._outcomes(pod, states, sid) for sid in new]
+        scores = iter(self._scores_of([growth for options in outcomes
+                                       for _, growth in options]))
+        rows = []
+        for options in outcomes:
+            scored = [(next(scores), v) for v, _ in options]
+            best = max(score for score, _ in scored)
+            value = next(v for score, v in scored if score == best)  # the smallest
+            tied = any(score == best and v != value for score, v in scored)
+            rows.append((best, value, tied))
+        table[new] = rows
 
 
 def fragmentation_of(workload: Workload, cluster: Cluster, *,
