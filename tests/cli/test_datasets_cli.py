@@ -186,9 +186,9 @@ def test_path_of_a_table_not_fetched_exits_3(
     ]
 
 
-def test_unknown_dataset_exits_3_with_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_dataset_exits_2_with_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run(capsys, "datasets", "fetch", "gentd62")
-    assert (code, out) == (3, "")
+    assert (code, out) == (2, "")  # a name typed on the command line: a usage error
     assert err.count("\n") == 1
     assert err.startswith("Error: unknown dataset 'gentd62'; valid: alibaba-gentd26,")
     assert "Did you mean 'gentd26'?" in err

@@ -72,9 +72,9 @@ def test_backtest_table_ranks_models(mirror: Path, capsys: pytest.CaptureFixture
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [
-        (["--model", "naiv"], "Did you mean 'naive'", 3),
-        (["--horizon", "0"], "at least one step", 3),
-        (["--levels", "80,120"], "between 0 and 100", 3),
+        (["--model", "naiv"], "Did you mean 'naive'", 2),
+        (["--horizon", "0"], "at least one step", 2),
+        (["--levels", "80,120"], "between 0 and 100", 2),
         (["--metric", "qps"], "'qps' does not appear", 3),
     ],
 )

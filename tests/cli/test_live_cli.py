@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import polars as pl
 import pytest
@@ -67,6 +70,17 @@ def wait_for(flag: Path, timeout_s: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def wait_for_samples(stream: IO[str], at_least: int) -> None:
+    """Read heartbeat lines (``sampling NAME: N samples, ...``) until one shows ``at_least``
+    samples taken: the readiness signal for Ctrl-C, however loaded the machine is.
+    """
+    for line in stream:
+        match = re.match(r"sampling .+: ([\d,]+) samples, ", line)
+        if match and int(match.group(1).replace(",", "")) >= at_least:
+            return
+    pytest.fail(f"the sampler ended before {at_least} samples")
+
+
 def test_ctrl_c_keeps_every_sample(tmp_path: Path) -> None:
     target = tmp_path / "interrupted.parquet"
     ready = tmp_path / "ready"
@@ -75,11 +89,12 @@ def test_ctrl_c_keeps_every_sample(tmp_path: Path) -> None:
          "-o", str(target), "-f", "json", "--", sys.executable, "-c",
          f"import pathlib, time; pathlib.Path({str(ready)!r}).touch(); time.sleep(60)"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "FORESIZE_HEARTBEAT_S": "0.1"},
     )
     assert sampler.stderr is not None
     assert sampler.stderr.readline().startswith("sampling")  # the sampler's readiness line
     wait_for(ready)  # and the workload runs
-    time.sleep(1.5)
+    wait_for_samples(sampler.stderr, 2)
     sampler.send_signal(signal.SIGINT)
     out, err = sampler.communicate(timeout=60)
     assert sampler.returncode == 130, err
@@ -98,10 +113,11 @@ def test_attach_stops_on_ctrl_c_and_keeps_samples(tmp_path: Path) -> None:
             [sys.executable, "-m", "foresize.cli.main", "profile", "attach", str(workload.pid),
              "--interval", "100ms", "-o", str(target)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "FORESIZE_HEARTBEAT_S": "0.1"},
         )
         assert sampler.stderr is not None
         assert sampler.stderr.readline().startswith("sampling")  # readiness, after start-up
-        time.sleep(1.5)
+        wait_for_samples(sampler.stderr, 2)
         sampler.send_signal(signal.SIGINT)
         _, err = sampler.communicate(timeout=30)
         assert sampler.returncode == 130, err

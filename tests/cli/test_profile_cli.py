@@ -109,7 +109,7 @@ def test_ingest_strict_fails_without_output(tmp_path: Path,
 
 def test_usage_errors_exit_2(duty: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["profile", "telemetry", duty, *MAP, "-f", "yamlish"], capsys)
-    assert code == 3
+    assert code == 2
     assert "unknown format 'yamlish'" in err
     code, _, err = run(["-q", "-v", "env"], capsys)
     assert code == 2

@@ -38,8 +38,10 @@ COMMANDS: dict[str, Argv] = {
     "profile telemetry": lambda s, o: ["profile", "telemetry", str(s), "-f", "json", "-o", str(o)],
     "profile ingest": lambda s, o: ["profile", "ingest", str(s), "-o", str(o)],
     "profile phases": lambda s, o: ["profile", "phases", str(s), "-f", "json", "-o", str(o)],
-    "forecast run": lambda s, o: ["forecast", "run", str(s), "-m", "naive", "-H", "3", "-f",
-                                  "json", "-o", str(o)],
+    # --force: a 3-step horizon on a hostile 1-row file is a usage error (2) by design;
+    # the data path past that guard is what is fuzzed here
+    "forecast run": lambda s, o: ["forecast", "run", str(s), "-m", "naive", "-H", "3",
+                                  "--force", "-f", "json", "-o", str(o)],
     "recommend": lambda s, o: ["recommend", str(s), "-f", "json", "-o", str(o)],
     "simulate autoscale": lambda s, o: ["simulate", "autoscale", str(s), "-f", "json", "-o",
                                         str(o)],

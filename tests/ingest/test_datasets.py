@@ -226,7 +226,7 @@ def test_unknown_names_list_the_valid_ones_and_the_closest() -> None:
     ) as info:
         parse_address("openb:multigpu5")
     assert info.value.suggestion == "multigpu50"
-    assert info.value.exit_code == 3
+    assert info.value.exit_code == 2
 
 
 def test_load_reader_imports_lazily_and_refuses_misc_tables() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from foresize.core.errors import InputError, SchemaMismatchError
 from foresize.ingest.requests import (
+    AZURE_COLUMNS,
     REQUEST_TRACE,
     parse_request_mapping,
     read_request_source,
@@ -91,3 +92,17 @@ def test_replay_scales_the_rate_and_splices_copies_conserving_requests(mirror: P
     assert replay(frame)[1].describe() == "as recorded"
     with pytest.raises(InputError, match="--rate-scale"):
         replay(frame, rate_scale=0)
+
+
+def test_rfc3339_arrivals_read_as_the_same_instants(mirror: Path, tmp_path: Path) -> None:
+    # synthetic only in its spelling: the real Azure code trace with its naive UTC stamps
+    # rewritten as RFC 3339 ('T' and 'Z'), as many exporters write them
+    expected, _ = read_request_source("azure-llm:code", mirror=mirror)
+    azure = mirror.parent / "azure-llm-inference-2023" / "AzureLLMInferenceTrace_code.csv"
+    lines = azure.read_text().splitlines()
+    zoned = [lines[0]] + [line.replace(" ", "T", 1).replace(",", "Z,", 1) for line in lines[1:]]
+    assert zoned[1].startswith("2023-11-16T18:17:03.9799600Z,")
+    frame, report = read_requests(_write(tmp_path, "\n".join(zoned) + "\n"),
+                                  mapping=AZURE_COLUMNS)
+    assert report.rows_out == 8_819
+    assert frame.equals(expected)

@@ -76,7 +76,8 @@ def test_real_gentd26_csv_with_mapping(gentd26_dir: Path) -> None:
     ("content", "mapping", "message"),
     [
         ("a,b\n1,2\n", None, r"missing required column 'ts' \(found: a, b\)"),
-        ("ts,workload,metric,value\n1,w,qps,high\n", None, r"column 'value' is String .*'high'"),
+        ("ts,workload,metric,value\n1,w,qps,high\n", None,
+         r"row 1: column 'value' holds 'high', expected a number$"),
         ("ts,w\n1,2\n", "ts=ts,workload=pod", r"--map workload=pod: no column 'pod'"),
         (
             "ts,workload,metric,value\n2026-01-01,w,qps,1\n2026-13-01,w,qps,1\n",
@@ -159,3 +160,90 @@ def test_generic_csv_property(tmp_path: Path, rows: list[tuple[str, str, str, st
     assert report.rows_in == report.rows_out + report.n_dropped == len(rows)
     assert frame.equals(frame.sort("workload", "metric", "ts"))
     assert frame["ts"].dtype == pl.Datetime("us", "UTC")
+
+
+def _real_queue_extract(gentd26_dir: Path) -> pl.DataFrame:
+    """GenTD26's queue_rt_raw_anon (23,478 rows) from the upstream tar.gz, all as text."""
+    with tarfile.open(gentd26_dir / "queue_rt_raw_anon.tar.gz") as raw:
+        member = raw.extractfile(raw.getmembers()[0])
+        assert member is not None
+        return pl.read_csv(member.read(), infer_schema=False)
+
+
+_QUEUE_MAP = parse_mapping("ts=timestamp_anon,workload=container_ip")
+
+
+@pytest.mark.parametrize(
+    ("stamp", "offset_s"),
+    [
+        ("%Y-%m-%dT%H:%M:%SZ", 0),
+        ("%Y-%m-%dT%H:%M:%S+00:00", 0),
+        ("%Y-%m-%dT%H:%M:%S.%fZ", 0),
+        ("%Y-%m-%dt%H:%M:%Sz", 0),  # RFC 3339 allows lower case
+        ("%Y-%m-%dT%H:%M:%S+02:00", 7200),  # local time two hours east of UTC
+        ("%Y-%m-%d %H:%M:%S.%f-05:30", -19800),
+        ("%Y-%m-%dT%H:%M:%S+0100", 3600),
+    ],
+)
+def test_rfc3339_and_zoned_iso_timestamps_read_as_their_utc_instant(
+    tmp_path: Path, gentd26_dir: Path, stamp: str, offset_s: int
+) -> None:
+    # synthetic only in its spelling: the real extract's epoch seconds rewritten as zoned
+    # text (real traces ship epoch numbers), each shifted by its offset so that the
+    # instant, and so the canonical frame, stays the same
+    real = _real_queue_extract(gentd26_dir)
+    (tmp_path / "epoch.csv").write_text(real.write_csv())
+    rewritten = real.with_columns(
+        timestamp_anon=pl.Series([
+            datetime.fromtimestamp(float(t) + offset_s, UTC).strftime(stamp)
+            for t in real["timestamp_anon"]
+        ])
+    )
+    (tmp_path / "zoned.csv").write_text(rewritten.write_csv())
+    expected, expected_report = read_telemetry(tmp_path / "epoch.csv", mapping=_QUEUE_MAP,
+                                               metric="queue_wait_s")
+    frame, report = read_telemetry(tmp_path / "zoned.csv", mapping=_QUEUE_MAP,
+                                   metric="queue_wait_s")
+    assert frame.height == expected.height > 20_000
+    assert frame.equals(expected)
+    assert report.dropped == expected_report.dropped
+
+
+def test_naive_text_timestamps_are_taken_as_utc(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "workload,metric,ts,value\nw,qps,2026-01-01 00:00:00,1\n"
+                 "w,qps,2026-01-01T00:01:00Z,2\n")
+    frame, _ = read_telemetry(path)
+    assert frame["ts"].to_list() == [T0, datetime(2026, 1, 1, 0, 1, tzinfo=UTC)]
+
+
+def test_missing_value_spellings_are_dropped_and_counted(
+    tmp_path: Path, gentd26_dir: Path
+) -> None:
+    # the real extract with some values blanked the ways other tools write "missing"
+    real = _real_queue_extract(gentd26_dir)
+    spellings = ["nan", "NaN", "NA", "null", "None", ""]
+    blanked = real.with_columns(
+        value=pl.when(pl.int_range(pl.len()) < len(spellings))
+        .then(pl.Series(spellings + [""] * (real.height - len(spellings))))
+        .otherwise(pl.col("value"))
+    )
+    path = write(tmp_path / "blanked.csv", blanked.write_csv())
+    frame, report = read_telemetry(path, mapping=_QUEUE_MAP, metric="queue_wait_s")
+    assert report.rows_in == real.height
+    assert report.dropped == {"missing_value": 4, "nan_value": 2}
+    assert report.rows_out == frame.height == real.height - 6
+    assert frame["value"].is_finite().all()
+
+
+def test_a_number_column_with_text_names_file_column_row_and_text(
+    tmp_path: Path, gentd26_dir: Path
+) -> None:
+    real = _real_queue_extract(gentd26_dir)
+    bad = real.with_columns(
+        value=pl.when(pl.int_range(pl.len()) == 700).then(pl.lit("abc"))
+        .otherwise(pl.col("value"))
+    )
+    path = write(tmp_path / "bad.csv", bad.write_csv())
+    with pytest.raises(InputError) as caught:
+        read_telemetry(path, mapping=_QUEUE_MAP, metric="queue_wait_s")
+    assert str(caught.value) == f"{path}: row 701: column 'value' holds 'abc', expected a number"

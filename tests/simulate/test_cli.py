@@ -17,8 +17,8 @@ def test_policies_lists_names(capsys: pytest.CaptureFixture[str]) -> None:
     assert {"best_fit", "dot_product", "fgd", "fifo"} <= names
 
 
-def test_unknown_policy_exits_3_with_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["simulate", "schedule", "--placement", "best_fit,fgdd"]) == 3
+def test_unknown_policy_exits_2_with_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "schedule", "--placement", "best_fit,fgdd"]) == 2
     assert "Did you mean 'fgd'?" in capsys.readouterr().err
 
 

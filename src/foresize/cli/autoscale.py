@@ -11,10 +11,18 @@ import polars as pl
 import typer
 
 from foresize.cli.common import provenance, read_telemetry
-from foresize.cli.options import PROMETHEUS, FormatOpt, OutputOpt, WideOpt, opt, telemetry_options
+from foresize.cli.options import (
+    PROMETHEUS,
+    FormatOpt,
+    OutputOpt,
+    WideOpt,
+    opt,
+    output_file,
+    telemetry_options,
+)
 from foresize.cli.output import Col, Result, emit, frame_table, info, progress
 from foresize.core.errors import InputError
-from foresize.core.schemas import metric_info
+from foresize.core.metrics import metric_info
 from foresize.core.units import human_bytes
 from foresize.ingest.sources import TelemetrySource
 from foresize.simulate.replicas.demand import is_lora, open_demand
@@ -128,7 +136,7 @@ def autoscale(
         show_default=False)] = None,
     plot: Annotated[Path | None, opt(
         "--plot", "Write a PNG: the busiest 24 h step by step, and replica-hours per day.",
-        "Output", dir_okay=False)] = None,
+        "Output", callback=output_file)] = None,
     pool: Annotated[list[str] | None, opt(
         "--pool", "Run replicas on an autoscaled node pool (repeatable): name=N,gpus=G,"
         "gpu_model=M,price=USD_PER_NODE_H,delay=3m,min=0,max=10[,replicas=K]; on-demand "

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from foresize import __version__
 from foresize.cli.output import SETTINGS, info
 from foresize.ingest.report import IngestReport
-from foresize.ingest.sources import CanonicalTelemetry, TelemetrySource, read_canonical
+
+if TYPE_CHECKING:  # the readers load polars: only the commands that read telemetry pay
+    from foresize.ingest.sources import CanonicalTelemetry, TelemetrySource
 
 SCHEMA_VERSION = "1.0"
 
@@ -41,6 +43,8 @@ def read_telemetry(
     telemetry: TelemetrySource, *, all_reports: bool = False
 ) -> tuple[CanonicalTelemetry, dict[str, Any]]:
     """Read the canonical telemetry, report on stderr, and its document header."""
+    from foresize.ingest.sources import read_canonical
+
     read = read_canonical(telemetry)
     announce(read.reports, all_reports=all_reports)
     return read, ingest_header(read.sha256, read.reports)

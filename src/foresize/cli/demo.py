@@ -14,7 +14,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, SeedOpt
+from foresize.cli.options import (
+    FormatOpt,
+    MirrorOpt,
+    OutputOpt,
+    SeedOpt,
+    output_file,
+    output_folder,
+)
 from foresize.cli.output import SETTINGS, Result, emit, info, progress, text_table
 from foresize.core.io import atomic_write
 from foresize.core.units import parse_duration
@@ -29,7 +36,7 @@ Examples:
 
   foresize demo
 
-  foresize demo --duration 7d --seed 3 --out demo-7d
+  foresize demo --duration 7d --seed 3 --output-dir demo-7d
 
   foresize demo -f json -o summary.json --quiet
 
@@ -59,10 +66,11 @@ def demo(
     out: Annotated[
         Path,
         typer.Option(
-            "--out",
-            file_okay=False,
-            help="Folder for every artefact (replaced "
-            "atomically): model, profile, phases, forecast, plan, autoscale, schedule.",
+            "--output-dir", "--out",
+            file_okay=False, callback=output_folder,
+            help="Folder for every artefact (replaced atomically; its parent must exist): "
+            "model, profile, phases, forecast, plan, autoscale, schedule. The default is "
+            "git-ignored in a foresize checkout.",
         ),
     ] = DEFAULT_OUT,
     duration: Annotated[str, typer.Option(help="Span of synthetic telemetry, e.g. 2d.")] = "3d",
@@ -71,7 +79,7 @@ def demo(
         Path | None,
         typer.Option(
             "--save-telemetry",
-            dir_okay=False,
+            callback=output_file,
             help="Also write the generated telemetry (canonical parquet) here.",
         ),
     ] = None,
@@ -123,7 +131,7 @@ def demo(
     """Run the whole journey offline: static analysis of a reference model, profile and
     phases of the embedded synthetic telemetry (or --dataset), forecasts with intervals,
     a right-sizing and scaling plan (plan.json, plan.yaml), and an autoscaler and
-    scheduler simulation of it; a summary here and every artefact in --out.
+    scheduler simulation of it; a summary here and every artefact in --output-dir.
     """
     began = time.perf_counter()
     if quiet:

@@ -12,7 +12,6 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
 
-import polars as pl
 import typer
 
 from foresize import __version__
@@ -56,6 +55,8 @@ def env(
         "the current folder).")] = None,
 ) -> None:
     """Print versions, the cache folder and the devices, for bug reports."""
+    import polars as pl  # here, not at start-up: `foresize version` stays fast
+
     if clean:
         _clean([*(folders or [Path()])])
     facts: dict[str, str | None] = {
@@ -83,6 +84,12 @@ def _clean(folders: list[Path]) -> None:
     info(f"cleaned: {len(removed)} temporar{'y' if len(removed) == 1 else 'ies'} removed")
 
 
-def version() -> None:
-    """Print the foresize version."""
-    print(f"foresize {__version__}")  # noqa: T201 - data on stdout
+def version(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
+    """Print the foresize version (``-f json`` for scripts, as every command)."""
+    if fmt is None and output is None:
+        print(f"foresize {__version__}")  # noqa: T201 - data on stdout, the classic line
+        return
+    import polars as pl  # only a formatted version needs a frame
+
+    frame = pl.DataFrame({"name": ["foresize"], "version": [__version__]})
+    emit(Result(frame, {"foresize_version": __version__}), fmt=fmt, output=output)

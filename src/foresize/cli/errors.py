@@ -13,7 +13,6 @@ from typer._click import exceptions as click_exceptions
 
 from foresize.cli.output import SETTINGS, stderr
 from foresize.core.errors import ForesizeError
-from foresize.core.guard import as_input_error
 from foresize.core.secrets import redact
 
 INTERRUPTED = 130
@@ -33,6 +32,8 @@ def report(exc: BaseException) -> int:
     _traceback(exc)
     if isinstance(exc, Exception) and not isinstance(exc, ForesizeError):
         # the last line of the one error wrapper (core.guard): bad input is never a crash
+        from foresize.core.guard import as_input_error  # polars: imported only on an error
+
         exc = as_input_error(exc, None) or exc
     if isinstance(exc, ForesizeError):
         _line(f"Error: {exc.message}")

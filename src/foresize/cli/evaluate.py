@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +10,14 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from foresize.cli.options import EngineOpt, FormatOpt, MirrorOpt, RayAddressOpt, SeedOpt
+from foresize.cli.options import (
+    EngineOpt,
+    FormatOpt,
+    MirrorOpt,
+    RayAddressOpt,
+    SeedOpt,
+    output_folder,
+)
 from foresize.cli.output import SETTINGS, Result, emit, progress
 from foresize.core.io import check_writable_folder
 from foresize.core.parallel import check_engine
@@ -26,10 +34,17 @@ DatasetOpt = Annotated[
     typer.Option("--dataset", "-d", help="Registered dataset (see foresize datasets list).",
                  rich_help_panel="Input"),
 ]
-OutOpt = Annotated[
+OutputDirOpt = Annotated[
     Path | None,
-    typer.Option("--out", "-o", file_okay=False, help="Report folder, replaced atomically "
+    typer.Option("--output-dir", file_okay=False, callback=output_folder,
+                 help="Report folder, replaced atomically; its parent must exist "
                  "(default: report-KIND).", rich_help_panel="Output"),
+]
+# -o names a file on every other command (cli.md): here it is the old spelling of
+# --output-dir, kept for one release with a warning
+LegacyOutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", file_okay=False, callback=output_folder, hidden=True),
 ]
 SmokeOpt = Annotated[
     int | None,
@@ -82,7 +97,8 @@ def _evaluate(kinds: list[str], *, dataset: str, out: Path | None, smoke: int | 
 def _command(kind: str) -> Callable[..., None]:
     def command(
         dataset: DatasetOpt = "alibaba-gentd26",
-        out: OutOpt = None,
+        output_dir: OutputDirOpt = None,
+        legacy_out: LegacyOutOpt = None,
         smoke: SmokeOpt = None,
         plots: PlotsOpt = True,
         engine: EngineOpt = "local",
@@ -92,6 +108,13 @@ def _command(kind: str) -> Callable[..., None]:
         fmt: FormatOpt = None,
         anchors: AnchorsOpt = None,
     ) -> None:
+        if legacy_out is not None:
+            if output_dir is not None:
+                raise typer.BadParameter("give the folder once, as --output-dir",
+                                         param_hint="-o/--out")
+            warnings.warn("evaluate -o/--out is deprecated and goes in the next release; "
+                          "use --output-dir DIR", FutureWarning, stacklevel=2)
+        out = output_dir or legacy_out
         _evaluate(list(KINDS) if kind == "all" else [kind], dataset=dataset, out=out,
                   smoke=smoke, plots=plots, engine=engine, ray_address=ray_address,
                   mirror=mirror, seed=seed, fmt=fmt, anchors=anchors)
@@ -103,7 +126,7 @@ def _command(kind: str) -> Callable[..., None]:
 EPILOG = """\
 Examples:
 
-  foresize evaluate all --dataset alibaba-gentd26 -o report
+  foresize evaluate all --dataset alibaba-gentd26 --output-dir report
 
   foresize evaluate rightsize --dataset alibaba-gentd26 --smoke 20 --no-plots
 """

@@ -10,6 +10,7 @@ import polars as pl
 import typer
 
 from foresize.cli.common import read_telemetry
+from foresize.cli.errors import INTERRUPTED
 from foresize.cli.options import (
     EngineOpt,
     FormatOpt,
@@ -18,14 +19,24 @@ from foresize.cli.options import (
     WideOpt,
     telemetry_options,
 )
-from foresize.cli.output import Col, FitTable, Result, Rows, emit, fit_table, frame_table, progress
-from foresize.core.errors import InputError
+from foresize.cli.output import (
+    Col,
+    FitTable,
+    Result,
+    Rows,
+    emit,
+    fit_table,
+    frame_table,
+    info,
+    progress,
+)
+from foresize.core.errors import UsageError
 from foresize.core.parallel import check_engine
 from foresize.core.units import human_duration, parse_duration, parse_levels, parse_steps
-from foresize.forecast.backtest import BacktestResult, backtest
-from foresize.forecast.fanout import backtest_fanout
+from foresize.forecast.backtest import BacktestResult
+from foresize.forecast.fanout import backtest_fanout, merge_backtests
 from foresize.forecast.models import FORECASTERS, make_forecaster
-from foresize.forecast.panel import PanelReport, to_panel
+from foresize.forecast.panel import PanelReport, check_horizon, to_panel
 from foresize.forecast.phased import phase_forecast
 from foresize.ingest.sources import TelemetrySource
 
@@ -61,6 +72,12 @@ HorizonOpt = Annotated[
     typer.Option("--horizon", "-H", rich_help_panel="Forecast",
                  help="How far ahead: a duration (30m, 2h) or a number of steps."),
 ]
+RUN_HORIZON, BACKTEST_HORIZON = "30m", "30"  # defaults: a duration, and steps
+ForceOpt = Annotated[
+    bool,
+    typer.Option("--force", rich_help_panel="Forecast",
+                 help="Allow a --horizon longer than the history."),
+]
 LevelsOpt = Annotated[
     str,
     typer.Option("--levels", help="Central interval levels in percent, comma-separated.",
@@ -88,7 +105,7 @@ def horizon_steps(text: str, step_s: float) -> int:
     """A horizon given as steps ("30") or as a duration ("30m"), in whole steps."""
     steps = parse_steps(text, step_s, option="--horizon")
     if steps < 1:
-        raise InputError(f"--horizon: must be at least one step ({human_duration(step_s)}), "
+        raise UsageError(f"--horizon: must be at least one step ({human_duration(step_s)}), "
                          f"got {text!r}")
     return steps
 
@@ -127,7 +144,7 @@ FORECAST_COLUMNS = [Col("series"), Col("model"), Col("next"), Col("at_horizon", 
 def run(
     *,
     metric: MetricOpt = None,
-    horizon: HorizonOpt = "30m",
+    horizon: HorizonOpt = RUN_HORIZON,
     model: Annotated[str, typer.Option("--model", "-m", help="Forecaster: "
                      "hybrid, arima, wavelet, naive, auto, ... (see forecast models).",
                      autocompletion=_complete_model, rich_help_panel="Forecast")] = "auto",
@@ -135,6 +152,7 @@ def run(
     by_phase: Annotated[bool, typer.Option("--by-phase", help="Add each step's expected phase "
                         "and the demand quantiles within it.", rich_help_panel="Forecast")] = False,
     grid: GridOpt = None,
+    force: ForceOpt = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     wide: WideOpt = False,
@@ -145,6 +163,8 @@ def run(
     wanted = parse_levels(levels)
     panel, report, header = _panel(telemetry, metric=metric, grid=grid)
     h = horizon_steps(horizon, report.step_s)
+    check_horizon(panel, h, report.step_s, text=horizon, force=force,
+                  typed=horizon != RUN_HORIZON)
     with progress(f"fitting {model} on {report.series:,} series", None):
         frame = forecaster.fit(panel).predict(h, wanted)
     if by_phase:
@@ -190,23 +210,44 @@ METRIC_COLUMNS = ("mase", "accuracy", "wape", "pinball_90", "pinball_95", "cover
                   "series", "origins")
 
 
-def _backtest_all(panel: pl.DataFrame, names: list[str], forecasters: list[Any], *,
-                  engine: str, address: str | None, **protocol: Any) -> list[BacktestResult]:
-    """Each forecaster's backtest, in turn, with a progress bar per forecaster."""
-    results: list[BacktestResult] = []
-    for name, forecaster in zip(names, forecasters, strict=True):
-        with progress(f"backtesting {name}", None) as bar:
+PAIRS = "(model, series) pairs"
 
-            def advance(done: int, total: int, bar: Any = bar) -> None:
-                bar.set_total(total)
-                bar.advance(1)
 
-            if engine == "serial":
-                results.append(backtest(panel, forecaster, on_origin=advance, **protocol))
-            else:
-                results.append(backtest_fanout(panel, name, engine=engine, address=address,
-                                               **protocol))
-    return results
+def _backtest_all(panel: pl.DataFrame, names: list[str], *, engine: str, address: str | None,
+                  **protocol: Any) -> tuple[list[BacktestResult], bool]:
+    """Each forecaster's backtest in turn, every (model, series) pair counted on one bar.
+
+    Ctrl-C stops the run and keeps what finished: each model's finished chunks, merged.
+    Returns those results and whether the run was interrupted; re-raises
+    ``KeyboardInterrupt`` only when nothing had finished.
+    """
+    n_series = panel["series"].n_unique()
+    kept: dict[str, list[BacktestResult]] = {name: [] for name in names}
+    with progress("backtest", n_series * len(names), unit=PAIRS) as bar:
+        for name in names:
+            credited = [0]  # pairs of this model shown as done while a global model runs
+
+            def on_origin(done: int, total: int, credited: list[int] = credited) -> None:
+                target = n_series * done // total
+                bar.advance(max(0, target - credited[0]))
+                credited[0] = max(credited[0], target)
+
+            def on_chunk(n: int, result: BacktestResult | None, name: str = name,
+                         credited: list[int] = credited) -> None:
+                if result is not None:
+                    kept[name].append(result)
+                bar.advance(max(0, n - credited[0]))
+                credited[0] = 0
+
+            try:
+                backtest_fanout(panel, name, engine=engine, address=address,
+                                on_chunk=on_chunk, on_origin=on_origin, **protocol)
+            except KeyboardInterrupt:
+                finished = [merge_backtests(parts) for parts in kept.values() if parts]
+                if not finished:
+                    raise
+                return finished, True
+    return [merge_backtests(kept[name]) for name in names], False
 
 
 @app.command("backtest", epilog=BACKTEST_EPILOG)
@@ -216,12 +257,13 @@ def backtest_command(
     metric: MetricOpt = None,
     models: Annotated[str, typer.Option("--models", help="Comma-separated forecasters.",
                       rich_help_panel="Forecast")] = "naive,window_average,arima,wavelet,hybrid",
-    horizon: HorizonOpt = "30",
+    horizon: HorizonOpt = BACKTEST_HORIZON,
     every: Annotated[int, typer.Option("--every", help="Steps between origins.",
                      rich_help_panel="Forecast")] = 30,
     test_frac: Annotated[float, typer.Option("--test-frac", help="Share of each series held "
                          "out as the test region.", rich_help_panel="Forecast")] = 0.3,
     grid: GridOpt = None,
+    force: ForceOpt = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     wide: WideOpt = False,
@@ -232,38 +274,55 @@ def backtest_command(
     """Rolling-origin backtest of forecasters: MASE, accuracy, pinball, coverage, speed."""
     engine = check_engine(engine)
     names = [name.strip() for name in models.split(",") if name.strip()]
-    forecasters = [make_forecaster(name) for name in names]  # unknown names fail before reading
+    for name in names:
+        make_forecaster(name)  # unknown names fail before reading
     panel, report, header = _panel(telemetry, metric=metric, grid=grid)
     h = horizon_steps(horizon, report.step_s)
+    check_horizon(panel, h, report.step_s, text=horizon, force=force,
+                  typed=horizon != BACKTEST_HORIZON)
     began = time.perf_counter()
-    results = _backtest_all(panel, names, forecasters, engine=engine, address=ray_address,
-                            horizon=h, every=every, test_frac=test_frac)
+    results, interrupted = _backtest_all(panel, names, engine=engine, address=ray_address,
+                                         horizon=h, every=every, test_frac=test_frac)
     wall = time.perf_counter() - began
-    rows = [{"model": name, **r.metrics} for name, r in zip(names, results, strict=True)]
+    rows = [{"model": r.model, **r.metrics} for r in results]
     table = pl.DataFrame(rows).select("model", *(c for c in METRIC_COLUMNS if c in rows[0]))
     table = table.sort("mase", nulls_last=True)
     best = table.row(0, named=True)
+    done = sum(r.series + sum(r.skipped.values()) for r in results)
+    total = report.series * len(names)
     document = {
         **header,
         "parameters": {"metric": report.metric, "models": names, "horizon_steps": h,
                        "every": every, "test_frac": test_frac, "step_s": report.step_s,
                        "engine": engine},
         "wall_s": wall,
+        "interrupted": interrupted,
+        "partial": interrupted,
+        "pairs_done": done,
+        "pairs_total": total,
         "panel": report.to_dict(),
         "skipped": results[0].skipped,
         "results": table.to_dicts(),
     }
+    partial = (f"partial: interrupted after {done:,}/{total:,} {PAIRS}; each model's row "
+               "covers its finished series only · " if interrupted else "")
     emit(
         Result(
             table, document, table=_metrics_table, wide=wide,
             title=f"Backtest of {report.metric} from {telemetry.label}",
-            caption=(f"{int(best['series']):,} series · horizon {h} steps · origins every "
-                     f"{every} · last {test_frac:.0%} held out"),
-            summary=f"best MASE: {best['model']} ({best['mase']:.3f}); {wall:.1f} s wall "
-                    f"on engine {engine}",
+            caption=(f"{partial}{int(best['series']):,} series · horizon {h} steps · origins "
+                     f"every {every} · last {test_frac:.0%} held out"),
+            summary=None if interrupted else
+            f"best MASE: {best['model']} ({best['mase']:.3f}); {wall:.1f} s wall on engine "
+            f"{engine}",
         ),
         fmt=fmt, output=output,
     )
+    if interrupted:
+        per_model = ", ".join(f"{r.model} {r.series:,}" for r in results)
+        info(f"interrupted: {done:,}/{total:,} {PAIRS} done, kept in the output and marked "
+             f"partial (series per model: {per_model})")
+        raise typer.Exit(INTERRUPTED)
 
 
 def _fraction(value: float | None) -> str:

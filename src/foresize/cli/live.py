@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.live import Live
@@ -18,15 +18,16 @@ from foresize.cli.output import (
     emit,
     format_cell,
     info,
+    progress,
     stderr,
     titled_table,
 )
 from foresize.core.io import atomic_write, check_writable_file
-from foresize.core.schemas import metric_info
+from foresize.core.metrics import metric_info
 from foresize.core.units import human_bytes, human_duration, parse_duration
-from foresize.ingest.sampler import Recording, attach_process, record, start_command
-from foresize.profile.phases import detect_phases
-from foresize.profile.telemetry import recording_summary
+
+if TYPE_CHECKING:  # the sampler loads psutil and polars: only `profile run/attach` pay
+    from foresize.ingest.sampler import Recording
 
 RUN_EPILOG = """\
 Examples:
@@ -116,6 +117,9 @@ def _summary_table(result: Result) -> Table:
 def _finish(recording: Recording, *, name: str, command: list[str] | None, pid: int | None,
             output: Path | None, fmt: str | None) -> int:
     # phases (start-up, steady levels, spikes) with the detector the forecasters use
+    from foresize.profile.phases import detect_phases
+    from foresize.profile.telemetry import recording_summary
+
     telemetry = detect_phases(recording.telemetry).drop("segment")
     if output is not None:
         with atomic_write(output) as tmp:
@@ -158,13 +162,16 @@ def _finish(recording: Recording, *, name: str, command: list[str] | None, pid: 
 
 def _sample(root: Any, *, name: str, interval: str, per_process: bool, own_child: bool
             ) -> Recording:
+    from foresize.ingest.sampler import record
+
     interval_s = parse_duration(interval)
     view = _LiveView(f"sampling {name}") if stderr.is_terminal and not SETTINGS.quiet else None
     if view is None:
         if not SETTINGS.quiet:  # piped: one line says sampling has begun (Ctrl-C keeps it)
             stderr.print(f"sampling {name} every {interval}", soft_wrap=True)
-        return record(root, name=name, interval_s=interval_s, per_process=per_process,
-                      own_child=own_child)
+        with progress(f"sampling {name}", None, unit="samples") as bar:  # then a heartbeat
+            return record(root, name=name, interval_s=interval_s, per_process=per_process,
+                          own_child=own_child, on_tick=lambda _stamp, _snapshot: bar.advance())
     with view.live:
         return record(root, name=name, interval_s=interval_s, per_process=per_process,
                       own_child=own_child, on_tick=view.tick)
@@ -182,6 +189,8 @@ def run(
     """Run a command and sample its whole process tree until it exits; its exit code is
     passed through. Ctrl-C stops the command and keeps every sample taken.
     """
+    from foresize.ingest.sampler import start_command
+
     check_writable_file(output, suffixes=(".parquet", ".csv"))
     workload = name or Path(command[0]).name
     root = start_command(command)
@@ -200,6 +209,8 @@ def attach(
     fmt: FormatOpt = None,
 ) -> None:
     """Sample a running process and its children until it exits or Ctrl-C (samples kept)."""
+    from foresize.ingest.sampler import attach_process
+
     check_writable_file(output, suffixes=(".parquet", ".csv"))
     root = attach_process(pid)
     workload = name or root.name()

@@ -1,46 +1,134 @@
-"""The ``foresize`` command: global options and the command groups."""
+"""The ``foresize`` command: global options and the command groups.
+
+Start-up is kept short (``foresize --help`` and ``version`` well under half a second):
+this module imports typer and nothing heavy, and a command group's module (with its
+polars, numpy, statsmodels, ...) is imported only when that group is run. The root
+help lists the groups from ``LAZY``'s one-line descriptions, which a test keeps equal
+to the groups' own. Ctrl-C while any of this loads exits 130 quietly, as it does later.
+"""
 
 from __future__ import annotations
 
-import os
 import sys
-import warnings
-from typing import Annotated
 
-import typer
+try:  # the console script imports this module: Ctrl-C during start-up lands here
+    import importlib
+    import os
+    import warnings
+    from dataclasses import dataclass
+    from typing import Annotated, Any
 
-from foresize import __version__
-from foresize.cli import (
-    datasets,
-    demo,
-    environment,
-    evaluate,
-    forecast,
-    profile,
-    recommend,
-    simulate,
-)
-from foresize.cli.errors import report
-from foresize.cli.output import SETTINGS, info
-from foresize.core.errors import DataDroppedWarning
+    import typer
+    from typer.core import TyperGroup
+
+    from foresize import __version__
+    from foresize.cli.errors import INTERRUPTED, report
+    from foresize.cli.output import SETTINGS, info
+    from foresize.core.errors import DataDroppedWarning
+except KeyboardInterrupt:
+    raise SystemExit(130) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Lazy:
+    """A top-level command whose module loads on use: ``module:attribute``, and its
+    first help paragraph for the root listing (a Typer group, or a command function).
+    """
+
+    module: str
+    attribute: str
+    help: str
+    epilog: str | None = None  # name of the module's epilog constant, for a command
+
+
+# order is the order of `foresize --help`
+LAZY: dict[str, Lazy] = {
+    "demo": Lazy("foresize.cli.demo", "demo", "Run the whole journey offline: static "
+                 "analysis of a reference model, profile and phases of the embedded synthetic "
+                 "telemetry (or --dataset), forecasts with intervals, a right-sizing and "
+                 "scaling plan (plan.json, plan.yaml), and an autoscaler and scheduler "
+                 "simulation of it; a summary here and every artefact in --output-dir.", "EPILOG"),
+    "env": Lazy("foresize.cli.environment", "env",
+                "Print versions, the cache folder and the devices, for bug reports."),
+    "version": Lazy("foresize.cli.environment", "version",
+                    "Print the foresize version (``-f json`` for scripts, as every command)."),
+    "profile": Lazy("foresize.cli.profile", "app", "Telemetry: canonicalise files and traces, "
+                    "profile their patterns, sample running workloads."),
+    "datasets": Lazy("foresize.cli.datasets", "app", "Checksummed registry of public traces: "
+                     "list, info, fetch, verify, path."),
+    "forecast": Lazy("foresize.cli.forecast", "app", "Forecast demand per series with "
+                     "intervals (and phases); backtest the forecasters."),
+    "simulate": Lazy("foresize.cli.simulate", "app", "Reference scheduler simulator: replay "
+                     "traces, compare placement and queue policies."),
+    "evaluate": Lazy("foresize.cli.evaluate", "app", "Evaluate forecasting, right-sizing, "
+                     "autoscaling and scheduling on public traces; write a markdown report "
+                     "with tables and PNG plots."),
+    "recommend": Lazy("foresize.cli.recommend", "app", "Right-size workloads and plan "
+                      "replicas from telemetry (`recommend SOURCES`, the same as `recommend "
+                      "plan SOURCES`), or plan an LLM service on a request trace by "
+                      "simulation (`recommend serve TRACE`)."),
+}
+
+
+def load_command(name: str) -> Any:
+    """The click command ``name`` of ``LAZY``, its module imported now."""
+    entry = LAZY[name]
+    module = importlib.import_module(entry.module)
+    target = getattr(module, entry.attribute)
+    command: Any
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_group(target)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name, epilog=getattr(module, entry.epilog) if entry.epilog else None)(
+            target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The root group: commands from ``LAZY`` load on first use; the root help lists them
+    from their descriptions without importing any.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded: dict[str, Any] = {}
+        self._listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        """Every command name, lazy ones first (``LAZY``'s order)."""
+        return [*LAZY, *(n for n in super().list_commands(ctx) if n not in LAZY)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The command, loaded; a light stand-in while the root help is listing."""
+        if cmd_name not in LAZY:
+            return super().get_command(ctx, cmd_name)
+        if self._listing:
+            return TyperGroup(name=cmd_name, help=LAZY[cmd_name].help)
+        if cmd_name not in self._loaded:
+            self._loaded[cmd_name] = load_command(cmd_name)
+        return self._loaded[cmd_name]
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """The root help, listing commands without loading them."""
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
     name="foresize",
+    cls=LazyGroup,
     help="Profile, forecast, right-size and simulate AI workloads on GPU clusters.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(profile.app, name="profile")
-app.add_typer(datasets.app, name="datasets")
-app.add_typer(forecast.app, name="forecast")
-app.add_typer(simulate.app, name="simulate")
-app.add_typer(evaluate.app, name="evaluate")
-app.add_typer(recommend.app, name="recommend")
-app.command("demo", epilog=demo.EPILOG)(demo.demo)
-app.command("env")(environment.env)
-app.command("version")(environment.version)
 
 
 def _print_version(value: bool) -> None:
@@ -95,4 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # between the app's end and exit: still quiet
+        sys.exit(INTERRUPTED)

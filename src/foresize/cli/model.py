@@ -10,18 +10,16 @@ import typer
 from foresize.cli.common import provenance
 from foresize.cli.options import FormatOpt, OutputOpt, parse_dims
 from foresize.cli.output import Result, emit, info
-from foresize.core.guard import graph_errors
 from foresize.core.io import read_json_object, sha256_file
 from foresize.core.paths import missing_file
-from foresize.graph.analysis import GraphRequest, analyze_graph, report_rows
 from foresize.graph.devices import DEVICES, device_name
-from foresize.graph.flops import by_layer
 from foresize.graph.hf_config import SUPPORTED_FAMILIES, read_hf_config
 from foresize.graph.hf_meta import size_with_transformers, transformers_available
-from foresize.graph.model import ModelGraph
 from foresize.graph.sizing import SizingRequest, size_architecture
 
 if TYPE_CHECKING:
+    from foresize.graph.analysis import GraphRequest
+    from foresize.graph.model import ModelGraph
     from foresize.graph.torch_reader import ExampleInput
 
 EPILOG = """\
@@ -89,19 +87,24 @@ def model(
     from a model's config.json, or FLOPs, parameters and roofline time per op and memory by
     tensor liveness from an ONNX graph.
     """
+    from foresize.graph.report import report_rows  # polars: loaded on use
+
     if dtype is not None and dtype not in ("fp32", "bf16", "fp16"):
         raise typer.BadParameter(f"{dtype!r} is not fp32, bf16 or fp16", param_hint="--dtype")
     if recompute not in ("none", "full"):
         raise typer.BadParameter(f"{recompute!r} is not none or full", param_hint="--recompute")
     device = None if device is None else device_name(device)
-    request = GraphRequest(dims=parse_dims(dim), dtype=dtype, device=device, train=train,
-                          optimizer=optimizer, top=top, strict=strict, by_layer=by_layer,
-                          zero_stage=zero, data_parallel=dp, recompute=recompute,
-                          train_bn=train_bn)
+    dims = parse_dims(dim)
     is_factory = not source.exists() and ":" in str(source)
     is_onnx = source.suffix.lower() == ".onnx"
     if is_factory or is_onnx:
         _reject_config_options(batch=batch, context=context, tp=tp, pp=pp)
+        from foresize.graph.analysis import GraphRequest  # the op tables load for graphs only
+
+        request = GraphRequest(dims=dims, dtype=dtype, device=device, train=train,
+                               optimizer=optimizer, top=top, strict=strict, by_layer=by_layer,
+                               zero_stage=zero, data_parallel=dp, recompute=recompute,
+                               train_bn=train_bn)
     if is_factory:
         from foresize.graph.torch_reader import read_torch  # onnx loads only when needed
 
@@ -114,7 +117,7 @@ def model(
     if is_onnx:
         from foresize.graph.onnx_reader import read_onnx  # onnx loads only when needed
 
-        graph = read_onnx(source, dims=request.dims or None)
+        graph = read_onnx(source, dims=dims or None)
         _onnx(graph, request, label=str(source), inputs={str(source): sha256_file(source)},
               fmt=fmt, output=output)
         return
@@ -222,6 +225,10 @@ def _split_input(text: str) -> tuple[str, str, str | None]:
 def _onnx(graph: ModelGraph, request: GraphRequest, *, label: str, inputs: dict[str, Any],
           fmt: str | None, output: Path | None) -> None:
     """Render the analysis of an ONNX graph (read from a file or exported from PyTorch)."""
+    from foresize.core.guard import graph_errors
+    from foresize.graph.analysis import analyze_graph
+    from foresize.graph.flops import by_layer
+
     with graph_errors(label):
         analysis = analyze_graph(graph, request)
     report, rows = analysis.flops, analysis.rows

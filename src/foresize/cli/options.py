@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from foresize.cli.output import FORMATS
-from foresize.core.units import parse_duration
-from foresize.ingest.sources import ReadOptions, TelemetrySource
-from foresize.ingest.tabular import TsUnit, parse_mapping
+from foresize.core.io import check_output_file, check_writable_folder
+
+if TYPE_CHECKING:  # the readers (polars) load when a command reads, not at start-up
+    from foresize.ingest.sources import TelemetrySource
+    from foresize.ingest.tabular import TsUnit
 
 TS_UNITS: tuple[TsUnit, ...] = ("s", "ms", "us", "ns")
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -29,20 +32,47 @@ def _complete_format(incomplete: str) -> list[str]:
     return [name for name in FORMATS.names() if name.startswith(incomplete)]
 
 
+def _check_format(name: str | None) -> str | None:
+    """An unknown format fails as the flag is parsed (exit 2, "Did you mean"), not after
+    the work when the result is written.
+    """
+    if name is not None:
+        FORMATS.get(name)
+    return name
+
+
 FormatOpt = Annotated[
     str | None,
     typer.Option(
         "--format", "-f",
         help="Output format: table, json, csv or parquet. Default: from the -o suffix, else table.",
-        autocompletion=_complete_format, rich_help_panel="Output",
+        autocompletion=_complete_format, rich_help_panel="Output", callback=_check_format,
     ),
 ]
+def output_file(path: Path | None) -> Path | None:
+    """Check an output file option as it is parsed, so a path that cannot be written
+    fails in a second (exit 3, naming it), not after the work; ``-`` is stdout.
+    """
+    if path is not None and str(path) != "-":
+        check_output_file(path)
+    return path
+
+
+def output_folder(path: Path | None) -> Path | None:
+    """Check an output folder option as it is parsed: its parent exists and takes a new
+    folder, and it is not a file (it may exist: it is replaced atomically).
+    """
+    if path is not None:
+        check_writable_folder(path)
+    return path
+
+
 OutputOpt = Annotated[
     Path | None,
     typer.Option(
         "--output", "-o",
         help="Write the result to this file (atomically); '-' for stdout.",
-        rich_help_panel="Output", dir_okay=False,
+        rich_help_panel="Output", callback=output_file,
     ),
 ]
 WideOpt = Annotated[
@@ -98,7 +128,8 @@ SOURCE_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
         "--ts-unit", rich_help_panel="Input", help="Unit of numeric timestamps: s, ms, us or ns.")),
     "ts_format": (str | None, None, typer.Option(
         "--ts-format", rich_help_panel="Input",
-        help="strftime format of text timestamps, e.g. '%Y-%m-%d %H:%M'.")),
+        help="strftime format of text timestamps, e.g. '%d/%m/%Y %H:%M'; ISO 8601 and "
+        "RFC 3339 (a zone is converted to UTC, none means UTC) need none.")),
     "mirror": (Path | None, None, _MIRROR),
     "query": (str | None, None, typer.Option(
         "--query", rich_help_panel="Prometheus",
@@ -132,6 +163,10 @@ SOURCE_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
         help="End of the Prometheus window (UTC; default: now).")),
     "step": (str, "1m", typer.Option(
         "--step", rich_help_panel="Prometheus", help="Prometheus query resolution, e.g. 1m, 30s.")),
+    "scale": (float, 1.0, typer.Option(
+        "--scale", rich_help_panel="Input",
+        help="Multiply every value by this factor as it is read, e.g. 100 for fractions "
+        "read as a percentage, 1048576 for MiB read as bytes.")),
     "strict": (bool, False, typer.Option(
         "--strict", rich_help_panel="Input",
         help="Fail (exit 3) instead of dropping invalid rows with a count.")),
@@ -145,6 +180,10 @@ PROMETHEUS = ("query", "since", "until", "step", "namespace", "owner_kind", "sel
 
 def telemetry_source(sources: str | list[str] | None, **flags: Any) -> TelemetrySource:
     """The TelemetrySource the group's flags describe (flags not offered keep defaults)."""
+    from foresize.core.units import parse_duration
+    from foresize.ingest.sources import ReadOptions, TelemetrySource
+    from foresize.ingest.tabular import parse_mapping
+
     given = {name: default for name, (_, default, _) in SOURCE_OPTIONS.items()} | flags
     if given["ts_unit"] not in TS_UNITS:
         raise typer.BadParameter(f"{given['ts_unit']!r} is not one of {', '.join(TS_UNITS)}",
@@ -159,9 +198,13 @@ def telemetry_source(sources: str | list[str] | None, **flags: Any) -> Telemetry
         timeout_s=parse_duration(given["timeout"]),
         max_response_bytes=_bytes(given["max_response"]),
     )
+    scale = float(given["scale"])
+    if not math.isfinite(scale) or scale <= 0:
+        raise typer.BadParameter(f"{given['scale']} is not a positive number",
+                                 param_hint="--scale")
     listed = [sources] if isinstance(sources, str) else sources or []
     return TelemetrySource(tuple(listed), options, workloads=tuple(given["workload"] or ()),
-                           strict=given["strict"])
+                           strict=given["strict"], scale=scale)
 
 
 def _bytes(text: str) -> int:
@@ -191,7 +234,10 @@ def telemetry_options(
 
     def decorate(command: Command) -> Command:
         keyword = inspect.Parameter.KEYWORD_ONLY
-        own = inspect.signature(command, eval_str=True).parameters.values()
+        # the command's own ``telemetry: TelemetrySource`` is replaced below, so its module
+        # may import the name for type checkers only (keeping polars out of start-up)
+        own = inspect.signature(command, eval_str=True,
+                                locals={"TelemetrySource": object}).parameters.values()
         group = [inspect.Parameter(name, keyword, annotation=Annotated[kind, option],
                                    default=value)
                  for name, (kind, value, option) in SOURCE_OPTIONS.items() if name in offered]

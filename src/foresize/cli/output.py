@@ -16,33 +16,28 @@ import json
 import math
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.markup import escape
 from rich.measure import Measurement
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from foresize.core.errors import InputError
 from foresize.core.io import atomic_write
 from foresize.core.registry import Registry
-from foresize.core.units import human_bytes, human_duration
+
+if TYPE_CHECKING:  # polars and rich.progress load where they are used: start-up stays fast
+    import polars as pl
+    from rich.progress import Progress, TaskID
 
 
 @dataclass(slots=True)
@@ -211,6 +206,8 @@ def _write_parquet(result: Result, handle: Any) -> None:
 
 def _flat(column: str, dtype: pl.DataType) -> pl.Expr:
     """CSV cells are scalars: lists become ';'-joined text, structs JSON."""
+    import polars as pl
+
     if isinstance(dtype, pl.List):
         return pl.col(column).list.eval(pl.element().cast(pl.String)).list.join(";")
     if isinstance(dtype, pl.Struct):
@@ -249,6 +246,8 @@ def emit(result: Result, *, fmt: str | None, output: Path | None) -> None:
 
 def format_cell(column: str, value: Any) -> str:
     """Humanise one value by the unit its column name carries."""
+    from foresize.core.units import human_bytes, human_duration
+
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -486,40 +485,131 @@ def text_table(frame: pl.DataFrame, *, title: str | None = None,
     return FitTable(columns, rows, title=title, caption=caption, wide=wide)
 
 
+HEARTBEAT_ENV = "FORESIZE_HEARTBEAT_S"
+HEARTBEAT_S = 30.0  # a piped run says where it is this often (FORESIZE_HEARTBEAT_S overrides)
+
+
+def heartbeat_interval() -> float:
+    """Seconds between heartbeat lines: ``FORESIZE_HEARTBEAT_S`` or 30."""
+    text = os.environ.get(HEARTBEAT_ENV, "").strip()
+    if not text:
+        return HEARTBEAT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"{HEARTBEAT_ENV}: expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _clock(seconds: float) -> str:
+    """``130`` -> ``2m10s``: compact, for progress lines."""
+    from foresize.core.units import human_duration
+
+    return human_duration(seconds).replace(" ", "")
+
+
 @dataclass(slots=True)
 class Bar:
-    """Handle on a progress bar; a no-op when the bar is not shown."""
+    """Counts the work units of one long step and shows them when stderr is a terminal.
 
+    It counts whether or not anything is shown, so a command can say how far it got when
+    it is interrupted (``done`` of ``total``).
+    """
+
+    description: str = ""
+    total: int | None = None
+    unit: str = ""
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
     _progress: Progress | None = None
     _task: TaskID | None = None
 
     def advance(self, n: int = 1) -> None:
         """Count ``n`` more units done."""
+        self.done += n
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, n)
 
     def set_total(self, total: int) -> None:
         """Set the total once it is known (e.g. rows counted by a first pass)."""
+        self.total = total
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, total=total)
 
+    def line(self) -> str:
+        """``backtest: 40/170 series, 2m10s elapsed, ETA 7m``: the heartbeat's text."""
+        elapsed = time.monotonic() - self.started
+        unit = f" {self.unit}" if self.unit else ""
+        count = f"{self.done:,}/{self.total:,}" if self.total else f"{self.done:,}"
+        text = f"{self.description}: {count}{unit}, {_clock(elapsed)} elapsed"
+        if self.total and 0 < self.done < self.total:
+            text += f", ETA {_clock(elapsed / self.done * (self.total - self.done))}"
+        elif self.total and not self.done:
+            text += ", ETA unknown until the first finishes"
+        return text
+
 
 @contextmanager
-def progress(description: str, total: int | None) -> Iterator[Bar]:
-    """A transient progress bar on stderr when it is a terminal and not ``--quiet``.
+def _heartbeat(bar: Bar) -> Iterator[None]:
+    """Print ``bar.line()`` on stderr every ``heartbeat_interval()`` seconds until exit.
 
-    Piped or quiet runs get a bar that does nothing, so logs and pipes stay clean.
+    A thread, so a unit that runs for minutes (one ARIMA fit, one simulation) still
+    shows the run is alive.
     """
-    if SETTINGS.quiet or not stderr.is_terminal:
-        yield Bar()
-        return
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=True,
-    ) as shown:
-        yield Bar(shown, shown.add_task(description, total=total))
+    interval = heartbeat_interval()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            stderr.print(bar.line(), markup=False, soft_wrap=True)
+
+    thread = threading.Thread(target=beat, name="foresize-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextmanager
+def progress(description: str, total: int | None, *, unit: str = "") -> Iterator[Bar]:
+    """Show the progress of ``total`` units of work on stderr, unless ``--quiet``.
+
+    On a terminal: a transient rich bar with the count, the rate and the ETA. Piped (a
+    log, CI): a heartbeat line every ``FORESIZE_HEARTBEAT_S`` seconds (30), so a long
+    run never looks hung and the data on stdout stays clean. Count the units before the
+    work starts, so the total and the ETA show from the first second.
+    """
+    bar = Bar(description, total, unit)
+    if SETTINGS.quiet:
+        yield bar
+    elif not stderr.is_terminal:
+        with _heartbeat(bar):
+            yield bar
+    else:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(escape(unit)),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=stderr,
+            transient=True,
+        ) as shown:
+            bar._progress, bar._task = shown, shown.add_task(escape(description), total=total)
+            yield bar

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,9 +23,9 @@ from foresize.cli.output import (
 )
 from foresize.core.errors import InsufficientDataError
 from foresize.core.units import human_metric
-from foresize.ingest.sources import TelemetrySource, open_source, shown_reports
-from foresize.profile.phases import detect_phases, phase_summary
-from foresize.profile.telemetry import profile_telemetry
+
+if TYPE_CHECKING:  # readers and profiles load polars: `profile model` and --help do not
+    from foresize.ingest.sources import TelemetrySource
 
 app = typer.Typer(help="Telemetry: canonicalise files and traces, profile their patterns, "
                   "sample running workloads.", no_args_is_help=True)
@@ -87,7 +87,7 @@ def profile_table(result: Result) -> FitTable:
 
 
 @app.command("telemetry", epilog=TELEMETRY_EPILOG)
-@telemetry_options(omit=("strict",))
+@telemetry_options()
 def telemetry(
     *,
     fmt: FormatOpt = None,
@@ -102,6 +102,10 @@ def telemetry(
     """Historic pattern analysis per workload and metric: level, percentiles, idle share,
     burstiness, gaps, dominant periods and trend.
     """
+    from foresize.ingest.sources import open_source, shown_reports
+    from foresize.ingest.units import profile_ranges, warn_on_units
+    from foresize.profile.telemetry import profile_telemetry
+
     opened = open_source(replace(telemetry, metrics=tuple(metric or ())))
     with progress("profiling rows", None) as bar:
 
@@ -110,9 +114,11 @@ def telemetry(
             bar.advance(rows)
 
         profile, report = profile_telemetry(opened.frame, source=opened.label,
-                                            by_phase=by_phase, on_chunk=on_chunk)
+                                            by_phase=by_phase, on_chunk=on_chunk,
+                                            strict=telemetry.strict)
     reports = shown_reports(opened, report)
     announce(reports)
+    warn_on_units(profile_ranges(profile), source=opened.label)
     document = {**ingest_header(opened.sha256, reports), "profiles": profile.to_dicts()}
     caption = (f"{profile.height:,} series · {profile['workload'].n_unique():,} workloads · "
                f"{profile['metric'].n_unique()} metrics")
@@ -167,6 +173,8 @@ def phases(
     """Phases per workload and metric (idle, low/mid/high or busy, spike): share of time,
     visits, dwell times, demand percentiles and where each phase goes next.
     """
+    from foresize.profile.phases import detect_phases, phase_summary
+
     read, header = read_telemetry(replace(telemetry, metrics=tuple(metric or ())))
     if read.frame.is_empty():
         raise InsufficientDataError(f"{telemetry.label}: no telemetry rows")

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from foresize.cli.common import provenance
-from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, WideOpt, opt
+from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, WideOpt, opt, output_file
 from foresize.cli.output import Col, Result, emit, frame_table, info, progress
 from foresize.core.units import parse_duration
 from foresize.graph.devices import DEVICES
@@ -112,7 +112,7 @@ def serve(
         "Output", min=0.0, show_default=False)] = None,
     plot: Annotated[Path | None, opt(
         "--plot", "Write a PNG: GPU-hours against attainment (with --sweep) and the "
-        "busiest 15 minutes of replicas.", "Output", dir_okay=False)] = None,
+        "busiest 15 minutes of replicas.", "Output", callback=output_file)] = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     wide: WideOpt = False,

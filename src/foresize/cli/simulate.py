@@ -22,6 +22,7 @@ from foresize.cli.options import (
     RayAddressOpt,
     SeedOpt,
     WideOpt,
+    output_file,
 )
 from foresize.cli.output import SETTINGS, Result, emit, frame_table, info, progress
 from foresize.core.parallel import check_engine
@@ -165,7 +166,7 @@ def schedule(
                                           "arrived GPU demand reaches this x capacity.")] = 1.3,
     step: Annotated[float, typer.Option("--step", min=0.001, help="Inflation: curve grid "
                                         "step, as a fraction of capacity.")] = 0.01,
-    plot: Annotated[Path | None, typer.Option("--plot", dir_okay=False, help="Write the "
+    plot: Annotated[Path | None, typer.Option("--plot", callback=output_file, help="Write the "
                                               "allocation curves (inflation) as an image.",
                                               rich_help_panel="Output")] = None,
     seed: SeedOpt = None,

@@ -33,8 +33,23 @@ class SchemaMismatchError(InputError):
     """A frame or file lacks a column or holds one of the wrong type."""
 
 
-class UnknownNameError(InputError):
-    """A registry lookup missed; the message lists the valid names and the closest one."""
+class UsageError(InputError):
+    """A flag or a flag's value is wrong (``--horizon banana``, ``-f yaml``): exit 2, as
+    click's own usage errors, so a script tells "called wrongly" from "bad data" (3).
+
+    It is an ``InputError`` (and a ``ValueError``) so that library callers catching bad
+    input keep catching it; a reader that finds such a value inside a file re-raises it
+    as a plain ``InputError`` naming the file.
+    """
+
+    exit_code: ClassVar[int] = 2
+
+
+class UnknownNameError(UsageError):
+    """A registry lookup missed; the message lists the valid names and the closest one.
+
+    Names come from flags (``--model``, ``--device``, ``-f``), hence a usage error.
+    """
 
     def __init__(self, kind: str, name: str, valid: list[str], *, hint: str | None = None) -> None:
         import difflib

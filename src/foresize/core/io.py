@@ -79,6 +79,12 @@ def remove_stale_temporaries_below(root: Path) -> list[Path]:
     return removed
 
 
+# what the file system answers when a write cannot happen there: no permission, a
+# read-only mount, a file where a folder should be, a folder where the file should be
+_CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR,
+                 errno.ENOENT, errno.EEXIST)
+
+
 def write_error(path: Path, exc: OSError, *, what: str = "write") -> InputError:
     """A failed write as one line: a full disk says so, and how much was asked for."""
     if exc.errno in _NO_SPACE:
@@ -90,16 +96,69 @@ def write_error(path: Path, exc: OSError, *, what: str = "write") -> InputError:
     return InputError(f"{path}: cannot write here ({exc.strerror or exc})")
 
 
+def _umask() -> int:
+    """The process umask (read by setting it back at once: POSIX offers no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: Path, *, folder: bool = False) -> None:
+    """Give a file (0666) or folder (0777) the mode the umask allows, as ``open`` would.
+
+    ``mkstemp`` and ``mkdtemp`` create 0600 and 0700 whatever the umask, which is right
+    for a temporary but wrong for the output it is renamed into: a team's shared folder
+    must get the files a user's umask says it gets.
+    """
+    path.chmod((0o777 if folder else 0o666) & ~_umask())
+
+
+def _check_parent(path: Path) -> None:
+    """The folder ``path`` goes in exists and is a folder: one line naming both if not."""
+    folder = path.parent
+    if not folder.exists():
+        raise InputError(f"{path}: folder {folder} does not exist",
+                         hint=f"create it first (mkdir -p {folder}) or write elsewhere")
+    if not folder.is_dir():
+        raise InputError(f"{path}: {folder} is a file, not a folder")
+
+
+def check_output_file(path: Path) -> None:
+    """Fail before the work starts when ``path`` could not be written as a file.
+
+    The folder must already exist (a mistyped path never grows a tree of folders), be a
+    folder and take a new file (tried, not guessed from permission bits: root, ACLs and
+    read-only mounts all fool ``os.access``); ``path`` itself must not be a folder.
+    """
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; name a file to write",
+                         hint="add a file name, e.g. DIR/result.json")
+    _check_parent(path)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp",
+                                     dir=path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_write(
+    path: str | os.PathLike[str], *, parents: bool = False, private: bool = False
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only on success.
 
     A failed or interrupted run therefore never leaves a half-written output file, and
-    a killed one leaves a temporary the next run in that folder removes.
+    a killed one leaves a temporary the next run in that folder removes. The file gets
+    the mode the umask allows unless ``private`` (0600: a file holding a secret).
+    ``parents`` creates missing folders, for foresize's own cache; a user's output
+    folder must exist (``check_output_file``).
     """
     target = Path(path)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if parents:
+            target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(target.parent)
         fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=".tmp",
                                         dir=target.parent)
@@ -109,9 +168,12 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if not private:
+            follow_umask(tmp)
         tmp.replace(target)
     except OSError as exc:
-        if exc.errno in _NO_SPACE or exc.filename in (tmp_name, str(target)):
+        if (exc.errno in _NO_SPACE or exc.errno in _CANNOT_WRITE
+                or exc.filename in (tmp_name, str(target))):
             raise write_error(target, exc) from None
         raise
     finally:
@@ -134,12 +196,16 @@ def _scratch_beside(target: Path) -> Path:
     return temporary_folder(target)
 
 
-def temporary_folder(target: Path) -> Path:
+def temporary_folder(target: Path, *, parents: bool = False) -> Path:
     """An empty folder beside ``target`` named as a temporary (removed by the next run in
-    that folder once this process is gone).
+    that folder once this process is gone); ``parents`` creates missing folders above it
+    (foresize's own cache), which a user's output folder must not need.
     """
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if parents:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            _check_parent(target)
         remove_stale_temporaries(target.parent)
         return Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), suffix=".tmp",
                                      dir=target.parent))
@@ -163,6 +229,8 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = _scratch_beside(target)
     try:
         yield tmp
+        for folder, _, _ in os.walk(tmp):
+            follow_umask(Path(folder), folder=True)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -208,8 +276,4 @@ def check_writable_file(
         return
     if path.suffix.lower() not in suffixes:
         raise InputError(f"{path}: {what} are written as {' or '.join(suffixes)}")
-    folder = path.parent if str(path.parent) else Path()
-    if not folder.is_dir():
-        raise InputError(f"{path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"{path}: folder {folder} is not writable")
+    check_output_file(path)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import re
 
-from foresize.core.errors import InputError
-from foresize.core.schemas import metric_info
+from foresize.core.errors import UsageError
+from foresize.core.metrics import metric_info
 
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 _DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
@@ -47,7 +47,7 @@ def parse_duration(text: str) -> float:
     """``'14d'`` -> ``1209600.0`` seconds. Durations always carry a unit."""
     match = _DURATION.match(text)
     if not match:
-        raise InputError(
+        raise UsageError(
             f"duration {text!r} needs a number and a unit (us, ms, s, m, h, d, w), "
             "e.g. '90s', '24h'"
         )
@@ -61,8 +61,8 @@ def parse_steps(text: str, step_s: float, *, option: str) -> int:
         return int(spec)
     try:
         seconds = parse_duration(spec)
-    except InputError:
-        raise InputError(
+    except UsageError:
+        raise UsageError(
             f"{option} {text!r} is neither a number of steps nor a duration like 2m"
         ) from None
     return math.ceil(seconds / step_s - 1e-9)
@@ -73,9 +73,9 @@ def parse_levels(text: str, *, option: str = "--levels") -> tuple[int, ...]:
     try:
         levels = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise InputError(f"{option}: expected integers like 80,95, got {text!r}") from None
+        raise UsageError(f"{option}: expected integers like 80,95, got {text!r}") from None
     if not levels or any(not 0 < level < 100 for level in levels):
-        raise InputError(f"{option}: each level must be between 0 and 100, got {text!r}")
+        raise UsageError(f"{option}: each level must be between 0 and 100, got {text!r}")
     return levels
 
 

@@ -6,7 +6,7 @@ forecaster from its name and parameters (a fitted model does not travel well).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
@@ -25,6 +25,9 @@ def _backtest_chunk(
     return backtest(panel, make_forecaster(name, **params), **protocol)
 
 
+SERIAL_CHUNKS = 16  # a serial run of a per-series model still finishes in steps one can count
+
+
 def backtest_fanout(
     panel: pl.DataFrame,
     name: str,
@@ -37,14 +40,22 @@ def backtest_fanout(
     every: int = 30,
     test_frac: float = 0.3,
     levels: Sequence[int] = BACKTEST_LEVELS,
+    on_chunk: Callable[[int, BacktestResult | None], None] | None = None,
+    on_origin: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
-    """``backtest`` of forecaster ``name`` with its series fanned out over ``engine``.
+    """``backtest`` of forecaster ``name`` with its series split in chunks over ``engine``.
 
-    Per-series forecasters (``LocalForecaster``) are split into one chunk of series per
-    worker; a global model (one model across series, like the hybrid) is one task, since
-    splitting its training set would change its forecasts. Either way the points are
-    those of a serial run, whatever the engine. ``seconds`` is the sum of the workers'
-    fit+predict time (compute, not wall time).
+    Per-series forecasters (``LocalForecaster``) are split into chunks of series (two
+    per worker; ``SERIAL_CHUNKS`` on the serial engine); a global model (one model
+    across series, like the hybrid) is one task, since splitting its training set would
+    change its forecasts. Either way the points are those of one serial ``backtest``,
+    whatever the engine. ``seconds`` is the sum of the chunks' fit+predict time
+    (compute, not wall time).
+
+    ``on_chunk(n_series, result)`` is called as each chunk finishes (``None`` when all
+    its series were too short), so progress advances and an interrupted caller keeps
+    the finished chunks (``merge_backtests`` joins them). ``on_origin(done, total)``
+    reports the origins of a global model run on the serial engine.
     """
     params = params or {}
     protocol: dict[str, Any] = {
@@ -56,15 +67,30 @@ def backtest_fanout(
     check_panel(panel, source="backtest")
     names = panel["series"].unique(maintain_order=True).to_list()
     local = isinstance(make_forecaster(name, **params), LocalForecaster)
-    n_chunks = min(len(names), (workers or default_workers()) * 2) if local else 1
-    if engine == "serial":
-        n_chunks = 1
+    if not local and engine == "serial":
+        result = backtest(panel, make_forecaster(name, **params), on_origin=on_origin, **protocol)
+        if on_chunk is not None:
+            on_chunk(len(names), result)
+        return result
+    wanted = SERIAL_CHUNKS if engine == "serial" else (workers or default_workers()) * 2
+    n_chunks = min(len(names), wanted) if local else 1
     chunks = [names[i::n_chunks] for i in range(n_chunks)]
     items = [(panel.filter(pl.col("series").is_in(c)), name, params, protocol) for c in chunks]
-    done = run_tasks(_backtest_chunk_safe, items, engine=engine, workers=workers, address=address)
+
+    def finished(index: int, result: BacktestResult | None) -> None:
+        if on_chunk is not None:
+            on_chunk(len(chunks[index]), result)
+
+    done = run_tasks(_backtest_chunk_safe, items, engine=engine, workers=workers,
+                     address=address, on_result=finished)
     results = [r for r in done if r is not None]
     if not results:
         return backtest(panel, make_forecaster(name, **params), **protocol)  # raises the reason
+    return merge_backtests(results)
+
+
+def merge_backtests(results: Sequence[BacktestResult]) -> BacktestResult:
+    """One result from the backtests of disjoint sets of series (chunks) of one model."""
     skipped: dict[str, int] = {}
     for r in results:
         for reason, count in r.skipped.items():

@@ -19,8 +19,9 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from foresize.core.errors import InputError, InsufficientDataError
+from foresize.core.errors import InputError, InsufficientDataError, UsageError
 from foresize.core.schemas import check_telemetry
+from foresize.core.units import human_duration
 
 # a grid beyond this is a stray timestamp, not a history: it would take gigabytes
 MAX_GRID_POINTS = 20_000_000
@@ -79,6 +80,9 @@ def to_panel(
     check_telemetry(frame, source=source)
     metrics = sorted(frame["metric"].unique().to_list())
     if metric is None:
+        if not metrics:
+            raise InsufficientDataError(f"{source}: no samples left to forecast",
+                                        hint="the ingest report says why rows were dropped")
         if len(metrics) != 1:
             raise InputError(
                 f"{source}: holds metrics {', '.join(metrics)}; pick one with --metric"
@@ -170,3 +174,32 @@ def series_arrays(panel: pl.DataFrame) -> dict[str, FloatArray]:
     ):
         out[str(name)] = group["y"].to_numpy().astype(np.float64)
     return out
+
+
+def check_horizon(panel: pl.DataFrame, h: int, step_s: float, *, text: str,
+                  force: bool = False, typed: bool = True) -> None:
+    """Refuse a horizon longer than the longest history, unless ``force``.
+
+    Why: nothing in a series says what happens beyond its own length, and the cost
+    grows with the horizon: 400 days ahead of 2 days of one-minute samples is 576,000
+    steps per series, minutes and gigabytes spent on a flat line. Such a request is
+    nearly always a typo (``400d`` for ``40h``), so it is a usage error that names the
+    history; ``--force`` runs it anyway. A horizon the user did not type (the default)
+    that the history cannot hold says the data is too short instead (exit 4).
+    """
+    if force or panel.is_empty():
+        return
+    history = max(panel.group_by("series").len()["len"].to_list())
+    if h > history and not typed:
+        raise InsufficientDataError(
+            f"the history ({human_duration(history * step_s)}, {history:,} steps in the "
+            f"longest series) is shorter than the default --horizon {text}",
+            hint="give a shorter --horizon, or pass --force",
+        )
+    if h > history:
+        raise UsageError(
+            f"--horizon {text} is {h:,} steps of {human_duration(step_s)}, longer than the "
+            f"history ({human_duration(history * step_s)}, {history:,} steps in the longest "
+            "series)",
+            hint="ask for a shorter --horizon, or pass --force to forecast that far anyway",
+        )

@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from foresize.core.units import human_bytes, human_duration
+from foresize.core.units import human_bytes
 from foresize.graph.devices import allreduce_time, get_device
 from foresize.graph.flops import FlopReport, analyze_flops, roofline_rows
 from foresize.graph.liveness import graph_precision, inference_memory, training_memory
@@ -130,38 +130,3 @@ def training_step_time(
                    if request.data_parallel > 1 else 0.0)
     return {"step_s": passes * forward_s + update_s, "compute_passes": passes,
             "optimizer_update_s": update_s, "gradient_allreduce_s": allreduce_s}
-
-
-def _flatten(report: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    rows: list[tuple[str, Any]] = []
-    for key, value in report.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            rows.extend(_flatten(value, f"{name}."))
-        else:
-            rows.append((name, value))
-    return rows
-
-
-def _human(name: str, value: Any) -> str:
-    """One report value for people, by the unit its key carries."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return str(value)
-    if name.endswith("bytes_per_s"):  # decimal, as datasheets print bandwidth
-        return f"{float(value) / 1e9:,.0f} GB/s"
-    if name.endswith("_per_s"):
-        return f"{value:,.1f}/s"
-    if name.endswith("_bytes") or "bytes." in name:
-        return human_bytes(float(value))
-    if name.endswith("_s"):
-        return human_duration(float(value)) if value >= 60 else f"{value:.4g} s"
-    if name.endswith(("flops", "prefill", "forward_per_token")):
-        return f"{value:.3e}"
-    return f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"
-
-
-def report_rows(report: dict[str, Any]) -> pl.DataFrame:
-    """A sizing report as ``item, value`` rows, values in their units for people."""
-    rows = _flatten(report)
-    return pl.DataFrame({"item": [name for name, _ in rows],
-                         "value": [_human(name, value) for name, value in rows]})

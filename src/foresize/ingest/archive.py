@@ -70,7 +70,7 @@ def is_archive(path: str | os.PathLike[str]) -> bool:
 @contextmanager
 def _staging(dest: Path) -> Iterator[Path]:
     """A temporary folder beside ``dest`` (see ``core.io``), removed unless renamed away."""
-    staging = temporary_folder(dest)
+    staging = temporary_folder(dest, parents=True)
     try:
         yield staging
     finally:

@@ -377,7 +377,7 @@ class _Digests:
         if not self.changed:
             return
         try:
-            with atomic_write(self.file) as tmp:
+            with atomic_write(self.file, parents=True) as tmp:
                 tmp.write_text(json.dumps(self.entries, indent=0), encoding="utf-8")
         except OSError:
             return  # a read-only cache only costs re-hashing next time
@@ -459,7 +459,7 @@ def _download(
 ) -> None:
     """Download ``file`` to ``target`` through a temp file; only a verified file is kept."""
     url = source_url(file, base_url)
-    with atomic_write(target) as tmp:
+    with atomic_write(target, parents=True) as tmp:
         actual = _stream(url, tmp, progress)
         if actual != file.sha256:
             raise ChecksumError(

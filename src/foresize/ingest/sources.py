@@ -24,6 +24,7 @@ from foresize.ingest.cluster.read import DEFAULT_TIMEOUT_S, ClusterRequest, read
 from foresize.ingest.prometheus import open_prometheus, parse_prometheus_source
 from foresize.ingest.report import IngestReport
 from foresize.ingest.tabular import STDIN, TsUnit, collect_input, scan_telemetry
+from foresize.ingest.units import value_ranges, warn_on_units
 from foresize.ingest.validate import canonicalize
 
 
@@ -144,6 +145,7 @@ class TelemetrySource:
     workloads: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()
     strict: bool = False
+    scale: float = 1.0
 
     @property
     def label(self) -> str:
@@ -175,8 +177,18 @@ def open_source(source: TelemetrySource) -> Telemetry:
                 return_dtype=pl.Boolean,
             )
         )
+    if source.scale != 1.0:
+        frame = _scaled(frame, source.scale, label=telemetry.label)
     telemetry.frame = frame
     return telemetry
+
+
+def _scaled(frame: pl.LazyFrame, scale: float, *, label: str) -> pl.LazyFrame:
+    """``--scale``: every value times ``scale``, before validation sees it."""
+    dtype = frame.collect_schema().get("value")
+    if dtype is None or not dtype.is_numeric():
+        raise InputError(f"{label}: --scale needs numbers in column 'value', found {dtype}")
+    return frame.with_columns(pl.col("value") * scale)
 
 
 def shown_reports(opened: Telemetry, final: IngestReport) -> list[IngestReport]:
@@ -193,4 +205,5 @@ def read_canonical(source: TelemetrySource) -> CanonicalTelemetry:
     opened = open_source(source)
     raw = collect_input(opened.frame, source=opened.label)
     frame, report = canonicalize(raw, source=opened.label, strict=source.strict)
+    warn_on_units(value_ranges(frame), source=opened.label)
     return CanonicalTelemetry(frame, opened.label, shown_reports(opened, report), opened.sha256)

@@ -23,13 +23,17 @@ from foresize.core.paths import missing_file
 from foresize.core.schemas import TELEMETRY_OPTIONAL, TS_DTYPE
 from foresize.ingest.archive import extracted_csv, is_archive
 from foresize.ingest.report import IngestReport
-from foresize.ingest.validate import TS_TEXT, canonicalize
+from foresize.ingest.validate import NULL_TEXT, TS_TEXT, canonicalize
 
 TsUnit = Literal["s", "ms", "us", "ns"]
 CANONICAL_KEYS = ("workload", "metric", "ts", "value", *TELEMETRY_OPTIONAL)
 TEXT_TS_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M",
                    "%Y-%m-%dT%H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S%.f")
-NULL_TEXT = ["", "NULL", "None", "null"]  # how the traces spell a missing cell
+# RFC 3339 and ISO 8601 with a zone ("Z", "+00:00", "+0530"), with a 'T' or a space: the
+# offset is applied, so every zone lands on the same UTC instant
+ZONED_TS_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z",
+                    "%Y-%m-%dT%H:%M%#z", "%Y-%m-%d %H:%M%#z")
+
 _FACTOR = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}
 _MAX_EPOCH_S = 1e11
 
@@ -171,8 +175,12 @@ def _parse_text_ts(ts: pl.Expr, ts_format: str | None) -> pl.Expr:
         if "%z" in ts_format or "%Z" in ts_format:
             return parsed.dt.convert_time_zone("UTC")
         return parsed.dt.replace_time_zone("UTC")
-    candidates = [ts.str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in TEXT_TS_FORMATS]
-    return pl.coalesce(candidates).dt.replace_time_zone("UTC")
+    naive = [ts.str.strptime(pl.Datetime("us"), fmt, strict=False).dt.replace_time_zone("UTC")
+             for fmt in TEXT_TS_FORMATS]
+    # RFC 3339 allows a lowercase 't' and 'z'; digits and signs are unchanged by upper case
+    upper = ts.str.strip_chars().str.to_uppercase()
+    zoned = [upper.str.strptime(TS_DTYPE, fmt, strict=False) for fmt in ZONED_TS_FORMATS]
+    return pl.coalesce(*naive, *zoned)
 
 
 def to_long(

@@ -13,13 +13,18 @@ from dataclasses import dataclass
 import polars as pl
 
 from foresize.core.errors import DataDroppedWarning, InputError, SchemaMismatchError
-from foresize.core.schemas import METRICS, SERIES_KEYS, TELEMETRY, TELEMETRY_OPTIONAL, TS_DTYPE
+from foresize.core.metrics import METRICS
+from foresize.core.schemas import SERIES_KEYS, TELEMETRY, TELEMETRY_OPTIONAL, TS_DTYPE
 from foresize.ingest.report import IngestReport
 
 _NONNEGATIVE = [name for name, m in METRICS.items() if m.nonnegative]
 _ROW = "__row"
 TS_TEXT = "__ts_text"  # the raw text of a parsed ts column, kept so a bad value can be quoted
 _REASON = "__reason"
+# how files spell a missing cell (R writes NA, JSON tools null or None): such a cell is
+# missing, its row dropped and counted, never a reason to reject a file. NaN in any case
+# (pandas writes it) is read as a float NaN and counted as nan_value.
+NULL_TEXT = ["", "NULL", "Null", "null", "None", "none", "NA", "N/A", "n/a"]
 
 
 def coerce_columns(frame: pl.DataFrame, *, source: str) -> pl.DataFrame:
@@ -48,16 +53,37 @@ def coerce_columns(frame: pl.DataFrame, *, source: str) -> pl.DataFrame:
     if frame.schema["value"] != pl.Float64:
         dtype = frame.schema["value"]
         if not (dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Null):
-            bad = frame.filter(
-                pl.col("value").is_not_null()
-                & pl.col("value").cast(pl.Float64, strict=False).is_null()
-            )
-            example = f" (e.g. {bad['value'][0]!r})" if bad.height else ""
-            raise SchemaMismatchError(
-                f"{source}: column 'value' is {dtype}{example}, expected a number"
-            )
-        casts["value"] = pl.col("value").cast(pl.Float64, strict=False)
+            _check_numeric_text(frame, "value", source=source)
+        casts["value"] = _number(pl.col("value"), dtype)
     return frame.with_columns(**casts) if casts else frame
+
+
+def _check_numeric_text(frame: pl.DataFrame, column: str, *, source: str) -> None:
+    """Text where a number belongs: name the first cell that is not one (its row counted
+    from 1, the first data row), so the user can open the file there. A cell spelling a
+    missing value (``NULL_TEXT``) is missing, not bad; a text column whose cells all
+    parse (numbers in quotes) is simply cast.
+    """
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    bad = frame.with_row_index(_ROW, offset=1).filter(
+        text.is_not_null() & ~text.is_in(NULL_TEXT) & _number(text, pl.String()).is_null()
+    )
+    if bad.height:
+        row, value = bad.row(0, named=True)[_ROW], bad.row(0, named=True)[column]
+        more = f" ({bad.height:,} such rows)" if bad.height > 1 else ""
+        raise SchemaMismatchError(
+            f"{source}: row {row}: column {column!r} holds {value!r}, expected a number{more}",
+            hint="fix those rows; empty, NaN, NA, null and None cells count as missing",
+        )
+
+
+def _number(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A column as Float64; text is trimmed, and a missing-value spelling becomes null."""
+    if dtype != pl.String:
+        return expr.cast(pl.Float64, strict=False)
+    text = expr.str.strip_chars()
+    return pl.when(text.is_in(NULL_TEXT)).then(None).otherwise(text).cast(pl.Float64,
+                                                                          strict=False)
 
 
 def _check_parsed_ts(frame: pl.DataFrame, *, source: str) -> None:

@@ -70,13 +70,8 @@ import numpy.typing as npt
 import polars as pl
 
 from foresize.core.errors import InputError
-from foresize.core.schemas import (
-    GAP_FACTOR,
-    SERIES_KEYS,
-    TELEMETRY,
-    check_telemetry,
-    metric_info,
-)
+from foresize.core.metrics import metric_info
+from foresize.core.schemas import GAP_FACTOR, SERIES_KEYS, TELEMETRY, check_telemetry
 
 Method = Literal["auto", "threshold", "changepoint"]
 FloatArray = npt.NDArray[np.float64]

@@ -14,7 +14,8 @@ import polars as pl
 
 from foresize.core.errors import InsufficientDataError
 from foresize.core.guard import input_errors
-from foresize.core.schemas import GAP_FACTOR, METRICS, metric_info
+from foresize.core.metrics import METRICS, metric_info
+from foresize.core.schemas import GAP_FACTOR
 from foresize.ingest.report import IngestReport
 from foresize.ingest.validate import canonicalize
 from foresize.profile.phases import detect_phases
@@ -150,6 +151,7 @@ def profile_telemetry(
     by_phase: bool = False,
     max_rows: int = DEFAULT_MAX_ROWS,
     on_chunk: Callable[[int, int], None] | None = None,
+    strict: bool = False,
 ) -> tuple[pl.DataFrame, IngestReport]:
     """Profile every series (workload x metric, x phase with ``by_phase``) of ``telemetry``.
 
@@ -158,7 +160,8 @@ def profile_telemetry(
     ``telemetry`` holds the canonical columns (validated here, chunk by chunk). Returns
     the profile (``PROFILE_SCHEMA`` plus ``phase`` when ``by_phase``) and the ingest
     report of what was dropped. ``on_chunk(rows, rows_total)`` reports each chunk's
-    rows as it is done.
+    rows as it is done. ``strict`` makes an invalid row an error instead of a counted drop,
+    as everywhere else.
     """
     lazy = telemetry.lazy()
     with input_errors(source):  # a lazy file's bad cells surface when collected
@@ -179,7 +182,7 @@ def profile_telemetry(
                     else pl.col("workload").is_null())
         with input_errors(source):
             rows = lazy.filter(selector).collect(engine="streaming")
-        canonical, chunk_report = canonicalize(rows, source=source)
+        canonical, chunk_report = canonicalize(rows, source=source, strict=strict)
         report.merge(chunk_report)
         if by_phase and _unlabelled(canonical):
             canonical = detect_phases(canonical.drop("phase", strict=False)).drop("segment")

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from foresize.core.errors import InputError, InsufficientDataError
-from foresize.core.schemas import metric_info
+from foresize.core.metrics import metric_info
 from foresize.core.units import human_bytes
 from foresize.profile.phases import detect_phases, phase_summary
 from foresize.recommend.plan import (

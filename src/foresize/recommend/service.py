@@ -32,8 +32,8 @@ import numpy as np
 import polars as pl
 
 from foresize.core.errors import InputError, InsufficientDataError
+from foresize.core.metrics import metric_info
 from foresize.core.paths import missing_file
-from foresize.core.schemas import metric_info
 from foresize.forecast.models import make_forecaster
 from foresize.forecast.panel import to_panel
 from foresize.graph.devices import DEVICES, device_name

@@ -65,7 +65,8 @@ import numpy.typing as npt
 import polars as pl
 
 from foresize.core.errors import DataDroppedWarning, InputError, InsufficientDataError
-from foresize.core.schemas import METRICS, TS_DTYPE
+from foresize.core.metrics import METRICS
+from foresize.core.schemas import TS_DTYPE
 from foresize.ingest.cluster.client import DEFAULT_MAX_RESPONSE_BYTES, Client, Matrix
 from foresize.ingest.cluster.discovery import Scope, discover, promql_string, regex_escape
 from foresize.ingest.prometheus import (

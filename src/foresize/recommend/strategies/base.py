@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 
 FloatArray = npt.NDArray[np.float64]
 ResourceKind = Literal["cpu", "memory", "util"]
@@ -74,7 +74,7 @@ UNITS: dict[str, Units] = {
 
 def units_for(metric: str) -> Units:
     """The constants for a metric: bytes, cores, memory percent or utilisation percent."""
-    from foresize.core.schemas import metric_info
+    from foresize.core.metrics import metric_info
 
     unit = metric_info(metric).unit
     if unit == "bytes":
@@ -109,7 +109,7 @@ def check_risk(risk: float) -> float:
     median outcome, which no right-sizer should recommend.
     """
     if not (0.0 < risk <= 0.5):
-        raise InputError(f"risk must be in (0, 0.5], got {risk}; e.g. --risk 0.01")
+        raise UsageError(f"--risk must be in (0, 0.5], got {risk}; e.g. --risk 0.01")
     return float(risk)
 
 

@@ -211,7 +211,7 @@ def calibrate(
 
 def percent_cap(metric: str) -> float | None:
     """100 for percentage metrics (a device cannot be more than fully busy), else none."""
-    from foresize.core.schemas import metric_info
+    from foresize.core.metrics import metric_info
 
     return PERCENT_CAP if metric_info(metric).unit == "%" else None
 

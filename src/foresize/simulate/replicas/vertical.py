@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from foresize.core.errors import InputError, InsufficientDataError
+from foresize.core.errors import InputError, InsufficientDataError, UsageError
 from foresize.profile.phases import SPIKE, detect_phases
 from foresize.recommend.plan import ResourceRecommendation, read_plan
 from foresize.simulate.replicas.service import FloatArray
@@ -62,7 +62,7 @@ class VerticalConfig:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.risk) and 0 < self.risk <= 0.5):
-            raise InputError(
+            raise UsageError(
                 f"--risk must be in (0, 0.5] (the share of time a size may be exceeded), "
                 f"got {self.risk!r}"
             )

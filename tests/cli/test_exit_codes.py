@@ -1,0 +1,210 @@
+"""One test per exit code (cli.md): the code a script branches on and the one line a
+person reads. Inputs are the real traces in the mirror; where a case needs a file the
+traces cannot show (a bad cell, an unwritable place) it is built from a real extract.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from foresize import __version__
+from foresize.cli.main import main
+
+REFERENCE = Path(__file__).resolve().parents[2] / "src/foresize/graph/reference/llama-2-7b.json"
+QUEUE_MAP = "ts=timestamp_anon,workload=container_ip"
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _error(err: str) -> str:
+    """The one error line (a hint may follow), never a traceback."""
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if not line.startswith("Hint: ")]
+    errors = [line for line in lines if line.startswith("Error: ")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def queue_csv(gentd26_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """GenTD26's real queue_rt_raw_anon table as a plain CSV."""
+    path = tmp_path_factory.mktemp("queue") / "queue_rt.csv"
+    with tarfile.open(gentd26_dir / "queue_rt_raw_anon.tar.gz") as raw:
+        member = raw.extractfile(raw.getmembers()[0])
+        assert member is not None
+        path.write_bytes(member.read())
+    return path
+
+
+def _profile(source: Path, *extra: str) -> list[str]:
+    return ["profile", "telemetry", str(source), "--map", QUEUE_MAP, "--as-metric",
+            "queue_wait_s", *extra]
+
+
+# 0 -------------------------------------------------------------------------------------
+
+def test_0_version_writes_json_like_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["version", "-f", "json"], capsys)
+    assert code == 0
+    assert json.loads(out) == {"foresize_version": __version__}
+    code, out, _ = _run(["version"], capsys)
+    assert (code, out) == (0, f"foresize {__version__}\n")
+
+
+# 2: a bad flag or flag value, found before any data is read ------------------------------
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["version", "-f", "jsn"], "Error: unknown format 'jsn'; valid: "),
+        (["profile", "model", str(REFERENCE), "--device", "h900"],
+         "Error: unknown device 'h900'; valid: "),
+        (["recommend", "alibaba-gentd26:memory_util", "--risk", "0.9"],
+         "Error: --risk must be in (0, 0.5], got 0.9; e.g. --risk 0.01"),
+    ],
+)
+def test_2_bad_flag_values(
+    args: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(args, capsys)
+    assert (code, out) == (2, "")
+    assert _error(err).startswith(line)
+
+
+def test_2_a_close_name_gets_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["profile", "model", str(REFERENCE), "--device", "h900"], capsys)
+    assert code == 2
+    assert _error(err).endswith("Did you mean 'h200'?")
+    code, _, err = _run(["version", "-f", "jsn"], capsys)
+    assert code == 2
+    assert _error(err).endswith("Did you mean 'json'?")
+
+
+def test_2_a_horizon_that_is_not_a_duration(
+    mirror: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(["forecast", "run", "alibaba-gentd26:gpu_duty_cycle", "--mirror",
+                         str(mirror), "--horizon", "banana"], capsys)
+    assert code == 2
+    assert _error(err) == ("Error: --horizon 'banana' is neither a number of steps nor a "
+                           "duration like 2m")
+
+
+def test_2_a_horizon_longer_than_the_history_names_the_history_unless_forced(
+    mirror: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["forecast", "run", "alibaba-gentd26:gpu_duty_cycle", "--mirror", str(mirror),
+            "--model", "naive", "-f", "json"]
+    code, out, err = _run([*base, "--horizon", "400d"], capsys)
+    assert (code, out) == (2, "")
+    assert _error(err) == (
+        "Error: --horizon 400d is 606,316 steps of 57.0s, longer than the history "
+        "(22h 48m, 1,441 steps in the longest series)")
+    assert "--force" in err
+    code, _, err = _run([*base, "--horizon", "1442"], capsys)
+    assert code == 2
+    code, out, _ = _run([*base, "--horizon", "1442", "--force"], capsys)
+    assert code == 0
+    assert json.loads(out)["parameters"]["horizon_steps"] == 1442
+
+
+# 3: bad input data or an output that cannot be written -------------------------------------
+
+def test_3_text_in_a_number_column_names_file_column_and_row(
+    queue_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = queue_csv.read_text().splitlines()
+    _, rest = lines[500].split(",", 1)
+    lines[500] = "abc," + rest
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    code, out, err = _run(_profile(bad), capsys)
+    assert (code, out) == (3, "")
+    assert _error(err) == f"Error: {bad}: row 500: column 'value' holds 'abc', expected a number"
+
+
+@pytest.mark.parametrize(
+    ("where", "line"),
+    [
+        ("missing/dir/x.json", "{tmp}/missing/dir/x.json: folder {tmp}/missing/dir does not exist"),
+        ("queue_rt.csv/x.json", "{tmp}/queue_rt.csv/x.json: {tmp}/queue_rt.csv is a file, not a "
+         "folder"),
+        (".", "{tmp}: is a folder; name a file to write"),
+    ],
+)
+def test_3_an_output_path_that_cannot_be_written_fails_before_the_work(
+    queue_csv: Path, where: str, line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tmp = queue_csv.parent
+    code, out, err = _run([*_profile(queue_csv), "-o", f"{tmp}/{where}"], capsys)
+    assert (code, out) == (3, "")
+    assert _error(err) == "Error: " + line.format(tmp=tmp)
+    assert "rows read" not in err  # nothing was read: the check came first
+    assert not (tmp / "missing").exists()
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux sysfs")
+def test_3_a_folder_that_refuses_files_is_named(
+    queue_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run([*_profile(queue_csv), "-o", "/sys/x.json"], capsys)
+    assert code == 3
+    assert _error(err).startswith("Error: /sys/x.json: cannot write here (")
+
+
+def _limited(bytes_: int) -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (bytes_, bytes_))
+
+
+def test_3_a_full_disk_during_the_write_leaves_no_file(
+    queue_csv: Path, tmp_path: Path
+) -> None:
+    # a file size limit makes the kernel refuse the write (EFBIG) as a full disk would
+    # (ENOSPC); Python ignores SIGXFSZ, so the write fails instead of killing the process
+    target = tmp_path / "profile.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "foresize.cli.main", *_profile(queue_csv), "-o", str(target)],
+        capture_output=True, text=True, preexec_fn=lambda: _limited(512), check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert f"Error: {target}: no space left to write it" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_3_outputs_follow_the_umask(
+    queue_csv: Path, tmp_path: Path, umask: int, mode: int
+) -> None:
+    target = tmp_path / "profile.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "foresize.cli.main", *_profile(queue_csv), "-o", str(target)],
+        capture_output=True, text=True, preexec_fn=lambda: os.umask(umask) and None,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert target.stat().st_mode & 0o777 == mode
+
+
+# 4 ------------------------------------------------------------------------------------
+
+def test_4_nothing_to_produce(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # every value of this file is missing (spelled as pandas and R write it)
+    source = tmp_path / "t.csv"
+    source.write_text("workload,metric,ts,value\nw,qps,0,nan\nw,qps,60,NA\n")
+    code, out, err = _run(["forecast", "run", str(source), "--model", "naive"], capsys)
+    assert (code, out) == (4, "")
+    assert "2 rows read, 0 kept; dropped missing_value=1, nan_value=1" in err
+    assert _error(err) == f"Error: {source}: no samples left to forecast"
