@@ -1,76 +1,140 @@
-"""Fidelity and speed of the inflation protocol on openb (FGD paper, ATC'23, Fig. 7/9).
+"""Fidelity and speed of the inflation protocol on openb (FGD paper, ATC'23, Fig. 7/9),
+and our fgd_reserve beside FGD.
 
 Run: FORESIZE_DATA_MIRROR=... .venv/bin/python benchmarks/bench_fgd.py [--seeds 10]
-For each pod list and placement policy it prints our allocated GPU share at 100 % arrived
-(mean over seeds 42..42+N-1, as the authors' seeds), the FGD authors' published median
-of their 10 seeds (datasets/fgd-paper-reference.md; n/a for a pod list without one), the
-difference in pp, the mean seconds per run and the speed-up over the simulator before
-issue #19 (BEFORE_S); per pod list, the time of all policies x seeds and, on default, its
-ratio to the simulator of commit 06df4fa (TODAY_S: before FGD's scores and the snapshots
-were vectorised).
+         [--baseline-src DIR]
+For each pod list and placement policy of the paper it prints our allocated GPU share at
+100 % arrived (mean over seeds 42..42+N-1, as the authors' seeds), the FGD authors'
+published median of their 10 seeds (datasets/fgd-paper-reference.md; n/a for a pod list
+without one), the difference in pp and the mean seconds per run (runs share the cores, so
+this is longer than a run alone); then fgd_reserve's share in the same seeds and its
+difference to FGD; per pod list, the time of the paper's policies x seeds. Pod lists that
+are not in the mirror are named and skipped.
+
+Speed is a ratio to the simulator before the speed work, timed in the same run on the same
+machine: ``--baseline-src`` names the ``src`` folder of that code (e.g. ``git archive main
+src | tar -x -C /tmp/before``), run in a child process for one FGD run on openb default
+(seed 42, alone) and the paper's policies x seeds on default. The load average is printed
+beside the times, since shared cores stretch them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
 
+from foresize.core.errors import InputError
 from foresize.evaluate.scheduling import PAPER_AT_100
-from foresize.simulate.cluster.inflation import compare_inflation
+from foresize.simulate.cluster.inflation import compare_inflation, run_inflation
+from foresize.simulate.cluster.placement import PLACEMENT
 from foresize.simulate.cluster.traces import load_cluster, load_workload
 
 POLICIES = ("random", "dot_product", "gpu_clustering", "gpu_packing", "best_fit", "fgd")
+OURS = "fgd_reserve"
+TRACES = ("openb:default,openb:gpuspec10,openb:gpuspec33,openb:gpushare20,openb:gpushare40,"
+          "openb:gpushare60,openb:gpushare80,openb:gpushare100")
 # allocated GPU % at 100 % arrived per pod list, median over the authors' seeds 42..51:
 # hkust-adsl/kubernetes-scheduler-simulator
 # experiments/analysis/expected_results/analysis_allo_discrete.csv @ 1853fc0e (default from
 # datasets/fgd-paper-reference.md, gpuspec10/33 from datasets/fgd-paper-gpuspec.csv)
 AUTHORS = PAPER_AT_100
-# seconds per inflation run of openb default before issue #19 (seed 0, this machine's
-# 2 shared cores, commit 356f396): the baseline of the speed-up column
-BEFORE_S = {"random": 0.78, "dot_product": 1.03, "gpu_packing": 2.06, "best_fit": 1.84,
-            "fgd": 2.41}
-# commit 06df4fa on this machine's 2 shared cores, quiet: seconds per FGD run on openb
-# default, and the six policies x 10 seeds with --engine local
-TODAY_S = {"fgd": 2.7, "openb:default": 66.6}
+
+# what the child process runs with the baseline's code: the same two timings as timings()
+_TIMINGS = """
+import json, sys, time
+from foresize.simulate.cluster.inflation import compare_inflation, run_inflation
+from foresize.simulate.cluster.placement import PLACEMENT
+from foresize.simulate.cluster.traces import load_cluster, load_workload
+cluster, _ = load_cluster("openb:nodes_gpu")
+workload, _ = load_workload("openb:default")
+began = time.perf_counter()
+run_inflation(workload, cluster, PLACEMENT.get("fgd")(workload, cluster), seed=42)
+one = time.perf_counter() - began
+names, seeds, engine = json.loads(sys.argv[1])
+began = time.perf_counter()
+compare_inflation(workload, cluster, names, seeds, engine=engine)
+print(json.dumps([one, time.perf_counter() - began]))
+"""
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f}/{fifteen:.1f}"
+
+
+def timings(seeds: list[int], engine: str, baseline_src: str | None) -> None:
+    """One FGD run alone and the paper's policies x seeds on default, here and (in a child
+    process) with the baseline's code, and their ratios.
+    """
+    args = json.dumps([list(POLICIES), seeds, engine])
+    before: list[float] | None = None
+    if baseline_src is not None:
+        env = {**os.environ, "PYTHONPATH": baseline_src}
+        out = subprocess.run([sys.executable, "-c", _TIMINGS, args], env=env, check=True,
+                             capture_output=True, text=True).stdout
+        before = json.loads(out.splitlines()[-1])
+        print(f"baseline {baseline_src}: FGD run {before[0]:.2f} s, {len(POLICIES)} policies x "
+              f"{len(seeds)} seeds {before[1]:.1f} s ({_load()})")
+    cluster, _ = load_cluster("openb:nodes_gpu")
+    workload, _ = load_workload("openb:default")
+    began = time.perf_counter()
+    run_inflation(workload, cluster, PLACEMENT.get("fgd")(workload, cluster), seed=42)
+    one = time.perf_counter() - began
+    began = time.perf_counter()
+    compare_inflation(workload, cluster, list(POLICIES), seeds, engine=engine)
+    total = time.perf_counter() - began
+    ratio = ("" if before is None else
+             f"; {before[0] / one:.2f}x and {before[1] / total:.2f}x the baseline")
+    print(f"this code: FGD run {one:.2f} s, {len(POLICIES)} policies x {len(seeds)} seeds "
+          f"{total:.1f} s ({_load()}){ratio}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--traces", default="openb:default,openb:gpuspec10,openb:gpuspec33")
+    parser.add_argument("--traces", default=TRACES)
     parser.add_argument("--engine", default="local")
+    parser.add_argument("--baseline-src", default=None,
+                        help="src folder of the simulator before the speed work")
+    parser.add_argument("--no-timings", action="store_true",
+                        help="skip the FGD run alone and the baseline")
     args = parser.parse_args()
     cluster, _ = load_cluster("openb:nodes_gpu")
     seeds = list(range(args.seed, args.seed + args.seeds))
     print(f"openb:nodes_gpu ({cluster.n_nodes} nodes, {int(cluster.n_gpu.sum())} GPUs), "
           f"seeds {seeds[0]}..{seeds[-1]}, engine {args.engine}")
+    if not args.no_timings:
+        timings(seeds, args.engine, args.baseline_src)
     print(f"{'trace':<16} {'policy':<15} {'ours@100%':>9} {'paper@100%':>10} {'diff pp':>8} "
-          f"{'s/run':>6} {'x pre-#19':>9} {'x 06df4fa':>9}")
+          f"{'s/run':>6}")
     for trace in args.traces.split(","):
-        workload, _ = load_workload(trace)
+        try:
+            workload, _ = load_workload(trace)
+        except InputError as err:
+            print(f"{trace}: skipped ({err.message.rsplit(': ', 1)[-1].split(';')[0]})")
+            continue
         began = time.perf_counter()
         rows, _ = compare_inflation(workload, cluster, list(POLICIES), seeds,
                                     engine=args.engine)
         wall = time.perf_counter() - began
+        ours, _ = compare_inflation(workload, cluster, [OURS], seeds, engine=args.engine)
         published = AUTHORS.get(trace, {})
-        for row in rows:
+        share = {}
+        for row in [*rows, *ours]:
             name = str(row["policy"])
-            ours = float(row["allocated_at_100_frac"]) * 100
-            run_s = float(row["run_s"])
+            share[name] = float(row["allocated_at_100_frac"]) * 100
             paper = published.get(name)
             theirs = f"{paper:>10.3f}" if paper is not None else f"{'n/a':>10}"
-            diff = f"{ours - paper:>+8.2f}" if paper is not None else f"{'':>8}"
-            default = trace == "openb:default"
-            speed = (f"{BEFORE_S[name] / run_s:>9.2f}" if default and name in BEFORE_S
-                     else f"{'':>9}")
-            today = (f"{TODAY_S[name] / run_s:>9.2f}" if default and name in TODAY_S
-                     else f"{'':>9}")
-            print(f"{trace:<16} {name:<15} {ours:>9.2f} {theirs} {diff} {run_s:>6.2f} {speed} "
-                  f"{today}")
-        ratio = (f" ({TODAY_S[trace] / wall:.2f}x 06df4fa's {TODAY_S[trace]} s)"
-                 if trace in TODAY_S and args.seeds == 10 else "")
-        print(f"{trace}: {len(POLICIES)} policies x {len(seeds)} seeds in {wall:.1f} s{ratio}")
+            diff = f"{share[name] - paper:>+8.2f}" if paper is not None else f"{'':>8}"
+            print(f"{trace:<16} {name:<15} {share[name]:>9.2f} {theirs} {diff} "
+                  f"{float(row['run_s']):>6.2f}")
+        print(f"{trace}: {OURS} {share[OURS] - share['fgd']:+.2f} pp over fgd; "
+              f"{len(POLICIES)} policies x {len(seeds)} seeds in {wall:.1f} s ({_load()})")
 
 
 if __name__ == "__main__":
