@@ -208,3 +208,49 @@ def test_4_nothing_to_produce(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert (code, out) == (4, "")
     assert "2 rows read, 0 kept; dropped missing_value=1, nan_value=1" in err
     assert _error(err) == f"Error: {source}: no samples left to forecast"
+
+
+# 5 ------------------------------------------------------------------------------------
+
+def _backtest(source: Path, *extra: str) -> list[str]:
+    return ["forecast", "backtest", str(source), "--map", QUEUE_MAP, "--as-metric",
+            "queue_wait_s", "--models", "naive,seasonal_naive", *extra]
+
+
+def test_5_a_broken_gate_keeps_the_output_and_names_the_rows(
+    queue_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "bt.json"
+    code, _, err = _run(_backtest(queue_csv, "--check", "mase<=0.01", "--check",
+                                  "coverage_95>=0", "-o", str(target)), capsys)
+    assert code == 5
+    rows = json.loads(target.read_text())["results"]  # written before the gate is judged
+    line = _error(err)
+    assert line.startswith(f"Error: check failed: mase<=0.01 broken by {len(rows)} of "
+                           f"{len(rows)} rows: ")
+    for row in rows:
+        assert f"{row['model']} ({row['mase']:.4g})" in line
+    assert "coverage_95" not in line  # the gate that holds is not reported
+
+
+def test_5_gates_that_hold_exit_0(queue_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(_backtest(queue_csv, "--check", "mase<1e9", "--check",
+                                  "coverage_95>=0", "-f", "json"), capsys)
+    assert code == 0
+    assert json.loads(out)["results"]
+
+
+def test_2_a_gate_that_is_malformed_or_names_no_column(
+    queue_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # malformed: refused as the flag is read, before the (missing) file is opened
+    code, _, err = _run(_backtest(tmp_path / "absent.csv", "--check", "mase=1"), capsys)
+    assert code == 2
+    assert "--check 'mase=1' is not COLUMN OP NUMBER" in err
+    # a typo in the column: a usage error with the valid columns, and nothing written
+    target = tmp_path / "bt.json"
+    code, _, err = _run(_backtest(queue_csv, "--check", "mse<=1", "-o", str(target)), capsys)
+    assert code == 2
+    assert "unknown --check column 'mse'" in _error(err)
+    assert "Did you mean 'mase'?" in err
+    assert not target.exists()

@@ -10,9 +10,11 @@ from typing import Annotated, Any
 import polars as pl
 import typer
 
+from foresize.cli.checks import parse_checks
 from foresize.cli.common import provenance, read_telemetry
 from foresize.cli.options import (
     PROMETHEUS,
+    CheckOpt,
     FormatOpt,
     OutputOpt,
     WideOpt,
@@ -160,6 +162,7 @@ def autoscale(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     wide: WideOpt = False,
+    checks: CheckOpt = None,
 ) -> None:
     """Simulate replica (horizontal) scaling policies on a demand series and compare
     replica-hours, unserved demand, modelled latency and scaling actions against an oracle.
@@ -200,7 +203,7 @@ def autoscale(
                 caption="vs oracle: replica-hours / oracle with start-up delay; "
                 "vs no-delay: / zero-delay oracle" + (node_note if nodes else ""),
                 wide=wide, table=lambda result: frame_table(result, columns=AUTOSCALE_SUMMARY)),
-         fmt=fmt, output=output)
+         fmt=fmt, output=output, checks=parse_checks(checks))
 
 
 def _times(value: float | None) -> str:
@@ -279,6 +282,7 @@ def vertical(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     wide: WideOpt = False,
+    checks: CheckOpt = None,
 ) -> None:
     """Size replicas vertically by phase: per-phase sizes learned on the first 70 % of each
     series, applied with a resize delay on the rest, against a fixed size and the per-step
@@ -311,7 +315,7 @@ def vertical(
         f"(fixed {100 * summary['under_frac_fixed']:.1f}%); fixed, phased, oracle: reserved "
         f"{chosen} x hours", wide=wide,
         table=lambda result: frame_table(result, columns=_vertical_columns(chosen)),
-    ), fmt=fmt, output=output)
+    ), fmt=fmt, output=output, checks=parse_checks(checks))
 
 
 def _vertical_columns(metric: str) -> list[Col]:

@@ -9,9 +9,11 @@ from typing import Annotated, Any
 import polars as pl
 import typer
 
+from foresize.cli.checks import parse_checks
 from foresize.cli.common import read_telemetry
 from foresize.cli.errors import INTERRUPTED
 from foresize.cli.options import (
+    CheckOpt,
     EngineOpt,
     FormatOpt,
     OutputOpt,
@@ -267,6 +269,7 @@ def backtest_command(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     wide: WideOpt = False,
+    checks: CheckOpt = None,
     telemetry: TelemetrySource,
     engine: EngineOpt = "serial",
     ray_address: RayAddressOpt = None,
@@ -317,6 +320,7 @@ def backtest_command(
             f"{engine}",
         ),
         fmt=fmt, output=output,
+        checks=() if interrupted else parse_checks(checks),
     )
     if interrupted:
         per_model = ", ".join(f"{r.model} {r.series:,}" for r in results)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from foresize.cli.checks import parse_checks
 from foresize.cli.output import FORMATS
 from foresize.core.io import check_output_file, check_writable_folder
 
@@ -73,6 +74,21 @@ OutputOpt = Annotated[
         "--output", "-o",
         help="Write the result to this file (atomically); '-' for stdout.",
         rich_help_panel="Output", callback=output_file,
+    ),
+]
+def _parse_checks(texts: list[str] | None) -> list[str] | None:
+    """A malformed gate fails as the flag is read (exit 2), not after the work."""
+    parse_checks(texts)
+    return texts
+
+
+CheckOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--check", help="A gate every result row must hold, COLUMN OP NUMBER over a column "
+        "of -f json's rows ('mase<=1.0'); repeatable. The output is written, then a broken "
+        "gate exits 5 naming the rows.",
+        rich_help_panel="Output", callback=_parse_checks, show_default=False,
     ),
 ]
 WideOpt = Annotated[

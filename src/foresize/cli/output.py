@@ -31,6 +31,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
+from foresize.cli.checks import Check, enforce, require_columns
 from foresize.core.errors import InputError
 from foresize.core.io import atomic_write
 from foresize.core.registry import Registry
@@ -225,10 +226,14 @@ def resolve_format(fmt: str | None, output: Path | None) -> str:
     return "table"
 
 
-def emit(result: Result, *, fmt: str | None, output: Path | None) -> None:
-    """Write ``result`` to stdout or atomically to ``output``; then a summary on stderr."""
+def emit(result: Result, *, fmt: str | None, output: Path | None,
+         checks: Sequence[Check] = ()) -> None:
+    """Write ``result`` to stdout or atomically to ``output``; then a summary on stderr;
+    then judge the ``--check`` gates on its rows (exit 5 when one breaks).
+    """
     name = resolve_format(fmt, output)
     writer = FORMATS.get(name)
+    require_columns(result.frame, checks)
     if output is None or str(output) == "-":
         writer(result, sys.stdout)
         sys.stdout.flush()
@@ -242,6 +247,7 @@ def emit(result: Result, *, fmt: str | None, output: Path | None) -> None:
         info(f"wrote {output} ({result.frame.height:,} rows, {name})")
     if result.summary:
         info(result.summary)
+    enforce(result.frame, checks)
 
 
 def format_cell(column: str, value: Any) -> str:

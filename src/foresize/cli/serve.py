@@ -10,8 +10,17 @@ from typing import Annotated
 
 import typer
 
+from foresize.cli.checks import parse_checks
 from foresize.cli.common import provenance
-from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, WideOpt, opt, output_file
+from foresize.cli.options import (
+    CheckOpt,
+    FormatOpt,
+    MirrorOpt,
+    OutputOpt,
+    WideOpt,
+    opt,
+    output_file,
+)
 from foresize.cli.output import Col, Result, emit, frame_table, info, progress
 from foresize.core.units import parse_duration
 from foresize.graph.devices import DEVICES
@@ -116,6 +125,7 @@ def serve(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     wide: WideOpt = False,
+    checks: CheckOpt = None,
 ) -> None:
     """Serve an LLM request trace on replicas built from the model's static analysis
     (continuous batching, KV cache, start-up) and compare replica policies on GPU-hours,
@@ -155,4 +165,4 @@ def serve(
         f"(calibrated), start-up {m.startup_s:.0f} s, KV {m.kv_capacity_tokens:,} tokens",
         wide=wide, table=lambda result: frame_table(
             result, columns=[c for c in SUMMARY if c.key in result.frame.columns])),
-        fmt=fmt, output=output)
+        fmt=fmt, output=output, checks=parse_checks(checks))

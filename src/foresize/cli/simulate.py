@@ -13,8 +13,10 @@ import typer
 from rich.console import RenderableType
 
 from foresize.cli import autoscale, serve
+from foresize.cli.checks import parse_checks
 from foresize.cli.common import provenance
 from foresize.cli.options import (
+    CheckOpt,
     EngineOpt,
     FormatOpt,
     MirrorOpt,
@@ -174,6 +176,7 @@ def schedule(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     wide: WideOpt = False,
+    checks: CheckOpt = None,
     engine: EngineOpt = "local",
     ray_address: RayAddressOpt = None,
 ) -> None:
@@ -223,7 +226,7 @@ def schedule(
     emit(Result(frame, document, title=f"{mode} of {trace} on {nodes} "
                 f"({cluster.n_nodes:,} nodes, {int(cluster.n_gpu.sum()):,} GPUs)",
                 caption=f"mean over {len(seed_list)} seed(s) from {base}", wide=wide,
-                table=_schedule_table), fmt=fmt, output=output)
+                table=_schedule_table), fmt=fmt, output=output, checks=parse_checks(checks))
 
 
 FIRST = ("policy", "allocated_at_100_frac", "fragmentation_rate_frac", "failed_pods")
