@@ -13,9 +13,9 @@ are not in the mirror are named and skipped.
 
 Speed is a ratio to the simulator before the speed work, timed in the same run on the same
 machine: ``--baseline-src`` names the ``src`` folder of that code (e.g. ``git archive main
-src | tar -x -C /tmp/before``), run in a child process for one FGD run on openb default
-(seed 42, alone) and the paper's policies x seeds on default. The load average is printed
-beside the times, since shared cores stretch them.
+src | tar -x -C /tmp/before``). Both versions run in child processes: one FGD run on openb
+default (seed 42) ``--repeats`` times, alternating, and the paper's policies x seeds on
+default. The load average is printed beside the times, since shared cores stretch them.
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from foresize.core.errors import InputError
 from foresize.evaluate.scheduling import PAPER_AT_100
-from foresize.simulate.cluster.inflation import compare_inflation, run_inflation
-from foresize.simulate.cluster.placement import PLACEMENT
+from foresize.simulate.cluster.inflation import compare_inflation
 from foresize.simulate.cluster.traces import load_cluster, load_workload
 
 POLICIES = ("random", "dot_product", "gpu_clustering", "gpu_packing", "best_fit", "fgd")
@@ -43,21 +44,22 @@ TRACES = ("openb:default,openb:gpuspec10,openb:gpuspec33,openb:gpushare20,openb:
 # datasets/fgd-paper-reference.md, gpuspec10/33 from datasets/fgd-paper-gpuspec.csv)
 AUTHORS = PAPER_AT_100
 
-# what the child process runs with the baseline's code: the same two timings as timings()
-_TIMINGS = """
+# what a child process runs with one version's code on PYTHONPATH: one FGD run on openb
+# default (seed 42, the policy built inside the timing) or the paper's policies x seeds
+_TIMING = """
 import json, sys, time
 from foresize.simulate.cluster.inflation import compare_inflation, run_inflation
 from foresize.simulate.cluster.placement import PLACEMENT
 from foresize.simulate.cluster.traces import load_cluster, load_workload
 cluster, _ = load_cluster("openb:nodes_gpu")
 workload, _ = load_workload("openb:default")
-began = time.perf_counter()
-run_inflation(workload, cluster, PLACEMENT.get("fgd")(workload, cluster), seed=42)
-one = time.perf_counter() - began
 names, seeds, engine = json.loads(sys.argv[1])
 began = time.perf_counter()
-compare_inflation(workload, cluster, names, seeds, engine=engine)
-print(json.dumps([one, time.perf_counter() - began]))
+if names == ["fgd"] and len(seeds) == 1:
+    run_inflation(workload, cluster, PLACEMENT.get("fgd")(workload, cluster), seed=seeds[0])
+else:
+    compare_inflation(workload, cluster, names, seeds, engine=engine)
+print(time.perf_counter() - began)
 """
 
 
@@ -66,31 +68,37 @@ def _load() -> str:
     return f"load {one:.1f}/{five:.1f}/{fifteen:.1f}"
 
 
-def timings(seeds: list[int], engine: str, baseline_src: str | None) -> None:
-    """One FGD run alone and the paper's policies x seeds on default, here and (in a child
-    process) with the baseline's code, and their ratios.
+def _timed(src: str, names: list[str], seeds: list[int], engine: str) -> float:
+    """Seconds of one timing (see ``_TIMING``) with the code under ``src``."""
+    env = {**os.environ, "PYTHONPATH": src}
+    out = subprocess.run([sys.executable, "-c", _TIMING, json.dumps([names, seeds, engine])],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return float(out.splitlines()[-1])
+
+
+def timings(seeds: list[int], engine: str, baseline_src: str | None, repeats: int) -> None:
+    """One FGD run alone (``repeats`` times, alternating versions; the fastest and the
+    median, since other work on shared cores only ever adds time) and the paper's policies
+    x seeds on default, with this code and the baseline's, each in a child process.
     """
-    args = json.dumps([list(POLICIES), seeds, engine])
-    before: list[float] | None = None
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    versions = {"this code": here} | ({} if baseline_src is None else {"baseline": baseline_src})
+    runs: dict[str, list[float]] = {label: [] for label in versions}
+    for _ in range(repeats):
+        for label, src in versions.items():
+            runs[label].append(_timed(src, ["fgd"], [42], engine))
+    total = {label: _timed(src, list(POLICIES), seeds, engine)
+             for label, src in versions.items()}
+    for label, src in versions.items():
+        print(f"{label} ({src}): FGD run min {min(runs[label]):.2f} s, median "
+              f"{statistics.median(runs[label]):.2f} s of {repeats}; {len(POLICIES)} policies "
+              f"x {len(seeds)} seeds {total[label]:.1f} s ({_load()})")
     if baseline_src is not None:
-        env = {**os.environ, "PYTHONPATH": baseline_src}
-        out = subprocess.run([sys.executable, "-c", _TIMINGS, args], env=env, check=True,
-                             capture_output=True, text=True).stdout
-        before = json.loads(out.splitlines()[-1])
-        print(f"baseline {baseline_src}: FGD run {before[0]:.2f} s, {len(POLICIES)} policies x "
-              f"{len(seeds)} seeds {before[1]:.1f} s ({_load()})")
-    cluster, _ = load_cluster("openb:nodes_gpu")
-    workload, _ = load_workload("openb:default")
-    began = time.perf_counter()
-    run_inflation(workload, cluster, PLACEMENT.get("fgd")(workload, cluster), seed=42)
-    one = time.perf_counter() - began
-    began = time.perf_counter()
-    compare_inflation(workload, cluster, list(POLICIES), seeds, engine=engine)
-    total = time.perf_counter() - began
-    ratio = ("" if before is None else
-             f"; {before[0] / one:.2f}x and {before[1] / total:.2f}x the baseline")
-    print(f"this code: FGD run {one:.2f} s, {len(POLICIES)} policies x {len(seeds)} seeds "
-          f"{total:.1f} s ({_load()}){ratio}")
+        base, this = runs["baseline"], runs["this code"]
+        fastest = min(base) / min(this)
+        typical = statistics.median(base) / statistics.median(this)
+        print(f"speed-up over the baseline: FGD run {fastest:.2f}x (min), {typical:.2f}x "
+              f"(median); policies x seeds {total['baseline'] / total['this code']:.2f}x")
 
 
 def main() -> None:
@@ -101,6 +109,8 @@ def main() -> None:
     parser.add_argument("--engine", default="local")
     parser.add_argument("--baseline-src", default=None,
                         help="src folder of the simulator before the speed work")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="FGD runs alone per version")
     parser.add_argument("--no-timings", action="store_true",
                         help="skip the FGD run alone and the baseline")
     args = parser.parse_args()
@@ -109,7 +119,7 @@ def main() -> None:
     print(f"openb:nodes_gpu ({cluster.n_nodes} nodes, {int(cluster.n_gpu.sum())} GPUs), "
           f"seeds {seeds[0]}..{seeds[-1]}, engine {args.engine}")
     if not args.no_timings:
-        timings(seeds, args.engine, args.baseline_src)
+        timings(seeds, args.engine, args.baseline_src, args.repeats)
     print(f"{'trace':<16} {'policy':<15} {'ours@100%':>9} {'paper@100%':>10} {'diff pp':>8} "
           f"{'s/run':>6}")
     for trace in args.traces.split(","):
