@@ -129,29 +129,32 @@ def run_inflation(workload: Workload, cluster: Cluster, policy: PlacementPolicy,
     fragmented = _Fragmented(frag, state)
     # the authors' simulator names nodes by a seeded permutation, and ties go to the
     # smallest name: a random node order fixed for the run (see placement.Scored)
-    view = ClusterView(state.cpu_free, state.memory_free, state.gpu_free, cluster, rng,
-                       state.gpu_fit, state.gpu_pods, rng.permutation(cluster.n_nodes))
-    cpu, memory, num_gpu, gpu_milli = (workload.cpu_milli.tolist(),
-                                       workload.memory_mib.tolist(),
-                                       workload.num_gpu.tolist(), workload.gpu_milli.tolist())
-    spec = workload.spec_id.tolist()
-    arrived_at = np.cumsum(demand[order]) / capacity
-    allocated_at = np.empty(order.size)
+    view = ClusterView.of(state, rng, rng.permutation(cluster.n_nodes))
+    # one request per pod of the trace, shared by its copies (plain Python scalars: the
+    # loop below is per pod, where numpy scalars cost more than they save)
+    pods = [PodRequest(cpu, memory, n_gpu, milli, masks[spec])
+            for cpu, memory, n_gpu, milli, spec in zip(
+                workload.cpu_milli.tolist(), workload.memory_mib.tolist(),
+                workload.num_gpu.tolist(), workload.gpu_milli.tolist(),
+                workload.spec_id.tolist(), strict=True)]
+    arrived = np.cumsum(demand[order]) / capacity
+    arrived_at = arrived.tolist()
+    allocated_at: list[float] = []
     rows: list[tuple[float, ...]] = []
     failed_milli = 0.0
     n_failed = allocated = 0
     began = time.perf_counter()
     for k, i in enumerate(order.tolist()):
-        pod = PodRequest(cpu[i], memory[i], num_gpu[i], gpu_milli[i], masks[spec[i]])
+        pod = pods[i]
         where = policy.place(pod, view)
         if where is None:
             n_failed += 1
-            failed_milli += num_gpu[i] * gpu_milli[i]
+            failed_milli += pod.num_gpu * pod.gpu_milli
         else:
             state.allocate(pod.cpu_milli, pod.memory_mib, pod.gpu_milli, where)
             fragmented.touched.append(where.node)
-            allocated += num_gpu[i] * gpu_milli[i]
-        allocated_at[k] = allocated / capacity
+            allocated += pod.num_gpu * pod.gpu_milli
+        allocated_at.append(allocated / capacity)
         if on_pod is not None:
             on_pod()
         while len(rows) < n_points and arrived_at[k] >= (len(rows) + 0.5) * step:
@@ -159,7 +162,7 @@ def run_inflation(workload: Workload, cluster: Cluster, policy: PlacementPolicy,
     while len(rows) < n_points:  # the run stopped within half a step of the last points
         rows.append(_snapshot(state, fragmented(), capacity, n_failed, failed_milli))
     v = np.array(rows).T
-    alloc = binned_mean(arrived_at, allocated_at, step, n_points)
+    alloc = binned_mean(arrived, np.array(allocated_at), step, n_points)
     return InflationCurve(grid(target, step), alloc, v[1], v[2], 1.0 - alloc, v[4], v[5],
                           n_pods=float(order.size), wall_s=time.perf_counter() - began)
 
