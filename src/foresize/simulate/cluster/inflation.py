@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, PartialInterrupt
 from foresize.core.parallel import run_tasks
 from foresize.simulate.cluster.metrics import Fragmentation
 from foresize.simulate.cluster.placement import (
@@ -242,25 +242,56 @@ def _one_run(workload: Workload, cluster: Cluster, name: str, seed: int, target:
                          fragmentation=frag)
 
 
+Summaries = tuple[list[dict[str, float | str]], dict[str, InflationCurve]]  # rows, curves
+
+
 def compare_inflation(
     workload: Workload, cluster: Cluster, names: list[str], seeds: list[int], *,
     target: float = 1.3, step: float = 0.01, engine: str = "serial", workers: int | None = None,
     address: str | None = None, on_run: Callable[[], None] | None = None,
-) -> tuple[list[dict[str, float | str]], dict[str, InflationCurve]]:
+) -> Summaries:
     """Every placement policy's seed-averaged inflation curve and its summary row.
 
     Runs (policy x seed) fan out over ``engine`` (``core.parallel``); each run is
-    seeded, so the rows are the same on every engine. ``on_run`` is called per policy
-    run batch done (for progress bars).
+    seeded, so the rows are the same on every engine. ``on_run`` is called as each
+    (policy, seed) run finishes (for progress bars). Ctrl-C raises ``PartialInterrupt``
+    carrying ``(rows, curves)`` of the policies whose every seed had finished (plain
+    ``KeyboardInterrupt`` when none had).
     """
     frag = fragmentation_of(workload, cluster)
     points = [p for p in REPORT_POINTS if p <= target + 1e-9]
     items = [(workload, cluster, n, s, target, step, frag) for n in names for s in seeds]
-    runs = run_tasks(_one_run, items, engine=engine, workers=workers, address=address)
+    done: dict[int, InflationCurve] = {}
+
+    def finished(index: int, run: InflationCurve) -> None:
+        done[index] = run
+        if on_run is not None:
+            on_run()
+
+    width = len(seeds)
+    try:
+        run_tasks(_one_run, items, engine=engine, workers=workers, address=address,
+                  on_result=finished)
+    except KeyboardInterrupt:
+        complete = [k for k in range(len(names))
+                    if all(k * width + j in done for j in range(width))]
+        if not complete:
+            raise
+        raise PartialInterrupt(_summaries(
+            [names[k] for k in complete],
+            [[done[k * width + j] for j in range(width)] for k in complete],
+            points, target)) from None
+    return _summaries(names, [[done[k * width + j] for j in range(width)]
+                              for k in range(len(names))], points, target)
+
+
+def _summaries(names: list[str], runs: list[list[InflationCurve]], points: list[float],
+               target: float) -> Summaries:
+    """Each policy's seed-averaged curve and its summary row."""
     rows: list[dict[str, float | str]] = []
     curves: dict[str, InflationCurve] = {}
-    for k, name in enumerate(names):
-        curve = curves[name] = mean_curve(runs[k * len(seeds):(k + 1) * len(seeds)])
+    for name, seeded in zip(names, runs, strict=True):
+        curve = curves[name] = mean_curve(seeded)
         row: dict[str, float | str] = {"policy": name}
         for p in points:
             row[f"allocated_at_{round(p * 100)}_frac"] = curve.at(p)["allocated_frac"]
@@ -268,8 +299,6 @@ def compare_inflation(
         row["failed_pods"] = curve.at(target)["failed_pods"]
         row["run_s"] = curve.wall_s
         rows.append(row)
-        if on_run is not None:
-            on_run()
     return rows, curves
 
 
