@@ -3,8 +3,9 @@
 Runs every command on hypothesis-generated corrupt and hostile files (the strategies of
 ``tests/fuzz``), crafted archives and ONNX models, a malicious Prometheus on loopback,
 plus the named cases of the issue: SIGKILL mid-write and mid-extraction, a file size
-limit as a full disk, a gzip bomb, a dripping server, absurd timestamps. A crash is an
-exit code outside {0, 3, 4}, a traceback, or a file left at ``-o`` after a failure.
+limit as a full disk, a gzip bomb, a dripping Prometheus and a dripping dataset download,
+absurd timestamps. A crash is an exit code outside {0, 3, 4}, a traceback, or a file left
+at ``-o`` after a failure.
 
     python benchmarks/bench_fuzz.py                 # ~60 cases per family
     python benchmarks/bench_fuzz.py --cases 300     # the long campaign
@@ -27,7 +28,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, settings
@@ -147,6 +148,14 @@ def named(c: Campaign) -> None:
                                             "m", "--since", "1h", "--timeout", "3s"])
         if time.monotonic() - started > 10:
             c.crashes["named dripping prometheus: ran past --timeout"] += 1
+    with HostileServer(drip(0.5)) as hostile, _environment(
+            FORESIZE_DATA_BASE_URL=hostile.url, FORESIZE_CACHE_DIR=str(c.work / "cache"),
+            FORESIZE_DATA_MIRROR=None):
+        started = time.monotonic()
+        c.run("named dripping download", ["datasets", "fetch", "gentd26:queue_size",
+                                          "--timeout", "3s"])
+        if time.monotonic() - started > 10:
+            c.crashes["named dripping download: ran past --timeout"] += 1
     c.run("named 2.87M requests", ["profile", "telemetry", "prometheus://127.0.0.1:9",
                                    "--query", "m", "--since", "365d", "--step", "1ms"])
     deep = _tar(c.work / "deep.tar.gz", "d/" * 2000 + "t.csv", (header + rows).encode())
@@ -163,6 +172,25 @@ def named(c: Campaign) -> None:
     _sigkill_mid_write(c)
 
 
+@contextlib.contextmanager
+def _environment(**values: str | None) -> Iterator[None]:
+    """Set (a value) or unset (None) these variables for the block, then restore them."""
+    saved = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _tar(path: Path, name: str, payload: bytes) -> Path:
     with tarfile.open(path, "w:gz", compresslevel=1) as tar:
         info = tarfile.TarInfo(name)
@@ -172,12 +200,14 @@ def _tar(path: Path, name: str, payload: bytes) -> Path:
 
 
 def _disk_full(work: Path, source: Path) -> Outcome:
-    """A 1 MiB file size limit stands in for a full disk (EFBIG instead of ENOSPC)."""
+    """A 1 MiB file size limit stands in for a full disk (EFBIG instead of ENOSPC); --force
+    lets a 30,000-step horizon past the guard on a short history, to write that much.
+    """
     code = ("import resource, signal, sys; from foresize.cli.main import main; "
             "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
             "resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, 2**20)); "
             f"sys.exit(main(['forecast', 'run', {str(source)!r}, '-m', 'naive', '-H', '30000', "
-            f"'-f', 'csv', '-o', {str(work / 'full.csv')!r}]))")
+            f"'--force', '-f', 'csv', '-o', {str(work / 'full.csv')!r}]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False, timeout=300)
     return Outcome(done.returncode, done.stdout, done.stderr, (work / "full.csv").exists())

@@ -1,7 +1,8 @@
 """LLM serving on the Azure LLM traces: every replica policy tuned to 99 % SLO attainment.
 
 Run: ``FORESIZE_DATA_MIRROR=... python benchmarks/bench_serve.py [--rate-scale 4]
-[--splice 4] [--traces code,conv,lora] [--validation-only]``.
+[--splice 4] [--traces code,conv,lora] [--validation-only | --speed-only]
+[--baseline /path/to/other/checkout/src]``.
 
 Issue #17 asks predictive or hybrid for at least 20 % fewer GPU-hours than the best
 reactive policy (HPA on GPU utilisation, KV usage or requests in flight; Knative KPA;
@@ -21,12 +22,23 @@ target: its ``bound`` line says so. Then the GenTD26 LoRA trace with its own ser
 model; the replica model against published measurements of real servers (``validation``:
 every row of the cited tables run through the engine, ours / published, as shipped and
 leave-one-out; ``datasets/serve-validation.md``) with its status line; and the
-simulator's speed.
+simulator's speed: requests simulated per second over every sweep above, per wall-clock
+second and per CPU-second of this process (on a shared machine the wall clock also counts
+other processes' turns, so the CPU rate is the one comparable between runs). With
+``--baseline SRC`` the same sweeps are then timed again in a child process importing
+foresize from ``SRC`` (e.g. a checkout of the commit before a speed change): the speed
+table shows both rates and their ratio per sweep, timed in the same run, and says
+whether every sweep's rows (GPU-hours, attainment, percentiles) came out identical.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -49,6 +61,8 @@ from foresize.simulate.serve.study import (
 MODEL = Path(__file__).resolve().parents[1] / "src/foresize/graph/reference/llama-2-7b.json"
 PRICE_H100 = 12.29  # recommend/prices.toml, h100_sxm on-demand
 REFINE = 3  # bisections of every policy's knob past its sweep (study.sweep_policy)
+SPEED_TAG = "speed-json: "  # the line a ``--speed-json`` child prints its timings on
+Speed = list[tuple[str, int, float, float, str]]  # sweep, requests, wall s, CPU s, rows' hash
 
 
 def _knob(row: dict[str, Any]) -> str:
@@ -239,6 +253,12 @@ def main() -> None:
     parser.add_argument("--traces", default="code,conv,lora")
     parser.add_argument("--validation-only", action="store_true",
                         help="print only the validation against published measurements")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="the Azure traces' sweeps and the simulator's speed (no LoRA "
+                        "trace, no validation): the speed target's check in minutes")
+    parser.add_argument("--baseline", metavar="SRC",
+                        help="then time the same sweeps importing foresize from SRC")
+    parser.add_argument("--speed-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.validation_only:
         validation()
@@ -247,7 +267,7 @@ def main() -> None:
     model = build_replica(read_hf_config(MODEL), ReplicaSpec(device="h100_sxm"),
                           model="llama-2-7b")
     slo = Slo(2.0, 0.1, 0.99)
-    speed: list[tuple[str, int, float]] = []
+    speed: Speed = []
     for name in (n for n in names if n != "lora"):
         frame, _ = read_request_source(f"azure-llm:{name}")
         frame, info = replay(frame, rate_scale=args.rate_scale, splice=args.splice)
@@ -264,10 +284,11 @@ def main() -> None:
         print(f"{'policy':<13}{'knob':>18}{'value':>17}{'GPU-h':>8}{'attain':>8}"
               f"{'TTFT p99':>9}{'TPOT p99':>9}{'cold':>6}   sweep (value: GPU-h / attainment)")
         for policy in POLICIES.names():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             rows = sweep_policy(setup, policy, capacity, refine=REFINE)
             speed.append((f"{name}:{policy}", len(rows) * setup.trace.n,
-                          time.perf_counter() - start))
+                          time.perf_counter() - start, time.process_time() - cpu,
+                          hashlib.sha256(repr(rows).encode()).hexdigest()[:16]))
             best[policy] = pick = tuned(rows, slo.attainment)
             curve = "  ".join(f"{_knob(r)}: {r['gpu_hours']:.2f}/{100 * r['attainment']:.1f}"
                               for r in rows)
@@ -284,21 +305,76 @@ def main() -> None:
         for policy in ("predictive", "hybrid"):
             if policy in result:
                 r = result[policy]
-                print(f"{policy}: {r['vs_best_reactive']:.3f}x the best reactive "
-                      f"({100 * r['saving_vs_best_reactive']:.1f} % fewer GPU-hours; target "
-                      f">= 20 %), {r['vs_oracle']:.3f}x the oracle (target <= 1.3)")
+                vs_reactive = "no reactive policy reaches 99 %" if r["vs_best_reactive"] \
+                    is None else (f"{r['vs_best_reactive']:.3f}x the best reactive "
+                                  f"({100 * r['saving_vs_best_reactive']:.1f} % fewer "
+                                  "GPU-hours; target >= 20 %)")
+                vs_oracle = "the oracle misses 99 %" if r["vs_oracle"] is None \
+                    else f"{r['vs_oracle']:.3f}x the oracle (target <= 1.3)"
+                print(f"{policy}: {vs_reactive}, {vs_oracle}")
             else:
                 print(f"{policy}: no swept level reaches 99 %")
-    if "lora" in names:
-        lora()
-    validation()
-    print("\n## simulator speed (requests simulated per second of wall time; target >= 100k)")
-    total_n = sum(n for _, n, _ in speed)
-    total_s = sum(s for _, _, s in speed)
-    for label, n, seconds in speed:
-        print(f"{label:<24}{n / seconds:>12,.0f} req/s")
-    if total_s:
-        print(f"{'all runs':<24}{total_n / total_s:>12,.0f} req/s ({total_n:,} requests)")
+    if args.speed_json:
+        import foresize
+
+        print(SPEED_TAG + json.dumps({"source": foresize.__file__, "speed": speed}))
+        return
+    if not args.speed_only:
+        if "lora" in names:
+            lora()
+        validation()
+    load = os.getloadavg()[0]
+    _speed(speed, load, _baseline(args) if args.baseline else None)
+
+
+def _baseline(args: argparse.Namespace) -> tuple[Speed, float, str]:
+    """The same sweeps timed in a child importing foresize from ``args.baseline``, the load
+    average after them (only the child's own CPU time is compared) and the file it imported.
+    """
+    traces = ",".join(n for n in args.traces.split(",") if n != "lora")
+    env = {**os.environ, "PYTHONPATH": args.baseline}
+    out = subprocess.run([sys.executable, __file__, "--speed-json", "--traces", traces,
+                          "--rate-scale", str(args.rate_scale), "--splice", str(args.splice)],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith(SPEED_TAG))
+    got = json.loads(line[len(SPEED_TAG):])
+    return [tuple(x) for x in got["speed"]], os.getloadavg()[0], got["source"]
+
+
+def _speed(speed: Speed, load: float, base: tuple[Speed, float, str] | None) -> None:
+    """Requests simulated per wall-clock and per CPU-second, per policy and over all runs;
+    with a baseline, its CPU rate and the ratio per sweep (the CPU rate is the comparable
+    one on a shared machine) and whether its rows were identical.
+    """
+    print("\n## simulator speed (requests simulated per second; target >= 100k)")
+    if base is not None:
+        print(f"baseline: the same sweeps importing {base[2]}, timed after these in a child "
+              "process")
+    before = {x[0]: x for x in base[0]} if base else {}
+    print(f"{'sweep':<24}{'wall req/s':>12}{'CPU req/s':>12}"
+          + (f"{'baseline CPU':>14}{'ratio':>7}  rows" if base else ""))
+    for label, n, wall, cpu, rows in speed:
+        line = f"{label:<24}{n / wall:>12,.0f}{n / cpu:>12,.0f}"
+        if label in before:
+            _, n0, _, cpu0, rows0 = before[label]
+            line += (f"{n0 / cpu0:>14,.0f}{(n / cpu) / (n0 / cpu0):>6.2f}x  "
+                     f"{'identical' if rows == rows0 else 'DIFFER'}")
+        print(line)
+    total_n = sum(x[1] for x in speed)
+    wall, cpu = sum(x[2] for x in speed), sum(x[3] for x in speed)
+    if not total_n:
+        return
+    print(f"{'all runs':<24}{total_n / wall:>12,.0f}{total_n / cpu:>12,.0f}   ({total_n:,} "
+          f"requests; load average {load:.1f} on {os.cpu_count()} cores)")
+    if base:
+        n0 = sum(x[1] for x in base[0])
+        wall0, cpu0 = sum(x[2] for x in base[0]), sum(x[3] for x in base[0])
+        same = all(label in before and before[label][4] == rows
+                   for label, _, _, _, rows in speed)
+        print(f"{'baseline':<24}{n0 / wall0:>12,.0f}{n0 / cpu0:>12,.0f}   (load average "
+              f"{base[1]:.1f}); now {(total_n / cpu) / (n0 / cpu0):.2f}x per CPU-second, "
+              f"{(total_n / wall) / (n0 / wall0):.2f}x per wall second; every sweep's rows "
+              + ("identical" if same else "NOT identical"))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import pytest
 
 from foresize.cli.main import main
 from foresize.ingest.datasets import BASE_URL_ENV, MIRROR_ENV, get_dataset
+from tests.ingest import hostile_server
+from tests.ingest.hostile_server import HostileServer
 
 GENTD = "cluster-trace-v2026-GenAI"
 OPENB = "cluster-trace-gpu-v2023/csv"
@@ -156,6 +158,40 @@ def test_fetch_downloads_into_the_cache_dir(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("command", [
+    ["datasets", "fetch", "gentd26:queue_size", "--timeout", "1s"],
+    ["profile", "telemetry", "gentd26:queue_size", "--timeout", "1s"],
+])
+def test_timeout_bounds_a_dripping_download(
+    command: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--timeout`` ends a download however slowly it arrives, in ``datasets fetch`` and
+    where a telemetry SOURCE is a dataset not yet in the cache: exit 3, nothing cached.
+    """
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FORESIZE_CACHE_DIR", str(cache))
+    with HostileServer(hostile_server.drip(0.2)) as hostile:
+        monkeypatch.setenv(BASE_URL_ENV, hostile.url)
+        code, out, err = _run(capsys, *command)
+    assert (code, out) == (3, "")
+    assert err.splitlines()[0].endswith(
+        "queue_size_raw_anon.tar.gz: download not complete within the --timeout of 1 s; "
+        "nothing was kept")
+    assert [p for p in cache.rglob("*") if p.is_file() and p.suffix == ".gz"] == []
+
+
+@pytest.mark.parametrize("command", [["datasets", "fetch"], ["profile", "telemetry"]])
+@pytest.mark.parametrize("value", ["0s", "soon"])
+def test_timeout_must_be_a_positive_duration(
+    command: list[str], value: str, capsys: pytest.CaptureFixture[str], with_mirror: Path
+) -> None:
+    """A usage error (2) even where nothing would be downloaded (the mirror has it)."""
+    code, out, err = _run(capsys, *command, "gentd26:queue_size", "--timeout", value)
+    assert (code, out) == (2, "")
+    assert "--timeout" in err or "duration" in err
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +101,51 @@ def test_unwritable_report_folder_fails_before_any_work(
     assert code == 3
     assert f"{blocker / 'report'}: {blocker} is a file, not a folder" in err
     assert blocker.read_text() == "not a folder"
+
+
+def test_a_smoke_run_too_short_to_backtest_still_reports(
+    mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # one series is shorter than a backtest needs: no sample figure to draw (was exit 1)
+    folder = tmp_path / "report"
+    code, out, err = run(
+        ["evaluate", "forecast", "--smoke", "1", "--anchors", "none", "--mirror", str(mirror),
+         "--output-dir", str(folder), "-f", "json"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    files = {Path(f["file"]).name for f in json.loads(out)["files"]}
+    assert {"report.md", "report.json"} <= files
+    panels = {name.removesuffix("_by_horizon.png") for name in files
+              if name.endswith("_by_horizon.png")}
+    sampled = {name.removesuffix("_samples.png") for name in files if name.endswith("_samples.png")}
+    assert sampled < panels  # the panel with nothing backtested has no samples to show
+
+
+def test_ctrl_c_keeps_the_finished_kinds(mirror: Path, tmp_path: Path) -> None:
+    """`evaluate all`, interrupted once the first kind is done (a real SIGINT)."""
+    folder = tmp_path / "report"
+    run_ = subprocess.Popen(
+        [sys.executable, "-m", "foresize.cli.main", "evaluate", "all", "--smoke", "1",
+         "--anchors", "none", "--no-plots", "--mirror", str(mirror), "--output-dir",
+         str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "FORESIZE_HEARTBEAT_S": "0.05"},
+    )  # fmt: skip
+    assert run_.stderr is not None
+    for line in run_.stderr:  # readiness: a heartbeat that counts a finished kind
+        if re.match(r"evaluating: [1-3]/4 kinds, ", line):
+            break
+    run_.send_signal(signal.SIGINT)
+    _, err = run_.communicate(timeout=300)
+    assert run_.returncode == 130, err
+    assert "Traceback" not in err
+    document = json.loads((folder / "report.json").read_text())
+    parameters = document["parameters"]
+    assert parameters["interrupted"] is parameters["partial"] is True
+    done = list(parameters["seconds"])
+    assert done == ["forecast", "rightsize", "autoscale", "schedule"][: len(done)]
+    assert 1 <= len(done) < 4
+    assert re.search(rf"^interrupted: {len(done)}/4 kinds done \({', '.join(done)}\), kept "
+                     rf"in {re.escape(str(folder))} and marked partial", err, re.M), err
+    assert "partial=True" in (folder / "report.md").read_text()

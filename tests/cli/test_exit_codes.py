@@ -120,6 +120,32 @@ def test_2_a_horizon_longer_than_the_history_names_the_history_unless_forced(
     assert json.loads(out)["parameters"]["horizon_steps"] == 1442
 
 
+def test_2_recommend_refuses_a_horizon_its_history_cannot_speak_to(
+    mirror: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    memory = str(Path(__file__).resolve().parents[2] / "examples/memory-am.parquet")
+    # right-sizing: the calibration cannot split a 10 h history around a 30 d future
+    code, out, err = _run(["recommend", memory, "--horizon", "30d"], capsys)
+    assert (code, out) == (2, "")
+    assert _error(err) == ("Error: --horizon 30d is longer than the history (10h 47m in the "
+                           "longest workload)")
+    code, out, _ = _run(["recommend", memory, "--horizon", "30d", "--force", "-f", "json"],
+                        capsys)
+    forced = json.loads(out)
+    code, out, _ = _run(["recommend", memory, "--horizon", "38874s", "-f", "json"], capsys)
+    longest = json.loads(out)
+    # forced, it is sized as for a horizon as long as the (here equal) histories
+    assert [r["bounds"]["uncapped"] for r in forced["recommendations"]] == [
+        r["bounds"]["uncapped"] for r in longest["recommendations"]]
+    # a scaling plan: a forecast 10 times longer than the series it extrapolates
+    code, out, err = _run(["recommend", "alibaba-gentd26:qps", "--mirror", str(mirror),
+                           "--capacity", "0.5", "--horizon", "10d"], capsys)
+    assert (code, out) == (2, "")
+    assert _error(err) == ("Error: --horizon 10d is 7,579 steps of 1m 54s, longer than the "
+                           "history (706 steps in the longest workload)")
+    assert "--force" in err
+
+
 # 3: bad input data or an output that cannot be written -------------------------------------
 
 def test_3_text_in_a_number_column_names_file_column_and_row(
@@ -254,3 +280,19 @@ def test_2_a_gate_that_is_malformed_or_names_no_column(
     assert "unknown --check column 'mse'" in _error(err)
     assert "Did you mean 'mase'?" in err
     assert not target.exists()
+
+
+# 141 ----------------------------------------------------------------------------------
+
+def test_141_a_reader_that_closes_the_pipe_is_not_a_crash() -> None:
+    # `foresize ... | head`: the reader leaves before the JSON is written
+    command = subprocess.Popen(
+        [sys.executable, "-m", "foresize.cli.main", "-q", "recommend",
+         str(Path(__file__).resolve().parents[2] / "examples/memory-am.parquet"), "-f", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert command.stdout is not None
+    assert command.stderr is not None
+    command.stdout.close()
+    err = command.stderr.read().decode()
+    assert (command.wait(timeout=120), err) == (141, "")

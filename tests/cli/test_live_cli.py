@@ -21,8 +21,9 @@ def test_run_writes_samples_and_passes_the_exit_code(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "run.parquet"
+    # the command lives 20 sampling intervals: several samples even on a loaded machine
     code = main(["profile", "run", "--interval", "100ms", "-o", str(target), "-f", "json", "--",
-                 sys.executable, "-c", "import time; time.sleep(0.5); raise SystemExit(5)"])
+                 sys.executable, "-c", "import time; time.sleep(2); raise SystemExit(5)"])
     out, err = capsys.readouterr()
     assert code == 5
     document = json.loads(out)

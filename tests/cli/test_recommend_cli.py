@@ -314,15 +314,15 @@ def test_model_gives_placement_and_cost(
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["alibaba-gentd26:qps", "--capacity", "0"], "--capacity must be > 0"),
-        (["alibaba-gentd26:qps"], "qps is a demand metric: give --capacity"),
-        (["alibaba-gentd26:memory_util", "--risk", "0.7"], "risk must be in (0, 0.5], got 0.7"),
-        (["alibaba-gentd26:memory_util", "--strategy", "nope"], "unknown strategy 'nope'"),
-        (["alibaba-gentd26:memory_util", "--capacity", "3"], "--capacity plans replicas"),
+    ("extra", "exit_code", "message"),
+    [  # a value wrong on its own is a usage error (2); one the data contradicts is 3
+        (["alibaba-gentd26:qps", "--capacity", "0"], 2, "--capacity must be > 0"),
+        (["alibaba-gentd26:qps"], 3, "qps is a demand metric: give --capacity"),
+        (["alibaba-gentd26:memory_util", "--risk", "0.7"], 2, "risk must be in (0, 0.5], got 0.7"),
+        (["alibaba-gentd26:memory_util", "--strategy", "nope"], 2, "unknown strategy 'nope'"),
+        (["alibaba-gentd26:memory_util", "--capacity", "3"], 3, "--capacity plans replicas"),
         (
-            ["alibaba-gentd26:qps", "--current-limit", "16Gi", "--capacity", "1"],
+            ["alibaba-gentd26:qps", "--current-limit", "16Gi", "--capacity", "1"], 3,
             "--current-limit converts",
         ),
     ],
@@ -333,13 +333,13 @@ def test_bad_options_leave_no_file(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     extra: list[str],
+    exit_code: int,
     message: str,
 ) -> None:
     monkeypatch.setenv("FORESIZE_DATA_MIRROR", str(mirror))
     target = tmp_path / "plan.yaml"
     code, out, err = run(["recommend", *extra, "-o", str(target)], capsys)
-    # --risk and --strategy values are usage errors (2); the combinations still answer 3
-    assert code == (2 if ("risk" in message or "strategy" in message) else 3)
+    assert code == exit_code
     assert out == ""
     lines = [line for line in err.splitlines() if line.startswith("Error:")]
     assert len(lines) == 1

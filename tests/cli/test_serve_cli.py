@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +72,31 @@ def test_a_trace_with_a_zero_token_count_is_refused(
                  "ts=time,input_tokens=p,output_tokens=g", "--model", MODEL])
     assert code == 3
     assert "row 2: output_tokens = 0" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_the_policies_that_finished(mirror: Path, tmp_path: Path) -> None:
+    """A real SIGINT once the oracle and a policy ran: those rows are written, partial."""
+    target = tmp_path / "serve.json"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "foresize.cli.main", "simulate", "serve", "azure-llm:code",
+         "--model", MODEL, "--device", "h100", "--mirror", str(mirror), "--rate-scale", "6",
+         "--splice", "4", "--policies", "static,hpa,kpa,keda,predictive,hybrid",
+         "-o", str(target)],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "FORESIZE_HEARTBEAT_S": "0.05"},
+    )  # fmt: skip
+    assert run.stderr is not None
+    for line in run.stderr:  # readiness: the oracle and one policy done, five to go
+        if re.match(r"serve runs: 2/7, ", line):
+            break
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 130, err
+    assert "Traceback" not in err
+    doc = json.loads(target.read_text())
+    assert doc["interrupted"] is doc["partial"] is True
+    policies = [r["policy"] for r in doc["results"]]
+    assert policies[0] == "static"  # the order asked for, the oracle last
+    assert policies[-1] == "oracle"
+    assert 2 <= len(policies) < 7
+    assert re.search(r"^interrupted: [2-6]/7 runs done; the policies whose runs all finished",
+                     err, re.M), err

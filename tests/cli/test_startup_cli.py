@@ -36,8 +36,10 @@ def test_light_commands_import_no_heavy_library(args: list[str]) -> None:
     assert loaded_after(code) == set()
 
 
-@pytest.mark.parametrize("args", [["profile", "--help"], ["profile", "model", "--help"]])
-def test_the_profile_group_loads_no_heavy_library(args: list[str]) -> None:
+@pytest.mark.parametrize("args", [["profile", "--help"], ["profile", "model", "--help"],
+                                  ["forecast", "--help"], ["forecast", "run", "--help"],
+                                  ["forecast", "backtest", "--help"]])
+def test_the_profile_and_forecast_groups_load_no_heavy_library(args: list[str]) -> None:
     code = f"from foresize.cli.main import main\nmain({args!r})"
     assert loaded_after(code) == set()
 
@@ -53,9 +55,9 @@ def test_sizing_a_config_loads_polars_only(tmp_path: Path) -> None:
 
 
 def test_heavy_libraries_load_when_a_command_runs() -> None:
-    """The probe can fail: a group that does need polars has it once it is loaded."""
+    """The probe can fail: a command that builds a frame has polars once it runs."""
     assert "polars" in loaded_after(
-        "from foresize.cli.main import load_command\nload_command('forecast')")
+        "from foresize.cli.main import main\nmain(['-q', 'forecast', 'models', '-f', 'json'])")
 
 
 def test_root_help_lists_each_command_as_it_describes_itself() -> None:

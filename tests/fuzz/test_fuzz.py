@@ -13,8 +13,9 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+import onnx
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
@@ -175,6 +176,89 @@ def test_profile_model_on_crafted_onnx(examples: int, tmp_path: Path) -> None:
         outcome = run_cli(["profile", "model", str(source), "-f", "json", "-o", str(target)],
                           target)
         check(outcome, what=f"crafted ONNX ({len(data)} bytes)")
+
+    case()
+
+
+@st.composite
+def insane_onnx(draw: st.DrawFn) -> tuple[bytes, list[str] | int]:
+    """A graph with one size no device holds or one shape no op makes, with what foresize
+    must say of it: the words its one-line error holds (the node and the tensor), or, for
+    a ConstantOfShape within 2^53 elements, the bytes its peak must count (the zeros and
+    their Relu, both fp32 and live together).
+    """
+    kind = draw(st.sampled_from(["negative", "reshape", "fill", "matmul", "cycle"]))
+    inits: list[onnx.TensorProto] = []
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])]
+    expected: list[str] | int
+    if kind == "negative":
+        dims = draw(st.lists(st.integers(1, 64), min_size=0, max_size=3))
+        bad = draw(st.integers(-(2**63), -1))
+        dims.insert(draw(st.integers(0, len(dims))), bad)
+        inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)]
+        nodes = [helper.make_node("Relu", ["x"], ["z"], name="act")]
+        expected = ["graph input 'x'", f"negative dim ({bad})"]
+    elif kind == "reshape":
+        shape = draw(st.one_of(
+            st.lists(st.integers(2**27, 2**62), min_size=2, max_size=3),
+            st.lists(st.integers(-(2**62), -2), min_size=1, max_size=2).map(lambda d: [*d, 4]),
+            st.just([-1, -1])))
+        inits = [helper.make_tensor("s", TensorProto.INT64, [len(shape)], shape)]
+        nodes = [helper.make_node("Reshape", ["x", "s"], ["z"], name="r")]
+        expected = ["node 'r' (Reshape)"]
+    elif kind == "fill":
+        n = draw(st.one_of(st.integers(1, 2**53), st.integers(2**53 + 1, 2**62)))
+        inits = [helper.make_tensor("s", TensorProto.INT64, [1], [n])]
+        inputs = []  # an input would be live throughout, beside the zeros
+        nodes = [helper.make_node("ConstantOfShape", ["s"], ["y"], name="fill"),
+                 helper.make_node("Relu", ["y"], ["z"], name="act")]
+        expected = 8 * n if n <= 2**53 else ["node 'fill' (ConstantOfShape)", "'y'", "2^53"]
+    elif kind == "matmul":
+        a, k, b = (draw(st.integers(2**20, 2**26)) for _ in range(3))
+        assume(2 * a * k * b > 2**63)
+        inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [a, k]),
+                  helper.make_tensor_value_info("w", TensorProto.FLOAT, [k, b])]
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["z"], name="mm")]
+        expected = ["node 'mm' (MatMul)", "beyond a 64-bit count", f"'x' [{a}, {k}]"]
+    else:
+        ring = draw(st.integers(1, 5))
+        nodes = [helper.make_node("Relu", [f"t{(i - 1) % ring}"], [f"t{i}"], name=f"n{i}")
+                 for i in range(ring)]
+        nodes.append(helper.make_node("Relu", [f"t{ring - 1}"], ["z"], name="out"))
+        expected = ["the graph has a cycle: node", f"reads 't{ring - 1}'"]
+    graph = helper.make_graph(nodes, "g", inputs,
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model.SerializeToString(), expected
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_insane_onnx_sizes_are_named_errors_or_priced(examples: int, tmp_path: Path) -> None:
+    """Negative dims, shapes past 2^53 elements, counts past 64 bits and cycles end in
+    exit 3 with one line naming the node and the tensor, and nothing written; a
+    ConstantOfShape within 2^53 elements is priced as the memory it makes, never 0.
+    """
+    @_settings(examples)
+    @given(insane_onnx())
+    def case(drawn: tuple[bytes, list[str] | int]) -> None:
+        data, expected = drawn
+        source = write(tmp_path, "m.onnx", data)
+        target = fresh_output(tmp_path, "out.json")
+        outcome = run_cli(["profile", "model", str(source), "-f", "json", "-o", str(target)],
+                          target)
+        check(outcome, what=f"insane ONNX ({expected})")
+        if isinstance(expected, int):
+            assert outcome.code == 0, outcome.err
+            memory = json.loads(target.read_text())["model"]["inference"]
+            assert memory["peak_activation_bytes"] == expected
+            return
+        assert outcome.code == 3, outcome.err
+        error = outcome.err.splitlines()[0]
+        assert error.startswith(f"Error: {source}: "), error
+        for words in expected:
+            assert words in error, error
+        assert not target.exists()
 
     case()
 

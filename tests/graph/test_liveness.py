@@ -350,6 +350,13 @@ def test_recompute_keeps_only_block_boundaries_until_each_block_s_backward(
         ("['', 'embed', 'node_Gather_0']", "node_Gather_0", "embed"),
         ("['', 'node_Add_9']", "node_Add_9", "(top)"),
         (None, "/layers.2/mlp/MatMul", "layers.2"),  # no metadata: the scoped name
+        (None, "/layers.2/MatMul", "layers.2"),
+        (None, "/encoder/norm/Add", "encoder"),  # no indexed module: the first scope
+        (None, "/x/3/y/Add", "x/3"),  # a bare index is a block
+        (None, "MatMul_7", "(top)"),
+        (None, "a//b", "a"),  # empty parts are no scope
+        (None, "a/b/", "a"),  # the last part is the op, even after a trailing slash
+        (None, "/", "(top)"),
     ],
 )
 def test_layers_come_from_the_exporter_s_module_path(

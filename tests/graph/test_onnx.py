@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from foresize.core.errors import InputError, InsufficientDataError, UnknownNameError
 from foresize.graph.flops import analyze_flops
+from foresize.graph.liveness import inference_memory
 from foresize.graph.onnx_reader import read_onnx
 
 F = TensorProto.FLOAT
@@ -352,3 +353,158 @@ def test_weights_reordered_by_slice_and_concat_still_count(tmp_path: Path) -> No
         [helper.make_tensor_value_info("y", F, None)],
         [init("w_ih", 16, 3), init("R", 1, 16, 4), *ints.values()])
     assert read_onnx(save(tmp_path, graph)).n_params == 16 * 3 + 16 * 4
+
+
+# --- sanity: sizes no device holds, shapes no op makes, loops --------------------------------
+
+
+def _graph(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto],
+           inits: list[onnx.TensorProto], output: list[int] | None = None) -> onnx.GraphProto:
+    """A graph whose output is ``z``, of the declared shape ``output`` when given."""
+    return helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("z", F, output)],
+                             inits)
+
+
+def _ints(name: str, values: list[int]) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
+
+
+def _dims_only(name: str, dims: list[int]) -> onnx.TensorProto:
+    """An fp32 initializer whose data lives in an external file never written (never read)."""
+    tensor = onnx.TensorProto(name=name, dims=dims, data_type=F,
+                              data_location=onnx.TensorProto.EXTERNAL)
+    tensor.external_data.add(key="location", value="absent.bin")
+    return tensor
+
+
+SANITY = {
+    "negative input dim": (
+        _graph([helper.make_node("Relu", ["x"], ["z"], name="act")],
+               [helper.make_tensor_value_info("x", F, [-5, 3])], []),
+        "graph input 'x' has a negative dim (-5) in shape [-5, 3]"),
+    "negative declared output dim": (
+        _graph([helper.make_node("Relu", ["x"], ["z"], name="act")],
+               [helper.make_tensor_value_info("x", F, [3])], [], output=[-2, 3]),
+        "node 'act' (Relu): output 'z' has a negative dim (-2)"),
+    "reshape to [2^62, 2^62]": (
+        _graph([helper.make_node("Reshape", ["x", "s"], ["z"], name="r")],
+               [helper.make_tensor_value_info("x", F, [4])], [_ints("s", [2**62, 2**62])]),
+        "node 'r' (Reshape): shape operand 's' = [4611686018427387904, 4611686018427387904] "
+        "holds more than 2^53 elements"),
+    "reshape to [-3, 2]": (
+        _graph([helper.make_node("Reshape", ["x", "s"], ["z"], name="r")],
+               [helper.make_tensor_value_info("x", F, [6])], [_ints("s", [-3, 2])]),
+        "node 'r' (Reshape): shape operand 's' = [-3, 2] is not a shape"),
+    "reshape to [-1, -1]": (
+        _graph([helper.make_node("Reshape", ["x", "s"], ["z"], name="r")],
+               [helper.make_tensor_value_info("x", F, [6])], [_ints("s", [-1, -1])]),
+        "node 'r' (Reshape): shape operand 's' = [-1, -1] is not a shape"),
+    "ConstantOfShape of 2^54 elements": (
+        _graph([helper.make_node("ConstantOfShape", ["s"], ["z"], name="fill")], [],
+               [_ints("s", [2**27, 2**27])]),
+        "node 'fill' (ConstantOfShape): output 'z' of shape [134217728, 134217728] holds "
+        "1.8e+16 elements, beyond 2^53"),
+    "Expand to a negative size": (
+        _graph([helper.make_node("Expand", ["x", "s"], ["z"], name="grow")],
+               [helper.make_tensor_value_info("x", F, [1])], [_ints("s", [-4])]),
+        "node 'grow' (Expand): output 'z' has a negative dim (-4) in shape [-4]"),
+    "MatMul past 64 bits": (
+        _graph([helper.make_node("MatMul", ["x", "w"], ["z"], name="mm")],
+               [helper.make_tensor_value_info("x", F, [2**26, 2**26]),
+                helper.make_tensor_value_info("w", F, [2**26, 2**26])], []),
+        "node 'mm' (MatMul) costs 6.04e+23 FLOPs, beyond a 64-bit count (inputs: 'x' "
+        "[67108864, 67108864], 'w' [67108864, 67108864])"),
+    "a cycle": (
+        _graph([helper.make_node("Relu", ["z"], ["a"], name="first"),
+                helper.make_node("Relu", ["a"], ["z"], name="second")], [], []),
+        "the graph has a cycle: node 'first' (Relu) reads 'z'"),
+    "a node reading its own output": (
+        _graph([helper.make_node("Add", ["x", "z"], ["z"], name="self")],
+               [helper.make_tensor_value_info("x", F, [2])], []),
+        "the graph has a cycle: node 'self' (Add) reads 'z'"),
+    "graph input of 2^53 + 1 elements": (
+        _graph([helper.make_node("Relu", ["x"], ["z"], name="act")],
+               [helper.make_tensor_value_info("x", F, [2**53 + 1])], []),
+        "graph input 'x' of shape [9007199254740993] holds 9.01e+15 elements, beyond 2^53"),
+    "initializer of 2^27 x 2^27 elements": (
+        _graph([helper.make_node("Relu", ["w"], ["z"], name="act")], [],
+               [_dims_only("w", [2**27, 2**27])]),
+        "initializer 'w' of shape [134217728, 134217728] holds 1.8e+16 elements, beyond 2^53"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SANITY))
+def test_insane_sizes_and_shapes_are_one_line_errors_naming_node_and_tensor(
+    case: str, tmp_path: Path
+) -> None:
+    graph, message = SANITY[case]
+    path = save(tmp_path, graph)
+    with pytest.raises(InputError) as info:
+        analyze_flops(read_onnx(path))
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("case", sorted(SANITY))
+def test_insane_graphs_exit_3_with_one_line(case: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The same files through ``foresize profile model``: exit 3, the error on one line."""
+    from foresize.cli.main import main
+
+    graph, message = SANITY[case]
+    path = save(tmp_path, graph)
+    code = main(["profile", "model", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 3, err
+    assert out == ""
+    assert err.splitlines()[0].startswith(f"Error: {path}: ")
+    assert message in err.splitlines()[0]
+    assert "Traceback" not in err
+
+
+def test_two_to_the_53_elements_is_the_largest_tensor_accepted(tmp_path: Path) -> None:
+    """At the bound the graph is priced exactly (integers, no float rounding): input and
+    Relu output both live, 4 bytes each; one element more is refused (``SANITY``).
+    """
+    graph = _graph([helper.make_node("Relu", ["x"], ["z"], name="act")],
+                   [helper.make_tensor_value_info("x", F, [2**53])], [])
+    memory = inference_memory(read_onnx(save(tmp_path, graph)))
+    assert memory.peak_activation_bytes == 2 * 4 * 2**53
+
+
+def test_constant_of_shape_is_priced_as_the_memory_it_makes(tmp_path: Path) -> None:
+    """1e15 fp32 zeros are 4e15 bytes (within 2^53 elements): made from a constant shape,
+    they are still allocated at run time, not a free re-layout of a weight. At the Relu both
+    the zeros and their Relu are live: 8e15 bytes.
+    """
+    for shape_source in ("initializer", "Constant"):
+        nodes = [helper.make_node("ConstantOfShape", ["s"], ["y"], name="fill"),
+                 helper.make_node("Relu", ["y"], ["z"], name="act")]
+        inits = [_ints("s", [10**15])]
+        if shape_source == "Constant":
+            nodes.insert(0, helper.make_node("Constant", [], ["s"], name="shape",
+                                             value=_ints("value", [10**15])))
+            inits = []
+        path = save(tmp_path, _graph(nodes, [], inits), name=f"{shape_source}.onnx")
+        memory = inference_memory(read_onnx(path))
+        assert memory.peak_activation_bytes == 8 * 10**15, shape_source
+        assert memory.peak_node == "act"
+
+
+def test_a_negative_trip_count_is_refused(tmp_path: Path) -> None:
+    body = helper.make_graph(
+        [helper.make_node("Relu", ["h_in"], ["h_out"], name="step"),
+         helper.make_node("Identity", ["c_in"], ["c_out"], name="keep")],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("c_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("h_in", F, [2, 8])],
+        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("h_out", F, [2, 8])])
+    graph = _graph([helper.make_node("Loop", ["trips", "", "x"], ["z"], name="loop", body=body)],
+                   [helper.make_tensor_value_info("x", F, [2, 8])], [_ints("trips", [-5])])
+    path = save(tmp_path, graph)
+    with pytest.raises(InputError, match=r"node 'loop' \(Loop\) costs -80 FLOPs, a negative "
+                                         r"count: check its dims and trip count"):
+        analyze_flops(read_onnx(path))

@@ -26,6 +26,8 @@ from foresize.ingest.datasets import (
     table_path,
     verify,
 )
+from tests.ingest import hostile_server
+from tests.ingest.hostile_server import HostileServer
 
 GENTD = "cluster-trace-v2026-GenAI"
 QUEUE_SIZE = f"{GENTD}/queue_size_raw_anon.tar.gz"
@@ -480,6 +482,58 @@ def test_a_damaged_cached_copy_is_downloaded_again(upstream: Upstream, tmp_path:
     assert fetched[0].origin == "download"
     assert upstream.requests == [QUEUE_SIZE, QUEUE_SIZE]
     assert [r.status for r in verify("gentd26:queue_size", cache_dir=cache)] == ["ok"]
+
+
+def test_a_dripping_download_is_cut_at_the_deadline_and_leaves_nothing(tmp_path: Path) -> None:
+    """One byte every 0.2 s keeps each read alive (the 60 s silence bound never fires);
+    the fetch's deadline of 1 s cuts it. Without the cut the fetch lasts the whole drip,
+    10,000 bytes over half an hour.
+    """
+    cache = tmp_path / "cache"
+    with HostileServer(hostile_server.drip(0.2)) as hostile, pytest.raises(
+        InputError, match=r"queue_size_raw_anon\.tar\.gz: download not complete within the "
+        r"--timeout of 1 s; nothing was kept",
+    ):
+        fetch("gentd26:queue_size", cache_dir=cache, base_url=hostile.url, timeout_s=1)
+    assert len(hostile.seen_headers) == 1
+    assert _leftovers(cache) == []
+
+
+class _SlowHandler(SimpleHTTPRequestHandler):
+    """Serves the mirror's files, each after ``delay_s`` of silence."""
+
+    delay_s = 0.3
+    served: list[str]
+
+    def do_GET(self) -> None:
+        self.served.append(self.path)
+        threading.Event().wait(self.delay_s)
+        super().do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep test output clean."""
+
+
+def test_the_deadline_covers_all_files_of_a_fetch_together(mirror: Path, tmp_path: Path) -> None:
+    """openb's 26 files, 0.3 s each: any one fits in the 1 s deadline, all of them do not.
+    A deadline per file would fetch them all; the fetch's one deadline stops it after a
+    few, and the files already verified stay cached.
+    """
+    served: list[str] = []
+    handler = type("Handler", (_SlowHandler,), {"served": served})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(mirror)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cache = tmp_path / "cache"
+    try:
+        with pytest.raises(InputError, match=r"download not complete within the --timeout "
+                                             r"of 1 s"):
+            fetch_tables("openb", cache_dir=cache, base_url=f"http://127.0.0.1:"
+                         f"{server.server_address[1]}", timeout_s=1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 2 <= len(served) < len(get_dataset("openb").tables)
+    assert len(_leftovers(cache)) == len(served) - 1  # the cut one is deleted
 
 
 # --- reading through the registered readers --------------------------------------------

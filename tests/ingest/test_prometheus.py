@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -439,12 +439,22 @@ def test_default_workload_falls_back_to_job_and_instance(server: Server) -> None
 # --- through the CLI ----------------------------------------------------------------------
 
 
+UNTIL_SPELLINGS = {  # one instant, as a user may write it (--until is read as Prometheus does)
+    "naive ISO, taken as UTC": lambda t: t.strftime("%Y-%m-%dT%H:%M:%S"),
+    "RFC 3339 Z": lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "RFC 3339 +05:30": lambda t: t.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    .isoformat(),
+    "Unix seconds": lambda t: str(int(t.timestamp())),
+}
+
+
+@pytest.mark.parametrize("spelling", list(UNTIL_SPELLINGS))
 def test_profile_telemetry_reads_a_prometheus_source(
-    server: Server, capsys: pytest.CaptureFixture[str]
+    server: Server, capsys: pytest.CaptureFixture[str], spelling: str
 ) -> None:
     since = int((server.t1 - server.t0).total_seconds())
     code = main(["profile", "telemetry", server.url, "--query", "pod_gpu_duty_cycle",
-                 "--since", f"{since}s", "--until", server.t1.strftime("%Y-%m-%dT%H:%M:%S"),
+                 "--since", f"{since}s", "--until", UNTIL_SPELLINGS[spelling](server.t1),
                  "--step", f"{STEP_S}s", "--as-metric", "gpu_util_pct", "-f", "json"])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -461,6 +471,14 @@ def test_profile_telemetry_reads_a_prometheus_source(
     err = capsys.readouterr().err
     assert "no kube_pod_owner series in the window: kube-state-metrics is not scraped" in err
     assert "--query 'PROMQL'" in err
+
+
+def test_an_until_that_is_not_a_time_is_a_usage_error(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["profile", "telemetry", server.url, "--query", "up", "--until", "tuesday"])
+    assert code == 2
+    assert "--until 'tuesday' is not a time: give RFC 3339" in capsys.readouterr().err
 
 
 # --- secrets and a hostile server ---------------------------------------------------------

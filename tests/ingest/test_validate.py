@@ -80,6 +80,23 @@ def test_strict_names_the_first_bad_row() -> None:
         canonicalize(frame(rows), source="t.csv", strict=True)
 
 
+def test_times_no_output_can_hold_are_dropped_and_counted() -> None:
+    # constructed (no real trace has them): epoch seconds of -8.8e10 are the year -834,
+    # which polars holds and Python's datetime (JSON, tables) cannot
+    epoch = pl.Series([1_700_000_000, -88_472_000_000, 1_700_000_060, 400_000_000_000])
+    raw = pl.DataFrame({"workload": ["a"] * 4, "metric": ["qps"] * 4,
+                        "ts": pl.from_epoch(epoch, time_unit="s").dt.replace_time_zone("UTC"),
+                        "value": [1.0, 2.0, 3.0, 4.0]}).cast({"ts": TELEMETRY["ts"]})
+    with pytest.warns(DataDroppedWarning):
+        out, report = canonicalize(raw, source="t.csv")
+    assert report.dropped == {"ts_out_of_range": 2}
+    assert out["value"].to_list() == [1.0, 3.0]
+    assert len(out.to_dicts()) == 2  # every kept time converts
+    with pytest.raises(InputError, match=r"^t.csv: row 2: field 'ts' is outside the years 1 to "
+                       r"9999 \(got '-0834-06-08 12:26:40.000000\+00:00'\); 2 invalid rows"):
+        canonicalize(raw, source="t.csv", strict=True)
+
+
 def test_non_numeric_value_column_is_a_schema_error() -> None:
     bad = frame([("a", "qps", 0, 1.0)]).with_columns(value=pl.lit("high"))
     with pytest.raises(SchemaMismatchError,

@@ -256,7 +256,7 @@ def test_json_table_csv_yaml(cluster_server: ClusterServer, tmp_path: Path,
     (["--until", "2022-01-01T00:00:00"], 4, "no kube_pod_owner series in the window: "
                                             "kube-state-metrics is not scraped"),
     (["--max-response", "1Ki"], 3, "passed the cap of 1.0 KiB"),
-    (["--owner-kind", "Rollout"], 3, "--owner-kind 'Rollout' is not one of"),
+    (["--owner-kind", "Rollout"], 2, "--owner-kind 'Rollout' is not one of"),
 ])
 def test_bad_input_writes_nothing(cluster_server: ClusterServer, tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str], extra: list[str],

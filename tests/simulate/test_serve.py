@@ -101,6 +101,14 @@ def test_a_full_kv_cache_preempts_and_recomputes_without_losing_requests(
     assert np.isfinite(result.finish_s).all()
 
 
+def test_a_prompt_larger_than_the_kv_cache_names_the_first_such_request() -> None:
+    m = _model(device="h100")
+    big = m.kv_capacity_tokens
+    trace = Trace(np.arange(4.0), np.array([100, big, 200, big + 5]), np.array([5, 5, 5, 5]))
+    with pytest.raises(InputError, match=rf"request 2: {big:,} prompt tokens exceed"):
+        ServeEngine(m, trace).run(Static(1))
+
+
 def test_an_slo_below_the_idle_floor_names_the_floor(code_trace: Trace) -> None:
     with pytest.raises(InputError, match=r"TTFT SLO of 10 ms cannot be met.*floor"):
         check_slo_floor(_model(device="h100"), code_trace, Slo(0.01, 0.1))

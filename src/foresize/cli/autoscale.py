@@ -12,6 +12,7 @@ import typer
 
 from foresize.cli.checks import parse_checks
 from foresize.cli.common import provenance, read_telemetry
+from foresize.cli.errors import INTERRUPTED
 from foresize.cli.options import (
     PROMETHEUS,
     CheckOpt,
@@ -184,10 +185,11 @@ def autoscale(
                                 "slo_unserved": slo_unserved, "refit_every": refit_every}
     settings: dict[str, dict[str, Any]] = {"hpa": {"target": target}, "predictive": forecast,
                                            "hybrid": forecast}
-    with progress("autoscale runs", n_runs(names, injections)) as bar:
+    total = n_runs(names, injections)
+    with progress("autoscale runs", total) as bar:
         study = run_study(series, names, config, settings=settings, injections=injections,
                           nodes=nodes, on_policy=lambda _: bar.advance())
-    if plot is not None:
+    if plot is not None and not study.interrupted:
         plot_study(series, study, config.capacity, plot)
         info(f"wrote {plot}")
     document = {**provenance(series.sha256), **study_document(
@@ -203,7 +205,11 @@ def autoscale(
                 caption="vs oracle: replica-hours / oracle with start-up delay; "
                 "vs no-delay: / zero-delay oracle" + (node_note if nodes else ""),
                 wide=wide, table=lambda result: frame_table(result, columns=AUTOSCALE_SUMMARY)),
-         fmt=fmt, output=output, checks=parse_checks(checks))
+         fmt=fmt, output=output, checks=() if study.interrupted else parse_checks(checks))
+    if study.interrupted:
+        info(f"interrupted: {bar.done}/{total} runs done; their rows (with the oracle ratios) "
+             "kept in the output and marked partial")
+        raise typer.Exit(INTERRUPTED)
 
 
 def _times(value: float | None) -> str:

@@ -69,6 +69,9 @@ AddressArg = Annotated[str, typer.Argument(
 CacheDirOpt = Annotated[Path | None, opt(
     "--cache-dir", "Download into this folder (upstream layout, usable later as --mirror) "
     "instead of the foresize cache.", "Input", file_okay=False)]
+TimeoutOpt = Annotated[str, opt(
+    "--timeout", "Give up on the downloads after this long, all files together, however "
+    "slowly the server sends, e.g. 2h.", "Input")]
 
 
 LONG = frozenset({"url", "path", "file", "title"})  # long text: shown with --wide
@@ -143,16 +146,22 @@ def info_command(name: AddressArg, fmt: FormatOpt = None, output: OutputOpt = No
 
 @app.command("fetch", epilog=FETCH_EPILOG)
 def fetch_command(address: AddressArg, mirror: MirrorOpt = None, cache_dir: CacheDirOpt = None,
-                  fmt: FormatOpt = None, output: OutputOpt = None,
+                  timeout: TimeoutOpt = "1h", fmt: FormatOpt = None, output: OutputOpt = None,
                   wide: WideOpt = False) -> None:
     """Download a dataset or table (or find it in a mirror) and verify every sha256.
 
     stdout gets the local paths, one per line; -f table/json/csv/parquet gives the rows.
     """
+    from foresize.core.units import parse_duration
+
+    timeout_s = parse_duration(timeout)
+    if timeout_s <= 0:
+        raise typer.BadParameter(f"{timeout!r} is not a positive duration",
+                                 param_hint="--timeout")
     total = sum(t.size_bytes or 0 for t in datasets.select_tables(address)) or None
     with progress(f"fetching {address}", total) as bar:
         fetched = datasets.fetch_tables(address, mirror=mirror, cache_dir=cache_dir,
-                                        progress=bar.advance)
+                                        progress=bar.advance, timeout_s=timeout_s)
     rows = fetch_rows(fetched)
     frame = pl.DataFrame(
         rows, schema_overrides={"origin": pl.String, "path": pl.String, "size_bytes": pl.Int64}

@@ -16,6 +16,7 @@ from foresize.core.errors import ForesizeError
 from foresize.core.secrets import redact
 
 INTERRUPTED = 130
+CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell shows for `yes | head`
 
 
 def report(exc: BaseException) -> int:
@@ -25,6 +26,12 @@ def report(exc: BaseException) -> int:
         return INTERRUPTED
     if isinstance(exc, typer.Exit):
         return exc.exit_code
+    if isinstance(exc, SystemExit):
+        # click's answer to EPIPE (`foresize ... | head`): the reader has what it wanted,
+        # so nothing is printed, and the code says "pipe closed", not a crash (1)
+        return CLOSED_PIPE if exc.code == 1 else int(exc.code or 0)
+    if isinstance(exc, BrokenPipeError):
+        return CLOSED_PIPE
     if isinstance(exc, click_exceptions.ClickException):
         _traceback(exc)
         exc.show(file=stderr.file)

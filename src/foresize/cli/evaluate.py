@@ -10,6 +10,7 @@ from typing import Annotated
 import polars as pl
 import typer
 
+from foresize.cli.errors import INTERRUPTED
 from foresize.cli.options import (
     EngineOpt,
     FormatOpt,
@@ -18,7 +19,7 @@ from foresize.cli.options import (
     SeedOpt,
     output_folder,
 )
-from foresize.cli.output import SETTINGS, Result, emit, progress
+from foresize.cli.output import SETTINGS, Result, emit, info, progress
 from foresize.core.io import check_writable_folder
 from foresize.core.parallel import check_engine
 from foresize.evaluate.report import write_report
@@ -81,8 +82,11 @@ def _evaluate(kinds: list[str], *, dataset: str, out: Path | None, smoke: int | 
               SETTINGS.seed if seed is None else seed, chosen)
     parameters = {"dataset": dataset, "kinds": ",".join(kinds), "smoke": smoke,
                   "engine": engine, "seed": run.seed, "anchors": anchors or "default"}
-    with progress("evaluating", len(kinds)) as bar:
+    with progress("evaluating", len(kinds), unit="kinds") as bar:
         report = run_evaluation(kinds, run, parameters, on_kind=lambda _kind: bar.advance())
+    done = list(report.parameters["seconds"])
+    if report.parameters.get("interrupted") and not done:
+        raise KeyboardInterrupt  # nothing finished: nothing to keep
     written = write_report(report, folder)
     frame = pl.DataFrame({"file": [str(p) for p in written],
                           "bytes": [p.stat().st_size for p in written]})
@@ -92,6 +96,10 @@ def _evaluate(kinds: list[str], *, dataset: str, out: Path | None, smoke: int | 
                 summary=f"report in {folder}/report.md "
                 f"({sum(report.parameters['seconds'].values()):.0f} s)"),
          fmt=fmt, output=None)
+    if report.parameters.get("interrupted"):
+        info(f"interrupted: {len(done)}/{len(kinds)} kinds done ({', '.join(done)}), kept in "
+             f"{folder} and marked partial")
+        raise typer.Exit(INTERRUPTED)
 
 
 def _command(kind: str) -> Callable[..., None]:

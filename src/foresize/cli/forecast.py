@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
 
 from foresize.cli.checks import parse_checks
@@ -15,6 +14,7 @@ from foresize.cli.errors import INTERRUPTED
 from foresize.cli.options import (
     CheckOpt,
     EngineOpt,
+    ForceOpt,
     FormatOpt,
     OutputOpt,
     RayAddressOpt,
@@ -35,12 +35,13 @@ from foresize.cli.output import (
 from foresize.core.errors import UsageError
 from foresize.core.parallel import check_engine
 from foresize.core.units import human_duration, parse_duration, parse_levels, parse_steps
-from foresize.forecast.backtest import BacktestResult
-from foresize.forecast.fanout import backtest_fanout, merge_backtests
-from foresize.forecast.models import FORECASTERS, make_forecaster
-from foresize.forecast.panel import PanelReport, check_horizon, to_panel
-from foresize.forecast.phased import phase_forecast
-from foresize.ingest.sources import TelemetrySource
+
+if TYPE_CHECKING:  # the forecasters load polars, numpy and lightgbm: --help does not
+    import polars as pl
+
+    from foresize.forecast.backtest import BacktestResult
+    from foresize.forecast.panel import PanelReport
+    from foresize.ingest.sources import TelemetrySource
 
 
 class _DefaultRun(typer.core.TyperGroup):
@@ -61,6 +62,8 @@ app = typer.Typer(
 
 
 def _complete_model(incomplete: str) -> list[str]:
+    from foresize.forecast.models import FORECASTERS
+
     return [name for name in FORECASTERS.names() if name.startswith(incomplete)]
 
 
@@ -75,10 +78,11 @@ HorizonOpt = Annotated[
                  help="How far ahead: a duration (30m, 2h) or a number of steps."),
 ]
 RUN_HORIZON, BACKTEST_HORIZON = "30m", "30"  # defaults: a duration, and steps
-ForceOpt = Annotated[
-    bool,
-    typer.Option("--force", rich_help_panel="Forecast",
-                 help="Allow a --horizon longer than the history."),
+BacktestHorizonOpt = Annotated[
+    str,
+    typer.Option("--horizon", "-H", rich_help_panel="Forecast", show_default="30 steps",
+                 help="How far ahead each origin forecasts: a number of steps, as the "
+                 "protocol's --every is, or a duration (30m)."),
 ]
 LevelsOpt = Annotated[
     str,
@@ -115,6 +119,8 @@ def horizon_steps(text: str, step_s: float) -> int:
 def _panel(telemetry: TelemetrySource, *, metric: str | None, grid: str | None,
            ) -> tuple[pl.DataFrame, PanelReport, dict[str, Any]]:
     """The series of one metric on a regular grid, and the document header."""
+    from foresize.forecast.panel import to_panel
+
     chosen = replace(telemetry, metrics=(metric,) if metric else ())
     read, header = read_telemetry(chosen)
     step_s = parse_duration(grid) if grid else None
@@ -123,6 +129,8 @@ def _panel(telemetry: TelemetrySource, *, metric: str | None, grid: str | None,
 
 
 def _forecast_table(result: Result) -> FitTable:
+    import polars as pl
+
     frame = result.frame
     last = frame.group_by("series", maintain_order=True).agg(
         pl.col("model").first(),
@@ -161,6 +169,12 @@ def run(
     telemetry: TelemetrySource,
 ) -> None:
     """Forecast each series of one metric HORIZON ahead with central intervals."""
+    import polars as pl
+
+    from foresize.forecast.models import make_forecaster
+    from foresize.forecast.panel import check_horizon
+    from foresize.forecast.phased import phase_forecast
+
     forecaster = make_forecaster(model)
     wanted = parse_levels(levels)
     panel, report, header = _panel(telemetry, metric=metric, grid=grid)
@@ -223,6 +237,8 @@ def _backtest_all(panel: pl.DataFrame, names: list[str], *, engine: str, address
     Returns those results and whether the run was interrupted; re-raises
     ``KeyboardInterrupt`` only when nothing had finished.
     """
+    from foresize.forecast.fanout import backtest_fanout, merge_backtests
+
     n_series = panel["series"].n_unique()
     kept: dict[str, list[BacktestResult]] = {name: [] for name in names}
     with progress("backtest", n_series * len(names), unit=PAIRS) as bar:
@@ -259,7 +275,7 @@ def backtest_command(
     metric: MetricOpt = None,
     models: Annotated[str, typer.Option("--models", help="Comma-separated forecasters.",
                       rich_help_panel="Forecast")] = "naive,window_average,arima,wavelet,hybrid",
-    horizon: HorizonOpt = BACKTEST_HORIZON,
+    horizon: BacktestHorizonOpt = BACKTEST_HORIZON,
     every: Annotated[int, typer.Option("--every", help="Steps between origins.",
                      rich_help_panel="Forecast")] = 30,
     test_frac: Annotated[float, typer.Option("--test-frac", help="Share of each series held "
@@ -275,6 +291,11 @@ def backtest_command(
     ray_address: RayAddressOpt = None,
 ) -> None:
     """Rolling-origin backtest of forecasters: MASE, accuracy, pinball, coverage, speed."""
+    import polars as pl
+
+    from foresize.forecast.models import make_forecaster
+    from foresize.forecast.panel import check_horizon
+
     engine = check_engine(engine)
     names = [name.strip() for name in models.split(",") if name.strip()]
     for name in names:
@@ -362,6 +383,10 @@ def _metrics_table(result: Result) -> FitTable:
 def models_command(fmt: FormatOpt = None, output: OutputOpt = None,
                    wide: WideOpt = False) -> None:
     """List the forecasters --model and --models accept."""
+    import polars as pl
+
+    from foresize.forecast.models import FORECASTERS
+
     rows = [
         {"model": name, "description": (FORECASTERS.get(name).__doc__ or "").strip().split("\n")[0]}
         for name in FORECASTERS.names()

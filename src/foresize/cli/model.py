@@ -9,7 +9,7 @@ import typer
 
 from foresize.cli.common import provenance
 from foresize.cli.options import FormatOpt, OutputOpt, parse_dims
-from foresize.cli.output import Result, emit, info
+from foresize.cli.output import Result, Rows, emit, info
 from foresize.core.io import read_json_object, sha256_file
 from foresize.core.paths import missing_file
 from foresize.graph.devices import DEVICES, device_name
@@ -235,10 +235,10 @@ def _onnx(graph: ModelGraph, request: GraphRequest, *, label: str, inputs: dict[
     if report.unsupported:
         info("unsupported ops (counted as 0 FLOPs): "
              + ", ".join(f"{op} x{n}" for op, n in sorted(report.unsupported.items())))
-    document = {**provenance(inputs), "model": analysis.summary, "ops": rows.to_dicts()}
+    document = {**provenance(inputs), "model": analysis.summary, "ops": Rows(rows)}
     if request.by_layer:
         layers = by_layer(report)
-        document["layers"] = layers.to_dicts()
+        document["layers"] = Rows(layers)
         shown, caption = layers, f"{layers.height} layers; 1 multiply-add = 2 FLOPs"
     else:
         costly = rows.sort("flops", descending=True, maintain_order=True).head(request.top)

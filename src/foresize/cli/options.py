@@ -11,7 +11,7 @@ import functools
 import inspect
 import math
 from collections.abc import Callable, Collection
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -19,6 +19,7 @@ import typer
 
 from foresize.cli.checks import parse_checks
 from foresize.cli.output import FORMATS
+from foresize.core.errors import UsageError
 from foresize.core.io import check_output_file, check_writable_folder
 
 if TYPE_CHECKING:  # the readers (polars) load when a command reads, not at start-up
@@ -40,6 +41,24 @@ def _check_format(name: str | None) -> str | None:
     if name is not None:
         FORMATS.get(name)
     return name
+
+
+def parse_instant(text: str | None) -> datetime | None:
+    """``--until`` as Prometheus' own API reads a time: RFC 3339 (``2024-01-01T00:00:00Z``,
+    ``+05:30``), a plain ISO date or date-time taken as UTC, or Unix seconds.
+    """
+    if text is None:
+        return None
+    try:
+        return datetime.fromtimestamp(float(text), UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--until {text!r} is not a time: give RFC 3339 "
+                         "(2024-01-01T00:00:00Z), an ISO date or Unix seconds") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 FormatOpt = Annotated[
@@ -90,6 +109,11 @@ CheckOpt = Annotated[
         "gate exits 5 naming the rows.",
         rich_help_panel="Output", callback=_parse_checks, show_default=False,
     ),
+]
+ForceOpt = Annotated[
+    bool,
+    typer.Option("--force", help="Allow a --horizon longer than the history.",
+                 rich_help_panel="Options"),
 ]
 WideOpt = Annotated[
     bool,
@@ -166,17 +190,18 @@ SOURCE_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
         help="Cluster mode: the label naming the cluster in a multi-cluster Prometheus.")),
     "timeout": (str, "5m", typer.Option(
         "--timeout", rich_help_panel="Prometheus",
-        help="Give up on Prometheus after this long, all requests together, however slowly "
-        "it answers, e.g. 5m.")),
+        help="Give up on Prometheus, or on downloading a dataset SOURCE, after this long, "
+        "all requests together, however slowly the server answers, e.g. 5m.")),
     "max_response": (str, "512Mi", typer.Option(
         "--max-response", rich_help_panel="Prometheus",
         help="Largest answer to accept from Prometheus (an error beyond), e.g. 512Mi.")),
     "since": (str, "7d", typer.Option(
         "--since", rich_help_panel="Prometheus",
         help="How far back to read from Prometheus, e.g. 7d, 12h.")),
-    "until": (datetime | None, None, typer.Option(
-        "--until", rich_help_panel="Prometheus",
-        help="End of the Prometheus window (UTC; default: now).")),
+    "until": (str | None, None, typer.Option(
+        "--until", rich_help_panel="Prometheus", callback=parse_instant,
+        help="End of the Prometheus window: RFC 3339 / ISO 8601 (a time without a zone is "
+        "UTC) or Unix seconds, as Prometheus takes it; default: now.")),
     "step": (str, "1m", typer.Option(
         "--step", rich_help_panel="Prometheus", help="Prometheus query resolution, e.g. 1m, 30s.")),
     "scale": (float, 1.0, typer.Option(
@@ -214,6 +239,9 @@ def telemetry_source(sources: str | list[str] | None, **flags: Any) -> Telemetry
         timeout_s=parse_duration(given["timeout"]),
         max_response_bytes=_bytes(given["max_response"]),
     )
+    if options.timeout_s <= 0:
+        raise typer.BadParameter(f"{given['timeout']!r} is not a positive duration",
+                                 param_hint="--timeout")
     scale = float(given["scale"])
     if not math.isfinite(scale) or scale <= 0:
         raise typer.BadParameter(f"{given['scale']} is not a positive number",

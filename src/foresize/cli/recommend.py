@@ -14,7 +14,15 @@ from rich.table import Table
 
 from foresize.cli import recommend_serve
 from foresize.cli.common import provenance, read_telemetry
-from foresize.cli.options import FormatOpt, OutputOpt, WideOpt, opt, parse_dims, telemetry_options
+from foresize.cli.options import (
+    ForceOpt,
+    FormatOpt,
+    OutputOpt,
+    WideOpt,
+    opt,
+    parse_dims,
+    telemetry_options,
+)
 from foresize.cli.output import (
     FORMATS,
     Result,
@@ -23,7 +31,7 @@ from foresize.cli.output import (
     text_table,
     to_json,
 )
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.core.units import parse_duration
 from foresize.ingest.sources import TelemetrySource, cluster_request, is_cluster_source
 from foresize.recommend.cluster import ClusterPlanRequest, recommend_cluster
@@ -172,6 +180,7 @@ def recommend(
     horizon: Annotated[str | None, opt(
         "--horizon", "Planning horizon, e.g. 7d or 12h (default: 3/7 of the history, "
         "the benchmark's 70/30 split).", show_default=False)] = None,
+    force: ForceOpt = False,
     min_points: Annotated[int, opt(
         "--min-points", "Fewest samples a workload needs.", min=2)] = MIN_POINTS,
     current_limit: Annotated[str | None, opt(
@@ -237,6 +246,7 @@ def recommend(
     if is_cluster_source(telemetry):
         _recommend_cluster(telemetry, ClusterPlanRequest(
             strategy=strategy, risk=risk, horizon_s=_seconds(horizon), min_points=min_points,
+            force=force,
             prices=None if prices is None else load_prices(prices,
                                                            merge_defaults=not prices_only)),
             fmt=fmt, output=output, wide=wide)
@@ -244,16 +254,16 @@ def recommend(
     scaling = None if capacity is None else ScalingRequest(
         capacity=capacity, target_utilisation=target_utilisation,
         startup_s=parse_duration(startup), scale_down_delay_s=parse_duration(scale_down_delay),
-        forecaster=forecaster, horizon_s=_seconds(horizon), min_points=min_points)
+        forecaster=forecaster, horizon_s=_seconds(horizon), min_points=min_points, force=force)
     if prices_only and prices is None:
-        raise InputError("--prices-only needs --prices FILE")
+        raise UsageError("--prices-only needs --prices FILE")
     price_table = None if prices is None else load_prices(prices, merge_defaults=not prices_only)
     sizing = None if model is None else size_model(
         model, batch=batch, context=context, dtype=dtype, dims=parse_dims(dim))
     request = PlanRequest(
         metric=metric, strategy=strategy, risk=risk, horizon_s=_seconds(horizon),
-        min_points=min_points, model=sizing, prices=price_table, devices=tuple(device or ()),
-        scaling=scaling,
+        force=force, min_points=min_points, model=sizing, prices=price_table,
+        devices=tuple(device or ()), scaling=scaling,
         current_limit=None if current_limit is None else parse_quantity(current_limit),
     )
     request.check()

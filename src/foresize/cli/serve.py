@@ -12,6 +12,7 @@ import typer
 
 from foresize.cli.checks import parse_checks
 from foresize.cli.common import provenance
+from foresize.cli.errors import INTERRUPTED
 from foresize.cli.options import (
     CheckOpt,
     FormatOpt,
@@ -146,7 +147,7 @@ def serve(
                for n in (names if "oracle" in names else [*names, "oracle"]))
     with progress("serve runs", runs) as bar:
         study = run_study(setup, names, sweep=sweep, on_run=lambda _: bar.advance())
-    if plot is not None:
+    if plot is not None and not study.interrupted:
         plot_study(setup, study, plot)
         info(f"wrote {plot}")
     frame = summary_frame(study)
@@ -165,4 +166,8 @@ def serve(
         f"(calibrated), start-up {m.startup_s:.0f} s, KV {m.kv_capacity_tokens:,} tokens",
         wide=wide, table=lambda result: frame_table(
             result, columns=[c for c in SUMMARY if c.key in result.frame.columns])),
-        fmt=fmt, output=output, checks=parse_checks(checks))
+        fmt=fmt, output=output, checks=() if study.interrupted else parse_checks(checks))
+    if study.interrupted:
+        info(f"interrupted: {bar.done}/{runs} runs done; the policies whose runs all finished "
+             "kept in the output beside the oracle and marked partial")
+        raise typer.Exit(INTERRUPTED)

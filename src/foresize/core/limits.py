@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -81,7 +81,7 @@ class Deadline:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.seconds) and self.seconds > 0):
-            raise InputError(f"--timeout must be a positive duration (got {self.seconds!r} s)")
+            raise UsageError(f"--timeout must be a positive duration (got {self.seconds!r} s)")
         self.started = time.monotonic()
 
     def remaining(self) -> float:

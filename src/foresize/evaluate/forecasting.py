@@ -246,8 +246,9 @@ def forecast_sections(
                 results, f"{name}: error by horizon"
             )
             hybrid = next((r for r in results if r.model == "hybrid"), results[0])
-            section.figures[f"forecast_{name}_samples"] = fan_figure(
-                panel, hybrid, f"{name}: {hybrid.model} at the last origin"
-            )
+            if sample_series(hybrid):  # none when every series was too short to backtest
+                section.figures[f"forecast_{name}_samples"] = fan_figure(
+                    panel, hybrid, f"{name}: {hybrid.model} at the last origin"
+                )
         sections.append(section)
     return sections

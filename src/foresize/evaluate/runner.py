@@ -94,15 +94,25 @@ DOCS = {
 
 def run_evaluation(kinds: list[str], run: Run, parameters: dict[str, Any], *,
                    on_kind: Callable[[str], None] | None = None) -> Report:
-    """Every kind's sections in one report; seconds per kind in its parameters."""
+    """Every kind's sections in one report; seconds per kind in its parameters.
+
+    Ctrl-C keeps the kinds that finished: the report comes back with
+    ``parameters["interrupted"]`` set and only those kinds' sections (a kind's sections
+    come together, so none is half there), for the caller to write and mark partial.
+    """
     report = Report(f"foresize evaluation: {', '.join(kinds)} on {run.dataset}", parameters)
     timings: dict[str, float] = {}
-    for kind in kinds:
-        began = time.perf_counter()
-        for section in KINDS[kind][0](run):
-            report.add(section)
-        timings[kind] = time.perf_counter() - began
-        if on_kind is not None:
-            on_kind(kind)
+    try:
+        for kind in kinds:
+            began = time.perf_counter()
+            sections = KINDS[kind][0](run)
+            for section in sections:
+                report.add(section)
+            timings[kind] = time.perf_counter() - began
+            if on_kind is not None:
+                on_kind(kind)
+    except KeyboardInterrupt:
+        report.parameters["interrupted"] = True
+        report.parameters["partial"] = True
     report.parameters["seconds"] = {k: round(v, 1) for k, v in timings.items()}
     return report

@@ -14,7 +14,7 @@ from foresize.graph.devices import allreduce_time, get_device
 from foresize.graph.flops import FlopReport, analyze_flops, roofline_rows
 from foresize.graph.liveness import graph_precision, inference_memory, training_memory
 from foresize.graph.memory import DTYPE_BYTES, FP32_BYTES
-from foresize.graph.model import ModelGraph
+from foresize.graph.model import ModelGraph, collector_paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,7 @@ class GraphAnalysis:
     notes: list[str]
 
 
+@collector_paused()
 def analyze_graph(graph: ModelGraph, request: GraphRequest) -> GraphAnalysis:
     """FLOPs per op, memory by liveness, a training step and roofline time, as asked."""
     report = analyze_flops(graph, strict=request.strict)

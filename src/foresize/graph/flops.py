@@ -15,13 +15,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
 
 import polars as pl
 
-from foresize.core.errors import InsufficientDataError
+from foresize.core.errors import InputError, InsufficientDataError
 from foresize.graph.devices import Device, roofline_time
-from foresize.graph.model import ModelGraph, Node, module_path, numel
+from foresize.graph.model import (
+    ModelGraph,
+    Node,
+    Scope,
+    TensorInfo,
+    module_path,
+    numel,
+    with_changes,
+)
 from foresize.graph.ops import RULES, ShapeUnknownError
+from foresize.graph.ops.base import OpCost
 from foresize.graph.ops.pricing import gaps, op_node, price_nodes
 
 ROW_SCHEMA: Mapping[str, type[pl.DataType]] = {
@@ -57,8 +68,10 @@ def propagate_shapes(graph: ModelGraph) -> ModelGraph:
 
     Runs in topological order so that one filled shape lets the next node resolve.
     Zero-cost ops have no shape rule: a chain broken there stays unknown downstream.
+    Only the filled tensors are new: the graph's mapping is not copied per call.
     """
-    tensors = dict(graph.tensors)
+    filled: dict[str, TensorInfo] = {}
+    tensors = Scope(filled, graph.tensors)
     for node in graph.nodes:
         if node.key not in RULES or all(
             name in tensors and tensors[name].concrete_shape is not None
@@ -78,8 +91,8 @@ def propagate_shapes(graph: ModelGraph) -> ModelGraph:
             dtype, bits = tensor.dtype, tensor.bits
             if not bits and fallback is not None:
                 dtype, bits = fallback.dtype, fallback.bits
-            tensors[name] = replace(tensor, shape=shape, dtype=dtype, bits=bits)
-    return replace(graph, tensors=tensors)
+            filled[name] = replace(tensor, shape=shape, dtype=dtype, bits=bits)
+    return replace(graph, tensors=with_changes(graph.tensors, filled)) if filled else graph
 
 
 def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
@@ -91,30 +104,73 @@ def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
     priced = price_nodes(graph)
     unsupported, unresolved = gaps(priced)
     weights = {t.name: numel(t.concrete_shape or ()) for t in graph.weights}
-    rows = [
-        (node.name, layer_of_node(node), node.key, status, cost.flops, cost.macs,
-         cost.bytes_read, cost.bytes_written, sum(weights.get(n, 0) for n in node.inputs))
-        for node, status, cost in priced
-    ]  # fmt: skip
+    columns: dict[str, list[Any]] = {name: [] for name in ROW_SCHEMA}
+    names, layers, ops, statuses, flops, macs, reads, writes, params = columns.values()
+    for node, status, cost in priced:
+        names.append(node.name)
+        layers.append(layer_of_node(node))
+        ops.append(node.key)
+        statuses.append(status)
+        flops.append(cost.flops)
+        macs.append(cost.macs)
+        reads.append(cost.bytes_read)
+        writes.append(cost.bytes_written)
+        params.append(sum(weights.get(n, 0) for n in node.inputs) if weights else 0)
     if strict and (unsupported or unresolved):
         missing = {**unsupported, **unresolved}
         listed = ", ".join(f"{op} x{n}" for op, n in sorted(missing.items()))
         msg = f"{graph.source or graph.name}: nodes not counted under --strict: {listed}"
         raise InsufficientDataError(msg)
-    frame = pl.DataFrame(rows, schema=dict(ROW_SCHEMA), orient="row")
+    _check_counts(priced, graph, (flops, macs, reads, writes))
+    frame = pl.DataFrame(columns, schema=dict(ROW_SCHEMA))
     n_nodes = len(graph.nodes)
     covered = n_nodes - sum(unsupported.values()) - sum(unresolved.values())
     return FlopReport(
         rows=frame,
-        flops=sum(r[4] for r in rows),
-        macs=sum(r[5] for r in rows),
-        bytes_read=sum(r[6] for r in rows),
-        bytes_written=sum(r[7] for r in rows),
+        flops=sum(c.flops for _, _, c in priced),
+        macs=sum(c.macs for _, _, c in priced),
+        bytes_read=sum(c.bytes_read for _, _, c in priced),
+        bytes_written=sum(c.bytes_written for _, _, c in priced),
         n_params=sum(weights.values()),
         unsupported=dict(unsupported),
         unresolved=dict(unresolved),
         coverage_pct=100.0 * covered / n_nodes if n_nodes else 100.0,
     )
+
+
+INT64_MAX = 2**63 - 1  # the cost columns are Int64
+_COUNTS = ("FLOPs", "MACs", "bytes read", "bytes written")
+
+
+def _check_counts(priced: list[tuple[Node, str, OpCost]], graph: ModelGraph,
+                  columns: tuple[list[int], ...]) -> None:
+    """Refuse a count that is negative or beyond 64 bits, naming the node and its inputs.
+
+    Tensors within 2^53 elements can still multiply past 2^63 (a MatMul of two
+    [2^26, 2^26]), and a Loop's negative trip count makes a negative count; either
+    would end in a polars overflow or a negative total. A ``min`` and a ``sum`` per
+    column find whether any is wrong; only then are the nodes searched.
+    """
+    where = graph.source or graph.name
+    for what, values in zip(_COUNTS, columns, strict=True):
+        if not values or (min(values) >= 0 and sum(values) <= INT64_MAX):
+            continue
+        index = next((i for i, v in enumerate(values) if not 0 <= v <= INT64_MAX), None)
+        if index is None:
+            raise InputError(f"{where}: the nodes cost {sum(values):.3g} {what} in all, "
+                             "beyond a 64-bit count; not a model that fits any device")
+        node, value = priced[index][0], values[index]
+        inputs = ", ".join(f"{name!r} {_shape_text(graph, name)}" for name in node.inputs
+                           if name)
+        reason = ("a negative count: check its dims and trip count" if value < 0
+                  else "beyond a 64-bit count")
+        raise InputError(f"{where}: node {node.name!r} ({node.op_type}) costs {value:.3g} "
+                         f"{what}, {reason} (inputs: {inputs or 'none'})")
+
+
+def _shape_text(graph: ModelGraph, name: str) -> str:
+    tensor = graph.tensors.get(name)
+    return str(list(tensor.shape)) if tensor is not None and tensor.shape is not None else "?"
 
 
 def roofline_rows(report: FlopReport, device: str | Device, dtype: str) -> pl.DataFrame:
@@ -151,9 +207,15 @@ def layer_of(node_name: str) -> str:
 
     ``/layers.3/self_attn/q_proj/MatMul`` -> ``layers.3``: the path up to the first
     indexed module (a repeated block); names without one use their first scope, and
-    unscoped names are ``(top)``.
+    unscoped names are ``(top)``. Only the scope (the name less its last part) matters,
+    and the nodes of one module share it: it is looked up once per scope.
     """
-    scopes = [part for part in node_name.split("/") if part][:-1]
+    return _layer_of_scope(node_name.rstrip("/").rpartition("/")[0])
+
+
+@lru_cache(maxsize=4096)
+def _layer_of_scope(scope: str) -> str:
+    scopes = [part for part in scope.split("/") if part]
     if not scopes:
         return "(top)"
     for depth, part in enumerate(scopes):

@@ -25,6 +25,12 @@ VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", 
 CUT_OPS = frozenset({"Split", "Slice", "Gather"})
 RESHAPES = frozenset({"Reshape", "Flatten"})
 SHAPE_OPS = frozenset({"Shape", "Size"})
+# ops that make a new tensor each run (``torch.zeros``, ``arange``, ``eye``, ``repeat``,
+# ``randn``) whatever they read: never a weight re-layout, always an activation
+GENERATORS = frozenset({
+    "ConstantOfShape", "Range", "EyeLike", "Tile", "RandomNormal", "RandomUniform",
+    "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
+})  # fmt: skip
 
 
 def view_roots(graph: ModelGraph, kernels: tuple[Node, ...] | None = None) -> dict[str, str]:
@@ -153,11 +159,15 @@ def static_sources(graph: ModelGraph, kernels: tuple[Node, ...]) -> dict[str, fr
     an ONNX runtime folds such nodes into initializers once. So these tensors cost no
     activation memory, and the kernels that read them are the parameters' users.
     ``Shape``/``Size`` outputs are static too (shapes are bound), reading no parameter.
+    What ``GENERATORS`` make is not, even from constants alone: a ``ConstantOfShape`` of
+    1e15 elements is 4 PB that eager allocates, not a free re-layout.
     """
     static: dict[str, frozenset[str]] = {}
     for node in kernels:
         if node.op_type in SHAPE_OPS:
             static.update((o, frozenset()) for o in node.outputs if o)
+            continue
+        if node.op_type in GENERATORS:
             continue
         sources: set[str] = set()
         for name in node.inputs:

@@ -44,7 +44,7 @@ in ``step()`` and so is absent during forward and backward.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from foresize.core.errors import InputError, UnknownNameError
@@ -162,12 +162,13 @@ def inference_memory(
     """
     _check(graph, dtype, workspace)
     plan = _plan(graph, dtype, workspace)
+    scale = _scaler(dtype, graph)
     n = len(plan.kernels)
     delta = [0] * (n + 1)
     for name, (start, end) in _forward_spans(graph, plan).items():
         _add(delta, start, end, plan.sizes.get(name, 0))
     for step, effect in enumerate(plan.effects):
-        _add(delta, step, step, _scale(effect.inference_bytes, dtype, graph))
+        _add(delta, step, step, scale(effect.inference_bytes))
     live = _running(delta, n)
     peak = max(live, default=0)
     peak_node = plan.kernels[live.index(peak)].name if plan.kernels else None
@@ -238,6 +239,7 @@ def training_memory(
 
     _check(graph, dtype, workspace)
     plan = _plan(graph, dtype, workspace, train_bn=train_bn)
+    scale = _scaler(dtype, graph)
     precision = dtype or graph_precision(graph)
     trainable = graph.weights
     n_trainable = sum(numel(t.concrete_shape or ()) for t in trainable)
@@ -270,11 +272,11 @@ def training_memory(
         )
         if recorded:
             kept_from = restart.get(step, step)  # a checkpointed kernel saves on recompute
-            _add(saved_delta, kept_from, back, _scale(effect.extra_saved_bytes, dtype, graph))
-            _add(other_delta, back, back, _scale(effect.backward_scratch, dtype, graph))
-            _add(other_delta, step, step, _scale(effect.forward_scratch, dtype, graph))
+            _add(saved_delta, kept_from, back, scale(effect.extra_saved_bytes))
+            _add(other_delta, back, back, scale(effect.backward_scratch))
+            _add(other_delta, step, step, scale(effect.forward_scratch))
         else:
-            _add(other_delta, step, step, _scale(effect.inference_bytes, dtype, graph))
+            _add(other_delta, step, step, scale(effect.inference_bytes))
     for name, (born, died) in _gradient_spans(graph, plan, grads).items():
         _add(other_delta, born, died, plan.sizes.get(name, 0))
     for name, born in _param_grad_births(graph, plan).items():
@@ -350,25 +352,26 @@ def _plan(graph: ModelGraph, dtype: str | None, workspace: str, *, train_bn: boo
 def _forward_spans(graph: ModelGraph, plan: _Plan) -> dict[str, tuple[int, int]]:
     """(first, last) forward step of every root tensor; inputs and outputs span the pass."""
     n = len(plan.kernels)
+    sizes, roots = plan.sizes, plan.roots
     born: dict[str, int] = dict.fromkeys(graph.inputs, 0)
     last: dict[str, int] = {}
     for step, node in enumerate(plan.kernels):
         for name in node.outputs:
-            if name in plan.sizes:
+            if name in sizes:
                 born.setdefault(name, step)
                 last.setdefault(name, step)
         for name in node.inputs:
-            if name in plan.sizes:
-                last[plan.root(name)] = step  # using a view uses what it views
+            if name in sizes:
+                last[roots.get(name, name)] = step  # using a view uses what it views
     for name in (*graph.outputs, *graph.inputs):
-        if plan.root(name) in plan.sizes:
+        if plan.root(name) in sizes:
             last[plan.root(name)] = max(n - 1, 0)
-    for name, step in held_by_frames(plan.kernels, plan.root, set(plan.sizes)).items():
+    for name, step in held_by_frames(plan.kernels, plan.root, set(sizes)).items():
         last[name] = max(last.get(name, step), step)
     return {
         name: (start, max(start, last.get(name, start)))
         for name, start in born.items()
-        if name not in plan.roots
+        if name not in roots
     }
 
 
@@ -454,12 +457,16 @@ def _phase(plan: _Plan, t: int, n: int) -> str:
     return "optimizer"
 
 
-def _scale(n_bytes: int, dtype: str | None, graph: ModelGraph) -> int:
-    """Re-price rule bytes (computed in the graph's dtype) in ``dtype``."""
-    if dtype is None or not n_bytes:
-        return n_bytes
-    own = DTYPE_BYTES[graph_precision(graph)]
-    return math.ceil(n_bytes * DTYPE_BYTES[dtype] / own)
+def _scaler(dtype: str | None, graph: ModelGraph) -> Callable[[int], int]:
+    """Re-price rule bytes (computed in the graph's dtype) in ``dtype``.
+
+    The graph's own precision is found once here: it walks every parameter, and once per
+    kernel made a graph of many kernels and parameters quadratic.
+    """
+    if dtype is None:
+        return lambda n_bytes: n_bytes
+    own, wanted = DTYPE_BYTES[graph_precision(graph)], DTYPE_BYTES[dtype]
+    return lambda n_bytes: math.ceil(n_bytes * wanted / own) if n_bytes else n_bytes
 
 
 def _add(delta: list[int], start: int, stop: int, size: int) -> None:

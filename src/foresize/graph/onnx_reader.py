@@ -13,13 +13,14 @@ import contextlib
 import math
 from collections.abc import Mapping
 from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import onnx
 from onnx import numpy_helper
 
-from foresize.core.errors import InputError, UnknownNameError
+from foresize.core.errors import InputError, UnknownNameError, UsageError
 from foresize.core.guard import graph_errors
 from foresize.core.paths import missing_file
 from foresize.graph.flops import propagate_shapes
@@ -30,8 +31,10 @@ from foresize.graph.model import (
     Dim,
     ModelGraph,
     Node,
+    Scope,
     Shape,
     TensorInfo,
+    collector_paused,
     topological_order,
 )
 
@@ -40,6 +43,7 @@ MAX_CONSTANT_ELEMENTS = 64  # integer tensors this small are kept as values (sha
 KEEP_DATA = 4096  # initializers up to this many elements keep their data for inference
 
 
+@collector_paused()
 def read_onnx(path: str | Path, *, dims: Mapping[str, int] | None = None) -> ModelGraph:
     """Read ``path``; ``dims`` binds symbolic dims by name (``{"batch": 8}``)."""
     path = Path(path)
@@ -60,27 +64,44 @@ def _check_sizes(graph: ModelGraph, path: Path) -> ModelGraph:
     """Refuse negative dims and tensors beyond ``MAX_ELEMENTS``, the file's or inferred.
 
     A crafted file can declare ``[-5, 3]`` or reshape to ``[2**62, 2**62]``; priced as
-    given they read as 0 bytes or overflow the cost columns, so they end here instead.
+    given they read as 0 bytes or overflow the cost columns, so they end here instead,
+    naming the tensor and the node that makes it.
     """
     for graphs in _nested(graph):
-        for tensor in graphs.tensors.values():
-            dims = [d for d in tensor.shape or () if isinstance(d, int)]
+        tensors = graphs.tensors.values()
+        # inputs and weights first: the error names the cause, not the first node it reaches
+        for tensor in chain((t for t in tensors if t.producer is None),
+                            (t for t in tensors if t.producer is not None)):
+            shape = tensor.shape
+            if not shape:
+                continue
+            dims = [d for d in shape if isinstance(d, int)]
             negative = next((d for d in dims if d < 0), None)
             if negative is not None:
-                raise InputError(
-                    f"{path}: tensor {tensor.name!r} has a negative dim ({negative}) in "
-                    f"shape {list(tensor.shape or ())}"
-                )
+                raise InputError(f"{path}: {_whose(tensor, graphs)} has a negative dim "
+                                 f"({negative}) in shape {list(shape)}")
             if math.prod(dims) > MAX_ELEMENTS:
                 raise InputError(
-                    f"{path}: tensor {tensor.name!r} of shape {list(tensor.shape or ())} "
-                    f"holds {math.prod(dims):.3g} elements, beyond 2^53; not a model that "
-                    "fits any device",
+                    f"{path}: {_whose(tensor, graphs)} of shape {list(shape)} holds "
+                    f"{math.prod(dims):.3g} elements, beyond 2^53; not a model that fits "
+                    "any device",
                     hint="check the file's dims, or bind symbolic ones with smaller --dim",
                 )
         for node in graphs.nodes:
             _check_shape_operand(node, graphs.constants, path)
     return graph
+
+
+def _whose(tensor: TensorInfo, graph: ModelGraph) -> str:
+    """A tensor named for an error: with the node that makes it, or what it is."""
+    if tensor.producer is not None:
+        op = next((n.op_type for n in graph.nodes if n.name == tensor.producer), "?")
+        return f"node {tensor.producer!r} ({op}): output {tensor.name!r}"
+    if tensor.is_param:
+        return f"initializer {tensor.name!r}"
+    if tensor.name in graph.inputs:
+        return f"graph input {tensor.name!r}"
+    return f"tensor {tensor.name!r}"
 
 
 # ops whose operand at this index is a target shape: its product is an element count
@@ -89,18 +110,27 @@ _SHAPE_OPERAND = {"Reshape": 1, "Expand": 1, "ConstantOfShape": 0}
 
 def _check_shape_operand(node: Node, constants: Mapping[str, tuple[int, ...]],
                          path: Path) -> None:
-    """A constant target shape (``Reshape`` to ``[2**62, 2**62]``) whose output inference
-    could not size: its element count alone must stay below ``MAX_ELEMENTS``.
+    """A constant target shape must be one the op can make, and of at most ``MAX_ELEMENTS``.
+
+    Inference may leave such an output unsized (``Reshape`` to ``[2**62, 2**62]``, to
+    ``[-3, 2]``), and the tensor check above then has nothing to look at. Reshape allows
+    one ``-1`` (inferred) and ``0`` (copied) beside sizes; Expand and ConstantOfShape
+    allow sizes only.
     """
     index = _SHAPE_OPERAND.get(node.op_type)
     if index is None or len(node.inputs) <= index or node.inputs[index] not in constants:
         return
-    shape = constants[node.inputs[index]]
-    if math.prod(abs(d) for d in shape if d not in (0, -1)) > MAX_ELEMENTS:
-        raise InputError(
-            f"{path}: node {node.name!r} ({node.op_type}) asks for shape {list(shape)}, "
-            "beyond 2^53 elements"
-        )
+    operand = node.inputs[index]
+    shape = constants[operand]
+    where = (f"{path}: node {node.name!r} ({node.op_type}): shape operand {operand!r} = "
+             f"{list(shape)}")
+    lowest = -1 if node.op_type == "Reshape" else 0
+    if any(d < lowest for d in shape) or shape.count(-1) > 1:
+        allowed = "sizes, one -1 and 0" if node.op_type == "Reshape" else "sizes >= 0"
+        raise InputError(f"{where} is not a shape ({node.op_type} allows {allowed})")
+    if math.prod(d for d in shape if d > 0) > MAX_ELEMENTS:
+        raise InputError(f"{where} holds more than 2^53 elements; not a model that fits "
+                         "any device")
 
 
 def _nested(graph: ModelGraph) -> list[ModelGraph]:
@@ -173,10 +203,10 @@ def _check_dims(model: Any, dims: Mapping[str, int], path: Path) -> None:
     for name, value in dims.items():
         if name not in valid:
             if not valid:
-                raise InputError(f"{path}: --dim {name}: the model has no symbolic dims")
+                raise UsageError(f"{path}: --dim {name}: the model has no symbolic dims")
             raise UnknownNameError("dim", name, valid)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InputError(f"{path}: --dim {name}={value}: a dim must be a positive integer")
+            raise UsageError(f"{path}: --dim {name}={value}: a dim must be a positive integer")
 
 
 def _bind_inputs(graph: Any, dims: Mapping[str, int]) -> None:
@@ -187,15 +217,21 @@ def _bind_inputs(graph: Any, dims: Mapping[str, int]) -> None:
                 d.dim_value = dims[d.dim_param]
 
 
-def _shape(type_proto: Any, dims: Mapping[str, int]) -> Shape | None:
-    """A tensor type's shape, with bound names substituted; None when the rank is unknown."""
-    tensor_type = type_proto.tensor_type
+def _shape(tensor_type: Any, dims: Mapping[str, int]) -> Shape | None:
+    """A tensor type's shape, with bound names substituted; None when the rank is unknown.
+
+    Called for every value of the graph: a set ``dim_value`` (the common case) is read
+    with one field access, the rest with ``HasField``.
+    """
     if not tensor_type.HasField("shape"):
         return None
     out: list[Dim] = []
     for d in tensor_type.shape.dim:
-        if d.HasField("dim_value"):
-            out.append(int(d.dim_value))
+        value = d.dim_value
+        if value:
+            out.append(value)
+        elif d.HasField("dim_value"):
+            out.append(0)
         elif d.HasField("dim_param"):
             out.append(dims.get(d.dim_param, d.dim_param))
         else:
@@ -250,67 +286,82 @@ def _graph(
     """Convert one GraphProto; ``outer`` holds the enclosing scopes' tensors.
 
     A control-flow body (If branches, Loop and Scan bodies) may read any value of the
-    scopes around it by name: those resolve through ``outer``, and its own values shadow
-    them. Bodies become ``Node.subgraphs`` with shapes propagated, ready for the op rules.
+    scopes around it by name: those resolve through ``outer`` (a :class:`Scope`, never a
+    copy), and its own values shadow them. Bodies become ``Node.subgraphs`` with shapes
+    propagated, ready for the op rules.
+
+    One pass over the nodes builds them, their producers and consumers, and notes
+    whether the file lists them in topological order (exporters do): only a file that
+    does not is sorted, and checked for cycles.
     """
-    nodes = [
-        Node(
-            name=n.name or f"{n.op_type}_{i}",
-            op_type=n.op_type,
-            domain=n.domain,
-            attributes={a.name: _attribute(a) for a in n.attribute},
-            inputs=tuple(n.input),
-            outputs=tuple(n.output),
-            metadata={p.key: p.value for p in n.metadata_props},
-        )
-        for i, n in enumerate(g.node)
-    ]
-    producer = {out: node.name for node in nodes for out in node.outputs if out}
+    nodes: list[Node] = []
+    producer: dict[str, str] = {}
     consumers: dict[str, list[str]] = {}
-    for node in nodes:
-        for name in node.inputs:
-            if name:
-                consumers.setdefault(name, []).append(node.name)
-    tensors: dict[str, TensorInfo] = dict(outer)
+    constants: dict[str, tuple[int, ...]] = {}
+    with_bodies: list[int] = []
+    read_before_made: set[str] = set()
+    for i, n in enumerate(g.node):
+        op_type = n.op_type
+        name = n.name or f"{op_type}_{i}"
+        inputs, outputs = tuple(n.input), tuple(n.output)
+        attributes: dict[str, AttrValue] = {}
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                with_bodies.append(i)
+            attributes[a.name] = _attribute(a)
+            if (op_type == "Constant" and a.name == "value" and outputs
+                    and (value := _small_ints(a.t)) is not None):
+                constants[outputs[0]] = value
+        for x in inputs:
+            if x:
+                consumers.setdefault(x, []).append(name)
+                if x not in producer:
+                    read_before_made.add(x)
+        for out in outputs:
+            if out:
+                producer[out] = name
+        metadata = {p.key: p.value for p in n.metadata_props} if n.metadata_props else {}
+        nodes.append(Node(name, op_type, n.domain, attributes, inputs, outputs, {}, metadata))
+    tensors: dict[str, TensorInfo] = {}
 
     def add(name: str, shape: Shape | None, elem_type: int, *, is_param: bool) -> None:
         dtype, bits = DTYPES.get(elem_type, UNKNOWN_DTYPE)
-        tensors[name] = TensorInfo(
-            name, shape, dtype, bits, producer.get(name), tuple(consumers.get(name, ())), is_param
-        )
+        readers = consumers.get(name)
+        tensors[name] = TensorInfo(name, shape, dtype, bits, producer.get(name),
+                                   tuple(readers) if readers else (), is_param)
 
     for value in (*g.input, *g.value_info, *g.output):
-        add(value.name, _shape(value.type, dims), value.type.tensor_type.elem_type, is_param=False)
-    constants: dict[str, tuple[int, ...]] = dict(outer_constants)
+        tensor_type = value.type.tensor_type
+        add(value.name, _shape(tensor_type, dims), tensor_type.elem_type, is_param=False)
     for init in g.initializer:
         add(init.name, tuple(int(d) for d in init.dims), init.data_type, is_param=True)
-        if (value := _small_ints(init)) is not None:
-            constants[init.name] = value
-    for n in g.node:
-        if n.op_type == "Constant" and n.output:
-            for a in n.attribute:
-                if a.name == "value" and (value := _small_ints(a.t)) is not None:
-                    constants[n.output[0]] = value
+        if (small := _small_ints(init)) is not None:
+            constants[init.name] = small
     for name in (*producer, *consumers):
-        if name not in tensors:
+        if name not in tensors and name not in outer:
             add(name, None, 0, is_param=False)
-    for i, n in enumerate(g.node):
+    scope: Mapping[str, TensorInfo] = Scope(tensors, outer) if outer else tensors
+    known: Mapping[str, tuple[int, ...]] = (
+        Scope(constants, outer_constants) if outer_constants else constants
+    )
+    for i in with_bodies:
         bodies = {
-            a.name: propagate_shapes(_graph(a.g, dims, path, tensors, constants))
-            for a in n.attribute
+            a.name: propagate_shapes(_graph(a.g, dims, path, scope, known))
+            for a in g.node[i].attribute
             if a.type == onnx.AttributeProto.GRAPH
         }
-        if bodies:
-            nodes[i] = replace(nodes[i], subgraphs=bodies)
+        nodes[i] = replace(nodes[i], subgraphs=bodies)
+    ordered = tuple(nodes)
+    if any(name in producer for name in read_before_made):
+        ordered = topological_order(ordered)
+        _check_acyclic(ordered, path)
     initializers = {init.name for init in g.initializer}
-    ordered = topological_order(tuple(nodes))
-    _check_acyclic(ordered, path)
     return ModelGraph(
         name=g.name or path.stem,
         nodes=ordered,
-        tensors=tensors,
+        tensors=scope,
         inputs=tuple(v.name for v in g.input if v.name not in initializers),
         outputs=tuple(v.name for v in g.output),
-        constants=constants,
+        constants=known,
         source=str(path),
     )

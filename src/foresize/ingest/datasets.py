@@ -22,7 +22,10 @@ itself is never written to. ``verify`` ignores that memo and re-hashes.
 
 Downloads use the upstream URL, or ``<base_url>/<path>`` when a base URL is given
 (``base_url=`` or ``$FORESIZE_DATA_BASE_URL``): a mirror served over HTTP, and the tests'
-local server.
+local server. A fetch ends by one deadline (``timeout_s``, the CLI's ``--timeout``) for
+all its files together: a watchdog cuts the connection when it passes, so a server that
+drips a byte at a time cannot hold the fetch, and the partial file is deleted like any
+failed one.
 
 Extraction happens in one place only: ``archive.extracted_csv`` (the cache's
 ``extracted/<sha256 prefix>/``), which readers call on the archive ``fetch`` returns.
@@ -37,7 +40,6 @@ import importlib
 import json
 import os
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -47,9 +49,11 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from foresize.core.errors import ChecksumError, ForesizeError, InputError, UnknownNameError
 from foresize.core.io import atomic_write
+from foresize.core.limits import Deadline
 from foresize.core.paths import cache_dir as foresize_cache_dir
 from foresize.core.registry import Registry
 from foresize.ingest.archive import extracted_csv, is_archive
+from foresize.ingest.watchdog import Watchdog, watched_opener
 
 if TYPE_CHECKING:
     import polars as pl
@@ -60,7 +64,8 @@ MIRROR_ENV = "FORESIZE_DATA_MIRROR"
 BASE_URL_ENV = "FORESIZE_DATA_BASE_URL"
 DIGESTS_FILE = ".sha256-cache.json"
 _CHUNK = 1 << 20
-_TIMEOUT_S = 60.0
+_TIMEOUT_S = 60.0  # one silence of the server
+DEFAULT_DEADLINE_S = 3600.0  # a whole fetch, all its files together (``--timeout``)
 
 Kind = Literal["telemetry", "requests", "nodes", "pods", "pai_table", "instances", "misc"]
 Origin = Literal["mirror", "cache", "download"]
@@ -427,12 +432,22 @@ def _reason(exc: Exception) -> str:
     return str(exc.reason if isinstance(exc, urllib.error.URLError) else exc)
 
 
-def _stream(url: str, dest: Path, progress: Progress | None) -> str:
-    """Copy ``url`` into ``dest`` in chunks; return the sha256 of what arrived."""
+def _stream(url: str, dest: Path, progress: Progress | None, deadline: Deadline) -> str:
+    """Copy ``url`` into ``dest`` in chunks; return the sha256 of what arrived.
+
+    ``_TIMEOUT_S`` bounds one silence of the server; the watchdog cuts the connection when
+    ``deadline`` (the whole fetch's) passes, so a server that drips a byte at a time
+    cannot hold the fetch past it.
+    """
     digest = hashlib.sha256()
     received = 0
+    if deadline.expired:
+        raise _deadline_error(url, deadline)
     try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response, dest.open("wb") as out:
+        with Watchdog(deadline) as watchdog, \
+                watched_opener(url, watchdog).open(
+                    url, timeout=min(_TIMEOUT_S, deadline.remaining())) as response, \
+                dest.open("wb") as out:
             length = response.headers.get("Content-Length")
             while chunk := response.read(_CHUNK):
                 out.write(chunk)
@@ -440,11 +455,15 @@ def _stream(url: str, dest: Path, progress: Progress | None) -> str:
                 received += len(chunk)
                 _advance(progress, len(chunk))
     except (OSError, ValueError, http.client.HTTPException) as exc:
+        if deadline.expired:
+            raise _deadline_error(url, deadline) from None
         raise InputError(
             f"{url}: download failed ({_reason(exc)}); nothing was kept",
             hint=f"check the network and run `foresize datasets fetch DATASET`, or point "
             f"--mirror/${MIRROR_ENV} at a copy",
         ) from exc
+    if deadline.expired:  # a cut connection can look like a complete short answer
+        raise _deadline_error(url, deadline)
     if length is not None and received != int(length):
         raise InputError(
             f"{url}: download cut short after {received:,} of {int(length):,} "
@@ -454,13 +473,23 @@ def _stream(url: str, dest: Path, progress: Progress | None) -> str:
     return digest.hexdigest()
 
 
+def _deadline_error(url: str, deadline: Deadline) -> InputError:
+    return InputError(
+        f"{url}: download not complete within the --timeout of {deadline.seconds:g} s; "
+        "nothing was kept",
+        hint="raise --timeout (e.g. 2h) on a slow network, or point "
+        f"--mirror/${MIRROR_ENV} at a copy",
+    )
+
+
 def _download(
-    file: RemoteFile, target: Path, base_url: str | None, progress: Progress | None
+    file: RemoteFile, target: Path, base_url: str | None, progress: Progress | None,
+    deadline: Deadline,
 ) -> None:
     """Download ``file`` to ``target`` through a temp file; only a verified file is kept."""
     url = source_url(file, base_url)
     with atomic_write(target, parents=True) as tmp:
-        actual = _stream(url, tmp, progress)
+        actual = _stream(url, tmp, progress, deadline)
         if actual != file.sha256:
             raise ChecksumError(
                 f"{file.path}: sha256 mismatch: expected {file.sha256}, got {actual} "
@@ -499,7 +528,8 @@ def _from_mirror(
 
 
 def _from_cache(
-    table: Table, root: Path, digests: _Digests, progress: Progress | None, base_url: str | None
+    table: Table, root: Path, digests: _Digests, progress: Progress | None, base_url: str | None,
+    deadline: Deadline,
 ) -> FetchedTable:
     origin: Origin = "cache"
     for file in table.files:
@@ -508,7 +538,7 @@ def _from_cache(
             if _digest(local, file.sha256, digests, progress) == file.sha256:
                 continue
             local.unlink()  # a damaged cached copy is replaced, never handed out
-        _download(file, local, base_url, progress)
+        _download(file, local, base_url, progress, deadline)
         digests.remember(local, file.sha256)
         origin = "download"
     return FetchedTable(table, tuple(root / f.path for f in table.files), origin)
@@ -546,13 +576,16 @@ def fetch_tables(
     progress: Progress | None = None,
     base_url: str | None = None,
     kinds: Collection[Kind] | None = None,
+    timeout_s: float = DEFAULT_DEADLINE_S,
 ) -> list[FetchedTable]:
     """Verify (mirror) or download and verify (cache) every table of ``address``.
 
     Returns one entry per table, including tables a whole-dataset address skipped because
     the mirror lacks them (``origin`` None, ``missing`` set), so callers can report them.
-    ``kinds`` narrows a whole-dataset address to tables of those kinds.
+    ``kinds`` narrows a whole-dataset address to tables of those kinds. The downloads end
+    by one deadline, ``timeout_s`` from now, all files together (an ``InputError`` past it).
     """
+    deadline = Deadline(timeout_s)
     dataset, named = parse_address(address)
     if named is not None:
         tables = [named]
@@ -563,7 +596,8 @@ def fetch_tables(
     try:
         if root is None:
             local = cache_root(cache_dir)
-            return [_from_cache(t, local, digests, progress, base_url) for t in tables]
+            return [_from_cache(t, local, digests, progress, base_url, deadline)
+                    for t in tables]
         fetched = [_from_mirror(t, root, digests, progress) for t in tables]
     finally:
         digests.save()
@@ -578,6 +612,7 @@ def fetch(
     cache_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
     base_url: str | None = None,
+    timeout_s: float = DEFAULT_DEADLINE_S,
 ) -> list[Path]:
     """Return verified local paths of the data files of ``address``, one per table.
 
@@ -585,9 +620,8 @@ def fetch(
     mirror and a whole-dataset address, tables absent from the mirror are left out (see
     ``fetch_tables`` for which).
     """
-    fetched = fetch_tables(
-        address, mirror=mirror, cache_dir=cache_dir, progress=progress, base_url=base_url
-    )
+    fetched = fetch_tables(address, mirror=mirror, cache_dir=cache_dir, progress=progress,
+                           base_url=base_url, timeout_s=timeout_s)
     return [f.path for f in fetched if f.path is not None]
 
 
@@ -693,12 +727,13 @@ def read_telemetry_tables(
     *,
     mirror: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    timeout_s: float = DEFAULT_DEADLINE_S,
 ) -> tuple[list[pl.DataFrame], list[IngestReport]]:
     """Fetch the telemetry tables of ``address`` and read each with its registered reader.
 
     A whole-dataset address takes its ``telemetry`` tables (those present, with a mirror);
     a named table is read through its telemetry view if it has one (``gentd26:lora`` as
-    arrival counts), else it is an ``InputError``.
+    arrival counts), else it is an ``InputError``. ``timeout_s`` bounds the downloads.
     """
     _, named = parse_address(address)
     if named is not None and named.telemetry_reader is None:
@@ -707,7 +742,8 @@ def read_telemetry_tables(
             hint=f"read it with {named.reader or 'polars'}",
         )
     telemetry: tuple[Kind, ...] = ("telemetry",) if named is None else (named.kind,)
-    fetched = fetch_tables(address, mirror=mirror, cache_dir=cache_dir, kinds=telemetry)
+    fetched = fetch_tables(address, mirror=mirror, cache_dir=cache_dir, kinds=telemetry,
+                           timeout_s=timeout_s)
     results = [
         load_reader(f.table, telemetry=True)(f.path) for f in fetched if f.path is not None
     ]

@@ -35,12 +35,9 @@ history, and they are sent as a bearer token that is not forwarded on redirects.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
 import math
 import os
-import socket
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -55,11 +52,12 @@ import polars as pl
 
 from foresize import __version__
 from foresize.core import secrets
-from foresize.core.errors import InputError, InsufficientDataError
+from foresize.core.errors import InputError, InsufficientDataError, UsageError
 from foresize.core.limits import Deadline, available_memory, env_count, env_size
 from foresize.core.schemas import TELEMETRY_OPTIONAL, TS_DTYPE
 from foresize.ingest.report import IngestReport
 from foresize.ingest.validate import canonicalize
+from foresize.ingest.watchdog import Watchdog, watched_opener
 
 SCHEME = "prometheus://"
 DEFAULT_PORT = 9090
@@ -75,7 +73,6 @@ _API_PATH = "/api/v1/query_range"
 _SERIES = "__series"
 _MAX_ERROR_CHARS = 300
 _MAX_ERROR_BODY = 1 << 16  # an error answer is a sentence; more is not read
-_LOOPBACK_NAMES = ("localhost",)
 MAX_REQUESTS_ENV = "FORESIZE_PROMETHEUS_MAX_REQUESTS"
 MAX_BYTES_ENV = "FORESIZE_PROMETHEUS_MAX_BYTES"
 DEFAULT_MAX_REQUESTS = 1000  # 11 M points per series: a year every 3 s
@@ -316,7 +313,7 @@ def open_prometheus(
     if not query:
         raise InputError(f"{source}: a Prometheus source needs --query 'PROMQL'")
     if not (math.isfinite(since_s) and since_s > 0):
-        raise InputError(f"{source}: --since must be a positive duration, e.g. '7d'")
+        raise UsageError(f"{source}: --since must be a positive duration, e.g. '7d'")
     end = _utc(until) if until is not None else datetime.now(UTC)
     step_ms = _step_ms(step_s, name=source)
     start_ms = (_epoch_ms(end) - round(since_s * 1000)) // step_ms * step_ms
@@ -388,92 +385,6 @@ def _check_requests(
 # --- HTTP ----------------------------------------------------------------------------
 
 
-def _is_loopback(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class _Watchdog:
-    """Shuts down every socket a request opens when the read's deadline passes.
-
-    A socket timeout bounds each silence, not the whole: a server dripping a byte every
-    few seconds keeps each read alive. Shutting the socket down from a timer thread makes
-    the blocked read return, wherever urllib is (headers, body, a proxy's CONNECT).
-    """
-
-    def __init__(self, deadline: Deadline) -> None:
-        self.deadline = deadline
-        self.sockets: list[socket.socket] = []
-        self.fired = False
-        self.lock = threading.Lock()
-        self.timer = threading.Timer(max(deadline.remaining(), 0.001), self.fire)
-        self.timer.daemon = True
-
-    def __enter__(self) -> _Watchdog:
-        self.timer.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.timer.cancel()
-
-    def watch(self, sock: socket.socket) -> None:
-        """Shut ``sock`` down at the deadline (now, if it has passed)."""
-        with self.lock:
-            self.sockets.append(sock)
-            fired = self.fired
-        if fired:
-            self._shut(sock)
-
-    def fire(self) -> None:
-        with self.lock:
-            self.fired = True
-            sockets = list(self.sockets)
-        for sock in sockets:
-            self._shut(sock)
-
-    @staticmethod
-    def _shut(sock: socket.socket) -> None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            return  # already closed
-
-
-def _opener(url: str, watchdog: _Watchdog) -> urllib.request.OpenerDirector:
-    """An opener whose connections the watchdog can cut; the default one honours
-    ``http_proxy``, and a loopback server is never proxied.
-    """
-
-    class Connection(http.client.HTTPConnection):
-        def connect(self) -> None:
-            super().connect()
-            watchdog.watch(self.sock)
-
-    class SecureConnection(http.client.HTTPSConnection):
-        def connect(self) -> None:
-            super().connect()
-            watchdog.watch(self.sock)
-
-    class Handler(urllib.request.HTTPHandler):
-        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-            return self.do_open(Connection, req)
-
-    class SecureHandler(urllib.request.HTTPSHandler):
-        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-            return self.do_open(SecureConnection, req,
-                                context=getattr(self, "_context", None))
-
-    handlers: list[urllib.request.BaseHandler] = [Handler(), SecureHandler()]
-    if _is_loopback(url):
-        handlers.append(urllib.request.ProxyHandler({}))
-    return urllib.request.build_opener(*handlers)
-
-
 def _read_body(response: http.client.HTTPResponse, budget: _Budget, *, name: str) -> bytes:
     """The answer's bytes, counted against the read's budget as they arrive."""
     parts: list[bytes] = []
@@ -505,8 +416,8 @@ def _post(
         raise _deadline_error(budget, name=name)
     wait = min(timeout_s, budget.deadline.remaining())
     try:
-        with _Watchdog(budget.deadline) as watchdog, \
-                _opener(url, watchdog).open(request, timeout=wait) as response:
+        with Watchdog(budget.deadline) as watchdog, \
+                watched_opener(url, watchdog).open(request, timeout=wait) as response:
             body = _read_body(response, budget, name=name)
     except urllib.error.HTTPError as exc:
         raise _http_error(exc, name=name, token=token is not None) from None
@@ -613,13 +524,13 @@ def _check_mapping(mapping: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     fields: dict[str, tuple[str, ...]] = {}
     for column, labels in mapping.items():
         if column not in MAPPABLE:
-            raise InputError(
+            raise UsageError(
                 f"--map {column}={labels}: a Prometheus sample carries its own ts and value; "
                 f"map labels to {', '.join(MAPPABLE)}"
             )
         parts = tuple(p.strip() for p in labels.split(LABEL_SEP))
         if not all(parts):
-            raise InputError(f"--map {column}={labels}: expected LABEL or LABEL+LABEL")
+            raise UsageError(f"--map {column}={labels}: expected LABEL or LABEL+LABEL")
         fields[column] = parts
     return fields
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from foresize.core.errors import InputError, SchemaMismatchError
+from foresize.core.errors import InputError, SchemaMismatchError, UsageError
 from foresize.core.io import sha256_file
 from foresize.core.schemas import TS_DTYPE
 from foresize.ingest.report import IngestReport
@@ -49,9 +49,9 @@ def parse_request_mapping(text: str | None) -> dict[str, str]:
     for part in text.split(","):
         key, sep, column = (s.strip() for s in part.partition("="))
         if not sep or not key or not column:
-            raise InputError(f"--map: {part!r} is not KEY=COLUMN")
+            raise UsageError(f"--map: {part!r} is not KEY=COLUMN")
         if key not in REQUEST_KEYS:
-            raise InputError(f"--map: unknown key {key!r}; valid: {', '.join(REQUEST_KEYS)}")
+            raise UsageError(f"--map: unknown key {key!r}; valid: {', '.join(REQUEST_KEYS)}")
         mapping[key] = column
     return mapping
 
@@ -207,9 +207,9 @@ def replay(
     no gap or burst of its own.
     """
     if not rate_scale > 0:
-        raise InputError(f"--rate-scale must be > 0, got {rate_scale}")
+        raise UsageError(f"--rate-scale must be > 0, got {rate_scale}")
     if splice < 1:
-        raise InputError(f"--splice must be >= 1, got {splice}")
+        raise UsageError(f"--splice must be >= 1, got {splice}")
     us = frame["ts"].dt.epoch("us").to_numpy().astype(np.int64)
     start = int(us[0]) if us.size else 0
     offset = (us - start) / rate_scale

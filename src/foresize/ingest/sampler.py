@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 import psutil
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.core.schemas import TS_DTYPE
 from foresize.ingest.nvml import GpuProbe
 
@@ -215,7 +215,7 @@ def record(
     ``_GRACE_S`` to exit before it is terminated, and its exit code is returned.
     """
     if interval_s <= 0:
-        raise InputError(f"--interval must be positive. Got {interval_s} instead.")
+        raise UsageError(f"--interval must be positive. Got {interval_s} instead.")
     gpu, gpu_note = GpuProbe.open()
     sampler = TreeSampler(root, name, per_process=per_process, gpu=gpu)
     columns: dict[str, list[object]] = {"workload": [], "metric": [], "ts": [], "value": []}

@@ -102,7 +102,8 @@ def open_telemetry(sources: Sequence[str], options: ReadOptions | None = None) -
                 )
             )
         else:
-            frame, dataset_reports = _open_dataset(source, mirror=options.mirror)
+            frame, dataset_reports = _open_dataset(source, mirror=options.mirror,
+                                                   timeout_s=options.timeout_s)
             frames.append(frame)
             reports.extend(dataset_reports)
             hashes.update({r.source: r.sha256 for r in dataset_reports if r.sha256})
@@ -125,10 +126,12 @@ def is_cluster_source(source: TelemetrySource) -> bool:
             and parse_prometheus_source(source.sources[0]) is not None)
 
 
-def _open_dataset(address: str, *, mirror: Path | None) -> tuple[pl.LazyFrame, list[IngestReport]]:
+def _open_dataset(address: str, *, mirror: Path | None,
+                  timeout_s: float) -> tuple[pl.LazyFrame, list[IngestReport]]:
+    """A dataset address's telemetry tables, downloaded within ``--timeout`` if need be."""
     from foresize.ingest import datasets
 
-    frames, reports = datasets.read_telemetry_tables(address, mirror=mirror)
+    frames, reports = datasets.read_telemetry_tables(address, mirror=mirror, timeout_s=timeout_s)
     return pl.concat([f.lazy() for f in frames], how="diagonal_relaxed"), reports
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 
 import polars as pl
 
-from foresize.core.errors import InputError, SchemaMismatchError
+from foresize.core.errors import InputError, SchemaMismatchError, UsageError
 from foresize.core.guard import reader
 from foresize.core.io import sha256_file
 from foresize.core.paths import missing_file
@@ -47,9 +47,9 @@ def parse_mapping(text: str | None) -> dict[str, str]:
         key, sep, column = part.partition("=")
         key, column = key.strip(), column.strip()
         if not sep or not key or not column:
-            raise InputError(f"--map: {part!r} is not KEY=COLUMN")
+            raise UsageError(f"--map: {part!r} is not KEY=COLUMN")
         if key not in CANONICAL_KEYS:
-            raise InputError(f"--map: unknown key {key!r}; valid: {', '.join(CANONICAL_KEYS)}")
+            raise UsageError(f"--map: unknown key {key!r}; valid: {', '.join(CANONICAL_KEYS)}")
         mapping[key] = column
     return mapping
 

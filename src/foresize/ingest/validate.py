@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import polars as pl
 
@@ -194,7 +195,9 @@ def _strict_error(
         rule = unique
     else:  # several rules may share a reason; name the one this row breaks
         rule = next(r for r in rules if r.reason == reason and line.select(r.invalid).item())
-    value = line[rule.field].item()
+    cell = line[rule.field]
+    # a time is shown as polars writes it: Python's datetime holds only the years 1-9999
+    value = cell.cast(pl.String).item() if cell.dtype == TS_DTYPE else cell.item()
     shown = "" if value is None else f" (got {value!r})"
     every = ", ".join(f"{k}={v:,}" for k, v in sorted(report.dropped.items()))
     plural = "s" if report.n_dropped != 1 else ""
@@ -206,13 +209,19 @@ def _strict_error(
 
 
 _SAMPLE_KEYS = (*SERIES_KEYS, "ts")
+TS_FIRST = datetime(1, 1, 1, tzinfo=UTC)  # what Python's datetime, hence every output, holds
+TS_LAST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 def _telemetry_rules() -> list[RowRule]:
     value = pl.col("value")
     usage = pl.col("metric").is_in(_NONNEGATIVE)
+    ts = pl.col("ts")
     return [
         *(RowRule("missing_key", key, pl.col(key).is_null(), "is empty") for key in _SAMPLE_KEYS),
+        # polars holds times of ±292,000 years; a report (JSON, a table) cannot show them
+        RowRule("ts_out_of_range", "ts", (ts < TS_FIRST) | (ts > TS_LAST),
+                "is outside the years 1 to 9999"),
         RowRule("missing_value", "value", value.is_null(), "is empty"),
         RowRule("nan_value", "value", value.is_nan(), "is NaN"),
         RowRule("infinite_value", "value", value.is_infinite(), "is infinite"),

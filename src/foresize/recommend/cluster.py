@@ -73,6 +73,7 @@ class ClusterPlanRequest:
     horizon_s: float | None = None
     min_points: int = MIN_POINTS
     prices: PriceTable | None = None
+    force: bool = False  # a horizon longer than the history
 
 
 @dataclass(slots=True)
@@ -119,7 +120,8 @@ def plan_cluster(
         try:
             result = recommend_rightsizing(
                 frame, metric=metric, strategy=request.strategy, risk=request.risk,
-                horizon_s=request.horizon_s, min_points=request.min_points, source=source)
+                horizon_s=request.horizon_s, min_points=request.min_points, source=source,
+                force=request.force)
         except InsufficientDataError:
             if metric in RESOURCES:
                 continue

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 
-from foresize.core.errors import InputError, InsufficientDataError
+from foresize.core.errors import InputError, InsufficientDataError, UsageError
 from foresize.core.metrics import metric_info
-from foresize.core.units import human_bytes
+from foresize.core.units import human_bytes, human_duration
 from foresize.profile.phases import detect_phases, phase_summary
 from foresize.recommend.plan import (
     Bounds,
@@ -86,12 +86,27 @@ def histories(frame: pl.DataFrame, metric: str) -> dict[str, History]:
     return out
 
 
-def horizon_fraction(fleet: Mapping[str, History], horizon_s: float | None) -> float:
-    """Share of (history + horizon) the horizon takes, for the strategy's calibration."""
+def horizon_fraction(fleet: Mapping[str, History], horizon_s: float | None, *,
+                     force: bool = False) -> float:
+    """Share of (history + horizon) the horizon takes, for the strategy's calibration.
+
+    A horizon longer than the longest history is refused unless ``force``: the
+    calibration splits each history into a past and a future as long as the horizon, so
+    no history can show how far a workload moves in that long, and a limit "for 90 days"
+    from 2 days of samples would claim a risk nothing measured. With ``force`` it is
+    sized as for a horizon as long as the median history (the most the data can speak to).
+    """
     if horizon_s is None:
         return DEFAULT_HORIZON_FRAC
     if horizon_s <= 0:
-        raise InputError(f"horizon must be positive, got {horizon_s} s; e.g. --horizon 7d")
+        raise UsageError(f"--horizon must be positive, got {horizon_s:g} s; e.g. --horizon 7d")
+    longest = max(h.window_s for h in fleet.values())
+    if horizon_s > longest and not force:
+        raise UsageError(
+            f"--horizon {human_duration(horizon_s)} is longer than the history "
+            f"({human_duration(longest)} in the longest workload)",
+            hint="ask for a shorter --horizon, or pass --force to size for the history's "
+            "own length")
     window = float(np.median([h.window_s for h in fleet.values()]))
     return float(np.clip(horizon_s / (window + horizon_s), 0.1, 0.5))
 
@@ -123,6 +138,7 @@ def recommend_rightsizing(
     min_points: int = MIN_POINTS,
     include_phases: bool = True,
     source: str = "telemetry",
+    force: bool = False,
 ) -> RightsizingResult:
     """Request and limit per workload for one metric of canonical telemetry.
 
@@ -134,7 +150,8 @@ def recommend_rightsizing(
     GPU memory of the GPUs a workload runs on: a limit above it could never be used, so
     it is capped there and the rationale says so. Workloads with fewer than
     ``min_points`` samples get ``status="insufficient_data"`` and no value; if none has
-    enough, ``InsufficientDataError`` says how many are needed.
+    enough, ``InsufficientDataError`` says how many are needed. A ``horizon_s`` longer
+    than the longest history is a usage error unless ``force``.
     """
     name = pick_metric(frame, metric, source=source)
     chosen_risk = check_risk(default_risk(name) if risk is None else risk)
@@ -148,7 +165,7 @@ def recommend_rightsizing(
             f"{source}: no workload has {min_points} samples of {name} (longest: {longest}); "
             f"right-sizing needs at least {min_points} per workload"
         )
-    frac = horizon_fraction(fleet, horizon_s)
+    frac = horizon_fraction(fleet, horizon_s, force=force)
     sizings = sizer(fleet, metric=name, risk=chosen_risk, horizon_frac=frac)
     if floor is not None and strategy != "foresize":
         sizings = {w: _floored(s, floor) for w, s in sizings.items()}

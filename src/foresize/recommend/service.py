@@ -31,9 +31,10 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from foresize.core.errors import InputError, InsufficientDataError
+from foresize.core.errors import InputError, InsufficientDataError, UsageError
 from foresize.core.metrics import metric_info
 from foresize.core.paths import missing_file
+from foresize.core.units import human_duration
 from foresize.forecast.models import make_forecaster
 from foresize.forecast.panel import to_panel
 from foresize.graph.devices import DEVICES, device_name
@@ -105,7 +106,7 @@ def size_model(
     liveness (``dtype`` re-prices it, default the graph's own).
     """
     if dtype is not None and dtype not in DTYPES:
-        raise InputError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+        raise UsageError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     path = Path(spec)
     if path.is_dir():
         path = path / "config.json"
@@ -125,7 +126,7 @@ def size_model(
             parameters=graph.n_params,
         )
     if dims:
-        raise InputError(f"{spec}: --dim binds ONNX dimensions; a config takes --batch/--context")
+        raise UsageError(f"{spec}: --dim binds ONNX dimensions; a config takes --batch/--context")
     from foresize.graph.hf_config import read_hf_config
     from foresize.graph.sizing import SizingRequest, size_architecture
 
@@ -250,19 +251,20 @@ class ScalingRequest:
     level: int = 95
     max_windows: int = 6
     min_points: int = MIN_POINTS
+    force: bool = False  # a horizon longer than the history
 
     def check(self) -> None:
         """Reject impossible settings before any forecasting is done."""
         if not (math.isfinite(self.capacity) and self.capacity > 0):
-            raise InputError(
+            raise UsageError(
                 f"--capacity must be > 0 (the demand one replica serves), got {self.capacity:g}"
             )
         if not 0 < self.target_utilisation <= 1:
-            raise InputError(
+            raise UsageError(
                 f"--target-utilisation must be in (0, 1], got {self.target_utilisation:g}"
             )
         if self.horizon_s is not None and self.horizon_s <= 0:
-            raise InputError(f"--horizon must be positive, got {self.horizon_s:g} s")
+            raise UsageError(f"--horizon must be positive, got {self.horizon_s:g} s")
         if not 50 < self.level < 100:
             raise InputError(f"interval level must be in (50, 100), got {self.level}")
 
@@ -288,9 +290,15 @@ def _horizon_steps(request: ScalingRequest, lengths: Sequence[int], step_s: floa
         frac = DEFAULT_HORIZON_FRAC / (1 - DEFAULT_HORIZON_FRAC)
         steps = round(float(np.median(lengths)) * frac)
     if steps > MAX_HORIZON_STEPS:
-        raise InputError(
+        raise UsageError(
             f"--horizon is {steps:,} steps of {step_s:g} s; at most {MAX_HORIZON_STEPS:,}"
         )
+    if request.horizon_s is not None and steps > max(lengths) and not request.force:
+        raise UsageError(
+            f"--horizon {human_duration(request.horizon_s)} is {steps:,} steps of "
+            f"{human_duration(step_s)}, longer than the history ({max(lengths):,} steps in "
+            "the longest workload)",
+            hint="ask for a shorter --horizon, or pass --force to forecast that far anyway")
     return max(1, steps)
 
 
@@ -410,6 +418,7 @@ class PlanRequest:
     current_limit: float | None = None
     ceiling: Mapping[str, float] | None = None  # per workload: what its hardware holds
     source: str = "telemetry"
+    force: bool = False  # a horizon longer than the history
 
     def check(self) -> None:
         """Reject bad or contradicting options before the telemetry is read."""
@@ -421,9 +430,9 @@ class PlanRequest:
         if self.current_limit is not None and not (
             math.isfinite(self.current_limit) and self.current_limit > 0
         ):
-            raise InputError(f"--current-limit must be > 0, got {self.current_limit:g}")
+            raise UsageError(f"--current-limit must be > 0, got {self.current_limit:g}")
         if self.prices is not None and self.model is None:
-            raise InputError("--prices prices the GPU placement of --model; give --model too")
+            raise UsageError("--prices prices the GPU placement of --model; give --model too")
 
 
 @dataclass(slots=True)
@@ -511,6 +520,7 @@ def build_plan(frame: pl.DataFrame, request: PlanRequest) -> PlanBody:
             ceiling=request.ceiling,
             min_points=request.min_points,
             source=request.source,
+            force=request.force,
         )
         body.rightsizing = result
         body.recommendations = list(result.recommendations)

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from foresize.core.errors import InputError, InsufficientDataError
+from foresize.core.errors import InputError, InsufficientDataError, UsageError
 from foresize.evaluate.common import read_table
 from foresize.ingest.datasets import Table, parse_address, table_path
 from foresize.ingest.synthetic import (
@@ -91,7 +91,7 @@ def select_workloads(frame: pl.DataFrame, limit: int | None) -> list[str]:
 def load_dataset(address: str, *, mirror: Path | None, limit: int | None) -> DatasetInput:
     """Read the demo tables of ``address`` from local files and keep ``limit`` workloads."""
     if limit is not None and limit < 1:
-        raise InputError(f"--limit must be >= 1, got {limit}")
+        raise UsageError(f"--limit must be >= 1, got {limit}")
     tables = demo_tables(address)
     for table in tables:
         _local(table, mirror)

@@ -74,8 +74,12 @@ def build_demo_plan(
     source: str,
     node: NodeShape,
     startup_steps: int = 0,
+    force: bool = False,
 ) -> tuple[list[PlanBody], list[str]]:
     """Plan bodies: one per resource metric, one per service; and what was left out.
+
+    ``force`` lets ``horizon_s`` pass a service's history (the demo's own default is 3/7
+    of the median history of every series, which a shorter service may not reach).
 
     Resources are right-sized over their history's default horizon (the 70/30 split the
     strategies are calibrated on); services are planned over ``horizon_s``. The model is
@@ -119,9 +123,11 @@ def build_demo_plan(
                 startup_s=startup_steps * _step_s(mine),
                 forecaster=forecaster,
                 horizon_s=horizon_s,
+                force=force,
             )
             request = PlanRequest(
-                metric=metric, horizon_s=horizon_s, model=model, scaling=scaling, source=source
+                metric=metric, horizon_s=horizon_s, model=model, scaling=scaling, source=source,
+                force=force,
             )
             bodies.append(build_plan(pl.concat([mine, util_rows], how="diagonal"), request))
     if not bodies:

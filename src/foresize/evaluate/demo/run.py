@@ -218,6 +218,7 @@ def run_demo(
                 source=source,
                 node=options.node,
                 startup_steps=options.startup_steps,
+                force=options.horizon_s is None,  # its own default; a typed one must fit
             )
             plan = plan_document(bodies, header)
             manifests = plan_yaml(validate_plan(plan))

@@ -23,7 +23,7 @@ A group is fused only when none of its intermediates is used outside it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable
 
 from foresize.graph.model import ModelGraph, Node
 
@@ -43,12 +43,19 @@ class _Index:
 
     def __init__(self, graph: ModelGraph) -> None:
         self.graph = graph
-        self.producer: dict[str, Node] = {o: n for n in graph.nodes for o in n.outputs if o}
+        self.producer: dict[str, Node] = {}
         self.consumers: dict[str, list[Node]] = {}
+        producer, consumers = self.producer, self.consumers
         for node in graph.nodes:
             for name in node.inputs:
                 if name:
-                    self.consumers.setdefault(name, []).append(node)
+                    if name in consumers:
+                        consumers[name].append(node)
+                    else:
+                        consumers[name] = [node]
+            for name in node.outputs:
+                if name:
+                    producer[name] = node
         self.outputs = set(graph.outputs)
         self._const: dict[str, bool] = {}
 
@@ -204,21 +211,31 @@ def _sdpa(ix: _Index, softmax: Node) -> Group | None:
     return node, members
 
 
-PATTERNS: tuple[Callable[[_Index, Node], Group | None], ...] = (_sdpa, _gelu, _bias_add)
+# each pattern with the op type its group ends in (the node it is tried on), in the order
+# they claim nodes: an SDPA's Softmax before anything else, a bias add last
+PATTERNS: tuple[tuple[str, Callable[[_Index, Node], Group | None]], ...] = (
+    ("Softmax", _sdpa), ("Erf", _gelu), ("Add", _bias_add),
+)
 
 
 def fuse(graph: ModelGraph) -> tuple[Node, ...]:
     """The graph's nodes with each recognised group replaced by its synthetic node.
 
     A synthetic node takes the place of the group's last member, after every value the
-    group reads from outside, so the order stays topological.
+    group reads from outside, so the order stays topological. Each pattern is tried only
+    on the nodes of its anchor type, so the cost is one pass over the graph plus the
+    candidates, not one pass per pattern.
     """
     ix = _Index(graph)
+    anchors: dict[str, list[Node]] = {op: [] for op, _ in PATTERNS}
+    for node in graph.nodes:
+        if node.op_type in anchors:
+            anchors[node.op_type].append(node)
     taken: set[str] = set()
     replace_at: dict[str, Node] = {}
-    position: Mapping[str, int] = {n.name: i for i, n in enumerate(graph.nodes)}
-    for pattern in PATTERNS:
-        for node in graph.nodes:
+    position: dict[str, int] = {}
+    for anchor, pattern in PATTERNS:
+        for node in anchors[anchor]:
             if node.name in taken:
                 continue
             group = pattern(ix, node)
@@ -228,8 +245,12 @@ def fuse(graph: ModelGraph) -> tuple[Node, ...]:
             if not _closed(ix, members, synthetic):
                 continue
             taken.update(m.name for m in members)
+            if not position:
+                position = {n.name: i for i, n in enumerate(graph.nodes)}
             last = max(members, key=lambda m: position[m.name])
             replace_at[last.name] = synthetic
+    if not taken:
+        return graph.nodes
     return tuple(
         replace_at.get(n.name, n)
         for n in graph.nodes

@@ -18,51 +18,58 @@ NOTHING = OpCost(0, 0, 0, 0, ())
 
 
 def op_node(node: Node, tensors: Mapping[str, TensorInfo], graph: ModelGraph) -> OpNode:
-    """Resolve a node's tensor names into the view a rule receives."""
+    """Resolve a node's tensor names into the view a rule receives.
 
-    def look(name: str) -> TensorInfo | None:
-        if not name:
-            return None
-        return tensors.get(name) or TensorInfo(name, None, "undefined", 0)
-
+    Built for every node by pricing and again by liveness, so the lookups are inlined.
+    """
+    get = tensors.get
     return OpNode(
         node=node,
-        inputs=tuple(look(n) for n in node.inputs),
-        outputs=tuple(look(n) for n in node.outputs),
+        inputs=tuple([(get(n) or _unknown(n)) if n else None for n in node.inputs]),
+        outputs=tuple([(get(n) or _unknown(n)) if n else None for n in node.outputs]),
         constants=graph.constants,
     )
+
+
+def _unknown(name: str) -> TensorInfo:
+    """A tensor the graph never declared: no shape, no dtype."""
+    return TensorInfo(name, None, "undefined", 0)
 
 
 def unbound_dims(graph: ModelGraph) -> list[str]:
     """Dims the user must bind: symbolic dims of the graph's inputs that a FLOP count needs.
 
     Dims that shape inference invents inside the graph (``unk__3``) cannot be bound with
-    ``--dim``; the nodes that need them are reported as unresolved instead.
+    ``--dim``; the nodes that need them are reported as unresolved instead. With every
+    input dim bound (the usual run) there is nothing to look for in the nodes.
     """
     bindable: set[str] = set()
     for name in graph.inputs:
         tensor = graph.tensors.get(name)
         if tensor is not None:
             bindable |= tensor.symbolic_dims
+    if not bindable:
+        return []
     names: set[str] = set()
     for node in graph.nodes:
         if node.key not in RULES:
             continue
         for name in (*node.inputs, *node.outputs):
             tensor = graph.tensors.get(name)
-            if tensor is not None:
+            if tensor is not None and tensor.concrete_shape is None:
                 names |= tensor.symbolic_dims & bindable
     return sorted(names)
 
 
 def price_node(node: Node, graph: ModelGraph) -> tuple[str, OpCost]:
     """The status (counted, zero_cost, unsupported, unresolved) and cost of one node."""
-    if node.key in ZERO_COST:
+    key = node.key
+    if key in ZERO_COST:
         return "zero_cost", NOTHING
-    if node.key not in RULES:
+    if key not in RULES:
         return "unsupported", NOTHING
     try:
-        return "counted", RULES.get(node.key)(op_node(node, graph.tensors, graph))
+        return "counted", RULES.get(key)(op_node(node, graph.tensors, graph))
     except ShapeUnknownError:
         return "unresolved", NOTHING
 

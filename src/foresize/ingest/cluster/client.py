@@ -44,17 +44,16 @@ from typing import Any, TypeVar
 import polars as pl
 
 from foresize import __version__
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.core.limits import Deadline
 from foresize.core.units import human_bytes
 from foresize.ingest.prometheus import (
     _connection_error,
     _error_text,
     _http_error,
-    _is_loopback,
     _json,
-    _Watchdog,
 )
+from foresize.ingest.watchdog import Watchdog, watched_opener
 
 QUERY_PATH = "/api/v1/query"
 RANGE_PATH = "/api/v1/query_range"
@@ -83,39 +82,6 @@ class _BufferedResponse(http.client.HTTPResponse):
         super().__init__(sock, debuglevel, method, url)
         self.fp.close()
         self.fp = sock.makefile("rb", buffering=_CHUNK)
-
-
-def _opener(url: str, watchdog: _Watchdog) -> urllib.request.OpenerDirector:
-    """Big-buffer handlers whose sockets the ``--timeout`` watchdog can cut;
-    ``http_proxy`` honoured, except for a loopback server.
-    """
-
-    class Connection(http.client.HTTPConnection):
-        response_class = _BufferedResponse
-
-        def connect(self) -> None:
-            super().connect()
-            watchdog.watch(self.sock)
-
-    class SecureConnection(http.client.HTTPSConnection):
-        response_class = _BufferedResponse
-
-        def connect(self) -> None:
-            super().connect()
-            watchdog.watch(self.sock)
-
-    class Handler(urllib.request.HTTPHandler):
-        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-            return self.do_open(Connection, req)
-
-    class SecureHandler(urllib.request.HTTPSHandler):
-        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-            return self.do_open(SecureConnection, req, context=getattr(self, "_context", None))
-
-    handlers: list[urllib.request.BaseHandler] = [Handler(), SecureHandler()]
-    if _is_loopback(url):
-        handlers.append(urllib.request.ProxyHandler({}))
-    return urllib.request.build_opener(*handlers)
 
 
 @dataclass(slots=True)
@@ -147,7 +113,7 @@ class Client:
 
     def __post_init__(self) -> None:
         if not self.timeout_s > 0:
-            raise InputError(f"--timeout must be positive, got {self.timeout_s:g} s")
+            raise UsageError(f"--timeout must be positive, got {self.timeout_s:g} s")
         if self.max_response_bytes < 1:
             raise InputError(f"the response cap must be positive, got {self.max_response_bytes}")
         self._deadline = time.monotonic() + self.timeout_s
@@ -226,8 +192,9 @@ class Client:
         left = self._left()
         sent = time.perf_counter()
         try:
-            with _Watchdog(Deadline(left)) as watchdog, \
-                    _opener(url, watchdog).open(request, timeout=left) as response:
+            with Watchdog(Deadline(left)) as watchdog, \
+                    watched_opener(url, watchdog, _BufferedResponse).open(
+                        request, timeout=left) as response:
                 body = self._read_capped(response)
         except urllib.error.HTTPError as exc:
             raise _http_error(exc, name=self.name, token=self.token is not None) from exc

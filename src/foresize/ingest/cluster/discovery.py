@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from foresize.core.errors import InputError, InsufficientDataError
+from foresize.core.errors import InsufficientDataError, UsageError
 from foresize.ingest.cluster.client import Client
 
 OWNER_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod")
@@ -59,11 +59,11 @@ class Scope:
         by_lower = {k.lower(): k for k in OWNER_KINDS}
         for kind in self.owner_kinds:
             if kind.lower() not in by_lower:
-                raise InputError(f"--owner-kind {kind!r} is not one of {', '.join(OWNER_KINDS)}")
+                raise UsageError(f"--owner-kind {kind!r} is not one of {', '.join(OWNER_KINDS)}")
         selector_matchers(self.selector)
         if self.cluster_label is not None and not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*",
                                                                 self.cluster_label):
-            raise InputError(f"--cluster-label {self.cluster_label!r} is not a label name")
+            raise UsageError(f"--cluster-label {self.cluster_label!r} is not a label name")
 
     def to_dict(self) -> dict[str, object]:
         """The scope as the plan records it."""
@@ -125,7 +125,7 @@ def selector_matchers(selector: str | None) -> list[str]:
     for term in selector.split(","):
         match = _SELECTOR_TERM.match(term)
         if match is None:
-            raise InputError(f"--selector {selector!r}: {term.strip()!r} is not KEY=VALUE or "
+            raise UsageError(f"--selector {selector!r}: {term.strip()!r} is not KEY=VALUE or "
                              "KEY!=VALUE")
         key, op, value = match.groups()
         label = "label_" + _LABEL_UNSAFE.sub("_", key.rsplit("/", 1)[-1])

@@ -69,7 +69,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from foresize.core.errors import DataDroppedWarning, InputError, InsufficientDataError
+from foresize.core.errors import DataDroppedWarning, InputError, InsufficientDataError, UsageError
 from foresize.core.metrics import METRICS
 from foresize.core.schemas import TS_DTYPE
 from foresize.ingest.cluster.client import (
@@ -163,7 +163,7 @@ def read_cluster(request: ClusterRequest) -> ClusterTelemetry:
     if base is None:
         raise InputError(f"{request.url}: not a Prometheus URL; expected prometheus://HOST:PORT")
     if not (math.isfinite(request.since_s) and request.since_s > 0):
-        raise InputError(f"{request.url}: --since must be a positive duration, e.g. '14d'")
+        raise UsageError(f"{request.url}: --since must be a positive duration, e.g. '14d'")
     step_ms = round(request.step_s * 1000)
     if step_ms < 1000:
         raise InputError(f"{request.url}: cluster mode needs a --step of at least 1s")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.core.units import parse_duration
 from foresize.simulate.cluster.state import MAX_GPUS_PER_NODE, Cluster, IntArray
 
@@ -68,12 +68,12 @@ def parse_pool(text: str) -> NodePool:
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
         if not sep or key not in _POOL_KEYS:
-            raise InputError(f"--pool {text!r}: {part!r} is not KEY=VALUE with KEY one of "
+            raise UsageError(f"--pool {text!r}: {part!r} is not KEY=VALUE with KEY one of "
                              f"{', '.join(sorted(_POOL_KEYS))}")
         fields[key] = value
     for key in ("name", "cpu", "memory_gib"):
         if key not in fields:
-            raise InputError(f"--pool {text!r}: {key}= is required")
+            raise UsageError(f"--pool {text!r}: {key}= is required")
     try:
         low = int(fields.get("min", "0"))
         return NodePool(
@@ -85,7 +85,7 @@ def parse_pool(text: str) -> NodePool:
             min_nodes=low, max_nodes=int(fields.get("max", "10")),
             initial_nodes=int(fields.get("initial", str(low))))
     except ValueError as exc:
-        raise InputError(f"--pool {text!r}: {exc}") from None
+        raise UsageError(f"--pool {text!r}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.core.io import atomic_write
 from foresize.core.units import parse_duration
 from foresize.simulate.cluster.autoscaler import AUTOSCALE
@@ -40,7 +40,7 @@ def check_placements(text: str) -> list[str]:
     """Comma-separated placement policies, each known (UnknownNameError: "Did you mean")."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise InputError("--placement names no policy", hint="e.g. --placement best_fit,fgd")
+        raise UsageError("--placement names no policy", hint="e.g. --placement best_fit,fgd")
     for name in names:
         PLACEMENT.get(name)
     return names
@@ -52,7 +52,7 @@ def pai_files(options: Sequence[str]) -> dict[str, str]:
     for text in options:
         name, sep, path = text.partition("=")
         if not sep or not path:
-            raise InputError(f"--pai-table {text!r}: expected TABLE=FILE",
+            raise UsageError(f"--pai-table {text!r}: expected TABLE=FILE",
                              hint="e.g. --pai-table job=pai_job_table.tar.gz")
         files[name] = path
     return files
@@ -79,7 +79,7 @@ def build_cluster(spec: ClusterSpec, *, mode: str, preemption: str, mirror: Path
     autoscaling = None
     if spec.pools or spec.nodes == "none":
         if mode != "replay":
-            raise InputError("--pool and --nodes none need --mode replay",
+            raise UsageError("--pool and --nodes none need --mode replay",
                              hint="inflation places pods on a fixed cluster")
         fixed = None if spec.nodes == "none" else open_nodes(spec.nodes, mirror=mirror)
         cluster, layout = with_pools(fixed, [parse_pool(text) for text in spec.pools])
@@ -93,7 +93,7 @@ def build_cluster(spec: ClusterSpec, *, mode: str, preemption: str, mirror: Path
         cluster = open_nodes(spec.nodes, mirror=mirror)
     if spec.mig:
         if preemption != "none":
-            raise InputError("--mig cannot be combined with --preemption yet",
+            raise UsageError("--mig cannot be combined with --preemption yet",
                              hint="preemption does not model MIG slices")
         cluster = cluster.with_mig(dict(spec.mig))
     return cluster, autoscaling

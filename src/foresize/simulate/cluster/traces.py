@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.ingest.alibaba.dlrm2025 import read_dlrm_instances
 from foresize.ingest.alibaba.openb import read_openb_nodes, read_openb_pods
 from foresize.ingest.alibaba.pai2020 import read_pai_table
@@ -291,7 +291,7 @@ def _pai_tables(pai_files: dict[str, str], mirror: str | os.PathLike[str] | None
     """
     unknown = sorted(set(pai_files) - set(PAI_JOB_TABLES))
     if unknown:
-        raise InputError(f"--pai-table {unknown[0]}=...: not a PAI job table",
+        raise UsageError(f"--pai-table {unknown[0]}=...: not a PAI job table",
                          hint=f"use one of {', '.join(PAI_JOB_TABLES)}")
     frames = []
     for name in PAI_JOB_TABLES:
@@ -314,12 +314,12 @@ def open_trace(text: str, *, seed: int = 0, pai_files: dict[str, str] | None = N
     if text.startswith("synthetic:"):
         count = text.removeprefix("synthetic:")
         if not count.isdigit():
-            raise InputError(f"--trace {text}: expected synthetic:N with N a pod count")
+            raise UsageError(f"--trace {text}: expected synthetic:N with N a pod count")
         return synthetic_workload(int(count), seed=seed)
     if text in ("pai2020", "alibaba-pai-2020"):
         return pai_workload(*_pai_tables(pai_files or {}, mirror))
     if pai_files:
-        raise InputError("--pai-table is only read with --trace pai2020")
+        raise UsageError("--pai-table is only read with --trace pai2020")
     path = resolve_source(text, mirror=mirror)
     if text.startswith("dlrm2025:") or _is_dlrm_file(path):
         frame, report = read_dlrm_instances(path)

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.core.units import parse_duration
 from foresize.simulate.cluster.pools import NodePool
 from foresize.simulate.replicas.service import IntArray, Sizer
@@ -110,12 +110,12 @@ def parse_replica_pool(
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
         if not sep or key not in POOL_KEYS:
-            raise InputError(
+            raise UsageError(
                 f"--pool {text!r}: {part!r} is not KEY=VALUE with KEY one of {', '.join(POOL_KEYS)}"
             )
         fields[key] = value.strip()
     if "name" not in fields:
-        raise InputError(f"--pool {text!r}: name= is required")
+        raise UsageError(f"--pool {text!r}: name= is required")
     try:
         spot = fields.get("spot", "0") not in ("0", "false", "no") or "spot_price" in fields
         price = float(fields.get("spot_price", fields.get("price", "0")))
@@ -134,15 +134,15 @@ def parse_replica_pool(
         )
         per_node = int(fields["replicas"]) if "replicas" in fields else replicas_per_node
     except ValueError as exc:
-        raise InputError(f"--pool {text!r}: {exc}") from None
+        raise UsageError(f"--pool {text!r}: {exc}") from None
     if not math.isfinite(price):
-        raise InputError(f"--pool {text!r}: the price must be a finite number")
+        raise UsageError(f"--pool {text!r}: the price must be a finite number")
     if per_node is None:
         if not (math.isfinite(gpus_per_replica) and gpus_per_replica > 0):
-            raise InputError(f"--gpus-per-replica must be > 0, got {gpus_per_replica!r}")
+            raise UsageError(f"--gpus-per-replica must be > 0, got {gpus_per_replica!r}")
         per_node = int(pool.n_gpu // gpus_per_replica)
         if per_node < 1:
-            raise InputError(
+            raise UsageError(
                 f"--pool {text!r}: a node with {pool.n_gpu} GPU(s) holds no replica of "
                 f"{gpus_per_replica:g} GPU(s)",
                 hint="give gpus=, replicas= or --replicas-per-node",
@@ -164,13 +164,13 @@ class NodePlan:
             raise InputError("a node plan needs at least one --pool")
         names = [p.name for p in self.pools]
         if len(set(names)) != len(names):
-            raise InputError(f"node pool names repeat: {', '.join(names)}")
+            raise UsageError(f"node pool names repeat: {', '.join(names)}")
         if not (math.isfinite(self.interruption_rate) and self.interruption_rate >= 0):
-            raise InputError(
+            raise UsageError(
                 f"--spot-interruptions must be >= 0 per node-hour, got {self.interruption_rate!r}"
             )
         if not (math.isfinite(self.scale_down_after_s) and self.scale_down_after_s >= 0):
-            raise InputError(f"--scale-down-after must be >= 0, got {self.scale_down_after_s!r}")
+            raise UsageError(f"--scale-down-after must be >= 0, got {self.scale_down_after_s!r}")
 
     def lead(self, step_s: float) -> int:
         """The longest provisioning delay in steps: extra lead time of a scale-up."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.simulate.replicas.service import FloatArray, Sizer
 
 MIN_LEVEL, MAX_LEVEL = 0.5, 0.999
@@ -65,7 +65,7 @@ class NeedQuantiles:
         if self.horizon < 1 or self.half_life <= 0 or self.bin_width <= 0:
             raise InputError("predictive: horizon >= 1, half-life and bin width > 0 needed")
         if self.slo_unserved is not None and not 0 < self.slo_unserved < 1:
-            raise InputError(f"--slo-unserved must be a share in (0, 1), got {self.slo_unserved!r}")
+            raise UsageError(f"--slo-unserved must be a share in (0, 1), got {self.slo_unserved!r}")
 
     def _state(self, last: float) -> tuple[int, int]:
         """Advance the EWMA with the newest observation and bin the state."""

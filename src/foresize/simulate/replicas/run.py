@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.simulate.replicas.nodes import NodePlan, run_with_nodes
 from foresize.simulate.replicas.scalers import ScaleContext, Scaler, StepView, make_scaler
 from foresize.simulate.replicas.service import (
@@ -70,7 +70,7 @@ class ServiceConfig:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.capacity) and self.capacity > 0):
-            raise InputError(f"--capacity must be > 0 per replica, got {self.capacity!r}")
+            raise UsageError(f"--capacity must be > 0 per replica, got {self.capacity!r}")
         if self.startup < 0 or self.drain < 0:
             raise InputError(
                 f"start-up and drain must be >= 0 steps, got {self.startup}, {self.drain}"
@@ -78,11 +78,11 @@ class ServiceConfig:
         if not (math.isfinite(self.step_s) and self.step_s > 0):
             raise InputError(f"step must be > 0 seconds, got {self.step_s!r}")
         if not (math.isfinite(self.service_time_s) and self.service_time_s > 0):
-            raise InputError(f"--service-time must be > 0 seconds, got {self.service_time_s!r}")
+            raise UsageError(f"--service-time must be > 0 seconds, got {self.service_time_s!r}")
         if self.price_per_replica_h < 0:
-            raise InputError(f"--price must be >= 0, got {self.price_per_replica_h}")
+            raise UsageError(f"--price must be >= 0, got {self.price_per_replica_h}")
         if self.slo_s is not None and not self.slo_s > 0:
-            raise InputError(f"--slo must be > 0 seconds, got {self.slo_s}")
+            raise UsageError(f"--slo must be > 0 seconds, got {self.slo_s}")
         if not 0 < self.max_rho < 1:
             raise InputError(f"max_rho must be in (0, 1), got {self.max_rho}")
 
@@ -310,6 +310,7 @@ class Comparison:
 
     runs: dict[str, Trajectory]
     rows: list[dict[str, Any]]
+    interrupted: bool = False  # Ctrl-C: the rows of the policies that finished
 
 
 def compare(
@@ -331,54 +332,56 @@ def compare(
     oracle rows the caller did not ask for. With ``nodes`` every run is on the node
     pools (the zero-delay oracle's with no provisioning delay nor interruptions: the
     lower bound in money too) and rows carry ``unserved_node_extra``.
+
+    The two references run first, so that Ctrl-C during the policies still scores the
+    ones that finished (``interrupted``; rows keep the order of ``policies``); Ctrl-C
+    during the references re-raises, as nothing could be scored.
     """
     settings = settings or {}
     names = list(dict.fromkeys(policies))
     runs: dict[str, Trajectory] = {}
-    for name in [*names, *(["oracle"] if "oracle" not in names else []), ZERO_DELAY]:
-        if name == ZERO_DELAY:
-            zero = ServiceConfig(**{**_fields(config), "startup": 0})
-            runs[name] = simulate(
-                demand,
-                make_scaler("oracle"),
-                zero,
-                offered=offered,
-                name=ZERO_DELAY,
-                nodes=None if nodes is None else nodes.instant(),
-            )
-        else:
-            runs[name] = simulate(
-                demand,
-                make_scaler(name, **settings.get(name, {})),
-                config,
-                visible=visible,
-                offered=offered,
-                nodes=nodes,
-            )
-            if nodes is not None:
-                bare = simulate(
-                    demand,
-                    make_scaler(name, **settings.get(name, {})),
-                    config,
-                    visible=visible,
-                    offered=offered,
-                )
-                extra = float((runs[name].demand - runs[name].served).sum())
-                extra -= float((bare.demand - bare.served).sum())
-                total = float(demand.sum())
-                runs[name].notes["unserved_node_extra"] = extra / total if total > 0 else 0.0
-        if on_policy is not None:
-            on_policy(name)
+    order = [*names, *(["oracle"] if "oracle" not in names else []), ZERO_DELAY]
+    references = ["oracle", ZERO_DELAY]
+    interrupted = False
+    try:
+        for name in [*references, *(n for n in order if n not in references)]:
+            runs[name] = _run_one(name, demand, config, settings=settings, visible=visible,
+                                  offered=offered, nodes=nodes)
+            if on_policy is not None:
+                on_policy(name)
+    except KeyboardInterrupt:
+        if not all(name in runs for name in references):
+            raise
+        interrupted = True
     base = score(runs["oracle"], config)["replica_hours"]
     floor = score(runs[ZERO_DELAY], config)["replica_hours"]
     rows = []
-    for name, run in runs.items():
-        row = score(run, config)
+    for name in (n for n in order if n in runs):
+        row = score(runs[name], config)
         row["vs_oracle"] = row["replica_hours"] / base if base > 0 else math.nan
         row["vs_oracle_nodelay"] = row["replica_hours"] / floor if floor > 0 else math.nan
         row["reference"] = name not in names
         rows.append(row)
-    return Comparison(runs, rows)
+    return Comparison({n: runs[n] for n in order if n in runs}, rows, interrupted)
+
+
+def _run_one(name: str, demand: FloatArray, config: ServiceConfig, *,
+             settings: dict[str, dict[str, Any]], visible: IntArray | None,
+             offered: FloatArray | None, nodes: NodePlan | None) -> Trajectory:
+    """Simulate one policy, or the zero-delay oracle (no start-up, instant nodes)."""
+    if name == ZERO_DELAY:
+        zero = ServiceConfig(**{**_fields(config), "startup": 0})
+        return simulate(demand, make_scaler("oracle"), zero, offered=offered, name=ZERO_DELAY,
+                        nodes=None if nodes is None else nodes.instant())
+    run = simulate(demand, make_scaler(name, **settings.get(name, {})), config,
+                   visible=visible, offered=offered, nodes=nodes)
+    if nodes is not None:  # what the node pools add to the unserved share
+        bare = simulate(demand, make_scaler(name, **settings.get(name, {})), config,
+                        visible=visible, offered=offered)
+        extra = float((run.demand - run.served).sum()) - float((bare.demand - bare.served).sum())
+        total = float(demand.sum())
+        run.notes["unserved_node_extra"] = extra / total if total > 0 else 0.0
+    return run
 
 
 def _fields(config: ServiceConfig) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from foresize.core.errors import ForesizeWarning, InputError
+from foresize.core.errors import ForesizeWarning, InputError, UsageError
 from foresize.core.units import parse_duration
 from foresize.simulate.replicas.service import FloatArray, IntArray
 
@@ -63,7 +63,7 @@ def _duration(text: str, whole: str) -> float:
     try:
         return parse_duration(text)
     except InputError:
-        raise InputError(
+        raise UsageError(
             f"--inject {whole!r}: {text!r} is not a duration like 10m or 2h",
             hint=f"expected {SYNTAX}",
         ) from None
@@ -76,7 +76,7 @@ def parse_injection(text: str) -> Injection:
         factor = float(match.group(1))
         duration = _duration(match.group(2), text)
         if factor <= 0 or duration <= 0:
-            raise InputError(f"--inject {text!r}: factor and duration must be > 0")
+            raise UsageError(f"--inject {text!r}: factor and duration must be > 0")
         return Injection("spike", _duration(match.group(3), text), duration, factor, text)
     if match := _SHIFT.match(spec):
         factor = 1.0 + float(match.group(1)) / 100.0
@@ -84,9 +84,9 @@ def parse_injection(text: str) -> Injection:
     if match := _BLACKOUT.match(spec):
         duration = _duration(match.group(1), text)
         if duration <= 0:
-            raise InputError(f"--inject {text!r}: duration must be > 0")
+            raise UsageError(f"--inject {text!r}: duration must be > 0")
         return Injection("blackout", _duration(match.group(2), text), duration, 1.0, text)
-    raise InputError(f"--inject {text!r} is not an injection", hint=f"expected {SYNTAX}")
+    raise UsageError(f"--inject {text!r} is not an injection", hint=f"expected {SYNTAX}")
 
 
 class NoOpInjectionWarning(ForesizeWarning):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.core.io import atomic_write
 from foresize.core.styles import line_style
 from foresize.core.units import parse_duration, parse_steps
@@ -43,7 +43,7 @@ def parse_capacity(text: str | None, series: DemandSeries) -> float:
     if text is None:
         if series.unit == "concurrent requests":
             return 1.0
-        raise InputError(
+        raise InputError(  # 3, not 2: whether it is needed depends on the source's unit
             "--capacity is required for this source",
             hint="demand units one replica serves, e.g. --capacity 5 or --capacity peak/20",
         )
@@ -54,9 +54,9 @@ def parse_capacity(text: str | None, series: DemandSeries) -> float:
         else:
             value = float(spec)
     except (ValueError, ZeroDivisionError):
-        raise InputError(f"--capacity {text!r} is not a number or peak/N") from None
+        raise UsageError(f"--capacity {text!r} is not a number or peak/N") from None
     if not (math.isfinite(value) and value > 0):
-        raise InputError(f"--capacity must be > 0 per replica, got {text!r}")
+        raise UsageError(f"--capacity must be > 0 per replica, got {text!r}")
     return value
 
 
@@ -64,7 +64,7 @@ def check_scalers(text: str) -> list[str]:
     """Comma-separated scaler names, each known (UnknownNameError with "Did you mean")."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise InputError("--policies names no policy", hint=f"e.g. {','.join(SCALERS.names())}")
+        raise UsageError("--policies names no policy", hint=f"e.g. {','.join(SCALERS.names())}")
     for name in names:
         SCALERS.get(name)
     return names
@@ -80,7 +80,7 @@ def node_plan(pools: Sequence[str] | None, *, replicas_per_node: int | None,
                           interruption_rate=interruption_rate, seed=seed,
                           scale_down_after_s=parse_duration(scale_down_after))
     if replicas_per_node is not None or interruption_rate > 0:
-        raise InputError(
+        raise UsageError(
             "--replicas-per-node and --spot-interruptions need at least one --pool",
             hint="e.g. --pool name=a100,gpus=8,gpu_model=A100,price=32.8,delay=3m",
         )
@@ -116,6 +116,7 @@ class Study:
     rows: list[dict[str, Any]]
     last: Comparison
     degradation: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C: the runs that finished, scored
 
     def frame(self, nodes: NodePlan | None) -> pl.DataFrame:
         """The rows' shown columns (node columns with ``nodes``)."""
@@ -134,7 +135,11 @@ def run_study(series: DemandSeries, names: Sequence[str], config: ServiceConfig,
               settings: dict[str, dict[str, Any]], injections: Sequence[Injection] = (),
               nodes: NodePlan | None = None,
               on_policy: Callable[[str], None] | None = None) -> Study:
-    """Every scaler on the clean demand and, with injections, on the stressed demand."""
+    """Every scaler on the clean demand and, with injections, on the stressed demand.
+
+    Ctrl-C keeps the scored rows of the runs that finished (``interrupted``): the
+    references of a scenario run first, so every kept row has its oracle ratios.
+    """
     warn_noop_injections(series.values, series.step_s, list(injections))
     stressed, visible, factor = apply_injections(series.values, series.step_s, list(injections))
     offered = series.offered
@@ -145,11 +150,18 @@ def run_study(series: DemandSeries, names: Sequence[str], config: ServiceConfig,
         scenarios.append(
             ("stressed", stressed, visible, None if offered is None else offered * factor))
     rows: list[dict[str, Any]] = []
-    runs = []
+    runs: list[Comparison] = []
     for scenario, demand, seen, load in scenarios:
-        runs.append(compare(demand, list(names), config, settings=settings, visible=seen,
-                            offered=load, on_policy=on_policy, nodes=nodes))
+        try:
+            runs.append(compare(demand, list(names), config, settings=settings, visible=seen,
+                                offered=load, on_policy=on_policy, nodes=nodes))
+        except KeyboardInterrupt:  # during a scenario's references: keep the ones before
+            if not runs:
+                raise
+            return Study(rows, runs[-1], interrupted=True)
         rows += [{"scenario": scenario, **row} for row in runs[-1].rows]
+        if runs[-1].interrupted:
+            return Study(rows, runs[-1], interrupted=True)
     return Study(rows, runs[-1], _degradation(rows) if injections else [])
 
 
@@ -188,6 +200,8 @@ def study_document(series: DemandSeries, config: ServiceConfig, study: Study, *,
         "injections": [i.text for i in injections],
         "results": study.rows,
         "degradation": study.degradation,
+        "interrupted": study.interrupted,
+        "partial": study.interrupted,
     }
 
 

@@ -69,9 +69,9 @@ class VerticalConfig:
         if not (math.isfinite(self.train_frac) and 0 < self.train_frac < 1):
             raise InputError(f"train fraction must be in (0, 1), got {self.train_frac!r}")
         if self.resize_delay < 0:
-            raise InputError(f"--resize-delay must be >= 0 steps, got {self.resize_delay}")
+            raise UsageError(f"--resize-delay must be >= 0 steps, got {self.resize_delay}")
         if self.min_dwell < 1:
-            raise InputError(f"--min-dwell must be >= 1 sample, got {self.min_dwell}")
+            raise UsageError(f"--min-dwell must be >= 1 sample, got {self.min_dwell}")
 
 
 @dataclass(frozen=True, slots=True)

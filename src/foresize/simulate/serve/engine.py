@@ -15,7 +15,14 @@ a prompt's prefill, the end of a sequence, the KV cache filling up) a replica's 
 fixed, so iteration ``j`` of a segment takes ``alpha + beta (C0 + b j)`` and ``k``
 iterations take ``k alpha + beta (k C0 + b k (k - 1) / 2)``: one closed form per segment.
 An arrival that an iterating replica could admit cuts its segment at the end of the
-iteration in progress (a quadratic's root). Events are O(requests), not O(tokens).
+iteration in progress (a quadratic's root). Events are O(requests), not O(tokens), and
+each costs O(log replicas): idle replicas wait in a heap (an over-provisioned run has
+tens at every arrival), an arrival with none idle finds the least-held busy replica by
+one C-level ``min`` over the ready ones, and a tick sums the queued work as one list
+slice while the queue is a range of arrivals (an overloaded run queues thousands). Each
+segment is one Python-level event of a few microseconds; every float is computed by the
+same expression in the same order as before these shortcuts
+(``tests/simulate/test_serve_digest.py``).
 
 Scaling: every ``tick_s`` the engine samples its metrics (queue, in-flight requests, KV
 usage, busy time, arriving tokens) and asks the policy for a replica count. New replicas
@@ -26,11 +33,12 @@ exists is billed, starting and draining ones included.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
+from operator import attrgetter
 from typing import Protocol
 
 import numpy as np
@@ -43,6 +51,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 INF = math.inf
 KV_WATERMARK = 0.01  # vLLM keeps 1 % of the KV blocks free at admission
+_KV = attrgetter("kv")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +115,7 @@ class _Replica:
     n_seqs: int = 0
     n_dec: int = 0
     busy_s: float = 0.0
+    idle: bool = False  # listed in the run's idle heap (the entry is checked when read)
     heap: list[tuple[int, int, int]] = field(default_factory=list)  # (finish_it, req, epoch)
     prefill: deque[list[int]] = field(default_factory=deque)  # [req, remaining tokens]
     stack: list[int] = field(default_factory=list)  # admission order, for preemption
@@ -191,8 +201,21 @@ class _Run:
         self.finish = [math.nan] * n
         self.preempt = [0] * n
         self.queue: deque[int] = deque()
+        # preempted requests at the queue's head; behind them the queue is the arrivals
+        # not yet admitted, in order (a range of indices: its work is a slice to sum)
+        self.requeued = 0
         self.replicas: list[_Replica] = []
         self.live: list[_Replica] = []  # not yet removed (pruned at each tick)
+        # the live replicas not draining, and those of them ready until ``ready_until`` (the
+        # next start-up's end): an arrival looks for the least loaded one among these only;
+        # ``ready_since`` is the latest start-up's end among them (see ``_dispatch``)
+        self.serving: list[_Replica] = []
+        self.ready: list[_Replica] = []
+        self.ready_until = INF
+        self.ready_since = -INF
+        # indices of idle ready replicas, lowest first: an arrival takes the first idle one
+        # in creation order without scanning every replica (entries may be stale)
+        self.idle: list[int] = []
         self.busy_gone = 0.0  # busy seconds of the replicas pruned from ``live``
         self.events: list[tuple[float, int, int, int]] = []  # (time, seq, replica, version)
         self.seq = 0
@@ -208,13 +231,21 @@ class _Run:
         self.attn = m.attention_s_per_token2
         self.fixed = m.spec.overhead_s + m.allreduce_fixed_s
         self.beta = m.kv_read_s
+        # alpha of an iteration of b decoding sequences and no prompt tokens, by b: the
+        # expression of ``_plan``'s prefill branch with q = 0 and attention = 0.0
+        self.alpha_decode = [
+            self.fixed + b * self.comm_tok + (
+                c + self.serial * self.wread if (c := b * self.per_tok + 0.0 * self.attn)
+                > self.wread else self.wread + self.serial * c)
+            for b in range(self.max_seqs + 1)]
         self.cold_starts = 0
-        for i, e in enumerate(self.eff):
-            if e + 1 > self.admit_cap:
-                raise InputError(
-                    f"request {i + 1}: {e:,} prompt tokens exceed the replica's KV capacity "
-                    f"of {self.cap:,} tokens", hint="use more TP, a bigger device or a "
-                    "smaller dtype")
+        too_big = np.flatnonzero(tr.input_tokens + 1 > self.admit_cap)
+        if too_big.size:
+            i = int(too_big[0])
+            raise InputError(
+                f"request {i + 1}: {self.eff[i]:,} prompt tokens exceed the replica's KV "
+                f"capacity of {self.cap:,} tokens", hint="use more TP, a bigger device or a "
+                "smaller dtype")
 
     # --- replicas ----------------------------------------------------------------------
 
@@ -222,13 +253,25 @@ class _Run:
         r = _Replica(len(self.replicas), now, ready_s)
         self.replicas.append(r)
         self.live.append(r)
+        self.serving.append(r)
+        self._ready(now)
         if ready_s > now:
             self.cold_starts += 1
             self._push(ready_s, r)  # a wake-up at ready time
+        else:
+            r.idle = True
+            heappush(self.idle, r.index)
+
+    def _ready(self, now: float) -> None:
+        """List the serving replicas ready at ``now``; note when the next one will be."""
+        self.ready = ready = [r for r in self.serving if r.ready_s <= now]
+        self.ready_until = min((r.ready_s for r in self.serving if r.ready_s > now),
+                               default=INF)
+        self.ready_since = max((r.ready_s for r in ready), default=-INF)
 
     def _push(self, when: float, r: _Replica) -> None:
         self.seq += 1
-        heapq.heappush(self.events, (when, self.seq, r.index, r.version))
+        heappush(self.events, (when, self.seq, r.index, r.version))
 
     def _preempt(self, r: _Replica) -> None:
         """Evict the most recently admitted live sequence back to the queue's head."""
@@ -252,58 +295,75 @@ class _Run:
             r.n_seqs -= 1
             self.preempt[i] += 1
             self.queue.appendleft(i)
+            self.requeued += 1
             return
 
     def _plan(self, r: _Replica, now: float) -> None:
         """Start the next segment of ``r`` at ``now`` (or leave it idle).
 
-        The hottest function of a run: admission is inlined and attributes are read
-        into locals once.
+        The hottest function of a run: admission is inlined, attributes are read into
+        locals once, and a segment without prefill takes its per-iteration time from
+        ``alpha_decode`` (the same expression, evaluated once per batch size).
         """
-        r.version += 1
-        eff = self.eff
-        if not r.draining and r.ready_s <= now:
-            queue = self.queue
-            if queue:
-                cap, max_seqs, prefill, stack = self.admit_cap, self.max_seqs, r.prefill, \
-                    r.stack
-                kv, n_seqs, pending = r.kv, r.n_seqs, r.pending
-                while queue and n_seqs < max_seqs:
-                    i = queue[0]
-                    e = eff[i]
-                    if kv + e > cap:
-                        break
-                    queue.popleft()
-                    kv += e
-                    pending += e
-                    n_seqs += 1
-                    prefill.append([i, e])
-                    stack.append(i)
-                r.kv, r.n_seqs, r.pending = kv, n_seqs, pending
-        while r.n_dec and r.kv + r.n_dec > self.cap:
-            self._preempt(r)
+        version = r.version = r.version + 1
+        kv = r.kv
+        queue = self.queue
+        if queue and not r.draining and r.ready_s <= now:
+            eff, cap, max_seqs, prefill, stack = self.eff, self.admit_cap, self.max_seqs, \
+                r.prefill, r.stack
+            n_seqs, pending, requeued = r.n_seqs, r.pending, self.requeued
+            while queue and n_seqs < max_seqs:
+                i = queue[0]
+                e = eff[i]
+                if kv + e > cap:
+                    break
+                queue.popleft()
+                if requeued:
+                    requeued -= 1
+                kv += e
+                pending += e
+                n_seqs += 1
+                prefill.append([i, e])
+                stack.append(i)
+            r.kv, r.n_seqs, r.pending = kv, n_seqs, pending
+            self.requeued = requeued
         b = r.n_dec
+        cap = self.cap
+        if b and kv + b > cap:
+            while r.n_dec and r.kv + r.n_dec > cap:
+                self._preempt(r)
+            b, kv = r.n_dec, r.kv
         prefill = r.prefill
         if b == 0 and not prefill:
             r.end, r.k = INF, 0
-            if r.draining and r.n_seqs == 0 and r.removed_s == INF:
-                r.removed_s = now
+            if r.draining:
+                if r.n_seqs == 0 and r.removed_s == INF:
+                    r.removed_s = now
+            elif not r.idle:
+                r.idle = True
+                heappush(self.idle, r.index)
             return
         k = 1 << 40
         if b:
             heap, epoch = r.heap, self.epoch
             top = heap[0]
             while epoch[top[1]] != top[2]:
-                heapq.heappop(heap)
+                heappop(heap)
                 top = heap[0]
-            k = min(top[0] - r.it, (self.cap - r.kv) // b)
+            k = top[0] - r.it
+            fits = (cap - kv) // b
+            if fits < k:
+                k = fits
         room = self.budget - b
-        q, attention, multi = 0, 0.0, False
         if prefill and room > 0:
+            eff = self.eff
+            q, attention, multi = 0, 0.0, False
             i, rem = prefill[0]
             if rem >= room:
                 q = room
-                k = min(k, rem // room)
+                whole = rem // room
+                if whole < k:
+                    k = whole
                 attention = q * (eff[i] - rem + q / 2)
             else:
                 multi, k = True, 1
@@ -313,17 +373,24 @@ class _Run:
                     q += piece
                     if q >= room:
                         break
-        compute = (b + q) * self.per_tok + attention * self.attn
-        alpha = self.fixed + (b + q) * self.comm_tok + (
-            compute + self.serial * self.wread if compute > self.wread
-            else self.wread + self.serial * compute)
-        c0, g = r.kv - r.pending, b + q  # cached tokens read; each iteration caches b + q
-        r.t0, r.k, r.alpha, r.c0, r.g, r.q, r.multi = now, k, alpha, c0, g, q, multi
+            compute = (b + q) * self.per_tok + attention * self.attn
+            wread = self.wread
+            alpha = self.fixed + (b + q) * self.comm_tok + (
+                compute + self.serial * wread if compute > wread
+                else wread + self.serial * compute)
+            r.q, r.multi = q, multi
+            g = b + q
+        else:
+            alpha = self.alpha_decode[b]
+            r.q = 0
+            g = b
+        c0 = kv - r.pending  # cached tokens read; each iteration caches g = b + q more
+        r.t0, r.k, r.alpha, r.c0, r.g = now, k, alpha, c0, g
         duration = k * alpha + self.beta * (k * c0 + g * k * (k - 1) / 2)
         end = r.end = now + duration
         r.busy_s += duration
-        self.seq += 1
-        heapq.heappush(self.events, (end, self.seq, r.index, r.version))
+        seq = self.seq = self.seq + 1
+        heappush(self.events, (end, seq, r.index, version))
 
     def _cut(self, r: _Replica, now: float) -> None:
         """End ``r``'s segment at the iteration in progress at ``now`` (to admit)."""
@@ -345,67 +412,109 @@ class _Run:
         self._push(r.end, r)
 
     def _finish_segment(self, r: _Replica) -> None:
-        """Apply the segment that just ended at ``r.end`` (hot: locals, inlined prefill)."""
+        """Apply the segment that just ended at ``r.end``.
+
+        Hot: the replica's counters are carried in locals and stored once; a prompt whose
+        last chunk this segment computed gets its first token here (and finishes if it
+        wanted one token, or starts decoding).
+        """
         now, k = r.end, r.k
         it = r.it = r.it + k
-        r.kv += r.n_dec * k
+        n_dec, n_seqs = r.n_dec, r.n_seqs
+        kv = r.kv + n_dec * k
+        done = 0
+        heap = r.heap
         q = r.q
         if q:
             prefill = r.prefill
             if not r.multi:
                 q *= k
+            pending = r.pending
+            first, need, eff = self.first, self.need, self.eff
             while q and prefill:
                 item = prefill[0]
-                piece = item[1] if item[1] < q else q
-                item[1] -= piece
-                r.pending -= piece
+                rem = item[1]
+                piece = rem if rem < q else q
+                rem = item[1] = rem - piece
+                pending -= piece
                 q -= piece
-                if item[1] == 0:
+                if rem == 0:
                     prefill.popleft()
-                    self._prefilled(r, item[0], now)
-        heap = r.heap
+                    i = item[0]
+                    if math.isnan(first[i]):
+                        first[i] = now
+                    left = need[i] = need[i] - 1
+                    if left == 0:
+                        kv -= eff[i]
+                        n_seqs -= 1
+                        self.finish[i] = now
+                        done += 1
+                    else:
+                        self.dec_start[i] = it
+                        n_dec += 1
+                        heappush(heap, (it + left, i, self.epoch[i]))
+            r.pending = pending
         if heap and heap[0][0] <= it:
             epoch, eff, dec_start, finish = self.epoch, self.eff, self.dec_start, self.finish
             while heap and heap[0][0] <= it:
-                _, i, e = heapq.heappop(heap)
+                _, i, e = heappop(heap)
                 if epoch[i] != e:
                     continue
-                r.kv -= eff[i] + (it - dec_start[i])
-                r.n_dec -= 1
-                r.n_seqs -= 1
+                kv -= eff[i] + (it - dec_start[i])
+                n_dec -= 1
+                n_seqs -= 1
                 finish[i] = now
-                self.done += 1
-
-    def _prefilled(self, r: _Replica, i: int, now: float) -> None:
-        if math.isnan(self.first[i]):
-            self.first[i] = now
-        need = self.need
-        need[i] -= 1
-        if need[i] == 0:
-            r.kv -= self.eff[i]
-            r.n_seqs -= 1
-            self.finish[i] = now
-            self.done += 1
-            return
-        self.dec_start[i] = r.it
-        r.n_dec += 1
-        heapq.heappush(r.heap, (r.it + need[i], i, self.epoch[i]))
+                done += 1
+        r.kv, r.n_dec, r.n_seqs = kv, n_dec, n_seqs
+        self.done += done
 
     def _dispatch(self, now: float) -> None:
-        """The queue's head just arrived: wake an idle replica or cut a busy one."""
+        """The queue's head just arrived: wake an idle replica or cut a busy one.
+
+        The first idle replica in creation order takes it. The idle heap finds that one
+        without a scan (an over-provisioned run has tens of idle replicas at each
+        arrival); entries of replicas that have since turned busy, draining or removed are
+        dropped on the way. Only when none is idle (or, never in practice, the first idle
+        one cannot take the head) are all replicas scanned: the busy one with the most
+        free KV cache is cut.
+        """
         head = self.eff[self.queue[0]]
-        best, best_free = None, -1
-        for r in self.live:
-            if r.draining or r.ready_s > now or r.removed_s != INF:
+        idle, replicas = self.idle, self.replicas
+        while idle:
+            r = replicas[idle[0]]
+            if r.end != INF or r.draining or r.removed_s != INF or r.ready_s > now:
+                heappop(idle)
+                r.idle = False
                 continue
-            free = self.admit_cap - r.kv
-            if free < head or r.n_seqs >= self.max_seqs:
+            if self.admit_cap - r.kv < head or r.n_seqs >= self.max_seqs:
+                break
+            heappop(idle)
+            r.idle = False
+            self._plan(r, now)
+            return
+        # the most free KV (the first of equals) = the least held; free >= head as kv <= most
+        max_seqs, most = self.max_seqs, self.admit_cap - head
+        if now >= self.ready_until:
+            self._ready(now)
+        ready = self.ready
+        if not idle and ready and now > self.ready_since:
+            # no replica is idle (each idle one is listed in ``idle`` once its wake-up at
+            # ready time has run: not yet when it is ready at this very instant), so the
+            # loop below would cut the first least-held one unless it is full: a C-level min
+            r = min(ready, key=_KV)
+            if r.kv <= most and r.n_seqs < max_seqs:
+                self._cut(r, now)
+                return
+        best, best_kv = None, self.admit_cap + 1
+        for r in ready:
+            kv = r.kv
+            if kv > most or r.n_seqs >= max_seqs:
                 continue
             if r.end == INF:
                 self._plan(r, now)
                 return
-            if free > best_free:
-                best, best_free = r, free
+            if kv < best_kv:
+                best, best_kv = r, kv
         if best is not None:
             self._cut(best, now)
 
@@ -416,12 +525,14 @@ class _Run:
         want = max(e.min_replicas, min(want, e.max_replicas))
         if self.queue:
             want = max(want, 1)  # a request waits: scale from zero (Knative's activator)
-        live = [r for r in self.live if not r.draining and r.removed_s == INF]
+        live = self.serving
         if want > len(live):
             for _ in range(want - len(live)):
                 self._add(now, now + self.model.startup_s)
             return
         extra = len(live) - want
+        if not extra:
+            return
         starting = sorted((r for r in live if r.ready_s > now), key=lambda r: -r.created_s)
         for r in starting[:extra]:
             r.draining, r.removed_s = True, now
@@ -432,6 +543,8 @@ class _Run:
             r.draining = True
             if r.n_seqs == 0 and r.end == INF:
                 r.removed_s = now
+        self.serving = [r for r in live if not r.draining]
+        self._ready(now)
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -448,9 +561,12 @@ class _Run:
         n_t = 0
         work = e.work.tolist()
         next_tick, a, tick_work, busy_mark = tick, 0, 0.0, 0.0
-        events, replicas, arr = self.events, self.replicas, self.arr
-        while self.done < self.n:
-            t_arr = arr[a] if a < self.n else INF
+        events, replicas, arr, queue = self.events, self.replicas, self.arr, self.queue
+        arr.append(INF)  # the arrival after the last: never
+        plan, finish_segment, dispatch = self._plan, self._finish_segment, self._dispatch
+        n = self.n
+        while self.done < n:
+            t_arr = arr[a]
             t_ev = events[0][0] if events else INF
             if next_tick <= t_arr and next_tick <= t_ev:
                 now = next_tick
@@ -466,37 +582,48 @@ class _Run:
                 n_ready = sum(1 for r in ready if not r.draining)
                 if n_t == store.shape[1]:
                     store = np.concatenate([store, np.zeros_like(store)], axis=1)
-                queue = self.queue
-                store[:, n_t] = (len(queue), len(queue) + running,
+                waiting = len(queue)
+                # the same floats summed in the same order; a slice when the queue is a
+                # range of arrivals (an overloaded run queues thousands, every tick)
+                queued = sum(map(work.__getitem__, queue)) if self.requeued \
+                    else sum(work[a - waiting:a])
+                store[:, n_t] = (waiting, waiting + running,
                                  sum(r.kv for r in ready), (busy - busy_mark) / tick,
                                  tick_work / tick, now - arr[queue[0]] if queue else 0.0,
-                                 sum(work[i] for i in queue), n_ready, starting,
-                                 len(ready) + starting)
+                                 queued, n_ready, starting, len(ready) + starting)
                 n_t += 1
                 busy_mark, tick_work = busy, 0.0
                 s = store[:, :n_t]
                 view = TickView(n_t - 1, now, n_ready, starting, *s[:7])
                 self._scale(policy.desired(view), now)
                 for r in live:  # replicas that just turned ready or idle may admit
-                    if r.end == INF and r.ready_s <= now and self.queue and not r.draining \
+                    if r.end == INF and r.ready_s <= now and queue and not r.draining \
                             and r.removed_s == INF:
-                        self._plan(r, now)
+                        plan(r, now)
                 next_tick += tick
             elif t_arr <= t_ev:
-                self.queue.append(a)
-                tick_work += work[a]
-                a += 1
-                if len(self.queue) == 1:
-                    self._dispatch(t_arr)
+                if queue:  # nothing to dispatch: take every arrival before the next event
+                    while True:
+                        queue.append(a)
+                        tick_work += work[a]
+                        a += 1
+                        t_arr = arr[a]
+                        if t_arr > t_ev or t_arr >= next_tick:
+                            break
+                else:
+                    queue.append(a)
+                    tick_work += work[a]
+                    a += 1
+                    dispatch(t_arr)
             else:
-                when, _, index, version = heapq.heappop(events)
+                when, _, index, version = heappop(events)
                 r = replicas[index]
                 if version != r.version:
                     continue
                 if r.end == when and r.k:
-                    self._finish_segment(r)
+                    finish_segment(r)
                 if r.removed_s == INF or r.n_seqs:
-                    self._plan(r, when)
+                    plan(r, when)
         end = max(max(self.finish, default=0.0), last)
         spans = np.asarray([(r.created_s, min(r.removed_s, end)) for r in replicas
                             if r.created_s < end], dtype=np.float64).reshape(-1, 2)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.recommend.plan import (
     CronSpec,
     Evidence,
@@ -233,7 +233,7 @@ def recommend_serve(request: ServePlanRequest,
     frame, info = replay(frame, rate_scale=request.rate_scale, splice=request.splice)
     trace = trace_from_frame(frame)
     if not 0 <= request.warmup_s < float(trace.arrival_s[-1]):
-        raise InputError(f"--warmup {request.warmup_s:g} s leaves no request to score")
+        raise UsageError(f"--warmup {request.warmup_s:g} s leaves no request to score")
     start: datetime = frame["ts"][0]  # the replay's first arrival: the schedule's clock
     model_name = _model_name(request.model)
     candidates: list[ServingCandidate] = []
@@ -304,8 +304,8 @@ def candidate_tps(text: str | None) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise InputError(f"--tp: {text!r} is not a comma-separated list of integers") from None
+        raise UsageError(f"--tp: {text!r} is not a comma-separated list of integers") from None
     if not values or any(v not in DEFAULT_TPS for v in values):
-        raise InputError(f"--tp: each degree must be one of 1, 2, 4, 8, got {text!r}")
+        raise UsageError(f"--tp: each degree must be one of 1, 2, 4, 8, got {text!r}")
     return values
 

@@ -48,7 +48,7 @@ from typing import Literal
 
 import numpy as np
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.core.registry import Registry
 from foresize.simulate.replicas.scalers import HPA, ScaleContext, Scaler, StepView, make_scaler
 from foresize.simulate.replicas.service import FloatArray, Sizer
@@ -335,7 +335,7 @@ _register(PolicyKind(
     lambda k, c: RiskHybrid(make_scaler("predictive", level=k), c, _work, c.capacity),
     reactive=False, more_is_safer=True, scales=CAPACITY_SCALES))
 _register(PolicyKind(
-    "oracle", "capacity_scale", 1.0, (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2),
+    "oracle", "capacity_scale", 1.0, (0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2),
     lambda k, c: SeriesPolicy(make_scaler("oracle"), c, _work, c.capacity * k, hindsight=True),
     reactive=False, more_is_safer=False))
 
@@ -344,7 +344,7 @@ def parse_policies(text: str) -> list[str]:
     """``hpa,kpa,oracle`` -> checked registry names (a typo gets a suggestion)."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise InputError("--policies: name at least one policy")
+        raise UsageError("--policies: name at least one policy")
     for name in names:
         POLICIES.get(name)
     return names

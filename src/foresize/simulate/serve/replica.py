@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.graph.devices import DEVICES, Device, get_device
 from foresize.graph.hf_config import Architecture
 from foresize.graph.memory import (
@@ -211,7 +211,7 @@ def build_replica(arch: Architecture, spec: ReplicaSpec, *, model: str = "model"
         raise InputError(f"{model}: a {arch.model_type} encoder does not generate tokens")
     device = get_device(spec.device)
     if spec.tp < 1 or spec.tp & (spec.tp - 1) or spec.tp > 8:
-        raise InputError(f"--tp must be 1, 2, 4 or 8, got {spec.tp}")
+        raise UsageError(f"--tp must be 1, 2, 4 or 8, got {spec.tp}")
     if arch.n_kv_heads % spec.tp and spec.tp % arch.n_kv_heads:
         raise InputError(f"{model}: {arch.n_kv_heads} KV heads do not split over TP {spec.tp}")
     for name in ("flops_efficiency", "bw_efficiency", "gpu_memory_utilization"):

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 from foresize.core.units import parse_duration
 from foresize.ingest.requests import ReplayInfo
 from foresize.simulate.serve.engine import (
@@ -79,13 +79,13 @@ def parse_slo(text: str, *, attainment: float = 0.99) -> Slo:
     for part in text.split(","):
         key, sep, value = (s.strip() for s in part.partition("="))
         if not sep or key not in ("ttft", "tpot"):
-            raise InputError(f"--slo: {part!r} is not ttft=DURATION or tpot=DURATION")
+            raise UsageError(f"--slo: {part!r} is not ttft=DURATION or tpot=DURATION")
         seconds = parse_duration(value) if re.search(r"[a-z]$", value) else float(value)
         if not seconds > 0:
-            raise InputError(f"--slo: {key} must be > 0, got {value}")
+            raise UsageError(f"--slo: {key} must be > 0, got {value}")
         values[f"{key}_s"] = seconds
     if not 0 < attainment < 1:
-        raise InputError(f"--attainment must be in (0, 1), got {attainment}")
+        raise UsageError(f"--attainment must be in (0, 1), got {attainment}")
     return Slo(**values, attainment=attainment)
 
 
@@ -325,38 +325,58 @@ class ServeStudy:
     floor: dict[str, float]
     requests_per_s: float
     results: dict[str, RunResult]
+    interrupted: bool = False  # Ctrl-C: the policies whose runs all finished
 
 
 def run_study(setup: ServeSetup, names: Sequence[str], *, sweep: bool,
               knobs: dict[str, float] | None = None,
               on_run: Callable[[str], None] | None = None) -> ServeStudy:
-    """Run (or sweep) each policy on the setup; the oracle is always run as the reference."""
+    """Run (or sweep) each policy on the setup; the oracle is always run as the reference.
+
+    The oracle runs first, so that Ctrl-C keeps every policy whose runs all finished,
+    compared with it (``interrupted``); rows keep the order of ``names``.
+    """
     floor = check_slo_floor(setup.model, setup.trace, setup.slo)
     capacity = calibrate(setup)
-    rows: list[dict[str, Any]] = []
+    order = list(names) if "oracle" in names else [*names, "oracle"]
+    swept: dict[str, list[dict[str, Any]]] = {}
     best: dict[str, dict[str, Any] | None] = {}
     results: dict[str, RunResult] = {}
     simulated, spent = 0, 0.0
-    for name in names if "oracle" in names else [*names, "oracle"]:
-        grid: list[tuple[float | None, float]] = list(sweep_grid(name)) if sweep \
-            else [((knobs or {}).get(name), 1.0)]
-        mine: list[dict[str, Any]] = []
-        for value, scale in grid:
-            start = time.perf_counter()
-            row, result = run_policy(setup, name, value, capacity, scale)
-            spent += time.perf_counter() - start
-            simulated += setup.trace.n
-            mine.append(row)
-            if on_run is not None:
-                on_run(name)
-        rows.extend(mine)
-        pick = tuned(mine, setup.slo.attainment) if sweep else mine[0]
-        best[name] = pick
-        chosen = pick or max(mine, key=lambda r: r["attainment"])
-        results[name] = run_policy(setup, name, chosen["value"], capacity,
-                                   chosen["capacity_scale"])[1] if sweep else result
-    return ServeStudy(capacity, rows, best, compare(best) if sweep else {}, floor,
-                      simulated / spent if spent else math.nan, results)
+    interrupted = False
+    try:
+        for name in ["oracle", *(n for n in order if n != "oracle")]:
+            grid: list[tuple[float | None, float]] = list(sweep_grid(name)) if sweep \
+                else [((knobs or {}).get(name), 1.0)]
+            mine: list[dict[str, Any]] = []
+            for value, scale in grid:
+                start = time.perf_counter()
+                row, result = run_policy(setup, name, value, capacity, scale)
+                spent += time.perf_counter() - start
+                simulated += setup.trace.n
+                mine.append(row)
+                if on_run is not None:
+                    on_run(name)
+            pick = tuned(mine, setup.slo.attainment) if sweep else mine[0]
+            chosen = pick or max(mine, key=lambda r: r["attainment"])
+            if sweep:  # the tuned setting again, for its trajectory (counted as a run)
+                results[name] = run_policy(setup, name, chosen["value"], capacity,
+                                           chosen["capacity_scale"])[1]
+                if on_run is not None:
+                    on_run(name)
+            else:
+                results[name] = result
+            swept[name], best[name] = mine, pick
+    except KeyboardInterrupt:
+        if "oracle" not in swept:
+            raise
+        interrupted = True
+    done = [n for n in order if n in swept]
+    best = {n: best[n] for n in done}
+    return ServeStudy(capacity, [row for n in done for row in swept[n]], best,
+                      compare(best) if sweep else {}, floor,
+                      simulated / spent if spent else math.nan,
+                      {n: results[n] for n in done}, interrupted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +431,7 @@ def open_setup(inputs: ServeInputs) -> tuple[ServeSetup, dict[str, str | None], 
                        warmup_s=inputs.warmup_s)
     check_slo_floor(model, setup.trace, setup.slo)
     if setup.trace.n and not 0 <= inputs.warmup_s < setup.trace.arrival_s[-1]:
-        raise InputError(f"--warmup {inputs.warmup_s:g} s leaves no request to score: the "
+        raise UsageError(f"--warmup {inputs.warmup_s:g} s leaves no request to score: the "
                          f"replay's last arrival is at {setup.trace.arrival_s[-1]:.0f} s")
     notes = [report.summary()] if report.n_dropped or report.reordered else []
     notes += report.notes
@@ -456,6 +476,8 @@ def study_document(setup: ServeSetup, inputs: ServeInputs, study: ServeStudy, *,
         "comparison": study.comparison,
         "sweep": study.rows if sweep else [],
         "requests_simulated_per_s": study.requests_per_s,
+        "interrupted": study.interrupted,
+        "partial": study.interrupted,
     }
 
 
