@@ -34,9 +34,8 @@ from foresize.cli.output import (
 from foresize.core.errors import InputError, UsageError
 from foresize.core.units import parse_duration
 from foresize.recommend.choices import DEFAULT_FORECASTER, MIN_POINTS, STRATEGY_NAMES
-from foresize.recommend.plan import SCHEMA_VERSION, recommendation_schema, validate_plan
 
-if TYPE_CHECKING:  # the planners load polars and numpy when a command runs: --help does not
+if TYPE_CHECKING:  # planners (polars, numpy) and plan schema load when a command runs
     from foresize.ingest.sources import TelemetrySource
     from foresize.recommend.cluster import ClusterPlanRequest
     from foresize.recommend.service import PlanBody
@@ -69,6 +68,7 @@ def _write_k8s(result: Result, handle: Any) -> None:
     """
     from foresize.recommend.cluster_export import cluster_patches_yaml
     from foresize.recommend.export import plan_yaml
+    from foresize.recommend.plan import validate_plan
 
     if "recommendations" not in result.document:
         raise InputError("-f k8s writes the manifests of a plan; only `foresize recommend` has one")
@@ -79,6 +79,7 @@ def _write_k8s(result: Result, handle: Any) -> None:
 def _write_vpa(result: Result, handle: Any) -> None:
     """The ``vpa`` format: a cluster plan as VerticalPodAutoscalers (updateMode Off)."""
     from foresize.recommend.cluster_export import vpa_yaml
+    from foresize.recommend.plan import validate_plan
 
     if "recommendations" not in result.document:
         raise InputError("-f vpa writes the VerticalPodAutoscalers of a cluster plan")
@@ -95,6 +96,7 @@ def _write_yaml(result: Result, handle: Any) -> None:
 def _write_html(result: Result, handle: Any) -> None:
     """The ``html`` format: a cluster plan's self-contained report."""
     from foresize.recommend.cluster_report import cluster_html
+    from foresize.recommend.plan import validate_plan
 
     if "recommendations" not in result.document:
         raise InputError("-f html writes the report of a cluster plan")
@@ -231,6 +233,7 @@ def recommend(
         plan_title,
     )
     from foresize.recommend.export import parse_quantity
+    from foresize.recommend.plan import SCHEMA_VERSION, recommendation_schema, validate_plan
     from foresize.recommend.service import PlanRequest, ScalingRequest, build_plan, size_model
 
     if schema:
@@ -284,6 +287,7 @@ def _recommend_cluster(telemetry: TelemetrySource, request: ClusterPlanRequest, 
     from foresize.ingest.sources import cluster_request
     from foresize.recommend.cluster import recommend_cluster
     from foresize.recommend.cluster_report import cluster_rows, cluster_summary, cluster_view
+    from foresize.recommend.plan import SCHEMA_VERSION, validate_plan
 
     source = telemetry.sources[0]
     with progress("reading the cluster", None):

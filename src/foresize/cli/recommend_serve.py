@@ -14,7 +14,6 @@ from foresize.cli.common import provenance
 from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, WideOpt, opt
 from foresize.cli.output import Col, Result, emit, frame_table, progress
 from foresize.core.units import parse_duration
-from foresize.recommend.plan import SCHEMA_VERSION, validate_plan
 
 REFERENCE = "src/foresize/graph/reference/llama-2-7b.json"
 EPILOG = f"""\
@@ -89,6 +88,7 @@ def serve(
     import polars as pl
 
     from foresize.ingest.requests import parse_request_mapping
+    from foresize.recommend.plan import SCHEMA_VERSION, validate_plan
     from foresize.simulate.serve.plan import ServePlanRequest, candidate_tps, recommend_serve
     from foresize.simulate.serve.study import parse_slo
 
