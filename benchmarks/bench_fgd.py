@@ -1,76 +1,172 @@
-"""Fidelity and speed of the inflation protocol on openb (FGD paper, ATC'23, Fig. 7/9).
+"""Fidelity and speed of the inflation protocol on openb (FGD paper, ATC'23, Fig. 7/9),
+and our fgd_reserve beside FGD.
 
 Run: FORESIZE_DATA_MIRROR=... .venv/bin/python benchmarks/bench_fgd.py [--seeds 10]
-For each pod list and placement policy it prints our allocated GPU share at 100 % arrived
-(mean over seeds 42..42+N-1, as the authors' seeds), the FGD authors' published median
-of their 10 seeds (datasets/fgd-paper-reference.md; n/a for a pod list without one), the
-difference in pp, the mean seconds per run and the speed-up over the simulator before
-issue #19 (BEFORE_S); per pod list, the time of all policies x seeds and, on default, its
-ratio to the simulator of commit 06df4fa (TODAY_S: before FGD's scores and the snapshots
-were vectorised).
+         [--baseline-src DIR]
+For each pod list and placement policy of the paper it prints our allocated GPU share at
+100 % arrived (mean over seeds 42..42+N-1, as the authors' seeds), the FGD authors'
+published median of their 10 seeds (datasets/fgd-paper-reference.md; n/a for a pod list
+without one), the difference in pp and the mean seconds per run (runs share the cores, so
+this is longer than a run alone); then fgd_reserve's share in the same seeds and its
+difference to FGD, with the range of the per-seed differences; per pod list, the time of
+the paper's policies x seeds. Pod lists that are not in the mirror are named and skipped.
+
+Speed is a ratio to the simulator before the speed work, timed in the same run on the same
+machine: ``--baseline-src`` names the ``src`` folder of that code (e.g. ``git archive main
+src | tar -x -C /tmp/before``). Both versions run in child processes: one FGD run on openb
+default (seed 42) ``--repeats`` times, alternating, and the paper's policies x seeds on
+default. The load average is printed beside the times, since shared cores stretch them.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
+import os
+import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+from foresize.core.errors import InputError
+from foresize.core.parallel import run_tasks
 from foresize.evaluate.scheduling import PAPER_AT_100
-from foresize.simulate.cluster.inflation import compare_inflation
+from foresize.simulate.cluster.inflation import compare_inflation, run_inflation
+from foresize.simulate.cluster.placement import PLACEMENT
+from foresize.simulate.cluster.state import Cluster
 from foresize.simulate.cluster.traces import load_cluster, load_workload
+from foresize.simulate.cluster.workload import Workload
 
 POLICIES = ("random", "dot_product", "gpu_clustering", "gpu_packing", "best_fit", "fgd")
+OURS = "fgd_reserve"
+TRACES = ("openb:default,openb:gpuspec10,openb:gpuspec33,openb:gpushare20,openb:gpushare40,"
+          "openb:gpushare60,openb:gpushare80,openb:gpushare100")
 # allocated GPU % at 100 % arrived per pod list, median over the authors' seeds 42..51:
 # hkust-adsl/kubernetes-scheduler-simulator
 # experiments/analysis/expected_results/analysis_allo_discrete.csv @ 1853fc0e (default from
 # datasets/fgd-paper-reference.md, gpuspec10/33 from datasets/fgd-paper-gpuspec.csv)
 AUTHORS = PAPER_AT_100
-# seconds per inflation run of openb default before issue #19 (seed 0, this machine's
-# 2 shared cores, commit 356f396): the baseline of the speed-up column
-BEFORE_S = {"random": 0.78, "dot_product": 1.03, "gpu_packing": 2.06, "best_fit": 1.84,
-            "fgd": 2.41}
-# commit 06df4fa on this machine's 2 shared cores, quiet: seconds per FGD run on openb
-# default, and the six policies x 10 seeds with --engine local
-TODAY_S = {"fgd": 2.7, "openb:default": 66.6}
+
+# what a child process runs with one version's code on PYTHONPATH: one FGD run on openb
+# default (seed 42, the policy built inside the timing) or the paper's policies x seeds
+_TIMING = """
+import json, sys, time
+from foresize.simulate.cluster.inflation import compare_inflation, run_inflation
+from foresize.simulate.cluster.placement import PLACEMENT
+from foresize.simulate.cluster.traces import load_cluster, load_workload
+cluster, _ = load_cluster("openb:nodes_gpu")
+workload, _ = load_workload("openb:default")
+names, seeds, engine = json.loads(sys.argv[1])
+began = time.perf_counter()
+if names == ["fgd"] and len(seeds) == 1:
+    run_inflation(workload, cluster, PLACEMENT.get("fgd")(workload, cluster), seed=seeds[0])
+else:
+    compare_inflation(workload, cluster, names, seeds, engine=engine)
+print(time.perf_counter() - began)
+"""
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f}/{fifteen:.1f}"
+
+
+def _timed(src: str, names: list[str], seeds: list[int], engine: str) -> float:
+    """Seconds of one timing (see ``_TIMING``) with the code under ``src``."""
+    env = {**os.environ, "PYTHONPATH": src}
+    out = subprocess.run([sys.executable, "-c", _TIMING, json.dumps([names, seeds, engine])],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return float(out.splitlines()[-1])
+
+
+def timings(seeds: list[int], engine: str, baseline_src: str | None, repeats: int) -> None:
+    """One FGD run alone (``repeats`` times, alternating versions; the fastest and the
+    median, since other work on shared cores only ever adds time) and the paper's policies
+    x seeds on default, with this code and the baseline's, each in a child process.
+    """
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    versions = {"this code": here} | ({} if baseline_src is None else {"baseline": baseline_src})
+    runs: dict[str, list[float]] = {label: [] for label in versions}
+    for _ in range(repeats):
+        for label, src in versions.items():
+            runs[label].append(_timed(src, ["fgd"], [42], engine))
+    total = {label: _timed(src, list(POLICIES), seeds, engine)
+             for label, src in versions.items()}
+    for label, src in versions.items():
+        print(f"{label} ({src}): FGD run min {min(runs[label]):.2f} s, median "
+              f"{statistics.median(runs[label]):.2f} s of {repeats}; {len(POLICIES)} policies "
+              f"x {len(seeds)} seeds {total[label]:.1f} s ({_load()})")
+    if baseline_src is not None:
+        base, this = runs["baseline"], runs["this code"]
+        fastest = min(base) / min(this)
+        typical = statistics.median(base) / statistics.median(this)
+        print(f"speed-up over the baseline: FGD run {fastest:.2f}x (min), {typical:.2f}x "
+              f"(median); policies x seeds {total['baseline'] / total['this code']:.2f}x")
+
+
+@functools.cache
+def _inputs(trace: str) -> tuple[Workload, Cluster]:
+    return load_workload(trace)[0], load_cluster("openb:nodes_gpu")[0]
+
+
+def _share_at_100(trace: str, name: str, seed: int) -> float:
+    """One run's allocated GPU % at 100 % arrived: FGD and ours paired by seed."""
+    workload, cluster = _inputs(trace)
+    curve = run_inflation(workload, cluster, PLACEMENT.get(name)(workload, cluster), seed=seed)
+    return curve.at(1.0)["allocated_frac"] * 100
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--traces", default="openb:default,openb:gpuspec10,openb:gpuspec33")
+    parser.add_argument("--traces", default=TRACES)
     parser.add_argument("--engine", default="local")
+    parser.add_argument("--baseline-src", default=None,
+                        help="src folder of the simulator before the speed work")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="FGD runs alone per version")
+    parser.add_argument("--no-timings", action="store_true",
+                        help="skip the FGD run alone and the baseline")
     args = parser.parse_args()
     cluster, _ = load_cluster("openb:nodes_gpu")
     seeds = list(range(args.seed, args.seed + args.seeds))
     print(f"openb:nodes_gpu ({cluster.n_nodes} nodes, {int(cluster.n_gpu.sum())} GPUs), "
           f"seeds {seeds[0]}..{seeds[-1]}, engine {args.engine}")
+    if not args.no_timings:
+        timings(seeds, args.engine, args.baseline_src, args.repeats)
     print(f"{'trace':<16} {'policy':<15} {'ours@100%':>9} {'paper@100%':>10} {'diff pp':>8} "
-          f"{'s/run':>6} {'x pre-#19':>9} {'x 06df4fa':>9}")
+          f"{'s/run':>6}")
     for trace in args.traces.split(","):
-        workload, _ = load_workload(trace)
+        try:
+            workload, _ = load_workload(trace)
+        except InputError as err:
+            print(f"{trace}: skipped ({err.message.rsplit(': ', 1)[-1].split(';')[0]})")
+            continue
         began = time.perf_counter()
         rows, _ = compare_inflation(workload, cluster, list(POLICIES), seeds,
                                     engine=args.engine)
         wall = time.perf_counter() - began
+        ours, _ = compare_inflation(workload, cluster, [OURS], seeds, engine=args.engine)
+        paired = run_tasks(_share_at_100, [(trace, name, seed) for name in ("fgd", OURS)
+                                           for seed in seeds], engine=args.engine)
+        gains = [b - a for a, b in zip(paired[:len(seeds)], paired[len(seeds):], strict=True)]
         published = AUTHORS.get(trace, {})
-        for row in rows:
+        share = {}
+        for row in [*rows, *ours]:
             name = str(row["policy"])
-            ours = float(row["allocated_at_100_frac"]) * 100
-            run_s = float(row["run_s"])
+            share[name] = float(row["allocated_at_100_frac"]) * 100
             paper = published.get(name)
             theirs = f"{paper:>10.3f}" if paper is not None else f"{'n/a':>10}"
-            diff = f"{ours - paper:>+8.2f}" if paper is not None else f"{'':>8}"
-            default = trace == "openb:default"
-            speed = (f"{BEFORE_S[name] / run_s:>9.2f}" if default and name in BEFORE_S
-                     else f"{'':>9}")
-            today = (f"{TODAY_S[name] / run_s:>9.2f}" if default and name in TODAY_S
-                     else f"{'':>9}")
-            print(f"{trace:<16} {name:<15} {ours:>9.2f} {theirs} {diff} {run_s:>6.2f} {speed} "
-                  f"{today}")
-        ratio = (f" ({TODAY_S[trace] / wall:.2f}x 06df4fa's {TODAY_S[trace]} s)"
-                 if trace in TODAY_S and args.seeds == 10 else "")
-        print(f"{trace}: {len(POLICIES)} policies x {len(seeds)} seeds in {wall:.1f} s{ratio}")
+            diff = f"{share[name] - paper:>+8.2f}" if paper is not None else f"{'':>8}"
+            print(f"{trace:<16} {name:<15} {share[name]:>9.2f} {theirs} {diff} "
+                  f"{float(row['run_s']):>6.2f}")
+        print(f"{trace}: {OURS} {share[OURS] - share['fgd']:+.2f} pp over fgd (per seed "
+              f"{min(gains):+.2f}..{max(gains):+.2f}, more in {sum(g > 0 for g in gains)} of "
+              f"{len(seeds)}); "
+              f"{len(POLICIES)} policies x {len(seeds)} seeds in {wall:.1f} s ({_load()})")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from polars.testing import assert_frame_equal
 
 from foresize.core.errors import InputError, InsufficientDataError
 from foresize.ingest.cluster import ClusterRequest, ClusterTelemetry, Scope, read_cluster
+from foresize.ingest.cluster.client import _fast_matrix, parse_matrix
 from foresize.ingest.cluster.read import _rates
 from tests.ingest import prom_server
 from tests.ingest.cluster_server import ClusterServer
@@ -157,3 +159,26 @@ def test_rates_are_irate_between_present_steps() -> None:
     assert kept_series.tolist() == [0, 0, 1]
     assert kept_ts.tolist() == [60_000, 120_000, 120_000]
     assert rates.tolist() == [1.0, 0.5, 1.0]
+
+
+def test_the_fast_matrix_parser_numbers_series_and_reads_special_values() -> None:
+    """Labels that look like structure, NaN, +Inf, a fractional timestamp and one-sample
+    series: the fast path takes the answer and reads it as the JSON says.
+    """
+    answer = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"pod": 'a]],"values":[[', "container": "x"},
+         "values": [[1.5, "1"], [60, "NaN"], [120, "+Inf"]]},
+        {"metric": {}, "values": [[0, "-2500"]]},
+        {"metric": {"pod": "b"}, "values": [[7, "3"], [8, "-Inf"]]},
+    ]}}
+    body = json.dumps(answer, separators=(",", ":")).encode()
+    assert _fast_matrix(body) is not None
+    matrix = parse_matrix(body, name="test")
+    assert matrix.labels == [{"pod": 'a]],"values":[[', "container": "x"}, {}, {"pod": "b"}]
+    assert matrix.samples["series"].to_list() == [0, 0, 0, 1, 2, 2]
+    assert matrix.samples["ts_ms"].to_list() == [1500, 60_000, 120_000, 0, 7000, 8000]
+    values = matrix.samples["value"].to_numpy()
+    assert values[[0, 3, 4]].tolist() == [1.0, -2500.0, 3.0]
+    assert np.isnan(values[1])
+    assert values[2] == np.inf
+    assert values[5] == -np.inf

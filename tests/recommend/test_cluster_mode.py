@@ -91,7 +91,8 @@ def test_cluster_mode_equals_the_same_histories_given_as_a_file(
 ) -> None:
     read = read_cluster(ClusterRequest(cluster_server.url, since_s=cluster_server.since_s,
                                        until=cluster_server.until))
-    plan = plan_cluster(read, ClusterPlanRequest(), source=cluster_server.url)
+    plan = plan_cluster(read, ClusterPlanRequest(phases=True), source=cluster_server.url)
+    quick = plan_cluster(read, ClusterPlanRequest(), source=cluster_server.url)  # no phases
     path = tmp_path / "histories.parquet"
     cluster_server.cluster.expected().write_parquet(path)
     from_file = read_canonical(TelemetrySource((str(path),))).frame
@@ -101,6 +102,12 @@ def test_cluster_mode_equals_the_same_histories_given_as_a_file(
         mine = [r for r in plan.recommendations if r.resource == metric]
         assert [r.model_dump() for r in mine] == [r.model_dump() for r in body.recommendations]
         compared += sum(r.status == "ok" for r in mine)
+        # by default cluster mode skips the per-phase schedules, and nothing else changes
+        fast = [r for r in quick.recommendations if r.resource == metric]
+        assert all(r.phases == [] for r in fast)
+        assert [r.model_dump(exclude={"phases"}) for r in fast] == [
+            r.model_dump(exclude={"phases"}) for r in mine]
+    assert any(r.phases for r in plan.recommendations)  # the comparison above saw some
     assert compared == 12 * 2 + 2 * 2  # 12 containers x (cpu, memory), 2 GPU containers
     skipped = {s.workload for s in plan.section.skipped}
     assert skipped == {"team-a/Deployment/short-0/app"}

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -163,3 +167,33 @@ def test_bad_pod_list_is_one_line_naming_file_row_and_column(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert re.search(re.escape(str(bad)) + message, err), err
+
+
+def test_ctrl_c_keeps_the_policies_whose_seeds_all_finished(
+    mirror: Path, tmp_path: Path
+) -> None:
+    """A real SIGINT once the first policy's 3 seeds are done: its row is written."""
+    target = tmp_path / "schedule.json"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "foresize.cli.main", "simulate", "schedule", "--trace",
+         "openb:default", "--mirror", str(mirror), "--placement",
+         "random,best_fit,fgd", "--seeds", "3", "-o", str(target)],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "FORESIZE_HEARTBEAT_S": "0.05"},
+    )  # fmt: skip
+    assert run.stderr is not None
+    for line in run.stderr:  # readiness: the total counted, and random's three seeds done
+        match = re.match(r"inflation runs: (\d)/9 \(policy, seed\) runs", line)
+        if match and 3 <= int(match.group(1)) <= 6:
+            break
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 130, err
+    assert "Traceback" not in err
+    document = json.loads(target.read_text())
+    assert document["interrupted"] is document["partial"] is True
+    policies = [row["policy"] for row in document["results"]]
+    assert policies[0] == "random"
+    assert policies in (["random"], ["random", "best_fit"])
+    assert set(document["curves"]) == set(policies)
+    assert re.search(r"^interrupted: [3-8]/9 \(policy, seed\) runs done; the policies whose "
+                     r"seeds all finished kept", err, re.M), err

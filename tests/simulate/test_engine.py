@@ -31,21 +31,29 @@ pod = st.one_of(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pods=st.lists(pod, min_size=1, max_size=40), seed=st.integers(0, 10))
 def test_no_node_is_ever_over_committed(pods: list[tuple[int, int, int]], seed: int) -> None:
+    """Also: a view of bare arrays and the state's live view (with the summaries the
+    state keeps in step) place every pod alike, and the summaries equal the arrays'.
+    """
     workload = make_workload(pods, memory=[4096] * len(pods))
     for name in PLACEMENT:
         policy = PLACEMENT.get(name)(workload, CLUSTER)
+        twin = PLACEMENT.get(name)(workload, CLUSTER)
         state = ClusterState(CLUSTER)
         view = ClusterView(state.cpu_free, state.memory_free, state.gpu_free, CLUSTER,
-                           np.random.default_rng(seed))
+                           np.random.default_rng(seed), gpu_pods=state.gpu_pods)
+        live = ClusterView.of(state, np.random.default_rng(seed))
         for cpu, n_gpu, milli in pods:
             request = PodRequest(cpu, 4096, n_gpu, milli, np.ones(CLUSTER.n_nodes, bool))
             where = policy.place(request, view)
+            assert twin.place(request, live) == where
             if where is not None:
                 assert len(set(where.gpus)) == n_gpu
                 state.allocate(cpu, 4096, milli, where)
             assert (state.cpu_free >= 0).all()
             assert (state.memory_free >= 0).all()
             assert ((state.gpu_free >= 0) & (state.gpu_free <= FULL_GPU_MILLI)).all()
+            np.testing.assert_array_equal(state.gpu_free_total, state.gpu_free.sum(axis=1))
+            np.testing.assert_array_equal(state.fit_ranked, -np.sort(-state.gpu_fit).T)
 
 
 @settings(max_examples=15, deadline=None)

@@ -28,7 +28,7 @@ from .helpers import make_cluster, make_workload
 
 # one node, one A100 as 4g+2g+1g: slices of 571, 285 and 142 milli
 ONE = make_cluster([64000], [1]).with_mig({"G2": parse_mig("4g+2g+1g")})
-NO_FGD = [name for name in PLACEMENT if name != "fgd"]
+NO_FGD = [name for name in PLACEMENT if name not in ("fgd", "fgd_reserve")]
 
 
 def _view(state: ClusterState, seed: int = 0) -> ClusterView:
@@ -118,7 +118,11 @@ def test_no_partitioned_gpu_is_ever_over_committed(pods: list[tuple[int, int, in
         running: list[tuple[int, int, Placement]] = []
         for (cpu, n_gpu, milli), go in zip(pods, leave, strict=False):
             request = PodRequest(cpu, 4096, n_gpu, milli, np.ones(CLUSTER.n_nodes, bool))
-            where = policy.place(request, _view(state, seed))
+            where = policy.place(request, ClusterView.of(state, np.random.default_rng(seed)))
+            # the summaries the state keeps in step give what the bare arrays give
+            bare = ClusterView(state.cpu_free, state.memory_free, state.gpu_free, CLUSTER,
+                               np.random.default_rng(seed), state.gpu_fit, state.gpu_pods)
+            assert policy.place(request, bare) == where
             if where is not None:
                 assert len(set(where.gpus)) == n_gpu
                 running.append((cpu, milli, state.allocate(cpu, 4096, milli, where)))
@@ -135,6 +139,8 @@ def test_no_partitioned_gpu_is_ever_over_committed(pods: list[tuple[int, int, in
                     + FULL_GPU_MILLI - slices).all()
             assert (state.gpu_fit[on] == (cap * free).max(axis=2)[on]).all()
             assert not on[2].any()  # the V100 node stays unpartitioned
+            np.testing.assert_array_equal(state.gpu_free_total, state.gpu_free.sum(axis=1))
+            np.testing.assert_array_equal(state.fit_ranked, -np.sort(-state.gpu_fit).T)
 
 
 def test_replay_on_partitioned_cluster_and_what_it_refuses() -> None:
@@ -148,8 +154,9 @@ def test_replay_on_partitioned_cluster_and_what_it_refuses() -> None:
     # two 3g slices for four 0.4 pods: two wait one run (10 s) each
     assert result.start_s.tolist()[:2] == [0, 0]
     assert sorted(result.start_s[3:].tolist()) == [0, 10, 10]
-    with pytest.raises(InputError, match="MIG"):
-        PLACEMENT.get("fgd")(workload, cluster)
+    for name in ("fgd", "fgd_reserve"):
+        with pytest.raises(InputError, match="MIG"):
+            PLACEMENT.get(name)(workload, cluster)
     with pytest.raises(ValueError, match="MIG"):
         replay(workload, cluster, PLACEMENT.get("best_fit")(workload, cluster),
                QUEUE.get("fifo")(), preemption=PREEMPTION.get("lowest_priority")())

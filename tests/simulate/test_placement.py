@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from foresize.core.errors import UnknownNameError
-from foresize.simulate.cluster.metrics import PENDING, Fragmentation, NodeStates
+from foresize.simulate.cluster.metrics import Fragmentation, NodeStates
 from foresize.simulate.cluster.placement import (
     PLACEMENT,
     ClusterView,
+    FgdReserve,
     FgdScore,
     PodRequest,
     Scored,
     feasible,
     fragmentation_of,
     pick_gpus,
+    reserved_demand,
 )
 from foresize.simulate.cluster.state import ClusterState, Placement
+from foresize.simulate.cluster.workload import Workload
 
 from .helpers import make_cluster, make_workload
 
@@ -57,6 +62,9 @@ PROBE = PodRequest(1000, 1024, 1, 250, np.ones(3, dtype=bool))
     # growth -187.5 (node0) and -175 (node2) both score int(100 sigmoid(0.18)) = 54,
     # node1 +62.5 -> 48: node0 wins the tie, on its GPU 0
     ("fgd", Placement(0, (0,))),
+    # FGD's 54/54 tie; no pod is tied to a GPU model, so nothing is reserved, and the
+    # fuller node wins: node2 has 70 % of its GPU milli in use, node0 25 %
+    ("fgd_reserve", Placement(2, (0,))),
 ])
 def test_policy_choice(name: str, expected: Placement) -> None:
     policy = PLACEMENT.get(name)(WORKLOAD, CLUSTER)
@@ -200,9 +208,61 @@ def test_node_states_compact_and_keep_tables() -> None:
         states.sync(cpu, gpu)
     assert len(states) <= 4 * 3 + 64
     assert states.table("probe", 1)[states.node_state[1], 0] == 42.0
-    assert (states.weighted == PENDING).any()  # F_n(M) of new states waits for a caller
-    row = (np.array([1000]), gpu[1:2], CLUSTER.gpu_type[1:2])
-    _, extra = states.weighted_with(np.unique(states.node_state), *row)
     expected = frag.weighted(cpu, gpu, CLUSTER.gpu_type)
-    np.testing.assert_array_equal(states.weighted[states.node_state], expected)
-    np.testing.assert_array_equal(extra, frag.weighted(*row))
+    np.testing.assert_array_equal(np.array(states.weighted)[states.node_state], expected)
+
+
+def test_weighted_of_one_state_equals_the_array_version(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """Per GPU row, sums over classes by CPU demand: every CPU level and GPU order agrees
+    with :meth:`Fragmentation.weighted`, also after the row memo starts over.
+    """
+    frag = fragmentation_of(WORKLOAD, CLUSTER)
+    states = NodeStates(frag, CLUSTER.gpu_type)
+    rng = np.random.default_rng(0)
+    for step in range(300):
+        if step == 150:
+            monkeypatch.setattr(NodeStates, "MAX_GPU_ROWS", 4)
+        free = rng.choice([0, 100, 250, 750, 1000], 8)
+        cpu, gpu_type = int(rng.integers(0, 9000)), int(rng.integers(-1, 1))
+        expected = frag.weighted(np.array([cpu]), free[None, :], np.array([gpu_type]))[0]
+        assert states.weighted_of(gpu_type, cpu, tuple(sorted(free.tolist()))) == expected
+
+
+def _t4_workload() -> Workload:
+    """Four unconstrained 1-GPU pods, two tied to T4 and one to G2 or T4 (admits every
+    model: constrains nothing).
+    """
+    workload = make_workload([(1000, 1, 1000)] * 7)
+    return replace(workload, spec_id=np.array([0, 0, 0, 0, 1, 1, 2]),
+                   gpu_specs=((), ("T4",), ("G2", "T4")))
+
+
+def test_reserved_demand_splits_constrained_demand_over_its_models() -> None:
+    cluster = make_cluster([32000] * 3, [2, 8, 8], models=["T4", "G2", "G2"])
+    assert cluster.gpu_types == ("G2", "T4")
+    # T4: 2000 milli of T4-only demand on 2000 milli of T4; G2: nothing constrained to it
+    np.testing.assert_allclose(reserved_demand(_t4_workload(), cluster), [0.0, 1.0])
+
+
+def test_fgd_reserve_keeps_a_scarce_model_for_the_pods_tied_to_it() -> None:
+    """A half share already runs on the only T4 node. FGD scores a second half share 62
+    there (it fills that GPU) and 44 on an idle G2 node, so it takes the T4. T4's pressure
+    is its reserved demand 1.0 x the cluster's free share 17500/18000 over T4's 1500/2000,
+    1.296, so fgd_reserve takes 30 x (1.296 - 0.5) = 23.9 points off: 38.1 < 44, a G2
+    node. A pod tied to T4 still gets it.
+    """
+    workload = _t4_workload()
+    cluster = make_cluster([32000] * 3, [2, 8, 8], models=["T4", "G2", "G2"])
+    state = ClusterState(cluster)
+    state.allocate(1000, 1024, 500, Placement(0, (0,)))
+    view = ClusterView.of(state, np.random.default_rng(0))
+    ours = PLACEMENT.get("fgd_reserve")(workload, cluster)
+    assert isinstance(ours, FgdReserve)
+    t4 = 30 * (1.0 * 17500 / 18000 / 0.75 - 0.5)
+    np.testing.assert_allclose(ours.penalty(view), [0.0, t4, 0.0])
+    half = PodRequest(1000, 1024, 1, 500, np.ones(3, dtype=bool))
+    assert PLACEMENT.get("fgd")(workload, cluster).place(half, view) == Placement(0, (0,))
+    assert ours.place(half, view) == Placement(1, (0,))
+    t4_only = PodRequest(1000, 1024, 1, 500, np.array([True, False, False]))
+    assert ours.place(t4_only, view) == Placement(0, (0,))

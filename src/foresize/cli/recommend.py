@@ -169,6 +169,11 @@ def recommend(
         "--horizon", "Planning horizon, e.g. 7d or 12h (default: 3/7 of the history, "
         "the benchmark's 70/30 split).", show_default=False)] = None,
     force: ForceOpt = False,
+    phases: Annotated[bool | None, opt(
+        "--phases/--no-phases", "Per-phase request schedules (phase detection per workload). "
+        "Default: on for files and datasets; off for a whole cluster, where detection over "
+        "every container dominates the run and no manifest can express a schedule.",
+        show_default=False)] = None,
     min_points: Annotated[int, opt(
         "--min-points", "Fewest samples a workload needs.", min=2)] = MIN_POINTS,
     current_limit: Annotated[str | None, opt(
@@ -248,7 +253,7 @@ def recommend(
     if is_cluster_source(telemetry):
         _recommend_cluster(telemetry, ClusterPlanRequest(
             strategy=strategy, risk=risk, horizon_s=_seconds(horizon), min_points=min_points,
-            force=force,
+            force=force, phases=bool(phases),
             prices=None if prices is None else load_prices(prices,
                                                            merge_defaults=not prices_only)),
             fmt=fmt, output=output, wide=wide)
@@ -264,8 +269,8 @@ def recommend(
         model, batch=batch, context=context, dtype=dtype, dims=parse_dims(dim))
     request = PlanRequest(
         metric=metric, strategy=strategy, risk=risk, horizon_s=_seconds(horizon),
-        force=force, min_points=min_points, model=sizing, prices=price_table,
-        devices=tuple(device or ()), scaling=scaling,
+        force=force, phases=phases is not False, min_points=min_points, model=sizing,
+        prices=price_table, devices=tuple(device or ()), scaling=scaling,
         current_limit=None if current_limit is None else parse_quantity(current_limit),
     )
     request.check()

@@ -13,6 +13,7 @@ from rich.console import RenderableType
 from foresize.cli import autoscale, serve
 from foresize.cli.checks import parse_checks
 from foresize.cli.common import provenance
+from foresize.cli.errors import INTERRUPTED
 from foresize.cli.options import (
     CheckOpt,
     EngineOpt,
@@ -25,6 +26,7 @@ from foresize.cli.options import (
     output_file,
 )
 from foresize.cli.output import SETTINGS, Result, emit, frame_table, info, progress
+from foresize.core.errors import PartialInterrupt
 from foresize.core.parallel import check_engine
 
 if TYPE_CHECKING:  # the simulator loads numpy and polars when a command runs: --help does not
@@ -171,7 +173,7 @@ def schedule(
 
     from foresize.simulate.cluster.carbon import diurnal, read_series
     from foresize.simulate.cluster.engine import Restart
-    from foresize.simulate.cluster.inflation import compare_inflation, curves_document
+    from foresize.simulate.cluster.inflation import Summaries, compare_inflation, curves_document
     from foresize.simulate.cluster.preemption import PREEMPTION
     from foresize.simulate.cluster.queue import QUEUE
     from foresize.simulate.cluster.study import (
@@ -206,13 +208,18 @@ def schedule(
     seed_list = list(range(base, base + seeds))
     setup = ReplaySetup(queue, preemption, cast(Restart, restart), intensity, carbon_aware,
                         autoscaling)
+    interrupted = False
     if mode == "inflation":
-        with progress("inflation runs", len(names)) as bar:
-            rows, curves = compare_inflation(workload, cluster, names, seed_list, target=target,
-                                             step=step, engine=engine, address=ray_address,
-                                             on_run=bar.advance)
+        runs = len(names) * len(seed_list)
+        with progress("inflation runs", runs, unit="(policy, seed) runs") as bar:
+            try:
+                rows, curves = compare_inflation(
+                    workload, cluster, names, seed_list, target=target, step=step,
+                    engine=engine, address=ray_address, on_run=bar.advance)
+            except PartialInterrupt as stop:  # keep the policies whose seeds all finished
+                (rows, curves), interrupted = cast(Summaries, stop.partial), True
         frame, body = pl.DataFrame(rows), {"curves": curves_document(curves)}
-        if plot is not None:
+        if plot is not None and not interrupted:
             plot_curves(curves, plot)
             info(f"wrote {plot}")
     else:
@@ -226,11 +233,17 @@ def schedule(
                        "seeds": seed_list, "target": target, "step": step,
                        "cluster": cluster.describe(), "n_pods_in_trace": len(workload)},
         "results": frame.to_dicts(), **body,
+        "interrupted": interrupted, "partial": interrupted,
     }
     emit(Result(frame, document, title=f"{mode} of {trace} on {nodes} "
                 f"({cluster.n_nodes:,} nodes, {int(cluster.n_gpu.sum()):,} GPUs)",
                 caption=f"mean over {len(seed_list)} seed(s) from {base}", wide=wide,
-                table=_schedule_table), fmt=fmt, output=output, checks=parse_checks(checks))
+                table=_schedule_table), fmt=fmt, output=output,
+         checks=() if interrupted else parse_checks(checks))
+    if interrupted:
+        info(f"interrupted: {bar.done}/{runs} (policy, seed) runs done; the policies whose "
+             "seeds all finished kept in the output and marked partial")
+        raise typer.Exit(INTERRUPTED)
 
 
 FIRST = ("policy", "allocated_at_100_frac", "fragmentation_rate_frac", "failed_pods")

@@ -85,6 +85,17 @@ class CheckFailedError(ForesizeError):
     exit_code: ClassVar[int] = 5
 
 
+class PartialInterrupt(KeyboardInterrupt):
+    """Ctrl-C that carries the work finished before it, for a caller that keeps it.
+
+    A ``KeyboardInterrupt``, so code that does not keep partial work stops as before.
+    """
+
+    def __init__(self, partial: object) -> None:
+        super().__init__()
+        self.partial = partial
+
+
 class ForesizeWarning(UserWarning):
     """Base class of foresize's warnings."""
 

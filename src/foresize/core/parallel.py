@@ -26,7 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from multiprocessing import get_context
 from typing import Any, Literal, TypeVar, get_args
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, UsageError
 
 Engine = Literal["serial", "local", "ray"]
 ENGINES: tuple[str, ...] = get_args(Engine)
@@ -36,7 +36,7 @@ R = TypeVar("R")
 def check_engine(engine: str) -> Engine:
     """The engine name, validated (a typo lists the valid ones)."""
     if engine not in ENGINES:
-        raise InputError(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
+        raise UsageError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}")
     return engine  # type: ignore[return-value]
 
 

@@ -74,6 +74,10 @@ class ClusterPlanRequest:
     min_points: int = MIN_POINTS
     prices: PriceTable | None = None
     force: bool = False  # a horizon longer than the history
+    # per-phase request schedules: off by default here, where phase detection over every
+    # container is ~90 % of the planning time and no cluster output (table, patches, VPA
+    # objects, html) can express a schedule; -f json has them with --phases
+    phases: bool = False
 
 
 @dataclass(slots=True)
@@ -121,7 +125,7 @@ def plan_cluster(
             result = recommend_rightsizing(
                 frame, metric=metric, strategy=request.strategy, risk=request.risk,
                 horizon_s=request.horizon_s, min_points=request.min_points, source=source,
-                force=request.force)
+                force=request.force, include_phases=request.phases)
         except InsufficientDataError:
             if metric in RESOURCES:
                 continue

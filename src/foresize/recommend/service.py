@@ -419,6 +419,7 @@ class PlanRequest:
     ceiling: Mapping[str, float] | None = None  # per workload: what its hardware holds
     source: str = "telemetry"
     force: bool = False  # a horizon longer than the history
+    phases: bool = True  # per-phase request schedules (phase detection per workload)
 
     def check(self) -> None:
         """Reject bad or contradicting options before the telemetry is read."""
@@ -521,6 +522,7 @@ def build_plan(frame: pl.DataFrame, request: PlanRequest) -> PlanBody:
             min_points=request.min_points,
             source=request.source,
             force=request.force,
+            include_phases=request.phases,
         )
         body.rightsizing = result
         body.recommendations = list(result.recommendations)

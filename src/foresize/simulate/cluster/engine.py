@@ -325,9 +325,7 @@ class _Replay:
                           int(w.gpu_milli[i]), self.live_masks[w.spec_id[i]])
 
     def view(self) -> ClusterView:
-        s = self.state
-        return ClusterView(s.cpu_free, s.memory_free, s.gpu_free, self.cluster, self.rng,
-                           s.gpu_fit, s.gpu_pods)
+        return ClusterView.of(self.state, self.rng)
 
     def preemption_view(self, now: float) -> PreemptionView:
         """Built once per pass: it holds the live arrays, so it stays current."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from foresize.core.errors import InputError
+from foresize.core.errors import InputError, PartialInterrupt
 from foresize.core.parallel import run_tasks
 from foresize.simulate.cluster.metrics import Fragmentation
 from foresize.simulate.cluster.placement import (
@@ -129,29 +129,32 @@ def run_inflation(workload: Workload, cluster: Cluster, policy: PlacementPolicy,
     fragmented = _Fragmented(frag, state)
     # the authors' simulator names nodes by a seeded permutation, and ties go to the
     # smallest name: a random node order fixed for the run (see placement.Scored)
-    view = ClusterView(state.cpu_free, state.memory_free, state.gpu_free, cluster, rng,
-                       state.gpu_fit, state.gpu_pods, rng.permutation(cluster.n_nodes))
-    cpu, memory, num_gpu, gpu_milli = (workload.cpu_milli.tolist(),
-                                       workload.memory_mib.tolist(),
-                                       workload.num_gpu.tolist(), workload.gpu_milli.tolist())
-    spec = workload.spec_id.tolist()
-    arrived_at = np.cumsum(demand[order]) / capacity
-    allocated_at = np.empty(order.size)
+    view = ClusterView.of(state, rng, rng.permutation(cluster.n_nodes))
+    # one request per pod of the trace, shared by its copies (plain Python scalars: the
+    # loop below is per pod, where numpy scalars cost more than they save)
+    pods = [PodRequest(cpu, memory, n_gpu, milli, masks[spec])
+            for cpu, memory, n_gpu, milli, spec in zip(
+                workload.cpu_milli.tolist(), workload.memory_mib.tolist(),
+                workload.num_gpu.tolist(), workload.gpu_milli.tolist(),
+                workload.spec_id.tolist(), strict=True)]
+    arrived = np.cumsum(demand[order]) / capacity
+    arrived_at = arrived.tolist()
+    allocated_at: list[float] = []
     rows: list[tuple[float, ...]] = []
     failed_milli = 0.0
     n_failed = allocated = 0
     began = time.perf_counter()
     for k, i in enumerate(order.tolist()):
-        pod = PodRequest(cpu[i], memory[i], num_gpu[i], gpu_milli[i], masks[spec[i]])
+        pod = pods[i]
         where = policy.place(pod, view)
         if where is None:
             n_failed += 1
-            failed_milli += num_gpu[i] * gpu_milli[i]
+            failed_milli += pod.num_gpu * pod.gpu_milli
         else:
             state.allocate(pod.cpu_milli, pod.memory_mib, pod.gpu_milli, where)
             fragmented.touched.append(where.node)
-            allocated += num_gpu[i] * gpu_milli[i]
-        allocated_at[k] = allocated / capacity
+            allocated += pod.num_gpu * pod.gpu_milli
+        allocated_at.append(allocated / capacity)
         if on_pod is not None:
             on_pod()
         while len(rows) < n_points and arrived_at[k] >= (len(rows) + 0.5) * step:
@@ -159,7 +162,7 @@ def run_inflation(workload: Workload, cluster: Cluster, policy: PlacementPolicy,
     while len(rows) < n_points:  # the run stopped within half a step of the last points
         rows.append(_snapshot(state, fragmented(), capacity, n_failed, failed_milli))
     v = np.array(rows).T
-    alloc = binned_mean(arrived_at, allocated_at, step, n_points)
+    alloc = binned_mean(arrived, np.array(allocated_at), step, n_points)
     return InflationCurve(grid(target, step), alloc, v[1], v[2], 1.0 - alloc, v[4], v[5],
                           n_pods=float(order.size), wall_s=time.perf_counter() - began)
 
@@ -239,25 +242,56 @@ def _one_run(workload: Workload, cluster: Cluster, name: str, seed: int, target:
                          fragmentation=frag)
 
 
+Summaries = tuple[list[dict[str, float | str]], dict[str, InflationCurve]]  # rows, curves
+
+
 def compare_inflation(
     workload: Workload, cluster: Cluster, names: list[str], seeds: list[int], *,
     target: float = 1.3, step: float = 0.01, engine: str = "serial", workers: int | None = None,
     address: str | None = None, on_run: Callable[[], None] | None = None,
-) -> tuple[list[dict[str, float | str]], dict[str, InflationCurve]]:
+) -> Summaries:
     """Every placement policy's seed-averaged inflation curve and its summary row.
 
     Runs (policy x seed) fan out over ``engine`` (``core.parallel``); each run is
-    seeded, so the rows are the same on every engine. ``on_run`` is called per policy
-    run batch done (for progress bars).
+    seeded, so the rows are the same on every engine. ``on_run`` is called as each
+    (policy, seed) run finishes (for progress bars). Ctrl-C raises ``PartialInterrupt``
+    carrying ``(rows, curves)`` of the policies whose every seed had finished (plain
+    ``KeyboardInterrupt`` when none had).
     """
     frag = fragmentation_of(workload, cluster)
     points = [p for p in REPORT_POINTS if p <= target + 1e-9]
     items = [(workload, cluster, n, s, target, step, frag) for n in names for s in seeds]
-    runs = run_tasks(_one_run, items, engine=engine, workers=workers, address=address)
+    done: dict[int, InflationCurve] = {}
+
+    def finished(index: int, run: InflationCurve) -> None:
+        done[index] = run
+        if on_run is not None:
+            on_run()
+
+    width = len(seeds)
+    try:
+        run_tasks(_one_run, items, engine=engine, workers=workers, address=address,
+                  on_result=finished)
+    except KeyboardInterrupt:
+        complete = [k for k in range(len(names))
+                    if all(k * width + j in done for j in range(width))]
+        if not complete:
+            raise
+        raise PartialInterrupt(_summaries(
+            [names[k] for k in complete],
+            [[done[k * width + j] for j in range(width)] for k in complete],
+            points, target)) from None
+    return _summaries(names, [[done[k * width + j] for j in range(width)]
+                              for k in range(len(names))], points, target)
+
+
+def _summaries(names: list[str], runs: list[list[InflationCurve]], points: list[float],
+               target: float) -> Summaries:
+    """Each policy's seed-averaged curve and its summary row."""
     rows: list[dict[str, float | str]] = []
     curves: dict[str, InflationCurve] = {}
-    for k, name in enumerate(names):
-        curve = curves[name] = mean_curve(runs[k * len(seeds):(k + 1) * len(seeds)])
+    for name, seeded in zip(names, runs, strict=True):
+        curve = curves[name] = mean_curve(seeded)
         row: dict[str, float | str] = {"policy": name}
         for p in points:
             row[f"allocated_at_{round(p * 100)}_frac"] = curve.at(p)["allocated_frac"]
@@ -265,8 +299,6 @@ def compare_inflation(
         row["failed_pods"] = curve.at(target)["failed_pods"]
         row["run_s"] = curve.wall_s
         rows.append(row)
-        if on_run is not None:
-            on_run()
     return rows, curves
 
 

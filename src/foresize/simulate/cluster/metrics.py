@@ -20,6 +20,7 @@ constraint when placing pods.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,6 @@ from foresize.simulate.cluster.state import MAX_GPUS_PER_NODE, BoolArray, IntArr
 from foresize.simulate.cluster.workload import FloatArray, TaskClasses
 
 _HASH_WEIGHTS = np.random.default_rng(20230710).integers(1, 2**62, size=10, dtype=np.int64)
-PENDING = -1  # NodeStates.weighted of a state not computed yet (real values are >= 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +75,24 @@ class Fragmentation:
         FGD compares growths, and equal growths must compare equal whatever batch or order
         they were computed in; float weights (and BLAS) do not guarantee that, integers do.
         """
+        runs = cpu_free[:, None] >= self.classes.cpu_milli
+        # sum_m count_m F_n(m), F_n(m) = all free milli, less what m can use where it runs
+        result: IntArray = (gpu_free.sum(axis=1) * self._total
+                            - (self.terms(gpu_free, gpu_type) * runs).sum(axis=1))
+        return result
+
+    def terms(self, gpu_free: IntArray, gpu_type: IntArray) -> IntArray:
+        """(K, m): count_m times the free milli class m can use on each node state when
+        it gets the CPU it asks for (0 where its GPUs do not fit or the model is not its):
+        :meth:`weighted` is ``total`` x free milli less the terms of the classes whose CPU
+        fits, so one row serves every CPU level of the same GPUs.
+        """
         c = self.classes
         free = gpu_free[:, None, :]
         fits = free >= self._milli_levels  # (K, u, 8): GPUs with each demand level free
         usable = (fits * free).sum(axis=2)[:, self._level_of_class]  # (K, m)
-        runs = ((fits.sum(axis=2)[:, self._level_of_class] >= c.num_gpu)
-                & (cpu_free[:, None] >= c.cpu_milli) & self._gpu_access[gpu_type])
-        # sum_m count_m F_n(m), F_n(m) = all free milli, less what m can use where it runs
-        result: IntArray = gpu_free.sum(axis=1) * self._total - (usable * runs) @ c.count
+        gpus_fit = fits.sum(axis=2)[:, self._level_of_class] >= c.num_gpu
+        result: IntArray = usable * (gpus_fit & self._gpu_access[gpu_type]) * c.count
         return result
 
     def amount_dedup(self, cpu_free: IntArray, gpu_free: IntArray, gpu_type: IntArray
@@ -102,28 +112,37 @@ class Fragmentation:
         return out
 
 
+StateKey = tuple[int, int, tuple[int, ...]]  # (GPU model, CPU left, free GPU milli sorted)
+
+
 class NodeStates:
     """The distinct node states of a cluster, kept in step with its free arrays.
 
     A state is (GPU model, CPU left, sorted GPU free): everything F_n(M) and FGD's growth
-    depend on. Nodes map to state ids; each state's F_n(M) is computed once (``weighted``,
-    see :meth:`Fragmentation.weighted`), and callers
-    hang per-state tables on it (:meth:`table`), so a policy scores a pod once per
+    depend on. Nodes map to state ids (``node_state``; ``keys[id]`` is the state), callers
+    hang per-state tables on them (:meth:`table`), so a policy scores a pod once per
     distinct state ever seen instead of once per node per pod. :meth:`sync` finds the
-    nodes whose free resources changed by comparing with the last seen copy, so it needs
-    no hook in the engine and is correct for any sequence of views.
+    nodes whose free resources changed by comparing with the last seen copy (or with
+    ``ClusterState.version``), so it needs no hook in the engine and is correct for any
+    sequence of views.
 
-    A new state's F_n(M) is left :data:`PENDING` until someone needs it, and then computed
-    in the same :meth:`Fragmentation.weighted` call as the caller's own rows
-    (:meth:`weighted_with`): nearly every pod creates a state, and one call of a dozen
-    small array operations per pod instead of two is a third of FGD's run time.
+    F_n(M) of any state, a node's or one a candidate placement would make, comes from
+    :meth:`weighted_of` in Python: per (model, sorted GPU free) it keeps
+    :meth:`Fragmentation.terms` summed over the classes in order of their CPU demand, and a
+    state's value is one bisection on its CPU left. A run meets ten times fewer distinct
+    GPU rows than states, and scoring one pod touches a few states, for which numpy calls
+    cost more than the arithmetic.
 
     Ids of states no node holds any more are dropped once there are ``4 * n_nodes`` of
-    them (tables are compacted alongside), which bounds memory on long traces.
+    them (tables are compacted alongside), which bounds memory on long traces; the sums per
+    GPU row are dropped past ``MAX_GPU_ROWS``.
     """
 
-    __slots__ = ("_cap", "_cpu_seen", "_gpu_seen", "_ids", "_tables", "cpu", "fragmentation",
-                 "gpu", "gpu_type", "node_state", "type", "weighted")
+    MAX_GPU_ROWS = 1 << 16
+
+    __slots__ = ("_by_gpu", "_cap", "_class_cpu", "_cpu_order", "_cpu_seen", "_gpu_seen",
+                 "_ids", "_tables", "_version_seen", "fragmentation", "gpu_type", "keys",
+                 "node_state", "weighted")
 
     def __init__(self, fragmentation: Fragmentation, gpu_type: IntArray) -> None:
         self.fragmentation = fragmentation
@@ -132,39 +151,67 @@ class NodeStates:
         self.node_state: IntArray = np.full(n, -1, dtype=np.int64)
         self._cpu_seen: IntArray = np.full(n, -1, dtype=np.int64)
         self._gpu_seen: IntArray = np.full((n, MAX_GPUS_PER_NODE), -1, dtype=np.int64)
-        self._ids: dict[tuple[int, int, bytes], int] = {}
+        self._version_seen: IntArray = np.full(n, -1, dtype=np.int64)
+        self._ids: dict[StateKey, int] = {}
         self._tables: dict[object, FloatArray] = {}
         self._cap = 4 * n + 64
-        # per state, in rows 0..len(self)-1 of arrays grown by doubling (most pods add a
-        # state, and appending by concatenation copied every array each time)
-        self.cpu: IntArray = np.empty(64, dtype=np.int64)
-        self.gpu: IntArray = np.empty((64, MAX_GPUS_PER_NODE), dtype=np.int64)
-        self.type: IntArray = np.empty(64, dtype=np.int64)
-        self.weighted: IntArray = np.empty(64, dtype=np.int64)
+        self.keys: list[StateKey] = []
+        self.weighted: list[int] = []  # per state: Fragmentation.weighted
+        cpu = fragmentation.classes.cpu_milli
+        self._cpu_order = np.argsort(cpu, kind="stable")
+        self._class_cpu: list[int] = cpu[self._cpu_order].tolist()
+        self._by_gpu: dict[tuple[int, tuple[int, ...]], tuple[int, list[int]]] = {}
 
     def __len__(self) -> int:
         return len(self._ids)
 
-    def sync(self, cpu_free: IntArray, gpu_free: IntArray) -> None:
-        """Re-map the nodes whose free CPU or GPU changed since the last call."""
-        changed = np.flatnonzero((cpu_free != self._cpu_seen)
-                                 | any_per_node(gpu_free != self._gpu_seen))
+    def sync(self, cpu_free: IntArray, gpu_free: IntArray, version: IntArray | None = None
+             ) -> None:
+        """Re-map the nodes whose free CPU or GPU changed since the last call.
+
+        ``version`` (``ClusterState.version``: a new tick on each change of a node) finds
+        them with one comparison of a row instead of the (n, 8) free arrays; without it
+        the arrays are compared with the copy kept of them.
+        """
+        if version is None:
+            changed = np.flatnonzero((cpu_free != self._cpu_seen)
+                                     | any_per_node(gpu_free != self._gpu_seen))
+        else:
+            changed = np.flatnonzero(version != self._version_seen)
+            self._version_seen[changed] = version[changed]
         if changed.size == 0:
             return
         self._cpu_seen[changed] = cpu_free[changed]
         self._gpu_seen[changed] = gpu_free[changed]
-        gpu = np.sort(gpu_free[changed], axis=1)
         types, cpus = self.gpu_type[changed].tolist(), cpu_free[changed].tolist()
         ids = self._ids
-        for k, node in enumerate(changed.tolist()):
-            key = (types[k], cpus[k], gpu[k].tobytes())
+        for k, (node, free) in enumerate(zip(changed.tolist(), gpu_free[changed].tolist(),
+                                             strict=True)):
+            key = (types[k], cpus[k], tuple(sorted(free)))
             sid = ids.get(key)
             if sid is None:
                 sid = ids[key] = len(ids)
-                self._add(sid, types[k], cpus[k], gpu[k])
+                self.keys.append(key)
+                self.weighted.append(self.weighted_of(*key))
             self.node_state[node] = sid
         if len(ids) > self._cap:
             self._compact()
+
+    def weighted_of(self, gpu_type: int, cpu: int, gpu: tuple[int, ...]) -> int:
+        """:meth:`Fragmentation.weighted` of one state; ``gpu`` is its free milli per GPU
+        in a fixed order (sorted), the same integers as the array version.
+        """
+        row = self._by_gpu.get((gpu_type, gpu))
+        if row is None:
+            if len(self._by_gpu) >= self.MAX_GPU_ROWS:
+                self._by_gpu.clear()
+            frag = self.fragmentation
+            terms = frag.terms(np.array([gpu], dtype=np.int64),
+                               np.array([gpu_type], dtype=np.int64))[0, self._cpu_order]
+            row = self._by_gpu[(gpu_type, gpu)] = (sum(gpu) * frag.total,
+                                                   [0, *np.cumsum(terms).tolist()])
+        everything, fitting = row
+        return everything - fitting[bisect_right(self._class_cpu, cpu)]
 
     def table(self, key: object, width: int) -> FloatArray:
         """A (n_states, width) table under ``key``; NaN marks rows not filled in yet."""
@@ -178,42 +225,18 @@ class NodeStates:
             table = self._tables[key] = grown
         return table
 
-    def weighted_with(self, ids: IntArray, cpu_free: IntArray, gpu_free: IntArray,
-                      gpu_type: IntArray) -> tuple[IntArray, IntArray]:
-        """``weighted`` of states ``ids`` and :meth:`Fragmentation.weighted` of the given
-        rows, with the pending states among ``ids`` computed in the same call.
-        """
-        pending = ids[self.weighted[ids] == PENDING]
-        if pending.size == 0:
-            return self.weighted[ids], self.fragmentation.weighted(cpu_free, gpu_free, gpu_type)
-        both = self.fragmentation.weighted(np.concatenate([cpu_free, self.cpu[pending]]),
-                                           np.concatenate([gpu_free, self.gpu[pending]]),
-                                           np.concatenate([gpu_type, self.type[pending]]))
-        self.weighted[pending] = both[cpu_free.size:]
-        return self.weighted[ids], both[: cpu_free.size]
-
-    def _add(self, sid: int, gpu_type: int, cpu: int, gpu: IntArray) -> None:
-        if sid == self.cpu.size:
-            grow = 2 * sid
-            self.cpu, self.type = np.resize(self.cpu, grow), np.resize(self.type, grow)
-            self.gpu = np.resize(self.gpu, (grow, MAX_GPUS_PER_NODE))
-            self.weighted = np.resize(self.weighted, grow)
-        self.type[sid], self.cpu[sid], self.gpu[sid] = gpu_type, cpu, gpu
-        self.weighted[sid] = PENDING
-
     def _compact(self) -> None:
         """Keep only the states some node holds; renumber them and every table."""
         n_old = len(self._ids)
         alive, self.node_state = np.unique(self.node_state, return_inverse=True)
-        self.type, self.cpu = self.type[alive], self.cpu[alive]
-        self.gpu, self.weighted = self.gpu[alive], self.weighted[alive]
-        self._ids = {(t, c, g.tobytes()): i for i, (t, c, g)
-                     in enumerate(zip(self.type.tolist(), self.cpu.tolist(), self.gpu,
-                                      strict=True))}
+        kept = alive.tolist()
+        self.keys = [self.keys[i] for i in kept]
+        self.weighted = [self.weighted[i] for i in kept]
+        self._ids = {key: i for i, key in enumerate(self.keys)}
         for key, table in self._tables.items():
             full = np.full((n_old, table.shape[1]), np.nan)
-            kept = min(n_old, table.shape[0])
-            full[:kept] = table[:kept]
+            rows = min(n_old, table.shape[0])
+            full[:rows] = table[:rows]
             self._tables[key] = full[alive]
 
 

@@ -36,9 +36,11 @@ drop every multi-GPU class, then allocates 89.4 % instead of 95.1 % at 100 % arr
   goes to the lowest-indexed GPU with the best score.
 
 Except for ``random`` and ``fgd``, a share goes to the tightest GPU that fits (the
-authors' ``-gpusel best``) and whole-GPU pods to the lowest-indexed idle GPUs. Two
-policies are ours, not the paper's, and keep deterministic lowest-index ties: ``first_fit``
-(the first feasible node) and ``worst_fit`` (most CPU and GPU left over).
+authors' ``-gpusel best``) and whole-GPU pods to the lowest-indexed idle GPUs. Three
+policies are ours, not the paper's: ``first_fit`` (the first feasible node) and
+``worst_fit`` (most CPU and GPU left over), with deterministic lowest-index ties, and
+``fgd_reserve`` (:class:`FgdReserve`: FGD that keeps GPU models for the pods that can run
+nowhere else, and breaks ties toward fuller nodes).
 
 Fit tests read ``ClusterView.fit`` (``cluster.ClusterState.gpu_fit``), so MIG slices need
 nothing policy-specific; on a partitioned GPU "tightest" compares the largest free slice.
@@ -58,12 +60,13 @@ from foresize.core.registry import Registry
 from foresize.simulate.cluster.metrics import Fragmentation, NodeStates
 from foresize.simulate.cluster.state import (
     FULL_GPU_MILLI,
+    MAX_GPUS_PER_NODE,
     N_GPU_POD_KINDS,
     BoolArray,
     Cluster,
+    ClusterState,
     IntArray,
     Placement,
-    any_per_node,
     count_per_node,
     gpu_pod_kind,
 )
@@ -95,6 +98,11 @@ class ClusterView:
     source of randomness. ``gpu_pods`` counts each node's GPU pods by kind
     (``state.gpu_pod_kind``); None means no GPU pod runs anywhere. ``node_rank`` orders
     nodes for ties between equal scores (lowest rank wins); None means node index.
+
+    ``fit_ranked``, ``gpu_free_total`` and ``version`` are the per-node summaries a
+    :class:`ClusterState` keeps in step (see ``ClusterState._changed``); :meth:`of` passes
+    them. A view built from bare arrays leaves them None, and :attr:`ranked` and
+    :attr:`free_total` compute them from the arrays (slower, same values).
     """
 
     cpu_free: IntArray
@@ -105,11 +113,38 @@ class ClusterView:
     gpu_fit: IntArray | None = None  # largest per-GPU demand each GPU takes (MIG slices)
     gpu_pods: IntArray | None = None
     node_rank: IntArray | None = None
+    fit_ranked: IntArray | None = None
+    gpu_free_total: IntArray | None = None
+    version: IntArray | None = None
+
+    @classmethod
+    def of(cls, state: ClusterState, rng: np.random.Generator,
+           node_rank: IntArray | None = None) -> ClusterView:
+        """The live view of ``state``: its arrays, not copies, so it stays current."""
+        return cls(state.cpu_free, state.memory_free, state.gpu_free, state.cluster, rng,
+                   state.gpu_fit, state.gpu_pods, node_rank, state.fit_ranked,
+                   state.gpu_free_total, state.version)
 
     @property
     def fit(self) -> IntArray:
         """What a GPU's demand is compared with: ``gpu_fit``, or ``gpu_free`` without MIG."""
         return self.gpu_free if self.gpu_fit is None else self.gpu_fit
+
+    @property
+    def ranked(self) -> IntArray:
+        """(8, n): row k holds each node's (k+1)-th largest :attr:`fit`."""
+        if self.fit_ranked is not None:
+            return self.fit_ranked
+        result: IntArray = -np.sort(-self.fit, axis=1).T
+        return result
+
+    @property
+    def free_total(self) -> IntArray:
+        """Free GPU milli per node."""
+        if self.gpu_free_total is not None:
+            return self.gpu_free_total
+        result: IntArray = self.gpu_free.sum(axis=1)
+        return result
 
 
 class PlacementPolicy(Protocol):
@@ -129,24 +164,25 @@ def feasible(pod: PodRequest, view: ClusterView) -> BoolArray:
     ok = (view.cpu_free >= pod.cpu_milli) & (view.memory_free >= pod.memory_mib) & pod.allowed
     if pod.num_gpu == 0:
         return ok
-    fits = view.fit >= pod.gpu_milli
-    room = any_per_node(fits) if pod.num_gpu == 1 else count_per_node(fits) >= pod.num_gpu
-    result: BoolArray = ok & room
-    return result
+    if pod.num_gpu > MAX_GPUS_PER_NODE:
+        return np.zeros_like(ok)
+    # num_gpu GPUs take gpu_milli each exactly when the num_gpu-th largest fit does
+    ok &= view.ranked[pod.num_gpu - 1] >= pod.gpu_milli
+    return ok
 
 
 def pick_gpus(pod: PodRequest, free: IntArray, *, tightest: bool = True) -> tuple[int, ...]:
     """GPU indices on one node: the tightest (or loosest) GPU for a share, else the
     lowest-indexed GPUs with the whole per-GPU demand free. ``free`` is the node's row of
-    :attr:`ClusterView.fit`.
+    :attr:`ClusterView.fit`. Eight values are cheaper to scan in Python than in numpy.
     """
     if pod.num_gpu == 0:
         return ()
-    fits = free >= pod.gpu_milli
+    need = pod.gpu_milli
     if pod.is_shared:
-        slack = np.where(fits, free if tightest else -free, np.iinfo(np.int64).max)
-        return (int(np.argmin(slack)),)
-    return tuple(int(g) for g in np.flatnonzero(fits)[: pod.num_gpu])
+        sign = 1 if tightest else -1
+        return (min((sign * f, g) for g, f in enumerate(free.tolist()) if f >= need)[1],)
+    return tuple([g for g, f in enumerate(free.tolist()) if f >= need][: pod.num_gpu])
 
 
 def _lowest(score: FloatArray, mask: BoolArray) -> int | None:
@@ -248,7 +284,7 @@ class BestFitScore(_TightestGpu):
         """``int((1 - (0.5 cpu_left / cpu_max + 0.5 gpu_left / gpu_max)) * 100)``."""
         cpu_max, gpu_max = _scales(view)
         cpu = (view.cpu_free[nodes] - pod.cpu_milli) / cpu_max * 0.5
-        gpu = (view.gpu_free[nodes].sum(axis=1) - pod.num_gpu * pod.gpu_milli) / gpu_max * 0.5
+        gpu = (view.free_total[nodes] - pod.num_gpu * pod.gpu_milli) / gpu_max * 0.5
         result: FloatArray = np.trunc((1.0 - (cpu + gpu)) * MAX_NODE_SCORE)
         return result
 
@@ -262,7 +298,7 @@ class DotProductScore(_TightestGpu):
         """``int(100 (1 - (n . p) / 2))``, both vectors divided by the largest node."""
         cpu_max, gpu_max = _scales(view)
         dot = (view.cpu_free[nodes] / cpu_max * (pod.cpu_milli / cpu_max)
-               + view.gpu_free[nodes].sum(axis=1) / gpu_max
+               + view.free_total[nodes] / gpu_max
                * (pod.num_gpu * pod.gpu_milli / gpu_max))
         result: FloatArray = np.trunc(MAX_NODE_SCORE * (1 - dot / 2))
         return result
@@ -314,7 +350,7 @@ class GpuClusteringScore(_TightestGpu):
         same = counts[:, gpu_pod_kind(pod.num_gpu, pod.gpu_milli)] > 0
         _, gpu_max = _scales(view)
         quarter = MAX_NODE_SCORE // 4
-        fuller = quarter * (int(gpu_max) - view.gpu_free[nodes].sum(axis=1)) // int(gpu_max)
+        fuller = quarter * (int(gpu_max) - view.free_total[nodes]) // int(gpu_max)
         tier = np.where(same, np.where(kinds == 1, 3, 2), np.where(kinds == 0, 1, 0))
         result: FloatArray = (tier * quarter + fuller).astype(np.float64)
         return result
@@ -360,30 +396,34 @@ class FgdScore:
     the node's state and the pod's request, and a cluster holds few distinct states. So
     scores are tabled per (request, state) on :class:`NodeStates` and each pod costs a
     table look-up over the feasible nodes; only states never scored for that request are
-    computed, all in one batch. The tables hold exactly the values a direct evaluation
-    gives (``tests/simulate/test_placement.py`` checks this against a direct
-    implementation). :meth:`gpus` reads the tables :meth:`score` just brought up to date
-    (``NodeScorer``'s contract), so the cluster is compared with its last copy once per pod.
+    computed (about three per pod), in Python from :meth:`NodeStates.weighted_of`, with
+    growths turned into scores once per distinct growth. The tables hold exactly the
+    values a direct evaluation gives (``tests/simulate/test_placement.py`` checks this
+    against a direct implementation). :meth:`gpus` reads the tables :meth:`score` just
+    brought up to date (``NodeScorer``'s contract).
     """
 
-    __slots__ = ("_states", "fragmentation")
+    MAX_GROWTHS = 1 << 16  # scores kept per distinct growth before the memo starts over
+
+    __slots__ = ("_scores", "_states", "fragmentation")
 
     def __init__(self, fragmentation: Fragmentation) -> None:
         self.fragmentation = fragmentation
         self._states: NodeStates | None = None
+        self._scores: dict[int, float] = {}
 
     def score(self, pod: PodRequest, view: ClusterView, nodes: IntArray, /) -> FloatArray:
         """Each feasible node's FGD score."""
         states = self._states
         if states is None or states.gpu_type is not view.cluster.gpu_type:
             states = self._states = NodeStates(self.fragmentation, view.cluster.gpu_type)
-        states.sync(view.cpu_free, view.gpu_free)
+        states.sync(view.cpu_free, view.gpu_free, view.version)
         ids = states.node_state[nodes]
         table = states.table((pod.cpu_milli, pod.num_gpu, pod.gpu_milli), 3)
         result: FloatArray = table[ids, 0]
         missing = np.isnan(result)
         if missing.any():
-            self._fill(pod, states, table, np.unique(ids[missing]))
+            self._fill(pod, states, table, np.unique(ids[missing]).tolist())
             result = table[ids, 0]
         return result
 
@@ -396,61 +436,161 @@ class FgdScore:
             msg = "FgdScore.gpus before FgdScore.score"
             raise RuntimeError(msg)
         sid = int(states.node_state[node])
-        free = view.gpu_free[node]
-        value, ambiguous = states.table((pod.cpu_milli, pod.num_gpu, pod.gpu_milli), 3)[sid, 1:]
+        best, value, ambiguous = states.table((pod.cpu_milli, pod.num_gpu, pod.gpu_milli),
+                                              3)[sid].tolist()
+        free = view.gpu_free[node].tolist()
         if ambiguous:  # distinct free values tie: the lowest GPU index among them wins
-            row = self._shared(pod, view.cpu_free[node:node + 1], free[None, :],
-                               view.cluster.gpu_type[node:node + 1], states.weighted[[sid]])
-            return (int(np.argmax(row[0])),)
-        return (int(np.argmax(free == value)),)
+            options = self._outcomes(pod, states, sid)
+            scores = self._scores_of([growth for _, growth in options])
+            good = {v for (v, _), score in zip(options, scores, strict=True) if score == best}
+            return (next(g for g, v in enumerate(free) if v in good),)
+        return (free.index(int(value)),)
+
+    @staticmethod
+    def _outcomes(pod: PodRequest, states: NodeStates, sid: int) -> list[tuple[int, int]]:
+        """(free milli of the GPU the share takes, growth of ``weighted``) per distinct
+        outcome of placing ``pod`` on state ``sid``: one per distinct free value that fits
+        a share, in ascending order, else one (value -1) taking the first fitting GPUs.
+        """
+        gpu_type, cpu, gpu = states.keys[sid]
+        before, left, need = states.weighted[sid], cpu - pod.cpu_milli, pod.gpu_milli
+        if pod.is_shared:
+            options = []
+            for j, v in enumerate(gpu):
+                if v >= need and (j == 0 or v != gpu[j - 1]):
+                    after = tuple(sorted((*gpu[:j], v - need, *gpu[j + 1:])))
+                    options.append((v, states.weighted_of(gpu_type, left, after) - before))
+            return options
+        after = gpu
+        if pod.num_gpu:
+            taken, rows = 0, list(gpu)
+            for j, v in enumerate(rows):
+                if taken < pod.num_gpu and v >= need:
+                    rows[j], taken = v - need, taken + 1
+            after = tuple(sorted(rows))
+        return [(-1, states.weighted_of(gpu_type, left, after) - before)]
+
+    def _scores_of(self, growths: list[int]) -> list[float]:
+        """Scores of growths in ``weighted`` units, each distinct growth computed once."""
+        known = self._scores
+        unseen = {g for g in growths if g not in known}
+        if unseen:
+            if len(known) + len(unseen) > self.MAX_GROWTHS:
+                known.clear()
+                unseen = set(growths)
+            growth = np.array(sorted(unseen), dtype=np.int64)
+            known.update(zip(growth.tolist(), self._to_score(growth).tolist(), strict=True))
+        return [known[g] for g in growths]
 
     def _to_score(self, growth: IntArray) -> FloatArray:
         """Growth in :meth:`Fragmentation.weighted` units to a score (higher is better)."""
         return _sigmoid_score(-growth.astype(np.float64) / self.fragmentation.total)
 
-    @staticmethod
-    def _share_rows(pod: PodRequest, free: IntArray) -> tuple[IntArray, IntArray, IntArray]:
-        """(row, gpu, free after) for the share on each GPU of ``free`` that fits it."""
-        row, gpu = np.nonzero(free >= pod.gpu_milli)
-        after = free[row]
-        after[np.arange(row.size), gpu] -= pod.gpu_milli
-        return row, gpu, after
-
-    def _shared(self, pod: PodRequest, cpu: IntArray, free: IntArray, types: IntArray,
-                before: IntArray) -> FloatArray:
-        """(k, 8) score of putting the share on each GPU of k nodes (-inf: no fit)."""
-        row, gpu, after = self._share_rows(pod, free)
-        growth = self.fragmentation.weighted(cpu[row] - pod.cpu_milli, after, types[row])
-        grid = np.full(free.shape, -np.inf)
-        grid[row, gpu] = self._to_score(growth - before[row])
-        return grid
-
     def _fill(self, pod: PodRequest, states: NodeStates, table: FloatArray,
-              new: IntArray) -> None:
+              new: list[int]) -> None:
         """Fill ``table`` rows ``new``: score, and for shares the free milli of the best
         GPU and whether another free value ties with it.
         """
-        free, cpu, types = states.gpu[new], states.cpu[new], states.type[new]
-        if pod.is_shared:
-            row, gpu, after = self._share_rows(pod, free)
-            before, weighted = states.weighted_with(new, cpu[row] - pod.cpu_milli, after,
-                                                    types[row])
-            grid = np.full(free.shape, -np.inf)
-            grid[row, gpu] = self._to_score(weighted - before[row])
-            pick = np.argmax(grid, axis=1)
-            k = np.arange(new.size)
-            best = grid[k, pick]
-            value = free[k, pick]
-            tied = ((grid == best[:, None]) & (free != value[:, None])).any(axis=1)
-            table[new] = np.column_stack([best, value, tied])
-            return
-        after = free
-        if pod.num_gpu:
-            take = free >= pod.gpu_milli
-            take &= np.cumsum(take, axis=1) <= pod.num_gpu
-            after = free - take * pod.gpu_milli
-        before, weighted = states.weighted_with(new, cpu - pod.cpu_milli, after, types)
-        table[new, 0] = self._to_score(weighted - before)
+        outcomes = [self._outcomes(pod, states, sid) for sid in new]
+        scores = iter(self._scores_of([growth for options in outcomes
+                                       for _, growth in options]))
+        rows = []
+        for options in outcomes:
+            scored = [(next(scores), v) for v, _ in options]
+            best = max(score for score, _ in scored)
+            value = next(v for score, v in scored if score == best)  # the smallest
+            tied = any(score == best and v != value for score, v in scored)
+            rows.append((best, value, tied))
+        table[new] = rows
+
+
+@dataclass(frozen=True, slots=True)
+class FgdReserve:
+    """FGD that looks ahead at the GPU models the target workload's constrained pods need.
+
+    FGD measures fragmentation, not scarcity: a whole GPU taken from a model that pods
+    constrained to it will need costs FGD nothing, so on openb gpuspec33 (a third of GPU
+    pods tied to a model, T4-only pods asking for more than the T4 GPUs) unconstrained
+    pods use up T4, P100 and V100 GPUs early and the constrained ones fail later. Here a
+    GPU pod's FGD score on a node of model t loses ``PENALTY x min(CAP, max(0, pressure_t -
+    THRESHOLD))``, where pressure_t = ``reserved[t]`` x (the cluster's free GPU share / t's
+    free GPU share) and ``reserved[t]`` is the constrained GPU demand of the target workload
+    that only t and its co-listed models can serve, split evenly among them, per GPU milli
+    of t (:func:`reserved_demand`). A model whose constrained pods would take more than
+    half of what is left of it is avoided by pods that can go elsewhere; a workload with no
+    constrained pods (openb default) has no pressure. Among nearly equal scores a fuller
+    node (larger share of its GPU milli in use) wins (``FULLER`` x used share, below one
+    FGD point), which keeps whole nodes whole; the rest of the ties go by node rank as in
+    :class:`Scored`. The share's GPU is FGD's.
+
+    The constants are the best of a handful of settings tried on openb default, gpuspec10
+    and gpuspec33 (seeds 42..47), one setting for all traces; ``benchmarks/bench_fgd.py``
+    measures it beside FGD, on other seeds with ``--seed``.
+    """
+
+    PENALTY = 30.0  # score points per unit of pressure above THRESHOLD
+    THRESHOLD = 0.5
+    CAP = 10.0  # pressure counted at most: 300 points, beyond any FGD score difference
+    FULLER = 0.4995  # score points for a node whose GPUs are all in use
+
+    scorer: FgdScore
+    reserved: FloatArray  # per GPU model code
+    capacity: FloatArray  # GPU milli per model code
+
+    def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
+        """The best node by FGD less the model's pressure plus fullness, ties by rank."""
+        nodes = np.flatnonzero(feasible(pod, view))
+        if nodes.size == 0:
+            return None
+        score = self.scorer.score(pod, view, nodes)
+        cluster = view.cluster
+        if pod.num_gpu and self.reserved.any():
+            score = score - self.penalty(view)[cluster.gpu_type[nodes]]
+        size = cluster.n_gpu[nodes] * FULL_GPU_MILLI
+        score = score + self.FULLER * (1.0 - view.free_total[nodes] / np.maximum(size, 1))
+        best = nodes[score == score.max()]
+        node = int(best[0] if view.node_rank is None or best.size == 1
+                   else best[np.argmin(view.node_rank[best])])
+        return Placement(node, self.scorer.gpus(pod, view, node))
+
+    def penalty(self, view: ClusterView) -> FloatArray:
+        """Score points taken from a GPU pod per model code (the last entry, for nodes
+        without GPUs, is 0).
+        """
+        types = view.cluster.gpu_type
+        has = types >= 0
+        free = np.bincount(types[has], weights=view.free_total[has],
+                           minlength=self.capacity.size)
+        overall = free.sum() / self.capacity.sum()
+        share = free / np.maximum(self.capacity, 1.0)
+        pressure = self.reserved * overall / np.maximum(share, 1e-9)
+        result: FloatArray = np.append(
+            self.PENALTY * np.clip(pressure - self.THRESHOLD, 0.0, self.CAP), 0.0)
+        return result
+
+
+def reserved_demand(workload: Workload, cluster: Cluster) -> FloatArray:
+    """Per GPU model code: the target workload's GPU demand constrained to a set of models
+    that includes it, split evenly over the set, per GPU milli of the model. Specs that
+    admit every model of the cluster constrain nothing and count 0.
+    """
+    n_types = len(cluster.gpu_types)
+    demand = np.bincount(workload.spec_id, weights=workload.gpu_demand_milli,
+                         minlength=len(workload.gpu_specs))
+    reserved = np.zeros(n_types)
+    for spec, amount in zip(workload.gpu_specs, demand.tolist(), strict=True):
+        codes = sorted({cluster.gpu_types.index(t) for t in spec if t in cluster.gpu_types})
+        if spec and codes and len(codes) < n_types:
+            reserved[codes] += amount / len(codes)
+    result: FloatArray = reserved / np.maximum(model_capacity(cluster), 1.0)
+    return result
+
+
+def model_capacity(cluster: Cluster) -> FloatArray:
+    """GPU milli per GPU model code."""
+    typed = cluster.gpu_type >= 0
+    return np.bincount(cluster.gpu_type[typed], minlength=len(cluster.gpu_types),
+                       weights=cluster.n_gpu[typed] * FULL_GPU_MILLI).astype(np.float64)
 
 
 def fragmentation_of(workload: Workload, cluster: Cluster, *,
@@ -478,6 +618,12 @@ def _fgd(workload: Workload, cluster: Cluster) -> PlacementPolicy:
     return Scored(FgdScore(fragmentation_of(workload, cluster)))
 
 
+def _fgd_reserve(workload: Workload, cluster: Cluster) -> PlacementPolicy:
+    _no_mig("fgd_reserve", cluster)
+    return FgdReserve(FgdScore(fragmentation_of(workload, cluster)),
+                      reserved_demand(workload, cluster), model_capacity(cluster))
+
+
 PLACEMENT.add("first_fit", lambda _w, _c: FirstFit())
 PLACEMENT.add("best_fit", lambda _w, _c: Scored(BestFitScore()))
 PLACEMENT.add("worst_fit", lambda _w, _c: WorstFit())
@@ -486,3 +632,4 @@ PLACEMENT.add("gpu_packing", lambda _w, _c: Scored(GpuPackingScore()))
 PLACEMENT.add("gpu_clustering", lambda _w, _c: Scored(GpuClusteringScore()))
 PLACEMENT.add("random", lambda _w, _c: Scored(RandomScore()))
 PLACEMENT.add("fgd", _fgd)
+PLACEMENT.add("fgd_reserve", _fgd_reserve)

@@ -16,6 +16,7 @@ compare demands with ``gpu_fit`` instead of ``gpu_free``. Without partitions ``g
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -108,6 +109,7 @@ def any_per_node(mask: BoolArray) -> BoolArray:
 
 
 N_GPU_POD_KINDS = MAX_GPUS_PER_NODE + 1
+_TICKS = itertools.count(1)  # ClusterState.version values, never reused in a process
 
 
 def gpu_pod_kind(num_gpu: int, gpu_milli: int) -> int:
@@ -230,8 +232,8 @@ class ClusterState:
     a pod takes it (the rest of the slice is of no use to anyone else).
     """
 
-    __slots__ = ("cluster", "cpu_free", "gpu_fit", "gpu_free", "gpu_pods", "memory_free",
-                 "slices")
+    __slots__ = ("cluster", "cpu_free", "fit_ranked", "gpu_fit", "gpu_free", "gpu_free_total",
+                 "gpu_pods", "memory_free", "slices", "version")
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -254,6 +256,26 @@ class ClusterState:
             self.slices = Slices(cap, free, has_slices)
             self.gpu_fit = self.gpu_free.copy()
             self._refit(self.slices, np.arange(cluster.n_nodes))
+        # per-node summaries kept in step with every change (see _changed), so that a
+        # policy compares one (n,) row per pod instead of reducing the (n, 8) arrays
+        self.gpu_free_total: IntArray = self.gpu_free.sum(axis=1)
+        self.fit_ranked: IntArray = np.ascontiguousarray(-np.sort(-self.gpu_fit, axis=1).T)
+        self.version: IntArray = np.full(cluster.n_nodes, next(_TICKS), dtype=np.int64)
+
+    def _changed(self, node: int) -> None:
+        """Bring ``node``'s summaries up to date after its free resources changed:
+        ``gpu_free_total`` (free GPU milli), ``fit_ranked[k]`` (its (k+1)-th largest
+        ``gpu_fit``: k+1 GPUs take a per-GPU demand d exactly when it is >= d) and
+        ``version`` (a fresh tick, so a cache of per-node values finds the nodes to redo
+        without comparing whole arrays). Ticks are unique in the process, so a cache that
+        saw another state's nodes never takes this state's for them. Eight values in
+        Python are cheaper than numpy calls.
+        """
+        free = self.gpu_free[node].tolist()
+        self.gpu_free_total[node] = sum(free)
+        fit = free if self.slices is None else self.gpu_fit[node].tolist()
+        self.fit_ranked[:, node] = sorted(fit, reverse=True)
+        self.version[node] = next(_TICKS)
 
     def _refit(self, slices: Slices, nodes: IntArray | int) -> None:
         """Recompute ``gpu_fit`` of ``nodes`` from their free slices."""
@@ -268,17 +290,23 @@ class ClusterState:
         Returns ``placement`` with the MIG slices taken (the smallest free slice covering
         ``gpu_milli`` on each partitioned GPU, lowest index on ties); release needs it.
         """
-        node, gpus = placement.node, list(placement.gpus)
+        node, gpus = placement.node, placement.gpus
         self.cpu_free[node] -= cpu_milli
         self.memory_free[node] -= memory_mib
         if gpus:
             self.gpu_pods[node, gpu_pod_kind(len(gpus), gpu_milli)] += 1
+        over = False
         if self.slices is None:
-            self.gpu_free[node, gpus] -= gpu_milli
+            free = self.gpu_free
+            for g in gpus:  # scalar updates: a pod holds few GPUs, fancy indexing costs more
+                free[node, g] -= gpu_milli
+                if free[node, g] < 0:
+                    over = True
         else:
             placement = self._take_slices(self.slices, gpu_milli, placement)
-        if (self.cpu_free[node] < 0 or self.memory_free[node] < 0
-                or (self.gpu_free[node, gpus] < 0).any()):
+            over = bool((self.gpu_free[node, list(gpus)] < 0).any())
+        self._changed(node)
+        if over or self.cpu_free[node] < 0 or self.memory_free[node] < 0:
             msg = f"placement {placement} over-commits node {node}"
             raise RuntimeError(msg)
         return placement
@@ -314,14 +342,15 @@ class ClusterState:
         slices = self.slices
         if slices is None:
             self.gpu_free[node, gpus] += gpu_milli
-            return
-        for g, s in zip(gpus, placement.slices, strict=True):
-            if s < 0:
-                self.gpu_free[node, g] += gpu_milli
-            else:
-                slices.free[node, g, s] = True
-                self.gpu_free[node, g] += slices.cap[node, g, s]
-        self._refit(slices, node)
+        else:
+            for g, s in zip(gpus, placement.slices, strict=True):
+                if s < 0:
+                    self.gpu_free[node, g] += gpu_milli
+                else:
+                    slices.free[node, g, s] = True
+                    self.gpu_free[node, g] += slices.cap[node, g, s]
+            self._refit(slices, node)
+        self._changed(node)
 
     def set_up(self, node: int, *, up: bool) -> None:
         """Bring a node slot up with everything free, or take it down with nothing free
@@ -336,6 +365,7 @@ class ClusterState:
         if self.slices is not None:
             self.slices.free[node] = (self.slices.cap[node] > 0) & up
             self._refit(self.slices, node)
+        self._changed(node)
 
     @property
     def gpu_allocated_milli(self) -> int:
