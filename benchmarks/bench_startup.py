@@ -28,7 +28,18 @@ COMMANDS = (
     ["version", "--help"],
     ["env", "--help"],
     ["datasets", "--help"],
+    ["profile", "--help"],
     ["forecast", "--help"],
+    ["recommend", "--help"],
+    ["recommend", "plan", "--help"],
+    ["recommend", "serve", "--help"],
+    ["simulate", "--help"],
+    ["simulate", "schedule", "--help"],
+    ["simulate", "autoscale", "--help"],
+    ["simulate", "serve", "--help"],
+    ["demo", "--help"],
+    ["evaluate", "--help"],
+    ["evaluate", "forecast", "--help"],
     ["datasets", "list"],
     ["profile", "model", "examples/llama-2-7b/config.json", "-f", "json"],
 )
@@ -51,12 +62,12 @@ def main() -> None:
     parser.add_argument("--exe", type=Path, default=Path(sys.executable).parent / "foresize")
     args = parser.parse_args()
     print(f"{args.exe}, median of {args.runs} runs")
-    print(f"{'command':28} {'wall s':>7} {'CPU s':>7} {'target s':>8} {'wall/target':>11}")
+    print(f"{'command':34} {'wall s':>7} {'CPU s':>7} {'target s':>8} {'wall/target':>11}")
     for command in COMMANDS:
         runs = [timed([str(args.exe), *command]) for _ in range(args.runs)]
         wall = statistics.median(w for w, _ in runs)
         cpu = statistics.median(c for _, c in runs)
-        print(f"{' '.join(['foresize', *command]):28} {wall:7.2f} {cpu:7.2f} {TARGET_S:8.1f} "
+        print(f"{' '.join(['foresize', *command]):34} {wall:7.2f} {cpu:7.2f} {TARGET_S:8.1f} "
               f"{wall / TARGET_S:11.2f}")
 
 

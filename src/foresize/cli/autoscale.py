@@ -5,9 +5,8 @@ pools) and ``foresize simulate vertical`` (per-phase resizing of a resource seri
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
 
 from foresize.cli.checks import parse_checks
@@ -27,24 +26,9 @@ from foresize.cli.output import Col, Result, emit, frame_table, info, progress
 from foresize.core.errors import InputError
 from foresize.core.metrics import metric_info
 from foresize.core.units import human_bytes
-from foresize.ingest.sources import TelemetrySource
-from foresize.simulate.replicas.demand import is_lora, open_demand
-from foresize.simulate.replicas.stress import parse_injection
-from foresize.simulate.replicas.study import (
-    check_scalers,
-    n_runs,
-    node_plan,
-    plot_study,
-    run_study,
-    service_config,
-    study_document,
-)
-from foresize.simulate.replicas.vertical import (
-    VerticalConfig,
-    read_planned_sizes,
-    totals,
-    vertical_sizing,
-)
+
+if TYPE_CHECKING:  # the simulators load polars and numpy when a command runs: --help does not
+    from foresize.ingest.sources import TelemetrySource
 
 EPILOG = """\
 Examples:
@@ -168,6 +152,18 @@ def autoscale(
     """Simulate replica (horizontal) scaling policies on a demand series and compare
     replica-hours, unserved demand, modelled latency and scaling actions against an oracle.
     """
+    from foresize.simulate.replicas.demand import is_lora, open_demand
+    from foresize.simulate.replicas.stress import parse_injection
+    from foresize.simulate.replicas.study import (
+        check_scalers,
+        n_runs,
+        node_plan,
+        plot_study,
+        run_study,
+        service_config,
+        study_document,
+    )
+
     names = check_scalers(policies)
     injections = [parse_injection(text) for text in inject or []]
     nodes = node_plan(pool, replicas_per_node=replicas_per_node,
@@ -294,6 +290,15 @@ def vertical(
     series, applied with a resize delay on the rest, against a fixed size and the per-step
     oracle (reserved resource-hours, share of time under-sized, overshoot).
     """
+    import polars as pl
+
+    from foresize.simulate.replicas.vertical import (
+        VerticalConfig,
+        read_planned_sizes,
+        totals,
+        vertical_sizing,
+    )
+
     config = VerticalConfig(
         risk=risk, train_frac=train_frac, resize_delay=resize_delay, min_dwell=min_dwell
     )

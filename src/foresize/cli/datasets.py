@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
-import polars as pl
 import typer
 from rich.console import RenderableType
 
@@ -20,13 +19,6 @@ from foresize.cli.output import Col, Result, emit, frame_table, info, progress, 
 from foresize.core.errors import ChecksumError
 from foresize.core.io import atomic_write
 from foresize.ingest import datasets
-from foresize.ingest.dataset_rows import (
-    dataset_doc,
-    fetch_rows,
-    fetch_summary,
-    file_rows,
-    verify_frame,
-)
 
 app = typer.Typer(
     help="Checksummed registry of public traces: list, info, fetch, verify, path.",
@@ -81,6 +73,8 @@ def _human_table(columns: list[str]) -> Callable[[Result], RenderableType]:
     """Render chosen columns: sizes humanised, digests cut to 12 characters, yes/no flags."""
 
     def render(result: Result) -> RenderableType:
+        import polars as pl
+
         frame = result.frame.select(columns)
         frame = frame.with_columns(
             *(pl.col(c).cast(pl.Float64) for c in columns if c.endswith("_bytes")),
@@ -118,6 +112,10 @@ def _emit_paths(result: Result, paths: list[Path], *, fmt: str | None, output: P
 @app.command("list", epilog=LIST_EPILOG)
 def list_command(fmt: FormatOpt = None, output: OutputOpt = None, wide: WideOpt = False) -> None:
     """List the registered datasets: tables, size, license, and how many the shared mirror has."""
+    import polars as pl
+
+    from foresize.ingest.dataset_rows import dataset_doc
+
     docs = [dataset_doc(d) for d in datasets.list_datasets()]
     columns = ["name", "alias", "n_tables", "n_mirrored", "size_bytes", "license", "title"]
     frame = pl.DataFrame([{c: doc[c] for c in columns} for doc in docs]).rename({"name": "dataset"})
@@ -131,6 +129,10 @@ def list_command(fmt: FormatOpt = None, output: OutputOpt = None, wide: WideOpt 
 def info_command(name: AddressArg, fmt: FormatOpt = None, output: OutputOpt = None,
                  wide: WideOpt = False) -> None:
     """Show a dataset's tables: upstream path, size, sha256, kind, mirrored, URL; and its card."""
+    import polars as pl
+
+    from foresize.ingest.dataset_rows import dataset_doc, file_rows
+
     dataset, _ = datasets.parse_address(name)
     rows = file_rows(datasets.select_tables(name))
     frame = pl.DataFrame(rows, schema_overrides={"size_bytes": pl.Int64, "reader": pl.String})
@@ -152,7 +154,10 @@ def fetch_command(address: AddressArg, mirror: MirrorOpt = None, cache_dir: Cach
 
     stdout gets the local paths, one per line; -f table/json/csv/parquet gives the rows.
     """
+    import polars as pl
+
     from foresize.core.units import parse_duration
+    from foresize.ingest.dataset_rows import fetch_rows, fetch_summary
 
     timeout_s = parse_duration(timeout)
     if timeout_s <= 0:
@@ -187,6 +192,8 @@ def verify_command(
     wide: WideOpt = False,
 ) -> None:
     """Re-hash the local copies (mirror, else cache) against the registry; exit 3 on a mismatch."""
+    from foresize.ingest.dataset_rows import verify_frame
+
     with progress("verifying", None) as bar:
         rows = datasets.verify(address, mirror=mirror, cache_dir=cache_dir, progress=bar.advance)
     counts = {s: sum(r.status == s for r in rows) for s in ("ok", "mismatch", "absent")}
@@ -225,6 +232,8 @@ def path_command(
 
     -f json/csv/parquet/table gives the address and path as a row instead.
     """
+    import polars as pl
+
     locate = datasets.extracted_path if extracted else datasets.table_path
     path = locate(address, mirror=mirror, cache_dir=cache_dir)
     frame = pl.DataFrame({"address": [address], "path": [str(path)]})

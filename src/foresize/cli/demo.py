@@ -25,11 +25,7 @@ from foresize.cli.options import (
 from foresize.cli.output import SETTINGS, Result, emit, info, progress, text_table
 from foresize.core.io import atomic_write
 from foresize.core.units import parse_duration
-from foresize.evaluate.demo.inputs import dataset_input, synthetic_input
-from foresize.evaluate.demo.run import REFERENCE_MODEL, DemoOptions, run_demo
-from foresize.evaluate.demo.summary import recommendation_rows
-from foresize.evaluate.demo.tables import summary_tables
-from foresize.forecast.models import FORECASTERS
+from foresize.forecast.choices import FORECASTER_NAMES
 
 EPILOG = """\
 Examples:
@@ -50,6 +46,8 @@ DEFAULT_LIMIT = 20
 
 def summary_table(result: Result) -> Table:
     """The terminal view: one small table per stage."""
+    from foresize.evaluate.demo.tables import summary_tables
+
     grid = Table.grid(padding=(1, 0))
     if result.title:
         grid.add_row(result.title)
@@ -114,7 +112,7 @@ def demo(
         ),
     ] = None,
     forecaster: Annotated[
-        str, typer.Option("--forecaster", help=f"Forecaster: {', '.join(FORECASTERS.names())}.")
+        str, typer.Option("--forecaster", help=f"Forecaster: {', '.join(FORECASTER_NAMES)}.")
     ] = "wavelet",
     horizon: Annotated[
         str | None,
@@ -133,6 +131,11 @@ def demo(
     a right-sizing and scaling plan (plan.json, plan.yaml), and an autoscaler and
     scheduler simulation of it; a summary here and every artefact in --output-dir.
     """
+    from foresize.evaluate.demo.inputs import dataset_input, synthetic_input
+    from foresize.evaluate.demo.run import REFERENCE_MODEL, DemoOptions, run_demo
+    from foresize.evaluate.demo.summary import recommendation_rows
+    from foresize.forecast.models import FORECASTERS
+
     began = time.perf_counter()
     if quiet:
         SETTINGS.quiet = True

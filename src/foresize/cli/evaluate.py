@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
-import polars as pl
 import typer
 
 from foresize.cli.errors import INTERRUPTED
@@ -22,7 +21,6 @@ from foresize.cli.options import (
 from foresize.cli.output import SETTINGS, Result, emit, info, progress
 from foresize.core.io import check_writable_folder
 from foresize.core.parallel import check_engine
-from foresize.evaluate.report import write_report
 from foresize.evaluate.runner import DOCS, KINDS, Run, check_kind, run_evaluation
 from foresize.ingest.datasets import get_dataset
 
@@ -69,6 +67,10 @@ PlotsOpt = Annotated[
 def _evaluate(kinds: list[str], *, dataset: str, out: Path | None, smoke: int | None,
               plots: bool, engine: str, ray_address: str | None, mirror: Path | None,
               seed: int | None, fmt: str | None, anchors: str | None) -> None:
+    import polars as pl
+
+    from foresize.evaluate.report import write_report
+
     engine = check_engine(engine)
     dataset = get_dataset(dataset).name  # aliases resolve; unknown names list the valid ones
     for kind in kinds:

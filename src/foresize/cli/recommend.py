@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import RenderableType
@@ -33,38 +33,12 @@ from foresize.cli.output import (
 )
 from foresize.core.errors import InputError, UsageError
 from foresize.core.units import parse_duration
-from foresize.ingest.sources import TelemetrySource, cluster_request, is_cluster_source
-from foresize.recommend.cluster import ClusterPlanRequest, recommend_cluster
-from foresize.recommend.cluster_export import cluster_patches_yaml, vpa_yaml
-from foresize.recommend.cluster_report import (
-    cluster_html,
-    cluster_rows,
-    cluster_summary,
-    cluster_view,
-)
-from foresize.recommend.cost import load_prices
-from foresize.recommend.describe import (
-    placement_view,
-    plan_caption,
-    plan_inputs,
-    plan_rows,
-    plan_summary,
-    plan_title,
-    rightsizing_view,
-    scaling_view,
-)
-from foresize.recommend.export import parse_quantity, plan_yaml
-from foresize.recommend.k8s import to_yaml
-from foresize.recommend.plan import SCHEMA_VERSION, recommendation_schema, validate_plan
-from foresize.recommend.service import (
-    DEFAULT_FORECASTER,
-    PlanBody,
-    PlanRequest,
-    ScalingRequest,
-    build_plan,
-    size_model,
-)
-from foresize.recommend.strategies import MIN_POINTS, STRATEGIES
+from foresize.recommend.choices import DEFAULT_FORECASTER, MIN_POINTS, STRATEGY_NAMES
+
+if TYPE_CHECKING:  # planners (polars, numpy) and plan schema load when a command runs
+    from foresize.ingest.sources import TelemetrySource
+    from foresize.recommend.cluster import ClusterPlanRequest
+    from foresize.recommend.service import PlanBody
 
 EPILOG = """\
 Examples:
@@ -92,6 +66,10 @@ def _write_k8s(result: Result, handle: Any) -> None:
     """The ``k8s`` format: a recommend plan's Kubernetes manifests as one YAML stream (a
     cluster plan: one patch per owner).
     """
+    from foresize.recommend.cluster_export import cluster_patches_yaml
+    from foresize.recommend.export import plan_yaml
+    from foresize.recommend.plan import validate_plan
+
     if "recommendations" not in result.document:
         raise InputError("-f k8s writes the manifests of a plan; only `foresize recommend` has one")
     plan = validate_plan(result.document)
@@ -100,6 +78,9 @@ def _write_k8s(result: Result, handle: Any) -> None:
 
 def _write_vpa(result: Result, handle: Any) -> None:
     """The ``vpa`` format: a cluster plan as VerticalPodAutoscalers (updateMode Off)."""
+    from foresize.recommend.cluster_export import vpa_yaml
+    from foresize.recommend.plan import validate_plan
+
     if "recommendations" not in result.document:
         raise InputError("-f vpa writes the VerticalPodAutoscalers of a cluster plan")
     handle.write(vpa_yaml(validate_plan(result.document)))
@@ -107,11 +88,16 @@ def _write_vpa(result: Result, handle: Any) -> None:
 
 def _write_yaml(result: Result, handle: Any) -> None:
     """The ``yaml`` format: the JSON document's tree as YAML."""
+    from foresize.recommend.k8s import to_yaml
+
     handle.write(to_yaml(json.loads(to_json(result.document))))
 
 
 def _write_html(result: Result, handle: Any) -> None:
     """The ``html`` format: a cluster plan's self-contained report."""
+    from foresize.recommend.cluster_report import cluster_html
+    from foresize.recommend.plan import validate_plan
+
     if "recommendations" not in result.document:
         raise InputError("-f html writes the report of a cluster plan")
     plan = validate_plan(result.document)
@@ -139,6 +125,8 @@ def plan_table(result: Result, body: PlanBody) -> RenderableType:
     """The terminal view: the main table (the numbers to apply; the rationale with
     --wide), then placement and cost when present.
     """
+    from foresize.recommend.describe import placement_view, rightsizing_view, scaling_view
+
     if body.scaling_plans:
         main = text_table(scaling_view(body), title=result.title, caption=result.caption,
                           wide=result.wide, summary=SCALING_SUMMARY)
@@ -172,7 +160,7 @@ def recommend(
         "--metric", "The resource to size, or the demand to plan replicas for, when the source "
         "holds several (e.g. mem_util_pct, gpu_mem_bytes, cpu_cores, qps).")] = None,
     strategy: Annotated[str, opt(
-        "--strategy", f"Right-sizer: {', '.join(STRATEGIES.names())}.")] = "foresize",
+        "--strategy", f"Right-sizer: {', '.join(STRATEGY_NAMES)}.")] = "foresize",
     risk: Annotated[float | None, opt(
         "--risk", "Target chance of exceeding the limit over the horizon, in (0, 0.5]. "
         "Default: 0.05 (chosen on pod_memory_util; see benchmarks/bench_rightsize.py).",
@@ -239,6 +227,20 @@ def recommend(
     plan replicas for a demand metric (HPA and KEDA from a demand forecast); with --model,
     place and price it. -f json is validated against --schema; -f k8s writes manifests.
     """
+    from foresize.ingest.sources import is_cluster_source
+    from foresize.recommend.cluster import ClusterPlanRequest
+    from foresize.recommend.cost import load_prices
+    from foresize.recommend.describe import (
+        plan_caption,
+        plan_inputs,
+        plan_rows,
+        plan_summary,
+        plan_title,
+    )
+    from foresize.recommend.export import parse_quantity
+    from foresize.recommend.plan import SCHEMA_VERSION, recommendation_schema, validate_plan
+    from foresize.recommend.service import PlanRequest, ScalingRequest, build_plan, size_model
+
     if schema:
         typer.echo(json.dumps(recommendation_schema(), indent=2))
         return
@@ -287,6 +289,11 @@ def recommend(
 def _recommend_cluster(telemetry: TelemetrySource, request: ClusterPlanRequest, *,
                        fmt: str | None, output: Path | None, wide: bool) -> None:
     """Cluster mode: read the cluster, plan every owner, emit (library does the work)."""
+    from foresize.ingest.sources import cluster_request
+    from foresize.recommend.cluster import recommend_cluster
+    from foresize.recommend.cluster_report import cluster_rows, cluster_summary, cluster_view
+    from foresize.recommend.plan import SCHEMA_VERSION, validate_plan
+
     source = telemetry.sources[0]
     with progress("reading the cluster", None):
         plan = recommend_cluster(cluster_request(source, telemetry.options), request)

@@ -8,17 +8,12 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import polars as pl
 import typer
 
 from foresize.cli.common import provenance
 from foresize.cli.options import FormatOpt, MirrorOpt, OutputOpt, WideOpt, opt
 from foresize.cli.output import Col, Result, emit, frame_table, progress
 from foresize.core.units import parse_duration
-from foresize.ingest.requests import parse_request_mapping
-from foresize.recommend.plan import SCHEMA_VERSION, validate_plan
-from foresize.simulate.serve.plan import ServePlanRequest, candidate_tps, recommend_serve
-from foresize.simulate.serve.study import parse_slo
 
 REFERENCE = "src/foresize/graph/reference/llama-2-7b.json"
 EPILOG = f"""\
@@ -90,6 +85,13 @@ def serve(
     Knative KPA (concurrency) settings to the SLO, and keep the cheapest. -f json is the
     plan (validated against `foresize recommend --schema`); -f k8s writes manifests.
     """
+    import polars as pl
+
+    from foresize.ingest.requests import parse_request_mapping
+    from foresize.recommend.plan import SCHEMA_VERSION, validate_plan
+    from foresize.simulate.serve.plan import ServePlanRequest, candidate_tps, recommend_serve
+    from foresize.simulate.serve.study import parse_slo
+
     if fmt is None and output is not None and output.suffix.lower() in YAML_SUFFIXES:
         fmt = "k8s"
     request = ServePlanRequest(

@@ -25,17 +25,6 @@ from foresize.cli.options import (
 from foresize.cli.output import Col, Result, emit, frame_table, info, progress
 from foresize.core.units import parse_duration
 from foresize.graph.devices import DEVICES
-from foresize.ingest.requests import parse_request_mapping
-from foresize.simulate.serve.policies import parse_policies, sweep_grid
-from foresize.simulate.serve.study import (
-    ServeInputs,
-    open_setup,
-    parse_slo,
-    plot_study,
-    run_study,
-    study_document,
-    summary_frame,
-)
 
 REFERENCE = "src/foresize/graph/reference/llama-2-7b.json"
 EPILOG = f"""\
@@ -132,6 +121,18 @@ def serve(
     (continuous batching, KV cache, start-up) and compare replica policies on GPU-hours,
     money, energy and TTFT/TPOT SLO attainment against a hindsight oracle.
     """
+    from foresize.ingest.requests import parse_request_mapping
+    from foresize.simulate.serve.policies import parse_policies, sweep_grid
+    from foresize.simulate.serve.study import (
+        ServeInputs,
+        open_setup,
+        parse_slo,
+        plot_study,
+        run_study,
+        study_document,
+        summary_frame,
+    )
+
     names = parse_policies(policies)
     inputs = ServeInputs(
         trace=trace, model=str(model), device=device, tp=tp, dtype=dtype,

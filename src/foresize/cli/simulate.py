@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Annotated, Any, cast, get_args
+from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
 
-import numpy as np
-import polars as pl
 import typer
 from rich.console import RenderableType
 
@@ -30,25 +28,9 @@ from foresize.cli.options import (
 from foresize.cli.output import SETTINGS, Result, emit, frame_table, info, progress
 from foresize.core.errors import PartialInterrupt
 from foresize.core.parallel import check_engine
-from foresize.simulate.cluster.autoscaler import AUTOSCALE
-from foresize.simulate.cluster.carbon import diurnal, read_series
-from foresize.simulate.cluster.engine import Restart
-from foresize.simulate.cluster.inflation import Summaries, compare_inflation, curves_document
-from foresize.simulate.cluster.placement import PLACEMENT
-from foresize.simulate.cluster.preemption import PREEMPTION
-from foresize.simulate.cluster.queue import QUEUE
-from foresize.simulate.cluster.state import parse_mig
-from foresize.simulate.cluster.study import (
-    ClusterSpec,
-    ReplaySetup,
-    build_cluster,
-    check_placements,
-    compare_replays,
-    pai_files,
-    plot_curves,
-)
-from foresize.simulate.cluster.traces import open_trace, with_deadlines
-from foresize.simulate.cluster.workload import Workload
+
+if TYPE_CHECKING:  # the simulator loads numpy and polars when a command runs: --help does not
+    from foresize.simulate.cluster.workload import Workload
 
 app = typer.Typer(help="Reference scheduler simulator: replay traces, compare placement "
                   "and queue policies.", no_args_is_help=True)
@@ -82,6 +64,8 @@ Examples:
 
 def _mig_layout(text: str) -> tuple[str, tuple[int, ...]]:
     """``A100=3g+2g+2g`` -> ``("A100", (3, 2, 2))`` (the ``--mig`` syntax)."""
+    from foresize.simulate.cluster.state import parse_mig
+
     model, sep, layout = text.partition("=")
     if not sep or not model:
         raise typer.BadParameter(f"{text!r} is not MODEL=LAYOUT, e.g. A100=3g+2g+2g",
@@ -91,6 +75,8 @@ def _mig_layout(text: str) -> tuple[str, tuple[int, ...]]:
 
 def _run_bar(workload: Workload) -> Callable[[str, int], AbstractContextManager[Any]]:
     """A progress bar per replay run, advanced by the engine's clock."""
+    import numpy as np
+
     end = float(np.max(workload.arrival_s + workload.duration_s))
 
     @contextmanager
@@ -183,6 +169,24 @@ def schedule(
     ray_address: RayAddressOpt = None,
 ) -> None:
     """Place a trace's pods with each placement policy and compare the outcomes."""
+    import polars as pl
+
+    from foresize.simulate.cluster.carbon import diurnal, read_series
+    from foresize.simulate.cluster.engine import Restart
+    from foresize.simulate.cluster.inflation import Summaries, compare_inflation, curves_document
+    from foresize.simulate.cluster.preemption import PREEMPTION
+    from foresize.simulate.cluster.queue import QUEUE
+    from foresize.simulate.cluster.study import (
+        ClusterSpec,
+        ReplaySetup,
+        build_cluster,
+        check_placements,
+        compare_replays,
+        pai_files,
+        plot_curves,
+    )
+    from foresize.simulate.cluster.traces import open_trace, with_deadlines
+
     engine = check_engine(engine)
     if mode not in ("inflation", "replay"):
         raise typer.BadParameter(f"{mode!r} is not one of inflation, replay",
@@ -266,6 +270,13 @@ Examples:
 @app.command("policies", epilog=POLICIES_EPILOG)
 def policies(fmt: FormatOpt = None, output: OutputOpt = None, wide: WideOpt = False) -> None:
     """List the placement, queue, preemption and autoscaler policies by name."""
+    import polars as pl
+
+    from foresize.simulate.cluster.autoscaler import AUTOSCALE
+    from foresize.simulate.cluster.placement import PLACEMENT
+    from foresize.simulate.cluster.preemption import PREEMPTION
+    from foresize.simulate.cluster.queue import QUEUE
+
     rows = [{"kind": "placement", "name": n} for n in PLACEMENT.names()]
     rows += [{"kind": "queue", "name": n} for n in QUEUE.names()]
     rows += [{"kind": "preemption", "name": n} for n in PREEMPTION.names()]

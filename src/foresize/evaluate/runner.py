@@ -10,10 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from foresize.core.errors import InputError
-from foresize.evaluate.report import Report, Section
+
+if TYPE_CHECKING:  # the report loads polars: `foresize evaluate --help` reads KINDS without it
+    from foresize.evaluate.report import Report, Section
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ def run_evaluation(kinds: list[str], run: Run, parameters: dict[str, Any], *,
     ``parameters["interrupted"]`` set and only those kinds' sections (a kind's sections
     come together, so none is half there), for the caller to write and mark partial.
     """
+    from foresize.evaluate.report import Report
+
     report = Report(f"foresize evaluation: {', '.join(kinds)} on {run.dataset}", parameters)
     timings: dict[str, float] = {}
     try:

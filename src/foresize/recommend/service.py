@@ -39,6 +39,7 @@ from foresize.forecast.models import make_forecaster
 from foresize.forecast.panel import to_panel
 from foresize.graph.devices import DEVICES, device_name
 from foresize.recommend import placement as placing
+from foresize.recommend.choices import DEFAULT_FORECASTER
 from foresize.recommend.cost import (
     PriceTable,
     commitment_plan,
@@ -80,7 +81,6 @@ DEMAND_METRICS = ("qps", "arrivals", "concurrency")
 # Metrics that are a percentage of the container's current limit: Kubernetes quantities
 # need that limit (``current_limit``, bytes or cores) to be written.
 LIMIT_RELATIVE = {"mem_util_pct": "bytes", "cpu_util_pct": "cores"}
-DEFAULT_FORECASTER = "window_average"
 DTYPES = ("fp32", "bf16", "fp16")
 MAX_HORIZON_STEPS = 20_000
 

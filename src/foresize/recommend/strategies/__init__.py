@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from foresize.core.registry import Registry
+from foresize.recommend.choices import MIN_POINTS
 from foresize.recommend.strategies.base import (
-    MIN_POINTS,
     Fleet,
     History,
     Sizing,

@@ -19,9 +19,6 @@ from foresize.core.errors import InputError, UsageError
 FloatArray = npt.NDArray[np.float64]
 ResourceKind = Literal["cpu", "memory", "util"]
 MIB = 1024.0**2
-#: Fewest history samples a workload needs (KRR's ``points_required``; the benchmark
-#: protocol asks the same of every strategy).
-MIN_POINTS = 100
 
 
 @dataclass(frozen=True, slots=True)
