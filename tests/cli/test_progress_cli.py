@@ -91,3 +91,34 @@ def test_ctrl_c_keeps_finished_backtest_series(tmp_path: Path, mirror: Path) -> 
     assert re.search(rf"^interrupted: {document['pairs_done']}/414 \(model, series\) pairs "
                      r"done, kept in the output and marked partial", err, re.M), err
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_ctrl_c_keeps_the_series_a_per_series_model_finished(tmp_path: Path, mirror: Path) -> None:
+    """`forecast run --model arima` on GenTD26's 207 memory series counts series from the
+    first line; a real SIGINT after a chunk keeps that chunk's forecasts."""
+    target = tmp_path / "fc.json"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "foresize.cli.main", "forecast", "run",
+         "alibaba-gentd26:memory_util", "--mirror", str(mirror), "--model", "arima",
+         "-o", str(target)],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "FORESIZE_HEARTBEAT_S": "0.05"},
+    )  # fmt: skip
+    assert run.stderr is not None
+    beats: list[tuple[int, int]] = []
+    for line in run.stderr:  # readiness: a heartbeat that counts a finished chunk
+        match = re.match(r"forecasting with arima: (\d+)/(\d+) series, ", line)
+        if match:
+            beats.append((int(match.group(1)), int(match.group(2))))
+            if 0 < beats[-1][0] < 150:
+                break
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 130, err
+    assert "Traceback" not in err
+    assert beats[0][1] == 207  # the total shows from the first line
+    document = json.loads(target.read_text())
+    assert document["interrupted"] is document["partial"] is True
+    kept = {row["series"] for row in document["forecasts"]}
+    assert beats[-1][0] <= len(kept) < 207
+    assert re.search(rf"^interrupted: {len(kept)}/207 series forecast, kept in the output",
+                     err, re.M), err

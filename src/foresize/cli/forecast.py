@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -32,7 +32,7 @@ from foresize.cli.output import (
     info,
     progress,
 )
-from foresize.core.errors import UsageError
+from foresize.core.errors import PartialInterrupt, UsageError
 from foresize.core.parallel import check_engine
 from foresize.core.units import human_duration, parse_duration, parse_levels, parse_steps
 
@@ -171,6 +171,7 @@ def run(
     """Forecast each series of one metric HORIZON ahead with central intervals."""
     import polars as pl
 
+    from foresize.forecast.fanout import forecast_in_chunks
     from foresize.forecast.models import make_forecaster
     from foresize.forecast.panel import check_horizon
     from foresize.forecast.phased import phase_forecast
@@ -181,8 +182,12 @@ def run(
     h = horizon_steps(horizon, report.step_s)
     check_horizon(panel, h, report.step_s, text=horizon, force=force,
                   typed=horizon != RUN_HORIZON)
-    with progress(f"fitting {model} on {report.series:,} series", None):
-        frame = forecaster.fit(panel).predict(h, wanted)
+    interrupted = False
+    with progress(f"forecasting with {model}", report.series, unit="series") as bar:
+        try:
+            frame = forecast_in_chunks(panel, forecaster, h, wanted, on_chunk=bar.advance)
+        except PartialInterrupt as stop:  # a per-series model keeps its finished series
+            frame, interrupted = cast("pl.DataFrame", stop.partial), True
     if by_phase:
         phases = phase_forecast(panel, h, metric=report.metric)
         frame = frame.join(phases.drop("ts"), on=["series", "step"], how="left")
@@ -194,6 +199,8 @@ def run(
         "parameters": {"metric": report.metric, "model": model, "horizon_steps": h,
                        "step_s": report.step_s, "levels": list(wanted), "by_phase": by_phase},
         "panel": report.to_dict(),
+        "interrupted": interrupted,
+        "partial": interrupted,
         "forecasts": Rows(frame),
     }
     emit(
@@ -207,6 +214,11 @@ def run(
         ),
         fmt=fmt, output=output,
     )
+    if interrupted:
+        kept = frame["series"].n_unique()
+        info(f"interrupted: {kept:,}/{report.series:,} series forecast, kept in the output and "
+             "marked partial")
+        raise typer.Exit(INTERRUPTED)
 
 
 BACKTEST_EPILOG = """\

@@ -11,12 +11,12 @@ from typing import Any
 
 import polars as pl
 
-from foresize.core.errors import InsufficientDataError
+from foresize.core.errors import InsufficientDataError, PartialInterrupt
 from foresize.core.parallel import default_workers, run_tasks
 from foresize.forecast.backtest import BACKTEST_LEVELS, BacktestResult, backtest
 from foresize.forecast.models import make_forecaster
 from foresize.forecast.panel import check_panel
-from foresize.forecast.protocol import LocalForecaster
+from foresize.forecast.protocol import Forecaster, LocalForecaster
 
 
 def _backtest_chunk(
@@ -114,3 +114,41 @@ def _backtest_chunk_safe(
         return _backtest_chunk(panel, name, params, protocol)
     except InsufficientDataError:
         return None
+
+
+def forecast_in_chunks(
+    panel: pl.DataFrame,
+    forecaster: Forecaster,
+    h: int,
+    levels: Sequence[int],
+    *,
+    on_chunk: Callable[[int], None] | None = None,
+) -> pl.DataFrame:
+    """``forecaster.fit(panel).predict(h, levels)``, in steps one can count and keep.
+
+    A per-series forecaster (``LocalForecaster``) runs on ``SERIAL_CHUNKS`` contiguous
+    chunks of series (each series' forecast is the same as in one call, and so is the
+    order); ``on_chunk(n_series)`` follows each, and Ctrl-C raises ``PartialInterrupt``
+    carrying the finished chunks' frame. A global model (one model across series) is
+    one step: splitting its training set would change its forecasts.
+    """
+    names = panel["series"].unique(maintain_order=True).to_list()
+    if not isinstance(forecaster, LocalForecaster):
+        frame = forecaster.fit(panel).predict(h, levels)
+        if on_chunk is not None:
+            on_chunk(len(names))
+        return frame
+    size = -(-len(names) // SERIAL_CHUNKS)
+    frames: list[pl.DataFrame] = []
+    try:
+        for start in range(0, len(names), size):
+            chunk = names[start:start + size]
+            part = panel.filter(pl.col("series").is_in(chunk))
+            frames.append(forecaster.fit(part).predict(h, levels))
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+    except KeyboardInterrupt:
+        if not frames:
+            raise
+        raise PartialInterrupt(pl.concat(frames)) from None
+    return pl.concat(frames)
