@@ -89,7 +89,12 @@ def serve(
 
     from foresize.ingest.requests import parse_request_mapping
     from foresize.recommend.plan import SCHEMA_VERSION, validate_plan
-    from foresize.simulate.serve.plan import ServePlanRequest, candidate_tps, recommend_serve
+    from foresize.simulate.serve.plan import (
+        ServePlanRequest,
+        candidate_tps,
+        n_sweeps,
+        recommend_serve,
+    )
     from foresize.simulate.serve.study import parse_slo
 
     if fmt is None and output is not None and output.suffix.lower() in YAML_SUFFIXES:
@@ -100,7 +105,7 @@ def serve(
         rate_scale=rate_scale, splice=splice, warmup_s=parse_duration(warmup),
         mapping=parse_request_mapping(map_), mirror=None if mirror is None else str(mirror),
         prices=None if prices is None else str(prices))
-    with progress("simulating candidates", None) as bar:
+    with progress("simulating candidates", n_sweeps(request), unit="policy sweeps") as bar:
         plan = recommend_serve(request, on_run=lambda _: bar.advance())
     document = {**provenance(plan.hashes), "schema_version": SCHEMA_VERSION,
                 **plan.document()}

@@ -209,9 +209,18 @@ def _scaling_plan(tried: _Tried, start: datetime, model_name: str) -> ScalingPla
         f"replicas of {setup.model.gpus} x {setup.model.device.name}")
 
 
+def n_sweeps(request: ServePlanRequest) -> int:
+    """Policy sweeps ``recommend_serve`` runs: every policy on every device x TP (a
+    candidate that does not fit counts its sweeps as done at once), for a progress total.
+    """
+    return len(request.devices) * len(request.tps) * (1 + len(REACTIVE))
+
+
 def recommend_serve(request: ServePlanRequest,
                     on_run: Callable[[str], None] | None = None) -> ServePlan:
     """Simulate every candidate and plan the cheapest that meets the SLO.
+
+    ``on_run(policy)`` follows each of the ``n_sweeps(request)`` policy sweeps.
 
     An ``InputError`` when no candidate fits, or none meets the SLO at any setting
     (the candidates and why each failed are in its message).
@@ -251,6 +260,9 @@ def recommend_serve(request: ServePlanRequest,
             except InputError as exc:
                 status = "slo_floor" if "cannot be met" in exc.message else "does_not_fit"
                 candidates.append(_candidate(device, tp, status, exc.message))
+                for name in (SCHEDULE, *REACTIVE):  # nothing to sweep: counted as done
+                    if on_run is not None:
+                        on_run(name)
                 continue
             run = tried[(device, tp)] = _try(setup, on_run)
             row = run.cheapest()
