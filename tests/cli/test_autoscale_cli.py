@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import signal
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -19,6 +15,7 @@ from foresize.cli.main import main
 from foresize.ingest.sources import ReadOptions, open_telemetry
 from foresize.recommend.plan import read_plan
 from foresize.simulate.replicas.vertical import plan_sizes
+from tests.interrupt import interrupt_when
 
 
 def test_lora_end_to_end_json(
@@ -244,20 +241,12 @@ def test_ctrl_c_keeps_the_scored_runs(mirror: Path, tmp_path: Path) -> None:
     the finished policies' rows are written with their oracle ratios, marked partial.
     """
     target = tmp_path / "as.json"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "foresize.cli.main", "simulate", "autoscale",
-         "alibaba-gentd26:lora", "--mirror", str(mirror), "--capacity", "1", "--policies",
-         "static,hpa,predictive,hybrid,oracle", "-o", str(target)],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "FORESIZE_HEARTBEAT_S": "0.05"},
-    )  # fmt: skip
-    assert run.stderr is not None
-    for line in run.stderr:  # readiness: both references and one policy done, 2 to go
-        if re.match(r"autoscale runs: [34]/6, ", line):
-            break
-    run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=300)
-    assert run.returncode == 130, err
-    assert "Traceback" not in err
+    _, err = interrupt_when(
+        ["simulate", "autoscale", "alibaba-gentd26:lora", "--mirror", str(mirror),
+         "--capacity", "1", "--policies", "static,hpa,predictive,hybrid,oracle",
+         "-o", str(target)],
+        ready=lambda line: re.match(r"autoscale runs: [34]/6, ", line) is not None,
+    )  # readiness: both references and one policy done, 2 to go
     document = json.loads(target.read_text())
     assert document["interrupted"] is document["partial"] is True
     rows = {row["policy"]: row for row in document["results"]}

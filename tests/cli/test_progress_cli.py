@@ -5,11 +5,7 @@ that keeps the finished work (issue 22, point 2).
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +14,7 @@ import pytest
 
 from foresize.cli.output import SETTINGS, Bar, heartbeat_interval, progress
 from foresize.core.errors import InputError
+from tests.interrupt import interrupt_when
 
 
 def test_heartbeat_line_counts_elapsed_and_eta() -> None:
@@ -61,24 +58,13 @@ def test_piped_progress_beats_and_quiet_silences_it(
 def test_ctrl_c_keeps_finished_backtest_series(tmp_path: Path, mirror: Path) -> None:
     """A real backtest on GenTD26's 207 memory series, interrupted once a chunk is done."""
     target = tmp_path / "bt.json"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "foresize.cli.main", "forecast", "backtest",
-         "alibaba-gentd26:memory_util", "--mirror", str(mirror), "--models", "naive,arima",
-         "-o", str(target)],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "FORESIZE_HEARTBEAT_S": "0.05"},
-    )  # fmt: skip
-    assert run.stderr is not None
-    beats: list[tuple[int, int]] = []
-    for line in run.stderr:  # readiness: a heartbeat that shows a finished pair
-        match = re.match(r"backtest: (\d+)/(\d+) \(model, series\) pairs, ", line)
-        if match:
-            beats.append((int(match.group(1)), int(match.group(2))))
-            if beats[-1][0] >= 1:
-                break
-    run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=300)
-    assert run.returncode == 130, err
-    assert "Traceback" not in err
+    beat = re.compile(r"backtest: (\d+)/(\d+) \(model, series\) pairs, ")
+    seen, err = interrupt_when(
+        ["forecast", "backtest", "alibaba-gentd26:memory_util", "--mirror", str(mirror),
+         "--models", "naive,arima", "-o", str(target)],
+        ready=lambda line: bool((m := beat.match(line)) and int(m.group(1)) >= 1),
+    )  # readiness: a heartbeat that shows a finished pair
+    beats = [(int(m.group(1)), int(m.group(2))) for line in seen if (m := beat.match(line))]
     assert beats[0][1] == 2 * 207  # the total shows from the first line
     document = json.loads(target.read_text())
     assert document["interrupted"] is document["partial"] is True
@@ -97,24 +83,13 @@ def test_ctrl_c_keeps_the_series_a_per_series_model_finished(tmp_path: Path, mir
     """`forecast run --model arima` on GenTD26's 207 memory series counts series from the
     first line; a real SIGINT after a chunk keeps that chunk's forecasts."""
     target = tmp_path / "fc.json"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "foresize.cli.main", "forecast", "run",
-         "alibaba-gentd26:memory_util", "--mirror", str(mirror), "--model", "arima",
-         "-o", str(target)],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "FORESIZE_HEARTBEAT_S": "0.05"},
-    )  # fmt: skip
-    assert run.stderr is not None
-    beats: list[tuple[int, int]] = []
-    for line in run.stderr:  # readiness: a heartbeat that counts a finished chunk
-        match = re.match(r"forecasting with arima: (\d+)/(\d+) series, ", line)
-        if match:
-            beats.append((int(match.group(1)), int(match.group(2))))
-            if 0 < beats[-1][0] < 150:
-                break
-    run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=300)
-    assert run.returncode == 130, err
-    assert "Traceback" not in err
+    beat = re.compile(r"forecasting with arima: (\d+)/(\d+) series, ")
+    seen, err = interrupt_when(
+        ["forecast", "run", "alibaba-gentd26:memory_util", "--mirror", str(mirror), "--model",
+         "arima", "-o", str(target)],
+        ready=lambda line: bool((m := beat.match(line)) and 0 < int(m.group(1)) < 150),
+    )  # readiness: a heartbeat that counts a finished chunk
+    beats = [(int(m.group(1)), int(m.group(2))) for line in seen if (m := beat.match(line))]
     assert beats[0][1] == 207  # the total shows from the first line
     document = json.loads(target.read_text())
     assert document["interrupted"] is document["partial"] is True

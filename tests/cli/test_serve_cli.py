@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from foresize.cli.main import main
+from tests.interrupt import interrupt_when
 
 MODEL = str(Path(__file__).resolve().parents[2] / "src/foresize/graph/reference/llama-2-7b.json")
 
@@ -77,21 +74,12 @@ def test_a_trace_with_a_zero_token_count_is_refused(
 def test_ctrl_c_keeps_the_policies_that_finished(mirror: Path, tmp_path: Path) -> None:
     """A real SIGINT once the oracle and a policy ran: those rows are written, partial."""
     target = tmp_path / "serve.json"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "foresize.cli.main", "simulate", "serve", "azure-llm:code",
-         "--model", MODEL, "--device", "h100", "--mirror", str(mirror), "--rate-scale", "6",
-         "--splice", "4", "--policies", "static,hpa,kpa,keda,predictive,hybrid",
-         "-o", str(target)],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "FORESIZE_HEARTBEAT_S": "0.05"},
-    )  # fmt: skip
-    assert run.stderr is not None
-    for line in run.stderr:  # readiness: the oracle and one policy done, five to go
-        if re.match(r"serve runs: 2/7, ", line):
-            break
-    run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=300)
-    assert run.returncode == 130, err
-    assert "Traceback" not in err
+    _, err = interrupt_when(
+        ["simulate", "serve", "azure-llm:code", "--model", MODEL, "--device", "h100",
+         "--mirror", str(mirror), "--rate-scale", "6", "--splice", "4", "--policies",
+         "static,hpa,kpa,keda,predictive,hybrid", "-o", str(target)],
+        ready=lambda line: re.match(r"serve runs: 2/7, ", line) is not None,
+    )  # readiness: the oracle and one policy done, five to go
     doc = json.loads(target.read_text())
     assert doc["interrupted"] is doc["partial"] is True
     policies = [r["policy"] for r in doc["results"]]

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from foresize.cli.main import main
+from tests.interrupt import interrupt_when
 
 
 def test_policies_lists_names(capsys: pytest.CaptureFixture[str]) -> None:
@@ -174,21 +171,12 @@ def test_ctrl_c_keeps_the_policies_whose_seeds_all_finished(
 ) -> None:
     """A real SIGINT once the first policy's 3 seeds are done: its row is written."""
     target = tmp_path / "schedule.json"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "foresize.cli.main", "simulate", "schedule", "--trace",
-         "openb:default", "--mirror", str(mirror), "--placement",
-         "random,best_fit,fgd", "--seeds", "3", "-o", str(target)],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "FORESIZE_HEARTBEAT_S": "0.05"},
-    )  # fmt: skip
-    assert run.stderr is not None
-    for line in run.stderr:  # readiness: the total counted, and random's three seeds done
-        match = re.match(r"inflation runs: (\d)/9 \(policy, seed\) runs", line)
-        if match and 3 <= int(match.group(1)) <= 6:
-            break
-    run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=300)
-    assert run.returncode == 130, err
-    assert "Traceback" not in err
+    beat = re.compile(r"inflation runs: (\d)/9 \(policy, seed\) runs")
+    _, err = interrupt_when(
+        ["simulate", "schedule", "--trace", "openb:default", "--mirror", str(mirror),
+         "--placement", "random,best_fit,fgd", "--seeds", "3", "-o", str(target)],
+        ready=lambda line: bool((m := beat.match(line)) and 3 <= int(m.group(1)) <= 6),
+    )  # readiness: the total counted, and random's three seeds done
     document = json.loads(target.read_text())
     assert document["interrupted"] is document["partial"] is True
     policies = [row["policy"] for row in document["results"]]
