@@ -163,6 +163,51 @@ def _show_warning(
     info(f"Warning: {message}")
 
 
+ROOT_FLAGS = ("-q", "--quiet", "--verbose", "--debug")  # and -v, -vv, ... (counted)
+ROOT_VALUED = ("--seed",)  # root options that take a value
+
+
+def _is_root_flag(token: str) -> bool:
+    return token in ROOT_FLAGS or (len(token) > 1 and token[0] == "-" and set(token[1:]) == {"v"})
+
+
+def _own_flags(path: list[str]) -> set[str]:
+    """The option names of the command that ``path`` (``["demo"]``, ``["forecast",
+    "run", ...]``) runs: a command's own flag keeps its own meaning.
+    """
+    if path[0] not in LAZY:
+        return set()
+    command = load_command(path[0])
+    for token in path[1:]:
+        sub = getattr(command, "commands", {}).get(token)
+        if sub is None:
+            break
+        command = sub
+    return {name for param in command.params for name in (*param.opts, *param.secondary_opts)}
+
+
+def hoist_root_flags(args: list[str]) -> list[str]:
+    """``foresize CMD ... -q`` as ``foresize -q CMD ...``: the global flags (``-q``, ``-v``,
+    ``--debug``) work wherever they are typed, as CLI.md's shared flags do, unless the
+    command has a flag of that name itself; nothing after ``--`` moves (``profile run --
+    COMMAND -q`` passes it on).
+    """
+    end = args.index("--") if "--" in args else len(args)
+    at = 0
+    while at < end and args[at].startswith("-"):  # the root options before the command
+        at += 2 if args[at] in ROOT_VALUED else 1
+    if at >= end:
+        return args
+    after = args[at + 1:end]
+    wanted = [t for t in after if _is_root_flag(t)]
+    if not wanted:
+        return args
+    own = _own_flags(args[at:end])
+    moved = [t for t in after if _is_root_flag(t) and t not in own]
+    kept = [t for t in after if not (_is_root_flag(t) and t not in own)]
+    return [*args[:at], *moved, args[at], *kept, *args[end:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app and map errors to exit codes."""
     args = sys.argv[1:] if argv is None else argv
@@ -173,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore", DataDroppedWarning)
         warnings.showwarning = _show_warning
         try:
+            args = hoist_root_flags(args)
             returned = app(args=args, prog_name="foresize", standalone_mode=False)
             code = returned if isinstance(returned, int) else 0
         except BaseException as exc:
