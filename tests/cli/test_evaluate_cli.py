@@ -135,3 +135,25 @@ def test_ctrl_c_keeps_the_finished_kinds(mirror: Path, tmp_path: Path) -> None:
     assert re.search(rf"^interrupted: {len(done)}/4 kinds done \({', '.join(done)}\), kept "
                      rf"in {re.escape(str(folder))} and marked partial", err, re.M), err
     assert "partial=True" in (folder / "report.md").read_text()
+
+
+def test_check_gates_every_report_table_with_the_column(
+    mirror: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["evaluate", "rightsize", "--smoke", "25", "--no-plots", "--mirror", str(mirror)]
+    code, _, err = run([*base, "--output-dir", str(tmp_path / "a"), "--check",
+                        "violated<=1000", "--check", "slack>=-1"], capsys)
+    assert code == 0, err
+    folder = tmp_path / "b"
+    code, _, err = run([*base, "--output-dir", str(folder), "--check", "violated<=0"], capsys)
+    assert code == 5
+    assert (folder / "report.json").exists()  # the evidence of why the gate broke
+    line = next(x for x in err.splitlines() if x.startswith("Error: "))
+    assert line.startswith("Error: check failed: violated<=0 broken by ")
+    assert "vpa (" in line
+    folder = tmp_path / "c"
+    code, _, err = run([*base, "--output-dir", str(folder), "--check", "violatd<=0"], capsys)
+    assert code == 2
+    assert "unknown --check column 'violatd'" in err
+    assert "Did you mean 'violated'?" in err
+    assert not folder.exists()

@@ -80,6 +80,29 @@ def require_columns(frame: pl.DataFrame, checks: Sequence[Check]) -> None:
             raise UnknownNameError("--check column", check.column, numeric)
 
 
+def require_columns_in(tables: Sequence[pl.DataFrame], checks: Sequence[Check]) -> None:
+    """Every gate names a numeric column of at least one of a report's tables (2 if not)."""
+    numeric = sorted({name for t in tables for name, dtype in t.schema.items()
+                      if dtype.is_numeric()})
+    for check in checks:
+        if check.column not in numeric:
+            raise UnknownNameError("--check column", check.column, numeric)
+
+
+def enforce_tables(tables: Sequence[pl.DataFrame], checks: Sequence[Check]) -> None:
+    """Gates over a report's tables: each holds on every row of every table with its
+    column (exit 5 naming the rows that break it, table by table).
+    """
+    broken = []
+    for table in tables:
+        try:
+            enforce(table, [c for c in checks if c.column in table.columns])
+        except CheckFailedError as failed:
+            broken.append(failed.message.removeprefix("check failed: "))
+    if broken:
+        raise CheckFailedError("check failed: " + "; ".join(broken))
+
+
 def enforce(frame: pl.DataFrame, checks: Sequence[Check]) -> None:
     """Raise :class:`CheckFailedError` (exit 5) naming the first rows that break a gate;
     a row is named by the result's first text column (model, policy, workload).

@@ -9,8 +9,10 @@ from typing import Annotated
 
 import typer
 
+from foresize.cli.checks import enforce_tables, parse_checks, require_columns_in
 from foresize.cli.errors import INTERRUPTED
 from foresize.cli.options import (
+    CheckOpt,
     EngineOpt,
     FormatOpt,
     MirrorOpt,
@@ -66,7 +68,8 @@ PlotsOpt = Annotated[
 
 def _evaluate(kinds: list[str], *, dataset: str, out: Path | None, smoke: int | None,
               plots: bool, engine: str, ray_address: str | None, mirror: Path | None,
-              seed: int | None, fmt: str | None, anchors: str | None) -> None:
+              seed: int | None, fmt: str | None, anchors: str | None,
+              checks: list[str] | None = None) -> None:
     import polars as pl
 
     from foresize.evaluate.report import write_report
@@ -89,6 +92,9 @@ def _evaluate(kinds: list[str], *, dataset: str, out: Path | None, smoke: int | 
     done = list(report.parameters["seconds"])
     if report.parameters.get("interrupted") and not done:
         raise KeyboardInterrupt  # nothing finished: nothing to keep
+    gates = [] if report.parameters.get("interrupted") else parse_checks(checks)
+    tables = [table for section in report.sections for table in section.tables.values()]
+    require_columns_in(tables, gates)  # a typo is refused before anything is written
     written = write_report(report, folder)
     frame = pl.DataFrame({"file": [str(p) for p in written],
                           "bytes": [p.stat().st_size for p in written]})
@@ -98,6 +104,7 @@ def _evaluate(kinds: list[str], *, dataset: str, out: Path | None, smoke: int | 
                 summary=f"report in {folder}/report.md "
                 f"({sum(report.parameters['seconds'].values()):.0f} s)"),
          fmt=fmt, output=None)
+    enforce_tables(tables, gates)
     if report.parameters.get("interrupted"):
         info(f"interrupted: {len(done)}/{len(kinds)} kinds done ({', '.join(done)}), kept in "
              f"{folder} and marked partial")
@@ -117,6 +124,7 @@ def _command(kind: str) -> Callable[..., None]:
         seed: SeedOpt = None,
         fmt: FormatOpt = None,
         anchors: AnchorsOpt = None,
+        checks: CheckOpt = None,
     ) -> None:
         if legacy_out is not None:
             if output_dir is not None:
@@ -127,7 +135,7 @@ def _command(kind: str) -> Callable[..., None]:
         out = output_dir or legacy_out
         _evaluate(list(KINDS) if kind == "all" else [kind], dataset=dataset, out=out,
                   smoke=smoke, plots=plots, engine=engine, ray_address=ray_address,
-                  mirror=mirror, seed=seed, fmt=fmt, anchors=anchors)
+                  mirror=mirror, seed=seed, fmt=fmt, anchors=anchors, checks=checks)
 
     command.__doc__ = DOCS[kind]
     return command
