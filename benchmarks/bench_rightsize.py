@@ -35,7 +35,8 @@ from foresize.evaluate.rightsize_panels import (
     unseen_growth,
 )
 from foresize.evaluate.rightsizing import sharing_table
-from foresize.recommend.strategies.base import DEFAULT_RISK, MIN_POINTS
+from foresize.recommend.choices import MIN_POINTS
+from foresize.recommend.strategies.base import DEFAULT_RISK
 from foresize.recommend.strategies.foresize import (
     GAP_SHARES,
     MIN_WORKLOADS,

@@ -7,7 +7,7 @@ import math
 import polars as pl
 import pytest
 
-from foresize.cli.checks import Check, enforce, parse_checks, require_columns
+from foresize.cli.checks import Check, check_gate_columns, enforce, parse_checks
 from foresize.core.errors import CheckFailedError, UnknownNameError, UsageError
 
 
@@ -31,26 +31,26 @@ def test_malformed_gates_are_usage_errors(text: str) -> None:
 def test_every_row_must_hold_and_a_missing_value_breaks() -> None:
     frame = pl.DataFrame({"model": ["naive", "arima", "hybrid", "wavelet", "auto"],
                           "mase": [0.9, 1.2, None, 1.0, math.nan]})
-    enforce(frame, [])  # no gates: nothing to judge
+    enforce([frame], [])  # no gates: nothing to judge
     with pytest.raises(CheckFailedError) as info:
-        enforce(frame, parse_checks(["mase<=1"]))
+        enforce([frame], parse_checks(["mase<=1"]))
     assert str(info.value) == ("check failed: mase<=1 broken by 3 of 5 rows: arima (1.2), "
                                "hybrid (no value), auto (no value)")
     with pytest.raises(CheckFailedError, match=r"mase<1 broken by 4 of 5 rows: arima \(1.2\), "
                        r"hybrid \(no value\), wavelet \(1\), \+1 more$"):
-        enforce(frame, parse_checks(["mase<1"]))
+        enforce([frame], parse_checks(["mase<1"]))
 
 
 def test_rows_without_a_text_column_are_numbered() -> None:
     frame = pl.DataFrame({"replicas": [1, 3], "attainment": [0.999, 0.95]})
     with pytest.raises(CheckFailedError, match=r"broken by 1 of 2 rows: row 2 \(0.95\)$"):
-        enforce(frame, parse_checks(["attainment>=0.99"]))
-    enforce(frame, parse_checks(["attainment>=0.9", "replicas<=3"]))
+        enforce([frame], parse_checks(["attainment>=0.99"]))
+    enforce([frame], parse_checks(["attainment>=0.9", "replicas<=3"]))
 
 
 def test_a_gate_names_a_numeric_column() -> None:
     frame = pl.DataFrame({"model": ["naive"], "mase": [0.5]})
-    require_columns(frame, parse_checks(["mase<1"]))
+    check_gate_columns([frame], parse_checks(["mase<1"]))
     for text in ("mse<1", "model<1"):  # a typo, and a text column
         with pytest.raises(UnknownNameError, match="valid: mase"):
-            require_columns(frame, parse_checks([text]))
+            check_gate_columns([frame], parse_checks([text]))

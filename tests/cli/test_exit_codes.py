@@ -142,7 +142,7 @@ def test_2_recommend_refuses_a_horizon_its_history_cannot_speak_to(
                            "--capacity", "0.5", "--horizon", "10d"], capsys)
     assert (code, out) == (2, "")
     assert _error(err) == ("Error: --horizon 10d is 7,579 steps of 1m 54s, longer than the "
-                           "history (706 steps in the longest workload)")
+                           "history (22h 21m, 706 steps in the longest workload)")
     assert "--force" in err
 
 

@@ -68,51 +68,37 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def require_columns(frame: pl.DataFrame, checks: Sequence[Check]) -> None:
-    """Every gate names a numeric column of the rows: checked before anything is
-    written, so a typo is a usage error (2), never a gate that silently passes.
+def check_gate_columns(tables: Sequence[pl.DataFrame], checks: Sequence[Check]) -> None:
+    """Every gate names a numeric column of the rows (of at least one of a report's
+    tables): checked before anything is written, so a typo is a usage error (2), never
+    a gate that silently passes.
     """
-    if not checks:
-        return
-    numeric = [name for name, dtype in frame.schema.items() if dtype.is_numeric()]
+    numeric = list(dict.fromkeys(name for table in tables
+                                 for name, dtype in table.schema.items() if dtype.is_numeric()))
     for check in checks:
         if check.column not in numeric:
             raise UnknownNameError("--check column", check.column, numeric)
 
 
-def require_columns_in(tables: Sequence[pl.DataFrame], checks: Sequence[Check]) -> None:
-    """Every gate names a numeric column of at least one of a report's tables (2 if not)."""
-    numeric = sorted({name for t in tables for name, dtype in t.schema.items()
-                      if dtype.is_numeric()})
-    for check in checks:
-        if check.column not in numeric:
-            raise UnknownNameError("--check column", check.column, numeric)
-
-
-def enforce_tables(tables: Sequence[pl.DataFrame], checks: Sequence[Check]) -> None:
-    """Gates over a report's tables: each holds on every row of every table with its
-    column (exit 5 naming the rows that break it, table by table).
+def enforce(tables: Sequence[pl.DataFrame], checks: Sequence[Check]) -> None:
+    """Raise :class:`CheckFailedError` (exit 5) naming the first rows that break a gate,
+    on every table with its column; a row is named by its table's first text column
+    (model, policy, workload).
     """
-    broken = []
-    for table in tables:
-        try:
-            enforce(table, [c for c in checks if c.column in table.columns])
-        except CheckFailedError as failed:
-            broken.append(failed.message.removeprefix("check failed: "))
-    if broken:
-        raise CheckFailedError("check failed: " + "; ".join(broken))
+    lines = [line for table in tables
+             for line in _broken(table, [c for c in checks if c.column in table.columns])]
+    if lines:
+        raise CheckFailedError("check failed: " + "; ".join(lines))
 
 
-def enforce(frame: pl.DataFrame, checks: Sequence[Check]) -> None:
-    """Raise :class:`CheckFailedError` (exit 5) naming the first rows that break a gate;
-    a row is named by the result's first text column (model, policy, workload).
-    """
+def _broken(frame: pl.DataFrame, checks: Sequence[Check]) -> list[str]:
+    """One line per gate that a row of ``frame`` breaks."""
     import polars as pl
 
     label = next((name for name, dtype in frame.schema.items() if dtype == pl.String), None)
     names = (frame.get_column(label).to_list() if label
              else [f"row {i + 1}" for i in range(frame.height)])
-    broken_lines = []
+    lines = []
     for check in checks:
         values = frame.get_column(check.column).to_list()
         broken = [(name, value) for name, value in zip(names, values, strict=True)
@@ -120,10 +106,9 @@ def enforce(frame: pl.DataFrame, checks: Sequence[Check]) -> None:
         if broken:
             shown = ", ".join(f"{name} ({_show(value)})" for name, value in broken[:SHOWN_ROWS])
             more = f", +{len(broken) - SHOWN_ROWS} more" if len(broken) > SHOWN_ROWS else ""
-            broken_lines.append(f"{check} broken by {len(broken)} of {frame.height} rows: "
-                                f"{shown}{more}")
-    if broken_lines:
-        raise CheckFailedError("check failed: " + "; ".join(broken_lines))
+            lines.append(f"{check} broken by {len(broken)} of {frame.height} rows: "
+                         f"{shown}{more}")
+    return lines
 
 
 def _show(value: float | None) -> str:

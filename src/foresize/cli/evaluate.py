@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from foresize.cli.checks import enforce_tables, parse_checks, require_columns_in
+from foresize.cli.checks import check_gate_columns, enforce, parse_checks
 from foresize.cli.errors import INTERRUPTED
 from foresize.cli.options import (
     CheckOpt,
@@ -94,7 +94,7 @@ def _evaluate(kinds: list[str], *, dataset: str, out: Path | None, smoke: int | 
         raise KeyboardInterrupt  # nothing finished: nothing to keep
     gates = [] if report.parameters.get("interrupted") else parse_checks(checks)
     tables = [table for section in report.sections for table in section.tables.values()]
-    require_columns_in(tables, gates)  # a typo is refused before anything is written
+    check_gate_columns(tables, gates)  # a typo is refused before anything is written
     written = write_report(report, folder)
     frame = pl.DataFrame({"file": [str(p) for p in written],
                           "bytes": [p.stat().st_size for p in written]})
@@ -104,7 +104,7 @@ def _evaluate(kinds: list[str], *, dataset: str, out: Path | None, smoke: int | 
                 summary=f"report in {folder}/report.md "
                 f"({sum(report.parameters['seconds'].values()):.0f} s)"),
          fmt=fmt, output=None)
-    enforce_tables(tables, gates)
+    enforce(tables, gates)
     if report.parameters.get("interrupted"):
         info(f"interrupted: {len(done)}/{len(kinds)} kinds done ({', '.join(done)}), kept in "
              f"{folder} and marked partial")

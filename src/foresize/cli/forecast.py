@@ -173,14 +173,14 @@ def run(
 
     from foresize.forecast.fanout import forecast_in_chunks
     from foresize.forecast.models import make_forecaster
-    from foresize.forecast.panel import check_horizon
+    from foresize.forecast.panel import check_horizon_fits
     from foresize.forecast.phased import phase_forecast
 
     forecaster = make_forecaster(model)
     wanted = parse_levels(levels)
     panel, report, header = _panel(telemetry, metric=metric, grid=grid)
     h = horizon_steps(horizon, report.step_s)
-    check_horizon(panel, h, report.step_s, text=horizon, force=force,
+    check_horizon_fits(panel, h, report.step_s, text=horizon, force=force,
                   typed=horizon != RUN_HORIZON)
     interrupted = False
     with progress(f"forecasting with {model}", report.series, unit="series") as bar:
@@ -306,7 +306,7 @@ def backtest_command(
     import polars as pl
 
     from foresize.forecast.models import make_forecaster
-    from foresize.forecast.panel import check_horizon
+    from foresize.forecast.panel import check_horizon_fits
 
     engine = check_engine(engine)
     names = [name.strip() for name in models.split(",") if name.strip()]
@@ -314,7 +314,7 @@ def backtest_command(
         make_forecaster(name)  # unknown names fail before reading
     panel, report, header = _panel(telemetry, metric=metric, grid=grid)
     h = horizon_steps(horizon, report.step_s)
-    check_horizon(panel, h, report.step_s, text=horizon, force=force,
+    check_horizon_fits(panel, h, report.step_s, text=horizon, force=force,
                   typed=horizon != BACKTEST_HORIZON)
     began = time.perf_counter()
     results, interrupted = _backtest_all(panel, names, engine=engine, address=ray_address,

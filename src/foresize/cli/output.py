@@ -31,7 +31,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from foresize.cli.checks import Check, enforce, require_columns
+from foresize.cli.checks import Check, check_gate_columns, enforce
 from foresize.core.errors import InputError
 from foresize.core.io import atomic_write
 from foresize.core.registry import Registry
@@ -233,7 +233,7 @@ def emit(result: Result, *, fmt: str | None, output: Path | None,
     """
     name = resolve_format(fmt, output)
     writer = FORMATS.get(name)
-    require_columns(result.frame, checks)
+    check_gate_columns([result.frame], checks)
     if output is None or str(output) == "-":
         writer(result, sys.stdout)
         sys.stdout.flush()
@@ -247,7 +247,7 @@ def emit(result: Result, *, fmt: str | None, output: Path | None,
         info(f"wrote {output} ({result.frame.height:,} rows, {name})")
     if result.summary:
         info(result.summary)
-    enforce(result.frame, checks)
+    enforce([result.frame], checks)
 
 
 def format_cell(column: str, value: Any) -> str:

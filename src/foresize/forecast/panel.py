@@ -176,8 +176,8 @@ def series_arrays(panel: pl.DataFrame) -> dict[str, FloatArray]:
     return out
 
 
-def check_horizon(panel: pl.DataFrame, h: int, step_s: float, *, text: str,
-                  force: bool = False, typed: bool = True) -> None:
+def check_horizon_fits(panel: pl.DataFrame, h: int, step_s: float, *, text: str,
+                       force: bool = False, typed: bool = True) -> None:
     """Refuse a horizon longer than the longest history, unless ``force``.
 
     Why: nothing in a series says what happens beyond its own length, and the cost
@@ -197,9 +197,15 @@ def check_horizon(panel: pl.DataFrame, h: int, step_s: float, *, text: str,
             hint="give a shorter --horizon, or pass --force",
         )
     if h > history:
-        raise UsageError(
-            f"--horizon {text} is {h:,} steps of {human_duration(step_s)}, longer than the "
-            f"history ({human_duration(history * step_s)}, {history:,} steps in the longest "
-            "series)",
-            hint="ask for a shorter --horizon, or pass --force to forecast that far anyway",
-        )
+        raise horizon_too_long(text, h, step_s, history)
+
+
+def horizon_too_long(text: str, h: int, step_s: float, history: int, *,
+                     longest: str = "series") -> UsageError:
+    """The usage error of a ``--horizon`` of ``h`` steps past a ``history``-step history."""
+    return UsageError(
+        f"--horizon {text} is {h:,} steps of {human_duration(step_s)}, longer than the "
+        f"history ({human_duration(history * step_s)}, {history:,} steps in the longest "
+        f"{longest})",
+        hint="ask for a shorter --horizon, or pass --force to forecast that far anyway",
+    )

@@ -36,7 +36,7 @@ from foresize.core.metrics import metric_info
 from foresize.core.paths import missing_file
 from foresize.core.units import human_duration
 from foresize.forecast.models import make_forecaster
-from foresize.forecast.panel import to_panel
+from foresize.forecast.panel import horizon_too_long, to_panel
 from foresize.graph.devices import DEVICES, device_name
 from foresize.recommend import placement as placing
 from foresize.recommend.choices import DEFAULT_FORECASTER
@@ -294,11 +294,8 @@ def _horizon_steps(request: ScalingRequest, lengths: Sequence[int], step_s: floa
             f"--horizon is {steps:,} steps of {step_s:g} s; at most {MAX_HORIZON_STEPS:,}"
         )
     if request.horizon_s is not None and steps > max(lengths) and not request.force:
-        raise UsageError(
-            f"--horizon {human_duration(request.horizon_s)} is {steps:,} steps of "
-            f"{human_duration(step_s)}, longer than the history ({max(lengths):,} steps in "
-            "the longest workload)",
-            hint="ask for a shorter --horizon, or pass --force to forecast that far anyway")
+        raise horizon_too_long(human_duration(request.horizon_s), steps, step_s, max(lengths),
+                               longest="workload")
     return max(1, steps)
 
 
