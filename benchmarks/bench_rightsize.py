@@ -7,9 +7,11 @@ for foresize at each risk, the VPA- and KRR-style references, the history max an
 oracle; the calibration check (share of workloads exceeded at risk r within [r/2, 2r],
 with its 95 % binomial interval); the frontier ratio (foresize's least slack at VPA's
 count of violated workloads, over VPA's slack; target <= 0.7); and whether the default
-dominates VPA. Then the leave-one-panel-out table: the strategy's variant chosen on
-each panel, reported on every other. The GPU sharing analysis on the duty cycles
-closes.
+dominates VPA; for resources that only throttle, the requests judged as requests
+(``request_view``); and the hindsight bound on both (``peak_bound``: the least slack at
+VPA's count for limits never below the history peak). Then the leave-one-panel-out
+table: the strategy's variant chosen on each panel, reported on every other. The GPU
+sharing analysis on the duty cycles closes.
 
 Run: ``FORESIZE_DATA_MIRROR=... python benchmarks/bench_rightsize.py [--panels ...]``
 (deterministic: the synthetic fleets are seeded; about a minute).
@@ -27,16 +29,18 @@ from foresize.evaluate.common import read_table
 from foresize.evaluate.rightsize_panels import (
     DEFAULT_CHOSEN_ON,
     DEFAULT_VARIANT,
+    FRONTIER_TARGET,
     VARIANTS,
     evaluate_panel,
     leave_one_panel_out,
     load_panels,
     reference_scores,
+    request_view,
     unseen_growth,
 )
 from foresize.evaluate.rightsizing import sharing_table
 from foresize.recommend.choices import MIN_POINTS
-from foresize.recommend.strategies.base import DEFAULT_RISK
+from foresize.recommend.strategies.base import DEFAULT_RISK, units_for
 from foresize.recommend.strategies.foresize import (
     GAP_SHARES,
     MIN_WORKLOADS,
@@ -82,6 +86,7 @@ def main() -> None:
             "jumped as no history had shown"
         )
         s = result.summary()
+        bound = s["bound_ratio"]
         print(
             f"frontier: slack at VPA's {s['vpa_violated']} violated = "
             f"{s['frontier_ratio']:.3f} x VPA's (target <= 0.7: "
@@ -90,6 +95,15 @@ def main() -> None:
             f"{s['vpa_slack']:.3f} / {s['vpa_violated']}: "
             f"{'dominates' if s['dominates_vpa'] else 'does NOT dominate'}"
         )
+        print(
+            f"bound: limits never below the history peak reach at best {bound:.3f} x "
+            f"VPA's slack at its {s['vpa_violated']} violated, in hindsight"
+            + (": the frontier target is out of reach" if bound > FRONTIER_TARGET else "")
+            + ("; no such strategy dominates VPA" if bound >= 1.0 else "")
+        )
+        if units_for(panel.metric).kind != "memory":
+            print("throttle-only resource: VPA and KRR set no limit, so here are the requests")
+            print(request_view(panel))
     print("\n== summary, default variant")
     print(pl.DataFrame([results[(p.name, DEFAULT_VARIANT)].summary() for p in panels]))
     print("\n== every variant on every panel (frontier ratio / dominates / calibrated)")

@@ -12,7 +12,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from foresize.evaluate.rightsize_panels import Panel, evaluate_panel, step_fleet
+from foresize.evaluate.rightsize_panels import (
+    Panel,
+    evaluate_panel,
+    peak_bound,
+    request_view,
+    step_fleet,
+)
 from foresize.recommend.rightsize import histories, recommend_rightsizing
 from foresize.recommend.strategies import History, make_strategy
 from foresize.recommend.strategies.foresize import conformal_quantile
@@ -29,6 +35,53 @@ def test_conformal_quantile_known_answers() -> None:
     assert conformal_quantile(scores, 0.01) == (99.0, True)
     assert conformal_quantile(scores[:5], 0.01) == (5.0, False)  # cannot resolve 1 %
     assert conformal_quantile(np.array([]), 0.1) == (0.0, False)
+
+
+def test_peak_bound_lets_go_the_costliest_growth() -> None:
+    # history (first 140 of 200 points) then the judged future (last 60)
+    def flat(name: str, before: float, after: float) -> History:
+        values = np.array([before] * 140 + [after] * 60)
+        return History(name, values, np.arange(200.0))
+
+    fleet = {
+        "grows-a-lot": flat("grows-a-lot", 1.0, 5.0),  # keeping it whole costs 4 x 60
+        "grows-a-bit": flat("grows-a-bit", 2.0, 3.0),  # 1 x 60
+        "shrinks": flat("shrinks", 4.0, 1.0),  # its history peak, 4, is kept
+    }
+    used = (5 + 3 + 1) * 60
+    whole = (5 + 3 + 4) * 60
+    assert peak_bound(fleet, 0) == pytest.approx((whole - used) / whole)
+    one = (1 + 3 + 4) * 60  # the big grower let go at its history peak
+    assert peak_bound(fleet, 1) == pytest.approx((one - used) / one)
+    two = (1 + 2 + 4) * 60
+    assert peak_bound(fleet, 2) == pytest.approx((two - used) / two)
+
+
+def test_bound_ratio_is_never_above_the_default_on_a_panel(steps: Panel) -> None:
+    # the foresize strategy keeps every limit at or above the history peak, so its
+    # least slack at VPA's count can never beat the hindsight bound of that class
+    result = evaluate_panel(steps)
+    assert result.bound_ratio() <= result.frontier_ratio()
+    assert 0 < result.bound_ratio() < 1
+
+
+def test_request_view_judges_requests_by_time_above() -> None:
+    # stationary CPU usage (i.i.d. samples): a request at the history's 1 - r quantile
+    # leaves about r of the judged samples above it; constructed, since a real panel's
+    # drift would blur the known answer
+    rng = np.random.default_rng(3)
+    fleet = {
+        f"w{i}": History(f"w{i}", rng.uniform(0.5, 1.5, 1000), np.arange(1000.0) * 60)
+        for i in range(40)
+    }
+    view = request_view(Panel("iid", "cpu_cores", fleet, "test"))
+    rows = {r["strategy"]: r for r in view.iter_rows(named=True)}
+    assert set(rows) >= {"foresize r=0.1", "vpa", "krr"}
+    for risk in (0.02, 0.05, 0.1):
+        assert risk / 2 <= rows[f"foresize r={risk:g}"]["time_above"] <= 2 * risk
+    # a lower risk requests more, so less time above and more left idle
+    assert rows["foresize r=0.01"]["idle_share"] > rows["foresize r=0.1"]["idle_share"]
+    assert rows["krr"]["time_above"] == pytest.approx(rows["foresize r=0.05"]["time_above"])
 
 
 @pytest.mark.parametrize("risk", [0.02, 0.05, 0.1])
