@@ -65,7 +65,7 @@ def test_foresize_dominates_vpa_and_meets_the_frontier_on_memory(
     # at VPA's count of violated containers, at least 30 % less slack
     assert result.frontier_ratio() <= 0.7
     # lower risk costs reserve and buys fewer violated containers
-    loose, tight = result.sweep[0.2], result.sweep[0.01]
+    loose, tight = result.sweep[0.1], result.sweep[0.01]
     assert loose.reserved_over_oracle < tight.reserved_over_oracle
     assert loose.n_violated >= tight.n_violated
 
