@@ -11,6 +11,12 @@ this is longer than a run alone); then fgd_reserve's share in the same seeds and
 difference to FGD, with the range of the per-seed differences; per pod list, the time of
 the paper's policies x seeds. Pod lists that are not in the mirror are named and skipped.
 
+The upstream gpushare lists (default resampled so that GPU-sharing pods hold a larger
+share of the GPU request) are not in the mirror, so ``--sharing-mixes`` builds mixes of
+that kind from default (``sharing_mix``, constructed and named so): the CPU-only pods
+kept, the GPU pods redrawn with replacement (seeded) so that shared-GPU pods hold the
+given share of the GPU request. best_fit, FGD and fgd_reserve run on each, paired by seed.
+
 Speed is a ratio to the simulator before the speed work, timed in the same run on the same
 machine: ``--baseline-src`` names the ``src`` folder of that code (e.g. ``git archive main
 src | tar -x -C /tmp/before``). Both versions run in child processes: one FGD run on openb
@@ -29,6 +35,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from foresize.core.errors import InputError
 from foresize.core.parallel import run_tasks
@@ -118,6 +126,41 @@ def _share_at_100(trace: str, name: str, seed: int) -> float:
     return curve.at(1.0)["allocated_frac"] * 100
 
 
+def sharing_mix(workload: Workload, share: float, seed: int = 0) -> Workload:
+    """``workload`` with its GPU pods redrawn so that pods on a shared GPU (one GPU, under
+    1000 milli) hold ``share`` of the GPU request; CPU-only pods and the pod count kept.
+    """
+    shared = (workload.num_gpu == 1) & (workload.gpu_milli > 0) & (workload.gpu_milli < 1000)
+    request = workload.num_gpu * np.minimum(workload.gpu_milli, 1000)
+    sharing = np.flatnonzero(shared)
+    whole = np.flatnonzero((workload.num_gpu > 0) & ~shared)
+    gpu_pods = sharing.size + whole.size
+    a, b = float(request[sharing].mean()), float(request[whole].mean())
+    # k shared pods of mean request a among gpu_pods: k a / (k a + (gpu_pods - k) b) = share
+    k = round(share * gpu_pods * b / (a * (1 - share) + share * b))
+    rng = np.random.default_rng(seed)
+    index = np.concatenate([
+        np.flatnonzero(workload.num_gpu == 0),
+        rng.choice(sharing, k, replace=True),
+        rng.choice(whole, gpu_pods - k, replace=True),
+    ])
+    return workload.take(np.sort(index))
+
+
+def sharing_mixes(shares: list[float], seeds: list[int], engine: str) -> None:
+    """best_fit, FGD and fgd_reserve on mixes built from default (``sharing_mix``)."""
+    default, _ = load_workload("openb:default")
+    cluster, _ = load_cluster("openb:nodes_gpu")
+    names = ["best_fit", "fgd", OURS]
+    for share in shares:
+        mix = sharing_mix(default, share)
+        rows, _ = compare_inflation(mix, cluster, names, seeds, engine=engine)
+        got = {str(r["policy"]): float(r["allocated_at_100_frac"]) * 100 for r in rows}
+        print(f"default, shared-GPU pods {share:.0%} of the GPU request (constructed): "
+              + ", ".join(f"{n} {got[n]:.2f}" for n in names)
+              + f"; {OURS} {got[OURS] - got['fgd']:+.2f} pp over fgd")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=10)
@@ -130,6 +173,9 @@ def main() -> None:
                         help="FGD runs alone per version")
     parser.add_argument("--no-timings", action="store_true",
                         help="skip the FGD run alone and the baseline")
+    parser.add_argument("--sharing-mixes", default="0.6,1.0",
+                        help="shares of the GPU request on shared GPUs to build from default "
+                             "('' for none)")
     args = parser.parse_args()
     cluster, _ = load_cluster("openb:nodes_gpu")
     seeds = list(range(args.seed, args.seed + args.seeds))
@@ -167,6 +213,8 @@ def main() -> None:
               f"{min(gains):+.2f}..{max(gains):+.2f}, more in {sum(g > 0 for g in gains)} of "
               f"{len(seeds)}); "
               f"{len(POLICIES)} policies x {len(seeds)} seeds in {wall:.1f} s ({_load()})")
+    if args.sharing_mixes:
+        sharing_mixes([float(v) for v in args.sharing_mixes.split(",")], seeds, args.engine)
 
 
 if __name__ == "__main__":
