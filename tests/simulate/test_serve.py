@@ -185,3 +185,93 @@ def test_refining_a_sweep_bisects_toward_the_cheaper_neighbour(code_trace: Trace
     assert refined["gpu_hours"] <= best["gpu_hours"]
     below = [v for v, _ in grid if v < best["value"]][-1]
     assert all(below < r["value"] < best["value"] for r in fine[3:])  # only between them
+
+
+def test_rate_series_gives_every_step_its_block_s_mean() -> None:
+    from foresize.simulate.serve.policies import rate_series
+
+    truth = np.array([1.0, 3.0, 5.0, 7.0, 9.0])
+    assert rate_series(truth, 2).tolist() == [2.0, 2.0, 6.0, 6.0, 9.0]  # last block: 1 step
+    assert rate_series(truth, 1).tolist() == truth.tolist()
+    with pytest.raises(InputError):
+        rate_series(truth, 0)
+
+
+def test_predictive_with_a_perfect_forecast_plans_as_the_oracle() -> None:
+    """Why the oracle (and the rate oracle, the oracle on a rate series) is the bound of the
+    predictive form: fed the exact need a start-up ahead, ``Predictive``'s hold of start-up
+    + 1 steps runs, at every step, the most that any step up to a start-up ahead needs.
+    """
+    from foresize.simulate.replicas.scalers import (
+        Oracle,
+        Predictive,
+        ScaleContext,
+        StepView,
+    )
+    from foresize.simulate.replicas.service import Sizer
+
+    class Perfect(Predictive):
+        """The need of the step a start-up ahead, read from the truth (test only)."""
+
+        def forecast_need(self, view: StepView) -> int | None:
+            assert self.ctx is not None
+            ahead = min(view.t + self.ctx.startup, self.ctx.truth.size - 1)
+            return self.ctx.sizer.need(float(self.ctx.truth[ahead]))
+
+    truth = np.array([1.0, 4.0, 0.5, 0.5, 7.0, 2.0, 0.2, 0.2, 0.2, 3.0, 1.0, 0.5, 0.5, 0.5])
+    ctx = ScaleContext(Sizer(1.0), 3, 15.0, truth)
+    oracle, perfect = Oracle(), Perfect()
+    oracle.start(ctx)
+    perfect.start(ctx)
+    for t in range(truth.size):
+        view = StepView(t, truth[:t], truth[:t], 1, 0)
+        want, planned = perfect.desired(view), oracle.desired(view)
+        if t >= ctx.startup:  # before that the hold has fewer than start-up + 1 needs
+            assert want == planned, t
+
+
+def _decisions(name: str, ctx: PolicyContext, knob: float = 1.0) -> list[int]:
+    """Every tick's decision of a hindsight policy over the control steps of ``ctx.truth``."""
+    from foresize.simulate.serve.engine import TickView
+    from foresize.simulate.serve.policies import CONTROL_S, build_policy
+
+    policy = build_policy(name, knob, ctx)
+    first = policy.start(0, ctx.tick_s)
+    out = [first]
+    for t in range(int(ctx.truth.size * CONTROL_S / ctx.tick_s)):
+        z = np.zeros(t + 1)
+        view = TickView(t, t + 1.0, out[-1], 0, z, z, z, z, z, z, z)
+        out.append(policy.desired(view))
+    return out
+
+
+def test_the_rate_oracle_knows_each_minute_s_work_but_not_when_it_lands() -> None:
+    from dataclasses import replace
+
+    from foresize.simulate.serve.policies import CONTROL_S
+
+    rng = np.random.default_rng(7)
+    truth = rng.exponential(2.0, 40)  # 40 steps of 15 s: ten minutes
+    ctx = PolicyContext(1.0, 1000, 37.0, 1.0, truth)
+    seen = _decisions("rate_oracle", ctx, 0.5)
+    shuffled = truth.reshape(10, 4)[:, rng.permutation(4)].ravel()  # same minutes, new order
+    assert _decisions("rate_oracle", replace(ctx, truth=shuffled), 0.5) == seen
+    assert _decisions("oracle", replace(ctx, truth=shuffled), 0.5) != \
+        _decisions("oracle", ctx, 0.5)  # the oracle does see the order
+    # at the oracle's own 15 s step the rate is the work itself: the two plan alike
+    fine = replace(ctx, rate_window_s=CONTROL_S)
+    assert _decisions("rate_oracle", fine, 0.5) == _decisions("oracle", fine, 0.5)
+    # a steady minute-level rate (every minute's steps sum the same) gets a flat plan
+    steady = np.tile([0.0, 8.0, 0.0, 0.0], 10)
+    flat = _decisions("rate_oracle", replace(ctx, truth=steady), 1.0)
+    assert set(flat) == {2}
+
+
+def test_the_rate_oracle_is_neither_reactive_nor_compared_as_a_policy() -> None:
+    from foresize.simulate.serve.policies import POLICIES
+    from foresize.simulate.serve.study import PREDICTIVE, REACTIVE, compare
+
+    assert not POLICIES.get("rate_oracle").reactive
+    assert "rate_oracle" not in (*REACTIVE, *PREDICTIVE)
+    row = {"policy": "rate_oracle", "gpu_hours": 1.0}
+    assert set(compare({"rate_oracle": row, "oracle": row})) == {"best_reactive"}

@@ -36,12 +36,13 @@ from foresize.simulate.serve.study import ServeSetup, Slo, run_policy, trace_fro
 
 LLAMA = Path(__file__).resolve().parents[2] / "src/foresize/graph/reference/llama-2-7b.json"
 
-# sha256 (first 16 hex digits) of each run's outputs, computed at commit 5359919
+# sha256 (first 16 hex digits) of each run's outputs, computed at commit 5359919 (the
+# rate oracle's when it was added, after the speed work)
 CODE_H100 = {
     "static": "945e5261a39e97e2", "hpa": "5e9fc35a22b27912", "hpa_kv": "9f111500d7e4f8d4",
     "hpa_inflight": "2b1ee50be9889513", "kpa": "407d95dd6d7bae7c", "keda": "48f3047a85a28ba4",
     "predictive": "877f8780ecc6c833", "hybrid": "8f89ca942ba33ca7",
-    "oracle": "6bfb39b1aa51bc14",
+    "oracle": "6bfb39b1aa51bc14", "rate_oracle": "d9876b74b355f6bd",
 }
 CONV_SMALL_KV = {"hpa_kv": "4c2d36ada98365ac", "kpa": "80f613a2e01452d9",
                  "hybrid": "8a1f0740c2b2a7fe"}

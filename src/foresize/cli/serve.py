@@ -88,8 +88,10 @@ def serve(
         min=0.5, max=0.9999)] = 0.99,
     policies: Annotated[str, opt(
         "--policies", "Comma-separated: static, hpa (GPU utilisation), hpa_kv (KV-cache "
-        "usage), hpa_inflight (requests in flight), kpa, keda, predictive, hybrid, oracle. "
-        "The oracle always runs as the reference.", "Policy",
+        "usage), hpa_inflight (requests in flight), kpa, keda, predictive, hybrid, oracle, "
+        "rate_oracle (clairvoyant like the oracle: knows each minute's work, not when in "
+        "the minute it lands; the bound for a perfect rate forecast). The oracle always "
+        "runs as the reference.", "Policy",
     )] = "static,hpa,kpa,keda,predictive,hybrid,oracle",
     sweep: Annotated[bool, opt(
         "--sweep", "Sweep each policy's knob and report its cheapest setting that meets "

@@ -36,14 +36,27 @@ All run against the same engine and see the same ``TickView`` (one tick a second
   fired: the queue is where a serving forecast shows it is wrong.
 * ``oracle`` -- ``replicas.scalers.Oracle`` on the true work series: exactly the
   replicas each 15 s step needs at the calibrated capacity, started a start-up ahead
-  (knob: capacity scale, for the headroom the SLO needs inside a step).
+  (knob: capacity scale, for the headroom the SLO needs inside a step). It knows the work
+  of every 15 s step, not every request: it is already what ``predictive`` would do with
+  a perfect forecast of the work at its own 15 s resolution (``Predictive`` runs the
+  highest of its last start-up + 1 needs, each the need a start-up ahead, which is the
+  oracle's plan), so it bounds any forecast that is exact to the 15 s step.
+* ``rate_oracle`` -- clairvoyant, a bound and not a deployable policy: the same plan on
+  the true work *rate* over aligned ``RATE_WINDOW_S`` blocks (``PolicyContext.
+  rate_window_s``): the mean work of each minute, given to every step of it. It knows
+  how much work each minute brings, never when in the minute it lands, which is the most
+  a forecast of the arrival rate can know (a request trace's rate at a finer step is its
+  bursts, which no rate forecast sees coming). Its tuned GPU-hours bound every
+  forecast-driven policy of this form fed a per-minute rate forecast, however good
+  (knob: capacity scale, as the oracle's; a minute's rate hides its bursts, so its sweep
+  reaches further down).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -58,6 +71,7 @@ CONTROL_S = 15.0  # the step of the forecast-driven policies and the HPA's sync 
 KPA_TICK_S, KPA_STABLE_S, KPA_PANIC_S = 2.0, 60.0, 6.0  # Knative defaults
 KPA_UTILISATION, KPA_PANIC_THRESHOLD, KPA_MAX_DOWN_RATE = 0.7, 2.0, 2.0
 KEDA_POLL_S = 30.0
+RATE_WINDOW_S = 60.0  # the rate oracle's resolution: the work rate of each minute
 RISK_SHARE, RISK_COOLDOWN_S, RISK_HEADROOM = 0.5, 300.0, 0.25  # hybrid's reactive floor
 CAPACITY_SCALES = (1.0, 0.85, 0.7, 0.55, 0.4)
 HpaMetric = Literal["gpu_util", "kv_cache", "in_flight"]
@@ -69,7 +83,7 @@ class PolicyContext:
 
     ``capacity`` is the work (replica-seconds per second) one replica serves at the SLO
     (``calibrate``); ``truth`` the arriving work per ``CONTROL_S`` step, which only the
-    hindsight references (``static`` sizing and ``oracle``) read.
+    hindsight references (``static`` sizing, ``oracle`` and ``rate_oracle``) read.
     """
 
     capacity: float
@@ -79,6 +93,7 @@ class PolicyContext:
     truth: FloatArray
     max_replicas: int = 1_000
     ttft_s: float = 2.0  # the TTFT SLO, for the hybrid's risk signal
+    rate_window_s: float = RATE_WINDOW_S  # the rate oracle's resolution
 
     @property
     def initial(self) -> int:
@@ -266,6 +281,30 @@ def _work(view: TickView) -> FloatArray:
     return view.work
 
 
+def rate_series(truth: FloatArray, steps: int) -> FloatArray:
+    """The mean of ``truth`` over aligned blocks of ``steps`` steps, given to every step
+    of its block (the last block may be shorter): the rate, without its timing inside a
+    block. ``steps = 1`` returns ``truth`` itself.
+    """
+    if steps < 1:
+        raise InputError(f"rate window must be >= 1 step, got {steps}")
+    n = truth.size
+    padded = np.zeros(-(-n // steps) * steps)
+    padded[:n] = truth
+    sizes = np.full(padded.size // steps, float(steps))
+    if n % steps:
+        sizes[-1] = n % steps
+    means: FloatArray = padded.reshape(-1, steps).sum(axis=1) / sizes
+    return np.repeat(means, steps)[:n]
+
+
+def _rate_oracle(scale: float, ctx: PolicyContext) -> Policy:
+    """The oracle's plan on the work rate of each ``ctx.rate_window_s`` block (clairvoyant)."""
+    rate = rate_series(ctx.truth, _ticks(ctx.rate_window_s, CONTROL_S))
+    return SeriesPolicy(make_scaler("oracle"), replace(ctx, truth=rate), _work,
+                        ctx.capacity * scale, hindsight=True)
+
+
 def _hpa(metric: HpaMetric, target: float, ctx: PolicyContext) -> Policy:
     series, capacity = {
         "gpu_util": (_busy, 1.0),
@@ -338,6 +377,10 @@ _register(PolicyKind(
     "oracle", "capacity_scale", 1.0, (0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2),
     lambda k, c: SeriesPolicy(make_scaler("oracle"), c, _work, c.capacity * k, hindsight=True),
     reactive=False, more_is_safer=False))
+_register(PolicyKind(
+    "rate_oracle", "capacity_scale", 1.0,
+    (0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2),
+    _rate_oracle, reactive=False, more_is_safer=False))
 
 
 def parse_policies(text: str) -> list[str]:
