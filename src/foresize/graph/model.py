@@ -356,14 +356,32 @@ def is_weight(tensor: TensorInfo, uses: tuple[Use, ...]) -> bool:
 
 
 def _weight_uses(graph: ModelGraph) -> dict[str, tuple[Use, ...]]:
-    """For each initializer, the ops and slots it reaches through views and cuts."""
+    """For each initializer, the ops and slots it reaches through views and cuts.
+
+    Only the readers of names an initializer can reach are indexed: the names are found
+    first, over the view and cut nodes alone (twice on a graph in topological order), and
+    a node that reads none of them is passed over with one set test.
+    """
+    params = graph.parameters
+    reachable = {t.name for t in params}
+    carriers = [n for n in graph.nodes if n.op_type in WEIGHT_VIEWS or n.op_type in WEIGHT_PIECES]
+    while True:
+        before = len(reachable)
+        for node in carriers:
+            carried = node.inputs if node.op_type == "Concat" else node.inputs[:1]
+            if not reachable.isdisjoint(carried):
+                reachable.update(node.outputs)
+        if len(reachable) == before:
+            break
     consumers: dict[str, list[tuple[Node, int]]] = {}
     for node in graph.nodes:
+        if reachable.isdisjoint(node.inputs):
+            continue
         for slot, name in enumerate(node.inputs):
-            if name:
+            if name in reachable:
                 consumers.setdefault(name, []).append((node, slot))
     uses: dict[str, tuple[Use, ...]] = {}
-    for tensor in graph.parameters:
+    for tensor in params:
         found: list[Use] = []
         frontier: list[tuple[str, bool]] = [(tensor.name, False)]
         seen = {tensor.name}
