@@ -18,29 +18,8 @@ NOTHING = OpCost(0, 0, 0, 0, ())
 
 
 def op_node(node: Node, tensors: Mapping[str, TensorInfo], graph: ModelGraph) -> OpNode:
-    """Resolve a node's tensor names into the view a rule receives.
-
-    Built for every kernel by liveness, so the common case, every name given and
-    declared, is resolved by ``map`` without a Python step per name.
-    """
-    return OpNode(node, _resolve(node.inputs, tensors), _resolve(node.outputs, tensors),
-                  graph.constants)
-
-
-def _resolve(names: tuple[str, ...], tensors: Mapping[str, TensorInfo]
-             ) -> tuple[TensorInfo | None, ...]:
-    """The tensors of ``names``: None where a name is omitted, a blank one where undeclared."""
-    if all(names):
-        found = tuple(map(tensors.get, names))
-        if all(found):
-            return found
-    get = tensors.get
-    return tuple([(get(n) or _unknown(n)) if n else None for n in names])
-
-
-def _unknown(name: str) -> TensorInfo:
-    """A tensor the graph never declared: no shape, no dtype."""
-    return TensorInfo(name, None, "undefined", 0)
+    """The view a rule receives of ``node``, its tensors looked up in ``tensors``."""
+    return OpNode(node, tensors, graph.constants)
 
 
 def unbound_dims(graph: ModelGraph) -> list[str]:
