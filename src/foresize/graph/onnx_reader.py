@@ -369,9 +369,11 @@ def _graph(
             is_param=True)
         if (small := _small_ints(init)) is not None:
             constants[init.name] = small
-    for name in chain(producer, consumers):
-        if name not in tensors and name not in outer:
-            add(name, None, *UNKNOWN_DTYPE, is_param=False)
+    # after inference every name is declared: one containment test in C says so
+    if not (producer.keys() <= tensors.keys() and consumers.keys() <= tensors.keys()):
+        for name in chain(producer, consumers):
+            if name not in tensors and name not in outer:
+                add(name, None, *UNKNOWN_DTYPE, is_param=False)
     scope: Mapping[str, TensorInfo] = Scope(tensors, outer) if outer else tensors
     known: Mapping[str, tuple[int, ...]] = (
         Scope(constants, outer_constants) if outer_constants else constants
