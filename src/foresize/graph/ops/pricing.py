@@ -98,18 +98,23 @@ def price_nodes(graph: ModelGraph) -> list[tuple[Node, str, OpCost]]:
 
 
 class _TypeOf(dict[str, int | None]):
-    """Tensor name -> a number for what a rule may read of the tensor, found on first use.
+    """Tensor name -> a number for what a rule may read of the tensor.
 
     Equal numbers for equal (shape, dtype, width, is a parameter); ``None`` for an omitted
     input (``""``); a number of its own for names the graph never declared (a rule sees an
     unknown tensor there, not an omitted one). Numbers hash faster than the tuples they
-    stand for, and a dict subclass answers a hit without a Python call.
+    stand for. The graph's own tensors are numbered up front in one comprehension; names
+    from enclosing scopes and undeclared ones on first use, through ``__missing__``.
     """
 
     def __init__(self, tensors: Mapping[str, TensorInfo]) -> None:
-        super().__init__()
         self._tensors = tensors
-        self._numbers: dict[Hashable, int] = {}
+        numbers: dict[Hashable, int] = {}
+        self._numbers = numbers
+        super().__init__({
+            name: numbers.setdefault((t.shape, t.dtype, t.bits, t.is_param), len(numbers))
+            for name, t in tensors.items() if name
+        })
 
     def __missing__(self, name: str) -> int | None:
         if not name:
