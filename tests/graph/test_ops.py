@@ -211,3 +211,45 @@ def test_zero_cost_ops_are_counted_as_covered(tmp_path: Path) -> None:
     r = one(tmp_path, node, {"x": [2, 3]})
     assert (r.flops, r.coverage_pct) == (0, 100.0)
     assert r.rows["status"].to_list() == ["zero_cost"]
+
+
+def test_nodes_alike_are_priced_once_and_as_each_alone() -> None:
+    """price_nodes prices a signature once; every node must still get its own rule's cost.
+
+    The pairs differ only in what a signature must tell apart: an attribute, a constant
+    input's value, an omitted input against one the graph never declared, a parameter
+    against an activation, a dtype.
+    """
+    from foresize.graph.model import ModelGraph, Node, TensorInfo
+    from foresize.graph.ops.pricing import price_node, price_nodes
+
+    def t(name: str, *shape: int, dtype: str = "float32", bits: int = 32,
+          param: bool = False) -> TensorInfo:
+        return TensorInfo(name, shape, dtype, bits, is_param=param)
+
+    tensors = {x.name: x for x in (
+        t("a", 4, 8), t("b", 8, 8), t("c", 8, 8, param=True),
+        t("h", 4, 8, dtype="float16", bits=16), t("bias", 8), t("r0", 4, 1), t("r1", 1, 8),
+        t("axes0", 1, dtype="int64", bits=64), t("axes1", 1, dtype="int64", bits=64))}
+    nodes = (
+        Node("m0", "MatMul", inputs=("a", "b"), outputs=("y0",)),
+        Node("m1", "MatMul", inputs=("a", "b"), outputs=("y1",)),
+        Node("m2", "MatMul", inputs=("a", "c"), outputs=("y2",)),
+        Node("m3", "MatMul", inputs=("h", "b"), outputs=("y3",)),
+        Node("g0", "Gemm", inputs=("a", "b", ""), outputs=("y4",)),
+        Node("g1", "Gemm", inputs=("a", "b", "nowhere"), outputs=("y5",)),
+        Node("g2", "Gemm", attributes={"transA": 1}, inputs=("a", "b", "bias"), outputs=("y6",)),
+        Node("g3", "Gemm", attributes={"transA": 0}, inputs=("a", "b", "bias"), outputs=("y7",)),
+        Node("s0", "ReduceSum", inputs=("a", "axes0"), outputs=("r0",)),
+        Node("s1", "ReduceSum", inputs=("a", "axes1"), outputs=("r1",)),
+        Node("u0", "Frobnicate", inputs=("a",), outputs=("y8",)),
+        Node("z0", "Reshape", inputs=("a", "axes0"), outputs=("y9",)),
+    )
+    graph = ModelGraph("g", nodes, tensors, ("a", "b", "h"), ("y0",),
+                       constants={"axes0": (1,), "axes1": (0,)})
+    priced = price_nodes(graph)
+    assert [(n, *price_node(n, graph)) for n in nodes] == priced
+    costs = {node.name: cost for node, _, cost in priced}
+    for a, b in (("g0", "g1"), ("g2", "g3"), ("s0", "s1"), ("m0", "m3")):
+        assert costs[a] != costs[b], (a, b)
+    assert [status for _, status, _ in priced][-2:] == ["unsupported", "zero_cost"]

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 import polars as pl
@@ -72,12 +74,16 @@ def propagate_shapes(graph: ModelGraph) -> ModelGraph:
     """
     filled: dict[str, TensorInfo] = {}
     tensors = Scope(filled, graph.tensors)
+    known = graph.tensors.get
     for node in graph.nodes:
-        if node.key not in RULES or all(
-            name in tensors and tensors[name].concrete_shape is not None
-            for name in node.outputs
-            if name
-        ):
+        for name in node.outputs:  # inlined: asked of every node, and most are sized
+            if name:
+                tensor = filled.get(name) or known(name)
+                if tensor is None or tensor.concrete_shape is None:
+                    break
+        else:
+            continue
+        if node.key not in RULES:
             continue
         op = op_node(node, tensors, graph)
         try:
@@ -104,18 +110,24 @@ def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
     priced = price_nodes(graph)
     unsupported, unresolved = gaps(priced)
     weights = {t.name: numel(t.concrete_shape or ()) for t in graph.weights}
-    columns: dict[str, list[Any]] = {name: [] for name in ROW_SCHEMA}
-    names, layers, ops, statuses, flops, macs, reads, writes, params = columns.values()
-    for node, status, cost in priced:
-        names.append(node.name)
-        layers.append(layer_of_node(node))
-        ops.append(node.key)
-        statuses.append(status)
-        flops.append(cost.flops)
-        macs.append(cost.macs)
-        reads.append(cost.bytes_read)
-        writes.append(cost.bytes_written)
-        params.append(sum(weights.get(n, 0) for n in node.inputs) if weights else 0)
+    # column by column, in ROW_SCHEMA's order: a comprehension per column is cheaper than
+    # one loop appending to nine lists, on graphs of 200k nodes
+    nodes, statuses, costs = zip(*priced, strict=True) if priced else ((), (), ())
+    zeros = repeat(0)
+    columns: dict[str, list[Any]] = {
+        "node": [node.name for node in nodes],
+        "layer": list(map(layer_of_node, nodes)),
+        "op": [node.key for node in nodes],
+        "status": list(statuses),
+        "flops": list(map(attrgetter("flops"), costs)),
+        "macs": list(map(attrgetter("macs"), costs)),
+        "bytes_read": list(map(attrgetter("bytes_read"), costs)),
+        "bytes_written": list(map(attrgetter("bytes_written"), costs)),
+        "params": ([sum(map(weights.get, node.inputs, zeros)) for node in nodes] if weights
+                   else [0] * len(nodes)),
+    }
+    flops, macs = columns["flops"], columns["macs"]
+    reads, writes = columns["bytes_read"], columns["bytes_written"]
     if strict and (unsupported or unresolved):
         missing = {**unsupported, **unresolved}
         listed = ", ".join(f"{op} x{n}" for op, n in sorted(missing.items()))
@@ -127,10 +139,10 @@ def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
     covered = n_nodes - sum(unsupported.values()) - sum(unresolved.values())
     return FlopReport(
         rows=frame,
-        flops=sum(c.flops for _, _, c in priced),
-        macs=sum(c.macs for _, _, c in priced),
-        bytes_read=sum(c.bytes_read for _, _, c in priced),
-        bytes_written=sum(c.bytes_written for _, _, c in priced),
+        flops=sum(flops),
+        macs=sum(macs),
+        bytes_read=sum(reads),
+        bytes_written=sum(writes),
         n_params=sum(weights.values()),
         unsupported=dict(unsupported),
         unresolved=dict(unresolved),

@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 
 from foresize.core.errors import InputError, UnknownNameError
 from foresize.graph.lifetimes import (
@@ -55,7 +56,7 @@ from foresize.graph.lifetimes import (
     view_roots,
 )
 from foresize.graph.memory import DTYPE_BYTES, FP32_BYTES, OPTIMIZER_MOMENTS
-from foresize.graph.model import ModelGraph, Node, TensorInfo, numel
+from foresize.graph.model import ModelGraph, Node, Shape, TensorInfo, numel
 from foresize.graph.ops.base import OpNode
 from foresize.graph.ops.fusion import fuse
 from foresize.graph.ops.memory import (
@@ -165,10 +166,15 @@ def inference_memory(
     scale = _scaler(dtype, graph)
     n = len(plan.kernels)
     delta = [0] * (n + 1)
-    for name, (start, end) in _forward_spans(graph, plan).items():
-        _add(delta, start, end, plan.sizes.get(name, 0))
+    sizes = plan.sizes
+    for name, (start, end) in _forward_spans(graph, plan).items():  # _add, inlined
+        size = sizes.get(name, 0)
+        delta[start] += size
+        delta[end + 1] -= size
     for step, effect in enumerate(plan.effects):
-        _add(delta, step, step, scale(effect.inference_bytes))
+        scratch = scale(effect.inference_bytes)
+        delta[step] += scratch
+        delta[step + 1] -= scratch
     live = _running(delta, n)
     peak = max(live, default=0)
     peak_node = plan.kernels[live.index(peak)].name if plan.kernels else None
@@ -327,13 +333,18 @@ def _plan(graph: ModelGraph, dtype: str | None, workspace: str, *, train_bn: boo
     static = static_sources(graph, kernels)
     sizes: dict[str, int] = {}
     unsized: list[str] = []
+    by_type: dict[tuple[Shape | None, str, int], int | None] = {}  # few types, many tensors
     for name, tensor in graph.tensors.items():
         if tensor.is_param:
             continue
         if name in roots or name in static:
             sizes[name] = 0
             continue
-        n_bytes = tensor_bytes(tensor, dtype)
+        kind = (tensor.shape, tensor.dtype, tensor.bits)
+        if kind in by_type:
+            n_bytes = by_type[kind]
+        else:
+            n_bytes = by_type[kind] = tensor_bytes(tensor, dtype)
         if n_bytes is None:
             unsized.append(name)
         sizes[name] = n_bytes or 0
@@ -355,6 +366,7 @@ def _forward_spans(graph: ModelGraph, plan: _Plan) -> dict[str, tuple[int, int]]
     sizes, roots = plan.sizes, plan.roots
     born: dict[str, int] = dict.fromkeys(graph.inputs, 0)
     last: dict[str, int] = {}
+    root = roots.get
     for step, node in enumerate(plan.kernels):
         for name in node.outputs:
             if name in sizes:
@@ -362,7 +374,7 @@ def _forward_spans(graph: ModelGraph, plan: _Plan) -> dict[str, tuple[int, int]]
                 last.setdefault(name, step)
         for name in node.inputs:
             if name in sizes:
-                last[roots.get(name, name)] = step  # using a view uses what it views
+                last[root(name, name)] = step  # using a view uses what it views
     for name in (*graph.outputs, *graph.inputs):
         if plan.root(name) in sizes:
             last[plan.root(name)] = max(n - 1, 0)
@@ -477,12 +489,7 @@ def _add(delta: list[int], start: int, stop: int, size: int) -> None:
 
 def _running(delta: list[int], n: int) -> tuple[int, ...]:
     """Prefix sums of a difference array over its first ``n`` steps."""
-    live: list[int] = []
-    running = 0
-    for step in range(n):
-        running += delta[step]
-        live.append(running)
-    return tuple(live)
+    return tuple(accumulate(delta[:n]))
 
 
 def _param_bytes(graph: ModelGraph, dtype: str | None) -> int:

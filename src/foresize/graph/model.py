@@ -13,7 +13,7 @@ import contextlib
 import gc
 import heapq
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TypeGuard, TypeVar
 
@@ -225,9 +225,14 @@ class ModelGraph:
 
     @property
     def weights(self) -> tuple[TensorInfo, ...]:
-        """The trainable weights among the initializers (see :func:`is_weight`)."""
-        uses = _weight_uses(self)
-        return tuple(t for t in self.parameters if is_weight(t, uses.get(t.name, ())))
+        """The trainable weights among the initializers (see :func:`is_weight`).
+
+        Each initializer's uses are walked lazily: ``is_weight`` stops at the first that
+        makes it a weight, where a weight shared by 25k blocks has 25k uses.
+        """
+        params = self.parameters
+        readers = _param_readers(self, params)
+        return tuple(t for t in params if is_weight(t, _uses(t.name, readers)))
 
     @property
     def n_params(self) -> int:
@@ -334,7 +339,7 @@ def topological_order(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
 Use = tuple[str, int, bool]  # (op, input slot, reached through a Slice/Split/Concat)
 
 
-def is_weight(tensor: TensorInfo, uses: tuple[Use, ...]) -> bool:
+def is_weight(tensor: TensorInfo, uses: Iterable[Use]) -> bool:
     """Whether an initializer is a trainable weight, from the ``(op, slot, cut)`` it feeds.
 
     A float tensor of two or more elements that reaches a weight slot of ``WEIGHT_SLOTS``
@@ -355,28 +360,47 @@ def is_weight(tensor: TensorInfo, uses: tuple[Use, ...]) -> bool:
     return False
 
 
-def _weight_uses(graph: ModelGraph) -> dict[str, tuple[Use, ...]]:
-    """For each initializer, the ops and slots it reaches through views and cuts."""
-    consumers: dict[str, list[tuple[Node, int]]] = {}
+def _param_readers(graph: ModelGraph, params: tuple[TensorInfo, ...]
+                   ) -> dict[str, list[tuple[Node, int]]]:
+    """The (node, input slot) reading each name an initializer can reach through views and
+    cuts, in graph order.
+
+    Only those names are indexed: they are found first, over the view and cut nodes alone
+    (twice on a graph in topological order), and a node that reads none of them is passed
+    over with one set test.
+    """
+    reachable = {t.name for t in params}
+    carriers = [n for n in graph.nodes if n.op_type in WEIGHT_VIEWS or n.op_type in WEIGHT_PIECES]
+    while True:
+        before = len(reachable)
+        for node in carriers:
+            carried = node.inputs if node.op_type == "Concat" else node.inputs[:1]
+            if not reachable.isdisjoint(carried):
+                reachable.update(node.outputs)
+        if len(reachable) == before:
+            break
+    readers: dict[str, list[tuple[Node, int]]] = {}
     for node in graph.nodes:
+        if reachable.isdisjoint(node.inputs):
+            continue
         for slot, name in enumerate(node.inputs):
-            if name:
-                consumers.setdefault(name, []).append((node, slot))
-    uses: dict[str, tuple[Use, ...]] = {}
-    for tensor in graph.parameters:
-        found: list[Use] = []
-        frontier: list[tuple[str, bool]] = [(tensor.name, False)]
-        seen = {tensor.name}
-        while frontier:
-            name, cut = frontier.pop()
-            for node, slot in consumers.get(name, ()):
-                passes = node.op_type in WEIGHT_VIEWS and slot == 0
-                pieces = node.op_type in WEIGHT_PIECES and (slot == 0 or node.op_type == "Concat")
-                if passes or pieces:
-                    fresh = [out for out in node.outputs if out and out not in seen]
-                    seen.update(fresh)
-                    frontier.extend((out, cut or pieces) for out in fresh)
-                if not passes:
-                    found.append((node.op_type, slot, cut))
-        uses[tensor.name] = tuple(found)
-    return uses
+            if name in reachable:
+                readers.setdefault(name, []).append((node, slot))
+    return readers
+
+
+def _uses(param: str, readers: Mapping[str, list[tuple[Node, int]]]) -> Iterator[Use]:
+    """The ``(op, slot, cut)`` an initializer reaches through views and cuts, depth first."""
+    frontier: list[tuple[str, bool]] = [(param, False)]
+    seen = {param}
+    while frontier:
+        name, cut = frontier.pop()
+        for node, slot in readers.get(name, ()):
+            passes = node.op_type in WEIGHT_VIEWS and slot == 0
+            pieces = node.op_type in WEIGHT_PIECES and (slot == 0 or node.op_type == "Concat")
+            if passes or pieces:
+                fresh = [out for out in node.outputs if out and out not in seen]
+                seen.update(fresh)
+                frontier.extend((out, cut or pieces) for out in fresh)
+            if not passes:
+                yield node.op_type, slot, cut

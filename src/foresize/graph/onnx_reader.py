@@ -69,27 +69,44 @@ def _check_sizes(graph: ModelGraph, path: Path) -> ModelGraph:
     """
     for graphs in _nested(graph):
         tensors = graphs.tensors.values()
-        # inputs and weights first: the error names the cause, not the first node it reaches
-        for tensor in chain((t for t in tensors if t.producer is None),
-                            (t for t in tensors if t.producer is not None)):
-            shape = tensor.shape
-            if not shape:
-                continue
-            dims = [d for d in shape if isinstance(d, int)]
-            negative = next((d for d in dims if d < 0), None)
-            if negative is not None:
-                raise InputError(f"{path}: {_whose(tensor, graphs)} has a negative dim "
-                                 f"({negative}) in shape {list(shape)}")
-            if math.prod(dims) > MAX_ELEMENTS:
-                raise InputError(
-                    f"{path}: {_whose(tensor, graphs)} of shape {list(shape)} holds "
-                    f"{math.prod(dims):.3g} elements, beyond 2^53; not a model that fits "
-                    "any device",
-                    hint="check the file's dims, or bind symbolic ones with smaller --dim",
-                )
+        # a graph has few distinct shapes (the reader shares one tuple per type): when all
+        # of them pass, no tensor needs a look; otherwise the search below names the first
+        if not all(map(_sane, {tensor.shape for tensor in tensors})):
+            # inputs and weights first: the error names the cause, not the first node it reaches
+            for tensor in chain((t for t in tensors if t.producer is None),
+                                (t for t in tensors if t.producer is not None)):
+                _check_shape(tensor, graphs, path)
         for node in graphs.nodes:
-            _check_shape_operand(node, graphs.constants, path)
+            if node.op_type in _SHAPE_OPERAND:
+                _check_shape_operand(node, graphs.constants, path)
     return graph
+
+
+def _sane(shape: Shape | None) -> bool:
+    """No negative dim, and at most ``MAX_ELEMENTS`` elements over the integer dims."""
+    if not shape:
+        return True
+    dims = [d for d in shape if isinstance(d, int)]
+    return min(dims, default=0) >= 0 and math.prod(dims) <= MAX_ELEMENTS
+
+
+def _check_shape(tensor: TensorInfo, graph: ModelGraph, path: Path) -> None:
+    """Refuse a negative dim or more than ``MAX_ELEMENTS`` elements in ``tensor``'s shape."""
+    shape = tensor.shape
+    if not shape:
+        return
+    dims = [d for d in shape if isinstance(d, int)]
+    negative = next((d for d in dims if d < 0), None)
+    if negative is not None:
+        raise InputError(f"{path}: {_whose(tensor, graph)} has a negative dim "
+                         f"({negative}) in shape {list(shape)}")
+    if math.prod(dims) > MAX_ELEMENTS:
+        raise InputError(
+            f"{path}: {_whose(tensor, graph)} of shape {list(shape)} holds "
+            f"{math.prod(dims):.3g} elements, beyond 2^53; not a model that fits "
+            "any device",
+            hint="check the file's dims, or bind symbolic ones with smaller --dim",
+        )
 
 
 def _whose(tensor: TensorInfo, graph: ModelGraph) -> str:
@@ -117,8 +134,8 @@ def _check_shape_operand(node: Node, constants: Mapping[str, tuple[int, ...]],
     one ``-1`` (inferred) and ``0`` (copied) beside sizes; Expand and ConstantOfShape
     allow sizes only.
     """
-    index = _SHAPE_OPERAND.get(node.op_type)
-    if index is None or len(node.inputs) <= index or node.inputs[index] not in constants:
+    index = _SHAPE_OPERAND[node.op_type]
+    if len(node.inputs) <= index or node.inputs[index] not in constants:
         return
     operand = node.inputs[index]
     shape = constants[operand]
@@ -305,18 +322,23 @@ def _graph(
         name = n.name or f"{op_type}_{i}"
         inputs, outputs = tuple(n.input), tuple(n.output)
         attributes: dict[str, AttrValue] = {}
-        for a in n.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                with_bodies.append(i)
-            attributes[a.name] = _attribute(a)
-            if (op_type == "Constant" and a.name == "value" and outputs
-                    and (value := _small_ints(a.t)) is not None):
-                constants[outputs[0]] = value
+        if n.attribute:  # most nodes have none: the test is cheaper than an empty loop
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    with_bodies.append(i)
+                attributes[a.name] = _attribute(a)
+                if (op_type == "Constant" and a.name == "value" and outputs
+                        and (value := _small_ints(a.t)) is not None):
+                    constants[outputs[0]] = value
         for x in inputs:
             if x:
-                consumers.setdefault(x, []).append(name)
-                if x not in producer:
-                    read_before_made.add(x)
+                readers = consumers.get(x)
+                if readers is None:  # the first read: later ones cannot precede the producer
+                    consumers[x] = [name]
+                    if x not in producer:
+                        read_before_made.add(x)
+                else:
+                    readers.append(name)
         for out in outputs:
             if out:
                 producer[out] = name
@@ -324,22 +346,34 @@ def _graph(
         nodes.append(Node(name, op_type, n.domain, attributes, inputs, outputs, {}, metadata))
     tensors: dict[str, TensorInfo] = {}
 
-    def add(name: str, shape: Shape | None, elem_type: int, *, is_param: bool) -> None:
-        dtype, bits = DTYPES.get(elem_type, UNKNOWN_DTYPE)
+    def add(name: str, shape: Shape | None, dtype: str, bits: int, *, is_param: bool) -> None:
         readers = consumers.get(name)
         tensors[name] = TensorInfo(name, shape, dtype, bits, producer.get(name),
                                    tuple(readers) if readers else (), is_param)
 
+    # A graph of 200k values has a handful of distinct types: each is decoded once, keyed
+    # by its serialized bytes (cheaper than reading the dims field by field), and the
+    # tensors of one type share one shape tuple.
+    types: dict[bytes, tuple[Shape | None, str, int]] = {}
     for value in (*g.input, *g.value_info, *g.output):
-        tensor_type = value.type.tensor_type
-        add(value.name, _shape(tensor_type, dims), tensor_type.elem_type, is_param=False)
+        value_type = value.type
+        key = value_type.SerializeToString()
+        decoded = types.get(key)
+        if decoded is None:
+            tensor_type = value_type.tensor_type
+            decoded = types[key] = (_shape(tensor_type, dims),
+                                    *DTYPES.get(tensor_type.elem_type, UNKNOWN_DTYPE))
+        add(value.name, *decoded, is_param=False)
     for init in g.initializer:
-        add(init.name, tuple(int(d) for d in init.dims), init.data_type, is_param=True)
+        add(init.name, tuple(int(d) for d in init.dims), *DTYPES.get(init.data_type, UNKNOWN_DTYPE),
+            is_param=True)
         if (small := _small_ints(init)) is not None:
             constants[init.name] = small
-    for name in (*producer, *consumers):
-        if name not in tensors and name not in outer:
-            add(name, None, 0, is_param=False)
+    # after inference every name is declared: one containment test in C says so
+    if not (producer.keys() <= tensors.keys() and consumers.keys() <= tensors.keys()):
+        for name in chain(producer, consumers):
+            if name not in tensors and name not in outer:
+                add(name, None, *UNKNOWN_DTYPE, is_param=False)
     scope: Mapping[str, TensorInfo] = Scope(tensors, outer) if outer else tensors
     known: Mapping[str, tuple[int, ...]] = (
         Scope(constants, outer_constants) if outer_constants else constants

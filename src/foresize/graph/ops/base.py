@@ -32,14 +32,36 @@ class OpCost:
     out_shapes: tuple[ConcreteShape | None, ...]
 
 
-@dataclass(frozen=True, slots=True)
 class OpNode:
-    """A node with its input and output tensors resolved; ``None`` marks an omitted input."""
+    """A node with its input and output tensors; ``None`` marks an omitted input.
 
-    node: Node
-    inputs: tuple[TensorInfo | None, ...]
-    outputs: tuple[TensorInfo | None, ...]
-    constants: Mapping[str, tuple[int, ...]]
+    The tensors are looked up on first use, once: the liveness pass makes one OpNode per
+    kernel, and most memory rules read only the node (which of its inputs they keep).
+    """
+
+    __slots__ = ("_inputs", "_outputs", "_tensors", "constants", "node")
+
+    def __init__(self, node: Node, tensors: Mapping[str, TensorInfo],
+                 constants: Mapping[str, tuple[int, ...]]) -> None:
+        self.node = node
+        self.constants = constants
+        self._tensors = tensors
+        self._inputs: tuple[TensorInfo | None, ...] | None = None
+        self._outputs: tuple[TensorInfo | None, ...] | None = None
+
+    @property
+    def inputs(self) -> tuple[TensorInfo | None, ...]:
+        """The input tensors, in slot order."""
+        if self._inputs is None:
+            self._inputs = _resolve(self.node.inputs, self._tensors)
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[TensorInfo | None, ...]:
+        """The output tensors, in slot order."""
+        if self._outputs is None:
+            self._outputs = _resolve(self.node.outputs, self._tensors)
+        return self._outputs
 
     def has_input(self, index: int) -> bool:
         """True when optional input ``index`` is given."""
@@ -79,6 +101,26 @@ class OpNode:
         if not self.has_input(index):
             return None
         return self.constants.get(self.node.inputs[index])
+
+
+def _resolve(names: tuple[str, ...], tensors: Mapping[str, TensorInfo]
+             ) -> tuple[TensorInfo | None, ...]:
+    """The tensors of ``names``: None where a name is omitted, a blank one where undeclared.
+
+    The common case, every name given and declared, goes through ``map`` without a
+    Python step per name.
+    """
+    if all(names):
+        found = tuple(map(tensors.get, names))
+        if all(found):
+            return found
+    get = tensors.get
+    return tuple([(get(n) or _unknown(n)) if n else None for n in names])
+
+
+def _unknown(name: str) -> TensorInfo:
+    """A tensor the graph never declared: no shape, no dtype."""
+    return TensorInfo(name, None, "undefined", 0)
 
 
 Rule = Callable[[OpNode], OpCost]

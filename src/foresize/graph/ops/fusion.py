@@ -114,12 +114,13 @@ def _bias_add(ix: _Index, add: Node) -> Group | None:
         return None
     for i in (0, 1):
         main, bias = add.inputs[i], add.inputs[1 - i]
-        tensor = ix.graph.tensors.get(bias)
         producer = ix.made_by(main, BIASED)
+        if producer is None:  # the usual miss (a residual add), found first
+            continue
+        tensor = ix.graph.tensors.get(bias)
         shape = tensor.concrete_shape if tensor is not None else None
         if (
-            producer is not None
-            and tensor is not None
+            tensor is not None
             and tensor.is_param
             and shape is not None
             and len(shape) <= 1
@@ -251,11 +252,11 @@ def fuse(graph: ModelGraph) -> tuple[Node, ...]:
             replace_at[last.name] = synthetic
     if not taken:
         return graph.nodes
-    return tuple(
+    return tuple([
         replace_at.get(n.name, n)
         for n in graph.nodes
         if n.name not in taken or n.name in replace_at
-    )
+    ])
 
 
 def _closed(ix: _Index, members: list[Node], synthetic: Node) -> bool:

@@ -132,7 +132,7 @@ def _bytes(tensor: TensorInfo | None) -> int:
 
 def default_effect(op: OpNode, mode: str, /) -> MemoryEffect:
     """An op without a rule keeps every input (the liveness pass drops parameters)."""
-    return MemoryEffect(tuple(n for n in op.node.inputs if n))
+    return MemoryEffect(tuple(filter(None, op.node.inputs)))
 
 
 @MEMORY_RULES.register(*SAVES_OUTPUTS)
@@ -141,10 +141,13 @@ def saves_output(op: OpNode, mode: str, /) -> MemoryEffect:
     return MemoryEffect(op.node.outputs[:1])
 
 
+NO_EFFECT = MemoryEffect(())  # one immutable value for the many kernels that keep nothing
+
+
 @MEMORY_RULES.register(*SAVES_NOTHING)
 def saves_nothing(op: OpNode, mode: str, /) -> MemoryEffect:
     """The gradient needs only shapes."""
-    return MemoryEffect(())
+    return NO_EFFECT
 
 
 @MEMORY_RULES.register("Gather")

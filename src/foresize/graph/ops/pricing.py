@@ -8,7 +8,7 @@ it from here, below the rules, so neither has to import the other.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 
 from foresize.core.errors import InputError
 from foresize.graph.model import ModelGraph, Node, TensorInfo
@@ -18,22 +18,8 @@ NOTHING = OpCost(0, 0, 0, 0, ())
 
 
 def op_node(node: Node, tensors: Mapping[str, TensorInfo], graph: ModelGraph) -> OpNode:
-    """Resolve a node's tensor names into the view a rule receives.
-
-    Built for every node by pricing and again by liveness, so the lookups are inlined.
-    """
-    get = tensors.get
-    return OpNode(
-        node=node,
-        inputs=tuple([(get(n) or _unknown(n)) if n else None for n in node.inputs]),
-        outputs=tuple([(get(n) or _unknown(n)) if n else None for n in node.outputs]),
-        constants=graph.constants,
-    )
-
-
-def _unknown(name: str) -> TensorInfo:
-    """A tensor the graph never declared: no shape, no dtype."""
-    return TensorInfo(name, None, "undefined", 0)
+    """The view a rule receives of ``node``, its tensors looked up in ``tensors``."""
+    return OpNode(node, tensors, graph.constants)
 
 
 def unbound_dims(graph: ModelGraph) -> list[str]:
@@ -75,7 +61,14 @@ def price_node(node: Node, graph: ModelGraph) -> tuple[str, OpCost]:
 
 
 def price_nodes(graph: ModelGraph) -> list[tuple[Node, str, OpCost]]:
-    """Every node with its status and cost; InputError when input dims are unbound."""
+    """Every node with its status and cost; InputError when input dims are unbound.
+
+    A rule reads a node's op type, attributes, the types of its tensors (shape, dtype,
+    width, whether a parameter) and the values of its constant inputs, never the tensors'
+    names: nodes alike in all of these cost the same, and a graph of 200k nodes repeats a
+    few dozen such signatures. Each signature is priced once. Control-flow nodes price
+    their bodies, which no signature describes: they are priced one by one.
+    """
     unbound = unbound_dims(graph)
     if unbound:
         where = graph.source or graph.name
@@ -84,7 +77,54 @@ def price_nodes(graph: ModelGraph) -> list[tuple[Node, str, OpCost]]:
             f"give each with --dim NAME=VALUE (e.g. --dim {unbound[0]}=1)"
         )
         raise InputError(msg)
-    return [(node, *price_node(node, graph)) for node in graph.nodes]
+    type_of = _TypeOf(graph.tensors).__getitem__
+    constant = graph.constants.get
+    priced: dict[Hashable, tuple[str, OpCost]] = {}
+    out: list[tuple[Node, str, OpCost]] = []
+    for node in graph.nodes:
+        if node.key in ZERO_COST:
+            out.append((node, "zero_cost", NOTHING))
+        elif node.subgraphs:
+            out.append((node, *price_node(node, graph)))
+        else:
+            inputs = node.inputs
+            signature = (node.key, tuple(node.attributes.items()), tuple(map(type_of, inputs)),
+                         tuple(map(type_of, node.outputs)), tuple(map(constant, inputs)))
+            found = priced.get(signature)
+            if found is None:
+                found = priced[signature] = price_node(node, graph)
+            out.append((node, *found))
+    return out
+
+
+class _TypeOf(dict[str, int | None]):
+    """Tensor name -> a number for what a rule may read of the tensor.
+
+    Equal numbers for equal (shape, dtype, width, is a parameter); ``None`` for an omitted
+    input (``""``); a number of its own for names the graph never declared (a rule sees an
+    unknown tensor there, not an omitted one). Numbers hash faster than the tuples they
+    stand for. The graph's own tensors are numbered up front in one comprehension; names
+    from enclosing scopes and undeclared ones on first use, through ``__missing__``.
+    """
+
+    def __init__(self, tensors: Mapping[str, TensorInfo]) -> None:
+        self._tensors = tensors
+        numbers: dict[Hashable, int] = {}
+        self._numbers = numbers
+        super().__init__({
+            name: numbers.setdefault((t.shape, t.dtype, t.bits, t.is_param), len(numbers))
+            for name, t in tensors.items() if name
+        })
+
+    def __missing__(self, name: str) -> int | None:
+        if not name:
+            self[name] = None
+            return None
+        tensor = self._tensors.get(name)
+        kind = (None if tensor is None
+                else (tensor.shape, tensor.dtype, tensor.bits, tensor.is_param))
+        number = self[name] = self._numbers.setdefault(kind, len(self._numbers))
+        return number
 
 
 def gaps(priced: list[tuple[Node, str, OpCost]]) -> tuple[Counter[str], Counter[str]]:
