@@ -57,7 +57,7 @@ def test_peak_bound_lets_go_the_costliest_growth() -> None:
     assert peak_bound(fleet, 2) == pytest.approx((two - used) / two)
 
 
-def test_bound_ratio_is_never_above_the_default_on_a_panel(steps: Panel) -> None:
+def test_bound_ratio_is_never_above_the_frontier_ratio(steps: Panel) -> None:
     # the foresize strategy keeps every limit at or above the history peak, so its
     # least slack at VPA's count can never beat the hindsight bound of that class
     result = evaluate_panel(steps)

@@ -50,6 +50,7 @@ from foresize.recommend.rightsize import (
     BacktestScore,
     backtest_rightsizing,
     histories,
+    score_limits,
     split_fleet,
 )
 from foresize.recommend.strategies import History, default_risk, make_strategy
@@ -313,13 +314,11 @@ def peak_bound(fleet: Fleet, violated: int) -> float:
     past = np.array([float(train[w].values.max()) for w in names])
     future = np.array([float(test[w].max()) for w in names])
     length = np.array([test[w].size for w in names], dtype=np.float64)
-    used = sum(float(test[w].sum()) for w in names)
     limits = np.maximum(past, future)
     saving = (limits - past) * length
     let_go = np.argsort(-saving, kind="stable")[: max(violated, 0)]
     limits[let_go] = past[let_go]
-    reserved = float((limits * length).sum())
-    return (reserved - used) / reserved if reserved else math.nan
+    return score_limits("peak bound", dict(zip(names, limits.tolist(), strict=True)), test).slack
 
 
 def request_view(panel: Panel) -> pl.DataFrame:
@@ -333,6 +332,7 @@ def request_view(panel: Panel) -> pl.DataFrame:
     stay near or under ``risk``.
     """
     train, test = split_fleet(panel.fleet)
+    sizes = np.array([future.size for future in test.values()], dtype=np.float64)
     rows = []
     runs = [("foresize", r) for r in RISKS] + [("vpa", None), ("krr", None)]
     for name, risk in runs:
@@ -342,7 +342,6 @@ def request_view(panel: Panel) -> pl.DataFrame:
         )  # fmt: skip
         idle = requested = 0.0
         above = np.zeros(len(test))  # samples above the request, per workload
-        sizes = np.array([future.size for future in test.values()], dtype=np.float64)
         for i, (workload, future) in enumerate(test.items()):
             request = sizings[workload].request
             idle += float(np.maximum(request - future, 0.0).sum())

@@ -91,9 +91,9 @@ def _sane(shape: Shape | None) -> bool:
 
 
 def _check_shape(tensor: TensorInfo, graph: ModelGraph, path: Path) -> None:
-    """Refuse a negative dim or more than ``MAX_ELEMENTS`` elements in ``tensor``'s shape."""
+    """Refuse a shape that is not ``_sane``, saying why: a negative dim, or too many elements."""
     shape = tensor.shape
-    if not shape:
+    if not shape or _sane(shape):
         return
     dims = [d for d in shape if isinstance(d, int)]
     negative = next((d for d in dims if d < 0), None)
