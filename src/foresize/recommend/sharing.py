@@ -56,7 +56,9 @@ def demand_matrix(
         .sort("ts")
         .fill_null(0.0)
     )
-    names = [c for c in wide.columns if c != "ts"]
+    # sorted: the pivot's columns come in group_by's order, which polars does not fix, and
+    # first-fit breaks ties between equal requests by this order
+    names = sorted(c for c in wide.columns if c != "ts")
     return names, wide.select(names).to_numpy().astype(np.float64).T * MILLI_PER_PCT
 
 
