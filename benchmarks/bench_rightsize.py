@@ -42,7 +42,9 @@ from foresize.evaluate.rightsizing import sharing_table
 from foresize.recommend.choices import MIN_POINTS
 from foresize.recommend.strategies.base import DEFAULT_RISK, units_for
 from foresize.recommend.strategies.foresize import (
+    DEFAULT_SHARE,
     GAP_SHARES,
+    MAX_RISK_MULTIPLE,
     MIN_WORKLOADS,
     PERCENT_CAP,
     SMALL_FLEET_SPLITS,
@@ -60,10 +62,12 @@ def main() -> None:
     pl.Config.set_float_precision(3).set_tbl_hide_dataframe_shape(True)
     panels = load_panels(args.panels)
     print(
-        f"default variant {DEFAULT_VARIANT!r}, chosen on {DEFAULT_CHOSEN_ON}; the spread "
-        f"share is learned per fleet from {GAP_SHARES} (no panel sets it); default risk "
-        f"{DEFAULT_RISK} for every resource, chosen on pod_memory_util (the least-slack "
-        "standard risk that violates no more containers than VPA there)"
+        f"default variant {DEFAULT_VARIANT!r} (spread share {DEFAULT_SHARE}, risk spent by "
+        f"cost, no workload's own chance above {MAX_RISK_MULTIPLE:g} x risk), chosen on "
+        f"{DEFAULT_CHOSEN_ON} (least frontier ratio there; 'learned' variants pick the "
+        f"share per fleet from {GAP_SHARES}); default risk {DEFAULT_RISK} for every "
+        "resource, chosen on pod_memory_util (the least-slack standard risk that violates "
+        "no more containers than VPA there)"
     )
     print(
         f"constants not fitted to any panel: {MIN_POINTS} samples per workload (KRR's "

@@ -21,7 +21,12 @@ from foresize.evaluate.rightsize_panels import (
 )
 from foresize.recommend.rightsize import histories, recommend_rightsizing
 from foresize.recommend.strategies import History, make_strategy
-from foresize.recommend.strategies.foresize import conformal_quantile
+from foresize.recommend.strategies.foresize import (
+    MAX_RISK_MULTIPLE,
+    RiskCurve,
+    calibrate,
+    conformal_quantile,
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +40,40 @@ def test_conformal_quantile_known_answers() -> None:
     assert conformal_quantile(scores, 0.01) == (99.0, True)
     assert conformal_quantile(scores[:5], 0.01) == (5.0, False)  # cannot resolve 1 %
     assert conformal_quantile(np.array([]), 0.1) == (0.0, False)
+
+
+def test_risk_curve_known_answers() -> None:
+    # 99 rows: 89 never grew, 10 grew by 1..10 spreads
+    scores = np.r_[np.zeros(89), np.arange(1.0, 11.0)]
+    curve = RiskCurve.fit(scores, np.ones(99), 0.05)
+    # S(m) = (#{s > m} + 1) / 100, kept on its lower convex hull and cut at 2 x 5 %
+    assert curve.chances.max() <= MAX_RISK_MULTIPLE * 0.05
+    for m, chance in zip(curve.margins, curve.chances, strict=True):
+        assert chance == pytest.approx(((scores > m).sum() + 1) / 100)
+    slopes = np.diff(curve.chances) / np.diff(curve.margins)
+    assert (np.diff(slopes) >= -1e-12).all()  # convex: each step buys less
+    # equal costs: everyone gets one margin, whose chance is at most 5 %
+    (margin,) = set(curve.margin_for(np.ones(99)).tolist())
+    assert curve.chance(np.array([margin]))[0] <= 0.05
+    # S falls linearly here, so every point of it is on the hull
+    assert curve.margins.tolist() == [1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+
+
+def test_replicas_of_one_deployment_get_the_uniform_margin() -> None:
+    # equal costs leave nothing to reallocate: the cost allocation must not reserve more
+    # than one conformal margin for all, so calibrate keeps the uniform one
+    rng = np.random.default_rng(5)
+    rows = {}
+    for i in range(60):
+        values = np.full(300, 10.0)
+        if i % 6 == 0:  # a tenth of the replicas step up late, after a flat pseudo-history
+            values[int(rng.integers(200, 290)) :] = 10.0 + float(rng.integers(1, 10))
+        rows[f"r{i}"] = values
+    fleet = _fleet(rows)
+    cost = calibrate(fleet, horizon_frac=0.3, risk=0.05, shares=(0.02,))
+    uniform = calibrate(fleet, horizon_frac=0.3, risk=0.05, shares=(0.02,), allocation="uniform")
+    assert cost.curve is None
+    assert cost.margin == uniform.margin > 0
 
 
 def test_peak_bound_lets_go_the_costliest_growth() -> None:

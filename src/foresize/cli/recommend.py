@@ -162,7 +162,8 @@ def recommend(
     strategy: Annotated[str, opt(
         "--strategy", f"Right-sizer: {', '.join(STRATEGY_NAMES)}.")] = "foresize",
     risk: Annotated[float | None, opt(
-        "--risk", "Target chance of exceeding the limit over the horizon, in (0, 0.5]. "
+        "--risk", "Share of workloads expected to exceed their limit over the horizon, in "
+        "(0, 0.5]; no workload's own chance above twice it (its rationale states it). "
         "Default: 0.05 (chosen on pod_memory_util; see benchmarks/bench_rightsize.py).",
         show_default=False)] = None,
     horizon: Annotated[str | None, opt(

@@ -65,13 +65,14 @@ SWEEP = tuple(round(0.002 * (0.5 / 0.002) ** (i / 39), 5) for i in range(40))
 FRONTIER_TARGET = 0.7  # slack at VPA's violation count, as a share of VPA's
 #: Variants of the foresize strategy the leave-one-panel-out table chooses among.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "ratio/learned": {"split": "ratio"},
-    "ratio/share=0.02": {"split": "ratio", "share": 0.02},
-    "ratio/share=1": {"split": "ratio", "share": 1.0},
-    "length/learned": {"split": "length"},
-    "length/share=0.02": {"split": "length", "share": 0.02},
+    "ratio/learned/cost": {"split": "ratio", "share": None},
+    "ratio/learned/uniform": {"split": "ratio", "share": None, "allocation": "uniform"},
+    "length/learned/cost": {"split": "length", "share": None},
+    "length/learned/uniform": {"split": "length", "share": None, "allocation": "uniform"},
+    "length/share=0.02/cost": {"split": "length", "share": 0.02},
+    "length/share=0.02/uniform": {"split": "length", "share": 0.02, "allocation": "uniform"},
 }
-DEFAULT_VARIANT = "length/learned"
+DEFAULT_VARIANT = "length/share=0.02/cost"
 #: The panel the default variant was chosen on.
 DEFAULT_CHOSEN_ON = "pod_memory_util"
 Fleet = dict[str, History]

@@ -26,15 +26,31 @@ How (``risk`` = the chance that usage passes the limit within the horizon):
    future peak passed its past peak, in units of the past's *spread*
    ``D = (peak - median) + share x peak``: a bursty history (peak far above its median)
    gets a margin in proportion to its bursts, a flat or step-like one (peak = median)
-   a margin in proportion to its level. ``share`` is not a constant of ours: each fleet
-   picks it from ``GAP_SHARES`` as the one whose calibrated limits reserve the least on
-   its own calibration rows (``inf``: the peak alone, a margin in proportion to the
-   level for every workload, as KRR's buffer).
-3. **The conformal quantile.** With ``n`` calibration rows, the margin is the
-   ``ceil((n + 1)(1 - risk))``-th smallest score (zero at least): under
-   exchangeability of workloads, a new workload exceeds its limit with probability at
-   most ``risk``. A fleet too small to resolve ``risk`` (``n < 1/risk - 1``) gets its
-   largest score and says so (``resolved = 0``).
+   a margin in proportion to its level. ``share`` is ``DEFAULT_SHARE``, chosen on
+   ``pod_memory_util`` by the leave-one-panel-out rule of ``bench_rightsize.py`` and
+   reported on the other panels there; ``share=None`` lets each fleet pick it from
+   ``GAP_SHARES`` as the one whose calibrated limits reserve the least on its own
+   calibration rows (``inf``: the peak alone, a margin in proportion to the level for
+   every workload, as KRR's buffer).
+3. **The risk spent where covering costs most** (``allocation="cost"``, the default).
+   The calibration scores give, without assumptions, the chance that a workload passes
+   a margin of ``m`` spreads: ``S(m) = (#{scores > m} + 1) / (n + 1)``. Covering a
+   workload costs its spread times the horizon per unit of ``m``. One margin for all
+   (``allocation="uniform"``: the ``ceil((n + 1)(1 - risk))``-th smallest score, each
+   workload's chance at most ``risk``) gives a 70 GB server the same chance of
+   exceeding as a 2 GB one, though covering its jump reserves 35 times as much.
+   Instead each workload takes the margin minimising ``cost x m + price x S(m)`` (a
+   point of the lower convex hull of ``S``), and the price is the least at which the
+   mean chance over the calibration rows is at most ``risk``: the fleet still expects
+   a share ``risk`` of its workloads exceeded (what the calibration check counts), and
+   reserves least for it. No workload's own chance is above
+   ``MAX_RISK_MULTIPLE x risk``, the upper edge of the band the benchmark checks
+   calibration against. Why it matters: on a step-like fleet a margin wide enough for
+   the rare jump is paid by every flat workload, and no equal split of the risk
+   reaches VPA's count of exceeded workloads with much less reserve; spending the same
+   expected count where covering is dearest does (``bench_rightsize.py``). Each
+   rationale states the workload's own chance. A fleet too small to resolve ``risk``
+   (``n < 1/risk - 1``) gets its largest score and says so (``resolved = 0``).
 4. **Idle histories** (all zero) have no spread to scale: they get the conformal
    quantile of the future peaks of the fleet's idle rows, and at least the unit's pod
    minimum (VPA's 250 MiB, 25 millicores, 2.5 %).
@@ -64,7 +80,10 @@ from foresize.recommend.strategies.base import (
     units_for,
 )
 
-#: Candidate shares of the peak in a score's spread; each fleet picks its own.
+#: The share of the peak in a score's spread, chosen on pod_memory_util
+#: (``bench_rightsize.py``'s leave-one-panel-out table).
+DEFAULT_SHARE = 0.02
+#: Candidate shares of the peak in a score's spread, when a fleet picks its own.
 GAP_SHARES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, math.inf)
 #: Fleets smaller than this are calibrated on several splits of every history.
 MIN_WORKLOADS = 30
@@ -74,7 +93,12 @@ SMALL_FLEET_SPLITS = (0.4, 0.5, 0.6, 0.7)
 PERCENT_CAP = 100.0
 TINY = 1e-12
 
+#: No workload's own chance of exceeding may pass this multiple of the fleet's risk: the
+#: upper edge of the calibration band ``[risk / 2, 2 risk]`` the issue checks against.
+MAX_RISK_MULTIPLE = 2.0
+
 Split = Literal["ratio", "length"]
+Allocation = Literal["uniform", "cost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +168,75 @@ def conformal_quantile(scores: FloatArray, risk: float) -> tuple[float, bool]:
     return float(ordered[rank - 1]), True
 
 
+@dataclass(frozen=True, slots=True)
+class RiskCurve:
+    """The lower convex hull of a fleet's survival curve ``S(m)`` (margins ``m`` in
+    spreads, rising; chances ``S``, falling) and the price of an exceeded workload at
+    which the fleet spends its risk: the only margins a cost-minimising choice takes.
+    """
+
+    margins: FloatArray
+    chances: FloatArray
+    price: float
+
+    @classmethod
+    def fit(cls, scores: FloatArray, cost: FloatArray, risk: float) -> RiskCurve:
+        """The hull of ``scores``' conformal survival curve, cut at
+        ``MAX_RISK_MULTIPLE x risk``, and the least price whose margins give a mean
+        chance over the rows (costs ``cost``) of at most ``risk``.
+        """
+        n = scores.size
+        ordered = np.sort(scores)
+        candidates = np.unique(np.concatenate([[0.0], ordered[ordered > 0]]))
+        above = n - np.searchsorted(ordered, candidates, side="right")
+        chances = ((above + 1.0) / (n + 1.0)).astype(np.float64)
+        counts = above + 1  # exact: the hull test must see collinear points as such
+        hull: list[int] = []
+        for i in range(candidates.size):  # monotone chain: keep the lower convex hull
+            while len(hull) >= 2:
+                a, b = hull[-2], hull[-1]
+                cross = (counts[b] - counts[a]) * (candidates[i] - candidates[a]) - (
+                    counts[i] - counts[a]
+                ) * (candidates[b] - candidates[a])
+                if cross <= 1e-9 * abs(candidates[i] - candidates[a]):  # b on or below
+                    break
+                hull.pop()
+            hull.append(i)
+        margins, chances = candidates[hull], chances[hull]
+        allowed = chances <= MAX_RISK_MULTIPLE * risk
+        if allowed.any():  # else the fleet cannot resolve the risk: the last point only
+            margins, chances = margins[allowed], chances[allowed]
+        else:
+            margins, chances = margins[-1:], chances[-1:]
+        curve = cls(margins, chances, 0.0)
+        # bisection on the price in units of a typical row's cost: the mean chance
+        # falls as the price rises, in steps
+        unit = float(np.median(cost)) if cost.size else 1.0
+        lo, hi = 1e-9, 1e9
+        if curve.chance(curve.margin_for(cost, hi * unit)).mean() > risk:
+            return cls(margins, chances, hi * unit)
+        for _ in range(60):
+            mid = math.sqrt(lo * hi)
+            if curve.chance(curve.margin_for(cost, mid * unit)).mean() <= risk:
+                hi = mid
+            else:
+                lo = mid
+        return cls(margins, chances, hi * unit)
+
+    def margin_for(self, cost: FloatArray, price: float | None = None) -> FloatArray:
+        """Each workload's margin (in spreads) minimising ``cost x m + price x S(m)``."""
+        total = np.multiply.outer(cost, self.margins) + (
+            self.price if price is None else price
+        ) * self.chances
+        chosen: FloatArray = self.margins[total.argmin(axis=-1)]
+        return chosen
+
+    def chance(self, margins: FloatArray) -> FloatArray:
+        """The conformal chance of exceeding at margins taken from the hull."""
+        found: FloatArray = self.chances[np.searchsorted(self.margins, margins)]
+        return found
+
+
 def spread(peak: FloatArray | float, median: FloatArray | float, share: float) -> FloatArray:
     """A history's spread: its peak's gap above the median plus ``share`` of the peak;
     ``share = inf`` means the peak alone (a margin in proportion to the level).
@@ -156,13 +249,15 @@ def spread(peak: FloatArray | float, median: FloatArray | float, share: float) -
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """What the fleet's rows taught: the spread's share, the margin in spreads, the
-    limit for idle histories, and how well the rows cover at the asked risk.
+    """What the fleet's rows taught: the spread's share, the margin in spreads (one for
+    all; with the cost allocation, the ``curve`` each workload's margin is read from),
+    the limit for idle histories, and how well the rows cover at the asked risk.
     """
 
     share: float
     margin: float
     resolved: bool
+    curve: RiskCurve | None
     idle_limit: float | None
     n_rows: int
     n_idle_rows: int
@@ -177,31 +272,46 @@ def calibrate(
     cap: float | None = None,
     split: Split = "length",
     shares: tuple[float, ...] = GAP_SHARES,
+    allocation: Allocation = "cost",
 ) -> Calibration:
-    """Pick the spread share that reserves least at the conformal margin (see module)."""
+    """Pick the spread share that reserves least at the conformal margins (see module)."""
     rows = calibration_rows(fleet, horizon_frac=horizon_frac, split=split)
     active = ~rows.idle
     peak, median = rows.past_peak[active], rows.past_median[active]
     future, weight = rows.future_peak[active], rows.future_len[active]
-    best: tuple[float, float, float, bool] | None = None
+    best: tuple[float, float, float, bool, RiskCurve | None, FloatArray] | None = None
     for share in shares:
         scale = spread(peak, median, share)
-        margin, resolved = conformal_quantile((future - peak) / scale, risk)
+        scores = (future - peak) / scale
+        margin, resolved = conformal_quantile(scores, risk)
         margin = max(margin, 0.0)
-        limits = peak + margin * scale
-        if cap is not None:
-            limits = np.minimum(limits, cap)
-        reserved = float((limits * weight).sum())
-        if best is None or reserved < best[0]:
-            best = (reserved, share, margin, resolved)
-    _, share, margin, resolved = best if best is not None else (0.0, shares[0], 0.0, False)
-    covered = future <= peak + margin * spread(peak, median, share) + TINY
+        options: list[tuple[float, bool, RiskCurve | None, FloatArray]] = [
+            (margin, resolved, None, np.full(scores.shape, margin))
+        ]
+        if allocation == "cost" and scores.size:
+            # kept only where it reserves less than one margin for all: with equal costs
+            # (replicas of one deployment) the uniform margin is the cheapest
+            curve = RiskCurve.fit(scores, scale * weight, risk)
+            margins = curve.margin_for(scale * weight)
+            options.append((float(margins.max()), resolved, curve, margins))
+        for margin, resolved, curve, margins in options:
+            limits = peak + margins * scale
+            if cap is not None:
+                limits = np.minimum(limits, cap)
+            reserved = float((limits * weight).sum())
+            if best is None or reserved < best[0]:
+                best = (reserved, share, margin, resolved, curve, margins)
+    if best is None:
+        best = (0.0, shares[0], 0.0, False, None, np.zeros(0))
+    _, share, margin, resolved, curve, margins = best
+    covered = future <= peak + margins * spread(peak, median, share) + TINY
     idle_future = rows.future_peak[rows.idle]
     idle_limit = conformal_quantile(idle_future, risk)[0] if idle_future.size else None
     return Calibration(
         share=share,
         margin=margin,
         resolved=resolved and bool(peak.size),
+        curve=curve,
         idle_limit=idle_limit,
         n_rows=rows.n_rows,
         n_idle_rows=int(idle_future.size),
@@ -222,11 +332,17 @@ class ForesizeStrategy:
     name = "foresize"
 
     def __init__(
-        self, *, floor: float | None = None, split: Split = "length", share: float | None = None
+        self,
+        *,
+        floor: float | None = None,
+        split: Split = "length",
+        share: float | None = DEFAULT_SHARE,
+        allocation: Allocation = "cost",
     ) -> None:
         self.floor = floor
         self.split = split
         self.share = share
+        self.allocation = allocation
 
     def __call__(
         self,
@@ -247,7 +363,9 @@ class ForesizeStrategy:
             cap=cap,
             split=self.split,
             shares=GAP_SHARES if self.share is None else (self.share,),
+            allocation=self.allocation,
         )
+        future_share = horizon_frac / (1.0 - horizon_frac)  # horizon per history sample
         return {
             name: self._size(
                 history,
@@ -256,6 +374,7 @@ class ForesizeStrategy:
                 cap=cap,
                 pod_min=units.vpa_min,
                 throttle_only=units.kind != "memory",
+                horizon=history.values.size * future_share,
             )
             for name, history in fleet.items()
         }
@@ -269,10 +388,12 @@ class ForesizeStrategy:
         cap: float | None,
         pod_min: float,
         throttle_only: bool,
+        horizon: float,
     ) -> Sizing:
         values = history.values
         peak = float(values.max())
         level = f"P{(1 - risk) * 100:g}"
+        margin, chance = 0.0, risk
         if peak <= TINY:
             seen = calibration.idle_limit
             value = max(seen or 0.0, pod_min)
@@ -284,16 +405,28 @@ class ForesizeStrategy:
             )
         else:
             scale = float(spread(peak, float(np.median(values)), calibration.share))
-            value = peak + calibration.margin * scale
             shape = (
                 "the peak"
                 if math.isinf(calibration.share)
                 else f"peak - median + {calibration.share:g} x peak"
             )
-            rationale = (
-                f"peak +{calibration.margin:.2f} x spread ({scale:.4g}: {shape}), the "
-                f"conformal {level} of {calibration.n_rows} calibration rows"
-            )
+            curve = calibration.curve
+            if curve is None:
+                margin = calibration.margin
+                rationale = (
+                    f"peak +{margin:.2f} x spread ({scale:.4g}: {shape}), the conformal "
+                    f"{level} of {calibration.n_rows} calibration rows"
+                )
+            else:
+                margin = float(curve.margin_for(np.array([scale * horizon]))[0])
+                chance = float(curve.chance(np.array([margin]))[0])
+                rationale = (
+                    f"peak +{margin:.2f} x spread ({scale:.4g}: {shape}): a {chance:.1%} "
+                    f"chance of exceeding, where {calibration.n_rows} calibration rows "
+                    f"average {risk:g} (workloads that cost more to cover take more of "
+                    f"it, none above {MAX_RISK_MULTIPLE * risk:g})"
+                )
+            value = peak + margin * scale
             if not calibration.resolved:
                 rationale += f" (too few to resolve risk {risk:g}: the largest growth seen)"
         if cap is not None and value > cap:
@@ -320,7 +453,8 @@ class ForesizeStrategy:
                 "calibration_coverage": calibration.coverage,
                 "coverage_target": 1.0 - risk,
                 "spread_share": calibration.share,
-                "margin_spreads": calibration.margin,
+                "margin_spreads": margin,
+                "chance": chance,
                 "resolved": float(calibration.resolved),
             },
         )
