@@ -291,16 +291,16 @@ def calibrate(
         if allocation == "cost" and scores.size:
             # kept only where it reserves less than one margin for all: with equal costs
             # (replicas of one deployment) the uniform margin is the cheapest
-            curve = RiskCurve.fit(scores, scale * weight, risk)
-            margins = curve.margin_for(scale * weight)
-            options.append((float(margins.max()), resolved, curve, margins))
-        for margin, resolved, curve, margins in options:
-            limits = peak + margins * scale
+            fitted = RiskCurve.fit(scores, scale * weight, risk)
+            spent = fitted.margin_for(scale * weight)
+            options.append((float(spent.max()), resolved, fitted, spent))
+        for option in options:
+            limits = peak + option[3] * scale
             if cap is not None:
                 limits = np.minimum(limits, cap)
             reserved = float((limits * weight).sum())
             if best is None or reserved < best[0]:
-                best = (reserved, share, margin, resolved, curve, margins)
+                best = (reserved, share, *option)
     if best is None:
         best = (0.0, shares[0], 0.0, False, None, np.zeros(0))
     _, share, margin, resolved, curve, margins = best
