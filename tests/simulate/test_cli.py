@@ -185,3 +185,15 @@ def test_ctrl_c_keeps_the_policies_whose_seeds_all_finished(
     assert set(document["curves"]) == set(policies)
     assert re.search(r"^interrupted: [3-8]/9 \(policy, seed\) runs done; the policies whose "
                      r"seeds all finished kept", err, re.M), err
+
+
+def test_schedule_runs_fgd_cpu_reserve_beside_fgd(mirror: Path, tmp_path: Path) -> None:
+    """Registered and run by name from the CLI: on openb default (seed 0) it allocates
+    more GPU than FGD at 100 % arrived.
+    """
+    out = tmp_path / "r.json"
+    assert main(["simulate", "schedule", "--trace", "openb:default", "--mirror", str(mirror),
+                 "--placement", "fgd,fgd_cpu_reserve", "--seeds", "1", "-o", str(out)]) == 0
+    rows = {row["policy"]: row for row in json.loads(out.read_text())["results"]}
+    fgd, ours = rows["fgd"], rows["fgd_cpu_reserve"]
+    assert ours["allocated_at_100_frac"] > fgd["allocated_at_100_frac"], (ours, fgd)

@@ -28,7 +28,7 @@ from .helpers import make_cluster, make_workload
 
 # one node, one A100 as 4g+2g+1g: slices of 571, 285 and 142 milli
 ONE = make_cluster([64000], [1]).with_mig({"G2": parse_mig("4g+2g+1g")})
-NO_FGD = [name for name in PLACEMENT if name not in ("fgd", "fgd_reserve")]
+NO_FGD = [name for name in PLACEMENT if name not in ("fgd", "fgd_reserve", "fgd_cpu_reserve")]
 
 
 def _view(state: ClusterState, seed: int = 0) -> ClusterView:
@@ -154,7 +154,7 @@ def test_replay_on_partitioned_cluster_and_what_it_refuses() -> None:
     # two 3g slices for four 0.4 pods: two wait one run (10 s) each
     assert result.start_s.tolist()[:2] == [0, 0]
     assert sorted(result.start_s[3:].tolist()) == [0, 10, 10]
-    for name in ("fgd", "fgd_reserve"):
+    for name in ("fgd", "fgd_reserve", "fgd_cpu_reserve"):
         with pytest.raises(InputError, match="MIG"):
             PLACEMENT.get(name)(workload, cluster)
     with pytest.raises(ValueError, match="MIG"):

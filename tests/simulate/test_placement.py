@@ -138,10 +138,13 @@ class _DirectFgd:
     so ties go to the lowest node, then the lowest GPU.
     """
 
-    def __init__(self, frag: Fragmentation) -> None:
+    def __init__(self, frag: Fragmentation, *, cpu_limited: bool = False) -> None:
         self.frag = frag
+        self.cpu_limited = cpu_limited
 
     def _weighted(self, cpu: int, free: np.ndarray, gpu_type: int) -> int:
+        if self.cpu_limited:
+            return _cpu_limited_weighted(self.frag, cpu, free.tolist(), gpu_type)
         return int(self.frag.weighted(np.array([cpu]), free[None, :], np.array([gpu_type]))[0])
 
     def place(self, pod: PodRequest, view: ClusterView, /) -> Placement | None:
@@ -163,10 +166,12 @@ class _DirectFgd:
         return None if best is None else best[1]
 
 
+@pytest.mark.parametrize("cpu_limited", [False, True])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_tabled_fgd_matches_direct_evaluation(seed: int) -> None:
+def test_tabled_fgd_matches_direct_evaluation(seed: int, cpu_limited: bool) -> None:
     """Same decisions as brute force over arrivals and departures on a mixed cluster,
-    including after the state registry compacts (8 nodes: cap 96 states).
+    including after the state registry compacts (8 nodes: cap 96 states); with FGD's
+    measure and the CPU-limited one (``fgd_cpu_reserve``'s).
     """
     rng = np.random.default_rng(seed)
     cluster = make_cluster(rng.choice([16000, 32000, 64000], 8).tolist(),
@@ -177,7 +182,8 @@ def test_tabled_fgd_matches_direct_evaluation(seed: int) -> None:
     pods = [(int(rng.choice([500, 1000, 4000, 8000])), *shapes[k]) for k in picks]
     workload = make_workload(pods)
     frag = fragmentation_of(workload, cluster)
-    fast, direct = Scored(FgdScore(frag)), _DirectFgd(frag)
+    fast = Scored(FgdScore(frag, cpu_limited=cpu_limited))
+    direct = _DirectFgd(frag, cpu_limited=cpu_limited)
     state = ClusterState(cluster)
     running: list[tuple[PodRequest, Placement]] = []
     everywhere = np.ones(cluster.n_nodes, dtype=bool)
@@ -266,3 +272,68 @@ def test_fgd_reserve_keeps_a_scarce_model_for_the_pods_tied_to_it() -> None:
     assert ours.place(half, view) == Placement(1, (0,))
     t4_only = PodRequest(1000, 1024, 1, 500, np.array([True, False, False]))
     assert ours.place(t4_only, view) == Placement(0, (0,))
+
+
+def _cpu_limited_weighted(frag: Fragmentation, cpu: int, free: list[int], gpu_type: int
+                          ) -> int:
+    """The CPU-limited measure by its definition, class by class: a one-GPU class with
+    CPU demand c uses at most ``cpu // c`` of the GPUs that fit it (the largest), other
+    classes as FGD; count x (free milli - what the class can use), summed.
+    """
+    c = frag.classes
+    total = 0
+    for m in range(len(c)):
+        need, n, milli, count = (int(c.cpu_milli[m]), int(c.num_gpu[m]),
+                                 int(c.gpu_milli[m]), int(c.count[m]))
+        fits = sorted((v for v in free if v >= milli), reverse=True)
+        usable = 0
+        if n and frag.type_access[gpu_type, m] and cpu >= need and len(fits) >= n:
+            usable = sum(fits[:cpu // need] if n == 1 and need else fits)
+        total += count * (sum(free) - usable)
+    return total
+
+
+def test_cpu_limited_weighted_of_counts_gpus_the_cpu_left_cannot_feed() -> None:
+    """Three idle GPUs, a 1-GPU class asking 3000m CPU and a CPU-only class: FGD counts
+    only the CPU pod's share (3000) whatever CPU is left, as long as 3000m are; counting
+    what the CPU left can feed, 3500m feeds one GPU and strands two (2000 more), 9000m
+    feeds all three. Random states, with the multi-GPU and share classes of WORKLOAD too,
+    agree with the definition class by class.
+    """
+    workload = make_workload([(1000, 1, 250), (3000, 1, 1000), (1000, 0, 0)])
+    frag = fragmentation_of(workload, CLUSTER)
+    fgd = NodeStates(frag, CLUSTER.gpu_type)
+    ours = NodeStates(frag, CLUSTER.gpu_type, cpu_limited=True)
+    gpu = (0, 0, 0, 0, 0, 1000, 1000, 1000)
+    assert fgd.weighted_of(0, 3500, gpu) == fgd.weighted_of(0, 9000, gpu) == 3000
+    assert ours.weighted_of(0, 3500, gpu) == 3000 + 2000
+    assert ours.weighted_of(0, 9000, gpu) == 3000
+    rng = np.random.default_rng(1)
+    for measure in (frag, fragmentation_of(WORKLOAD, CLUSTER)):
+        ours = NodeStates(measure, CLUSTER.gpu_type, cpu_limited=True)
+        for _ in range(300):
+            free = rng.choice([0, 100, 250, 750, 1000], 8)
+            cpu, gpu_type = int(rng.integers(0, 9000)), int(rng.integers(-1, 1))
+            key = tuple(sorted(free.tolist()))
+            assert ours.weighted_of(gpu_type, cpu, key) == _cpu_limited_weighted(
+                measure, cpu, free.tolist(), gpu_type)
+
+
+def test_fgd_cpu_reserve_sends_a_cpu_heavy_share_where_cpu_feeds_the_other_gpus() -> None:
+    """Two idle 4-GPU nodes, node0 with 16 cores (two 8-core pods), node1 with 64. A
+    half-GPU share asking 8 cores grows FGD's measure by 250 milli on either (the
+    1-GPU class loses the half-used GPU), 43 points each, and FGD takes node0 on the tie.
+    Counting the GPUs the CPU left can feed, node0 goes from two usable GPUs per class to
+    one: growth 500, 37 points, so fgd_cpu_reserve takes node1 (growth 250, 43).
+    """
+    workload = make_workload([(8000, 1, 1000), (8000, 1, 500)])
+    cluster = make_cluster([16000, 64000], [4, 4])
+    view = ClusterView.of(ClusterState(cluster), np.random.default_rng(0))
+    share = PodRequest(8000, 1024, 1, 500, np.ones(2, dtype=bool))
+    for name in ("fgd", "fgd_reserve"):
+        assert PLACEMENT.get(name)(workload, cluster).place(share, view) == Placement(0, (0,))
+    ours = PLACEMENT.get("fgd_cpu_reserve")(workload, cluster)
+    assert isinstance(ours, FgdReserve)
+    nodes = np.arange(2)
+    np.testing.assert_array_equal(ours.scorer.score(share, view, nodes), [37.0, 43.0])
+    assert ours.place(share, view) == Placement(1, (0,))

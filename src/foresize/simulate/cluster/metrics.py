@@ -20,7 +20,7 @@ constraint when placing pods.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,6 +113,10 @@ class Fragmentation:
 
 
 StateKey = tuple[int, int, tuple[int, ...]]  # (GPU model, CPU left, free GPU milli sorted)
+# per (model, GPU row): total x free milli, cumulative class terms by CPU demand, and for
+# the CPU-limited measure the sums of the largest free values, the one-GPU classes a CPU
+# limit can bind and the CPU from which none is bound (NodeStates._row)
+_GpuRow = tuple[int, list[int], list[int], list[tuple[int, int, int, int]], int]
 
 
 class NodeStates:
@@ -133,6 +137,10 @@ class NodeStates:
     GPU rows than states, and scoring one pod touches a few states, for which numpy calls
     cost more than the arithmetic.
 
+    ``cpu_limited`` switches to the CPU-limited variant of F_n(M) that
+    ``placement.fgd_cpu_reserve`` scores with (see :meth:`weighted_of`); the metric the
+    simulator reports stays FGD's (:class:`Fragmentation`).
+
     Ids of states no node holds any more are dropped once there are ``4 * n_nodes`` of
     them (tables are compacted alongside), which bounds memory on long traces; the sums per
     GPU row are dropped past ``MAX_GPU_ROWS``.
@@ -141,12 +149,14 @@ class NodeStates:
     MAX_GPU_ROWS = 1 << 16
 
     __slots__ = ("_by_gpu", "_cap", "_class_cpu", "_cpu_order", "_cpu_seen", "_gpu_seen",
-                 "_ids", "_tables", "_version_seen", "fragmentation", "gpu_type", "keys",
-                 "node_state", "weighted")
+                 "_ids", "_single", "_tables", "_version_seen", "cpu_limited", "fragmentation",
+                 "gpu_type", "keys", "node_state", "weighted")
 
-    def __init__(self, fragmentation: Fragmentation, gpu_type: IntArray) -> None:
+    def __init__(self, fragmentation: Fragmentation, gpu_type: IntArray, *,
+                 cpu_limited: bool = False) -> None:
         self.fragmentation = fragmentation
         self.gpu_type = gpu_type
+        self.cpu_limited = cpu_limited
         n = gpu_type.size
         self.node_state: IntArray = np.full(n, -1, dtype=np.int64)
         self._cpu_seen: IntArray = np.full(n, -1, dtype=np.int64)
@@ -160,7 +170,15 @@ class NodeStates:
         cpu = fragmentation.classes.cpu_milli
         self._cpu_order = np.argsort(cpu, kind="stable")
         self._class_cpu: list[int] = cpu[self._cpu_order].tolist()
-        self._by_gpu: dict[tuple[int, tuple[int, ...]], tuple[int, list[int]]] = {}
+        self._by_gpu: dict[tuple[int, tuple[int, ...]], _GpuRow] = {}
+        c = fragmentation.classes
+        # per GPU model: its one-GPU classes that need CPU (the ones a CPU limit can
+        # bind) by CPU demand, as (CPU, GPU milli, count)
+        access = fragmentation.type_access.tolist()
+        self._single = [[(int(c.cpu_milli[m]), int(c.gpu_milli[m]), int(c.count[m]))
+                         for m in np.argsort(c.cpu_milli, kind="stable").tolist()
+                         if c.num_gpu[m] == 1 and c.cpu_milli[m] > 0 and row[m]]
+                        for row in access]
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -200,18 +218,49 @@ class NodeStates:
     def weighted_of(self, gpu_type: int, cpu: int, gpu: tuple[int, ...]) -> int:
         """:meth:`Fragmentation.weighted` of one state; ``gpu`` is its free milli per GPU
         in a fixed order (sorted), the same integers as the array version.
+
+        With ``cpu_limited`` a one-GPU class m (CPU demand c > 0) can use only the
+        ``cpu // c`` largest GPUs that fit it, as many as the CPU left holds pods of m, and
+        the free milli of the other fitting GPUs counts as fragmented for m too (FGD
+        counts every fitting GPU usable as soon as one pod's CPU is left).
         """
         row = self._by_gpu.get((gpu_type, gpu))
         if row is None:
             if len(self._by_gpu) >= self.MAX_GPU_ROWS:
                 self._by_gpu.clear()
-            frag = self.fragmentation
-            terms = frag.terms(np.array([gpu], dtype=np.int64),
-                               np.array([gpu_type], dtype=np.int64))[0, self._cpu_order]
-            row = self._by_gpu[(gpu_type, gpu)] = (sum(gpu) * frag.total,
-                                                   [0, *np.cumsum(terms).tolist()])
-        everything, fitting = row
-        return everything - fitting[bisect_right(self._class_cpu, cpu)]
+            row = self._by_gpu[(gpu_type, gpu)] = self._row(gpu_type, gpu)
+        everything, fitting, largest, binding, enough = row
+        result = everything - fitting[bisect_right(self._class_cpu, cpu)]
+        if cpu < enough:  # some class's pods the CPU left holds are fewer than its GPUs
+            for need, limit, count, k in binding:
+                if cpu < need:  # by CPU demand: the rest do not run on this node at all
+                    break
+                if cpu < limit:
+                    result += count * (largest[k] - largest[cpu // need])
+        return result
+
+    def _row(self, gpu_type: int, gpu: tuple[int, ...]) -> _GpuRow:
+        """The sums :meth:`weighted_of` reads for one (model, GPU row): ``total`` x free
+        milli; the class terms summed in order of CPU demand; with ``cpu_limited``, the
+        sums of the row's 0..8 largest free values, per one-GPU class that fits k >= 2
+        GPUs (its CPU demand c, k c: the CPU that lets it use all k, its count, k), and the
+        CPU from which no class is limited.
+        """
+        frag = self.fragmentation
+        terms = frag.terms(np.array([gpu], dtype=np.int64),
+                           np.array([gpu_type], dtype=np.int64))[0, self._cpu_order]
+        largest = [0]
+        binding: list[tuple[int, int, int, int]] = []
+        if self.cpu_limited:  # ``gpu`` is sorted: the largest values come last
+            for v in reversed(gpu):
+                largest.append(largest[-1] + v)
+            for need, milli, count in self._single[gpu_type]:
+                k = len(gpu) - bisect_left(gpu, milli)  # GPUs with milli free
+                if k > 1:
+                    binding.append((need, need * k, count, k))
+        enough = max((limit for _, limit, _, _ in binding), default=0)
+        return (sum(gpu) * frag.total, [0, *np.cumsum(terms).tolist()], largest, binding,
+                enough)
 
     def table(self, key: object, width: int) -> FloatArray:
         """A (n_states, width) table under ``key``; NaN marks rows not filled in yet."""
