@@ -76,9 +76,10 @@ def _check_sizes(graph: ModelGraph, path: Path) -> ModelGraph:
             for tensor in chain((t for t in tensors if t.producer is None),
                                 (t for t in tensors if t.producer is not None)):
                 _check_shape(tensor, graphs, path)
+        passed: set[tuple[str, str]] = set()
         for node in graphs.nodes:
             if node.op_type in _SHAPE_OPERAND:
-                _check_shape_operand(node, graphs.constants, path)
+                _check_shape_operand(node, graphs.constants, path, passed)
     return graph
 
 
@@ -126,18 +127,21 @@ _SHAPE_OPERAND = {"Reshape": 1, "Expand": 1, "ConstantOfShape": 0}
 
 
 def _check_shape_operand(node: Node, constants: Mapping[str, tuple[int, ...]],
-                         path: Path) -> None:
+                         path: Path, passed: set[tuple[str, str]]) -> None:
     """A constant target shape must be one the op can make, and of at most ``MAX_ELEMENTS``.
 
     Inference may leave such an output unsized (``Reshape`` to ``[2**62, 2**62]``, to
     ``[-3, 2]``), and the tensor check above then has nothing to look at. Reshape allows
     one ``-1`` (inferred) and ``0`` (copied) beside sizes; Expand and ConstantOfShape
-    allow sizes only.
+    allow sizes only. ``passed`` holds the (op, operand) pairs already found valid: the
+    blocks of a deep model reshape to a few shared shape constants, each checked once.
     """
     index = _SHAPE_OPERAND[node.op_type]
     if len(node.inputs) <= index or node.inputs[index] not in constants:
         return
     operand = node.inputs[index]
+    if (node.op_type, operand) in passed:
+        return
     shape = constants[operand]
     where = (f"{path}: node {node.name!r} ({node.op_type}): shape operand {operand!r} = "
              f"{list(shape)}")
@@ -148,6 +152,7 @@ def _check_shape_operand(node: Node, constants: Mapping[str, tuple[int, ...]],
     if math.prod(d for d in shape if d > 0) > MAX_ELEMENTS:
         raise InputError(f"{where} holds more than 2^53 elements; not a model that fits "
                          "any device")
+    passed.add((node.op_type, operand))
 
 
 def _nested(graph: ModelGraph) -> list[ModelGraph]:
@@ -156,7 +161,8 @@ def _nested(graph: ModelGraph) -> list[ModelGraph]:
     while stack:
         current = stack.pop()
         found.append(current)
-        stack.extend(body for node in current.nodes for body in node.subgraphs.values())
+        stack.extend(body for node in current.nodes if node.subgraphs  # few nodes have one
+                     for body in node.subgraphs.values())
     return found
 
 
