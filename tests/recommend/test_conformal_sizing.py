@@ -76,6 +76,47 @@ def test_replicas_of_one_deployment_get_the_uniform_margin() -> None:
     assert cost.margin == uniform.margin > 0
 
 
+def test_risk_curve_spends_the_risk_where_covering_costs_most() -> None:
+    # growth of 19 rows in 99, spread geometrically: each further spread of margin buys
+    # less chance (a convex S), as a fleet's heavy tail does
+    scores = np.r_[np.zeros(80), np.geomspace(1, 1000, 19)]
+    cost = np.r_[np.full(50, 1.0), np.full(49, 30.0)]  # half the rows cost 30 x to cover
+    curve = RiskCurve.fit(scores, cost, 0.05)
+    margins = curve.margin_for(cost)
+    cheap, dear = margins[0], margins[-1]
+    assert cheap > dear  # the dear workloads take the risk
+    chance = curve.chance(margins)
+    assert chance.mean() <= 0.05  # the fleet's expected share exceeded
+    assert chance.max() <= MAX_RISK_MULTIPLE * 0.05  # and no workload above 2 x risk
+    # and it reserves less than one margin for all at the same expected share
+    uniform = conformal_quantile(scores, 0.05)[0]
+    assert (cost * margins).sum() < (cost * uniform).sum()
+    # a higher price never buys a larger chance
+    richer = curve.margin_for(cost, curve.price * 4)
+    assert (richer >= margins).all()
+    # priced for other workloads, their chances average the risk
+    others = np.r_[np.full(10, 1.0), np.full(90, 30.0)]
+    assert curve.chance(curve.priced(others, 0.05).margin_for(others)).mean() <= 0.05
+
+
+def test_cost_allocation_beats_one_margin_for_all_on_a_step_fleet(steps: Panel) -> None:
+    # the constructed step-like fleet: a uniform margin wide enough for the rare jump is
+    # paid by every flat workload; spending the risk by cost meets the frontier target
+    cost = evaluate_panel(steps, "length/share=0.02/cost")
+    uniform = evaluate_panel(steps, "length/share=0.02/uniform", references=cost.references)
+    assert cost.frontier_ratio() <= 0.7 < uniform.frontier_ratio()
+    assert cost.dominates()
+    sizings = make_strategy("foresize")(
+        dict(list(steps.fleet.items())[:400]),
+        metric="gpu_mem_bytes", risk=0.05, horizon_frac=0.3,
+    )  # fmt: skip
+    chances = [s.details["chance"] for s in sizings.values()]
+    assert max(chances) <= MAX_RISK_MULTIPLE * 0.05
+    assert np.mean(chances) <= 0.05  # the chances the rationales state average the risk
+    assert min(chances) < 0.05 < max(chances)  # and are spent unevenly
+    assert all("chance of exceeding" in s.rationale for s in sizings.values())
+
+
 def test_peak_bound_lets_go_the_costliest_growth() -> None:
     # history (first 140 of 200 points) then the judged future (last 60)
     def flat(name: str, before: float, after: float) -> History:

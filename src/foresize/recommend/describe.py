@@ -166,7 +166,7 @@ def rightsizing_view(body: PlanBody) -> pl.DataFrame:
             "workload": rec.workload, "resource": rec.resource,
             "request": human_metric(rec.resource, rec.recommended.request),
             "limit": human_metric(rec.resource, rec.recommended.limit),
-            "slack": "-" if slack is None else f"{slack:.1%}", "risk": f"{rec.risk.p_exceed:g}",
+            "slack": "-" if slack is None else f"{slack:.1%}", "risk": f"{rec.risk.p_exceed:.2g}",
         }
         if placed:
             row["gpu"] = "-" if rec.placement is None else gpu_label(rec.placement.device,

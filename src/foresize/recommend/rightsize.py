@@ -277,7 +277,11 @@ def _recommendation(
             margin_pct=sizing.margin * 100,
             model=MODELS.get(strategy, strategy),
         ),
-        risk=Risk(p_exceed=risk, expected_slack=expected_slack(history.values, sizing.enforced)),
+        risk=Risk(
+            # the workload's own chance where the strategy spends the fleet's risk unevenly
+            p_exceed=sizing.details.get("chance", risk),
+            expected_slack=expected_slack(history.values, sizing.enforced),
+        ),
         evidence=Evidence(
             n_points=history.n_points,
             window_s=history.window_s,

@@ -41,16 +41,18 @@ How (``risk`` = the chance that usage passes the limit within the horizon):
    exceeding as a 2 GB one, though covering its jump reserves 35 times as much.
    Instead each workload takes the margin minimising ``cost x m + price x S(m)`` (a
    point of the lower convex hull of ``S``), and the price is the least at which the
-   mean chance over the calibration rows is at most ``risk``: the fleet still expects
-   a share ``risk`` of its workloads exceeded (what the calibration check counts), and
-   reserves least for it. No workload's own chance is above
-   ``MAX_RISK_MULTIPLE x risk``, the upper edge of the band the benchmark checks
-   calibration against. Why it matters: on a step-like fleet a margin wide enough for
-   the rare jump is paid by every flat workload, and no equal split of the risk
-   reaches VPA's count of exceeded workloads with much less reserve; spending the same
-   expected count where covering is dearest does (``bench_rightsize.py``). Each
-   rationale states the workload's own chance. A fleet too small to resolve ``risk``
-   (``n < 1/risk - 1``) gets its largest score and says so (``resolved = 0``).
+   mean chance over the workloads being sized is at most ``risk`` (the spread's share
+   is chosen on the calibration rows priced the same way): the fleet still expects a
+   share ``risk`` of its workloads exceeded (what the calibration check counts), the
+   chances the rationales state average ``risk``, and it reserves least for that. No
+   workload's own chance is above ``MAX_RISK_MULTIPLE x risk``, the upper edge of the
+   band the benchmark checks calibration against. Why it matters: on a step-like fleet
+   a margin wide enough for the rare jump is paid by every flat workload, and no equal
+   split of the risk reaches VPA's count of exceeded workloads with much less reserve;
+   spending the same expected count where covering is dearest does
+   (``bench_rightsize.py``). Each rationale states the workload's own chance. A fleet
+   too small to resolve ``risk`` (``n < 1/risk - 1``) gets its largest score and says
+   so (``resolved = 0``).
 4. **Idle histories** (all zero) have no spread to scale: they get the conformal
    quantile of the future peaks of the fleet's idle rows, and at least the unit's pod
    minimum (VPA's 250 MiB, 25 millicores, 2.5 %).
@@ -203,25 +205,32 @@ class RiskCurve:
                 hull.pop()
             hull.append(i)
         margins, chances = candidates[hull], chances[hull]
-        allowed = chances <= MAX_RISK_MULTIPLE * risk
+        # and never above one half: a limit below the median outcome is no limit
+        allowed = chances <= min(MAX_RISK_MULTIPLE * risk, 0.5)
         if allowed.any():  # else the fleet cannot resolve the risk: the last point only
             margins, chances = margins[allowed], chances[allowed]
         else:
             margins, chances = margins[-1:], chances[-1:]
-        curve = cls(margins, chances, 0.0)
-        # bisection on the price in units of a typical row's cost: the mean chance
-        # falls as the price rises, in steps
+        return cls(margins, chances, 0.0).priced(cost, risk)
+
+    def priced(self, cost: FloatArray, risk: float) -> RiskCurve:
+        """The curve at the least price whose margins for workloads of costs ``cost``
+        give a mean chance of at most ``risk`` (the largest price tried where none does).
+        """
+        # bisection in units of a typical cost: the mean chance falls, in steps, as the
+        # price rises
         unit = float(np.median(cost)) if cost.size else 1.0
         lo, hi = 1e-9, 1e9
-        if curve.chance(curve.margin_for(cost, hi * unit)).mean() > risk:
-            return cls(margins, chances, hi * unit)
-        for _ in range(60):
-            mid = math.sqrt(lo * hi)
-            if curve.chance(curve.margin_for(cost, mid * unit)).mean() <= risk:
-                hi = mid
-            else:
-                lo = mid
-        return cls(margins, chances, hi * unit)
+        if self.chance(self.margin_for(cost, hi * unit)).mean() <= risk:
+            for _ in range(60):
+                mid = math.sqrt(lo * hi)
+                if self.chance(self.margin_for(cost, mid * unit)).mean() <= risk:
+                    hi = mid
+                else:
+                    lo = mid
+        # a hair above the breakpoint found, so no workload sits on a tie that rounding
+        # could tip either way
+        return RiskCurve(self.margins, self.chances, hi * unit * (1.0 + 1e-6))
 
     def margin_for(self, cost: FloatArray, price: float | None = None) -> FloatArray:
         """Each workload's margin (in spreads) minimising ``cost x m + price x S(m)``."""
@@ -264,6 +273,18 @@ class Calibration:
     coverage: float
 
 
+def fleet_costs(fleet: Fleet, share: float, horizon_frac: float) -> FloatArray:
+    """What a spread of margin costs each busy workload of ``fleet``: its spread times
+    its horizon in samples (as :class:`ForesizeStrategy` sizes it).
+    """
+    future_share = horizon_frac / (1.0 - horizon_frac)
+    busy = [h.values for h in fleet.values() if float(h.values.max()) > TINY]
+    return np.array(
+        [float(spread(v.max(), np.median(v), share)) * (v.size * future_share) for v in busy],
+        dtype=np.float64,
+    )
+
+
 def calibrate(
     fleet: Fleet,
     *,
@@ -304,6 +325,8 @@ def calibrate(
     if best is None:
         best = (0.0, shares[0], 0.0, False, None, np.zeros(0))
     _, share, margin, resolved, curve, margins = best
+    if curve is not None:  # the fleet's own workloads spend the risk: price on their costs
+        curve = curve.priced(fleet_costs(fleet, share, horizon_frac), risk)
     covered = future <= peak + margins * spread(peak, median, share) + TINY
     idle_future = rows.future_peak[rows.idle]
     idle_limit = conformal_quantile(idle_future, risk)[0] if idle_future.size else None
