@@ -88,6 +88,14 @@ class Panel:
     source: str
 
 
+#: The step-like fleet's generator: changes over a series per workload (drawn with
+#: ``STEP_RATE_P``), the sd of a change's log factor, and the samples' relative noise.
+STEP_RATES = (0.0, 0.5, 2.0, 6.0)
+STEP_RATE_P = (0.4, 0.3, 0.2, 0.1)
+STEP_JUMP_SD = 0.5
+STEP_NOISE = 0.001
+
+
 def step_fleet(n: int = 400, points: int = 1440, seed: int = 0) -> Fleet:
     """A constructed step-like GPU memory fleet with known future peaks.
 
@@ -101,7 +109,7 @@ def step_fleet(n: int = 400, points: int = 1440, seed: int = 0) -> Fleet:
     rng = np.random.default_rng(seed)
     fleet: Fleet = {}
     for i in range(n):
-        rate = float(rng.choice([0.0, 0.5, 2.0, 6.0], p=[0.4, 0.3, 0.2, 0.1]))
+        rate = float(rng.choice(STEP_RATES, p=STEP_RATE_P))
         times = np.sort(rng.integers(1, points, size=rng.poisson(rate)))
         level = math.exp(rng.normal(math.log(20e9), 0.8))
         values = np.empty(points)
@@ -109,9 +117,9 @@ def step_fleet(n: int = 400, points: int = 1440, seed: int = 0) -> Fleet:
         for at in times:
             values[start:at] = level
             start = int(at)
-            level *= math.exp(rng.normal(0.0, 0.5))
+            level *= math.exp(rng.normal(0.0, STEP_JUMP_SD))
         values[start:] = level
-        values *= 1 + 0.001 * rng.standard_normal(points)
+        values *= 1 + STEP_NOISE * rng.standard_normal(points)
         name = f"steps-{seed}-{i:03d}"
         ts_s = np.arange(points, dtype=np.float64) * 60.0
         fleet[name] = History(name, np.maximum(values, 0.0), ts_s)
