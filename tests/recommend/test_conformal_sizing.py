@@ -14,6 +14,7 @@ import pytest
 
 from foresize.evaluate.rightsize_panels import (
     Panel,
+    PanelResult,
     evaluate_panel,
     peak_bound,
     request_view,
@@ -32,6 +33,12 @@ from foresize.recommend.strategies.foresize import (
 @pytest.fixture(scope="module")
 def steps() -> Panel:
     return Panel("steps", "gpu_mem_bytes", {**step_fleet(seed=0), **step_fleet(seed=1)}, "test")
+
+
+@pytest.fixture(scope="module")
+def on_steps(steps: Panel) -> PanelResult:
+    """The default strategy's risk sweep and the references on the step fleet, once."""
+    return evaluate_panel(steps)
 
 
 def test_conformal_quantile_known_answers() -> None:
@@ -99,10 +106,13 @@ def test_risk_curve_spends_the_risk_where_covering_costs_most() -> None:
     assert curve.chance(curve.priced(others, 0.05).margin_for(others)).mean() <= 0.05
 
 
-def test_cost_allocation_beats_one_margin_for_all_on_a_step_fleet(steps: Panel) -> None:
+def test_cost_allocation_beats_one_margin_for_all_on_a_step_fleet(
+    steps: Panel, on_steps: PanelResult
+) -> None:
     # the constructed step-like fleet: a uniform margin wide enough for the rare jump is
     # paid by every flat workload; spending the risk by cost meets the frontier target
-    cost = evaluate_panel(steps, "length/share=0.02/cost")
+    cost = on_steps
+    assert cost.variant == "length/share=0.02/cost"  # the default
     uniform = evaluate_panel(steps, "length/share=0.02/uniform", references=cost.references)
     assert cost.frontier_ratio() <= 0.7 < uniform.frontier_ratio()
     assert cost.dominates()
@@ -137,10 +147,10 @@ def test_peak_bound_lets_go_the_costliest_growth() -> None:
     assert peak_bound(fleet, 2) == pytest.approx((two - used) / two)
 
 
-def test_bound_ratio_is_never_above_the_frontier_ratio(steps: Panel) -> None:
+def test_bound_ratio_is_never_above_the_frontier_ratio(on_steps: PanelResult) -> None:
     # the foresize strategy keeps every limit at or above the history peak, so its
     # least slack at VPA's count can never beat the hindsight bound of that class
-    result = evaluate_panel(steps)
+    result = on_steps
     assert result.bound_ratio() <= result.frontier_ratio()
     assert 0 < result.bound_ratio() < 1
 
@@ -165,15 +175,15 @@ def test_request_view_judges_requests_by_time_above() -> None:
 
 
 @pytest.mark.parametrize("risk", [0.02, 0.05, 0.1])
-def test_share_of_workloads_exceeded_matches_the_risk(steps: Panel, risk: float) -> None:
-    result = evaluate_panel(steps)
+def test_share_of_workloads_exceeded_matches_the_risk(on_steps: PanelResult, risk: float) -> None:
+    result = on_steps
     score = result.sweep[risk]
     assert score.n_workloads == 800
     assert risk / 2 <= score.n_violated / score.n_workloads <= 2 * risk
 
 
-def test_risk_orders_reserve_and_violations(steps: Panel) -> None:
-    result = evaluate_panel(steps)
+def test_risk_orders_reserve_and_violations(on_steps: PanelResult) -> None:
+    result = on_steps
     ordered = [result.sweep[r] for r in sorted(result.sweep)]
     reserved = [s.reserved_over_oracle for s in ordered]
     violated = [s.n_violated for s in ordered]
