@@ -445,9 +445,9 @@ class ForesizeStrategy:
                 chance = float(curve.chance(np.array([margin]))[0])
                 rationale = (
                     f"peak +{margin:.2f} x spread ({scale:.4g}: {shape}): a {chance:.1%} "
-                    f"chance of exceeding, where {calibration.n_rows} calibration rows "
-                    f"average {risk:g} (workloads that cost more to cover take more of "
-                    f"it, none above {MAX_RISK_MULTIPLE * risk:g})"
+                    f"chance of exceeding, from {calibration.n_rows} calibration rows; "
+                    f"the fleet's workloads average {risk:g} (those that cost more to "
+                    f"cover take more of it, none above {MAX_RISK_MULTIPLE * risk:g})"
                 )
             value = peak + margin * scale
             if not calibration.resolved:
