@@ -42,6 +42,7 @@ from foresize.evaluate.rightsize_panels import (
     STEP_RATES,
     SWEEP,
     Panel,
+    PanelResult,
     evaluate_panel,
     peak_bound,
     step_fleet,
@@ -75,12 +76,6 @@ def predictive_peaks(
     top = norm.ppf(rng.random(levels.shape) ** (1.0 / np.maximum(lengths, 1)))
     peaks = np.where(lengths > 0, levels * (1.0 + STEP_NOISE * top), 0.0).max(axis=1)
     return np.sort(peaks)
-
-
-def frontier(scores: list[BacktestScore], vpa: BacktestScore) -> float:
-    """Least slack with no more violated workloads than VPA, over VPA's slack."""
-    fitting = [s.slack for s in scores if s.n_violated <= vpa.n_violated]
-    return min(fitting) / vpa.slack if fitting else math.inf
 
 
 def main() -> None:
@@ -127,15 +122,21 @@ def main() -> None:
     priced = [cost_aware(r) for r in SWEEP]
     default = evaluate_panel(panel, DEFAULT_VARIANT)
     vpa = default.vpa
+
+    def frontier(scores: list[BacktestScore]) -> float:
+        """The frontier ratio of a sweep, as ``PanelResult`` computes foresize's."""
+        sweep = dict(zip(SWEEP, scores, strict=True))
+        return PanelResult(panel, "generator", sweep, default.references).frontier_ratio()
+
     refs = default.references
     uniform = {v: evaluate_panel(panel, v, references=refs).frontier_ratio()
                for v in ("length/share=0.02/uniform", "length/learned/uniform")}
     rows = [
         ("hindsight: limits >= history peak", "the future",
          peak_bound(fleet, vpa.n_violated) / vpa.slack),
-        ("cost-aware, one price for the fleet", "the generator", frontier(priced, vpa)),
+        ("cost-aware, one price for the fleet", "the generator", frontier(priced)),
         (f"foresize default ({DEFAULT_VARIANT})", "the histories", default.frontier_ratio()),
-        ("equal risk for every workload", "the generator", frontier(equal, vpa)),
+        ("equal risk for every workload", "the generator", frontier(equal)),
         *[(f"foresize {v}: one margin for all", "the histories", ratio)
           for v, ratio in uniform.items()],
     ]

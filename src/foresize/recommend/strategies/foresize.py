@@ -306,22 +306,21 @@ def calibrate(
         scores = (future - peak) / scale
         margin, resolved = conformal_quantile(scores, risk)
         margin = max(margin, 0.0)
-        options: list[tuple[float, bool, RiskCurve | None, FloatArray]] = [
-            (margin, resolved, None, np.full(scores.shape, margin))
+        options: list[tuple[RiskCurve | None, FloatArray]] = [
+            (None, np.full(scores.shape, margin))
         ]
         if allocation == "cost" and scores.size:
             # kept only where it reserves less than one margin for all: with equal costs
             # (replicas of one deployment) the uniform margin is the cheapest
             fitted = RiskCurve.fit(scores, scale * weight, risk)
-            spent = fitted.margin_for(scale * weight)
-            options.append((float(spent.max()), resolved, fitted, spent))
-        for option in options:
-            limits = peak + option[3] * scale
+            options.append((fitted, fitted.margin_for(scale * weight)))
+        for curve, margins in options:
+            limits = peak + margins * scale
             if cap is not None:
                 limits = np.minimum(limits, cap)
             reserved = float((limits * weight).sum())
             if best is None or reserved < best[0]:
-                best = (reserved, share, *option)
+                best = (reserved, share, margin, resolved, curve, margins)
     if best is None:
         best = (0.0, shares[0], 0.0, False, None, np.zeros(0))
     _, share, margin, resolved, curve, margins = best
