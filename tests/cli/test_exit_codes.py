@@ -296,3 +296,44 @@ def test_141_a_reader_that_closes_the_pipe_is_not_a_crash() -> None:
     command.stdout.close()
     err = command.stderr.read().decode()
     assert (command.wait(timeout=120), err) == (141, "")
+
+
+# 130 ----------------------------------------------------------------------------------
+
+_FINALISER = """
+import sys
+import time
+from foresize.cli.errors import redeliver_swallowed_interrupts
+if sys.argv[1] == "hook":
+    sys.unraisablehook = redeliver_swallowed_interrupts
+class Finaliser:
+    def __del__(self):
+        raise KeyboardInterrupt  # what a Ctrl-C that lands in a finaliser raises
+try:
+    Finaliser()
+    for _ in range(200):  # the redelivery comes from another thread: wait up to 2 s
+        time.sleep(0.01)
+    print("ran on")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+@pytest.mark.parametrize(("hook", "outcome"), [("hook", "interrupted"), ("none", "ran on")])
+def test_130_a_ctrl_c_in_a_finaliser_still_interrupts(hook: str, outcome: str) -> None:
+    # Python swallows an exception raised in a __del__ or weakref callback (a real Ctrl-C
+    # once landed in an import lock's callback and `evaluate all` ran to its end); the
+    # foresize process's hook delivers it again. "none" shows what Python does without it.
+    run = subprocess.run([sys.executable, "-c", _FINALISER, hook], capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert run.stdout.strip() == outcome
+    assert ("Exception ignored" in run.stderr) == (hook == "none"), run.stderr
+
+
+def test_130_the_foresize_process_installs_the_hook() -> None:
+    script = ("import sys; from foresize.cli import main as m, errors as e; sys.argv = "
+              "['foresize', 'version']\ntry:\n    m.main()\nexcept SystemExit:\n"
+              "    print(sys.unraisablehook is e.redeliver_swallowed_interrupts)")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert run.stdout.strip().splitlines()[-1] == "True"

@@ -6,7 +6,10 @@ quote a header or a URL with credentials, and this is where it would reach a ter
 
 from __future__ import annotations
 
+import _thread
+import sys
 import traceback
+from typing import Any
 
 import typer
 from typer._click import exceptions as click_exceptions
@@ -17,6 +20,25 @@ from foresize.core.secrets import redact
 
 INTERRUPTED = 130
 CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell shows for `yes | head`
+
+
+def redeliver_swallowed_interrupts(unraisable: Any) -> None:
+    """``sys.unraisablehook`` of the ``foresize`` process: a Ctrl-C that lands in a
+    callback interrupts the command all the same.
+
+    Why: Python raises ``KeyboardInterrupt`` wherever the main thread happens to be,
+    and when that is a weakref callback or a ``__del__`` (an import lock's cleanup, a
+    garbage collection) the exception is "ignored": printed as a traceback and lost,
+    so the command runs on to its end as if Ctrl-C had never been pressed. This hook
+    takes such an interrupt instead of printing it and delivers it again from another
+    thread, which can only run once the main thread has left this hook (delivered from
+    here, it would land in the hook and be swallowed in turn); a redelivery that lands
+    in a callback again comes back here. Everything else goes to Python's own hook.
+    """
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        _thread.start_new_thread(_thread.interrupt_main, ())
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def report(exc: BaseException) -> int:

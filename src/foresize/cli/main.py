@@ -22,7 +22,7 @@ try:  # the console script imports this module: Ctrl-C during start-up lands her
     from typer.core import TyperGroup
 
     from foresize import __version__
-    from foresize.cli.errors import INTERRUPTED, report
+    from foresize.cli.errors import INTERRUPTED, redeliver_swallowed_interrupts, report
     from foresize.cli.output import SETTINGS, info
     from foresize.core.errors import DataDroppedWarning
 except KeyboardInterrupt:
@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app and map errors to exit codes."""
     args = sys.argv[1:] if argv is None else argv
     SETTINGS.debug = "--debug" in args or os.environ.get("FORESIZE_DEBUG", "") not in ("", "0")
+    if argv is None:  # the process's own run (an embedding caller keeps its hooks)
+        sys.unraisablehook = redeliver_swallowed_interrupts
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         # commands print ingest reports themselves, once each
