@@ -7,7 +7,15 @@ import polars as pl
 import pytest
 
 from foresize.core.errors import InputError, NotFittedError, UnknownNameError
-from foresize.forecast.baselines import Naive, SeasonalNaive, WindowAverage, naive_forecast
+from foresize.forecast import baselines
+from foresize.forecast.baselines import (
+    MIN_ERRORS,
+    Naive,
+    SeasonalNaive,
+    WindowAverage,
+    naive_forecast,
+    step_quantiles,
+)
 from foresize.forecast.models import FORECASTERS, make_forecaster
 from foresize.forecast.protocol import level_quantiles
 
@@ -80,3 +88,19 @@ def test_one_point_series_says_it_has_no_interval_history() -> None:
     assert fc.mean.tolist() == [3.0, 3.0]
     assert fc.lower[80].tolist() == fc.upper[80].tolist() == [3.0, 3.0]
     assert "no interval history" in fc.model
+
+
+@pytest.mark.parametrize("chunk", [1 << 22, 37, 1])
+def test_step_quantiles_equal_numpy_per_step(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the one-matrix sort gives numpy's own linear quantile, bit for bit, whatever the chunks
+    monkeypatch.setattr(baselines, "SORT_CHUNK", chunk)
+    rng = np.random.default_rng(3)
+    y = np.round(rng.gamma(1.0, 3.0, 120) * (rng.random(120) < 0.7), 1)  # ties, zeros
+    steps = [y[k:] - y[:-k] for k in range(1, 119)] + [np.empty(0)]
+    qs = [0.025, 0.1, 0.5, 0.9, 0.975]
+    found = step_quantiles(steps, qs)
+    for k, errors in enumerate(steps):
+        if errors.size >= MIN_ERRORS:
+            assert found[k].tolist() == np.quantile(errors, qs).tolist()
+        else:  # too few errors to say: NaN, and the bands keep the steps before
+            assert np.isnan(found[k]).all()

@@ -23,24 +23,63 @@ from foresize.forecast.protocol import LocalForecaster, SeriesForecast, level_qu
 MIN_ERRORS = 5
 
 
+#: Elements sorted at once when the bands' quantiles are taken (bounds the memory of a
+#: long history forecast far ahead: steps are sorted in chunks of at most this size).
+SORT_CHUNK = 1 << 22
+
+
 def empirical_bands(
     errors_by_step: Sequence[FloatArray], mean: FloatArray, levels: Sequence[int]
 ) -> tuple[dict[int, FloatArray], dict[int, FloatArray]]:
     """Bands ``mean + quantile(errors)`` per step, widening only, holding ``mean``."""
     h = mean.size
-    lower = {level: np.empty(h) for level in levels}
-    upper = {level: np.empty(h) for level in levels}
-    for level in levels:
-        q_lo, q_hi = level_quantiles(level)
-        lo_prev = hi_prev = 0.0
-        for k in range(h):
-            errors = errors_by_step[k] if k < len(errors_by_step) else np.empty(0)
-            if errors.size >= MIN_ERRORS:
-                lo_k, hi_k = np.quantile(errors, [q_lo, q_hi])
-                lo_prev, hi_prev = min(float(lo_k), lo_prev), max(float(hi_k), hi_prev)
-            lower[level][k] = mean[k] + lo_prev
-            upper[level][k] = mean[k] + hi_prev
+    qs = [q for level in levels for q in level_quantiles(level)]
+    steps = list(errors_by_step[:h])
+    found = step_quantiles(steps, qs)  # (steps, 2 x levels); NaN under MIN_ERRORS errors
+    lower: dict[int, FloatArray] = {}
+    upper: dict[int, FloatArray] = {}
+    for i, level in enumerate(levels):
+        lo = np.zeros(h)
+        hi = np.zeros(h)
+        lo[: len(steps)] = found[:, 2 * i]
+        hi[: len(steps)] = found[:, 2 * i + 1]
+        # widening only, from a zero-width band; a step without enough errors keeps the
+        # band of the steps before it
+        lower[level] = mean + np.minimum.accumulate(np.minimum(np.nan_to_num(lo, nan=0.0), 0.0))
+        upper[level] = mean + np.maximum.accumulate(np.maximum(np.nan_to_num(hi, nan=0.0), 0.0))
     return lower, upper
+
+
+def step_quantiles(errors_by_step: Sequence[FloatArray], qs: Sequence[float]) -> FloatArray:
+    """``np.quantile(errors, qs)`` (linear) for every step's errors at once, NaN for a
+    step with fewer than ``MIN_ERRORS``: the steps are padded to one matrix and sorted
+    row-wise in chunks, not one quantile call per step and level (a 1,442-step forecast
+    of 143 series made 320k calls).
+    """
+    out = np.full((len(errors_by_step), len(qs)), np.nan)
+    sizes = np.array([e.size for e in errors_by_step], dtype=np.int64)
+    q = np.asarray(qs, dtype=np.float64)
+    start = 0
+    while start < sizes.size:
+        width = max(int(sizes[start:].max(initial=0)), 1)
+        stop = start + max(1, min(sizes.size - start, SORT_CHUNK // width))
+        block = np.full((stop - start, width), np.inf)
+        for row, errors in enumerate(errors_by_step[start:stop]):
+            block[row, : errors.size] = errors
+        block.sort(axis=1)
+        n = sizes[start:stop]
+        enough = np.flatnonzero(n >= MIN_ERRORS)
+        # numpy's linear method: the virtual index (n - 1) q, and its lerp
+        virtual = (n[enough, None] - 1) * q[None, :]
+        below = np.floor(virtual).astype(np.int64)
+        above = np.minimum(below + 1, n[enough, None] - 1)
+        gamma = virtual - below
+        a, b = block[enough[:, None], below], block[enough[:, None], above]
+        diff = b - a
+        value = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+        out[start + enough] = value
+        start = stop
+    return out
 
 
 def clip_nonnegative(forecast: SeriesForecast, y: FloatArray) -> SeriesForecast:
