@@ -97,20 +97,33 @@ def test_an_internal_error_quoting_a_header_is_printed_redacted(
     assert "Bearer ***" in err
 
 
-def test_streamed_json_is_byte_for_byte_json_dumps() -> None:
+@pytest.mark.parametrize("nested", [False, True])
+def test_streamed_json_is_byte_for_byte_json_dumps(
+    nested: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rows of scalars take the C encoder's path, a frame with a list column the indented
+    # encoder's: the same bytes either way, slice after slice
     import datetime
     import json
     import math
 
     import polars as pl
 
+    from foresize.cli import output
     from foresize.cli.output import Rows, to_json
 
-    frame = pl.DataFrame({"a": [1, None, 3], "b": [1.5, float("inf"), 2.0],
-                          "t": [datetime.datetime(2024, 1, 1)] * 3})
+    monkeypatch.setattr(output, "ROWS_PER_SLICE", 2)
+    utc = datetime.UTC
+    frame = pl.DataFrame({"a": [1, None, 3], "b": [1.5, float("inf"), float("nan")],
+                          "t": [datetime.datetime(2024, 1, 1)] * 3,
+                          "z": [datetime.datetime(2024, 1, 1, 0, 0, 0, 5, tzinfo=utc)] * 3,
+                          "s": ["é \"q\"\n", None, "ü"], "ok": [True, False, None]})
+    if nested:
+        frame = frame.with_columns(l=pl.Series([[1.0], [], None]))
     document = {"n": 1, "empty": [], "none": {}, "nested": [1, {"x": [[], [2]]}],
                 "nan": float("nan"), "rows": Rows(frame), "no_rows": Rows(frame.head(0))}
     plain = {**document, "nan": None, "no_rows": [],
              "rows": [{**r, "b": r["b"] if math.isfinite(r["b"]) else None,
-                       "t": r["t"].isoformat()} for r in frame.to_dicts()]}
+                       "t": r["t"].isoformat(), "z": r["z"].isoformat()}
+                      for r in frame.to_dicts()]}
     assert to_json(document) == json.dumps(plain, indent=2) + "\n"
