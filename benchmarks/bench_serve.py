@@ -1,7 +1,7 @@
 """LLM serving on the Azure LLM traces: every replica policy tuned to 99 % SLO attainment.
 
 Run: ``FORESIZE_DATA_MIRROR=... python benchmarks/bench_serve.py [--rate-scale 4]
-[--splice 4] [--traces code,conv,lora] [--validation-only | --speed-only]
+[--splice 4] [--traces code,conv,lora] [--validation-only | --speed-only] [--tolerance]
 [--baseline /path/to/other/checkout/src]``.
 
 Issue #17 asks predictive or hybrid for at least 20 % fewer GPU-hours than the best
@@ -23,7 +23,18 @@ forecast exact to the policy's own step, bursts included; ``rate_oracle`` (clair
 too, a bound and no policy) knows only each minute's work, the most a forecast of the
 arrival *rate* can know, and its ``rate bound`` line says whether such a forecast could
 meet the target, with the same bound tuned at 30 s to 5 min to show how much the
-verdict rests on the minute. Then the GenTD26 LoRA trace with its own service
+verdict rests on the minute. Where neither predictive nor hybrid is within 1.3x the
+oracle (or with ``--tolerance``), the ``forecast tolerance`` table and its ``forecast
+bound`` line (``_forecast_tolerance``; not with ``--speed-only``) say how exact a
+per-minute rate forecast must be for 1.3x: the rate oracle's plan run from the true
+per-minute rates times seeded lognormal errors of sigma 1-20 % (5 draws each), and one
+minute late, each plan's capacity scale tuned as the rate oracle's, with its error
+(WAPE after the best constant scale) and its GPU-hours against the oracle's; beside it
+honest forecasts, made from data before each decision only and never from the
+replay's repetition of its copies (the last minute's rate, an EWMA, the predictive
+policy's own sizing), their errors and tuned runs; and whether 1.3x is in reach of
+forecasts that exact (the first line, the true rates as the plan, must tune to the rate
+oracle's own row: the check). Then the GenTD26 LoRA trace with its own service
 model, its policies tuned the same way, and its ``forecast bound`` lines: the cheapest
 99 % run of quantile LightGBM forecasts trained on the other folds of the series (past
 and future), with and without the request trace's signals, against the 1.3x-the-oracle
@@ -55,13 +66,19 @@ from typing import Any
 
 from foresize.graph.hf_config import read_hf_config
 from foresize.ingest.requests import read_request_source, replay
-from foresize.simulate.serve.policies import POLICIES, RATE_WINDOW_S
+from foresize.simulate.serve.policies import (
+    CONTROL_S,
+    POLICIES,
+    RATE_WINDOW_S,
+    sweep_values,
+)
 from foresize.simulate.serve.replica import ReplicaSpec, build_replica
 from foresize.simulate.serve.study import (
     ServeSetup,
     Slo,
     calibrate,
     compare,
+    run_policy,
     sweep_policy,
     trace_from_frame,
     tuned,
@@ -131,6 +148,263 @@ def _rate_bound(setup: ServeSetup, capacity: float, best: dict[str, dict[str, An
           f"{setup.rate_window_s:g} s block's work, needs {ratio:.3f}x the best reactive's "
           f"GPU-hours: {verdict}; at other resolutions (tuned, x best reactive): "
           + "; ".join(curve))
+
+
+TOLERANCE_SIGMAS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)  # lognormal errors of each window's rate
+TOLERANCE_SEEDS = 5  # noise draws per sigma (the same draws, scaled, at every sigma)
+EWMA_HALF_LIFE_S = 60.0  # the honest EWMA forecast's half-life
+TOLERANCE_EXTRA_SCALES = (0.08, 0.06, 0.05, 0.04)  # below rate_oracle's sweep, for worse plans
+
+
+def _scaled_wape(forecast: Any, actual: Any) -> float:
+    """WAPE of ``forecast`` against ``actual`` after the one constant factor that minimises
+    it (the median of actual / forecast weighted by the forecast): the error that a tuned
+    capacity scale, which multiplies every step's plan alike, cannot take out."""
+    import numpy as np
+
+    ratio = actual / forecast
+    order = np.argsort(ratio)
+    cum = np.cumsum(forecast[order])
+    factor = ratio[order][np.searchsorted(cum, 0.5 * cum[-1])]
+    return float(np.abs(factor * forecast - actual).sum() / actual.sum())
+
+
+def _honest_plans(truth: Any, window: int, startup: int, predictive: dict[str, Any] | None,
+                  capacity: float) -> dict[str, Any]:
+    """Forecasts a deployed policy could make, each at step ``n`` from the work of steps
+    before ``n`` only (step 0: its own work, what every policy starts with), none of them
+    looking back far enough to see the replay's copies repeat: the last ``window`` steps'
+    mean (a naive per-minute rate), an EWMA of the 15 s work, and the work the tuned
+    predictive policy sizes to (``replicas.scalers.Predictive`` replayed on the same
+    series at its tuned level and capacity scale: its replica count x the capacity per
+    replica it sized with, a quantile of the 15 s need rather than a rate, so only its
+    error after scaling compares). Each is a flat forecast of every step ahead, so the
+    plan at ``n`` is the forecast itself (``rate_plan``: no further look-ahead).
+    """
+    import numpy as np
+
+    from foresize.simulate.replicas.scalers import ScaleContext, StepView, make_scaler
+    from foresize.simulate.replicas.service import Sizer
+
+    n_steps = truth.size
+    cum = np.concatenate([[0.0], np.cumsum(truth)])
+    n = np.arange(1, n_steps)
+    naive = np.empty(n_steps)
+    naive[0] = truth[0]
+    naive[1:] = (cum[n] - cum[np.maximum(n - window, 0)]) / np.minimum(n, window)
+    ewma = np.empty(n_steps)
+    ewma[0] = level = truth[0]
+    alpha = 1.0 - 0.5 ** (1.0 / (EWMA_HALF_LIFE_S / CONTROL_S))
+    for k in range(1, n_steps):
+        level += alpha * (truth[k - 1] - level)
+        ewma[k] = level
+    plans = {f"naive: the last {window * CONTROL_S:g} s's rate": naive,
+             f"EWMA of the 15 s work, half-life {EWMA_HALF_LIFE_S:g} s": ewma}
+    if predictive is not None:
+        sized = capacity * predictive["capacity_scale"]
+        sizer = Sizer(sized, min_replicas=1, max_replicas=1_000)
+        scaler = make_scaler("predictive", level=predictive["value"])
+        want = np.empty(n_steps)
+        want[0] = scaler.start(ScaleContext(sizer, startup, CONTROL_S, truth))
+        for k in range(1, n_steps):
+            want[k] = scaler.desired(StepView(k, truth[:k], truth[:k], 1, 0))
+        plans[f"predictive's, as sized (q{predictive['value']:g}@"
+              f"{predictive['capacity_scale']:g})"] = want * sized
+    return {k: np.maximum(v, 1e-12) for k, v in plans.items()}
+
+
+def _tune_plan(setup: ServeSetup, plan: Any, capacity: float
+               ) -> tuple[dict[str, Any], bool, int]:
+    """``rate_plan`` ``plan`` tuned as ``sweep_policy`` tunes ``rate_oracle``: the cheapest
+    capacity scale of its sweep (extended below by ``TOLERANCE_EXTRA_SCALES`` for plans
+    that need more) at >= the target attainment, then ``REFINE`` bisections toward the next
+    cheaper swept scale. The scale is found by bisecting the sweep instead of running all
+    of it (about 8 runs instead of 15), which gives the same row as long as attainment
+    falls as the scale grows: a larger scale runs at most as many replicas at every step.
+    The rate oracle's own plan checks that it does (``_forecast_tolerance``'s first line).
+    Returns the tuned row and True, or the safest run and False, and the runs made.
+    """
+    planned = replace(setup, rate_plan=plan)
+    scales = [*sweep_values("rate_oracle"), *TOLERANCE_EXTRA_SCALES]  # cheapest first
+    rows: dict[float, dict[str, Any]] = {}
+
+    def meets(scale: float) -> bool:
+        if scale not in rows:
+            rows[scale] = run_policy(planned, "rate_oracle", scale, capacity)[0]
+        return bool(rows[scale]["attainment"] >= setup.slo.attainment)
+
+    lo, hi = -1, len(scales)  # scales[lo] misses, scales[hi] meets
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if meets(scales[mid]) else (mid, hi)
+    if hi == len(scales):
+        return rows[scales[-1]], False, len(rows)
+    good, bad = scales[hi], scales[hi - 1] if hi else scales[hi]
+    for _ in range(REFINE if hi else 0):  # the cheapest swept scale has no cheaper one
+        half = 0.5 * (good + bad)
+        good, bad = (half, bad) if meets(half) else (good, half)
+    pick = tuned(list(rows.values()), setup.slo.attainment)
+    assert pick is not None
+    return pick, True, len(rows)
+
+
+def _forecast_tolerance(setup: ServeSetup, capacity: float,
+                        best: dict[str, dict[str, Any] | None]) -> None:
+    """How exact a per-minute rate forecast must be for 1.3x the oracle's GPU-hours, and
+    how exact honest forecasts are: the bound for a trace where even the rate oracle is
+    barely within 1.3x.
+
+    Each plan is run as the rate oracle's (``rate_plan``: every step sized to the plan's
+    value) and its capacity scale tuned as the rate oracle's (``_tune_plan``); its row is
+    the cheapest at >= 99 %. Plans: the true rate of each window, which is the rate
+    oracle's own plan (the first line: its tuned row must be the rate oracle's, a check of
+    the plan pipeline and of the tuning); the true rates times seeded lognormal errors
+    ``exp(sigma z)``, z ~ N(0, 1) per window, the same z at every sigma, for
+    ``TOLERANCE_SIGMAS`` x ``TOLERANCE_SEEDS`` draws (mean and range over the draws, and
+    how many are within 1.3x); the true rates one window late (the rate oracle's plan a
+    minute behind: close to a naive forecast, and a generous one, since a step's
+    look-ahead may reach into a window not yet over); and the honest forecasts of
+    ``_honest_plans``, made from data before their origin only and never from the copies'
+    repetition (a forecaster that learnt the splice period would replay the copies
+    exactly: memorisation of the replay, not a forecast, so none is shown). Errors, over
+    the scored steps: the WAPE after the best constant scale (``_scaled_wape``) of each
+    window's rate as forecast at the window's start (``window``) and of what each step is
+    sized to (``sized``: for the true rate, its highest over the step and the start-up
+    look-ahead). The verdict sets the honest forecasts' sized error against the sized
+    error of the largest sigma up to which the mean of the draws is within 1.3x, and of
+    the smallest sigma at which no draw is. Two cautions in reading it: an error can
+    also help (a draw that happens to over-provision the bursty minutes can beat the
+    true rate: on the code trace one draw at sigma 10 % tunes to 1.212x against the rate
+    oracle's 1.292x), so "out of reach" is said of random errors of a size, not of every
+    forecast that errs that much; and three bisections leave a tuned row a step of the
+    scale from the next (code: 0.15625 reaches 99.07 % for 3.77 GPU-h, 0.1625 98.68 % for
+    3.60), about 4 % of GPU-hours, more than the rate oracle's margin under 1.3x there,
+    so draws at sigma 1-2 % differ mostly by that step. Deterministic; about two
+    minutes on the code trace, four on conv (on one core).
+    """
+    import math
+
+    import numpy as np
+
+    from foresize.simulate.serve.policies import plan_ahead, rate_series
+    from foresize.simulate.serve.study import work_series
+
+    oracle, rate_row = best.get("oracle"), best.get("rate_oracle")
+    if oracle is None or rate_row is None:
+        print("forecast tolerance: the oracle or the rate oracle misses 99 % at every setting")
+        return
+    began, n_runs = time.perf_counter(), 0
+    truth = work_series(setup)
+    n_steps = truth.size
+    window = max(1, round(setup.rate_window_s / CONTROL_S))
+    startup = math.ceil(setup.model.startup_s / CONTROL_S)
+    rate = rate_series(truth, window)
+    exact = plan_ahead(rate, startup)
+    blocks = rate[::window]
+    first = math.ceil(setup.warmup_s / CONTROL_S)  # the first scored step
+    steps = np.arange(first, n_steps)
+    starts = np.arange(-(-first // window) * window, n_steps, window)  # scored windows
+    limit = 1.3 * oracle["gpu_hours"]
+    Run = tuple[dict[str, Any], bool]  # noqa: N806  (a row, and whether it reaches 99 %)
+
+    def run(plan: Any) -> Run:
+        nonlocal n_runs
+        row, met, runs = _tune_plan(setup, plan, capacity)
+        n_runs += runs
+        return row, met
+
+    def sized(plan: Any) -> float:
+        return _scaled_wape(plan[steps], exact[steps])
+
+    def at_start(forecast: Any) -> float:
+        return _scaled_wape(forecast, rate[starts])
+
+    def line(label: str, window_err: float, sized_err: float, runs: list[Run],
+             note: str = "") -> float:
+        """Print one plan's line; the mean ratio to the oracle (inf: a draw misses 99 %)."""
+        hours = np.array([r["gpu_hours"] for r, _ in runs])
+        x = hours / oracle["gpu_hours"]
+        within = sum(met and h <= limit for (_, met), h in zip(runs, hours, strict=True))
+        if len(runs) > 1:
+            cost = (f"{hours.mean():>8.2f} ({hours.min():.2f}-{hours.max():.2f})"
+                    f"{x.mean():>10.3f} ({x.min():.3f}-{x.max():.3f})")
+        elif runs[0][1]:
+            cost = f"{hours[0]:>8.2f}{'':>12}{x[0]:>10.3f}{'':>14}"
+        else:
+            cost = f"{'> ' + format(hours[0], '.2f'):>8}{'':>12}{'> ' + format(x[0], '.3f'):>10}"
+            cost += f"{'':>14}"
+        missed = [r for r, met in runs if not met]
+        note += "" if not missed else (
+            f"  (misses 99 % down to scale {missed[0]['value']:g}: "
+            f"{100 * missed[0]['attainment']:.2f} % there)" if len(runs) == 1
+            else f"  ({len(missed)} draws miss 99 % at every scale)")
+        print(f"{label:<62}{100 * window_err:>7.1f}%{100 * sized_err:>7.1f}%{cost}"
+              f"{f'{within}/{len(runs)}':>8}{note}")
+        return float(x.mean()) if not missed else math.inf
+
+    print(f"forecast tolerance: each plan run as the rate oracle's and its capacity scale "
+          f"tuned the same way, against 1.3x the oracle = {limit:.2f} GPU-h; error = WAPE "
+          "after the best constant scale, over the scored copies, of each window's rate as "
+          "forecast at its start and of what each step is sized to")
+    print(f"{'plan':<62}{'window':>8}{'sized':>8}{'GPU-h (range)':>20}"
+          f"{'x oracle (range)':>24}{'<= 1.3x':>8}")
+    check = run(exact)
+    same = "identical to" if check == (rate_row, True) else "DIFFERS from"
+    line(f"the true rate (check: {same} the tuned rate oracle)",
+         at_start(blocks[starts // window]), sized(exact), [check])
+    curve: list[tuple[float, float, float, int]] = []  # sigma, sized error, mean x, within
+    draws = [np.random.default_rng(seed).standard_normal(blocks.size)
+             for seed in range(TOLERANCE_SEEDS)]
+    for sigma in (s for s in TOLERANCE_SIGMAS if s > 0):
+        runs, sized_errs, start_errs = [], [], []
+        for z in draws:
+            noisy = blocks * np.exp(sigma * z)
+            plan = plan_ahead(np.repeat(noisy, window)[:n_steps], startup)
+            runs.append(run(plan))
+            sized_errs.append(sized(plan))
+            start_errs.append(at_start(noisy[starts // window]))
+        mean_x = line(f"the true rate x lognormal error, sigma {100 * sigma:g} %",
+                      float(np.mean(start_errs)), float(np.mean(sized_errs)), runs)
+        within = sum(met and r["gpu_hours"] <= limit for r, met in runs)
+        curve.append((sigma, float(np.mean(sized_errs)), mean_x, within))
+    late_blocks = np.concatenate([blocks[:1], blocks[:-1]])
+    late = plan_ahead(np.repeat(late_blocks, window)[:n_steps], startup)
+    line("the true rate one window late", at_start(late_blocks[starts // window]),
+         sized(late), [run(late)])
+    honest: list[tuple[str, float, float]] = []  # name, sized error, x oracle
+    pred = best.get("predictive")
+    for name, plan in _honest_plans(truth, window, startup, pred, capacity).items():
+        own = name.startswith("predictive's")
+        got = (pred, True) if own and pred is not None else run(plan)
+        mean_x = line("honest: " + name, at_start(plan[starts]), sized(plan), [got],
+                      "  (its own tuned run above)" if own else "")
+        honest.append((name, sized(plan), mean_x))
+    ok: list[tuple[float, float, float, int]] = []  # the sigmas up to the first mean > 1.3x
+    for c in curve:
+        if c[2] > 1.3:
+            break
+        ok.append(c)
+    out = next((c for c in curve if c[3] == 0), None)
+    name, err, _ = min(honest, key=lambda h: h[1])
+    best_x = min(h[2] for h in honest)
+    tolerance = (f"1.3x needs a sized error <= {100 * ok[-1][1]:.1f} % (sigma "
+                 f"{100 * ok[-1][0]:g} %: {ok[-1][2]:.3f}x on average, {ok[-1][3]}/"
+                 f"{TOLERANCE_SEEDS} draws within)" if ok else
+                 f"no error of sigma >= {100 * curve[0][0]:g} % is within 1.3x on average")
+    shown_x = f"{best_x:.3f}x" if math.isfinite(best_x) else "none reaching 99 %"
+    where = (f"the best honest forecast here: {100 * err:.1f} % ({name}); the cheapest honest "
+             f"tuned run {shown_x} the oracle")
+    if out is not None and err >= out[1]:
+        verdict = (f"out of reach for any forecast of the per-minute rate with random "
+                   f"errors >= {100 * out[1]:.1f} % (sigma {100 * out[0]:g} %: no draw within "
+                   f"1.3x); " + where)
+    elif ok and err <= ok[-1][1]:
+        verdict = f"reachable: {where}, within the tolerance"
+    else:
+        verdict = (f"marginal: {where}, between the tolerance and the error at which no "
+                   "draw is within 1.3x")
+    print(f"forecast bound: {tolerance}; {verdict} ({n_runs} runs, "
+          f"{time.perf_counter() - began:.0f} s)")
 
 
 LORA_HPA = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -424,6 +698,9 @@ def main() -> None:
                         "trace, no validation): the speed target's check in minutes")
     parser.add_argument("--baseline", metavar="SRC",
                         help="then time the same sweeps importing foresize from SRC")
+    parser.add_argument("--tolerance", action="store_true",
+                        help="the forecast-error tolerance on every Azure trace, also where "
+                        "predictive or hybrid is already within 1.3x the oracle")
     parser.add_argument("--speed-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.validation_only:
@@ -484,6 +761,16 @@ def main() -> None:
                 print(f"{policy}: {vs_reactive}, {vs_oracle}{vs_rate}")
             else:
                 print(f"{policy}: no swept level reaches 99 %")
+        if args.speed_only or args.speed_json:
+            continue
+        within = [(p, result[p]["vs_oracle"]) for p in ("predictive", "hybrid")
+                  if p in result and result[p]["vs_oracle"] is not None
+                  and result[p]["vs_oracle"] <= 1.3]
+        if within and not args.tolerance:
+            print(f"forecast tolerance: not run, {within[0][0]} is within 1.3x the oracle "
+                  f"({within[0][1]:.3f}x); --tolerance runs it")
+        else:
+            _forecast_tolerance(setup, capacity, best)
     if args.speed_json:
         import foresize
 

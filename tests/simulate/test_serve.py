@@ -267,6 +267,58 @@ def test_the_rate_oracle_knows_each_minute_s_work_but_not_when_it_lands() -> Non
     assert set(flat) == {2}
 
 
+def test_plan_ahead_is_the_highest_rate_over_each_step_s_start_up_look_ahead() -> None:
+    from foresize.simulate.serve.policies import plan_ahead
+
+    rate = np.array([1.0, 5.0, 2.0, 0.0, 3.0, 1.0])
+    assert plan_ahead(rate, 2).tolist() == [5.0, 5.0, 3.0, 3.0, 3.0, 1.0]  # fewer at the end
+    assert plan_ahead(rate, 0).tolist() == rate.tolist()
+    assert plan_ahead(rate, 10).tolist() == [5.0, 5.0, 3.0, 3.0, 3.0, 1.0]
+    with pytest.raises(InputError):
+        plan_ahead(rate, -1)
+
+
+def test_a_rate_plan_is_sized_step_by_step_and_must_cover_the_run() -> None:
+    from dataclasses import replace
+
+    plan = np.array([1.0, 3.0, 0.5, 2.0, 6.0, 1.0, 1.0, 1.0])  # work per 15 s step
+    ctx = PolicyContext(1.0, 1000, 37.0, 1.0, np.ones(plan.size), rate_plan=plan)
+    seen = _decisions("rate_oracle", ctx, 0.5)  # capacity 0.5: need = ceil(2 x plan)
+    # no look-ahead of its own: the decision at the end of step n runs step n + 1's need
+    steps = [seen[0]] + [seen[15 * (n + 1)] for n in range(plan.size - 1)]
+    assert steps == [2, 6, 1, 4, 12, 2, 2, 2]
+    with pytest.raises(InputError, match="rate plan: 7 steps for a run of 8"):
+        _decisions("rate_oracle", replace(ctx, rate_plan=plan[:-1]), 0.5)
+
+
+def test_the_true_rate_as_the_rate_plan_reproduces_the_rate_oracle(code_trace: Trace) -> None:
+    """The known answer of the forecast-error bound (``bench_serve.py``): a rate plan with
+    no error is the rate oracle, decision for decision and row for row."""
+    from dataclasses import replace
+
+    from foresize.ingest.requests import ReplayInfo
+    from foresize.simulate.serve.policies import CONTROL_S, plan_ahead, rate_series
+    from foresize.simulate.serve.study import ServeSetup, run_policy, work_series
+
+    rng = np.random.default_rng(3)
+    truth = rng.exponential(2.0, 40)
+    ctx = PolicyContext(1.0, 1000, 37.0, 1.0, truth)
+    exact = plan_ahead(rate_series(truth, 4), 3)  # 60 s blocks, 37 s start-up = 3 steps
+    for scale in (0.3, 0.5, 1.0):
+        assert _decisions("rate_oracle", replace(ctx, rate_plan=exact), scale) == \
+            _decisions("rate_oracle", ctx, scale)
+    setup = ServeSetup(_model(device="h100"), code_trace, Slo(2.0, 0.1, 0.99),
+                       ReplayInfo(4.0, 1, code_trace.n, float(code_trace.arrival_s[-1])), 1.0)
+    work = work_series(setup)
+    startup = int(np.ceil(setup.model.startup_s / CONTROL_S))
+    plan = plan_ahead(rate_series(work, 4), startup)
+    rows = {scale: run_policy(setup, "rate_oracle", scale, 1.0)[0] for scale in (0.2, 0.5)}
+    for scale, row in rows.items():
+        assert run_policy(replace(setup, rate_plan=plan), "rate_oracle", scale, 1.0)[0] == row
+    more = run_policy(replace(setup, rate_plan=1.5 * plan), "rate_oracle", 0.5, 1.0)[0]
+    assert more["gpu_hours"] > rows[0.5]["gpu_hours"]  # an error in the plan does show
+
+
 def test_the_rate_oracle_is_neither_reactive_nor_compared_as_a_policy() -> None:
     from foresize.simulate.serve.policies import POLICIES
     from foresize.simulate.serve.study import PREDICTIVE, REACTIVE, compare

@@ -49,7 +49,10 @@ All run against the same engine and see the same ``TickView`` (one tick a second
   bursts, which no rate forecast sees coming). Its tuned GPU-hours bound every
   forecast-driven policy of this form fed a per-minute rate forecast, however good
   (knob: capacity scale, as the oracle's; a minute's rate hides its bursts, so its sweep
-  reaches further down).
+  reaches further down). Given ``PolicyContext.rate_plan`` (the work each step is sized
+  to, look-ahead included: ``plan_ahead`` of a rate, or a forecast made at each step) it
+  runs that plan instead, the same way: how a rate forecast's errors cost (a bound's
+  sensitivity, not clairvoyance).
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ class PolicyContext:
     max_replicas: int = 1_000
     ttft_s: float = 2.0  # the TTFT SLO, for the hybrid's risk signal
     rate_window_s: float = RATE_WINDOW_S  # the rate oracle's resolution
+    rate_plan: FloatArray | None = None  # what ``rate_oracle`` sizes each step to, if given
 
     @property
     def initial(self) -> int:
@@ -298,8 +302,31 @@ def rate_series(truth: FloatArray, steps: int) -> FloatArray:
     return np.repeat(means, steps)[:n]
 
 
+def plan_ahead(rate: FloatArray, steps: int) -> FloatArray:
+    """The highest of ``rate`` over each step and the ``steps`` after it (fewer at the end):
+    what the oracle's plan sizes a step to, a replica asked for now being ready ``steps``
+    on. ``steps = 0`` returns ``rate`` itself.
+    """
+    if steps < 0:
+        raise InputError(f"look-ahead must be >= 0 steps, got {steps}")
+    out: FloatArray = np.asarray(rate, dtype=np.float64).copy()
+    for k in range(1, min(steps, out.size - 1) + 1):
+        out[:-k] = np.maximum(out[:-k], rate[k:])
+    return out
+
+
 def _rate_oracle(scale: float, ctx: PolicyContext) -> Policy:
-    """The oracle's plan on the work rate of each ``ctx.rate_window_s`` block (clairvoyant)."""
+    """The oracle's plan on the work rate of each ``ctx.rate_window_s`` block (clairvoyant),
+    or, given ``ctx.rate_plan``, that plan: each step sized to its value, no further
+    look-ahead (``plan_ahead`` of the blocks' rate is the clairvoyant plan itself).
+    """
+    if ctx.rate_plan is not None:
+        if ctx.rate_plan.shape != ctx.truth.shape:
+            raise InputError(f"rate plan: {ctx.rate_plan.size} steps for a run of "
+                             f"{ctx.truth.size}")
+        planned = replace(ctx, truth=ctx.rate_plan, startup_s=0.0)
+        return SeriesPolicy(make_scaler("oracle"), planned, _work, ctx.capacity * scale,
+                            hindsight=True)
     rate = rate_series(ctx.truth, _ticks(ctx.rate_window_s, CONTROL_S))
     return SeriesPolicy(make_scaler("oracle"), replace(ctx, truth=rate), _work,
                         ctx.capacity * scale, hindsight=True)

@@ -145,6 +145,7 @@ class ServeSetup:
     max_replicas: int = 1_000
     warmup_s: float = 0.0  # run but not scored: the history every policy starts from
     rate_window_s: float = RATE_WINDOW_S  # what ``rate_oracle`` knows: the rate per window
+    rate_plan: FloatArray | None = None  # per control step: what ``rate_oracle`` sizes to
 
 
 def _poisson_trace(trace: Trace, rate: float, n: int, seed: int = 0) -> Trace:
@@ -190,7 +191,7 @@ def context(setup: ServeSetup, capacity: float) -> PolicyContext:
     """The policy context of a setup at a calibrated capacity."""
     return PolicyContext(capacity, setup.model.kv_capacity_tokens, setup.model.startup_s,
                          setup.tick_s, work_series(setup), setup.max_replicas,
-                         setup.slo.ttft_s, setup.rate_window_s)
+                         setup.slo.ttft_s, setup.rate_window_s, setup.rate_plan)
 
 
 def score(setup: ServeSetup, result: RunResult) -> dict[str, Any]:
