@@ -31,6 +31,7 @@ from foresize.evaluate.rightsize_panels import (
     DEFAULT_VARIANT,
     FRONTIER_TARGET,
     VARIANTS,
+    ceiling_table,
     evaluate_panel,
     leave_one_panel_out,
     load_panels,
@@ -42,9 +43,9 @@ from foresize.evaluate.rightsizing import sharing_table
 from foresize.recommend.choices import MIN_POINTS
 from foresize.recommend.strategies.base import DEFAULT_RISK, units_for
 from foresize.recommend.strategies.foresize import (
+    DEFAULT_MAX_CHANCE,
     DEFAULT_SHARE,
     GAP_SHARES,
-    MAX_RISK_MULTIPLE,
     MIN_WORKLOADS,
     PERCENT_CAP,
     SMALL_FLEET_SPLITS,
@@ -63,7 +64,7 @@ def main() -> None:
     panels = load_panels(args.panels)
     print(
         f"default variant {DEFAULT_VARIANT!r} (spread share {DEFAULT_SHARE}, risk spent by "
-        f"cost, no workload's own chance above {MAX_RISK_MULTIPLE:g} x risk), chosen on "
+        f"cost, no workload's own chance above {DEFAULT_MAX_CHANCE:g}), chosen on "
         f"{DEFAULT_CHOSEN_ON} (least frontier ratio there; 'learned' variants pick the "
         f"share per fleet from {GAP_SHARES}); default risk {DEFAULT_RISK} for every "
         "resource, chosen on pod_memory_util (the least-slack standard risk that violates "
@@ -116,6 +117,12 @@ def main() -> None:
     ))  # fmt: skip
     print("\n== leave one panel out: variant chosen on one panel, reported on the others")
     print(leave_one_panel_out(panels, results))
+    print(
+        f"\n== a ceiling on each workload's own chance (--max-chance): the default "
+        f"({DEFAULT_MAX_CHANCE:g}) against 2 x risk, the calibration band's upper edge "
+        "(slack / violated; in_band: the share violated within [r/2, 2r])"
+    )
+    print(ceiling_table(panels))
     if args.panels is None or "pod_gpu_duty_cycle" in args.panels:
         print("\nGPU sharing on pod_gpu_duty_cycle (milli-GPU)")
         print(sharing_table(read_table("alibaba-gentd26:gpu_duty_cycle")))

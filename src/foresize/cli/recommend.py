@@ -163,8 +163,12 @@ def recommend(
         "--strategy", f"Right-sizer: {', '.join(STRATEGY_NAMES)}.")] = "foresize",
     risk: Annotated[float | None, opt(
         "--risk", "Share of workloads expected to exceed their limit over the horizon, in "
-        "(0, 0.5]; no workload's own chance above twice it (its rationale states it). "
-        "Default: 0.05 (chosen on pod_memory_util; see benchmarks/bench_rightsize.py).",
+        "(0, 0.5]; the foresize strategy spends it where covering costs most (each "
+        "rationale states the workload's own chance). Default: 0.05 (chosen on "
+        "pod_memory_util; see benchmarks/bench_rightsize.py).", show_default=False)] = None,
+    max_chance: Annotated[float | None, opt(
+        "--max-chance", "No workload's own chance of exceeding above this, in (0, 0.5] "
+        "(foresize strategy; e.g. 2 x --risk to spread the risk evenly). Default: 0.5.",
         show_default=False)] = None,
     horizon: Annotated[str | None, opt(
         "--horizon", "Planning horizon, e.g. 7d or 12h (default: 3/7 of the history, "
@@ -241,6 +245,7 @@ def recommend(
     from foresize.recommend.export import parse_quantity
     from foresize.recommend.plan import SCHEMA_VERSION, recommendation_schema, validate_plan
     from foresize.recommend.service import PlanRequest, ScalingRequest, build_plan, size_model
+    from foresize.recommend.strategies import check_chance_option
 
     if schema:
         typer.echo(json.dumps(recommendation_schema(), indent=2))
@@ -251,10 +256,11 @@ def recommend(
         fmt = "k8s"
     if fmt is None and output is not None and output.suffix.lower() == ".html":
         fmt = "html"
+    check_chance_option(strategy, max_chance)  # before any source is read
     if is_cluster_source(telemetry):
         _recommend_cluster(telemetry, ClusterPlanRequest(
-            strategy=strategy, risk=risk, horizon_s=_seconds(horizon), min_points=min_points,
-            force=force, phases=bool(phases),
+            strategy=strategy, risk=risk, max_chance=max_chance, horizon_s=_seconds(horizon),
+            min_points=min_points, force=force, phases=bool(phases),
             prices=None if prices is None else load_prices(prices,
                                                            merge_defaults=not prices_only)),
             fmt=fmt, output=output, wide=wide)
@@ -269,8 +275,9 @@ def recommend(
     sizing = None if model is None else size_model(
         model, batch=batch, context=context, dtype=dtype, dims=parse_dims(dim))
     request = PlanRequest(
-        metric=metric, strategy=strategy, risk=risk, horizon_s=_seconds(horizon),
-        force=force, phases=phases is not False, min_points=min_points, model=sizing,
+        metric=metric, strategy=strategy, risk=risk, max_chance=max_chance,
+        horizon_s=_seconds(horizon), force=force, phases=phases is not False,
+        min_points=min_points, model=sizing,
         prices=price_table, devices=tuple(device or ()), scaling=scaling,
         current_limit=None if current_limit is None else parse_quantity(current_limit),
     )

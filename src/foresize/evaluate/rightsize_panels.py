@@ -420,3 +420,24 @@ def leave_one_panel_out(
                 }
             )
     return pl.DataFrame(rows)
+
+
+def ceiling_table(panels: Sequence[Panel], variant: str = DEFAULT_VARIANT) -> pl.DataFrame:
+    """Per panel and standard risk: the default variant as it is (no workload's own chance
+    above one half, ``--max-chance``'s default) beside the same with a ceiling of ``2 x risk`` per
+    workload, the calibration band's upper edge: what an even spread of the risk costs.
+    """
+    rows = []
+    for panel in panels:
+        for risk in RISKS:
+            cells: dict[str, Any] = {"panel": panel.name, "risk": risk}
+            for label, settings in (("default", {}), ("2r", {"max_chance": 2 * risk})):
+                strategy = make_strategy("foresize", **VARIANTS[variant], **settings)
+                score = backtest_rightsizing(panel.fleet, strategy, metric=panel.metric,
+                                             risk=risk)
+                cells[f"{label}_slack"] = score.slack
+                cells[f"{label}_violated"] = score.n_violated
+                share = score.n_violated / score.n_workloads
+                cells[f"{label}_in_band"] = risk / 2 <= share <= 2 * risk
+            rows.append(cells)
+    return pl.DataFrame(rows)

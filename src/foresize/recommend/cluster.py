@@ -70,6 +70,7 @@ class ClusterPlanRequest:
 
     strategy: str = "foresize"
     risk: float | None = None
+    max_chance: float | None = None  # the foresize strategy's ceiling per workload
     horizon_s: float | None = None
     min_points: int = MIN_POINTS
     prices: PriceTable | None = None
@@ -117,20 +118,21 @@ def plan_cluster(
     frame = telemetry.frame
     present = set(frame["metric"].unique().to_list()) if frame.height else set()
     recs: dict[tuple[str, str], ResourceRecommendation] = {}
-    risk = request.risk
+    risk, max_chance = request.risk, request.max_chance
     for metric in ("cpu_cores", "mem_bytes", "gpu_mem_bytes", "gpu_util_pct"):
         if metric not in present:
             continue
         try:
             result = recommend_rightsizing(
                 frame, metric=metric, strategy=request.strategy, risk=request.risk,
-                horizon_s=request.horizon_s, min_points=request.min_points, source=source,
-                force=request.force, include_phases=request.phases)
+                max_chance=request.max_chance, horizon_s=request.horizon_s,
+                min_points=request.min_points, source=source, force=request.force,
+                include_phases=request.phases)
         except InsufficientDataError:
             if metric in RESOURCES:
                 continue
             raise
-        risk = result.risk
+        risk, max_chance = result.risk, result.max_chance
         recs.update({(r.workload, metric): r for r in result.recommendations})
     prices = request.prices or load_prices()
     util = _gpu_p95(frame)
@@ -162,6 +164,7 @@ def plan_cluster(
         delta_per_hour=sum(c.delta_per_hour for c in totals),
     )
     parameters = {"mode": "cluster", "strategy": request.strategy, "risk": risk,
+                  "max_chance": max_chance,
                   "horizon_s": request.horizon_s, "min_points": request.min_points,
                   "prices": prices.source}
     ordered = sorted(recs.values(), key=lambda r: (r.resource, r.workload))

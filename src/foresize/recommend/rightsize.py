@@ -36,6 +36,7 @@ from foresize.recommend.strategies import (
     History,
     Sizing,
     Strategy,
+    check_chance_option,
     check_risk,
     default_risk,
     make_strategy,
@@ -119,6 +120,7 @@ class RightsizingResult:
     strategy: str
     risk: float
     recommendations: list[ResourceRecommendation]
+    max_chance: float | None = None  # the ceiling per workload (foresize strategy only)
 
     @property
     def n_ok(self) -> int:
@@ -132,6 +134,7 @@ def recommend_rightsizing(
     metric: str | None = None,
     strategy: str = "foresize",
     risk: float | None = None,
+    max_chance: float | None = None,
     horizon_s: float | None = None,
     floor: float | None = None,
     ceiling: Mapping[str, float] | None = None,
@@ -144,7 +147,9 @@ def recommend_rightsizing(
 
     ``risk`` is the target chance of exceeding the limit within the horizon, in
     (0, 0.5]; default ``DEFAULT_RISK`` (0.05, chosen on pod_memory_util; see
-    ``benchmarks/bench_rightsize.py``). ``floor`` (in the metric's unit) is never
+    ``benchmarks/bench_rightsize.py``): the share of the workloads expected to pass their
+    limit. ``max_chance`` (the foresize strategy only) caps each workload's own chance,
+    which the strategy spends unevenly by default. ``floor`` (in the metric's unit) is never
     undercut, e.g. the GPU memory the model's weights and activations need.
     ``ceiling`` (per workload, same unit) is the most the hardware can give, e.g. the
     GPU memory of the GPUs a workload runs on: a limit above it could never be used, so
@@ -155,7 +160,12 @@ def recommend_rightsizing(
     """
     name = pick_metric(frame, metric, source=source)
     chosen_risk = check_risk(default_risk(name) if risk is None else risk)
-    settings = {"floor": floor} if strategy == "foresize" and floor is not None else {}
+    ceiling_chance = check_chance_option(strategy, max_chance)
+    settings: dict[str, float] = {}
+    if strategy == "foresize" and floor is not None:
+        settings["floor"] = floor
+    if ceiling_chance is not None:
+        settings["max_chance"] = ceiling_chance
     sizer: Strategy = make_strategy(strategy, **settings)
     all_histories = histories(frame, name)
     fleet = {w: h for w, h in all_histories.items() if h.n_points >= min_points}
@@ -198,7 +208,7 @@ def recommend_rightsizing(
                 phases=schedules.get(workload, []),
             )
         )
-    return RightsizingResult(name, strategy, chosen_risk, recs)
+    return RightsizingResult(name, strategy, chosen_risk, recs, ceiling_chance)
 
 
 def _floored(sizing: Sizing, floor: float) -> Sizing:

@@ -75,7 +75,12 @@ from foresize.recommend.scaling import (
     hpa_settings,
     replica_schedule,
 )
-from foresize.recommend.strategies import MIN_POINTS, STRATEGIES, check_risk
+from foresize.recommend.strategies import (
+    MIN_POINTS,
+    STRATEGIES,
+    check_chance_option,
+    check_risk,
+)
 
 DEMAND_METRICS = ("qps", "arrivals", "concurrency")
 # Metrics that are a percentage of the container's current limit: Kubernetes quantities
@@ -406,6 +411,7 @@ class PlanRequest:
     metric: str | None = None
     strategy: str = "foresize"
     risk: float | None = None
+    max_chance: float | None = None  # the foresize strategy's ceiling per workload
     horizon_s: float | None = None
     min_points: int = MIN_POINTS
     model: ModelSizing | None = None
@@ -423,6 +429,10 @@ class PlanRequest:
         STRATEGIES.get(self.strategy)
         if self.risk is not None:
             check_risk(self.risk)
+        check_chance_option(self.strategy, self.max_chance)
+        if self.scaling is not None and self.max_chance is not None:
+            raise UsageError("--max-chance caps right-sizing's limits; --capacity plans "
+                             "replicas, whose risk is the forecast's quantile")
         if self.scaling is not None:
             self.scaling.check()
         if self.current_limit is not None and not (
@@ -488,6 +498,7 @@ def build_plan(frame: pl.DataFrame, request: PlanRequest) -> PlanBody:
             "metric": metric,
             "strategy": request.strategy,
             "risk": request.risk,
+            "max_chance": request.max_chance,
             "horizon_s": request.horizon_s,
             "min_points": request.min_points,
             "floor": floor,
@@ -513,6 +524,7 @@ def build_plan(frame: pl.DataFrame, request: PlanRequest) -> PlanBody:
             metric=metric,
             strategy=request.strategy,
             risk=request.risk,
+            max_chance=request.max_chance,
             horizon_s=request.horizon_s,
             floor=floor,
             ceiling=request.ceiling,
@@ -524,6 +536,7 @@ def build_plan(frame: pl.DataFrame, request: PlanRequest) -> PlanBody:
         body.rightsizing = result
         body.recommendations = list(result.recommendations)
         body.parameters["risk"] = result.risk
+        body.parameters["max_chance"] = result.max_chance
     if model is not None:
         _place_and_price(frame, body, model, request)
     return body
