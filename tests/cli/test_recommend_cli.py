@@ -398,3 +398,37 @@ def test_prices_and_model_errors(
     assert "no candidate holds it on 8 devices" in err
     assert len(err.strip().splitlines()) == 1
     assert not target.exists()
+
+
+def test_max_chance_caps_each_workloads_own_chance(
+    source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # by default the risk is spent unevenly (some workloads above 2 x 5 %); --max-chance
+    # caps every stated chance, the fleet still averages the risk, and the plan says so
+    plans = {}
+    for cap in (None, 0.06):
+        flags = [] if cap is None else ["--max-chance", str(cap)]
+        code, out, _ = run(["recommend", source, "-f", "json", *flags], capsys)
+        assert code == 0
+        plans[cap] = json.loads(out)
+    for cap, plan in plans.items():
+        assert plan["parameters"]["max_chance"] == (0.5 if cap is None else cap)
+        chances = [r["risk"]["p_exceed"] for r in plan["recommendations"] if r["status"] == "ok"]
+        assert sum(chances) / len(chances) == pytest.approx(0.05, abs=0.002)
+        assert max(chances) <= (0.5 if cap is None else cap)
+    assert max(r["risk"]["p_exceed"] for r in plans[None]["recommendations"]
+               if r["status"] == "ok") > 0.1
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--max-chance", "0.7"], "--max-chance must be in (0, 0.5], got 0.7"),
+    (["--strategy", "vpa", "--max-chance", "0.1"], "applies to the foresize strategy"),
+    (["--capacity", "5", "--max-chance", "0.1"], "--capacity plans replicas"),
+])
+def test_max_chance_misuse_is_exit_2(
+    source: str, flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["recommend", source, *flags], capsys)
+    assert (code, out) == (2, "")
+    assert message in err
+    assert "Traceback" not in err
