@@ -19,7 +19,9 @@ The output names the panel each constant came from. Seasons are part of each
 panel's definition (``evaluate.panels.SEASONS``), not tuned.
 
 Panels (``foresize.evaluate.panels``, from ``FORESIZE_DATA_MIRROR``): gpu, mem, qps,
-lora, and queue (GenTD26 ``queue_rt``, seconds of queueing per container).
+lora, queue (GenTD26 ``queue_rt``, seconds of queueing per container), and steps
+(constructed: step-like GPU memory, flat for hours then a jump, the shape of the GenTD26
+GPU memory panel that is not in the mirror; ``rightsize_panels.step_fleet``).
 
 Anchors: statsforecast Naive, SeasonalNaive, AutoARIMA, AutoETS, AutoTheta, and
 mlforecast's recursive LightGBM. Seconds per series = the backtest's fit+predict time
@@ -54,7 +56,7 @@ from foresize.forecast.models import FORECASTERS, make_forecaster
 from foresize.forecast.protocol import Forecaster
 
 DEFAULT_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "alibaba-clusterdata"
-PANELS = ("gpu", "mem", "qps", "lora", "queue")
+PANELS = ("gpu", "mem", "qps", "lora", "queue", "steps")
 MIN_LENGTH = {"queue": 300}  # the queue panel's containers hold ~13 h of 114 s samples
 GUARDED = ("hybrid", "auto")
 DEFAULT_MODELS = (
