@@ -337,3 +337,34 @@ def test_130_the_foresize_process_installs_the_hook() -> None:
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=120, check=True)
     assert run.stdout.strip().splitlines()[-1] == "True"
+
+
+_SIGINT_OWNER = """
+import ctypes, signal, sys
+
+class Action(ctypes.Structure):  # glibc's struct sigaction on x86-64 and aarch64
+    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16),
+                ("flags", ctypes.c_int), ("restorer", ctypes.c_void_p)]
+
+def handler():
+    old = Action()
+    assert ctypes.CDLL(None, use_errno=True).sigaction(signal.SIGINT, None, ctypes.byref(old)) == 0
+    return old.handler
+
+python = handler()
+import polars
+after_polars = handler()
+from foresize.cli.output import python_owns_ctrl_c
+python_owns_ctrl_c()
+same = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+print(after_polars != python, handler() == python, same)
+"""
+
+
+def test_130_ctrl_c_is_python_s_again_once_work_starts() -> None:
+    # polars puts its own SIGINT handler in Python's place when it loads, and with it a
+    # Ctrl-C sometimes ended `forecast backtest` at once (130, no output, no message);
+    # every progress bar gives SIGINT back to Python's handler first
+    run = subprocess.run([sys.executable, "-c", _SIGINT_OWNER], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert run.stdout.split() == ["True", "True", "True"], run.stderr
