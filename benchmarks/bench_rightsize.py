@@ -122,7 +122,7 @@ def main() -> None:
         f"({DEFAULT_MAX_CHANCE:g}) against 2 x risk, the calibration band's upper edge "
         "(slack / violated; in_band: the share violated within [r/2, 2r])"
     )
-    print(ceiling_table(panels))
+    print(ceiling_table([results[(p.name, DEFAULT_VARIANT)] for p in panels]))
     if args.panels is None or "pod_gpu_duty_cycle" in args.panels:
         print("\nGPU sharing on pod_gpu_duty_cycle (milli-GPU)")
         print(sharing_table(read_table("alibaba-gentd26:gpu_duty_cycle")))
