@@ -60,3 +60,24 @@ def test_bad_candidates() -> None:
         Auto(["naiv"]).fit(panel)
     with pytest.raises(InputError, match="its own candidate"):
         Auto(["auto"]).fit(panel)
+
+
+def test_bands_stay_within_the_observed_range_as_the_hybrids_do() -> None:
+    """A series at its all-time high: clipped to the observed range (the default, as in
+    the hybrid), the upper bands stop at that high; without the clip they go above it,
+    and usage is still kept at or above zero.
+    """
+    rng = np.random.default_rng(3)
+    trend = np.arange(400.0) + rng.normal(0, 1, 400)
+    noise = 5 + rng.normal(0, 2, 400)
+    panel = _panel({"trend": trend, "noise": noise})
+    clipped = Auto(["naive", "window_average"]).fit(panel).predict(6)
+    free = Auto(["naive", "window_average"], clip_to_range=False).fit(panel).predict(6)
+    bands = [c for c in clipped.columns if c.startswith(("lo_", "hi_"))]
+    for name, y in (("trend", trend), ("noise", noise)):
+        rows = clipped.filter(pl.col("series") == name)
+        assert rows.select(bands).min_horizontal().min() >= y.min()
+        assert rows.select(bands).max_horizontal().max() <= y.max()
+    top = free.filter(pl.col("series") == "trend")["hi_95"]
+    assert top.max() > trend.max()
+    assert free.filter(pl.col("series") == "noise").select(bands).min_horizontal().min() >= 0.0

@@ -84,7 +84,8 @@ class Auto:
     average's) length, in steps; ``cal_frac``, ``guard_z``, ``window_horizons``,
     ``band_pool``, ``fleet_bands`` as in ``forecast.hybrid``; ``extra_z`` the margin,
     in standard errors of the paired difference, that candidates outside the hybrid's
-    guard must clear;
+    guard must clear; ``clip_to_range`` keeps forecasts and bands within the series'
+    observed range, as the hybrid does (else only usage is kept at or above zero);
     ``min_history`` the fewest points a series needs to be validated (else naive);
     ``seed`` the hybrid's seed.
     """
@@ -104,6 +105,7 @@ class Auto:
         band_pool: float = BAND_POOL,
         fleet_bands: bool = FLEET_BANDS,
         extra_z: float = EXTRA_Z,
+        clip_to_range: bool = True,
         min_history: int = 60,
         seed: int = 0,
     ) -> None:
@@ -117,6 +119,7 @@ class Auto:
         self.band_pool = band_pool
         self.fleet_bands = fleet_bands
         self.extra_z = extra_z
+        self.clip_to_range = clip_to_range
         self.min_history = min_history
         self.seed = seed
 
@@ -180,6 +183,7 @@ class Auto:
             window_horizons=self.window_horizons,
             band_pool=self.band_pool,
             fleet_bands=self.fleet_bands,
+            clip_to_range=self.clip_to_range,
             min_history=self.min_history,
             seed=self.seed,
         )
@@ -237,12 +241,14 @@ class Auto:
                 name: model[key] if name == MODEL_NAME else self._final(name, y, h)
                 for name in needed
             }
-            low = 0.0 if float(y.min()) >= 0 else -np.inf
+            low, high = float(y.min()), float(y.max())
+            if not self.clip_to_range:
+                low, high = (0.0 if low >= 0 else -np.inf), np.inf
             label = f"auto:{choice.method}"
             if choice.weight < 1.0:
                 label += f" (w={choice.weight:.2f})"
             forecasts[key] = choice.forecast(
-                finals, levels, low=low, high=np.inf, label=label, scale=scale
+                finals, levels, low=low, high=high, label=label, scale=scale
             )
         return forecast_frame(forecasts, self.steps_, levels)
 
