@@ -11,7 +11,7 @@ import pytest
 from foresize.core.errors import InsufficientDataError
 from foresize.forecast.backtest import backtest, compare, first_origins
 from foresize.forecast.baselines import Naive, WindowAverage
-from foresize.forecast.metrics import naive_scale, score_points
+from foresize.forecast.metrics import naive_scale, score_points, series_scores
 
 
 def _panel(series: dict[str, list[float]]) -> pl.DataFrame:
@@ -78,6 +78,30 @@ def test_score_points_known_pinball_and_coverage() -> None:
     assert metrics["pinball_90"] == pytest.approx(0.3)
     assert metrics["coverage_80"] == 0.0
     assert metrics["coverage_90"] == 0.5
+
+
+def test_series_scores_are_what_the_panel_metrics_average() -> None:
+    """Two series on different scales, one without a scale: per series, MASE and pinball
+    in its own units; their means are the panel's metrics, the unscaled one left out.
+    """
+    points = pl.DataFrame(
+        {
+            "series": ["a", "a", "b", "b", "c"],
+            "step": [1, 2, 1, 2, 1],
+            "y": [10.0, 0.0, 100.0, 100.0, 5.0],
+            "mean": [8.0, 2.0, 90.0, 110.0, 5.0],
+            "hi_90": [12.0, 4.0, 100.0, 120.0, 6.0],
+        }
+    )
+    scales = {"a": 2.0, "b": 10.0, "c": 0.0}
+    per_series = series_scores(points, scales)
+    assert per_series["series"].to_list() == ["a", "b"]
+    assert per_series["mase"].to_list() == pytest.approx([1.0, 1.0])
+    # q=0.95 on hi_90: a: below by 2 and 4 -> 0.1, 0.2; b: 0 and below by 20 -> 1.0
+    assert per_series["pinball_95"].to_list() == pytest.approx([0.075, 0.05])
+    panel = score_points(points, scales, ())
+    assert panel["mase"] == pytest.approx(float(per_series["mase"].mean()))
+    assert panel["pinball_95"] == pytest.approx(float(per_series["pinball_95"].mean()))
 
 
 def test_constant_training_part_has_no_scale() -> None:

@@ -46,27 +46,14 @@ def score_points(
     points: pl.DataFrame, scales: Mapping[str, float], levels: Sequence[int] = (80, 90, 95)
 ) -> dict[str, float]:
     """Panel metrics of backtest ``points`` (columns series, step, y, mean, lo_L/hi_L)."""
-    scale_frame = pl.DataFrame(
-        {"series": list(scales), "scale": [float(v) for v in scales.values()]},
-        schema={"series": pl.String, "scale": pl.Float64},
-    )
-    frame = points.join(scale_frame, on="series", how="left").with_columns(
-        abs_err=(pl.col("y") - pl.col("mean")).abs()
-    )
+    frame = _with_scales(points, scales)
     out: dict[str, float] = {"points": float(frame.height)}
     total = float(frame["y"].abs().sum())
     wape = float(frame["abs_err"].sum()) / total if total > 0 else float("nan")
     out["wape"] = wape
     out["accuracy"] = 1.0 - wape
     scaled = frame.filter(pl.col("scale") > 0)
-    per_series = scaled.group_by("series").agg(
-        mase=pl.col("abs_err").mean() / pl.col("scale").first(),
-        **{
-            name: pinball(pl.col("y"), pl.col(column), q).mean() / pl.col("scale").first()
-            for name, (q, column) in PINBALL.items()
-            if column in frame.columns
-        },
-    )
+    per_series = _series_scores(scaled)
     out["mase"] = float(per_series["mase"].mean()) if per_series.height else float("nan")  # type: ignore[arg-type]
     for name, (_, column) in PINBALL.items():
         if column in frame.columns and per_series.height:
@@ -85,3 +72,35 @@ def score_points(
             )
             out[f"mase_h{first}_{last}"] = float(by_series["mase"].mean())  # type: ignore[arg-type]
     return out
+
+
+def series_scores(points: pl.DataFrame, scales: Mapping[str, float]) -> pl.DataFrame:
+    """Per series with a positive scale: its MASE and pinball losses (the panel's
+    ``mase`` and ``pinball_*`` of ``score_points`` are their means), for resampling the
+    panel by series.
+    """
+    frame = _with_scales(points, scales)
+    return _series_scores(frame.filter(pl.col("scale") > 0)).sort("series")
+
+
+def _with_scales(points: pl.DataFrame, scales: Mapping[str, float]) -> pl.DataFrame:
+    """``points`` with each series' MASE ``scale`` and the absolute error of its mean."""
+    scale_frame = pl.DataFrame(
+        {"series": list(scales), "scale": [float(v) for v in scales.values()]},
+        schema={"series": pl.String, "scale": pl.Float64},
+    )
+    return points.join(scale_frame, on="series", how="left").with_columns(
+        abs_err=(pl.col("y") - pl.col("mean")).abs()
+    )
+
+
+def _series_scores(scaled: pl.DataFrame) -> pl.DataFrame:
+    """MASE and pinball per series of points joined to their positive ``scale``."""
+    return scaled.group_by("series").agg(
+        mase=pl.col("abs_err").mean() / pl.col("scale").first(),
+        **{
+            name: pinball(pl.col("y"), pl.col(column), q).mean() / pl.col("scale").first()
+            for name, (q, column) in PINBALL.items()
+            if column in scaled.columns
+        },
+    )
