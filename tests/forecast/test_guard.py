@@ -11,6 +11,7 @@ import pytest
 
 from foresize.forecast.auto import Auto
 from foresize.forecast.backtest import backtest, first_origins
+from foresize.forecast.baselines import naive_forecast
 from foresize.forecast.conformal import fleet_scale, step_offsets
 from foresize.forecast.guard import choose, naive_paths, paired_noise, validation_origins
 from foresize.forecast.hybrid import Hybrid
@@ -59,6 +60,29 @@ def test_choose_keeps_naive_unless_beaten_beyond_the_noise() -> None:
     mixed = choose(y, origins, {"naive": naive, "model": half}, z=0.0, pool=0.0, model="model")
     assert mixed.errors["model+naive"] == pytest.approx(2 / 3 * mixed.errors["naive"])
     assert mixed.method == "model"  # 1/2 < 2/3: the model alone wins, weight 1
+
+
+def test_bands_leave_the_observed_range_only_as_far_as_naives_band() -> None:
+    """A stair that rises 10 every 5 steps sits at its all-time high: clipped to the
+    observed range alone the upper band is the mean (no room above); with the history
+    it reaches above that high exactly as far as naive's empirical band does, never
+    beyond the method's own conformal offsets, and the lower band keeps its floor.
+    """
+    y = 10.0 * np.floor(np.arange(200) / 5)
+    origins = validation_origins(y.size, 40)
+    naive = naive_paths(y, origins, 8)
+    wide = naive + 1000.0  # a model whose residuals are large and negative...
+    choice = choose(y, origins, {"naive": naive, "model": wide - 2000.0}, z=0.0, pool=0.0)
+    assert choice.method == "naive"  # ...loses; naive's own residuals are the stair's moves
+    flat = {"naive": np.full(8, y[-1])}
+    clipped = choice.forecast(flat, (95,), low=0.0, high=float(y.max()), label="t")
+    assert np.array_equal(clipped.upper[95], clipped.mean)
+    reached = choice.forecast(flat, (95,), low=0.0, high=float(y.max()), label="t", history=y)
+    own = choice.forecast(flat, (95,), low=0.0, high=np.inf, label="t")
+    reach = naive_forecast(y, 8, (95,)).upper[95]
+    assert np.array_equal(reached.upper[95], np.minimum(own.upper[95], reach))
+    assert reached.upper[95][-1] > y.max()
+    assert np.array_equal(reached.lower[95], clipped.lower[95])
 
 
 def test_paired_noise_counts_overlapping_origins_once() -> None:

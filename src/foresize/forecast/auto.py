@@ -85,7 +85,8 @@ class Auto:
     ``band_pool``, ``fleet_bands`` as in ``forecast.hybrid``; ``extra_z`` the margin,
     in standard errors of the paired difference, that candidates outside the hybrid's
     guard must clear; ``clip_to_range`` keeps forecasts and bands within the series'
-    observed range, as the hybrid does (else only usage is kept at or above zero);
+    observed range, as the hybrid does (a band leaves it only as far as naive's band
+    does; else only usage is kept at or above zero);
     ``min_history`` the fewest points a series needs to be validated (else naive);
     ``seed`` the hybrid's seed.
     """
@@ -248,7 +249,7 @@ class Auto:
             if choice.weight < 1.0:
                 label += f" (w={choice.weight:.2f})"
             forecasts[key] = choice.forecast(
-                finals, levels, low=low, high=high, label=label, scale=scale
+                finals, levels, low=low, high=high, label=label, scale=scale, history=y
             )
         return forecast_frame(forecasts, self.steps_, levels)
 

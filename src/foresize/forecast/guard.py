@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
+from foresize.forecast.baselines import naive_forecast
 from foresize.forecast.conformal import step_offsets
 from foresize.forecast.panel import FloatArray
 from foresize.forecast.protocol import SeriesForecast
@@ -167,20 +168,34 @@ class GuardChoice:
         high: float,
         label: str,
         scale: Mapping[int, tuple[float, float]] | None = None,
+        history: FloatArray | None = None,
     ) -> SeriesForecast:
         """Mean and conformal bands, clipped to ``[low, high]``; steps past the
         validation horizon reuse its last step's offsets; ``scale`` multiplies each
         level's lower and upper offsets (``conformal.fleet_scale``).
+
+        With the series' ``history``, a band may leave ``[low, high]`` as far as naive's
+        empirical band from the last value does (``baselines.naive_forecast``: the
+        quantiles of the ``k``-step moves the series has made). Why: a range clip says
+        the series stays within what it has done, and the moves it has made from any
+        point are part of that; a series at its all-time high (GPU memory that grows
+        in steps) would otherwise get no upper band at all, while naive's has one.
         """
         mean = self.mean(finals)
         h = mean.size
-        at = np.minimum(np.arange(h), self.residuals.shape[1] - 1)
+        steps = self.residuals.shape[1]
+        at = np.minimum(np.arange(h), steps - 1)
+        reach = None if history is None else naive_forecast(history, steps, levels)
         lower: dict[int, FloatArray] = {}
         upper: dict[int, FloatArray] = {}
         for level, (lo, hi) in step_offsets(self.residuals, levels, pool=self.pool).items():
             down, up = (1.0, 1.0) if scale is None else scale[level]
-            lower[level] = np.clip(mean + down * lo[at], low, high)
-            upper[level] = np.clip(mean + up * hi[at], low, high)
+            floor, top = low, high
+            if reach is not None:
+                floor = np.minimum(low, reach.lower[level][at])
+                top = np.maximum(high, reach.upper[level][at])
+            lower[level] = np.clip(mean + down * lo[at], floor, high)
+            upper[level] = np.clip(mean + up * hi[at], low, top)
         return SeriesForecast(np.clip(mean, low, high), lower, upper, label)
 
 

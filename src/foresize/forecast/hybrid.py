@@ -147,7 +147,8 @@ class Hybrid:
     AR(``stack_lags``) per wavelet component (0: on the series itself), whose h-step
     forecast from the origin is the row's ``stack_ar`` (``features.StackedAR``);
     ``clip_to_range`` keeps forecasts within the
-    series' observed range; ``n_jobs`` LightGBM threads (1 by default: on a shared
+    series' observed range (a band leaves it only as far as naive's band does,
+    ``guard.GuardChoice.forecast``); ``n_jobs`` LightGBM threads (1 by default: on a shared
     2-core machine a second OpenMP thread spin-waits more than it helps; measured
     10x slower fits under load); ``seed`` fixes sampling and trees. The final model
     warm-starts from the calibration model (``n_estimators`` trees on the early
@@ -534,7 +535,13 @@ class Hybrid:
             }
             low, high = self._bounds(s)
             out[name] = choice.forecast(
-                finals, levels, low=low, high=high, label=guard_label(choice), scale=scale
+                finals,
+                levels,
+                low=low,
+                high=high,
+                label=guard_label(choice),
+                scale=scale,
+                history=s.y,
             )
         return out
 
