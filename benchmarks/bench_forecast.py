@@ -29,6 +29,10 @@ series are resampled with replacement (paired, seeded), and the share of draws w
 ratio at or below 1. On a panel of 4 series, or one whose pinball a few jumps dominate,
 a ratio of 1.1 can be a draw of series as much as a method.
 
+On the constructed steps panel an oracle bounds every forecaster: it knows each series'
+level before the sample noise and its rate of changes, not when the next change comes,
+so its median and quantiles are the true conditional ones (``StepOracle``).
+
 Anchors: statsforecast Naive, SeasonalNaive, AutoARIMA, AutoETS, AutoTheta, and
 mlforecast's recursive LightGBM. Seconds per series = the backtest's fit+predict time
 over all origins / series; the ratios to AutoARIMA's and AutoETS's come from the same
@@ -55,12 +59,14 @@ import polars as pl
 
 from foresize.evaluate.anchors import ANCHORS, make_anchors, warm_up
 from foresize.evaluate.panels import SEASONS, load_panel
+from foresize.evaluate.rightsize_panels import STEP_JUMP_SD, STEP_NOISE, step_truth
 from foresize.forecast.auto import EXTRA_Z
-from foresize.forecast.backtest import BacktestResult, backtest
+from foresize.forecast.backtest import BACKTEST_LEVELS, BacktestResult, backtest
 from foresize.forecast.guard import BAND_POOL, CAL_FRAC, FLEET_BANDS, GUARD_Z, WINDOW_HORIZONS
 from foresize.forecast.metrics import series_scores
 from foresize.forecast.models import FORECASTERS, make_forecaster
-from foresize.forecast.protocol import Forecaster
+from foresize.forecast.panel import FloatArray
+from foresize.forecast.protocol import Forecaster, LocalForecaster, SeriesForecast, level_quantiles
 
 DEFAULT_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "alibaba-clusterdata"
 PANELS = ("gpu", "mem", "qps", "lora", "queue", "steps")
@@ -75,7 +81,10 @@ DEFAULT_MODELS = (
     "sf_auto_arima",
     "sf_auto_ets",
     "mlf_lgbm",
+    "step_oracle",
 )
+STEP_ORACLE = "step_oracle"  # the steps panel only: a bound, not a forecaster
+ORACLE_DRAWS = 200_000
 GRID: dict[str, tuple[float, ...]] = {"guard_z": (0.0, 1.0, 2.0), "cal_frac": (0.1, 0.2)}
 BAND_GRID: dict[str, tuple[float, ...]] = {
     "window_horizons": (1, 5),
@@ -110,8 +119,87 @@ def make_models(
         if name == "auto":
             params.update({k: v for k, v in constants.items() if k in AUTO_GRID})
         ours.append(make_forecaster(name, **params))
-    anchors = [n for n in names if n not in FORECASTERS]
+    if STEP_ORACLE in names and panel_name == "steps":
+        ours.append(StepOracle())
+    anchors = [n for n in names if n not in FORECASTERS and n != STEP_ORACLE]
     return ours + make_anchors(anchors, season=season, seed=seed)
+
+
+class StepOracle(LocalForecaster):
+    """On the constructed steps panel, each series' true conditional distribution: it
+    knows the level before the sample noise at the origin and the series' rate of
+    changes (``rightsize_panels.step_truth``), not when the next change comes.
+
+    Why a bound: changes come as a Poisson process, each multiplying the level by a
+    log-normal factor around 1, so given the past every later sample is the level times
+    a known mixture; its median (the level) has the least expected absolute error and
+    its quantiles the least expected pinball loss, point by point. No forecaster, which
+    knows less, beats either in expectation (each series' MASE scale is fixed by its
+    training part). The mixture's quantiles are taken from ``ORACLE_DRAWS`` seeded
+    draws per rate and step.
+    """
+
+    name = STEP_ORACLE
+
+    def __init__(self) -> None:
+        self.truth = step_truth(seed=0)  # the fleet evaluate.panels loads as "steps"
+        self.points = next(iter(self.truth.values()))[1].size
+        self.factors: dict[tuple[float, int], dict[float, float]] = {}
+
+    def factor(self, rate: float, k: int, qs: Sequence[float]) -> dict[float, float]:
+        """Quantiles of the factor on the level ``k`` steps ahead at ``rate`` changes per
+        series (drawn once per rate and step, seeded).
+        """
+        if (rate, k) not in self.factors:
+            rng = np.random.default_rng(k)
+            changes = rng.poisson(rate * k / self.points, ORACLE_DRAWS)
+            log = rng.standard_normal(ORACLE_DRAWS) * STEP_JUMP_SD * np.sqrt(changes)
+            draws = np.exp(log) * (1 + STEP_NOISE * rng.standard_normal(ORACLE_DRAWS))
+            grid = sorted({q for level in BACKTEST_LEVELS for q in level_quantiles(level)})
+            self.factors[rate, k] = dict(zip(grid, np.quantile(draws, grid), strict=True))
+        return {q: self.factors[rate, k][q] for q in qs}
+
+    def forecast_series(
+        self, y: FloatArray, h: int, levels: Sequence[int], *, key: str
+    ) -> SeriesForecast:
+        """The level at the origin and the mixture's quantiles, step by step."""
+        rate, path = self.truth[key]
+        level = float(path[y.size - 1])
+        lower: dict[int, FloatArray] = {}
+        upper: dict[int, FloatArray] = {}
+        for band in levels:
+            lo, hi = level_quantiles(band)
+            table = [self.factor(rate, k, (lo, hi)) for k in range(1, h + 1)]
+            lower[band] = level * np.array([t[lo] for t in table])
+            upper[band] = level * np.array([t[hi] for t in table])
+        return SeriesForecast(np.full(h, level), lower, upper, "step oracle")
+
+
+def oracle_line(table: pl.DataFrame, panel: str) -> str | None:
+    """The step oracle's MASE over the better of naive and seasonal naive and its
+    pinball 95 over naive's, beside the guarded models': the least any forecaster
+    reaches in expectation, and how far ours are from it.
+    """
+    part = table.filter(pl.col("panel") == panel)
+    if STEP_ORACLE not in part["model"] or "naive" not in part["model"]:
+        return None
+    mase = dict(zip(part["model"], part["mase"], strict=True))
+    pinball = dict(zip(part["model"], part["pinball_95"], strict=True))
+    better = min(mase["naive"], mase.get("seasonal_naive", float("inf")))
+    mase_bound = mase[STEP_ORACLE] / better
+    pinball_bound = pinball[STEP_ORACLE] / pinball["naive"]
+    ours = "; ".join(
+        f"{m} {mase[m] / better:.3f} / {pinball[m] / pinball['naive']:.3f}"
+        for m in GUARDED
+        if m in mase
+    )
+    return (
+        f"bound: the step oracle (knows each series' noise-free level and rate of changes, "
+        f"not when the next change comes) reaches MASE {mase_bound:.3f} x the better of "
+        f"naive and seasonal naive and pinball 95 {pinball_bound:.3f} x naive's, the least "
+        f"any forecaster reaches in expectation (MASE / pinball ratios: {ours}); a "
+        f"target below the bound is out of reach on this panel"
+    )
 
 
 def subset(panel: pl.DataFrame, n: int | None, seed: int, min_length: int) -> pl.DataFrame:
@@ -330,6 +418,9 @@ def main() -> None:
         print(part.drop("panel", "role"))
         print(summary.filter(pl.col("panel") == panel_name).drop("panel"))
         print(intervals(scores, panel_name, args.seed))
+        line = oracle_line(table, panel_name)
+        if line is not None:
+            print(line)
 
 
 if __name__ == "__main__":

@@ -106,24 +106,47 @@ def step_fleet(n: int = 400, points: int = 1440, seed: int = 0) -> Fleet:
     when a server loads another model. Changes arrive uniformly in time, so the last
     30 % of a series is exchangeable with the rest.
     """
+    ts_s = np.arange(points, dtype=np.float64) * 60.0
+    return {
+        name: History(name, np.maximum(values, 0.0), ts_s)
+        for name, (_, _, values) in _step_series(n, points, seed).items()
+    }
+
+
+def step_truth(
+    n: int = 400, points: int = 1440, seed: int = 0
+) -> dict[str, tuple[float, np.ndarray]]:
+    """Each ``step_fleet`` workload's rate of level changes (per series) and its level
+    before the sample noise. Why: changes come at random times (a Poisson process of
+    that rate) with log factors symmetric around 0, so given the past, the level and
+    the rate say all there is about every later sample: a forecaster that knows them
+    bounds what any forecast of the fleet can reach (``bench_forecast.py``).
+    """
+    return {
+        name: (rate, levels) for name, (rate, levels, _) in _step_series(n, points, seed).items()
+    }
+
+
+def _step_series(
+    n: int, points: int, seed: int
+) -> dict[str, tuple[float, np.ndarray, np.ndarray]]:
+    """Per workload of the step fleet: its rate, its levels, and its samples."""
     rng = np.random.default_rng(seed)
-    fleet: Fleet = {}
+    out: dict[str, tuple[float, np.ndarray, np.ndarray]] = {}
     for i in range(n):
         rate = float(rng.choice(STEP_RATES, p=STEP_RATE_P))
         times = np.sort(rng.integers(1, points, size=rng.poisson(rate)))
         level = math.exp(rng.normal(math.log(20e9), 0.8))
-        values = np.empty(points)
+        levels = np.empty(points)
         start = 0
         for at in times:
-            values[start:at] = level
+            levels[start:at] = level
             start = int(at)
             level *= math.exp(rng.normal(0.0, STEP_JUMP_SD))
-        values[start:] = level
-        values *= 1 + STEP_NOISE * rng.standard_normal(points)
-        name = f"steps-{seed}-{i:03d}"
-        ts_s = np.arange(points, dtype=np.float64) * 60.0
-        fleet[name] = History(name, np.maximum(values, 0.0), ts_s)
-    return fleet
+        levels[start:] = level
+        values = levels * (1 + STEP_NOISE * rng.standard_normal(points))
+        out[f"steps-{seed}-{i:03d}"] = (rate, levels, values)
+    return out
 
 
 def _synthetic(metric: str) -> Fleet:
