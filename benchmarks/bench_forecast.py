@@ -75,6 +75,7 @@ GUARDED = ("hybrid", "auto")
 DEFAULT_MODELS = (
     "naive",
     "seasonal_naive",
+    "ses",
     "hybrid",
     "auto",
     "sf_naive",

@@ -63,6 +63,7 @@ from foresize.forecast.protocol import (
     series_steps,
 )
 from foresize.forecast.registry import SINGLE_MODELS
+from foresize.forecast.smoothing import fit_alpha, ses_paths
 
 DEFAULT_CANDIDATES = (NAIVE, SEASONAL, "window_median", MODEL_NAME)
 # the candidates the hybrid's own guard weighs; the others are auto's extra ones
@@ -73,6 +74,7 @@ GUARDED_BY_HYBRID = frozenset({NAIVE, SEASONAL, MODEL_NAME})
 EXTRA_Z = 0.0
 WINDOW_AVERAGE = "window_average"
 WINDOW_MEDIAN = "window_median"
+SES = "ses"
 
 
 class Auto:
@@ -203,6 +205,8 @@ class Auto:
             return window_paths(y, origins, h, self.window)
         if name == WINDOW_MEDIAN:
             return window_median_paths(y, origins, h, self.window)
+        if name == SES:  # the rate is fitted on the history before the first origin
+            return ses_paths(y, origins, h, fit_alpha(y[: int(origins[0]) + 1]))
         model = _local(name)
         return np.vstack(
             [model.forecast_series(y[: t + 1], h, (80,), key=name).mean for t in origins]

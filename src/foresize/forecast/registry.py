@@ -15,6 +15,7 @@ from foresize.forecast.arima import Arima
 from foresize.forecast.baselines import Naive, SeasonalNaive, WindowAverage, WindowMedian
 from foresize.forecast.hybrid import Hybrid
 from foresize.forecast.protocol import Forecaster
+from foresize.forecast.smoothing import ExponentialSmoothing
 from foresize.forecast.wavelet import Wavelet
 
 SINGLE_MODELS: Registry[Callable[..., Forecaster]] = Registry("forecaster")
@@ -22,6 +23,7 @@ SINGLE_MODELS.add("naive", Naive)
 SINGLE_MODELS.add("seasonal_naive", SeasonalNaive)
 SINGLE_MODELS.add("window_average", WindowAverage)
 SINGLE_MODELS.add("window_median", WindowMedian)
+SINGLE_MODELS.add("ses", ExponentialSmoothing)
 SINGLE_MODELS.add("arima", Arima)
 SINGLE_MODELS.add("wavelet", Wavelet)
 SINGLE_MODELS.add("hybrid", Hybrid)
