@@ -24,6 +24,7 @@ VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", 
 # ops that cut a tensor into views: ``split``/``chunk``, basic slicing, ``select``
 CUT_OPS = frozenset({"Split", "Slice", "Gather"})
 RESHAPES = frozenset({"Reshape", "Flatten"})
+_MAY_VIEW = VIEW_OPS | CUT_OPS  # the op types ``_is_view`` can say yes to
 SHAPE_OPS = frozenset({"Shape", "Size"})
 # ops that make a new tensor each run (``torch.zeros``, ``arange``, ``eye``, ``repeat``,
 # ``randn``) whatever they read: never a weight re-layout, always an activation
@@ -48,6 +49,8 @@ def view_roots(graph: ModelGraph, kernels: tuple[Node, ...] | None = None) -> di
     roots: dict[str, str] = {}
     strided: dict[str, int | None] = {}  # the leading dims a view must keep; None: none can
     for node in kernels if kernels is not None else graph.nodes:
+        if node.op_type not in _MAY_VIEW:  # the usual kernel, passed over without a call
+            continue
         if not node.inputs or not node.inputs[0] or not _is_view(graph, node):
             continue
         source = node.inputs[0]
@@ -163,6 +166,7 @@ def static_sources(graph: ModelGraph, kernels: tuple[Node, ...]) -> dict[str, fr
     1e15 elements is 4 PB that eager allocates, not a free re-layout.
     """
     static: dict[str, frozenset[str]] = {}
+    tensor_of = graph.tensors.get
     for node in kernels:
         if node.op_type in SHAPE_OPS:
             static.update((o, frozenset()) for o in node.outputs if o)
@@ -173,7 +177,8 @@ def static_sources(graph: ModelGraph, kernels: tuple[Node, ...]) -> dict[str, fr
         for name in node.inputs:
             if not name:
                 continue
-            if _is_param(graph, name):
+            tensor = tensor_of(name)  # _is_param, inlined: most nodes stop at their first input
+            if tensor is not None and tensor.is_param:
                 sources.add(name)
             elif name in static:
                 sources |= static[name]

@@ -60,14 +60,15 @@ from foresize.graph.model import ModelGraph, Node, Shape, TensorInfo, numel
 from foresize.graph.ops.base import OpNode
 from foresize.graph.ops.fusion import fuse
 from foresize.graph.ops.memory import (
+    FOLD_HOSTS,
     MEMORY_RULES,
     WORKSPACE_MODES,
     MemoryEffect,
+    MemoryRule,
     folds_batch_norm,
-    memory_effect,
+    memory_rule,
     with_batch_norm,
 )
-from foresize.graph.ops.pricing import op_node
 
 # Graph dtype names that are floating point: the ones --dtype re-prices and that train.
 FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
@@ -348,14 +349,23 @@ def _plan(graph: ModelGraph, dtype: str | None, workspace: str, *, train_bn: boo
         if n_bytes is None:
             unsized.append(name)
         sizes[name] = n_bytes or 0
-    normalised = {n.inputs[0] for n in kernels if n.op_type == "BatchNormalization" and n.inputs}
+    normalised = ({n.inputs[0] for n in kernels if n.op_type == "BatchNormalization" and n.inputs}
+                  if train_bn else set())
     effects: list[MemoryEffect] = []
+    # one registry look-up per op type, not per kernel: this loop runs once per kernel
+    rules: dict[str, MemoryRule] = {}
+    tensors, constants = graph.tensors, graph.constants
     for kernel in kernels:
-        op = op_node(kernel, graph.tensors, graph)
-        effect = memory_effect(op, workspace)
-        assumed = train_bn and kernel.op_type in BATCH_NORM_HOSTS
-        if folds_batch_norm(kernel) or (assumed and kernel.outputs[0] not in normalised):
-            effect = with_batch_norm(effect, op)
+        key = kernel.key
+        rule = rules.get(key)
+        if rule is None:
+            rule = rules[key] = memory_rule(key)
+        op = OpNode(kernel, tensors, constants)
+        effect = rule(op, workspace)
+        if kernel.op_type in FOLD_HOSTS:  # the only kernels a BatchNorm follows
+            assumed = train_bn and kernel.op_type in BATCH_NORM_HOSTS
+            if folds_batch_norm(kernel) or (assumed and kernel.outputs[0] not in normalised):
+                effect = with_batch_norm(effect, op)
         effects.append(effect)
     return _Plan(kernels, tuple(effects), sizes, roots, tuple(unsized), static)
 
@@ -367,11 +377,13 @@ def _forward_spans(graph: ModelGraph, plan: _Plan) -> dict[str, tuple[int, int]]
     born: dict[str, int] = dict.fromkeys(graph.inputs, 0)
     last: dict[str, int] = {}
     root = roots.get
-    for step, node in enumerate(plan.kernels):
+    for step, node in enumerate(plan.kernels):  # tests, not setdefault: once per tensor
         for name in node.outputs:
             if name in sizes:
-                born.setdefault(name, step)
-                last.setdefault(name, step)
+                if name not in born:
+                    born[name] = step
+                if name not in last:
+                    last[name] = step
         for name in node.inputs:
             if name in sizes:
                 last[root(name, name)] = step  # using a view uses what it views

@@ -115,13 +115,17 @@ def is_concrete(shape: Shape | None) -> TypeGuard[ConcreteShape]:
     return shape is not None and all(map(_IS_INT, shape))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TensorInfo:
     """One value flowing through the graph; ``shape`` is None when even the rank is unknown.
 
     The concrete shape and the byte size are computed once, at construction: every pass
     (pricing, fusion, liveness) asks for them several times per node, and on a graph of
     200k nodes recomputing them was a quarter of the analysis.
+
+    Treated as immutable (change one with ``dataclasses.replace``), but not frozen: a
+    frozen dataclass sets each field through ``object.__setattr__``, and building the
+    200k tensors of a large graph took four times as long.
     """
 
     name: str
@@ -135,8 +139,7 @@ class TensorInfo:
 
     def __post_init__(self) -> None:
         shape = self.shape
-        concrete = shape if is_concrete(shape) else None
-        object.__setattr__(self, "_concrete", concrete)
+        self._concrete = shape if is_concrete(shape) else None
 
     @property
     def concrete_shape(self) -> ConcreteShape | None:
@@ -162,9 +165,12 @@ class TensorInfo:
         return -(-math.prod(shape) * self.bits // 8)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Node:
-    """One operator; ``inputs`` keeps ``""`` where an optional input is omitted."""
+    """One operator; ``inputs`` keeps ``""`` where an optional input is omitted.
+
+    Treated as immutable, but not frozen, for the reason :class:`TensorInfo` gives.
+    """
 
     name: str
     op_type: str

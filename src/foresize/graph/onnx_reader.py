@@ -326,7 +326,7 @@ def _graph(
     for i, n in enumerate(g.node):
         op_type = n.op_type
         name = n.name or f"{op_type}_{i}"
-        inputs, outputs = tuple(n.input), tuple(n.output)
+        inputs, outputs = tuple(n.input[:]), tuple(n.output[:])  # a slice is the fastest copy
         attributes: dict[str, AttrValue] = {}
         if n.attribute:  # most nodes have none: the test is cheaper than an empty loop
             for a in n.attribute:
@@ -336,20 +336,23 @@ def _graph(
                 if (op_type == "Constant" and a.name == "value" and outputs
                         and (value := _small_ints(a.t)) is not None):
                     constants[outputs[0]] = value
+        # omitted names ("") are indexed too, and dropped after the loop: one test fewer
+        # per name of 200k nodes
         for x in inputs:
-            if x:
-                readers = consumers.get(x)
-                if readers is None:  # the first read: later ones cannot precede the producer
-                    consumers[x] = [name]
-                    if x not in producer:
-                        read_before_made.add(x)
-                else:
-                    readers.append(name)
+            readers = consumers.get(x)
+            if readers is None:  # the first read: later ones cannot precede the producer
+                consumers[x] = [name]
+                if x not in producer:
+                    read_before_made.add(x)
+            else:
+                readers.append(name)
         for out in outputs:
-            if out:
-                producer[out] = name
+            producer[out] = name
         metadata = {p.key: p.value for p in n.metadata_props} if n.metadata_props else {}
         nodes.append(Node(name, op_type, n.domain, attributes, inputs, outputs, {}, metadata))
+    producer.pop("", None)
+    consumers.pop("", None)
+    read_before_made.discard("")
     tensors: dict[str, TensorInfo] = {}
 
     def add(name: str, shape: Shape | None, dtype: str, bits: int, *, is_param: bool) -> None:
@@ -359,8 +362,10 @@ def _graph(
 
     # A graph of 200k values has a handful of distinct types: each is decoded once, keyed
     # by its serialized bytes (cheaper than reading the dims field by field), and the
-    # tensors of one type share one shape tuple.
+    # tensors of one type share one shape tuple. The loop is ``add`` inlined: it runs once
+    # per value of the graph.
     types: dict[bytes, tuple[Shape | None, str, int]] = {}
+    made_by, read_by = producer.get, consumers.get
     for value in (*g.input, *g.value_info, *g.output):
         value_type = value.type
         key = value_type.SerializeToString()
@@ -369,7 +374,10 @@ def _graph(
             tensor_type = value_type.tensor_type
             decoded = types[key] = (_shape(tensor_type, dims),
                                     *DTYPES.get(tensor_type.elem_type, UNKNOWN_DTYPE))
-        add(value.name, *decoded, is_param=False)
+        name = value.name
+        readers = read_by(name)
+        tensors[name] = TensorInfo(name, *decoded, made_by(name),
+                                   tuple(readers) if readers else ())
     for init in g.initializer:
         add(init.name, tuple(int(d) for d in init.dims), *DTYPES.get(init.data_type, UNKNOWN_DTYPE),
             is_param=True)

@@ -82,13 +82,14 @@ def price_nodes(graph: ModelGraph) -> list[tuple[Node, str, OpCost]]:
     priced: dict[Hashable, tuple[str, OpCost]] = {}
     out: list[tuple[Node, str, OpCost]] = []
     for node in graph.nodes:
-        if node.key in ZERO_COST:
+        key = node.key
+        if key in ZERO_COST:
             out.append((node, "zero_cost", NOTHING))
         elif node.subgraphs:
             out.append((node, *price_node(node, graph)))
         else:
             inputs = node.inputs
-            signature = (node.key, tuple(node.attributes.items()), tuple(map(type_of, inputs)),
+            signature = (key, tuple(node.attributes.items()), tuple(map(type_of, inputs)),
                          tuple(map(type_of, node.outputs)), tuple(map(constant, inputs)))
             found = priced.get(signature)
             if found is None:
