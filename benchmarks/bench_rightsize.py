@@ -25,6 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
+from foresize.core.metrics import PERCENT_CAP
 from foresize.evaluate.common import read_table
 from foresize.evaluate.rightsize_panels import (
     DEFAULT_CHOSEN_ON,
@@ -47,7 +48,6 @@ from foresize.recommend.strategies.foresize import (
     DEFAULT_SHARE,
     GAP_SHARES,
     MIN_WORKLOADS,
-    PERCENT_CAP,
     SMALL_FLEET_SPLITS,
 )
 

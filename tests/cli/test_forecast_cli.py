@@ -103,3 +103,27 @@ def test_backtest_engine_does_not_change_results(
     for a, b in zip(found["serial"], found["local"], strict=True):
         assert a["mase"] == pytest.approx(b["mase"])
         assert a["coverage_95"] == pytest.approx(b["coverage_95"])
+
+
+def test_percent_forecasts_stay_at_or_below_100(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A duty cycle that has jumped by 40 points at a time and now sits at 100 %: naive's
+    band from there would reach 140 %, which no device can be busy; the same numbers
+    under a unitless metric name are left as they are. (Constructed: no GenTD26 duty
+    cycle sits at 100 % after such jumps, so the real trace cannot show it.)
+    """
+    values = ([20.0] * 30 + [60.0] * 30) * 4 + [100.0] * 30
+    rows = "\n".join(f"a,{{metric}},{60 * i},{v}" for i, v in enumerate(values))
+    highs = {}
+    for metric in ("gpu_util_pct", "busy_units"):
+        source = tmp_path / f"{metric}.csv"
+        source.write_text("workload,metric,ts,value\n" + rows.format(metric=metric) + "\n")
+        code, out, err = run(
+            ["forecast", str(source), "--model", "naive", "--horizon", "30", "-f", "json"],
+            capsys,
+        )
+        assert code == 0, err
+        highs[metric] = max(r["hi_95"] for r in json.loads(out)["forecasts"])
+    assert highs["gpu_util_pct"] == 100.0
+    assert highs["busy_units"] > 100.0

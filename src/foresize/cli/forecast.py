@@ -171,10 +171,12 @@ def run(
     """Forecast each series of one metric HORIZON ahead with central intervals."""
     import polars as pl
 
+    from foresize.core.metrics import percent_cap
     from foresize.forecast.fanout import forecast_in_chunks
     from foresize.forecast.models import make_forecaster
     from foresize.forecast.panel import check_horizon_fits
     from foresize.forecast.phased import phase_forecast
+    from foresize.forecast.protocol import cap_frame
 
     forecaster = make_forecaster(model)
     wanted = parse_levels(levels)
@@ -188,6 +190,7 @@ def run(
             frame = forecast_in_chunks(panel, forecaster, h, wanted, on_chunk=bar.advance)
         except PartialInterrupt as stop:  # a per-series model keeps its finished series
             frame, interrupted = cast("pl.DataFrame", stop.partial), True
+    frame = cap_frame(frame, percent_cap(report.metric))  # no device is more than fully busy
     if by_phase:
         phases = phase_forecast(panel, h, metric=report.metric)
         frame = frame.join(phases.drop("ts"), on=["series", "step"], how="left")

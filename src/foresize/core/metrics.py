@@ -55,3 +55,12 @@ METRICS: dict[str, Metric] = {
 def metric_info(name: str) -> Metric:
     """Return the canonical entry for ``name``, or a unitless entry for a custom metric."""
     return METRICS.get(name) or Metric(name, "", "custom metric", nonnegative=False)
+
+
+#: Percent metrics never need more than all of it: a device cannot be more than fully busy.
+PERCENT_CAP = 100.0
+
+
+def percent_cap(metric: str) -> float | None:
+    """100 for percentage metrics, else none: the most a reading of ``metric`` can be."""
+    return PERCENT_CAP if metric_info(metric).unit == "%" else None

@@ -87,6 +87,19 @@ def series_steps(panel: pl.DataFrame) -> dict[str, tuple[int, int]]:
     return out
 
 
+def cap_frame(frame: pl.DataFrame, ceiling: float | None) -> pl.DataFrame:
+    """``frame`` with its mean and every band at or below ``ceiling`` (none: as it is).
+
+    Why after the models: a model's band can pass what the metric can read (a duty
+    cycle at 100 % that has jumped by 30 points gets a naive band up to 130 %), and no
+    model is told the metric's physical range.
+    """
+    if ceiling is None:
+        return frame
+    columns = [c for c in frame.columns if c == "mean" or c.startswith(("lo_", "hi_"))]
+    return frame.with_columns(pl.col(columns).clip(upper_bound=ceiling))
+
+
 def forecast_frame(
     forecasts: dict[str, SeriesForecast],
     steps: dict[str, tuple[int, int]],

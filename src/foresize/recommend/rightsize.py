@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from foresize.core.errors import InputError, InsufficientDataError, UsageError
-from foresize.core.metrics import metric_info
+from foresize.core.metrics import metric_info, percent_cap
 from foresize.core.units import human_bytes, human_duration
 from foresize.profile.phases import detect_phases, phase_summary
 from foresize.recommend.plan import (
@@ -42,7 +42,6 @@ from foresize.recommend.strategies import (
     make_strategy,
     oracle_sizing,
 )
-from foresize.recommend.strategies.foresize import percent_cap
 
 DEFAULT_HORIZON_FRAC = 0.3
 MIN_PHASE_SHARE = 0.05  # phases holding less of the time get no schedule row

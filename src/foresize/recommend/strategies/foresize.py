@@ -81,6 +81,7 @@ from typing import Literal
 import numpy as np
 
 from foresize.core.errors import UsageError
+from foresize.core.metrics import percent_cap
 from foresize.recommend.strategies.base import (
     Fleet,
     FloatArray,
@@ -98,8 +99,6 @@ GAP_SHARES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, math.inf)
 MIN_WORKLOADS = 30
 #: Where small fleets cut each history, as shares of it (each keeps the horizon ratio).
 SMALL_FLEET_SPLITS = (0.4, 0.5, 0.6, 0.7)
-#: Percent metrics never need more than all of it.
-PERCENT_CAP = 100.0
 TINY = 1e-12
 
 #: No workload's own chance of exceeding is above this unless asked (``max_chance``):
@@ -362,13 +361,6 @@ def check_max_chance(value: float) -> float:
             hint="it caps each workload's own chance of exceeding; --risk is the fleet's",
         )
     return float(value)
-
-
-def percent_cap(metric: str) -> float | None:
-    """100 for percentage metrics (a device cannot be more than fully busy), else none."""
-    from foresize.core.metrics import metric_info
-
-    return PERCENT_CAP if metric_info(metric).unit == "%" else None
 
 
 class ForesizeStrategy:
