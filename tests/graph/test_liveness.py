@@ -16,7 +16,7 @@ from foresize.core.errors import InputError, UnknownNameError
 from foresize.graph.devices import Device
 from foresize.graph.flops import analyze_flops, layer_of_node, roofline_rows
 from foresize.graph.liveness import inference_memory, saved_tensors, training_memory
-from foresize.graph.model import NAME_SCOPES, ModelGraph, Node
+from foresize.graph.model import NAME_SCOPES, ModelGraph, Node, TensorInfo
 from foresize.graph.onnx_reader import read_onnx
 
 F = TensorProto.FLOAT
@@ -383,3 +383,45 @@ def test_training_step_time_of_a_graph(tmp_path: Path) -> None:
     # 48 fp32 gradients (192 B) over 4 ranks: NCCL's latency, then 2 x 3/4 x 192 B
     expected = 8.4e-6 + 6 * 3.4e-6 + 1.5 * 192 / (h100.link_bytes_per_s / 2)
     assert step["gradient_allreduce_s"] == pytest.approx(expected)
+
+
+def _chain_with_a_view(dim: int) -> ModelGraph:
+    """x -> Relu a -> Reshape v (a view of a) -> Sigmoid b -> Add(b, x) y, all [1, dim] fp32."""
+    shape = (1, dim)
+    tensors = {name: TensorInfo(name, shape, "float32", 32) for name in "xavby"}
+    tensors["s"] = TensorInfo("s", (2,), "int64", 64, is_param=True)
+    nodes = (
+        Node("relu", "Relu", inputs=("x",), outputs=("a",)),
+        Node("view", "Reshape", inputs=("a", "s"), outputs=("v",)),
+        Node("sigmoid", "Sigmoid", inputs=("v",), outputs=("b",)),
+        Node("add", "Add", inputs=("b", "x"), outputs=("y",)),
+    )
+    return ModelGraph("g", nodes, tensors, ("x",), ("y",), {"s": (1, dim)})
+
+
+def test_spans_and_peaks_of_a_view_by_hand() -> None:
+    # x (16 B) is the caller's; a lives until the Sigmoid reads its view v (0 B);
+    # relu: x + a; view: x + a; sigmoid: x + a + b; add: x + b + y
+    memory = inference_memory(_chain_with_a_view(4))
+    assert memory.live_bytes == (32, 32, 48, 48)
+    assert memory.peak_activation_bytes == 48
+    assert memory.peak_node == "sigmoid"
+
+
+def test_live_bytes_beyond_64_bits_are_summed_exactly() -> None:
+    # each tensor is 2^62 elements of 4 B: 2^64 B, past int64, so Python's integers sum
+    memory = inference_memory(_chain_with_a_view(2**62))
+    b = 2**64
+    assert memory.live_bytes == (2 * b, 2 * b, 3 * b, 3 * b)
+    assert memory.peak_node == "sigmoid"
+
+
+def test_numpy_and_python_sums_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import foresize.graph.liveness as liveness
+
+    graph = mlp(tmp_path)
+    fast = inference_memory(graph).live_bytes
+    monkeypatch.setattr(liveness, "INT64_MAX", -1)  # every sum past the bound: Python's path
+    assert inference_memory(graph).live_bytes == fast == (48, 80, 56)
+    view = _chain_with_a_view(4)
+    assert inference_memory(view).live_bytes == (32, 32, 48, 48)

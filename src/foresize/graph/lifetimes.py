@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from foresize.graph.flops import is_indexed, layer_of_node
-from foresize.graph.model import ModelGraph, Node, module_path
+from foresize.graph.model import NAME_SCOPES, ModelGraph, Node, module_path
 
 # ops whose output shares its input's storage in PyTorch (the exporter's source)
 VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose"})
@@ -259,8 +259,9 @@ def _infer_paths(kernels: tuple[Node, ...]) -> list[tuple[str, ...] | None]:
     call that encloses all of them encloses it too. A kernel with no scoped neighbour
     keeps None.
     """
-    paths = [module_path(k) for k in kernels]
-    if all(p is None for p in paths) or all(p is not None for p in paths):
+    # the test first: most graphs record no scopes, and a call per kernel is most of the pass
+    paths = [module_path(k) if NAME_SCOPES in k.metadata else None for k in kernels]
+    if not any(paths) or None not in paths:  # a path is never empty: None, or all known
         return paths
     made: dict[str, int] = {}
     readers: dict[str, list[int]] = {}

@@ -46,7 +46,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, repeat
+from operator import attrgetter
+
+import numpy as np
 
 from foresize.core.errors import InputError, UnknownNameError
 from foresize.graph.lifetimes import (
@@ -84,6 +87,9 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 OPTIMIZER_TEMPORARIES: Mapping[str, int] = {"sgd": 0, "sgd_momentum": 0, "adam": 2, "adamw": 2}
 # kernels a train-mode BatchNorm follows when --train-bn says the graph lost it
 BATCH_NORM_HOSTS = frozenset({"Conv", "ConvTranspose"})
+INT64_MAX = 2**63 - 1  # numpy's sums stay exact below it
+_INFERENCE_BYTES = attrgetter("inference_bytes")
+_INPUTS, _OUTPUTS = attrgetter("inputs"), attrgetter("outputs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,18 +171,7 @@ def inference_memory(
     _check(graph, dtype, workspace)
     plan = _plan(graph, dtype, workspace)
     scale = _scaler(dtype, graph)
-    n = len(plan.kernels)
-    delta = [0] * (n + 1)
-    sizes = plan.sizes
-    for name, (start, end) in _forward_spans(graph, plan).items():  # _add, inlined
-        size = sizes.get(name, 0)
-        delta[start] += size
-        delta[end + 1] -= size
-    for step, effect in enumerate(plan.effects):
-        scratch = scale(effect.inference_bytes)
-        delta[step] += scratch
-        delta[step + 1] -= scratch
-    live = _running(delta, n)
+    live = _inference_live(graph, plan, scale)
     peak = max(live, default=0)
     peak_node = plan.kernels[live.index(peak)].name if plan.kernels else None
     return InferenceMemory(
@@ -362,12 +357,80 @@ def _plan(graph: ModelGraph, dtype: str | None, workspace: str, *, train_bn: boo
             rule = rules[key] = memory_rule(key)
         op = OpNode(kernel, tensors, constants)
         effect = rule(op, workspace)
-        if kernel.op_type in FOLD_HOSTS:  # the only kernels a BatchNorm follows
+        # the only kernels a BatchNorm follows; a fold is recorded in metadata, so a
+        # kernel without any (every MatMul of most graphs) is passed over without a call
+        if kernel.op_type in FOLD_HOSTS and (train_bn or kernel.metadata):
             assumed = train_bn and kernel.op_type in BATCH_NORM_HOSTS
             if folds_batch_norm(kernel) or (assumed and kernel.outputs[0] not in normalised):
                 effect = with_batch_norm(effect, op)
         effects.append(effect)
     return _Plan(kernels, tuple(effects), sizes, roots, tuple(unsized), static)
+
+
+def _inference_live(graph: ModelGraph, plan: _Plan, scale: Callable[[int], int]
+                    ) -> tuple[int, ...]:
+    """Live activation bytes at each forward step: every tensor over its forward span
+    (:func:`_forward_spans`) plus each kernel's scratch at its own step.
+
+    The spans are found over tensor numbers with numpy (a graph of 200k kernels names
+    half a million tensors; a dictionary step per name was a third of the pass), and
+    the sums of the difference array are done in int64: exact while the sum of every
+    size and scratch, a bound on any prefix sum, stays within it. Past it (sizes a
+    hostile file can declare) Python's integers do the same sums over the same spans.
+    """
+    kernels, sizes, roots = plan.kernels, plan.sizes, plan.roots
+    n = len(kernels)
+    scratch = list(map(scale, map(_INFERENCE_BYTES, plan.effects)))
+    if not n or sum(map(abs, sizes.values())) + sum(map(abs, scratch)) > INT64_MAX:
+        delta = [0] * (n + 1)
+        for name, (start, stop) in _forward_spans(graph, plan).items():
+            _add(delta, start, stop, sizes.get(name, 0))
+        for step, n_bytes in enumerate(scratch):
+            _add(delta, step, step, n_bytes)
+        return _running(delta, n)
+    m = len(sizes)
+    number = dict(zip(sizes, range(m), strict=True))  # the sized tensors; others count 0
+    # a read of a view is a read of what it views (-1: a view of something unsized)
+    read_as = np.arange(m)
+    views = [(number[view], number.get(root, -1)) for view, root in roots.items()
+             if view in number]
+    if views:
+        view_ids, root_ids = zip(*views, strict=True)
+        read_as[list(view_ids)] = root_ids
+    steps = np.arange(n)
+    ins = [name for node in kernels for name in node.inputs]
+    in_steps = np.repeat(steps, list(map(len, map(_INPUTS, kernels))))
+    in_ids = np.fromiter(map(number.get, ins, repeat(-1)), np.intp, len(ins))
+    in_steps, in_ids = in_steps[in_ids >= 0], read_as[in_ids[in_ids >= 0]]
+    outs = [name for node in kernels for name in node.outputs]
+    out_steps = np.repeat(steps, list(map(len, map(_OUTPUTS, kernels))))
+    out_ids = np.fromiter(map(number.get, outs, repeat(-1)), np.intp, len(outs))
+    read = in_ids >= 0
+    last_read = np.full(m, -1, dtype=np.intp)
+    np.maximum.at(last_read, in_ids[read], in_steps[read])
+    made_here = out_ids >= 0
+    made = np.full(m, n, dtype=np.intp)  # n: made by no kernel
+    np.minimum.at(made, out_ids[made_here], out_steps[made_here])
+    born = made.copy()
+    born[[number[name] for name in graph.inputs if name in number]] = 0
+    # the last need: the last read, else the making; -1 for neither (a span of one step)
+    last = np.where(last_read >= 0, last_read, np.where(made < n, made, -1))
+    for name in (*graph.outputs, *graph.inputs):
+        if (root := plan.root(name)) in number:
+            last[number[root]] = n - 1
+    for name, step in held_by_frames(kernels, plan.root, set(sizes)).items():
+        if name in number:
+            last[number[name]] = max(int(last[number[name]]), step)
+    spanned = born < n
+    size = np.fromiter(sizes.values(), np.int64, m)[spanned]
+    firsts, lasts = born[spanned], np.maximum(born, last)[spanned]
+    deltas = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(deltas, firsts, size)
+    np.subtract.at(deltas, lasts + 1, size)
+    kernel_scratch = np.array(scratch, dtype=np.int64)
+    deltas[:n] += kernel_scratch
+    deltas[1:] -= kernel_scratch
+    return tuple(np.cumsum(deltas[:n]).tolist())
 
 
 def _forward_spans(graph: ModelGraph, plan: _Plan) -> dict[str, tuple[int, int]]:
