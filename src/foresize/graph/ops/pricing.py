@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable, Mapping
+from operator import itemgetter
 
 from foresize.core.errors import InputError
 from foresize.graph.model import ModelGraph, Node, TensorInfo
 from foresize.graph.ops.base import RULES, ZERO_COST, OpCost, OpNode, ShapeUnknownError
 
 NOTHING = OpCost(0, 0, 0, 0, ())
+_GAP_STATUSES = frozenset({"unsupported", "unresolved"})
 
 
 def op_node(node: Node, tensors: Mapping[str, TensorInfo], graph: ModelGraph) -> OpNode:
@@ -132,6 +134,9 @@ def gaps(priced: list[tuple[Node, str, OpCost]]) -> tuple[Counter[str], Counter[
     """Node counts by op type: those without a rule, and those a rule could not price."""
     unsupported: Counter[str] = Counter()
     unresolved: Counter[str] = Counter()
+    # the usual graph has neither: one C-level pass over the statuses says so
+    if _GAP_STATUSES.isdisjoint(map(itemgetter(1), priced)):
+        return unsupported, unresolved
     for node, status, _ in priced:
         if status == "unsupported":
             unsupported[node.key] += 1
