@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -508,3 +510,69 @@ def test_a_negative_trip_count_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"node 'loop' \(Loop\) costs -80 FLOPs, a negative "
                                          r"count: check its dims and trip count"):
         analyze_flops(read_onnx(path))
+
+
+def _read_both_ways(path: Path, monkeypatch: pytest.MonkeyPatch, **kw):
+    """The graph read with inference in this process, then in a forked child."""
+    from foresize.graph import onnx_reader
+
+    monkeypatch.setattr(onnx_reader, "FORK_NODES", 10**9)
+    here = read_onnx(path, **kw)
+    monkeypatch.setattr(onnx_reader, "FORK_NODES", 0)
+    return here, read_onnx(path, **kw)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="inference forks on Linux only")
+def test_inference_in_a_child_reads_the_same_graph(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    here, child = _read_both_ways(save(tmp_path, mlp("b")), monkeypatch, dims={"b": 4})
+    assert child == here
+    assert child.tensors["h"].shape == (4, 16)  # from inference's value_info
+    assert analyze_flops(child).macs == 4 * 8 * 16 + 4 * 16 * 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="inference forks on Linux only")
+def test_inference_failing_in_the_child_leaves_the_model_as_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from foresize.graph import onnx_reader
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("inference failed")
+
+    monkeypatch.setattr(onnx_reader, "_inferred_bytes", fail)
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", fail)
+    here, child = _read_both_ways(save(tmp_path, mlp()), monkeypatch)
+    assert child == here
+    assert child.tensors["h"].shape == (4, 16)  # from the op rules' propagation
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="inference forks on Linux only")
+def test_a_child_that_dies_is_replaced_by_inference_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from foresize.graph import onnx_reader
+
+    def die(model: object) -> bytes:
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("unreachable")
+
+    path = save(tmp_path, mlp())
+    expected = read_onnx(path)
+    monkeypatch.setattr(onnx_reader, "_inferred_bytes", die)
+    monkeypatch.setattr(onnx_reader, "FORK_NODES", 0)
+    assert read_onnx(path) == expected
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="inference forks on Linux only")
+def test_the_child_sends_back_the_inferred_model(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from foresize.graph import onnx_reader
+
+    def not_here(model: object) -> None:
+        raise AssertionError("inferred in this process")
+
+    monkeypatch.setattr(onnx_reader, "_infer", not_here)
+    monkeypatch.setattr(onnx_reader, "FORK_NODES", 0)
+    model = onnx.load(str(save(tmp_path, mlp())))
+    inferred = onnx_reader._start_inference(model)()
+    assert inferred == onnx.shape_inference.infer_shapes(model, data_prop=True)
+    assert {v.name for v in inferred.graph.value_info} == {"h", "hb", "a"}

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Mapping
+import os
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from itertools import chain
 from pathlib import Path
@@ -41,6 +43,8 @@ from foresize.graph.model import (
 MAX_ELEMENTS = 2**53  # beyond this an element count is no tensor (and loses float precision)
 MAX_CONSTANT_ELEMENTS = 64  # integer tensors this small are kept as values (shapes, axes)
 KEEP_DATA = 4096  # initializers up to this many elements keep their data for inference
+FORK_NODES = 20_000  # graphs from this many nodes are inferred in a child process
+_CHILD_FAILED = 3  # the child's exit status when inference raised
 
 
 @collector_paused()
@@ -52,12 +56,84 @@ def read_onnx(path: str | Path, *, dims: Mapping[str, int] | None = None) -> Mod
     bound = dict(dims or {})
     _check_dims(model, bound, path)
     _bind_inputs(model.graph, bound)
-    # inference is best effort: where it fails, the op rules' propagation takes over
-    with contextlib.suppress(Exception):
-        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    inferred = _start_inference(model)
     with graph_errors(str(path)):
-        graph = _to_graph(model, bound, path)
+        try:
+            parsed = _read_nodes(model.graph)  # inference changes no node: read them meanwhile
+        finally:
+            model = inferred()
+        graph = _graph(model.graph, bound, path, {}, {}, parsed)
         return _check_sizes(propagate_shapes(graph), path)
+
+
+def _infer(model: Any) -> Any:
+    """``model`` with ONNX's inferred shapes; as it was where inference fails.
+
+    Inference is best effort: where it fails, the op rules' propagation takes over.
+    """
+    with contextlib.suppress(Exception):
+        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+    return model
+
+
+def _inferred_bytes(model: Any) -> bytes:
+    """``onnx.shape_inference.infer_shapes(model, data_prop=True)``, serialized.
+
+    Straight from ONNX's engine, which takes and returns bytes, where it is found: the
+    public function parses them into a model that the child would serialize again.
+    """
+    try:
+        from onnx.onnx_cpp2py_export import shape_inference as engine
+    except ImportError:  # pragma: no cover - an ONNX build laid out otherwise
+        return bytes(onnx.shape_inference.infer_shapes(model, data_prop=True)
+                     .SerializeToString())
+    return bytes(engine.infer_shapes(model.SerializeToString(), check_type=False,
+                                     strict_mode=False, data_prop=True))
+
+
+def _start_inference(model: Any) -> Callable[[], Any]:
+    """Start :func:`_infer` on ``model``; the call returned waits for it and returns its result.
+
+    ONNX's inference holds the GIL, for a second and more on a graph of 200k nodes. On
+    Linux, a graph of ``FORK_NODES`` nodes or more is inferred in a forked child, on
+    another core, while this process reads the nodes; the child sends the model back
+    serialized. Where inference raises there, the model stays as it was, as :func:`_infer`
+    leaves it; a child that dies otherwise (a signal) is replaced by inference here.
+    Smaller graphs, and other systems (no ``fork``, or one unsafe with some frameworks
+    loaded), are inferred here, on the call.
+    """
+    if not sys.platform.startswith("linux") or len(model.graph.node) < FORK_NODES:
+        return lambda: _infer(model)
+    read_end, write_end = os.pipe()
+    # Python 3.12+ warns (a DeprecationWarning, hidden by default outside __main__) of a
+    # fork in a threaded process (numpy's BLAS pool): the child runs none of their code.
+    # No catch_warnings here: leaving it resets every warning's once-only registry.
+    pid = os.fork()
+    if pid == 0:  # the child: infer, send, and leave without running any exit handler
+        status = _CHILD_FAILED
+        try:
+            os.close(read_end)
+            data = _inferred_bytes(model)
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(data)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+
+    def result() -> Any:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == _CHILD_FAILED:
+            return model  # inference raised: the model as it was
+        if status != 0:
+            return _infer(model)  # the child died: infer here instead
+        with contextlib.suppress(Exception):
+            return onnx.load_from_string(data)
+        return model
+
+    return result
 
 
 def _check_sizes(graph: ModelGraph, path: Path) -> ModelGraph:
@@ -294,26 +370,26 @@ def _small_ints(tensor: Any) -> tuple[int, ...] | None:
     return tuple(int(v) for v in numpy_helper.to_array(tensor).reshape(-1))
 
 
+# The empty mapping of every node without attributes, metadata or bodies (most of them):
+# nodes are never changed in place, and 600k empty dicts retained cost a tenth of a second
+# at 200k nodes to make, and as long again to free.
+_NONE: dict[str, Any] = {}
+
+
 def _to_graph(model: Any, dims: Mapping[str, int], path: Path) -> ModelGraph:
     """Convert the (inferred) protobuf into a ModelGraph."""
     return _graph(model.graph, dims, path, {}, {})
 
 
-def _graph(
-    g: Any,
-    dims: Mapping[str, int],
-    path: Path,
-    outer: Mapping[str, TensorInfo],
-    outer_constants: Mapping[str, tuple[int, ...]],
-) -> ModelGraph:
-    """Convert one GraphProto; ``outer`` holds the enclosing scopes' tensors.
+# what one pass over a graph's nodes finds: the nodes, the producer and the consumers
+# of each name, the small integer constants, the nodes with bodies, and the names read
+# before the node that makes them
+_Nodes = tuple[list[Node], dict[str, str], dict[str, list[str]], dict[str, tuple[int, ...]],
+               list[int], set[str]]
 
-    A control-flow body (If branches, Loop and Scan bodies) may read any value of the
-    scopes around it by name: those resolve through ``outer`` (a :class:`Scope`, never a
-    copy), and its own values shadow them. Bodies become ``Node.subgraphs`` with shapes
-    propagated, ready for the op rules.
 
-    One pass over the nodes builds them, their producers and consumers, and notes
+def _read_nodes(g: Any) -> _Nodes:
+    """One pass over ``g``'s nodes: builds them, their producers and consumers, and notes
     whether the file lists them in topological order (exporters do): only a file that
     does not is sorted, and checked for cycles.
     """
@@ -327,8 +403,9 @@ def _graph(
         op_type = n.op_type
         name = n.name or f"{op_type}_{i}"
         inputs, outputs = tuple(n.input[:]), tuple(n.output[:])  # a slice is the fastest copy
-        attributes: dict[str, AttrValue] = {}
+        attributes: dict[str, AttrValue] = _NONE
         if n.attribute:  # most nodes have none: the test is cheaper than an empty loop
+            attributes = {}
             for a in n.attribute:
                 if a.type == onnx.AttributeProto.GRAPH:
                     with_bodies.append(i)
@@ -348,11 +425,35 @@ def _graph(
                 readers.append(name)
         for out in outputs:
             producer[out] = name
-        metadata = {p.key: p.value for p in n.metadata_props} if n.metadata_props else {}
-        nodes.append(Node(name, op_type, n.domain, attributes, inputs, outputs, {}, metadata))
+        metadata = {p.key: p.value for p in n.metadata_props} if n.metadata_props else _NONE
+        nodes.append(Node(name, op_type, n.domain, attributes, inputs, outputs, _NONE, metadata))
     producer.pop("", None)
     consumers.pop("", None)
     read_before_made.discard("")
+    return nodes, producer, consumers, constants, with_bodies, read_before_made
+
+
+def _graph(
+    g: Any,
+    dims: Mapping[str, int],
+    path: Path,
+    outer: Mapping[str, TensorInfo],
+    outer_constants: Mapping[str, tuple[int, ...]],
+    parsed: _Nodes | None = None,
+) -> ModelGraph:
+    """Convert one GraphProto; ``outer`` holds the enclosing scopes' tensors.
+
+    A control-flow body (If branches, Loop and Scan bodies) may read any value of the
+    scopes around it by name: those resolve through ``outer`` (a :class:`Scope`, never a
+    copy), and its own values shadow them. Bodies become ``Node.subgraphs`` with shapes
+    propagated, ready for the op rules.
+
+    ``parsed`` is :func:`_read_nodes` of ``g``'s nodes when the caller has it already
+    (read from the graph before inference, which changes no node).
+    """
+    nodes, producer, consumers, constants, with_bodies, read_before_made = (
+        parsed if parsed is not None else _read_nodes(g)
+    )
     tensors: dict[str, TensorInfo] = {}
 
     def add(name: str, shape: Shape | None, dtype: str, bits: int, *, is_param: bool) -> None:
