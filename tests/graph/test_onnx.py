@@ -576,3 +576,30 @@ def test_the_child_sends_back_the_inferred_model(tmp_path: Path,
     inferred = onnx_reader._start_inference(model)()
     assert inferred == onnx.shape_inference.infer_shapes(model, data_prop=True)
     assert {v.name for v in inferred.graph.value_info} == {"h", "hb", "a"}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="inference forks on Linux only")
+@pytest.mark.parametrize("trouble", ["no fork", "child reaped elsewhere"])
+def test_inference_runs_here_when_the_child_cannot_report(
+        trouble: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from foresize.graph import onnx_reader
+
+    path = save(tmp_path, mlp())
+    expected = read_onnx(path)
+    monkeypatch.setattr(onnx_reader, "FORK_NODES", 0)
+    if trouble == "no fork":
+        def no_fork() -> int:
+            raise BlockingIOError("fork: resource temporarily unavailable")
+
+        monkeypatch.setattr(os, "fork", no_fork)
+    else:
+        waitpid = os.waitpid
+
+        def reaped(pid: int, options: int) -> tuple[int, int]:
+            waitpid(pid, options)
+            raise ChildProcessError("no child processes")
+
+        monkeypatch.setattr(os, "waitpid", reaped)
+    graph = read_onnx(path)
+    assert graph == expected
+    assert graph.tensors["h"].shape == (4, 16)

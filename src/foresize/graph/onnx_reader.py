@@ -98,7 +98,8 @@ def _start_inference(model: Any) -> Callable[[], Any]:
     Linux, a graph of ``FORK_NODES`` nodes or more is inferred in a forked child, on
     another core, while this process reads the nodes; the child sends the model back
     serialized. Where inference raises there, the model stays as it was, as :func:`_infer`
-    leaves it; a child that dies otherwise (a signal) is replaced by inference here.
+    leaves it; where the child dies otherwise (a signal), cannot be forked or is reaped by
+    someone else, inference runs here instead.
     Smaller graphs, and other systems (no ``fork``, or one unsafe with some frameworks
     loaded), are inferred here, on the call.
     """
@@ -108,7 +109,12 @@ def _start_inference(model: Any) -> Callable[[], Any]:
     # Python 3.12+ warns (a DeprecationWarning, hidden by default outside __main__) of a
     # fork in a threaded process (numpy's BLAS pool): the child runs none of their code.
     # No catch_warnings here: leaving it resets every warning's once-only registry.
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no process to be had (a limit, memory): infer here
+        os.close(read_end)
+        os.close(write_end)
+        return lambda: _infer(model)
     if pid == 0:  # the child: infer, send, and leave without running any exit handler
         status = _CHILD_FAILED
         try:
@@ -124,7 +130,10 @@ def _start_inference(model: Any) -> Callable[[], Any]:
     def result() -> Any:
         with os.fdopen(read_end, "rb") as pipe:
             data = pipe.read()
-        _, status = os.waitpid(pid, 0)
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:  # reaped already (SIGCHLD ignored): its outcome is unknown
+            return _infer(model)
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == _CHILD_FAILED:
             return model  # inference raised: the model as it was
         if status != 0:
