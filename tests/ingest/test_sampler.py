@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import polars as pl
 import psutil
@@ -49,7 +50,10 @@ def test_peak_rss_matches_the_known_allocation(steps: pl.DataFrame) -> None:
     assert max(rss) - baseline == pytest.approx(300 * MIB, rel=0.05)
     plateau = [r - baseline for r in rss if 80 * MIB < r - baseline < 250 * MIB]
     assert plateau, "the 100 MiB step was never seen"
-    assert sorted(plateau)[len(plateau) // 2] == pytest.approx(100 * MIB, rel=0.05)
+    # the level most samples sit at (4 MiB bins), not the median: on a slow machine the
+    # 200 MiB allocation after it ramps over many samples, all above the plateau
+    level = Counter(round(r / (4 * MIB)) for r in plateau).most_common(1)[0][0] * 4 * MIB
+    assert level == pytest.approx(100 * MIB, rel=0.05)
     uss = series(steps, "mem_uss_bytes")
     assert max(uss) <= max(rss)
 
@@ -66,9 +70,12 @@ def test_cpu_series_shows_the_busy_window(steps: pl.DataFrame) -> None:
             runs[-1] = (runs[-1][0], runs[-1][1] + 1)
         elif busy:
             runs.append((i, 1))
-    start, length = max(runs, key=lambda run: run[1])
+    # the burn comes after the memory was freed; on a slow machine the allocations before
+    # it (memset of 300 MiB) can be busy runs of their own, so they are not the burn
+    after = [run for run in runs if run[0] > peak_at + 5]
+    assert after, f"no busy run after the free (peak at sample {peak_at}, runs {runs})"
+    start, length = max(after, key=lambda run: run[1])
     assert length >= 8  # about 1.5 s at 0.1 s sampling
-    assert start > peak_at + 5  # the burn comes after the memory was freed
     burning = sum(cpu[start:start + length]) / length
     sleeping = cpu[peak_at + 1:start - 1]  # the second after the free
     assert burning > 5 * (sum(sleeping) / len(sleeping) + 0.01)
