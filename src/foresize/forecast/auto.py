@@ -253,7 +253,13 @@ class Auto:
             if choice.weight < 1.0:
                 label += f" (w={choice.weight:.2f})"
             forecasts[key] = choice.forecast(
-                finals, levels, low=low, high=high, label=label, scale=scale, history=y
+                finals,
+                levels,
+                low=low,
+                high=high,
+                label=label,
+                scale=scale,
+                history=y if self.clip_to_range else None,  # no range: nothing to leave
             )
         return forecast_frame(forecasts, self.steps_, levels)
 

@@ -541,7 +541,7 @@ class Hybrid:
                 high=high,
                 label=guard_label(choice),
                 scale=scale,
-                history=s.y,
+                history=s.y if self.clip_to_range else None,  # no range: nothing to leave
             )
         return out
 

@@ -385,11 +385,6 @@ def _small_ints(tensor: Any) -> tuple[int, ...] | None:
 _NONE: dict[str, Any] = {}
 
 
-def _to_graph(model: Any, dims: Mapping[str, int], path: Path) -> ModelGraph:
-    """Convert the (inferred) protobuf into a ModelGraph."""
-    return _graph(model.graph, dims, path, {}, {})
-
-
 # what one pass over a graph's nodes finds: the nodes, the producer and the consumers
 # of each name, the small integer constants, the nodes with bodies, and the names read
 # before the node that makes them
