@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from foresize.cli.main import main
 from foresize.core.errors import InputError, UnknownNameError
+from foresize.core.parallel import default_workers
 from foresize.graph.devices import Device
 from foresize.graph.flops import analyze_flops, layer_of_node, roofline_rows
 from foresize.graph.liveness import inference_memory, saved_tensors, training_memory
@@ -20,6 +22,7 @@ from foresize.graph.model import NAME_SCOPES, ModelGraph, Node, TensorInfo
 from foresize.graph.onnx_reader import read_onnx
 
 F = TensorProto.FLOAT
+EXAMPLE_MODEL = Path(__file__).resolve().parents[2] / "examples" / "model.onnx"
 
 
 def write(
@@ -383,6 +386,47 @@ def test_training_step_time_of_a_graph(tmp_path: Path) -> None:
     # 48 fp32 gradients (192 B) over 4 ranks: NCCL's latency, then 2 x 3/4 x 192 B
     expected = 8.4e-6 + 6 * 3.4e-6 + 1.5 * 192 / (h100.link_bytes_per_s / 2)
     assert step["gradient_allreduce_s"] == pytest.approx(expected)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or default_workers() < 2,
+                    reason="analysis forks on Linux with two cores or more only")
+@pytest.mark.parametrize("dtype", [None, "bf16"])
+def test_memory_found_in_a_child_is_the_memory_found_here(
+        dtype: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from foresize.graph import analysis
+    from foresize.graph.analysis import GraphRequest, analyze_graph
+
+    graph = read_onnx(EXAMPLE_MODEL, dims={"batch": 2, "seq": 16})
+    request = GraphRequest(dims={}, dtype=dtype, device="h100_sxm", train=True,
+                           optimizer="adamw", top=5, strict=False)
+    here = analyze_graph(graph, request)
+    parent, found = os.getpid(), analysis.inference_memory
+
+    def in_the_child_only(*args: object, **kwargs: object) -> object:
+        assert os.getpid() != parent, "inference memory was found in this process"
+        return found(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(analysis, "inference_memory", in_the_child_only)
+    monkeypatch.setattr(analysis, "FORK_NODES", 0)
+    forked = analyze_graph(graph, request)
+    assert forked.summary == here.summary
+    assert forked.notes == here.notes
+    assert forked.rows.equals(here.rows)
+    assert here.summary["inference"]["peak_activation_bytes"] > 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or default_workers() < 2,
+                    reason="analysis forks on Linux with two cores or more only")
+def test_a_child_that_cannot_find_memory_leaves_the_error_to_this_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from foresize.graph import analysis
+    from foresize.graph.analysis import GraphRequest, analyze_graph
+
+    request = GraphRequest(dims={}, dtype="fp8", device=None, train=False,
+                           optimizer="adamw", top=5, strict=False)
+    monkeypatch.setattr(analysis, "FORK_NODES", 0)
+    with pytest.raises(UnknownNameError, match="fp8"):  # raised in the child, then here
+        analyze_graph(mlp(tmp_path), request)
 
 
 def _chain_with_a_view(dim: int) -> ModelGraph:

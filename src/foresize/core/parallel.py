@@ -1,4 +1,5 @@
-"""Fan-out of independent tasks: in this process, over local processes, or on Ray.
+"""Fan-out of independent tasks: in this process, over local processes, or on Ray; and
+one piece of work in a forked child while this process goes on (:class:`Meanwhile`).
 
 Forecast backtests (per series chunk) and simulations (per seed) are embarrassingly
 parallel. ``run_tasks`` maps a picklable top-level function over argument tuples and
@@ -20,10 +21,14 @@ SIGINT: the caller alone handles Ctrl-C, and stops the workers that are still bu
 from __future__ import annotations
 
 import os
+import select
 import signal
+import sys
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
+from types import TracebackType
 from typing import Any, Literal, TypeVar, get_args
 
 from foresize.core.errors import InputError, UsageError
@@ -143,3 +148,108 @@ def _run_ray(
             ray.cancel(ref, force=True)
         raise
     return [results[i] for i in range(len(items))]
+
+
+# how long a child may take, past which it is taken for hung: its work is of the order
+# of what this process did meanwhile, so many times that, and never under half a minute
+PATIENCE_FACTOR = 10.0
+MIN_PATIENCE_S = 30.0
+_CHUNK = 1 << 20
+
+
+class Meanwhile:
+    """``work`` run in a forked child, on another core, while this process goes on.
+
+    For work that holds the GIL (ONNX's shape inference) or is pure Python (a pass over a
+    graph of 200k nodes), where a thread would not run in parallel and a spawned worker
+    would have to be sent the whole graph: a forked child has it already. The child
+    sends ``work()``'s bytes back through a pipe and leaves with ``os._exit``, running no
+    exit handler and flushing none of this process's buffers.
+
+    :meth:`result` waits for them, and gives None wherever the child could not deliver:
+    no fork (not Linux, one core, ``enabled`` false, or no process to be had), the work
+    raised or the child died, someone else reaped it, or it ran past its patience
+    (``PATIENCE_FACTOR`` times as long as this process went on, at least
+    ``MIN_PATIENCE_S``) and was killed. None tells the caller to do the work itself, so a
+    failure there raises where it would have without the child. Use it as a context
+    manager: on the way out a child whose result was not asked for is killed and reaped.
+
+    The child must not use a library's thread pool (polars'): a fork keeps only the
+    calling thread, and a lock another thread held stays held in the child.
+    """
+
+    def __init__(self, work: Callable[[], bytes], *, enabled: bool = True) -> None:
+        self._pid: int | None = None
+        self._read = -1
+        self._started = time.monotonic()
+        if not (enabled and sys.platform.startswith("linux") and default_workers() > 1):
+            return
+        read_end, write_end = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to be had (a limit, memory)
+            os.close(read_end)
+            os.close(write_end)
+            return
+        if pid == 0:  # the child: work, send, and leave without any exit handler
+            status = 1
+            try:
+                os.close(read_end)
+                data = memoryview(work())
+                while data:
+                    data = data[os.write(write_end, data[:_CHUNK]):]
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        self._pid, self._read = pid, read_end
+
+    def __enter__(self) -> Meanwhile:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self._stop()
+
+    def result(self) -> bytes | None:
+        """The child's bytes once it has exited cleanly; None where it could not deliver."""
+        if self._pid is None:
+            return None
+        patience = max(MIN_PATIENCE_S, PATIENCE_FACTOR * (time.monotonic() - self._started))
+        deadline = time.monotonic() + patience
+        chunks: list[bytes] = []
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if not select.select([self._read], [], [], left)[0]:
+                    continue  # the loop's test ends it at the deadline
+                chunk = os.read(self._read, _CHUNK)
+                if not chunk:  # the child closed its end: done, or dead
+                    break
+                chunks.append(chunk)
+            else:  # hung: give up on it
+                self._stop()
+                return None
+            os.close(self._read)
+            self._read = -1
+            pid, self._pid = self._pid, None
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:  # reaped already (SIGCHLD ignored): outcome unknown
+                return None
+        except BaseException:  # Ctrl-C while waiting: the child goes too
+            self._stop()
+            raise
+        return b"".join(chunks) if status == 0 else None
+
+    def _stop(self) -> None:
+        """Kill and reap a child still running; close the pipe."""
+        if self._read >= 0:
+            os.close(self._read)
+            self._read = -1
+        if self._pid is not None:
+            pid, self._pid = self._pid, None
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass

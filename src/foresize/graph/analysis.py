@@ -4,17 +4,24 @@ roofline time, with the summary and the notes ``foresize profile model`` prints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import polars as pl
 
+from foresize.core.parallel import Meanwhile
 from foresize.core.units import human_bytes
 from foresize.graph.devices import allreduce_time, get_device
 from foresize.graph.flops import FlopReport, analyze_flops, roofline_rows
-from foresize.graph.liveness import graph_precision, inference_memory, training_memory
+from foresize.graph.liveness import (
+    InferenceMemory,
+    graph_precision,
+    inference_memory,
+    training_memory,
+)
 from foresize.graph.memory import DTYPE_BYTES, FP32_BYTES
-from foresize.graph.model import ModelGraph, collector_paused
+from foresize.graph.model import FORK_NODES, ModelGraph, collector_paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +56,19 @@ class GraphAnalysis:
 
 @collector_paused()
 def analyze_graph(graph: ModelGraph, request: GraphRequest) -> GraphAnalysis:
-    """FLOPs per op, memory by liveness, a training step and roofline time, as asked."""
-    report = analyze_flops(graph, strict=request.strict)
-    memory = inference_memory(graph, dtype=request.dtype)
+    """FLOPs per op, memory by liveness, a training step and roofline time, as asked.
+
+    On a graph of ``FORK_NODES`` nodes or more, inference memory is found in a forked
+    child while this process counts FLOPs: both are passes of pure Python over every
+    node, a second and more each at 200k nodes. Where the child cannot deliver, it is
+    found here, after the FLOPs, as on smaller graphs (so errors come in the same order).
+    """
+    with Meanwhile(lambda: _encoded(inference_memory(graph, dtype=request.dtype)),
+                   enabled=len(graph.nodes) >= FORK_NODES) as child:
+        report = analyze_flops(graph, strict=request.strict)
+        data = child.result()
+    memory = (_decoded(data) if data is not None
+              else inference_memory(graph, dtype=request.dtype))
     precision = request.dtype or graph_precision(graph)
     rows = report.rows
     summary: dict[str, Any] = {
@@ -101,6 +118,19 @@ def analyze_graph(graph: ModelGraph, request: GraphRequest) -> GraphAnalysis:
                          f"{timing['gradient_allreduce_s']:.4g} s over {request.data_parallel} "
                          "ranks, overlapping the backward)")
     return GraphAnalysis(report, rows, summary, notes)
+
+
+def _encoded(memory: InferenceMemory) -> bytes:
+    """``memory`` as JSON, for the child that found it to send (exact for any integer)."""
+    return json.dumps(asdict(memory), separators=(",", ":")).encode()
+
+
+def _decoded(data: bytes) -> InferenceMemory:
+    """The ``InferenceMemory`` that :func:`_encoded` sent."""
+    fields = json.loads(data)
+    return InferenceMemory(fields["weight_bytes"], fields["peak_activation_bytes"],
+                           fields["peak_node"], tuple(fields["live_bytes"]),
+                           tuple(fields["unsized"]))
 
 
 # fp32 words one optimizer step reads and writes per trainable parameter: the weight and

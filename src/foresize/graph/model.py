@@ -22,6 +22,10 @@ Shape = tuple[Dim, ...]
 ConcreteShape = tuple[int, ...]
 AttrValue = int | float | str | tuple[int, ...] | tuple[float, ...] | tuple[str, ...]
 NAME_SCOPES = "pkg.torch.onnx.name_scopes"  # the torch exporter's module path of each node
+# graphs from this many nodes share their longest passes with a forked child (ONNX's
+# shape inference while the nodes are read; liveness while FLOPs are counted): below it
+# the passes take less than a fork costs to pay back
+FORK_NODES = 20_000
 
 # ONNX TensorProto element types -> (name, bits). Bits rather than bytes because the
 # 4-bit types pack two elements per byte.

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from itertools import chain
@@ -24,10 +22,12 @@ from onnx import numpy_helper
 
 from foresize.core.errors import InputError, UnknownNameError, UsageError
 from foresize.core.guard import graph_errors
+from foresize.core.parallel import Meanwhile
 from foresize.core.paths import missing_file
 from foresize.graph.flops import propagate_shapes
 from foresize.graph.model import (
     DTYPES,
+    FORK_NODES,
     UNKNOWN_DTYPE,
     AttrValue,
     Dim,
@@ -43,8 +43,6 @@ from foresize.graph.model import (
 MAX_ELEMENTS = 2**53  # beyond this an element count is no tensor (and loses float precision)
 MAX_CONSTANT_ELEMENTS = 64  # integer tensors this small are kept as values (shapes, axes)
 KEEP_DATA = 4096  # initializers up to this many elements keep their data for inference
-FORK_NODES = 20_000  # graphs from this many nodes are inferred in a child process
-_CHILD_FAILED = 3  # the child's exit status when inference raised
 
 
 @collector_paused()
@@ -56,12 +54,8 @@ def read_onnx(path: str | Path, *, dims: Mapping[str, int] | None = None) -> Mod
     bound = dict(dims or {})
     _check_dims(model, bound, path)
     _bind_inputs(model.graph, bound)
-    inferred = _start_inference(model)
     with graph_errors(str(path)):
-        try:
-            parsed = _read_nodes(model.graph)  # inference changes no node: read them meanwhile
-        finally:
-            model = inferred()
+        model, parsed = _inferred_meanwhile(model, lambda: _read_nodes(model.graph))
         graph = _graph(model.graph, bound, path, {}, {}, parsed)
         return _check_sizes(propagate_shapes(graph), path)
 
@@ -77,72 +71,44 @@ def _infer(model: Any) -> Any:
 
 
 def _inferred_bytes(model: Any) -> bytes:
-    """``onnx.shape_inference.infer_shapes(model, data_prop=True)``, serialized.
+    """``onnx.shape_inference.infer_shapes(model, data_prop=True)``, serialized; empty
+    where inference raises (the model is then used as read, as :func:`_infer` leaves it).
 
     Straight from ONNX's engine, which takes and returns bytes, where it is found: the
     public function parses them into a model that the child would serialize again.
     """
     try:
-        from onnx.onnx_cpp2py_export import shape_inference as engine
-    except ImportError:  # pragma: no cover - an ONNX build laid out otherwise
-        return bytes(onnx.shape_inference.infer_shapes(model, data_prop=True)
-                     .SerializeToString())
-    return bytes(engine.infer_shapes(model.SerializeToString(), check_type=False,
-                                     strict_mode=False, data_prop=True))
+        try:
+            from onnx.onnx_cpp2py_export import shape_inference as engine
+        except ImportError:  # pragma: no cover - an ONNX build laid out otherwise
+            return bytes(onnx.shape_inference.infer_shapes(model, data_prop=True)
+                         .SerializeToString())
+        return bytes(engine.infer_shapes(model.SerializeToString(), check_type=False,
+                                         strict_mode=False, data_prop=True))
+    except Exception:
+        return b""
 
 
-def _start_inference(model: Any) -> Callable[[], Any]:
-    """Start :func:`_infer` on ``model``; the call returned waits for it and returns its result.
+def _inferred_meanwhile(model: Any, read: Callable[[], _Nodes]) -> tuple[Any, _Nodes]:
+    """``model`` as :func:`_infer` leaves it, and ``read()``: at once where that pays.
 
     ONNX's inference holds the GIL, for a second and more on a graph of 200k nodes. On
     Linux, a graph of ``FORK_NODES`` nodes or more is inferred in a forked child, on
-    another core, while this process reads the nodes; the child sends the model back
-    serialized. Where inference raises there, the model stays as it was, as :func:`_infer`
-    leaves it; where the child dies otherwise (a signal), cannot be forked or is reaped by
-    someone else, inference runs here instead.
-    Smaller graphs, and other systems (no ``fork``, or one unsafe with some frameworks
-    loaded), are inferred here, on the call.
+    another core, while this process reads the nodes (inference changes none); the child
+    sends the model back serialized (:class:`~foresize.core.parallel.Meanwhile`). Where
+    the child cannot deliver, inference runs here, as it does for smaller graphs.
     """
-    if not sys.platform.startswith("linux") or len(model.graph.node) < FORK_NODES:
-        return lambda: _infer(model)
-    read_end, write_end = os.pipe()
-    # Python 3.12+ warns (a DeprecationWarning, hidden by default outside __main__) of a
-    # fork in a threaded process (numpy's BLAS pool): the child runs none of their code.
-    # No catch_warnings here: leaving it resets every warning's once-only registry.
-    try:
-        pid = os.fork()
-    except OSError:  # no process to be had (a limit, memory): infer here
-        os.close(read_end)
-        os.close(write_end)
-        return lambda: _infer(model)
-    if pid == 0:  # the child: infer, send, and leave without running any exit handler
-        status = _CHILD_FAILED
-        try:
-            os.close(read_end)
-            data = _inferred_bytes(model)
-            with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(data)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-
-    def result() -> Any:
-        with os.fdopen(read_end, "rb") as pipe:
-            data = pipe.read()
-        try:
-            _, status = os.waitpid(pid, 0)
-        except ChildProcessError:  # reaped already (SIGCHLD ignored): its outcome is unknown
-            return _infer(model)
-        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == _CHILD_FAILED:
-            return model  # inference raised: the model as it was
-        if status != 0:
-            return _infer(model)  # the child died: infer here instead
-        with contextlib.suppress(Exception):
-            return onnx.load_from_string(data)
-        return model
-
-    return result
+    with Meanwhile(lambda: _inferred_bytes(model),
+                   enabled=len(model.graph.node) >= FORK_NODES) as child:
+        parsed = read()
+        data = child.result()
+    if data is None:
+        return _infer(model), parsed
+    if not data:  # inference raised in the child
+        return model, parsed
+    with contextlib.suppress(Exception):
+        return onnx.load_from_string(data), parsed
+    return model, parsed
 
 
 def _check_sizes(graph: ModelGraph, path: Path) -> ModelGraph:
