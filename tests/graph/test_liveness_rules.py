@@ -6,6 +6,7 @@ Every figure is computed by hand from fp32 tensor sizes (4 bytes an element).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -44,17 +45,19 @@ def read(
     return read_onnx(path)
 
 
-def test_exported_gelu_is_one_kernel_that_saves_its_input(tmp_path: Path) -> None:
+GELU_NODES = [
+    helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
+    helper.make_node("Div", ["h", "sqrt2"], ["d"], name="div"),
+    helper.make_node("Erf", ["d"], ["e"], name="erf"),
+    helper.make_node("Add", ["e", "one"], ["a"], name="add"),
+    helper.make_node("Mul", ["half", "a"], ["m"], name="mul"),
+    helper.make_node("Mul", ["h", "m"], ["y"], name="gelu"),
+]
+
+
+def gelu(tmp_path: Path, nodes: list[onnx.NodeProto] = GELU_NODES) -> ModelGraph:
     """h = x @ w [1,8] 32 B, then GELU as torch exports it (Div, Erf, Add, Mul, Mul)."""
-    nodes = [
-        helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
-        helper.make_node("Div", ["h", "sqrt2"], ["d"], name="div"),
-        helper.make_node("Erf", ["d"], ["e"], name="erf"),
-        helper.make_node("Add", ["e", "one"], ["a"], name="add"),
-        helper.make_node("Mul", ["half", "a"], ["m"], name="mul"),
-        helper.make_node("Mul", ["h", "m"], ["y"], name="gelu"),
-    ]
-    graph = read(
+    return read(
         tmp_path,
         nodes,
         {"x": [1, 4]},
@@ -66,6 +69,10 @@ def test_exported_gelu_is_one_kernel_that_saves_its_input(tmp_path: Path) -> Non
             "half": np.array(0.5),
         },
     )
+
+
+def test_exported_gelu_is_one_kernel_that_saves_its_input(tmp_path: Path) -> None:
+    graph = gelu(tmp_path)
     assert [k.op_type for k in fuse(graph)] == ["MatMul", "Gelu"]
     # fc: x 16 + h 32; gelu: x + h + y 32 (no d, e, a, m)
     assert inference_memory(graph).live_bytes == (48, 80)
@@ -103,6 +110,23 @@ def test_sdpa_decomposition_never_materialises_scores(tmp_path: Path) -> None:
     assert [k.op_type for k in fuse(graph)] == ["Attention"]
     # q, k, v, o and the kernel's log-sum-exp per query row (1 x 2 x 4 rows, fp32)
     assert inference_memory(graph).live_bytes == (4 * 256 + 8 * 4,)
+
+
+@pytest.mark.parametrize("build", ["gelu", "sdpa", "unsorted"])
+def test_kernels_fused_while_inference_runs_are_those_fused_after(
+        build: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from foresize.graph import onnx_reader
+
+    monkeypatch.setattr(onnx_reader, "FORK_NODES", 0)  # every graph is read as a large one
+    if build == "unsorted":  # the file lists its nodes out of order: the reader sorts them
+        graph = gelu(tmp_path, GELU_NODES[::-1])
+        assert graph.kernels is None  # not the nodes fusion saw
+    else:
+        graph = attention(tmp_path, sdpa=True) if build == "sdpa" else gelu(tmp_path)
+        assert graph.kernels is not None
+        assert graph.kernels == fuse(replace(graph, kernels=None))
+    assert [k.op_type for k in fuse(graph)] == (["Attention"] if build == "sdpa"
+                                                else ["MatMul", "Gelu"])
 
 
 def test_hand_written_attention_keeps_its_scores(tmp_path: Path) -> None:

@@ -227,6 +227,10 @@ class ModelGraph:
     outputs: tuple[str, ...]
     constants: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     source: str | None = None
+    # the kernels eager runs (:func:`~foresize.graph.ops.fusion.fuse`) where a reader found
+    # them already: fusion reads only the nodes, the parameters and the graph's inputs and
+    # outputs, none of which shape inference or propagation changes
+    kernels: tuple[Node, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def parameters(self) -> tuple[TensorInfo, ...]:

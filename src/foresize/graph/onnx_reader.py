@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import onnx
 from onnx import numpy_helper
@@ -39,10 +39,12 @@ from foresize.graph.model import (
     collector_paused,
     topological_order,
 )
+from foresize.graph.ops.fusion import fuse
 
 MAX_ELEMENTS = 2**53  # beyond this an element count is no tensor (and loses float precision)
 MAX_CONSTANT_ELEMENTS = 64  # integer tensors this small are kept as values (shapes, axes)
 KEEP_DATA = 4096  # initializers up to this many elements keep their data for inference
+T = TypeVar("T")
 
 
 @collector_paused()
@@ -55,9 +57,40 @@ def read_onnx(path: str | Path, *, dims: Mapping[str, int] | None = None) -> Mod
     _check_dims(model, bound, path)
     _bind_inputs(model.graph, bound)
     with graph_errors(str(path)):
-        model, parsed = _inferred_meanwhile(model, lambda: _read_nodes(model.graph))
-        graph = _graph(model.graph, bound, path, {}, {}, parsed)
+        model, (parsed, kernels) = _inferred_meanwhile(model, lambda: _read(model.graph))
+        graph = _graph(model.graph, bound, path, {}, {}, parsed, kernels)
         return _check_sizes(propagate_shapes(graph), path)
+
+
+def _read(g: Any) -> tuple[_Nodes, tuple[Node, ...] | None]:
+    """The nodes of ``g``, and on a graph of ``FORK_NODES`` nodes or more its kernels.
+
+    Both read only what inference does not change, and run while it does
+    (:func:`_inferred_meanwhile`): ONNX's inference of a large graph outlasts reading its
+    nodes, and fusing them (half a second at 200k nodes) fills the wait.
+    """
+    parsed = _read_nodes(g)
+    if len(g.node) < FORK_NODES:
+        return parsed, None
+    return parsed, _fused_ahead(g, parsed)
+
+
+def _fused_ahead(g: Any, parsed: _Nodes) -> tuple[Node, ...] | None:
+    """Fusion's kernels from the nodes, the parameters and the graph's inputs and outputs
+    alone (all :func:`~foresize.graph.ops.fusion.fuse` reads), before shapes are inferred;
+    None where :func:`_graph` will change the nodes (bodies to read, an order to sort).
+    """
+    nodes, producer, _, constants, with_bodies, read_before_made = parsed
+    if with_bodies or any(name in producer for name in read_before_made):
+        return None
+    params = {init.name: TensorInfo(init.name, tuple(int(d) for d in init.dims),
+                                    *DTYPES.get(init.data_type, UNKNOWN_DTYPE), is_param=True)
+              for init in g.initializer}
+    return fuse(ModelGraph(
+        name=g.name, nodes=tuple(nodes), tensors=params,
+        inputs=tuple(v.name for v in g.input if v.name not in params),
+        outputs=tuple(v.name for v in g.output), constants=constants,
+    ))
 
 
 def _infer(model: Any) -> Any:
@@ -89,7 +122,7 @@ def _inferred_bytes(model: Any) -> bytes:
         return b""
 
 
-def _inferred_meanwhile(model: Any, read: Callable[[], _Nodes]) -> tuple[Any, _Nodes]:
+def _inferred_meanwhile(model: Any, read: Callable[[], T]) -> tuple[Any, T]:
     """``model`` as :func:`_infer` leaves it, and ``read()``: at once where that pays.
 
     ONNX's inference holds the GIL, for a second and more on a graph of 200k nodes. On
@@ -410,6 +443,7 @@ def _graph(
     outer: Mapping[str, TensorInfo],
     outer_constants: Mapping[str, tuple[int, ...]],
     parsed: _Nodes | None = None,
+    kernels: tuple[Node, ...] | None = None,
 ) -> ModelGraph:
     """Convert one GraphProto; ``outer`` holds the enclosing scopes' tensors.
 
@@ -419,7 +453,8 @@ def _graph(
     propagated, ready for the op rules.
 
     ``parsed`` is :func:`_read_nodes` of ``g``'s nodes when the caller has it already
-    (read from the graph before inference, which changes no node).
+    (read from the graph before inference, which changes no node), and ``kernels`` their
+    fusion (:func:`_fused_ahead`).
     """
     nodes, producer, consumers, constants, with_bodies, read_before_made = (
         parsed if parsed is not None else _read_nodes(g)
@@ -483,4 +518,5 @@ def _graph(
         outputs=tuple(v.name for v in g.output),
         constants=known,
         source=str(path),
+        kernels=kernels,
     )

@@ -228,8 +228,11 @@ def fuse(graph: ModelGraph) -> tuple[Node, ...]:
     A synthetic node takes the place of the group's last member, after every value the
     group reads from outside, so the order stays topological. Each pattern is tried only
     on the nodes of its anchor type, so the cost is one pass over the graph plus the
-    candidates, not one pass per pattern.
+    candidates, not one pass per pattern. A graph whose reader fused it already
+    (``ModelGraph.kernels``) gives its kernels as they are.
     """
+    if graph.kernels is not None:
+        return graph.kernels
     ix = _Index(graph)
     anchors: dict[str, list[Node]] = {op: [] for op, _ in PATTERNS}
     for node in graph.nodes:
