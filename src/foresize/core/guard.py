@@ -15,21 +15,27 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
-
-import polars as pl
 
 from foresize.core.errors import InputError
 
 P = ParamSpec("P")
 R = TypeVar("R")
-# what bad input makes polars raise: parse errors and failed strict casts
-DATA_ERRORS: tuple[type[BaseException], ...] = (
-    pl.exceptions.ComputeError,
-    pl.exceptions.InvalidOperationError,
-)
 _MAX_CHARS = 300
+
+
+def data_errors() -> tuple[type[BaseException], ...]:
+    """What bad input makes polars raise: parse errors and failed strict casts.
+
+    Empty while polars is not loaded (nothing has raised them then): a reader of ONNX
+    graphs, which needs polars only for its result table, loads it only there.
+    """
+    polars = sys.modules.get("polars")
+    if polars is None:
+        return ()
+    return (polars.exceptions.ComputeError, polars.exceptions.InvalidOperationError)
 
 
 def first_line(exc: BaseException) -> str:
@@ -42,7 +48,7 @@ def first_line(exc: BaseException) -> str:
 def as_input_error(exc: BaseException, source: str | None) -> InputError | None:
     """The ``InputError`` a data-shaped exception means, or None for anything else."""
     where = f"{source}: " if source else ""
-    if isinstance(exc, DATA_ERRORS):
+    if isinstance(exc, data_errors()):
         return InputError(f"{where}unreadable ({first_line(exc)})",
                           hint="check the file's encoding (UTF-8), columns and number cells")
     if isinstance(exc, UnicodeDecodeError):

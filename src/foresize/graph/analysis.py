@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from foresize.core.parallel import Meanwhile
 from foresize.core.units import human_bytes
@@ -23,6 +21,8 @@ from foresize.graph.liveness import (
 from foresize.graph.memory import DTYPE_BYTES, FP32_BYTES
 from foresize.graph.model import FORK_NODES, ModelGraph, collector_paused
 
+if TYPE_CHECKING:  # loaded by the FLOP rows, after the graph is read
+    import polars as pl
 
 @dataclass(frozen=True, slots=True)
 class GraphRequest:

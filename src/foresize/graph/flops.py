@@ -18,9 +18,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import repeat
 from operator import attrgetter
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from foresize.core.errors import InputError, InsufficientDataError
 from foresize.graph.devices import Device, roofline_time
@@ -38,16 +36,20 @@ from foresize.graph.ops import RULES, ShapeUnknownError
 from foresize.graph.ops.base import OpCost
 from foresize.graph.ops.pricing import gaps, op_node, price_nodes
 
-ROW_SCHEMA: Mapping[str, type[pl.DataType]] = {
-    "node": pl.String,
-    "layer": pl.String,
-    "op": pl.String,
-    "status": pl.String,
-    "flops": pl.Int64,
-    "macs": pl.Int64,
-    "bytes_read": pl.Int64,
-    "bytes_written": pl.Int64,
-    "params": pl.Int64,
+if TYPE_CHECKING:  # polars loads where the rows are made: reading a graph needs none
+    import polars as pl
+
+# the rows' columns, by polars dtype name
+ROW_SCHEMA: Mapping[str, str] = {
+    "node": "String",
+    "layer": "String",
+    "op": "String",
+    "status": "String",
+    "flops": "Int64",
+    "macs": "Int64",
+    "bytes_read": "Int64",
+    "bytes_written": "Int64",
+    "params": "Int64",
 }
 
 
@@ -152,7 +154,9 @@ def analyze_flops(graph: ModelGraph, *, strict: bool = False) -> FlopReport:
         msg = f"{graph.source or graph.name}: nodes not counted under --strict: {listed}"
         raise InsufficientDataError(msg)
     _check_counts(priced, graph, (flops, macs, reads, writes))
-    frame = pl.DataFrame(columns, schema=dict(ROW_SCHEMA))
+    import polars as pl
+
+    frame = pl.DataFrame(columns, schema={k: getattr(pl, v) for k, v in ROW_SCHEMA.items()})
     n_nodes = len(graph.nodes)
     covered = n_nodes - sum(unsupported.values()) - sum(unresolved.values())
     return FlopReport(
@@ -211,6 +215,8 @@ def roofline_rows(report: FlopReport, device: str | Device, dtype: str) -> pl.Da
     launch overhead). Ops that were not counted get no bound, since their zero is not a
     measurement.
     """
+    import polars as pl
+
     times: list[float] = []
     bounds: list[str | None] = []
     for status, flops, moved in zip(
@@ -273,6 +279,8 @@ def layer_of_node(node: Node) -> str:
 
 def by_layer(report: FlopReport) -> pl.DataFrame:
     """Costs summed per layer, in the order layers first appear in the graph."""
+    import polars as pl
+
     return (
         report.rows.group_by("layer", maintain_order=True)
         .agg(pl.len().alias("n_ops"), pl.col("flops").sum(), pl.col("macs").sum(),
