@@ -185,6 +185,9 @@ class Meanwhile:
         if not (enabled and sys.platform.startswith("linux") and default_workers() > 1):
             return
         read_end, write_end = os.pipe()
+        # Python 3.12+ warns (a DeprecationWarning, hidden by default outside __main__) of
+        # a fork in a threaded process (numpy's BLAS pool): the child runs none of their
+        # code. No catch_warnings here: leaving it resets every warning's once-only registry.
         try:
             pid = os.fork()
         except OSError:  # no process to be had (a limit, memory)
