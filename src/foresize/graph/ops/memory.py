@@ -289,8 +289,3 @@ def with_batch_norm(effect: MemoryEffect, op: OpNode) -> MemoryEffect:
 def memory_rule(key: str) -> MemoryRule:
     """The rule for an op's registry key, or the keep-every-input default."""
     return MEMORY_RULES.get(key) if key in MEMORY_RULES else default_effect
-
-
-def memory_effect(op: OpNode, mode: str) -> MemoryEffect:
-    """The rule for ``op`` (by registry key), or the keep-every-input default."""
-    return memory_rule(op.node.key)(op, mode)
